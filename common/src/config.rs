@@ -1,0 +1,262 @@
+//! Ferric's settings: defaults < TOML file (`--config`) < environment
+//! `FERRIC_<SECTION>__<KEY>`, loaded and validated once at start-up.
+//!
+//! Invariants: no other module reads environment variables; a bad value is a
+//! start-up error naming its key; secrets are [`SecretString`] so `Debug`
+//! never prints them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The whole configuration tree.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where the embedded mode keeps its SQLite database.
+    pub data_dir: PathBuf,
+    pub api: ApiSettings,
+    pub database: DatabaseSettings,
+    pub conductor: ConductorSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./ferric-data"),
+            api: ApiSettings::default(),
+            database: DatabaseSettings::default(),
+            conductor: ConductorSettings::default(),
+        }
+    }
+}
+
+/// `[api]`: the REST API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSettings {
+    pub host: String,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+    /// The base URL put into links (`http://host:port` when unset), like
+    /// Ironic's `[api]public_endpoint`.
+    pub public_endpoint: Option<String>,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// `[api]max_limit`: the largest page a list returns.
+    pub max_limit: usize,
+    /// HTTP worker threads; 0 = one per core.
+    pub workers: usize,
+    /// How long the API waits for a conductor to accept a task.
+    pub task_timeout_secs: u64,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 6385,
+            public_endpoint: None,
+            max_body_bytes: 1024 * 1024,
+            max_limit: 1000,
+            workers: 0,
+            task_timeout_secs: 60,
+        }
+    }
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://…` or `sqlite://<path>`; unset = `<data_dir>/ferric.db`.
+    pub url: Option<SecretString>,
+    pub pool_size: u32,
+    /// SQLite's busy timeout, in milliseconds.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            pool_size: 8,
+            busy_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `[conductor]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConductorSettings {
+    /// This conductor's name in the `conductors` table and the hash ring;
+    /// unset = the machine's host name.
+    pub host: Option<String>,
+    pub conductor_group: String,
+    pub enabled_hardware_types: Vec<String>,
+    pub heartbeat_interval_secs: u64,
+    pub heartbeat_timeout_secs: u64,
+    /// `[conductor]automated_clean`: clean on provide and undeploy.
+    pub automated_clean: bool,
+    /// `[conductor]allow_deleting_available_nodes`.
+    pub allow_deleting_available_nodes: bool,
+    /// How long each fake step (verify, clean, deploy) takes, in
+    /// milliseconds; Ironic's fake interfaces return at once.
+    pub fake_step_delay_ms: u64,
+    /// Most tasks a conductor runs at once.
+    pub max_concurrent_tasks: usize,
+    /// How long a shutting-down conductor waits for running tasks.
+    pub graceful_shutdown_timeout_secs: u64,
+}
+
+impl Default for ConductorSettings {
+    fn default() -> Self {
+        Self {
+            host: None,
+            conductor_group: String::new(),
+            enabled_hardware_types: vec![
+                "fake-hardware".into(),
+                "manual-management".into(),
+            ],
+            heartbeat_interval_secs: 10,
+            heartbeat_timeout_secs: 60,
+            automated_clean: true,
+            allow_deleting_available_nodes: true,
+            fake_step_delay_ms: 0,
+            max_concurrent_tasks: 256,
+            graceful_shutdown_timeout_secs: 60,
+        }
+    }
+}
+
+/// A configuration that cannot be used, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment could not be read or parsed.
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is out of range.
+    #[error("configuration: invalid value for {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+impl Settings {
+    /// Loads defaults, then `path` (if any), then `FERRIC_*` variables.
+    ///
+    /// # Errors
+    /// When the file or a variable cannot be parsed, or a value is invalid.
+    pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = path {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("FERRIC")
+                .prefix_separator("_")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("conductor.enabled_hardware_types")
+                .try_parsing(true),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks ranges and relations between values.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.api.max_body_bytes == 0 {
+            return invalid("api.max_body_bytes", "must be positive");
+        }
+        if self.api.max_limit == 0 {
+            return invalid("api.max_limit", "must be positive");
+        }
+        if self.api.task_timeout_secs == 0 {
+            return invalid("api.task_timeout_secs", "must be positive");
+        }
+        if let Some(endpoint) = &self.api.public_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return invalid("api.public_endpoint", "must be an http(s) URL");
+        }
+        if self.database.pool_size == 0 {
+            return invalid("database.pool_size", "must be positive");
+        }
+        if self.conductor.enabled_hardware_types.is_empty() {
+            return invalid("conductor.enabled_hardware_types", "must not be empty");
+        }
+        if self.conductor.heartbeat_interval_secs == 0 {
+            return invalid("conductor.heartbeat_interval_secs", "must be positive");
+        }
+        if self.conductor.heartbeat_timeout_secs <= self.conductor.heartbeat_interval_secs {
+            return invalid(
+                "conductor.heartbeat_timeout_secs",
+                "must be larger than conductor.heartbeat_interval_secs",
+            );
+        }
+        if self.conductor.max_concurrent_tasks == 0 {
+            return invalid("conductor.max_concurrent_tasks", "must be positive");
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to the embedded SQLite file.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.expose_secret().to_owned(),
+            None => format!("sqlite://{}", self.data_dir.join("ferric.db").display()),
+        }
+    }
+
+    /// The conductor's host name.
+    pub fn conductor_host(&self) -> String {
+        self.conductor.host.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".to_owned())
+        })
+    }
+
+    pub fn heartbeat_timeout(&self) -> Duration {
+        Duration::from_secs(self.conductor.heartbeat_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn heartbeat_timeout_must_exceed_interval() {
+        let mut settings = Settings::default();
+        settings.conductor.heartbeat_timeout_secs = 5;
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.contains("conductor.heartbeat_timeout_secs"), "{err}");
+    }
+
+    #[test]
+    fn sqlite_url_defaults_into_the_data_dir() {
+        let mut settings = Settings::default();
+        settings.data_dir = PathBuf::from("/tmp/x");
+        assert_eq!(settings.database_url(), "sqlite:///tmp/x/ferric.db");
+    }
+}

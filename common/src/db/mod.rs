@@ -1,0 +1,253 @@
+//! The database: one diesel connection type over PostgreSQL (distributed mode)
+//! and SQLite (embedded mode), an r2d2 pool, embedded migrations and the
+//! row models with their queries.
+//!
+//! Invariants: every query goes through [`Db::run`], which runs it on the
+//! blocking pool inside the caller's span; queries use only SQL both
+//! backends understand, so a model compiles once for both.
+
+pub mod models;
+pub mod schema;
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection};
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::telemetry;
+
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+
+/// A connection to either backend; queries written against it run on both.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// `postgres://` or `postgresql://` URL, passed to libpq as is.
+    Postgres(String),
+    /// `sqlite://<path>` or a plain file path.
+    Sqlite(String),
+}
+
+impl Backend {
+    /// Classifies a database URL.
+    pub fn from_url(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(url.to_owned())
+        } else {
+            Backend::Sqlite(url.strip_prefix("sqlite://").unwrap_or(url).to_owned())
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Backend::Sqlite(_))
+    }
+}
+
+/// Errors from the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had from the pool (database down or pool exhausted).
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] r2d2::PoolError),
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    /// The blocking task running the query panicked or was cancelled.
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+impl DbError {
+    /// Whether the error is a unique-constraint violation (a duplicate).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+
+    /// The constraint or column text of a unique violation, to tell which one.
+    pub fn violation_detail(&self) -> String {
+        match self {
+            DbError::Query(diesel::result::Error::DatabaseError(_, info)) => format!(
+                "{} {} {}",
+                info.message(),
+                info.constraint_name().unwrap_or_default(),
+                info.column_name().unwrap_or_default()
+            ),
+            _ => String::new(),
+        }
+    }
+}
+
+/// Opens connections of the right kind; SQLite connections get WAL mode, a
+/// busy timeout and foreign keys.
+#[derive(Debug)]
+struct Manager {
+    backend: Backend,
+    busy_timeout: Duration,
+}
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+        match &self.backend {
+            Backend::Postgres(url) => PgConnection::establish(url)
+                .map(AnyConnection::Postgresql)
+                .map_err(r2d2::Error::ConnectionError),
+            Backend::Sqlite(path) => {
+                let mut conn =
+                    SqliteConnection::establish(path).map_err(r2d2::Error::ConnectionError)?;
+                conn.batch_execute(&format!(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {};",
+                    self.busy_timeout.as_millis()
+                ))
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(AnyConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
+        false
+    }
+}
+
+/// A handle to the database pool. Cloning is shallow.
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<Manager>,
+    sqlite: bool,
+}
+
+impl Db {
+    /// Opens a pool for `url` (creating the SQLite file's directory).
+    ///
+    /// # Errors
+    /// When the first connection cannot be made.
+    pub fn connect(url: &str, pool_size: u32, busy_timeout: Duration) -> Result<Db, DbError> {
+        let backend = Backend::from_url(url);
+        if let Backend::Sqlite(path) = &backend
+            && let Some(dir) = Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                DbError::Migration(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let sqlite = backend.is_sqlite();
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .connection_timeout(Duration::from_secs(10))
+            .build(Manager {
+                backend,
+                busy_timeout,
+            })
+            .map_err(DbError::Unavailable)?;
+        Ok(Db { pool, sqlite })
+    }
+
+    /// Whether this is the embedded SQLite database.
+    pub fn is_sqlite(&self) -> bool {
+        self.sqlite
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool, in the
+    /// caller's span.
+    ///
+    /// # Errors
+    /// Whatever `f` returns, or [`DbError::Unavailable`] without a connection.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        telemetry::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(DbError::Unavailable)?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
+    }
+
+    /// Applies every pending migration; returns the versions applied.
+    ///
+    /// # Errors
+    /// When a migration fails.
+    pub async fn migrate(&self) -> Result<Vec<String>, DbError> {
+        self.run(|conn| {
+            let applied = match conn {
+                AnyConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+                AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+            }
+            .map_err(|e| DbError::Migration(e.to_string()))?;
+            Ok(applied.iter().map(ToString::to_string).collect())
+        })
+        .await
+    }
+
+    /// Reverts every applied migration (tests and `ferric db downgrade`).
+    ///
+    /// # Errors
+    /// When a down migration fails.
+    pub async fn revert_all(&self) -> Result<Vec<String>, DbError> {
+        self.run(|conn| {
+            let reverted = match conn {
+                AnyConnection::Postgresql(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS),
+                AnyConnection::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS),
+            }
+            .map_err(|e| DbError::Migration(e.to_string()))?;
+            Ok(reverted.iter().map(ToString::to_string).collect())
+        })
+        .await
+    }
+
+    /// The newest applied migration version, `None` on an empty database.
+    ///
+    /// # Errors
+    /// When the migrations table cannot be read.
+    pub async fn version(&self) -> Result<Option<String>, DbError> {
+        self.run(|conn| {
+            let applied = match conn {
+                AnyConnection::Postgresql(c) => c.applied_migrations(),
+                AnyConnection::Sqlite(c) => c.applied_migrations(),
+            }
+            .map_err(|e| DbError::Migration(e.to_string()))?;
+            Ok(applied.iter().map(ToString::to_string).max())
+        })
+        .await
+    }
+}
+
+/// The current time as stored in the database: UTC, microsecond precision
+/// (what PostgreSQL keeps and Ironic prints).
+pub fn now() -> chrono::NaiveDateTime {
+    use chrono::{SubsecRound, Utc};
+    Utc::now().naive_utc().trunc_subsecs(6)
+}

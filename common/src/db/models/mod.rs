@@ -1,0 +1,26 @@
+//! Row structs and their queries, one module per table family. Rows never
+//! leave the server crates as they are: the API turns them into Ironic's JSON
+//! views, the conductor into driver calls.
+
+pub mod chassis;
+pub mod conductor;
+pub mod node;
+pub mod port;
+
+/// The backend type of [`super::AnyConnection`], for boxed queries.
+pub type AnyBackend = <super::AnyConnection as diesel::Connection>::Backend;
+
+/// Sort direction of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortDir {
+    Asc,
+    Desc,
+}
+
+/// Where a page starts and how long it is.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub limit: i64,
+    pub sort_key: String,
+    pub sort_dir: SortDir,
+}

@@ -1,0 +1,660 @@
+//! The `nodes` table and its satellites (`node_traits`): rows, inserts,
+//! filtered and paginated lists, the reservation lock and state updates.
+//!
+//! Invariant: a node's lock is its `reservation` column. It is taken with one
+//! conditional UPDATE (`reservation IS NULL`) and released only by its holder.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::models::{AnyBackend, Page, SortDir};
+use crate::db::schema::{node_traits, nodes};
+use crate::db::{AnyConnection, DbError, now};
+
+/// One row of `nodes`.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = nodes)]
+pub struct Node {
+    pub id: i32,
+    pub uuid: String,
+    pub instance_uuid: Option<String>,
+    pub instance_name: Option<String>,
+    pub name: Option<String>,
+    pub chassis_id: Option<i32>,
+    pub power_state: Option<String>,
+    pub target_power_state: Option<String>,
+    pub provision_state: String,
+    pub target_provision_state: Option<String>,
+    pub provision_updated_at: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+    pub instance_info: String,
+    pub properties: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub driver_internal_info: String,
+    pub clean_step: String,
+    pub deploy_step: String,
+    pub service_step: String,
+    pub resource_class: Option<String>,
+    pub raid_config: String,
+    pub target_raid_config: String,
+    pub reservation: Option<String>,
+    pub conductor_affinity: Option<i32>,
+    pub conductor_group: String,
+    pub maintenance: bool,
+    pub maintenance_reason: Option<String>,
+    pub fault: Option<String>,
+    pub console_enabled: bool,
+    pub inspection_started_at: Option<NaiveDateTime>,
+    pub inspection_finished_at: Option<NaiveDateTime>,
+    pub extra: String,
+    pub automated_clean: Option<bool>,
+    pub protected: bool,
+    pub protected_reason: Option<String>,
+    pub owner: Option<String>,
+    pub lessee: Option<String>,
+    pub allocation_id: Option<i32>,
+    pub description: Option<String>,
+    pub bios_interface: Option<String>,
+    pub boot_interface: Option<String>,
+    pub console_interface: Option<String>,
+    pub deploy_interface: Option<String>,
+    pub firmware_interface: Option<String>,
+    pub inspect_interface: Option<String>,
+    pub management_interface: Option<String>,
+    pub network_interface: Option<String>,
+    pub power_interface: Option<String>,
+    pub raid_interface: Option<String>,
+    pub rescue_interface: Option<String>,
+    pub storage_interface: Option<String>,
+    pub vendor_interface: Option<String>,
+    pub retired: bool,
+    pub retired_reason: Option<String>,
+    pub network_data: String,
+    pub boot_mode: Option<String>,
+    pub secure_boot: Option<bool>,
+    pub shard: Option<String>,
+    pub parent_node: Option<String>,
+    pub disable_power_off: bool,
+    pub health: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+/// The columns a user may write: used for create (as an insert) and for
+/// PATCH (as a whole-row changeset, `None` meaning NULL).
+#[derive(Debug, Clone, Insertable, AsChangeset, Default)]
+#[diesel(table_name = nodes, treat_none_as_null = true)]
+pub struct NodeFields {
+    pub instance_uuid: Option<String>,
+    pub instance_name: Option<String>,
+    pub name: Option<String>,
+    pub chassis_id: Option<i32>,
+    pub instance_info: String,
+    pub properties: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub resource_class: Option<String>,
+    pub conductor_group: String,
+    pub maintenance: bool,
+    pub maintenance_reason: Option<String>,
+    pub fault: Option<String>,
+    pub extra: String,
+    pub automated_clean: Option<bool>,
+    pub protected: bool,
+    pub protected_reason: Option<String>,
+    pub owner: Option<String>,
+    pub lessee: Option<String>,
+    pub description: Option<String>,
+    pub bios_interface: Option<String>,
+    pub boot_interface: Option<String>,
+    pub console_interface: Option<String>,
+    pub deploy_interface: Option<String>,
+    pub firmware_interface: Option<String>,
+    pub inspect_interface: Option<String>,
+    pub management_interface: Option<String>,
+    pub network_interface: Option<String>,
+    pub power_interface: Option<String>,
+    pub raid_interface: Option<String>,
+    pub rescue_interface: Option<String>,
+    pub storage_interface: Option<String>,
+    pub vendor_interface: Option<String>,
+    pub retired: bool,
+    pub retired_reason: Option<String>,
+    pub network_data: String,
+    pub shard: Option<String>,
+    pub parent_node: Option<String>,
+    pub disable_power_off: bool,
+}
+
+impl NodeFields {
+    /// The writable fields of an existing row, to be patched.
+    pub fn from_node(node: &Node) -> NodeFields {
+        NodeFields {
+            instance_uuid: node.instance_uuid.clone(),
+            instance_name: node.instance_name.clone(),
+            name: node.name.clone(),
+            chassis_id: node.chassis_id,
+            instance_info: node.instance_info.clone(),
+            properties: node.properties.clone(),
+            driver: node.driver.clone(),
+            driver_info: node.driver_info.clone(),
+            resource_class: node.resource_class.clone(),
+            conductor_group: node.conductor_group.clone(),
+            maintenance: node.maintenance,
+            maintenance_reason: node.maintenance_reason.clone(),
+            fault: node.fault.clone(),
+            extra: node.extra.clone(),
+            automated_clean: node.automated_clean,
+            protected: node.protected,
+            protected_reason: node.protected_reason.clone(),
+            owner: node.owner.clone(),
+            lessee: node.lessee.clone(),
+            description: node.description.clone(),
+            bios_interface: node.bios_interface.clone(),
+            boot_interface: node.boot_interface.clone(),
+            console_interface: node.console_interface.clone(),
+            deploy_interface: node.deploy_interface.clone(),
+            firmware_interface: node.firmware_interface.clone(),
+            inspect_interface: node.inspect_interface.clone(),
+            management_interface: node.management_interface.clone(),
+            network_interface: node.network_interface.clone(),
+            power_interface: node.power_interface.clone(),
+            raid_interface: node.raid_interface.clone(),
+            rescue_interface: node.rescue_interface.clone(),
+            storage_interface: node.storage_interface.clone(),
+            vendor_interface: node.vendor_interface.clone(),
+            retired: node.retired,
+            retired_reason: node.retired_reason.clone(),
+            network_data: node.network_data.clone(),
+            shard: node.shard.clone(),
+            parent_node: node.parent_node.clone(),
+            disable_power_off: node.disable_power_off,
+        }
+    }
+}
+
+/// Columns only set when a node is created.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = nodes)]
+struct NodeCreateColumns {
+    uuid: String,
+    provision_state: String,
+    power_state: Option<String>,
+    created_at: NaiveDateTime,
+}
+
+/// Filters of `GET /v1/nodes`; `None` means "not filtered".
+#[derive(Debug, Clone, Default)]
+pub struct NodeFilter {
+    pub driver: Option<String>,
+    pub provision_state: Option<String>,
+    pub maintenance: Option<bool>,
+    pub associated: Option<bool>,
+    pub instance_uuid: Option<String>,
+    pub resource_class: Option<String>,
+    pub chassis_id: Option<i32>,
+    pub conductor_group: Option<String>,
+    pub owner: Option<String>,
+    pub lessee: Option<String>,
+    pub project: Option<String>,
+    pub fault: Option<String>,
+    pub description_contains: Option<String>,
+    pub shards: Option<Vec<String>>,
+    pub sharded: Option<bool>,
+    pub retired: Option<bool>,
+    pub parent_node: Option<String>,
+}
+
+/// Sort keys a node list accepts (JSON columns are refused by the API).
+pub const SORT_KEYS: &[&str] = &[
+    "id",
+    "uuid",
+    "name",
+    "created_at",
+    "updated_at",
+    "provision_state",
+    "power_state",
+    "target_power_state",
+    "target_provision_state",
+    "provision_updated_at",
+    "driver",
+    "maintenance",
+    "instance_uuid",
+    "resource_class",
+    "conductor_group",
+    "owner",
+    "lessee",
+    "chassis_id",
+    "reservation",
+    "fault",
+    "retired",
+    "shard",
+    "description",
+];
+
+type BoxedNodes<'a> = nodes::BoxedQuery<'a, AnyBackend, diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<Node, AnyBackend>>>;
+
+/// Applies order and keyset pagination on one column: NULLs sort last going
+/// up and first going down, on both backends; ties are broken by `id`.
+macro_rules! order_and_seek {
+    ($query:expr, $column:expr, $dir:expr, $marker:expr, $value:expr) => {{
+        let mut query = $query;
+        match $dir {
+            SortDir::Asc => {
+                query = query
+                    .order($column.is_null().asc())
+                    .then_order_by($column.asc())
+                    .then_order_by(nodes::id.asc());
+                if let Some(marker) = $marker {
+                    let marker_id: i32 = marker.id;
+                    match $value(marker) {
+                        Some(value) => {
+                            query = query.filter(
+                                $column
+                                    .gt(value.clone())
+                                    .or($column.eq(value).and(nodes::id.gt(marker_id)))
+                                    .or($column.is_null()),
+                            )
+                        }
+                        None => {
+                            query = query.filter($column.is_null().and(nodes::id.gt(marker_id)))
+                        }
+                    }
+                }
+            }
+            SortDir::Desc => {
+                query = query
+                    .order($column.is_null().desc())
+                    .then_order_by($column.desc())
+                    .then_order_by(nodes::id.desc());
+                if let Some(marker) = $marker {
+                    let marker_id: i32 = marker.id;
+                    match $value(marker) {
+                        Some(value) => {
+                            query = query.filter(
+                                $column
+                                    .lt(value.clone())
+                                    .or($column.eq(value).and(nodes::id.lt(marker_id))),
+                            )
+                        }
+                        None => {
+                            query = query.filter(
+                                $column
+                                    .is_null()
+                                    .and(nodes::id.lt(marker_id))
+                                    .or($column.is_not_null()),
+                            )
+                        }
+                    }
+                }
+            }
+        }
+        query
+    }};
+}
+
+impl Node {
+    /// Loads a node by UUID.
+    pub fn by_uuid(conn: &mut AnyConnection, uuid: &str) -> Result<Option<Node>, DbError> {
+        Ok(nodes::table
+            .filter(nodes::uuid.eq(uuid))
+            .select(Node::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    /// Loads a node by UUID or, failing that, by name.
+    pub fn by_ident(conn: &mut AnyConnection, ident: &str) -> Result<Option<Node>, DbError> {
+        Ok(nodes::table
+            .filter(nodes::uuid.eq(ident).or(nodes::name.eq(ident)))
+            .select(Node::as_select())
+            .order(nodes::id.asc())
+            .first(conn)
+            .optional()?)
+    }
+
+    /// Inserts a node and returns the stored row.
+    pub fn insert(
+        conn: &mut AnyConnection,
+        uuid: &str,
+        provision_state: &str,
+        power_state: Option<&str>,
+        fields: &NodeFields,
+    ) -> Result<Node, DbError> {
+        let create = NodeCreateColumns {
+            uuid: uuid.to_owned(),
+            provision_state: provision_state.to_owned(),
+            power_state: power_state.map(str::to_owned),
+            created_at: now(),
+        };
+        diesel::insert_into(nodes::table)
+            .values((create, fields))
+            .execute(conn)?;
+        Node::by_uuid(conn, uuid)?.ok_or(DbError::Query(diesel::result::Error::NotFound))
+    }
+
+    /// One page of nodes. `marker` is the last node of the previous page.
+    pub fn list(
+        conn: &mut AnyConnection,
+        filter: &NodeFilter,
+        page: &Page,
+        marker: Option<&Node>,
+    ) -> Result<Vec<Node>, DbError> {
+        let mut query: BoxedNodes<'_> = nodes::table.select(Node::as_select()).into_boxed();
+        if let Some(v) = &filter.driver {
+            query = query.filter(nodes::driver.eq(v.clone()));
+        }
+        if let Some(v) = &filter.provision_state {
+            query = query.filter(nodes::provision_state.eq(v.clone()));
+        }
+        if let Some(v) = filter.maintenance {
+            query = query.filter(nodes::maintenance.eq(v));
+        }
+        if let Some(v) = filter.associated {
+            query = if v {
+                query.filter(nodes::instance_uuid.is_not_null())
+            } else {
+                query.filter(nodes::instance_uuid.is_null())
+            };
+        }
+        if let Some(v) = &filter.instance_uuid {
+            query = query.filter(nodes::instance_uuid.eq(v.clone()));
+        }
+        if let Some(v) = &filter.resource_class {
+            query = query.filter(nodes::resource_class.eq(v.clone()));
+        }
+        if let Some(v) = filter.chassis_id {
+            query = query.filter(nodes::chassis_id.eq(v));
+        }
+        if let Some(v) = &filter.conductor_group {
+            query = query.filter(nodes::conductor_group.eq(v.to_lowercase()));
+        }
+        if let Some(v) = &filter.owner {
+            query = query.filter(nodes::owner.eq(v.clone()));
+        }
+        if let Some(v) = &filter.lessee {
+            query = query.filter(nodes::lessee.eq(v.clone()));
+        }
+        if let Some(v) = &filter.project {
+            query = query.filter(nodes::owner.eq(v.clone()).or(nodes::lessee.eq(v.clone())));
+        }
+        if let Some(v) = &filter.fault {
+            query = query.filter(nodes::fault.eq(v.clone()));
+        }
+        if let Some(v) = &filter.description_contains {
+            let pattern = format!(
+                "%{}%",
+                v.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+            );
+            query = query.filter(nodes::description.like(pattern).escape('\\'));
+        }
+        if let Some(v) = &filter.shards {
+            query = query.filter(nodes::shard.eq_any(v.clone()));
+        }
+        if let Some(v) = filter.sharded {
+            query = if v {
+                query.filter(nodes::shard.is_not_null())
+            } else {
+                query.filter(nodes::shard.is_null())
+            };
+        }
+        if let Some(v) = filter.retired {
+            query = query.filter(nodes::retired.eq(v));
+        }
+        if let Some(v) = &filter.parent_node {
+            query = query.filter(nodes::parent_node.eq(v.clone()));
+        }
+        let dir = page.sort_dir;
+        query = match page.sort_key.as_str() {
+            "uuid" => order_and_seek!(query, nodes::uuid, dir, marker, |n: &Node| Some(n.uuid.clone())),
+            "name" => order_and_seek!(query, nodes::name, dir, marker, |n: &Node| n.name.clone()),
+            "created_at" => order_and_seek!(query, nodes::created_at, dir, marker, |n: &Node| Some(n.created_at)),
+            "updated_at" => order_and_seek!(query, nodes::updated_at, dir, marker, |n: &Node| n.updated_at),
+            "provision_state" => order_and_seek!(query, nodes::provision_state, dir, marker, |n: &Node| Some(n.provision_state.clone())),
+            "power_state" => order_and_seek!(query, nodes::power_state, dir, marker, |n: &Node| n.power_state.clone()),
+            "target_power_state" => order_and_seek!(query, nodes::target_power_state, dir, marker, |n: &Node| n.target_power_state.clone()),
+            "target_provision_state" => order_and_seek!(query, nodes::target_provision_state, dir, marker, |n: &Node| n.target_provision_state.clone()),
+            "provision_updated_at" => order_and_seek!(query, nodes::provision_updated_at, dir, marker, |n: &Node| n.provision_updated_at),
+            "driver" => order_and_seek!(query, nodes::driver, dir, marker, |n: &Node| Some(n.driver.clone())),
+            "maintenance" => order_and_seek!(query, nodes::maintenance, dir, marker, |n: &Node| Some(n.maintenance)),
+            "instance_uuid" => order_and_seek!(query, nodes::instance_uuid, dir, marker, |n: &Node| n.instance_uuid.clone()),
+            "resource_class" => order_and_seek!(query, nodes::resource_class, dir, marker, |n: &Node| n.resource_class.clone()),
+            "conductor_group" => order_and_seek!(query, nodes::conductor_group, dir, marker, |n: &Node| Some(n.conductor_group.clone())),
+            "owner" => order_and_seek!(query, nodes::owner, dir, marker, |n: &Node| n.owner.clone()),
+            "lessee" => order_and_seek!(query, nodes::lessee, dir, marker, |n: &Node| n.lessee.clone()),
+            "chassis_id" => order_and_seek!(query, nodes::chassis_id, dir, marker, |n: &Node| n.chassis_id),
+            "reservation" => order_and_seek!(query, nodes::reservation, dir, marker, |n: &Node| n.reservation.clone()),
+            "fault" => order_and_seek!(query, nodes::fault, dir, marker, |n: &Node| n.fault.clone()),
+            "retired" => order_and_seek!(query, nodes::retired, dir, marker, |n: &Node| Some(n.retired)),
+            "shard" => order_and_seek!(query, nodes::shard, dir, marker, |n: &Node| n.shard.clone()),
+            "description" => order_and_seek!(query, nodes::description, dir, marker, |n: &Node| n.description.clone()),
+            _ => order_and_seek!(query, nodes::id, dir, marker, |n: &Node| Some(n.id)),
+        };
+        Ok(query.limit(page.limit).load(conn)?)
+    }
+
+    /// Writes the user-writable fields, only while the node is unlocked.
+    /// Returns the new row, or `None` when the node was locked meanwhile.
+    pub fn update_fields(
+        conn: &mut AnyConnection,
+        id: i32,
+        fields: &NodeFields,
+    ) -> Result<Option<Node>, DbError> {
+        let n = diesel::update(
+            nodes::table
+                .filter(nodes::id.eq(id))
+                .filter(nodes::reservation.is_null()),
+        )
+        .set((fields, nodes::updated_at.eq(Some(now()))))
+        .execute(conn)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        Ok(nodes::table
+            .filter(nodes::id.eq(id))
+            .select(Node::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    /// Deletes an unlocked node (ports, traits and history go with it).
+    /// Returns false when the node was locked or is gone.
+    pub fn delete_unlocked(conn: &mut AnyConnection, id: i32) -> Result<bool, DbError> {
+        let n = diesel::delete(
+            nodes::table
+                .filter(nodes::id.eq(id))
+                .filter(nodes::reservation.is_null()),
+        )
+        .execute(conn)?;
+        Ok(n == 1)
+    }
+
+    /// Takes the node's exclusive lock for `host`: one conditional UPDATE.
+    /// Returns false when another holder has it.
+    pub fn try_reserve(conn: &mut AnyConnection, id: i32, host: &str) -> Result<bool, DbError> {
+        let n = diesel::update(
+            nodes::table
+                .filter(nodes::id.eq(id))
+                .filter(nodes::reservation.is_null()),
+        )
+        .set(nodes::reservation.eq(Some(host)))
+        .execute(conn)?;
+        Ok(n == 1)
+    }
+
+    /// Releases the lock if `host` holds it.
+    pub fn release(conn: &mut AnyConnection, id: i32, host: &str) -> Result<bool, DbError> {
+        let n = diesel::update(
+            nodes::table
+                .filter(nodes::id.eq(id))
+                .filter(nodes::reservation.eq(host)),
+        )
+        .set(nodes::reservation.eq(None::<String>))
+        .execute(conn)?;
+        Ok(n == 1)
+    }
+
+    /// Clears every lock `host` holds (a conductor starting or leaving).
+    pub fn release_all_for(conn: &mut AnyConnection, host: &str) -> Result<usize, DbError> {
+        Ok(
+            diesel::update(nodes::table.filter(nodes::reservation.eq(host)))
+                .set(nodes::reservation.eq(None::<String>))
+                .execute(conn)?,
+        )
+    }
+
+    /// Writes a state change made by the lock holder `host`.
+    pub fn write_state(
+        conn: &mut AnyConnection,
+        id: i32,
+        host: &str,
+        change: &StateChange,
+    ) -> Result<bool, DbError> {
+        let n = diesel::update(
+            nodes::table
+                .filter(nodes::id.eq(id))
+                .filter(nodes::reservation.eq(host)),
+        )
+        .set((change, nodes::updated_at.eq(Some(now()))))
+        .execute(conn)?;
+        Ok(n == 1)
+    }
+
+    /// Unlocked nodes of `host`'s hardware types left in a transient state.
+    pub fn unreserved_in_states(
+        conn: &mut AnyConnection,
+        states: &[&str],
+    ) -> Result<Vec<Node>, DbError> {
+        Ok(nodes::table
+            .filter(nodes::provision_state.eq_any(states))
+            .filter(nodes::reservation.is_null())
+            .select(Node::as_select())
+            .load(conn)?)
+    }
+
+    /// The node's traits, in insertion order.
+    pub fn traits(conn: &mut AnyConnection, node_id: i32) -> Result<Vec<String>, DbError> {
+        Ok(node_traits::table
+            .filter(node_traits::node_id.eq(node_id))
+            .select(node_traits::trait_name)
+            .order((node_traits::created_at.asc(), node_traits::trait_name.asc()))
+            .load(conn)?)
+    }
+
+    /// Traits of many nodes in one query, keyed by node id.
+    pub fn traits_of(
+        conn: &mut AnyConnection,
+        node_ids: &[i32],
+    ) -> Result<std::collections::HashMap<i32, Vec<String>>, DbError> {
+        let rows: Vec<(i32, String)> = node_traits::table
+            .filter(node_traits::node_id.eq_any(node_ids))
+            .select((node_traits::node_id, node_traits::trait_name))
+            .order((node_traits::created_at.asc(), node_traits::trait_name.asc()))
+            .load(conn)?;
+        let mut map = std::collections::HashMap::<i32, Vec<String>>::new();
+        for (id, name) in rows {
+            map.entry(id).or_default().push(name);
+        }
+        Ok(map)
+    }
+
+    /// Replaces all traits of a node.
+    pub fn set_traits(
+        conn: &mut AnyConnection,
+        node_id: i32,
+        traits: &[String],
+    ) -> Result<(), DbError> {
+        conn.transaction(|conn| {
+            diesel::delete(node_traits::table.filter(node_traits::node_id.eq(node_id)))
+                .execute(conn)?;
+            let created_at = now();
+            for name in traits {
+                diesel::insert_into(node_traits::table)
+                    .values((
+                        node_traits::node_id.eq(node_id),
+                        node_traits::trait_name.eq(name),
+                        node_traits::created_at.eq(created_at),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok::<_, diesel::result::Error>(())
+        })?;
+        Ok(())
+    }
+
+    /// Adds one trait (no-op when present).
+    pub fn add_trait(conn: &mut AnyConnection, node_id: i32, name: &str) -> Result<(), DbError> {
+        let exists: i64 = node_traits::table
+            .filter(node_traits::node_id.eq(node_id))
+            .filter(node_traits::trait_name.eq(name))
+            .count()
+            .get_result(conn)?;
+        if exists == 0 {
+            diesel::insert_into(node_traits::table)
+                .values((
+                    node_traits::node_id.eq(node_id),
+                    node_traits::trait_name.eq(name),
+                    node_traits::created_at.eq(now()),
+                ))
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+
+    /// Removes one trait; false when the node did not have it.
+    pub fn remove_trait(
+        conn: &mut AnyConnection,
+        node_id: i32,
+        name: &str,
+    ) -> Result<bool, DbError> {
+        let n = diesel::delete(
+            node_traits::table
+                .filter(node_traits::node_id.eq(node_id))
+                .filter(node_traits::trait_name.eq(name)),
+        )
+        .execute(conn)?;
+        Ok(n > 0)
+    }
+
+    /// How many nodes sit in a chassis.
+    pub fn count_in_chassis(conn: &mut AnyConnection, chassis_id: i32) -> Result<i64, DbError> {
+        Ok(nodes::table
+            .filter(nodes::chassis_id.eq(chassis_id))
+            .count()
+            .get_result(conn)?)
+    }
+}
+
+/// Columns the conductor writes while it holds a node's lock.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = nodes)]
+pub struct StateChange {
+    pub provision_state: Option<String>,
+    /// `Some(None)` clears the column.
+    pub target_provision_state: Option<Option<String>>,
+    pub provision_updated_at: Option<Option<NaiveDateTime>>,
+    pub power_state: Option<Option<String>>,
+    pub target_power_state: Option<Option<String>>,
+    pub last_error: Option<Option<String>>,
+    pub driver_internal_info: Option<String>,
+    pub clean_step: Option<String>,
+    pub deploy_step: Option<String>,
+    pub instance_info: Option<String>,
+    pub maintenance: Option<bool>,
+    pub maintenance_reason: Option<Option<String>>,
+    pub fault: Option<Option<String>>,
+    pub conductor_affinity: Option<Option<i32>>,
+}
+
+impl StateChange {
+    /// Moves to `state` with its target, stamping `provision_updated_at`.
+    pub fn provision(state: crate::states::ProvisionState) -> StateChange {
+        StateChange {
+            provision_state: Some(state.as_str().to_owned()),
+            target_provision_state: Some(state.target().map(|t| t.as_str().to_owned())),
+            provision_updated_at: Some(Some(now())),
+            ..StateChange::default()
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The task queue both run modes share: the API *calls* a conductor with a
+//! protobuf [`Task`] and waits for its [`TaskReply`] (the conductor answers
+//! once it holds the node lock and has committed the in-progress state).
+//!
+//! Invariants: tasks travel encoded (`prost`), in the embedded mode too, so
+//! both modes exercise the same decode path; a task that cannot be decoded is
+//! dead-lettered with a reason, never crashes a consumer.
+
+pub mod local;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use ferric_proto::v1::{Task, TaskReply};
+
+/// Errors from publishing a task or waiting for its reply.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// No consumer is registered under the conductor's name.
+    #[error("conductor {0} is not consuming tasks")]
+    NoConsumer(String),
+    /// The conductor did not answer within the call timeout.
+    #[error("conductor {0} did not answer within {1:?}")]
+    Timeout(String, Duration),
+    /// The conductor went away before answering.
+    #[error("conductor {0} dropped the task without answering")]
+    Dropped(String),
+}
+
+/// A boxed future, so the trait stays object-safe.
+pub type QueueFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Sends tasks to conductors by name and waits for their replies.
+pub trait TaskQueue: Send + Sync + 'static {
+    /// Sends `task` to `conductor` and waits at most `timeout` for its reply.
+    /// A task the caller gave up on is never run later.
+    fn call<'a>(
+        &'a self,
+        conductor: &'a str,
+        task: Task,
+        timeout: Duration,
+    ) -> QueueFuture<'a, Result<TaskReply, QueueError>>;
+}
+
+/// Why a delivery was dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub conductor: String,
+    pub reason: String,
+    pub payload: Vec<u8>,
+}

@@ -1,0 +1,14 @@
+//! Ferric's conductor: registers itself and heartbeats ([`membership`]),
+//! consumes tasks ([`service`]), takes node locks ([`reservation`]), runs the
+//! task handlers ([`tasks`]) over the hardware interfaces ([`drivers`]).
+//!
+//! Invariants: the conductor is the only writer of a node's power and
+//! provision state; it never runs two tasks on one node at once (the
+//! `reservation` lock); a malformed or panicking task is dead-lettered and
+//! the conductor lives on.
+
+pub mod drivers;
+pub mod membership;
+pub mod reservation;
+pub mod service;
+pub mod tasks;

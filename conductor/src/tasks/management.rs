@@ -1,0 +1,164 @@
+//! Synchronous management calls: boot device get/set/supported and interface
+//! validation. They take no lock for reads (Ironic's shared lock) and the
+//! exclusive lock for a set.
+
+use ferric_common::db::models::node::Node;
+use ferric_proto::v1::task_reply::Outcome;
+use ferric_proto::v1::{
+    BootDevice, InterfaceValidation, RefusalKind, SetBootDevice, SupportedBootDevices, TaskReply,
+    Validation,
+};
+
+use crate::drivers::{self, fake};
+use crate::reservation::NodeLock;
+use crate::tasks::{Context, TaskError, load_node, node_locked, node_not_found, refused};
+
+/// Interfaces `validate` reports, in Ironic's order (core, then optional).
+const VALIDATED_INTERFACES: [&str; 12] = [
+    "boot",
+    "deploy",
+    "management",
+    "network",
+    "power",
+    "bios",
+    "console",
+    "firmware",
+    "inspect",
+    "raid",
+    "rescue",
+    "storage",
+];
+
+fn reply(outcome: Outcome) -> TaskReply {
+    TaskReply {
+        task_id: String::new(),
+        outcome: Some(outcome),
+    }
+}
+
+fn supported_devices(node: &Node) -> &'static [&'static str] {
+    match node.management_interface.as_deref() {
+        Some("fake") => &fake::SUPPORTED_BOOT_DEVICES,
+        _ => &fake::NOOP_BOOT_DEVICES,
+    }
+}
+
+fn unsupported(node: &Node, extension: &str) -> TaskReply {
+    refused(
+        RefusalKind::Invalid,
+        format!(
+            "Driver {} does not support {extension} (disabled or not implemented).",
+            node.driver
+        ),
+    )
+}
+
+pub async fn supported_boot_devices(ctx: &Context, node_uuid: &str) -> Result<TaskReply, TaskError> {
+    let Some(node) = load_node(ctx, node_uuid).await? else {
+        return Ok(node_not_found(node_uuid));
+    };
+    Ok(reply(Outcome::SupportedBootDevices(SupportedBootDevices {
+        boot_devices: supported_devices(&node).iter().map(|d| (*d).to_owned()).collect(),
+    })))
+}
+
+pub async fn get_boot_device(ctx: &Context, node_uuid: &str) -> Result<TaskReply, TaskError> {
+    let Some(node) = load_node(ctx, node_uuid).await? else {
+        return Ok(node_not_found(node_uuid));
+    };
+    if node.management_interface.as_deref() != Some("fake") {
+        return Ok(unsupported(&node, "management"));
+    }
+    Ok(reply(Outcome::BootDevice(BootDevice {
+        boot_device: Some("pxe".into()),
+        persistent: Some(false),
+    })))
+}
+
+pub async fn set_boot_device(
+    ctx: &Context,
+    node_uuid: &str,
+    request: SetBootDevice,
+) -> Result<TaskReply, TaskError> {
+    let Some(node) = load_node(ctx, node_uuid).await? else {
+        return Ok(node_not_found(node_uuid));
+    };
+    if node.management_interface.as_deref() != Some("fake") {
+        return Ok(unsupported(&node, "management"));
+    }
+    let Some(lock) = NodeLock::acquire(&ctx.db, &ctx.host, node.id).await? else {
+        return Ok(node_locked(&node.uuid, node.reservation.as_deref().unwrap_or("unknown")));
+    };
+    let result = if supported_devices(&node).contains(&request.boot_device.as_str()) {
+        reply(Outcome::Accepted(ferric_proto::v1::Accepted {}))
+    } else {
+        refused(
+            RefusalKind::Invalid,
+            format!("Invalid boot device {} specified.", request.boot_device),
+        )
+    };
+    lock.release().await?;
+    Ok(result)
+}
+
+pub async fn validate(ctx: &Context, node_uuid: &str) -> Result<TaskReply, TaskError> {
+    let Some(node) = load_node(ctx, node_uuid).await? else {
+        return Ok(node_not_found(node_uuid));
+    };
+    let interfaces = VALIDATED_INTERFACES
+        .iter()
+        .map(|iface| {
+            let name = interface_of(&node, iface);
+            let implemented = drivers::hardware_type(&node.driver).is_some_and(|hw| {
+                hw.interfaces
+                    .iter()
+                    .any(|(t, enabled, _)| t == iface && enabled.contains(&name.unwrap_or("")))
+            });
+            let disabled = name.is_none_or(|n| n.starts_with("no-"));
+            let (result, reason) = if !implemented {
+                (
+                    false,
+                    Some(format!(
+                        "Driver {} does not support {iface} (disabled or not implemented).",
+                        node.driver
+                    )),
+                )
+            } else if disabled {
+                (
+                    false,
+                    Some(format!(
+                        "Driver {} does not support {iface} (disabled or not implemented).",
+                        node.driver
+                    )),
+                )
+            } else {
+                (true, None)
+            };
+            InterfaceValidation {
+                interface: (*iface).to_owned(),
+                result: Some(result),
+                reason,
+            }
+        })
+        .collect();
+    Ok(reply(Outcome::Validation(Validation { interfaces })))
+}
+
+fn interface_of<'a>(node: &'a Node, interface_type: &str) -> Option<&'a str> {
+    match interface_type {
+        "bios" => node.bios_interface.as_deref(),
+        "boot" => node.boot_interface.as_deref(),
+        "console" => node.console_interface.as_deref(),
+        "deploy" => node.deploy_interface.as_deref(),
+        "firmware" => node.firmware_interface.as_deref(),
+        "inspect" => node.inspect_interface.as_deref(),
+        "management" => node.management_interface.as_deref(),
+        "network" => node.network_interface.as_deref(),
+        "power" => node.power_interface.as_deref(),
+        "raid" => node.raid_interface.as_deref(),
+        "rescue" => node.rescue_interface.as_deref(),
+        "storage" => node.storage_interface.as_deref(),
+        "vendor" => node.vendor_interface.as_deref(),
+        _ => None,
+    }
+}

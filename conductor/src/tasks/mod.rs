@@ -1,0 +1,98 @@
+//! Task handlers: decode-independent logic that turns one [`Task`] into a
+//! [`TaskReply`], plus the background work an accepted task starts.
+//!
+//! Invariants: a handler replies `Accepted` only after it holds the node lock
+//! and has committed the in-progress state; the lock then passes to the
+//! background work, which releases it when the node reaches its next stable
+//! (or failed) state. A refusal changes nothing.
+
+pub mod management;
+pub mod power;
+pub mod provision;
+
+use ferric_common::config::ConductorSettings;
+use ferric_common::db::models::node::Node;
+use ferric_common::db::{Db, DbError};
+use ferric_proto::v1::task::Kind;
+use ferric_proto::v1::{Accepted, Refused, RefusalKind, Task, TaskReply, task_reply::Outcome};
+use tokio_util::task::TaskTracker;
+
+/// What every handler needs.
+#[derive(Clone)]
+pub struct Context {
+    pub db: Db,
+    /// This conductor's host name: the value it writes into `reservation`.
+    pub host: String,
+    pub settings: ConductorSettings,
+    /// Tracks background work so shutdown can wait for it.
+    pub tracker: TaskTracker,
+}
+
+/// Errors inside a handler; each becomes a refusal.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Runs one decoded task.
+pub async fn handle(ctx: &Context, task: Task) -> TaskReply {
+    let task_id = task.task_id.clone();
+    let result = match task.kind {
+        Some(Kind::Provision(action)) => provision::handle(ctx, &task.node_uuid, action).await,
+        Some(Kind::Power(action)) => power::handle(ctx, &task.node_uuid, action).await,
+        Some(Kind::SetBootDevice(request)) => {
+            management::set_boot_device(ctx, &task.node_uuid, request).await
+        }
+        Some(Kind::GetBootDevice(_)) => management::get_boot_device(ctx, &task.node_uuid).await,
+        Some(Kind::GetSupportedBootDevices(_)) => {
+            management::supported_boot_devices(ctx, &task.node_uuid).await
+        }
+        Some(Kind::Validate(_)) => management::validate(ctx, &task.node_uuid).await,
+        None => Ok(refused(RefusalKind::Invalid, "Task has no kind.".into())),
+    };
+    let mut reply = result.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "task failed");
+        refused(RefusalKind::Temporary, format!("Conductor error: {e}"))
+    });
+    reply.task_id = task_id;
+    reply
+}
+
+pub fn accepted() -> TaskReply {
+    TaskReply {
+        task_id: String::new(),
+        outcome: Some(Outcome::Accepted(Accepted {})),
+    }
+}
+
+pub fn refused(kind: RefusalKind, message: String) -> TaskReply {
+    TaskReply {
+        task_id: String::new(),
+        outcome: Some(Outcome::Refused(Refused {
+            kind: kind as i32,
+            message,
+        })),
+    }
+}
+
+/// Ironic's NodeNotFound refusal.
+pub fn node_not_found(ident: &str) -> TaskReply {
+    refused(RefusalKind::NotFound, format!("Node {ident} could not be found."))
+}
+
+/// Ironic's NodeLocked refusal.
+pub fn node_locked(node_uuid: &str, holder: &str) -> TaskReply {
+    refused(
+        RefusalKind::NodeLocked,
+        format!(
+            "Node {node_uuid} is locked by host {holder}, please retry after the current operation is completed."
+        ),
+    )
+}
+
+/// Loads a node by UUID.
+pub async fn load_node(ctx: &Context, node_uuid: &str) -> Result<Option<Node>, DbError> {
+    let uuid = node_uuid.to_owned();
+    ctx.db.run(move |conn| Node::by_uuid(conn, &uuid)).await
+}

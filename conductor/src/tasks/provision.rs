@@ -1,0 +1,248 @@
+//! Provision actions (`PUT /states/provision`) and the work they start.
+//!
+//! The handler locks the node, checks the verb against the state machine
+//! under the lock, commits the in-progress state and answers; the flow then
+//! runs the (fake) driver steps and fires `done` (or `fail`, with
+//! `last_error`) until the node is stable, and releases the lock.
+
+use std::time::Duration;
+
+use ferric_common::db::models::node::{Node, StateChange};
+use ferric_common::states::{Event, ProvisionState, Verb};
+use ferric_proto::v1::{ProvisionAction, RefusalKind, TaskReply};
+use serde_json::{Map, Value};
+
+use crate::reservation::NodeLock;
+use crate::tasks::{Context, TaskError, accepted, load_node, node_locked, node_not_found, refused};
+
+pub async fn handle(
+    ctx: &Context,
+    node_uuid: &str,
+    action: ProvisionAction,
+) -> Result<TaskReply, TaskError> {
+    let Ok(verb) = action.verb.parse::<Verb>() else {
+        return Ok(refused(
+            RefusalKind::Invalid,
+            format!("\"{}\" is not a valid provision verb.", action.verb),
+        ));
+    };
+    let Some(node) = load_node(ctx, node_uuid).await? else {
+        return Ok(node_not_found(node_uuid));
+    };
+    let Some(lock) = NodeLock::acquire(&ctx.db, &ctx.host, node.id).await? else {
+        return Ok(node_locked(&node.uuid, node.reservation.as_deref().unwrap_or("unknown")));
+    };
+    let Some(node) = load_node(ctx, node_uuid).await? else {
+        let _ = lock.release().await;
+        return Ok(node_not_found(node_uuid));
+    };
+    match begin(ctx, &node, verb, &action).await {
+        Ok(Begin::Refused(reply)) => {
+            let _ = lock.release().await;
+            Ok(reply)
+        }
+        Ok(Begin::Done) => {
+            lock.release().await?;
+            Ok(accepted())
+        }
+        Ok(Begin::Started(state)) => {
+            let ctx2 = ctx.clone();
+            let node_uuid = node.uuid.clone();
+            ctx.tracker.spawn(async move {
+                if let Err(e) = run_flow(&ctx2, &node_uuid, verb, state).await {
+                    tracing::error!(node.uuid = %node_uuid, error = %e, "provision flow failed");
+                }
+                if let Err(e) = lock.release().await {
+                    tracing::error!(node.uuid = %node_uuid, error = %e, "could not release node lock");
+                }
+            });
+            Ok(accepted())
+        }
+        Err(e) => {
+            let _ = lock.release().await;
+            Err(e)
+        }
+    }
+}
+
+enum Begin {
+    /// Nothing changed; answer with this.
+    Refused(TaskReply),
+    /// The node reached a stable state at once; release the lock.
+    Done,
+    /// The node is now in this transient state; the flow continues.
+    Started(ProvisionState),
+}
+
+/// Checks and commits the first transition, under the lock.
+async fn begin(
+    ctx: &Context,
+    node: &Node,
+    verb: Verb,
+    action: &ProvisionAction,
+) -> Result<Begin, TaskError> {
+    let current: ProvisionState = match node.provision_state.parse() {
+        Ok(state) => state,
+        Err(_) => {
+            return Ok(Begin::Refused(refused(
+                RefusalKind::Invalid,
+                format!("Node {} is in an unknown state {}.", node.uuid, node.provision_state),
+            )));
+        }
+    };
+    if node.maintenance && matches!(verb, Verb::Active | Verb::Deploy | Verb::Rebuild) {
+        return Ok(Begin::Refused(refused(
+            RefusalKind::Invalid,
+            format!(
+                "The provisioning operation can't be performed on node {} because it's in maintenance mode.",
+                node.uuid
+            ),
+        )));
+    }
+    let Some(next) = current.next(verb.event()) else {
+        return Ok(Begin::Refused(invalid_state(verb, node, current)));
+    };
+    let mut change = StateChange::provision(next);
+    change.last_error = Some(None);
+    match verb {
+        Verb::Active | Verb::Deploy | Verb::Rebuild => {
+            if let Some(configdrive) = &action.configdrive_json {
+                let mut info: Map<String, Value> =
+                    serde_json::from_str(&node.instance_info).unwrap_or_default();
+                let value = serde_json::from_str(configdrive)
+                    .unwrap_or_else(|_| Value::String(configdrive.clone()));
+                info.insert("configdrive".into(), value);
+                change.instance_info = Some(Value::Object(info).to_string());
+            }
+        }
+        Verb::Clean => {
+            // Manual cleaning returns to manageable, not available.
+            change.target_provision_state = Some(Some(ProvisionState::Manageable.as_str().into()));
+        }
+        _ => {}
+    }
+    if next == ProvisionState::Inspecting {
+        change.clean_step = None;
+    }
+    write(ctx, node.id, change).await?;
+    if next.is_stable() {
+        Ok(Begin::Done)
+    } else {
+        Ok(Begin::Started(next))
+    }
+}
+
+/// Ironic's InvalidStateRequested message.
+fn invalid_state(verb: Verb, node: &Node, current: ProvisionState) -> TaskReply {
+    refused(
+        RefusalKind::Invalid,
+        format!(
+            "The requested action \"{}\" can not be performed on node \"{}\" while it is in state \"{}\".",
+            verb.as_str(),
+            node.uuid,
+            current
+        ),
+    )
+}
+
+async fn write(ctx: &Context, node_id: i32, change: StateChange) -> Result<(), TaskError> {
+    let host = ctx.host.clone();
+    ctx.db
+        .run(move |conn| Node::write_state(conn, node_id, &host, &change))
+        .await?;
+    Ok(())
+}
+
+/// Drives a node from a transient state to a stable one.
+async fn run_flow(
+    ctx: &Context,
+    node_uuid: &str,
+    verb: Verb,
+    mut state: ProvisionState,
+) -> Result<(), TaskError> {
+    let delay = Duration::from_millis(ctx.settings.fake_step_delay_ms);
+    let manual_clean = verb == Verb::Clean;
+    while !state.is_stable() {
+        let Some(node) = load_node(ctx, node_uuid).await? else {
+            return Ok(());
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let (event, mut change) = step(ctx, &node, state);
+        let Some(mut next) = state.next(event) else {
+            // A transient state without a way forward (a `* failed` one).
+            return Ok(());
+        };
+        if manual_clean && next == ProvisionState::Available {
+            // Manual cleaning ends where it started.
+            next = ProvisionState::Manageable;
+        }
+        let base = StateChange::provision(next);
+        change.provision_state = base.provision_state;
+        change.target_provision_state = base.target_provision_state;
+        change.provision_updated_at = base.provision_updated_at;
+        if manual_clean && next.target() == Some(ProvisionState::Available) {
+            change.target_provision_state =
+                Some(Some(ProvisionState::Manageable.as_str().into()));
+        }
+        write(ctx, node.id, change).await?;
+        if event == Event::Fail {
+            // A failure state waits for an operator.
+            return Ok(());
+        }
+        state = next;
+    }
+    Ok(())
+}
+
+/// The fake driver's work in `state`: the event it fires and the columns it
+/// changes on the way.
+fn step(ctx: &Context, node: &Node, state: ProvisionState) -> (Event, StateChange) {
+    let mut change = StateChange::default();
+    let mut internal: Map<String, Value> =
+        serde_json::from_str(&node.driver_internal_info).unwrap_or_default();
+    let event = match state {
+        ProvisionState::Verifying => Event::Done,
+        ProvisionState::Cleaning => {
+            // Automated cleaning with the fake interfaces has no steps to run.
+            internal.insert("clean_steps".into(), Value::Null);
+            change.clean_step = Some("{}".into());
+            if !ctx.settings.automated_clean || node.automated_clean == Some(false) {
+                internal.remove("clean_steps");
+            }
+            Event::Done
+        }
+        ProvisionState::Deploying => {
+            internal.insert("deploy_steps".into(), Value::Null);
+            change.deploy_step = Some("{}".into());
+            Event::Done
+        }
+        ProvisionState::Deleting => {
+            // Tear down: the instance is gone; then clean.
+            change.instance_info = Some("{}".into());
+            internal.remove("deploy_steps");
+            Event::Clean
+        }
+        ProvisionState::Inspecting => Event::Done,
+        ProvisionState::Adopting | ProvisionState::Rescuing | ProvisionState::Unrescuing => {
+            Event::Done
+        }
+        ProvisionState::Servicing => Event::Done,
+        // Wait states resume at once with fake drivers.
+        ProvisionState::CleanWait
+        | ProvisionState::DeployWait
+        | ProvisionState::InspectWait
+        | ProvisionState::RescueWait
+        | ProvisionState::ServiceWait => Event::Resume,
+        _ => Event::Fail,
+    };
+    if event == Event::Fail {
+        change.last_error = Some(Some(format!(
+            "The {state} state can't be resumed by conductor {}. Moving to fail state.",
+            ctx.host
+        )));
+    }
+    change.driver_internal_info = Some(Value::Object(internal).to_string());
+    (event, change)
+}

@@ -1,0 +1,12 @@
+DROP TABLE deploy_template_steps;
+DROP TABLE deploy_templates;
+DROP TABLE node_history;
+DROP TABLE node_traits;
+DROP TABLE node_tags;
+DROP TABLE ports;
+DROP TABLE portgroups;
+DROP TABLE nodes;
+DROP TABLE allocations;
+DROP TABLE conductor_hardware_interfaces;
+DROP TABLE conductors;
+DROP TABLE chassis;
