@@ -1,1 +1,106 @@
-fn main() {}
+//! `ferric`: the command line. Parses arguments, loads settings, installs
+//! logging and signal handling, and hands over to the wiring in the library.
+//! No logic lives here.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ferric::embedded::Embedded;
+use ferric_common::config::Settings;
+use ferric_common::db::Db;
+
+/// Bare-metal provisioning that speaks the OpenStack Ironic API.
+#[derive(Parser)]
+#[command(name = "ferric", version)]
+struct Cli {
+    /// TOML configuration file (sections like ironic.conf: [api], [database], [conductor]).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// API and one conductor in one process (the default).
+    Standalone,
+    /// The REST API only (distributed mode).
+    Api,
+    /// One conductor (distributed mode).
+    Conductor,
+    /// Database schema management.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Apply every pending migration (idempotent).
+    Upgrade,
+    /// Print the newest applied migration.
+    Version,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    ferric_common::telemetry::init("info");
+    let settings = Settings::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Standalone) {
+        Command::Standalone => {
+            let embedded = Embedded::start(settings).await?;
+            tracing::info!(port = embedded.port, "Ferric is serving the Ironic API");
+            embedded.run_until(shutdown_signal()).await;
+            Ok(())
+        }
+        Command::Api | Command::Conductor => anyhow::bail!(
+            "distributed mode (PostgreSQL + RabbitMQ) is not in this build yet; run `ferric` for the embedded mode"
+        ),
+        Command::Db { command } => {
+            let db = Db::connect(&settings.database_url(), 1, std::time::Duration::from_secs(10))
+                .context("opening the database")?;
+            let report = match command {
+                DbCommand::Upgrade => {
+                    let applied = db.migrate().await?;
+                    format!("applied {} migration(s): {applied:?}", applied.len())
+                }
+                DbCommand::Version => db
+                    .version()
+                    .await?
+                    .unwrap_or_else(|| "no migrations applied".into()),
+            };
+            #[expect(clippy::print_stdout, reason = "the command's output")]
+            {
+                println!("{report}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM; a second signal exits at once.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down (a second signal exits at once)");
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        std::process::exit(130);
+    });
+}

@@ -658,3 +658,26 @@ impl StateChange {
         }
     }
 }
+
+impl Node {
+    /// Loads a node by its internal id.
+    pub fn by_id(conn: &mut AnyConnection, id: i32) -> Result<Option<Node>, DbError> {
+        Ok(nodes::table
+            .find(id)
+            .select(Node::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    /// UUIDs of several nodes in one query, keyed by id.
+    pub fn uuids_of(
+        conn: &mut AnyConnection,
+        ids: &[i32],
+    ) -> Result<std::collections::HashMap<i32, String>, DbError> {
+        let rows: Vec<(i32, String)> = nodes::table
+            .filter(nodes::id.eq_any(ids))
+            .select((nodes::id, nodes::uuid))
+            .load(conn)?;
+        Ok(rows.into_iter().collect())
+    }
+}

@@ -1,0 +1,47 @@
+//! Request bodies: read up to `[api]max_body_bytes`, parse as JSON, and fail
+//! with Ironic's error bodies (never actix's own) on anything else.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A parsed JSON request body.
+#[derive(Debug)]
+pub struct JsonBody(pub Value);
+
+impl FromRequest for JsonBody {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map(|s| s.settings.api.max_body_bytes)
+            .unwrap_or(1024 * 1024);
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let mut bytes = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("Invalid request body: {e}")))?;
+                if bytes.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge(format!(
+                        "Request body is larger than the limit of {limit} bytes."
+                    )));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            if bytes.is_empty() {
+                return Ok(JsonBody(Value::Null));
+            }
+            serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+                ApiError::BadRequest(format!("Invalid JSON in request body: {e}"))
+            })
+        })
+    }
+}

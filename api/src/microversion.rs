@@ -1,0 +1,160 @@
+//! Microversion negotiation (`X-OpenStack-Ironic-API-Version`) and the headers
+//! Ironic puts on every response, plus the request id.
+//!
+//! Invariants: every response carries the minimum and maximum version
+//! headers and the request id; every response but a version 406 carries the
+//! negotiated version. No header means 1.1; `latest` means the maximum.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError};
+use std::future::{Ready, ready};
+
+use crate::error::ApiError;
+
+/// The smallest minor version served.
+pub const MIN_MINOR: u32 = 1;
+/// The largest minor version served (Ironic 39.0.0's).
+pub const MAX_MINOR: u32 = 115;
+
+const VERSION_HEADER: &str = "x-openstack-ironic-api-version";
+
+/// The negotiated version of a request: `1.<minor>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Microversion(pub u32);
+
+impl Microversion {
+    pub fn minor(self) -> u32 {
+        self.0
+    }
+
+    /// Whether the request's version is at least `1.<minor>`.
+    pub fn at_least(self, minor: u32) -> bool {
+        self.0 >= minor
+    }
+}
+
+/// The request id (`req-<uuid>`) of the current request.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Parses the header value; `Err` carries the 406 description.
+pub fn parse(value: Option<&str>) -> Result<Microversion, String> {
+    let Some(raw) = value.map(str::trim) else {
+        return Ok(Microversion(MIN_MINOR));
+    };
+    if raw.eq_ignore_ascii_case("latest") {
+        return Ok(Microversion(MAX_MINOR));
+    }
+    let invalid = || format!("Invalid value for X-OpenStack-Ironic-API-Version header: {raw}");
+    let (major, minor) = raw.split_once('.').ok_or_else(invalid)?;
+    let major: u32 = major.parse().map_err(|_| invalid())?;
+    let minor: u32 = minor.parse().map_err(|_| invalid())?;
+    if major != 1 || !(MIN_MINOR..=MAX_MINOR).contains(&minor) {
+        return Err(format!(
+            "Version {raw} was requested but the minor version is not supported by this service. The supported version range is: [1.{MIN_MINOR}, 1.{MAX_MINOR}]."
+        ));
+    }
+    Ok(Microversion(minor))
+}
+
+/// Middleware: negotiates the version and adds Ironic's headers.
+pub async fn negotiate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
+    let request_id = format!("req-{}", uuid::Uuid::new_v4());
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let header = req
+        .headers()
+        .get(VERSION_HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned());
+    let parsed = parse(header.as_deref());
+    let mut response = match parsed {
+        Ok(version) => {
+            req.extensions_mut().insert(version);
+            let mut res = next.call(req).await?.map_into_boxed_body();
+            insert(&mut res, VERSION_HEADER, &format!("1.{}", version.0));
+            res
+        }
+        Err(description) => {
+            let (http_req, _) = req.into_parts();
+            let res = ApiError::VersionNotAcceptable(description).error_response();
+            ServiceResponse::new(http_req, res)
+        }
+    };
+    insert(
+        &mut response,
+        "x-openstack-ironic-api-minimum-version",
+        &format!("1.{MIN_MINOR}"),
+    );
+    insert(
+        &mut response,
+        "x-openstack-ironic-api-maximum-version",
+        &format!("1.{MAX_MINOR}"),
+    );
+    insert(&mut response, "x-openstack-request-id", &request_id);
+    insert(&mut response, "openstack-request-id", &request_id);
+    insert(&mut response, "server", "ferric");
+    Ok(response)
+}
+
+fn insert<B>(res: &mut ServiceResponse<B>, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        res.headers_mut()
+            .insert(HeaderName::from_static(name), value);
+    }
+}
+
+impl FromRequest for Microversion {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(Ok(req
+            .extensions()
+            .get::<Microversion>()
+            .copied()
+            .unwrap_or(Microversion(MIN_MINOR))))
+    }
+}
+
+impl FromRequest for RequestId {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(Ok(req
+            .extensions()
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(|| RequestId(format!("req-{}", uuid::Uuid::new_v4())))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_header_is_1_1_and_latest_is_max() {
+        assert_eq!(parse(None), Ok(Microversion(1)));
+        assert_eq!(parse(Some("latest")), Ok(Microversion(MAX_MINOR)));
+        assert_eq!(parse(Some("1.46")), Ok(Microversion(46)));
+    }
+
+    #[test]
+    fn out_of_range_and_malformed_versions_are_refused() {
+        let err = parse(Some("1.999")).unwrap_err();
+        assert_eq!(
+            err,
+            "Version 1.999 was requested but the minor version is not supported by this service. The supported version range is: [1.1, 1.115]."
+        );
+        assert!(parse(Some("2.1")).is_err());
+        assert!(parse(Some("1.0")).is_err());
+        assert!(parse(Some("abc")).is_err());
+        assert!(parse(Some("1.")).is_err());
+    }
+}

@@ -1,0 +1,192 @@
+//! `limit`, `marker`, `sort_key`, `sort_dir` and `fields` query parameters,
+//! and the `next` link of a full page.
+
+use std::collections::BTreeMap;
+
+use ferric_common::db::models::{Page, SortDir};
+
+use crate::error::ApiError;
+
+/// The query string as a map (last value wins).
+pub type Query = BTreeMap<String, String>;
+
+/// Parses a query string.
+pub fn parse_query(query: &str) -> Query {
+    url_decode_pairs(query)
+}
+
+fn url_decode_pairs(query: &str) -> Query {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(hi), Some(lo)) => {
+                        out.push((hi * 16 + lo) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Encodes a query value.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Pagination parameters of one list request.
+#[derive(Debug, Clone)]
+pub struct Pagination {
+    pub page: Page,
+    pub marker: Option<String>,
+}
+
+/// Parses `limit`, `marker`, `sort_key` and `sort_dir`.
+///
+/// # Errors
+/// 400 with Ironic's messages for a bad limit, sort key or direction.
+pub fn pagination(
+    query: &Query,
+    max_limit: usize,
+    sort_keys: &[&str],
+    refused_sort_keys: &[&str],
+) -> Result<Pagination, ApiError> {
+    let limit = match query.get("limit") {
+        None => max_limit as i64,
+        Some(raw) => {
+            let limit: i64 = raw.trim().parse().map_err(|_| {
+                ApiError::BadRequest(format!("Invalid value for limit: {raw}. It must be an integer."))
+            })?;
+            if limit <= 0 {
+                return Err(ApiError::BadRequest("Limit must be positive".into()));
+            }
+            limit.min(max_limit as i64)
+        }
+    };
+    let sort_dir = match query.get("sort_dir").map(String::as_str) {
+        None | Some("asc") => SortDir::Asc,
+        Some("desc") => SortDir::Desc,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid sort direction: {other}. Acceptable values are 'asc' or 'desc'"
+            )));
+        }
+    };
+    let sort_key = query.get("sort_key").cloned().unwrap_or_else(|| "id".into());
+    if refused_sort_keys.contains(&sort_key.as_str()) {
+        return Err(ApiError::BadRequest(format!(
+            "The sort_key value \"{sort_key}\" is an invalid field for sorting"
+        )));
+    }
+    if !sort_keys.contains(&sort_key.as_str()) {
+        return Err(ApiError::BadRequest(format!(
+            "The sort_key value \"{sort_key}\" is an invalid field for sorting"
+        )));
+    }
+    Ok(Pagination {
+        page: Page {
+            limit,
+            sort_key,
+            sort_dir,
+        },
+        marker: query.get("marker").cloned(),
+    })
+}
+
+/// The `next` link: Ironic echoes sort_key, sort_dir, fields (if any), then
+/// the filters, limit and marker.
+pub fn next_link(
+    base: &str,
+    path: &str,
+    pagination: &Pagination,
+    fields: Option<&[String]>,
+    filters: &[(&str, String)],
+    last_marker: &str,
+) -> String {
+    let mut q = format!(
+        "sort_key={}&sort_dir={}",
+        percent_encode(&pagination.page.sort_key),
+        match pagination.page.sort_dir {
+            SortDir::Asc => "asc",
+            SortDir::Desc => "desc",
+        }
+    );
+    if let Some(fields) = fields {
+        q.push_str("&fields=");
+        q.push_str(&percent_encode(&fields.join(",")));
+    }
+    for (key, value) in filters {
+        q.push_str(&format!("&{key}={}", percent_encode(value)));
+    }
+    q.push_str(&format!(
+        "&limit={}&marker={}",
+        pagination.page.limit,
+        percent_encode(last_marker)
+    ));
+    format!("{base}/v1/{path}?{q}")
+}
+
+/// Parses a boolean query value the way Ironic's `strutils.bool_from_string`
+/// (strict) does.
+///
+/// # Errors
+/// 400 naming the parameter.
+pub fn parse_bool(name: &str, raw: &str) -> Result<bool, ApiError> {
+    match raw.trim().to_lowercase().as_str() {
+        "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
+        "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
+        _ => Err(ApiError::BadRequest(format!(
+            "Invalid value for {name}: '{raw}'. Valid values are: 't', 'true', 'on', 'y', 'yes', '1', 'f', 'false', 'off', 'n', 'no', '0'"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_zero_is_refused_and_big_limits_are_capped() {
+        let q = parse_query("limit=0");
+        assert!(pagination(&q, 1000, &["id"], &[]).is_err());
+        let q = parse_query("limit=5000");
+        assert_eq!(pagination(&q, 1000, &["id"], &[]).unwrap().page.limit, 1000);
+    }
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        let q = parse_query("provision_state=clean%20wait&fields=a,b");
+        assert_eq!(q["provision_state"], "clean wait");
+        assert_eq!(q["fields"], "a,b");
+    }
+}

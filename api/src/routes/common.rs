@@ -1,0 +1,90 @@
+//! Helpers every resource's handlers share: the base URL for links, node
+//! lookup by UUID or name, and the view context of a node.
+
+use actix_web::HttpRequest;
+use ferric_common::db::models::chassis::Chassis;
+use ferric_common::db::models::node::Node;
+
+use crate::error::ApiError;
+use crate::microversion::Microversion;
+use crate::state::AppState;
+use crate::validation::{is_uuid_like, is_valid_hostname, is_valid_logical_name};
+use crate::views::node::NodeContext;
+
+/// The URL clients reach this API at: `[api]public_endpoint`, else the
+/// request's scheme and host.
+pub fn base_url(req: &HttpRequest, state: &AppState) -> String {
+    if let Some(endpoint) = &state.settings.api.public_endpoint {
+        return endpoint.trim_end_matches('/').to_owned();
+    }
+    let info = req.connection_info();
+    format!("{}://{}", info.scheme(), info.host())
+}
+
+/// Looks a node up by UUID or (from 1.5) name, as `get_rpc_node` does.
+///
+/// # Errors
+/// 400 for an ident that is neither, 404 when no node matches.
+pub async fn find_node(state: &AppState, ident: &str, version: Microversion) -> Result<Node, ApiError> {
+    let by_uuid = is_uuid_like(ident);
+    if !by_uuid {
+        if !version.at_least(5) {
+            return Err(ApiError::node_not_found(ident));
+        }
+        let valid = if version.at_least(10) {
+            is_valid_logical_name(ident)
+        } else {
+            is_valid_hostname(ident)
+        };
+        if !valid {
+            return Err(ApiError::BadRequest(format!(
+                "Expected a logical name or UUID but received {ident}."
+            )));
+        }
+    }
+    let key = ident.to_owned();
+    let node = state
+        .db
+        .run(move |conn| {
+            if by_uuid {
+                Node::by_uuid(conn, &key.to_lowercase())
+            } else {
+                Node::by_ident(conn, &key)
+            }
+        })
+        .await?;
+    node.ok_or_else(|| ApiError::node_not_found(ident))
+}
+
+/// Chassis UUID, traits and owning conductor of one node.
+///
+/// # Errors
+/// When the database cannot be read.
+pub async fn node_context<'a>(
+    state: &AppState,
+    node: &Node,
+    base: &'a str,
+    version: Microversion,
+) -> Result<NodeContext<'a>, ApiError> {
+    let (chassis_id, node_id) = (node.chassis_id, node.id);
+    let (chassis_uuid, traits) = state
+        .db
+        .run(move |conn| {
+            let chassis = match chassis_id {
+                Some(id) => Chassis::by_id(conn, id)?.map(|c| c.uuid),
+                None => None,
+            };
+            Ok((chassis, Node::traits(conn, node_id)?))
+        })
+        .await?;
+    let view = state.cluster(false).await?;
+    Ok(NodeContext {
+        base,
+        version,
+        chassis_uuid,
+        traits,
+        conductor: view
+            .owner(&node.conductor_group, &node.driver, &node.uuid)
+            .map(str::to_owned),
+    })
+}

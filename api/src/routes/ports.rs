@@ -1,0 +1,398 @@
+//! `/v1/ports` and `/v1/nodes/{uuid}/ports`: a node's NICs. MACs are unique
+//! and stored lower-case; changes to a port of a locked node get 409.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use ferric_common::db::models::node::Node;
+use ferric_common::db::models::port::{Port, PortFields, PortFilter};
+use ferric_common::db::models::Page;
+use serde_json::{Map, Value, json};
+
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::microversion::Microversion;
+use crate::pagination::{self, next_link, parse_bool, parse_query};
+use crate::routes::common::{base_url, find_node};
+use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
+use crate::state::AppState;
+use crate::validation::{Kind, boolean, check_object, expect_uuid, is_uuid_like, mac_address};
+use crate::views::parse_fields;
+use crate::views::port::{DEFAULT_LIST_FIELDS, FIELDS, check_fields, port_body};
+
+const PORT_SCHEMA: &[(&str, Kind)] = &[
+    ("address", Kind::String),
+    ("node_uuid", Kind::StringOrNull),
+    ("node_ident", Kind::StringOrNull),
+    ("uuid", Kind::StringOrNull),
+    ("extra", Kind::ObjectOrNull),
+    ("local_link_connection", Kind::ObjectOrNull),
+    ("pxe_enabled", Kind::BoolLike),
+    ("physical_network", Kind::StringOrNull),
+    ("is_smartnic", Kind::BoolLike),
+    ("portgroup_uuid", Kind::StringOrNull),
+    ("name", Kind::StringOrNull),
+    ("description", Kind::StringOrNull),
+    ("vendor", Kind::StringOrNull),
+    ("category", Kind::StringOrNull),
+    ("available_for_dynamic_portgroup", Kind::Bool),
+];
+
+const MAX_LENGTHS: &[(&str, usize)] = &[
+    ("physical_network", 64),
+    ("description", 255),
+    ("vendor", 32),
+    ("category", 80),
+];
+
+const PATCH_ALLOWED: [&str; 14] = [
+    "address",
+    "extra",
+    "is_smartnic",
+    "local_link_connection",
+    "node_ident",
+    "node_uuid",
+    "physical_network",
+    "portgroup_uuid",
+    "pxe_enabled",
+    "name",
+    "description",
+    "vendor",
+    "category",
+    "available_for_dynamic_portgroup",
+];
+
+fn min_version(field: &str) -> u32 {
+    FIELDS.iter().find(|(n, _)| *n == field).map_or(1, |(_, m)| *m)
+}
+
+fn duplicate(e: ferric_common::db::DbError, address: &str, name: Option<&str>, uuid: &str) -> ApiError {
+    if !e.is_unique_violation() {
+        return e.into();
+    }
+    let detail = e.violation_detail();
+    if detail.contains("address") {
+        ApiError::Conflict(format!("A port with MAC address {address} already exists."))
+    } else if detail.contains("name") {
+        ApiError::Conflict(format!("A port with name {} already exists.", name.unwrap_or_default()))
+    } else {
+        ApiError::Conflict(format!("A port with UUID {uuid} already exists."))
+    }
+}
+
+/// Builds row fields from a validated port document.
+fn fields_from_map(map: &Map<String, Value>, node_id: i32) -> Result<PortFields, ApiError> {
+    let s = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_owned);
+    let obj = |k: &str| match map.get(k) {
+        Some(v @ Value::Object(_)) => v.to_string(),
+        _ => "{}".into(),
+    };
+    let b = |k: &str, default: bool| -> Result<bool, ApiError> {
+        Ok(match map.get(k) {
+            Some(v) => boolean(k, v)?.unwrap_or(default),
+            None => default,
+        })
+    };
+    let address = mac_address("address", &s("address").unwrap_or_default())?;
+    if s("physical_network").as_deref() == Some("") {
+        return Err(ApiError::BadRequest(
+            "A non-empty value is required when setting physical_network".into(),
+        ));
+    }
+    Ok(PortFields {
+        address,
+        node_id,
+        extra: obj("extra"),
+        local_link_connection: obj("local_link_connection"),
+        portgroup_id: None,
+        pxe_enabled: b("pxe_enabled", true)?,
+        physical_network: s("physical_network"),
+        is_smartnic: b("is_smartnic", false)?,
+        name: s("name"),
+        description: s("description"),
+        vendor: s("vendor"),
+        category: s("category"),
+        available_for_dynamic_portgroup: b("available_for_dynamic_portgroup", true)?,
+    })
+}
+
+async fn node_for_port(state: &AppState, map: &Map<String, Value>, version: Microversion) -> Result<Node, ApiError> {
+    let node_uuid = map.get("node_uuid").and_then(Value::as_str);
+    let node_ident = map.get("node_ident").and_then(Value::as_str);
+    match (node_uuid, node_ident) {
+        (Some(_), Some(_)) => Err(ApiError::BadRequest(format!(
+            "Schema error for port: {} is valid under each of {{'required': ['node_uuid']}}, {{'required': ['node_ident']}}",
+            crate::validation::py_repr(&Value::Object(map.clone()))
+        ))),
+        (None, None) => Err(ApiError::BadRequest(format!(
+            "Schema error for port: {} is not valid under any of the given schemas. Possible root cause: 'node_ident' is a required property",
+            crate::validation::py_repr(&Value::Object(map.clone()))
+        ))),
+        (Some(uuid), None) => {
+            let uuid = expect_uuid("node_uuid", uuid)?;
+            let key = uuid.clone();
+            let node = state.db.run(move |conn| Node::by_uuid(conn, &key)).await?;
+            node.ok_or_else(|| ApiError::BadRequest(format!("Node {uuid} could not be found.")))
+        }
+        (None, Some(ident)) => {
+            if !version.at_least(94) {
+                return Err(ApiError::not_acceptable());
+            }
+            find_node(state, ident, version)
+                .await
+                .map_err(|_| ApiError::BadRequest("Node None could not be found.".into()))
+        }
+    }
+}
+
+/// `POST /v1/ports`.
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let body = if body.is_null() { json!({}) } else { body };
+    let map = check_object("port", &body, PORT_SCHEMA, &["address"], MAX_LENGTHS)?;
+    for (key, value) in map {
+        if !value.is_null() && key != "node_ident" && !version.at_least(min_version(key)) {
+            return Err(ApiError::not_acceptable());
+        }
+    }
+    let node = node_for_port(&state, map, version).await?;
+    let uuid = match map.get("uuid").and_then(Value::as_str) {
+        Some(u) => expect_uuid("uuid", u)?,
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let fields = fields_from_map(map, node.id)?;
+    let (address, name, key) = (fields.address.clone(), fields.name.clone(), uuid.clone());
+    let port = state
+        .db
+        .run(move |conn| Port::insert(conn, &key, &fields))
+        .await
+        .map_err(|e| duplicate(e, &address, name.as_deref(), &uuid))?;
+    let base = base_url(&req, &state);
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("{base}/v1/ports/{}", port.uuid)))
+        .json(port_body(&port, &node.uuid, &base, version, None)))
+}
+
+async fn find_port(state: &AppState, ident: &str) -> Result<(Port, Node), ApiError> {
+    let key = ident.to_owned();
+    let found = state
+        .db
+        .run(move |conn| {
+            let port = if is_uuid_like(&key) {
+                Port::by_uuid(conn, &key.to_lowercase())?
+            } else {
+                Port::by_ident(conn, &key)?
+            };
+            match port {
+                Some(port) => {
+                    let node = ferric_common::db::models::node::Node::by_id(conn, port.node_id)?;
+                    Ok(node.map(|n| (port, n)))
+                }
+                None => Ok(None),
+            }
+        })
+        .await?;
+    found.ok_or_else(|| ApiError::NotFound(format!("Port {ident} could not be found.")))
+}
+
+/// `GET /v1/ports/{ident}`.
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let query = parse_query(req.query_string());
+    let fields = parse_fields(query.get("fields"));
+    if let Some(f) = &fields {
+        check_fields(f, version)?;
+    }
+    let (port, node) = find_port(&state, &path).await?;
+    let base = base_url(&req, &state);
+    Ok(HttpResponse::Ok().json(port_body(&port, &node.uuid, &base, version, fields.as_deref())))
+}
+
+async fn list_ports(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    detail_path: bool,
+    node_scope: Option<Node>,
+    path: &str,
+) -> Result<HttpResponse, ApiError> {
+    let query = parse_query(req.query_string());
+    let detail = detail_path
+        || match query.get("detail") {
+            Some(v) => parse_bool("detail", v)?,
+            None => false,
+        };
+    let mut fields = parse_fields(query.get("fields"));
+    if let Some(f) = &fields {
+        if detail {
+            return Err(ApiError::BadRequest(
+                "Can not specify ?detail=True and fields in the same request.".into(),
+            ));
+        }
+        check_fields(f, version)?;
+    }
+    if !detail && fields.is_none() {
+        fields = Some(DEFAULT_LIST_FIELDS.iter().map(|f| (*f).to_owned()).collect());
+    }
+    let pagination = pagination::pagination(
+        &query,
+        state.settings.api.max_limit,
+        &["id"],
+        &["extra", "internal_info", "local_link_connection"],
+    )?;
+    let mut filter = PortFilter::default();
+    let mut node_uuids = std::collections::HashMap::new();
+    if let Some(node) = node_scope {
+        filter.node_id = Some(node.id);
+        node_uuids.insert(node.id, node.uuid);
+    } else if let Some(node_uuid) = query.get("node_uuid") {
+        let uuid = expect_uuid("node_uuid", node_uuid)?;
+        let node = find_node(&state, &uuid, version).await?;
+        filter.node_id = Some(node.id);
+        node_uuids.insert(node.id, node.uuid);
+    } else if let Some(ident) = query.get("node") {
+        let node = find_node(&state, ident, version).await?;
+        filter.node_id = Some(node.id);
+        node_uuids.insert(node.id, node.uuid);
+    }
+    if let Some(address) = query.get("address") {
+        filter.address = Some(address.to_lowercase());
+    }
+    let marker = match &pagination.marker {
+        Some(m) => {
+            let uuid = expect_uuid("marker", m)?;
+            let key = uuid.clone();
+            let port = state.db.run(move |conn| Port::by_uuid(conn, &key)).await?;
+            Some(port.ok_or_else(|| ApiError::NotFound(format!("Port {uuid} could not be found.")))?)
+        }
+        None => None,
+    };
+    let page = Page {
+        limit: pagination.page.limit,
+        sort_key: "id".into(),
+        sort_dir: pagination.page.sort_dir,
+    };
+    let known = node_uuids.clone();
+    let (ports, node_uuids) = state
+        .db
+        .run(move |conn| {
+            let ports = Port::list(conn, &filter, &page, marker.as_ref())?;
+            let mut uuids = known;
+            let missing: Vec<i32> = ports
+                .iter()
+                .map(|p| p.node_id)
+                .filter(|id| !uuids.contains_key(id))
+                .collect();
+            if !missing.is_empty() {
+                uuids.extend(Node::uuids_of(conn, &missing)?);
+            }
+            Ok((ports, uuids))
+        })
+        .await?;
+    let base = base_url(&req, &state);
+    let items: Vec<Value> = ports
+        .iter()
+        .map(|p| {
+            let node_uuid = node_uuids.get(&p.node_id).cloned().unwrap_or_default();
+            port_body(p, &node_uuid, &base, version, fields.as_deref())
+        })
+        .collect();
+    let mut out = Map::new();
+    out.insert("ports".into(), Value::Array(items));
+    if ports.len() as i64 == pagination.page.limit
+        && let Some(last) = ports.last()
+    {
+        let echo_fields = if detail { None } else { fields.as_deref() };
+        out.insert(
+            "next".into(),
+            json!(next_link(&base, path, &pagination, echo_fields, &[], &last.uuid)),
+        );
+    }
+    Ok(HttpResponse::Ok().json(Value::Object(out)))
+}
+
+pub async fn list(req: HttpRequest, state: web::Data<AppState>, version: Microversion) -> Result<HttpResponse, ApiError> {
+    list_ports(req, state, version, false, None, "ports").await
+}
+
+pub async fn list_detail(req: HttpRequest, state: web::Data<AppState>, version: Microversion) -> Result<HttpResponse, ApiError> {
+    list_ports(req, state, version, true, None, "ports/detail").await
+}
+
+/// `GET /v1/nodes/{uuid}/ports`.
+pub async fn list_for_node(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let node = find_node(&state, &path, version).await?;
+    let sub = format!("nodes/{}/ports", node.uuid);
+    list_ports(req, state, version, false, Some(node), &sub).await
+}
+
+/// `PATCH /v1/ports/{ident}`.
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let ops = check_patch_ops(&body)?;
+    check_allowed_paths(ops, &PATCH_ALLOWED)?;
+    let (port, node) = find_port(&state, &path).await?;
+    if let Some(holder) = &node.reservation {
+        return Err(ApiError::node_locked(&node.uuid, holder));
+    }
+    let mut doc = json!({
+        "address": port.address,
+        "node_uuid": node.uuid,
+        "extra": serde_json::from_str::<Value>(&port.extra).unwrap_or_else(|_| json!({})),
+        "local_link_connection": serde_json::from_str::<Value>(&port.local_link_connection).unwrap_or_else(|_| json!({})),
+        "pxe_enabled": port.pxe_enabled,
+        "physical_network": port.physical_network,
+        "is_smartnic": port.is_smartnic,
+        "name": port.name,
+        "description": port.description,
+        "vendor": port.vendor,
+        "category": port.category,
+        "available_for_dynamic_portgroup": port.available_for_dynamic_portgroup,
+    });
+    apply_patch(&mut doc, ops)?;
+    let map = check_object("patch", &doc, PORT_SCHEMA, &["address"], MAX_LENGTHS)?;
+    let target_node = if map.get("node_uuid").and_then(Value::as_str) == Some(node.uuid.as_str()) {
+        node.clone()
+    } else {
+        node_for_port(&state, map, version).await?
+    };
+    let mut fields = fields_from_map(map, target_node.id)?;
+    fields.portgroup_id = port.portgroup_id;
+    let (address, name, uuid, id) = (fields.address.clone(), fields.name.clone(), port.uuid.clone(), port.id);
+    let updated = state
+        .db
+        .run(move |conn| Port::update(conn, id, &fields))
+        .await
+        .map_err(|e| duplicate(e, &address, name.as_deref(), &uuid))?
+        .ok_or_else(|| ApiError::NotFound(format!("Port {} could not be found.", port.uuid)))?;
+    let base = base_url(&req, &state);
+    Ok(HttpResponse::Ok().json(port_body(&updated, &target_node.uuid, &base, version, None)))
+}
+
+/// `DELETE /v1/ports/{uuid}`.
+pub async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let uuid = expect_uuid("port_uuid", &path)?;
+    let (port, node) = find_port(&state, &uuid).await?;
+    if let Some(holder) = &node.reservation {
+        return Err(ApiError::node_locked(&node.uuid, holder));
+    }
+    let id = port.id;
+    state.db.run(move |conn| Port::delete(conn, id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,68 @@
+//! `Application::build`: binds the listener and builds the actix server;
+//! `run_until` serves until a shutdown future completes.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware, web};
+
+use crate::microversion;
+use crate::routes;
+use crate::state::AppState;
+
+/// A bound, not yet running API server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds `[api] host:port` (port 0 picks a free one).
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub fn build(state: AppState) -> std::io::Result<Application> {
+        let listener = TcpListener::bind((state.settings.api.host.as_str(), state.settings.api.port))?;
+        let port = listener.local_addr()?.port();
+        let workers = match state.settings.api.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let data = web::Data::new(state);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .wrap(middleware::from_fn(microversion::negotiate))
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+        })
+        .workers(workers)
+        .backlog(4096)
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` completes, then stops gracefully.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let server = self.server;
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => result,
+            () = shutdown => {
+                handle.stop(true).await;
+                server.await
+            }
+        }
+    }
+}

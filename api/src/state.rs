@@ -1,0 +1,136 @@
+//! `AppState`: what every handler can reach (database, task queue, settings,
+//! a cached cluster view) and the helper that sends a task to the conductor
+//! owning a node.
+//!
+//! Invariant: the cluster view is at most `CLUSTER_VIEW_TTL` old, and a
+//! lookup that finds no conductor reloads it once before giving up (as
+//! Ironic's hash ring manager does), so a conductor that just registered is
+//! found.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferric_common::cluster::ClusterView;
+use ferric_common::config::Settings;
+use ferric_common::db::Db;
+use ferric_common::db::models::node::Node;
+use ferric_common::queue::{QueueError, TaskQueue};
+use ferric_proto::v1::task_reply::Outcome;
+use ferric_proto::v1::{RefusalKind, Task, TaskReply, task};
+
+use crate::error::ApiError;
+
+/// How long a cluster view is reused (Ironic's `hash_ring_reset_interval` is 15 s).
+const CLUSTER_VIEW_TTL: Duration = Duration::from_secs(5);
+
+/// Shared state of the API. Cloning is shallow.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub queue: Arc<dyn TaskQueue>,
+    pub settings: Arc<Settings>,
+    cluster: Arc<Mutex<Option<(Instant, Arc<ClusterView>)>>>,
+}
+
+impl AppState {
+    pub fn new(db: Db, queue: Arc<dyn TaskQueue>, settings: Settings) -> AppState {
+        AppState {
+            db,
+            queue,
+            settings: Arc::new(settings),
+            cluster: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The cached cluster view, reloaded when stale or when `force`.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn cluster(&self, force: bool) -> Result<Arc<ClusterView>, ApiError> {
+        if !force
+            && let Ok(guard) = self.cluster.lock()
+            && let Some((at, view)) = guard.as_ref()
+            && at.elapsed() < CLUSTER_VIEW_TTL
+        {
+            return Ok(view.clone());
+        }
+        let timeout = self.settings.heartbeat_timeout();
+        let view = Arc::new(
+            self.db
+                .run(move |conn| ClusterView::load(conn, timeout))
+                .await?,
+        );
+        if let Ok(mut guard) = self.cluster.lock() {
+            *guard = Some((Instant::now(), view.clone()));
+        }
+        Ok(view)
+    }
+
+    /// The conductor owning `node`, reloading the view once on a miss.
+    ///
+    /// # Errors
+    /// 400 `NoValidHost` when no alive conductor serves the node's driver and group.
+    pub async fn owner_of(&self, node: &Node) -> Result<String, ApiError> {
+        for force in [false, true] {
+            let view = self.cluster(force).await?;
+            if let Some(owner) = view.owner(&node.conductor_group, &node.driver, &node.uuid) {
+                return Ok(owner.to_owned());
+            }
+        }
+        Err(no_valid_host(&node.driver, &node.conductor_group))
+    }
+
+    /// Sends a task about `node` to its owner and waits for the reply;
+    /// refusals become Ironic's errors.
+    ///
+    /// # Errors
+    /// The conductor's refusal, 503 when no conductor answers.
+    pub async fn call(
+        &self,
+        node: &Node,
+        request_id: &str,
+        kind: task::Kind,
+    ) -> Result<Outcome, ApiError> {
+        let owner = self.owner_of(node).await?;
+        let task = Task {
+            task_id: uuid::Uuid::new_v4().to_string(),
+            node_uuid: node.uuid.clone(),
+            request_id: request_id.to_owned(),
+            issued_at_unix_ms: chrono::Utc::now().timestamp_millis(),
+            kind: Some(kind),
+        };
+        let timeout = Duration::from_secs(self.settings.api.task_timeout_secs);
+        let reply: TaskReply = self.queue.call(&owner, task, timeout).await.map_err(|e| {
+            tracing::warn!(error = %e, "task not answered");
+            match e {
+                QueueError::NoConsumer(_) | QueueError::Dropped(_) | QueueError::Timeout(..) => {
+                    ApiError::Unavailable(format!(
+                        "No conductor answered for node {}. Please retry later.",
+                        node.uuid
+                    ))
+                }
+            }
+        })?;
+        match reply.outcome {
+            Some(Outcome::Refused(refusal)) => Err(match refusal.kind() {
+                RefusalKind::NodeLocked | RefusalKind::Conflict => {
+                    ApiError::Conflict(refusal.message)
+                }
+                RefusalKind::NotFound => ApiError::NotFound(refusal.message),
+                RefusalKind::Temporary | RefusalKind::Unspecified => {
+                    ApiError::Unavailable(refusal.message)
+                }
+                RefusalKind::Invalid => ApiError::BadRequest(refusal.message),
+            }),
+            Some(outcome) => Ok(outcome),
+            None => Err(ApiError::Internal("The conductor sent an empty reply.".into())),
+        }
+    }
+}
+
+/// Ironic's `NoValidHost` for a driver and conductor group.
+pub fn no_valid_host(driver: &str, group: &str) -> ApiError {
+    ApiError::BadRequest(format!(
+        "No valid host was found. Reason: No conductor service registered which supports driver {driver} for conductor group \"{group}\". Ensure the driver is valid and enabled."
+    ))
+}

@@ -1,0 +1,97 @@
+//! The embedded (standalone) mode: API + one conductor in one process, the
+//! database of `[database] url` (SQLite by default), the in-process queue.
+//!
+//! Shutdown order: stop the API (in-flight requests finish), then the
+//! conductor (drains its tasks, releases locks, deregisters).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use ferric_api::startup::Application;
+use ferric_api::state::AppState;
+use ferric_common::config::Settings;
+use ferric_common::db::Db;
+use ferric_common::queue::local::LocalQueue;
+use ferric_conductor::service::{self, ConductorHandle};
+use tokio_util::sync::CancellationToken;
+
+/// A running embedded Ferric.
+pub struct Embedded {
+    /// The port the API listens on.
+    pub port: u16,
+    pub db: Db,
+    pub queue: LocalQueue,
+    stop: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    conductor: ConductorHandle,
+}
+
+impl Embedded {
+    /// Migrates the database, starts the conductor, binds the API.
+    ///
+    /// # Errors
+    /// When the database, the conductor or the listener cannot start.
+    pub async fn start(settings: Settings) -> anyhow::Result<Embedded> {
+        let url = settings.database_url();
+        let db = Db::connect(
+            &url,
+            settings.database.pool_size,
+            std::time::Duration::from_millis(settings.database.busy_timeout_ms),
+        )
+        .context("opening the database")?;
+        let applied = db.migrate().await.context("migrating the database")?;
+        if !applied.is_empty() {
+            tracing::info!(migrations = ?applied, "database migrated");
+        }
+        let queue = LocalQueue::new();
+        let conductor = service::start_local(
+            settings.conductor.clone(),
+            settings.conductor_host(),
+            db.clone(),
+            queue.clone(),
+        )
+        .await
+        .context("starting the conductor")?;
+        let state = AppState::new(db.clone(), Arc::new(queue.clone()), settings);
+        let app = Application::build(state).context("binding the API listener")?;
+        let port = app.port();
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let server = tokio::spawn(app.run_until(async move { stopped.cancelled().await }));
+        Ok(Embedded {
+            port,
+            db,
+            queue,
+            stop,
+            server,
+            conductor,
+        })
+    }
+
+    /// The conductor's host name.
+    pub fn conductor_host(&self) -> &str {
+        self.conductor.host()
+    }
+
+    /// Stops the API, then the conductor.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        match self.server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "API server failed"),
+            Err(e) => tracing::error!(error = %e, "API server task failed"),
+        }
+        self.conductor.shutdown().await;
+    }
+
+    /// Serves until the server task ends on its own or `shutdown` fires.
+    pub async fn run_until(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::select! {
+            result = &mut self.server => {
+                tracing::error!(?result, "API server stopped unexpectedly");
+            }
+            () = shutdown => {}
+        }
+        self.shutdown().await;
+    }
+}
