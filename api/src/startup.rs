@@ -39,7 +39,7 @@ impl Application {
         .workers(workers)
         .backlog(4096)
         .disable_signals()
-        .shutdown_timeout(10)
+        .shutdown_timeout(5)
         .listen(listener)?
         .run();
         Ok(Application { port, server })
@@ -60,8 +60,11 @@ impl Application {
         tokio::select! {
             result = &mut server => result,
             () = shutdown => {
-                handle.stop(true).await;
-                server.await
+                // The server future processes the stop command, so it must
+                // keep being polled while the stop is requested.
+                let stop = handle.stop(true);
+                let (result, ()) = tokio::join!(&mut server, stop);
+                result
             }
         }
     }

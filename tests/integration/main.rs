@@ -1,1 +1,11 @@
-//! integration
+//! Ferric's one integration test binary: every test starts the real app
+//! (embedded mode, port 0) over its own database (a temporary SQLite file,
+//! or a fresh PostgreSQL database) and talks HTTP to it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api;
+mod conductor;
+mod end_to_end;
+mod helpers;
+mod migrations;
+mod tidy;

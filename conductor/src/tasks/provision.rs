@@ -221,7 +221,8 @@ fn step(ctx: &Context, node: &Node, state: ProvisionState) -> (Event, StateChang
         ProvisionState::Deleting => {
             // Tear down: the instance is gone; then clean.
             change.instance_info = Some("{}".into());
-            internal.remove("deploy_steps");
+            change.instance_uuid = Some(None);
+            change.instance_name = Some(None);
             Event::Clean
         }
         ProvisionState::Inspecting => Event::Done,

@@ -641,6 +641,8 @@ pub struct StateChange {
     pub clean_step: Option<String>,
     pub deploy_step: Option<String>,
     pub instance_info: Option<String>,
+    pub instance_uuid: Option<Option<String>>,
+    pub instance_name: Option<Option<String>>,
     pub maintenance: Option<bool>,
     pub maintenance_reason: Option<Option<String>>,
     pub fault: Option<Option<String>>,

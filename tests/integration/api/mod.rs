@@ -1,0 +1,8 @@
+//! HTTP behaviour of the API: version discovery, nodes, bad input, ports,
+//! chassis, drivers, conductors, and the golden comparison with Ironic.
+
+mod bad_input;
+mod golden;
+mod nodes;
+mod ports_chassis;
+mod versions;

@@ -1,0 +1,134 @@
+//! The real `baremetal` CLI (python-ironicclient 6.3.0) and openstacksdk,
+//! from PyPI, drive Ferric exactly as an operator would drive Ironic.
+//!
+//! The clients live in a virtualenv at `$FERRIC_TEST_VENV` (default
+//! `<repo>/.venv`); the test creates it when it is missing.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::process::Command;
+
+use crate::helpers::{spawn_app, wait_until};
+
+const IRONICCLIENT: &str = "python-ironicclient==6.3.0";
+
+fn venv() -> PathBuf {
+    std::env::var("FERRIC_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv"))
+}
+
+async fn ensure_venv(venv: &Path) {
+    if venv.join("bin/baremetal").exists() {
+        return;
+    }
+    let status = Command::new("python3").arg("-m").arg("venv").arg(venv).status().await.unwrap();
+    assert!(status.success(), "python3 -m venv failed");
+    let status = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", IRONICCLIENT, "openstacksdk"])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "pip install of the clients failed");
+}
+
+struct Cli {
+    bin: PathBuf,
+    endpoint: String,
+}
+
+impl Cli {
+    /// Runs `baremetal <args>` and returns stdout; panics with stderr on failure.
+    async fn run(&self, args: &[&str]) -> String {
+        let out = Command::new(&self.bin)
+            .args(args)
+            .env("OS_AUTH_TYPE", "none")
+            .env("OS_ENDPOINT", &self.endpoint)
+            .env_remove("OS_CLOUD")
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "baremetal {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.extend(["-f", "json"]);
+        serde_json::from_str(&self.run(&args).await).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baremetal_cli_and_openstacksdk_drive_a_node_through_its_life() {
+    let venv = venv();
+    ensure_venv(&venv).await;
+    let app = spawn_app().await;
+    let cli = Cli {
+        bin: venv.join("bin/baremetal"),
+        endpoint: app.base.clone(),
+    };
+    let host = app.settings.conductor.host.clone().unwrap();
+
+    let root = reqwest::get(format!("{}/", app.base)).await.unwrap().json::<Value>().await.unwrap();
+    assert_eq!(root["default_version"]["version"], "1.115");
+    let drivers = cli.json(&["driver", "list"]).await;
+    assert!(
+        drivers
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["name"] == "fake-hardware" && d["hosts"].to_string().contains(&host)),
+        "{drivers}"
+    );
+    let created = cli.json(&["node", "create", "--driver", "fake-hardware", "--name", "n1"]).await;
+    assert_eq!(created["provision_state"], "enroll");
+    cli.run(&["node", "manage", "n1", "--wait", "30"]).await;
+    cli.run(&["node", "provide", "n1", "--wait", "30"]).await;
+    cli.run(&["node", "deploy", "n1", "--wait", "30"]).await;
+    let shown = cli.json(&["node", "show", "n1"]).await;
+    assert_eq!(shown["provision_state"], "active");
+    cli.run(&["node", "power", "on", "n1"]).await;
+    wait_until(Duration::from_secs(20), "power on via the CLI", || async {
+        (cli.json(&["node", "show", "n1"]).await["power_state"] == "power on").then_some(())
+    })
+    .await;
+    cli.run(&["node", "power", "off", "n1"]).await;
+    cli.run(&["node", "undeploy", "n1", "--wait", "30"]).await;
+    let listed = cli.json(&["node", "list"]).await;
+    assert_eq!(listed[0]["provision_state"], "available", "{listed}");
+    let uuid = shown["uuid"].as_str().unwrap();
+    let port = cli.json(&["port", "create", "--node", uuid, "52:54:00:12:34:56"]).await;
+    assert_eq!(port["address"], "52:54:00:12:34:56");
+    let chassis = cli.json(&["chassis", "create", "--description", "rack"]).await;
+    cli.run(&["chassis", "delete", chassis["uuid"].as_str().unwrap()]).await;
+
+    let sdk = Command::new(venv.join("bin/python"))
+        .arg("-c")
+        .arg(
+            r#"
+import json, sys, openstack
+conn = openstack.connection.Connection(auth_type="none", auth={"endpoint": sys.argv[1]}, baremetal_endpoint_override=sys.argv[1])
+node = conn.baremetal.create_node(driver="fake-hardware", name="sdk-node")
+conn.baremetal.set_node_provision_state(node, "manage", wait=True, timeout=30)
+conn.baremetal.set_node_provision_state(node, "provide", wait=True, timeout=30)
+nodes = {n.name: n.provision_state for n in conn.baremetal.nodes()}
+print(json.dumps(nodes))
+"#,
+        )
+        .arg(&app.base)
+        .output()
+        .await
+        .unwrap();
+    assert!(sdk.status.success(), "openstacksdk failed: {}", String::from_utf8_lossy(&sdk.stderr));
+    let states: Value = serde_json::from_slice(&sdk.stdout).unwrap();
+    assert_eq!(states["sdk-node"], "available", "{states}");
+    assert_eq!(states["n1"], "available");
+    app.stop().await;
+}

@@ -1,0 +1,3 @@
+//! The real OpenStack clients against Ferric.
+
+mod clients;

@@ -1,0 +1,9 @@
+//! Test harness: `spawn_app` (embedded Ferric on 127.0.0.1:0 over a fresh
+//! database), `TestPg` (a PostgreSQL database per test), `wait_until`.
+
+pub mod app;
+pub mod db;
+pub mod wait;
+
+pub use app::{Backend, TestApp, spawn_app, spawn_app_with};
+pub use wait::wait_until;

@@ -1,0 +1,68 @@
+//! Code rules checked as tests: every Rust file opens with a `//!` doc; no
+//! test is ignored or expected to panic; api and conductor never depend on
+//! each other.
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if path.is_dir() {
+            if name != "target" && !name.starts_with('.') {
+                rust_files(&path, out);
+            }
+        } else if name.ends_with(".rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_rust_file_starts_with_a_module_doc() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "proto", "common", "api", "conductor", "tests"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    assert!(files.len() > 30, "found only {} files", files.len());
+    let missing: Vec<_> = files
+        .iter()
+        .filter(|f| !std::fs::read_to_string(f).unwrap().starts_with("//!"))
+        .collect();
+    assert!(missing.is_empty(), "files without a //! module doc: {missing:?}");
+    let ignore = ["#[", "ignore]"].concat();
+    let should_panic = ["#[", "should_panic"].concat();
+    let offenders: Vec<_> = files
+        .iter()
+        .filter(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            text.contains(&ignore) || text.contains(&should_panic)
+        })
+        .collect();
+    assert!(offenders.is_empty(), "ignored or should_panic tests: {offenders:?}");
+}
+
+#[test]
+fn api_and_conductor_never_import_each_other() {
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .manifest_path(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .no_deps()
+        .exec()
+        .unwrap();
+    let deps_of = |name: &str| -> Vec<String> {
+        metadata
+            .packages
+            .iter()
+            .find(|p| p.name.as_str() == name)
+            .unwrap()
+            .dependencies
+            .iter()
+            .map(|d| d.name.clone())
+            .collect()
+    };
+    assert!(!deps_of("ferric-api").contains(&"ferric-conductor".to_owned()));
+    assert!(!deps_of("ferric-conductor").contains(&"ferric-api".to_owned()));
+    assert!(!deps_of("ferric-common").iter().any(|d| d == "actix-web"));
+    assert_eq!(deps_of("ferric-proto"), ["prost", "prost-build", "protox"]);
+}
