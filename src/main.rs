@@ -60,8 +60,12 @@ async fn main() -> anyhow::Result<()> {
             "distributed mode (PostgreSQL + RabbitMQ) is not in this build yet; run `ferric` for the embedded mode"
         ),
         Command::Db { command } => {
-            let db = Db::connect(&settings.database_url(), 1, std::time::Duration::from_secs(10))
-                .context("opening the database")?;
+            let db = Db::connect(
+                &settings.database_url(),
+                1,
+                std::time::Duration::from_secs(10),
+            )
+            .context("opening the database")?;
             let report = match command {
                 DbCommand::Upgrade => {
                     let applied = db.migrate().await?;

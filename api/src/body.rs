@@ -28,7 +28,8 @@ impl FromRequest for JsonBody {
         Box::pin(async move {
             let mut bytes = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("Invalid request body: {e}")))?;
+                let chunk = chunk
+                    .map_err(|e| ApiError::BadRequest(format!("Invalid request body: {e}")))?;
                 if bytes.len() + chunk.len() > limit {
                     return Err(ApiError::PayloadTooLarge(format!(
                         "Request body is larger than the limit of {limit} bytes."
@@ -39,9 +40,9 @@ impl FromRequest for JsonBody {
             if bytes.is_empty() {
                 return Ok(JsonBody(Value::Null));
             }
-            serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-                ApiError::BadRequest(format!("Invalid JSON in request body: {e}"))
-            })
+            serde_json::from_slice(&bytes)
+                .map(JsonBody)
+                .map_err(|e| ApiError::BadRequest(format!("Invalid JSON in request body: {e}")))
         })
     }
 }

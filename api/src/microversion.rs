@@ -130,7 +130,9 @@ impl FromRequest for RequestId {
             .extensions()
             .get::<RequestId>()
             .cloned()
-            .unwrap_or_else(|| RequestId(format!("req-{}", uuid::Uuid::new_v4())))))
+            .unwrap_or_else(|| {
+                RequestId(format!("req-{}", uuid::Uuid::new_v4()))
+            })))
     }
 }
 

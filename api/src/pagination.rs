@@ -85,7 +85,9 @@ pub fn pagination(
         None => max_limit as i64,
         Some(raw) => {
             let limit: i64 = raw.trim().parse().map_err(|_| {
-                ApiError::BadRequest(format!("Invalid value for limit: {raw}. It must be an integer."))
+                ApiError::BadRequest(format!(
+                    "Invalid value for limit: {raw}. It must be an integer."
+                ))
             })?;
             if limit <= 0 {
                 return Err(ApiError::BadRequest("Limit must be positive".into()));
@@ -102,7 +104,10 @@ pub fn pagination(
             )));
         }
     };
-    let sort_key = query.get("sort_key").cloned().unwrap_or_else(|| "id".into());
+    let sort_key = query
+        .get("sort_key")
+        .cloned()
+        .unwrap_or_else(|| "id".into());
     if refused_sort_keys.contains(&sort_key.as_str()) {
         return Err(ApiError::BadRequest(format!(
             "The sort_key value \"{sort_key}\" is an invalid field for sorting"

@@ -22,7 +22,9 @@ pub fn check_patch_ops(body: &Value) -> Result<&Vec<Value>, ApiError> {
         };
         for key in map.keys() {
             if !["op", "path", "value"].contains(&key.as_str()) {
-                return Err(err(format!("Additional properties are not allowed ('{key}' was unexpected)")));
+                return Err(err(format!(
+                    "Additional properties are not allowed ('{key}' was unexpected)"
+                )));
             }
         }
         for key in ["path", "op"] {
@@ -39,9 +41,12 @@ pub fn check_patch_ops(body: &Value) -> Result<&Vec<Value>, ApiError> {
         }
         let path = map.get("path").and_then(Value::as_str).unwrap_or_default();
         let valid_path = path.starts_with('/')
-            && path[1..]
-                .split('/')
-                .all(|seg| !seg.is_empty() && seg.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-'));
+            && path[1..].split('/').all(|seg| {
+                !seg.is_empty()
+                    && seg
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+            });
         if !valid_path {
             return Err(err(format!(
                 "{} does not match '^(/[\\\\w-]+)+$'",
@@ -69,7 +74,6 @@ pub fn apply_patch(doc: &mut Value, ops: &[Value]) -> Result<(), ApiError> {
     }
     Ok(())
 }
-
 
 /// Refuses a path whose first segment is not in `allowed`.
 ///

@@ -22,7 +22,8 @@ impl Application {
     /// # Errors
     /// When the address cannot be bound.
     pub fn build(state: AppState) -> std::io::Result<Application> {
-        let listener = TcpListener::bind((state.settings.api.host.as_str(), state.settings.api.port))?;
+        let listener =
+            TcpListener::bind((state.settings.api.host.as_str(), state.settings.api.port))?;
         let port = listener.local_addr()?.port();
         let workers = match state.settings.api.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -53,7 +54,10 @@ impl Application {
     ///
     /// # Errors
     /// When the server fails.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = self.server;
         tokio::pin!(server);

@@ -23,13 +23,16 @@ use crate::error::ApiError;
 /// How long a cluster view is reused (Ironic's `hash_ring_reset_interval` is 15 s).
 const CLUSTER_VIEW_TTL: Duration = Duration::from_secs(5);
 
+/// The last cluster view and when it was loaded.
+type CachedView = Arc<Mutex<Option<(Instant, Arc<ClusterView>)>>>;
+
 /// Shared state of the API. Cloning is shallow.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     pub queue: Arc<dyn TaskQueue>,
     pub settings: Arc<Settings>,
-    cluster: Arc<Mutex<Option<(Instant, Arc<ClusterView>)>>>,
+    cluster: CachedView,
 }
 
 impl AppState {
@@ -123,7 +126,9 @@ impl AppState {
                 RefusalKind::Invalid => ApiError::BadRequest(refusal.message),
             }),
             Some(outcome) => Ok(outcome),
-            None => Err(ApiError::Internal("The conductor sent an empty reply.".into())),
+            None => Err(ApiError::Internal(
+                "The conductor sent an empty reply.".into(),
+            )),
         }
     }
 }

@@ -60,7 +60,8 @@ pub fn check_object<'a>(
     required: &[&str],
     max_lengths: &[(&str, usize)],
 ) -> Result<&'a Map<String, Value>, ApiError> {
-    let schema_error = |msg: String| ApiError::BadRequest(format!("Schema error for {name}: {msg}"));
+    let schema_error =
+        |msg: String| ApiError::BadRequest(format!("Schema error for {name}: {msg}"));
     let map = match body {
         Value::Object(map) => map,
         Value::Null => {
@@ -69,7 +70,12 @@ pub fn check_object<'a>(
                 required.first().copied().unwrap_or("body")
             )));
         }
-        other => return Err(schema_error(format!("{} is not of type 'object'", py_repr(other)))),
+        other => {
+            return Err(schema_error(format!(
+                "{} is not of type 'object'",
+                py_repr(other)
+            )));
+        }
     };
     let mut unexpected: Vec<&str> = map
         .keys()
@@ -257,22 +263,35 @@ mod tests {
     #[test]
     fn schema_errors_read_like_ironics() {
         let schema = [("driver", Kind::String), ("name", Kind::StringOrNull)];
-        let err = |body| check_object("node", &body, &schema, &["driver"], &[]).unwrap_err().to_string();
+        let err = |body| {
+            check_object("node", &body, &schema, &["driver"], &[])
+                .unwrap_err()
+                .to_string()
+        };
         assert_eq!(
             err(json!({"driver": "x", "foo": 1})),
             "Schema error for node: Additional properties are not allowed ('foo' was unexpected)"
         );
-        assert_eq!(err(json!({})), "Schema error for node: 'driver' is a required property");
+        assert_eq!(
+            err(json!({})),
+            "Schema error for node: 'driver' is a required property"
+        );
         assert_eq!(
             err(json!({"driver": "x", "name": 5})),
             "Schema error for node: 5 is not of type 'string', 'null'"
         );
-        assert_eq!(err(json!([1, 2])), "Schema error for node: [1, 2] is not of type 'object'");
+        assert_eq!(
+            err(json!([1, 2])),
+            "Schema error for node: [1, 2] is not of type 'object'"
+        );
     }
 
     #[test]
     fn macs_and_names() {
-        assert_eq!(mac_address("address", "52:54:00:AA:bb:01").unwrap(), "52:54:00:aa:bb:01");
+        assert_eq!(
+            mac_address("address", "52:54:00:AA:bb:01").unwrap(),
+            "52:54:00:aa:bb:01"
+        );
         assert!(mac_address("address", "zz").is_err());
         assert!(is_valid_logical_name("cli-node_1.a~b"));
         assert!(!is_valid_logical_name("bad name"));

@@ -39,7 +39,10 @@ impl ClusterView {
     ///
     /// # Errors
     /// When the database cannot be read.
-    pub fn load(conn: &mut AnyConnection, heartbeat_timeout: Duration) -> Result<ClusterView, DbError> {
+    pub fn load(
+        conn: &mut AnyConnection,
+        heartbeat_timeout: Duration,
+    ) -> Result<ClusterView, DbError> {
         let conductors = Conductor::all(conn)?;
         let rows = Conductor::hardware_interfaces(conn)?;
         Ok(ClusterView::build(conductors, rows, heartbeat_timeout))

@@ -117,10 +117,7 @@ impl Default for ConductorSettings {
         Self {
             host: None,
             conductor_group: String::new(),
-            enabled_hardware_types: vec![
-                "fake-hardware".into(),
-                "manual-management".into(),
-            ],
+            enabled_hardware_types: vec!["fake-hardware".into(), "manual-management".into()],
             heartbeat_interval_secs: 10,
             heartbeat_timeout_secs: 60,
             automated_clean: true,
@@ -255,8 +252,10 @@ mod tests {
 
     #[test]
     fn sqlite_url_defaults_into_the_data_dir() {
-        let mut settings = Settings::default();
-        settings.data_dir = PathBuf::from("/tmp/x");
+        let settings = Settings {
+            data_dir: PathBuf::from("/tmp/x"),
+            ..Settings::default()
+        };
         assert_eq!(settings.database_url(), "sqlite:///tmp/x/ferric.db");
     }
 }

@@ -600,9 +600,16 @@ mod tests {
             (Deploying, &[]),
             (DeployWait, &["abort", "deleted", "undeploy"]),
             (DeployHold, &["abort", "unhold"]),
-            (DeployFailed, &["active", "deploy", "rebuild", "deleted", "undeploy"]),
-            (Active, &["rebuild", "deleted", "undeploy", "rescue", "service"]),
-            (Deleting, &[]),
+            (
+                DeployFailed,
+                &["active", "deploy", "rebuild", "deleted", "undeploy"],
+            ),
+            (
+                Active,
+                &["rebuild", "deleted", "undeploy", "rescue", "service"],
+            ),
+            // `clean` is the internal event that follows a tear-down.
+            (Deleting, &["clean"]),
             (Error, &["rebuild", "deleted", "undeploy"]),
             (Adopting, &[]),
             (AdoptFailed, &["adopt", "manage"]),
@@ -611,11 +618,17 @@ mod tests {
             (RescueFailed, &["rescue", "unrescue", "deleted", "undeploy"]),
             (Rescue, &["rescue", "unrescue", "deleted", "undeploy"]),
             (Unrescuing, &[]),
-            (UnrescueFailed, &["rescue", "unrescue", "deleted", "undeploy"]),
+            (
+                UnrescueFailed,
+                &["rescue", "unrescue", "deleted", "undeploy"],
+            ),
             (Servicing, &[]),
             (ServiceWait, &["abort", "deleted", "undeploy"]),
             (ServiceHold, &["abort", "unhold", "service"]),
-            (ServiceFailed, &["abort", "service", "rescue", "deleted", "undeploy"]),
+            (
+                ServiceFailed,
+                &["abort", "service", "rescue", "deleted", "undeploy"],
+            ),
         ];
         assert_eq!(allowed.len(), ProvisionState::ALL.len());
         for (state, verbs) in allowed {

@@ -63,10 +63,15 @@ impl Drop for NodeLock {
             return;
         }
         let (db, host, node_id) = (self.db.clone(), self.host.clone(), self.node_id);
-        tracing::warn!(node.id = node_id, "node lock dropped without release; releasing");
+        tracing::warn!(
+            node.id = node_id,
+            "node lock dropped without release; releasing"
+        );
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                let _ = db.run(move |conn| Node::release(conn, node_id, &host)).await;
+                let _ = db
+                    .run(move |conn| Node::release(conn, node_id, &host))
+                    .await;
             });
         }
     }

@@ -30,7 +30,10 @@ fn every_rust_file_starts_with_a_module_doc() {
         .iter()
         .filter(|f| !std::fs::read_to_string(f).unwrap().starts_with("//!"))
         .collect();
-    assert!(missing.is_empty(), "files without a //! module doc: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "files without a //! module doc: {missing:?}"
+    );
     let ignore = ["#[", "ignore]"].concat();
     let should_panic = ["#[", "should_panic"].concat();
     let offenders: Vec<_> = files
@@ -40,7 +43,10 @@ fn every_rust_file_starts_with_a_module_doc() {
             text.contains(&ignore) || text.contains(&should_panic)
         })
         .collect();
-    assert!(offenders.is_empty(), "ignored or should_panic tests: {offenders:?}");
+    assert!(
+        offenders.is_empty(),
+        "ignored or should_panic tests: {offenders:?}"
+    );
 }
 
 #[test]

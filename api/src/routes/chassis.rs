@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::pagination::{self, next_link, parse_bool, parse_query};
-use crate::routes::common::base_url;
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
+use crate::routes::common::base_url;
 use crate::state::AppState;
 use crate::validation::{Kind, check_object, expect_uuid};
 use crate::views::chassis::{DEFAULT_LIST_FIELDS, chassis_body};
@@ -27,14 +27,20 @@ fn fields_from(map: &Map<String, Value>) -> ChassisFields {
             Some(v @ Value::Object(_)) => v.to_string(),
             _ => "{}".into(),
         },
-        description: map.get("description").and_then(Value::as_str).map(str::to_owned),
+        description: map
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     }
 }
 
 async fn find(state: &AppState, ident: &str) -> Result<Chassis, ApiError> {
     let uuid = expect_uuid("chassis_uuid", ident)?;
     let key = uuid.clone();
-    let chassis = state.db.run(move |conn| Chassis::by_uuid(conn, &key)).await?;
+    let chassis = state
+        .db
+        .run(move |conn| Chassis::by_uuid(conn, &key))
+        .await?;
     chassis.ok_or_else(|| ApiError::NotFound(format!("Chassis {uuid} could not be found.")))
 }
 
@@ -44,7 +50,13 @@ pub async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let body = if body.is_null() { json!({}) } else { body };
-    let map = check_object("chassis", &body, CHASSIS_SCHEMA, &[], &[("description", 255)])?;
+    let map = check_object(
+        "chassis",
+        &body,
+        CHASSIS_SCHEMA,
+        &[],
+        &[("description", 255)],
+    )?;
     let uuid = match map.get("uuid").and_then(Value::as_str) {
         Some(u) => expect_uuid("uuid", u)?,
         None => uuid::Uuid::new_v4().to_string(),
@@ -68,7 +80,11 @@ pub async fn create(
         .json(chassis_body(&chassis, &base, None)))
 }
 
-pub async fn show(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let chassis = find(&state, &path).await?;
     let query = parse_query(req.query_string());
     let fields = parse_fields(query.get("fields"));
@@ -76,7 +92,11 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
     Ok(HttpResponse::Ok().json(chassis_body(&chassis, &base, fields.as_deref())))
 }
 
-async fn list_chassis(req: HttpRequest, state: web::Data<AppState>, detail_path: bool) -> Result<HttpResponse, ApiError> {
+async fn list_chassis(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    detail_path: bool,
+) -> Result<HttpResponse, ApiError> {
     let query = parse_query(req.query_string());
     let detail = detail_path
         || match query.get("detail") {
@@ -85,9 +105,15 @@ async fn list_chassis(req: HttpRequest, state: web::Data<AppState>, detail_path:
         };
     let mut fields = parse_fields(query.get("fields"));
     if !detail && fields.is_none() {
-        fields = Some(DEFAULT_LIST_FIELDS.iter().map(|f| (*f).to_owned()).collect());
+        fields = Some(
+            DEFAULT_LIST_FIELDS
+                .iter()
+                .map(|f| (*f).to_owned())
+                .collect(),
+        );
     }
-    let pagination = pagination::pagination(&query, state.settings.api.max_limit, &["id"], &["extra"])?;
+    let pagination =
+        pagination::pagination(&query, state.settings.api.max_limit, &["id"], &["extra"])?;
     let marker = match &pagination.marker {
         Some(m) => Some(find(&state, m).await?),
         None => None,
@@ -107,9 +133,16 @@ async fn list_chassis(req: HttpRequest, state: web::Data<AppState>, detail_path:
     if rows.len() as i64 == pagination.page.limit
         && let Some(last) = rows.last()
     {
-        let path = if detail_path { "chassis/detail" } else { "chassis" };
+        let path = if detail_path {
+            "chassis/detail"
+        } else {
+            "chassis"
+        };
         let echo = if detail { None } else { fields.as_deref() };
-        out.insert("next".into(), json!(next_link(&base, path, &pagination, echo, &[], &last.uuid)));
+        out.insert(
+            "next".into(),
+            json!(next_link(&base, path, &pagination, echo, &[], &last.uuid)),
+        );
     }
     Ok(HttpResponse::Ok().json(Value::Object(out)))
 }
@@ -118,7 +151,10 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     list_chassis(req, state, false).await
 }
 
-pub async fn list_detail(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_detail(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     list_chassis(req, state, true).await
 }
 
@@ -139,7 +175,9 @@ pub async fn update(
     });
     apply_patch(&mut doc, ops)?;
     if doc.get("uuid").and_then(Value::as_str) != Some(chassis.uuid.as_str()) {
-        return Err(ApiError::BadRequest("Cannot overwrite UUID for an existing Chassis.".into()));
+        return Err(ApiError::BadRequest(
+            "Cannot overwrite UUID for an existing Chassis.".into(),
+        ));
     }
     let map = check_object("patch", &doc, CHASSIS_SCHEMA, &[], &[("description", 255)])?;
     let fields = fields_from(map);
@@ -148,12 +186,17 @@ pub async fn update(
         .db
         .run(move |conn| Chassis::update(conn, id, &fields))
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("Chassis {} could not be found.", chassis.uuid)))?;
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("Chassis {} could not be found.", chassis.uuid))
+        })?;
     let base = base_url(&req, &state);
     Ok(HttpResponse::Ok().json(chassis_body(&updated, &base, None)))
 }
 
-pub async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let chassis = find(&state, &path).await?;
     let id = chassis.id;
     let deleted = state

@@ -25,7 +25,11 @@ pub fn base_url(req: &HttpRequest, state: &AppState) -> String {
 ///
 /// # Errors
 /// 400 for an ident that is neither, 404 when no node matches.
-pub async fn find_node(state: &AppState, ident: &str, version: Microversion) -> Result<Node, ApiError> {
+pub async fn find_node(
+    state: &AppState,
+    ident: &str,
+    version: Microversion,
+) -> Result<Node, ApiError> {
     let by_uuid = is_uuid_like(ident);
     if !by_uuid {
         if !version.at_least(5) {

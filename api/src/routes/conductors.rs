@@ -14,11 +14,17 @@ fn gate(version: Microversion) -> Result<(), ApiError> {
     if version.at_least(49) {
         Ok(())
     } else {
-        Err(ApiError::NotFound("The API is not supported for this version".into()))
+        Err(ApiError::NotFound(
+            "The API is not supported for this version".into(),
+        ))
     }
 }
 
-pub async fn list(req: HttpRequest, state: web::Data<AppState>, version: Microversion) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+) -> Result<HttpResponse, ApiError> {
     gate(version)?;
     let query = parse_query(req.query_string());
     let detail = match query.get("detail") {
@@ -47,7 +53,9 @@ pub async fn show(
         .conductors()
         .iter()
         .find(|c| c.hostname == *path)
-        .ok_or_else(|| ApiError::NotFound(format!("Conductor {} could not be found.", path.as_str())))?;
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("Conductor {} could not be found.", path.as_str()))
+        })?;
     let base = base_url(&req, &state);
     Ok(HttpResponse::Ok().json(conductor_body(conductor, &view, &base, true)))
 }

@@ -11,7 +11,11 @@ use crate::state::AppState;
 use crate::validation::no_unexpected;
 use crate::views::driver::{driver_body, properties};
 
-pub async fn list(req: HttpRequest, state: web::Data<AppState>, version: Microversion) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+) -> Result<HttpResponse, ApiError> {
     let query = parse_query(req.query_string());
     no_unexpected(
         &query.iter().map(|(k, v)| (k.clone(), json!(v))).collect(),
@@ -75,7 +79,10 @@ pub async fn show_properties(
 ) -> Result<HttpResponse, ApiError> {
     let view = state.cluster(false).await?;
     if !view.hardware_types().contains_key(path.as_str()) {
-        return Err(ApiError::NotFound(format!("The driver '{}' is unknown.", path.as_str())));
+        return Err(ApiError::NotFound(format!(
+            "The driver '{}' is unknown.",
+            path.as_str()
+        )));
     }
     Ok(HttpResponse::Ok().json(properties(&path)))
 }

@@ -22,29 +22,77 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/nodes", web::get().to(nodes::list))
         .route("/v1/nodes", web::post().to(nodes::create))
         .route("/v1/nodes/detail", web::get().to(nodes::list_detail))
-        .route("/v1/nodes/validate", web::get().to(node_states::validate_by_query))
+        .route(
+            "/v1/nodes/validate",
+            web::get().to(node_states::validate_by_query),
+        )
         .route("/v1/nodes/{ident}", web::get().to(nodes::show))
         .route("/v1/nodes/{ident}", web::patch().to(nodes::update))
         .route("/v1/nodes/{ident}", web::delete().to(nodes::delete))
-        .route("/v1/nodes/{ident}/states", web::get().to(node_states::get_states))
-        .route("/v1/nodes/{ident}/states/power", web::put().to(node_states::set_power))
-        .route("/v1/nodes/{ident}/states/provision", web::put().to(node_states::set_provision))
-        .route("/v1/nodes/{ident}/management/boot_device", web::get().to(node_states::get_boot_device))
-        .route("/v1/nodes/{ident}/management/boot_device", web::put().to(node_states::set_boot_device))
+        .route(
+            "/v1/nodes/{ident}/states",
+            web::get().to(node_states::get_states),
+        )
+        .route(
+            "/v1/nodes/{ident}/states/power",
+            web::put().to(node_states::set_power),
+        )
+        .route(
+            "/v1/nodes/{ident}/states/provision",
+            web::put().to(node_states::set_provision),
+        )
+        .route(
+            "/v1/nodes/{ident}/management/boot_device",
+            web::get().to(node_states::get_boot_device),
+        )
+        .route(
+            "/v1/nodes/{ident}/management/boot_device",
+            web::put().to(node_states::set_boot_device),
+        )
         .route(
             "/v1/nodes/{ident}/management/boot_device/supported",
             web::get().to(node_states::supported_boot_devices),
         )
-        .route("/v1/nodes/{ident}/maintenance", web::put().to(node_states::set_maintenance))
-        .route("/v1/nodes/{ident}/maintenance", web::delete().to(node_states::unset_maintenance))
-        .route("/v1/nodes/{ident}/validate", web::get().to(node_states::validate_node))
-        .route("/v1/nodes/{ident}/traits", web::get().to(node_states::get_traits))
-        .route("/v1/nodes/{ident}/traits", web::put().to(node_states::set_traits))
-        .route("/v1/nodes/{ident}/traits", web::delete().to(node_states::delete_traits))
-        .route("/v1/nodes/{ident}/traits/{trait}", web::put().to(node_states::add_trait))
-        .route("/v1/nodes/{ident}/traits/{trait}", web::delete().to(node_states::delete_trait))
-        .route("/v1/nodes/{ident}/ports", web::get().to(ports::list_for_node))
-        .route("/v1/nodes/{ident}/portgroups", web::get().to(empty_portgroups))
+        .route(
+            "/v1/nodes/{ident}/maintenance",
+            web::put().to(node_states::set_maintenance),
+        )
+        .route(
+            "/v1/nodes/{ident}/maintenance",
+            web::delete().to(node_states::unset_maintenance),
+        )
+        .route(
+            "/v1/nodes/{ident}/validate",
+            web::get().to(node_states::validate_node),
+        )
+        .route(
+            "/v1/nodes/{ident}/traits",
+            web::get().to(node_states::get_traits),
+        )
+        .route(
+            "/v1/nodes/{ident}/traits",
+            web::put().to(node_states::set_traits),
+        )
+        .route(
+            "/v1/nodes/{ident}/traits",
+            web::delete().to(node_states::delete_traits),
+        )
+        .route(
+            "/v1/nodes/{ident}/traits/{trait}",
+            web::put().to(node_states::add_trait),
+        )
+        .route(
+            "/v1/nodes/{ident}/traits/{trait}",
+            web::delete().to(node_states::delete_trait),
+        )
+        .route(
+            "/v1/nodes/{ident}/ports",
+            web::get().to(ports::list_for_node),
+        )
+        .route(
+            "/v1/nodes/{ident}/portgroups",
+            web::get().to(empty_portgroups),
+        )
         // Ports.
         .route("/v1/ports", web::get().to(ports::list))
         .route("/v1/ports", web::post().to(ports::create))
@@ -59,11 +107,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/chassis/{uuid}", web::get().to(chassis::show))
         .route("/v1/chassis/{uuid}", web::patch().to(chassis::update))
         .route("/v1/chassis/{uuid}", web::delete().to(chassis::delete))
-        .route("/v1/chassis/{uuid}/nodes", web::get().to(nodes::list_in_chassis))
+        .route(
+            "/v1/chassis/{uuid}/nodes",
+            web::get().to(nodes::list_in_chassis),
+        )
         // Drivers and conductors.
         .route("/v1/drivers", web::get().to(drivers::list))
         .route("/v1/drivers/{name}", web::get().to(drivers::show))
-        .route("/v1/drivers/{name}/properties", web::get().to(drivers::show_properties))
+        .route(
+            "/v1/drivers/{name}/properties",
+            web::get().to(drivers::show_properties),
+        )
         .route("/v1/conductors", web::get().to(conductors::list))
         .route("/v1/conductors/{hostname}", web::get().to(conductors::show));
 }
@@ -75,5 +129,7 @@ async fn empty_portgroups() -> HttpResponse {
 
 /// Unknown paths: Ironic's 404.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound("The resource could not be found.".into()))
+    Err(ApiError::NotFound(
+        "The resource could not be found.".into(),
+    ))
 }

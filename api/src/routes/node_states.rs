@@ -26,7 +26,9 @@ fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
     match body {
         Value::Object(map) => Ok(map),
         Value::Null => Ok(Map::new()),
-        _ => Err(ApiError::BadRequest("Invalid request body: expected a JSON object.".into())),
+        _ => Err(ApiError::BadRequest(
+            "Invalid request body: expected a JSON object.".into(),
+        )),
     }
 }
 
@@ -36,7 +38,9 @@ fn required_str(map: &Map<String, Value>, key: &str) -> Result<String, ApiError>
             "Missing mandatory parameter: {key}"
         ))),
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(other) => Err(ApiError::BadRequest(format!("Expected string for {key}: {other}"))),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "Expected string for {key}: {other}"
+        ))),
     }
 }
 
@@ -75,7 +79,9 @@ pub async fn set_power(
         Some(v) => Some(
             v.as_i64()
                 .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                .ok_or_else(|| ApiError::BadRequest(format!("Expected an integer for timeout: {v}")))?,
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!("Expected an integer for timeout: {v}"))
+                })?,
         ),
     };
     let soft = target == power::SOFT_REBOOT || target == power::SOFT_POWER_OFF;
@@ -83,7 +89,9 @@ pub async fn set_power(
         return Err(ApiError::not_acceptable());
     }
     if timeout.is_some_and(|t| t < 1) {
-        return Err(ApiError::BadRequest("timeout has to be positive integer".into()));
+        return Err(ApiError::BadRequest(
+            "timeout has to be positive integer".into(),
+        ));
     }
     let invalid = |state_name: &str| {
         ApiError::BadRequest(format!(
@@ -98,13 +106,17 @@ pub async fn set_power(
         return Err(invalid(&node.provision_state));
     }
     if node.disable_power_off && (target == power::POWER_OFF || target == power::SOFT_POWER_OFF) {
-        return Err(ApiError::Conflict(format!("Failed to set node power state to {target}.")));
+        return Err(ApiError::Conflict(format!(
+            "Failed to set node power state to {target}."
+        )));
     }
     let action = PowerAction {
         target,
         timeout_seconds: timeout.and_then(|t| u32::try_from(t).ok()).unwrap_or(0),
     };
-    state.call(&node, &request_id.0, Kind::Power(action)).await?;
+    state
+        .call(&node, &request_id.0, Kind::Power(action))
+        .await?;
     Ok(accepted_at(&req, &state, &path))
 }
 
@@ -170,7 +182,9 @@ pub async fn set_provision(
     {
         return Err(ApiError::not_acceptable());
     }
-    let configdrive = map.get("configdrive").filter(|v| !v.is_null() && *v != &json!(""));
+    let configdrive = map
+        .get("configdrive")
+        .filter(|v| !v.is_null() && *v != &json!(""));
     if let Some(cd) = configdrive {
         if !matches!(verb, Verb::Active | Verb::Deploy | Verb::Rebuild)
             || (verb == Verb::Rebuild && !version.at_least(35))
@@ -238,7 +252,8 @@ pub async fn set_provision(
     let rescue_password = map.get("rescue_password").filter(|v| !v.is_null());
     if rescue_password.is_some() && verb != Verb::Rescue {
         return Err(ApiError::BadRequest(
-            "\"rescue_password\" is only valid when setting target provision state to rescue".into(),
+            "\"rescue_password\" is only valid when setting target provision state to rescue"
+                .into(),
         ));
     }
     if service_steps.is_some() && verb != Verb::Service {
@@ -246,7 +261,11 @@ pub async fn set_provision(
             "\"service_steps\" is only valid when setting target provision state to service".into(),
         ));
     }
-    for (key, value) in [("clean_steps", &clean_steps), ("deploy_steps", &deploy_steps), ("service_steps", &service_steps)] {
+    for (key, value) in [
+        ("clean_steps", &clean_steps),
+        ("deploy_steps", &deploy_steps),
+        ("service_steps", &service_steps),
+    ] {
         if let Some(v) = value
             && !v.is_array()
         {
@@ -256,12 +275,19 @@ pub async fn set_provision(
             )));
         }
     }
-    if verb == Verb::Clean && clean_steps.as_ref().is_none_or(|s| s.as_array().is_none_or(Vec::is_empty)) {
+    if verb == Verb::Clean
+        && clean_steps
+            .as_ref()
+            .is_none_or(|s| s.as_array().is_none_or(Vec::is_empty))
+    {
         return Err(ApiError::BadRequest(
             "\"clean_steps\" is required when setting target provision state to clean".into(),
         ));
     }
-    if verb == Verb::Service && service_steps.is_none() && map.get("runbook").is_none_or(Value::is_null) {
+    if verb == Verb::Service
+        && service_steps.is_none()
+        && map.get("runbook").is_none_or(Value::is_null)
+    {
         return Err(ApiError::BadRequest(
             "\"service_steps\" is required when setting target provision state to service".into(),
         ));
@@ -284,7 +310,9 @@ pub async fn set_provision(
         rescue_password,
         disable_ramdisk: map.get("disable_ramdisk").and_then(Value::as_bool),
     };
-    state.call(&node, &request_id.0, Kind::Provision(action)).await?;
+    state
+        .call(&node, &request_id.0, Kind::Provision(action))
+        .await?;
     Ok(accepted_at(&req, &state, &path))
 }
 
@@ -296,7 +324,10 @@ pub async fn get_boot_device(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let node = find_node(&state, &path, version).await?;
-    match state.call(&node, &request_id.0, Kind::GetBootDevice(GetBootDevice {})).await? {
+    match state
+        .call(&node, &request_id.0, Kind::GetBootDevice(GetBootDevice {}))
+        .await?
+    {
         Outcome::BootDevice(device) => Ok(HttpResponse::Ok().json(json!({
             "boot_device": device.boot_device,
             "persistent": device.persistent,
@@ -315,8 +346,9 @@ pub async fn supported_boot_devices(
     let node = find_node(&state, &path, version).await?;
     let kind = Kind::GetSupportedBootDevices(GetSupportedBootDevices {});
     match state.call(&node, &request_id.0, kind).await? {
-        Outcome::SupportedBootDevices(devices) => Ok(HttpResponse::Ok()
-            .json(json!({ "supported_boot_devices": devices.boot_devices }))),
+        Outcome::SupportedBootDevices(devices) => {
+            Ok(HttpResponse::Ok().json(json!({ "supported_boot_devices": devices.boot_devices })))
+        }
         _ => Err(ApiError::Internal("Unexpected conductor reply.".into())),
     }
 }
@@ -353,7 +385,10 @@ pub async fn validate(
     node: &Node,
 ) -> Result<HttpResponse, ApiError> {
     let _ = version;
-    match state.call(node, &request_id.0, Kind::Validate(ValidateInterfaces {})).await? {
+    match state
+        .call(node, &request_id.0, Kind::Validate(ValidateInterfaces {}))
+        .await?
+    {
         Outcome::Validation(validation) => {
             let mut out = Map::new();
             for iface in validation.interfaces {
@@ -421,7 +456,10 @@ async fn maintenance(
         .await?;
     if updated.is_none() {
         let latest = find_node(&state, &node.uuid, version).await?;
-        return Err(ApiError::node_locked(&node.uuid, latest.reservation.as_deref().unwrap_or("unknown")));
+        return Err(ApiError::node_locked(
+            &node.uuid,
+            latest.reservation.as_deref().unwrap_or("unknown"),
+        ));
     }
     let _ = req;
     Ok(HttpResponse::Accepted().finish())
@@ -441,7 +479,9 @@ pub async fn set_maintenance(
         Some(Value::String(s)) => Some(s.clone()),
         Some(Value::Null) | None => query.get("reason").cloned(),
         Some(other) => {
-            return Err(ApiError::BadRequest(format!("Expected string for reason: {other}")));
+            return Err(ApiError::BadRequest(format!(
+                "Expected string for reason: {other}"
+            )));
         }
     };
     maintenance(req, state, version, &path, true, reason).await
@@ -466,7 +506,8 @@ fn check_trait(name_in_error: &str, value: &Value) -> Result<String, ApiError> {
     };
     let valid = !s.is_empty()
         && s.len() <= 255
-        && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
         && s.chars().next().is_some_and(|c| c.is_ascii_uppercase());
     if !valid {
         return Err(ApiError::BadRequest(format!(
@@ -499,7 +540,11 @@ pub async fn get_traits(
     Ok(HttpResponse::Ok().json(json!({ "traits": traits })))
 }
 
-async fn locked_node(state: &AppState, ident: &str, version: Microversion) -> Result<Node, ApiError> {
+async fn locked_node(
+    state: &AppState,
+    ident: &str,
+    version: Microversion,
+) -> Result<Node, ApiError> {
     let node = find_node(state, ident, version).await?;
     if let Some(holder) = &node.reservation {
         return Err(ApiError::node_locked(&node.uuid, holder));
@@ -549,7 +594,10 @@ pub async fn set_traits(
         )));
     }
     let id = node.id;
-    state.db.run(move |conn| Node::set_traits(conn, id, &traits)).await?;
+    state
+        .db
+        .run(move |conn| Node::set_traits(conn, id, &traits))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -581,7 +629,10 @@ pub async fn add_trait(
         )));
     }
     let key = name.clone();
-    state.db.run(move |conn| Node::add_trait(conn, id, &key)).await?;
+    state
+        .db
+        .run(move |conn| Node::add_trait(conn, id, &key))
+        .await?;
     let base = base_url(&req, &state);
     Ok(HttpResponse::NoContent()
         .insert_header(("Location", format!("{base}/v1/nodes/{ident}/traits/{name}")))
@@ -596,7 +647,10 @@ pub async fn delete_traits(
     traits_gate(version)?;
     let node = locked_node(&state, &path, version).await?;
     let id = node.id;
-    state.db.run(move |conn| Node::set_traits(conn, id, &[])).await?;
+    state
+        .db
+        .run(move |conn| Node::set_traits(conn, id, &[]))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -610,7 +664,10 @@ pub async fn delete_trait(
     let node = locked_node(&state, &ident, version).await?;
     let id = node.id;
     let key = name.clone();
-    let removed = state.db.run(move |conn| Node::remove_trait(conn, id, &key)).await?;
+    let removed = state
+        .db
+        .run(move |conn| Node::remove_trait(conn, id, &key))
+        .await?;
     if !removed {
         return Err(ApiError::NotFound(format!(
             "Node {} doesn't have a trait '{name}'",

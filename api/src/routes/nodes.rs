@@ -12,15 +12,15 @@ use ferric_common::states::ProvisionState;
 use serde_json::{Map, Value, json};
 
 use crate::body::JsonBody;
-use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::error::ApiError;
 use crate::microversion::Microversion;
 use crate::pagination::{self, Query, next_link, parse_bool, parse_query};
+use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::{base_url, find_node, node_context};
 use crate::state::{AppState, no_valid_host};
 use crate::validation::{
-    Kind, RESERVED_NODE_NAMES, boolean, check_object, expect_uuid, is_uuid_like,
-    is_valid_hostname, is_valid_logical_name,
+    Kind, RESERVED_NODE_NAMES, boolean, check_object, expect_uuid, is_uuid_like, is_valid_hostname,
+    is_valid_logical_name,
 };
 use crate::views::node::{DEFAULT_LIST_FIELDS, NodeContext, check_fields, node_body};
 use crate::views::parse_fields;
@@ -156,8 +156,13 @@ const INTERFACE_FIELDS: [(&str, u32); 13] = [
 ];
 
 /// States in which interfaces may change outside maintenance.
-const INTERFACE_CHANGE_STATES: [&str; 5] =
-    ["enroll", "inspecting", "inspect wait", "manageable", "available"];
+const INTERFACE_CHANGE_STATES: [&str; 5] = [
+    "enroll",
+    "inspecting",
+    "inspect wait",
+    "manageable",
+    "available",
+];
 
 fn field_min_version(field: &str) -> u32 {
     crate::views::node::FIELDS
@@ -259,13 +264,19 @@ fn interface_slot<'a>(fields: &'a mut NodeFields, iface: &str) -> &'a mut Option
     }
 }
 
-async fn chassis_id_for(state: &AppState, chassis_uuid: Option<String>) -> Result<Option<i32>, ApiError> {
+async fn chassis_id_for(
+    state: &AppState,
+    chassis_uuid: Option<String>,
+) -> Result<Option<i32>, ApiError> {
     let Some(uuid) = chassis_uuid else {
         return Ok(None);
     };
     let uuid = expect_uuid("chassis_uuid", &uuid)?;
     let key = uuid.clone();
-    let chassis = state.db.run(move |conn| Chassis::by_uuid(conn, &key)).await?;
+    let chassis = state
+        .db
+        .run(move |conn| Chassis::by_uuid(conn, &key))
+        .await?;
     chassis
         .map(|c| Some(c.id))
         .ok_or_else(|| ApiError::BadRequest(format!("Chassis {uuid} could not be found.")))
@@ -315,7 +326,9 @@ fn fields_from_map(map: &Map<String, Value>, base: NodeFields) -> Result<NodeFie
     f.extra = json_field(map, "extra");
     f.network_data = json_field(map, "network_data");
     f.resource_class = string_field(map, "resource_class");
-    f.conductor_group = string_field(map, "conductor_group").unwrap_or_default().to_lowercase();
+    f.conductor_group = string_field(map, "conductor_group")
+        .unwrap_or_default()
+        .to_lowercase();
     f.owner = string_field(map, "owner");
     f.lessee = string_field(map, "lessee");
     f.shard = string_field(map, "shard");
@@ -365,7 +378,11 @@ pub async fn create(
         ));
     }
     if let Some(name) = &fields.name {
-        check_name(name, version, format!("Cannot create node with invalid name '{name}'"))?;
+        check_name(
+            name,
+            version,
+            format!("Cannot create node with invalid name '{name}'"),
+        )?;
     }
     let chassis_uuid = string_field(map, "chassis_uuid");
     fields.chassis_id = chassis_id_for(&state, chassis_uuid).await?;
@@ -412,7 +429,9 @@ pub async fn show(
             .iter()
             .find(|f| !crate::views::node::FIELDS.iter().any(|(n, _)| n == f))
         {
-            return Err(ApiError::BadRequest(format!("Field {bad} is not a valid field.")));
+            return Err(ApiError::BadRequest(format!(
+                "Field {bad} is not a valid field."
+            )));
         }
         check_fields(fields, version)?;
     }
@@ -479,7 +498,9 @@ async fn build_filter(
             return Err(ApiError::not_acceptable());
         }
         if v.parse::<ProvisionState>().is_err() {
-            return Err(ApiError::BadRequest(format!("Provision state \"{v}\" is not valid")));
+            return Err(ApiError::BadRequest(format!(
+                "Provision state \"{v}\" is not valid"
+            )));
         }
         filter.provision_state = Some(v.clone());
     }
@@ -506,8 +527,12 @@ async fn build_filter(
     if let Some(v) = query.get("chassis_uuid") {
         let uuid = expect_uuid("chassis_uuid", v)?;
         let key = uuid.clone();
-        let chassis = state.db.run(move |conn| Chassis::by_uuid(conn, &key)).await?;
-        let chassis = chassis.ok_or_else(|| ApiError::NotFound(format!("Chassis {uuid} could not be found.")))?;
+        let chassis = state
+            .db
+            .run(move |conn| Chassis::by_uuid(conn, &key))
+            .await?;
+        let chassis = chassis
+            .ok_or_else(|| ApiError::NotFound(format!("Chassis {uuid} could not be found.")))?;
         filter.chassis_id = Some(chassis.id);
     }
     if let Some(v) = query.get("conductor_group") {
@@ -610,7 +635,12 @@ async fn list_nodes(
         check_fields(f, version)?;
     }
     if !detail && fields.is_none() {
-        fields = Some(DEFAULT_LIST_FIELDS.iter().map(|f| (*f).to_owned()).collect());
+        fields = Some(
+            DEFAULT_LIST_FIELDS
+                .iter()
+                .map(|f| (*f).to_owned())
+                .collect(),
+        );
     }
     let pagination = pagination::pagination(
         &query,
@@ -630,13 +660,21 @@ async fn list_nodes(
             let uuid = expect_uuid("marker", m)?;
             let key = uuid.clone();
             let node = state.db.run(move |conn| Node::by_uuid(conn, &key)).await?;
-            Some(node.ok_or_else(|| ApiError::NotFound(format!("Node {uuid} could not be found.")))?)
+            Some(
+                node.ok_or_else(|| ApiError::NotFound(format!("Node {uuid} could not be found.")))?,
+            )
         }
         None => None,
     };
     let page = pagination.page.clone();
-    let want_traits = detail || fields.as_ref().is_some_and(|f| f.iter().any(|x| x == "traits"));
-    let want_chassis = detail || fields.as_ref().is_some_and(|f| f.iter().any(|x| x == "chassis_uuid"));
+    let want_traits = detail
+        || fields
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|x| x == "traits"));
+    let want_chassis = detail
+        || fields
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|x| x == "chassis_uuid"));
     let (nodes, traits, chassis) = state
         .db
         .run(move |conn| {
@@ -687,13 +725,24 @@ async fn list_nodes(
         let echo_fields = if detail { None } else { fields.as_deref() };
         out.insert(
             "next".into(),
-            json!(next_link(&base, path, &pagination, echo_fields, &echo, &last.uuid)),
+            json!(next_link(
+                &base,
+                path,
+                &pagination,
+                echo_fields,
+                &echo,
+                &last.uuid
+            )),
         );
     }
     Ok(HttpResponse::Ok().json(Value::Object(out)))
 }
 
-pub async fn list(req: HttpRequest, state: web::Data<AppState>, version: Microversion) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+) -> Result<HttpResponse, ApiError> {
     list_nodes(req, state, version, false, None, "nodes").await
 }
 
@@ -714,8 +763,12 @@ pub async fn list_in_chassis(
 ) -> Result<HttpResponse, ApiError> {
     let uuid = expect_uuid("chassis_uuid", &path)?;
     let key = uuid.clone();
-    let chassis = state.db.run(move |conn| Chassis::by_uuid(conn, &key)).await?;
-    let chassis = chassis.ok_or_else(|| ApiError::NotFound(format!("Chassis {uuid} could not be found.")))?;
+    let chassis = state
+        .db
+        .run(move |conn| Chassis::by_uuid(conn, &key))
+        .await?;
+    let chassis =
+        chassis.ok_or_else(|| ApiError::NotFound(format!("Chassis {uuid} could not be found.")))?;
     let path = format!("chassis/{uuid}/nodes");
     list_nodes(req, state, version, false, Some(chassis.id), &path).await
 }
@@ -752,7 +805,10 @@ fn patch_document(node: &Node, chassis_uuid: Option<String>) -> Value {
     doc.insert("parent_node".into(), s(&f.parent_node));
     let mut fields = f;
     for (iface, _) in INTERFACE_FIELDS {
-        doc.insert(format!("{iface}_interface"), s(interface_slot(&mut fields, iface)));
+        doc.insert(
+            format!("{iface}_interface"),
+            s(interface_slot(&mut fields, iface)),
+        );
     }
     Value::Object(doc)
 }
@@ -779,18 +835,28 @@ pub async fn update(
     }
     let ident = path.into_inner();
     let node = find_node(&state, &ident, version).await?;
-    let current: ProvisionState = node.provision_state.parse().unwrap_or(ProvisionState::Error);
+    let current: ProvisionState = node
+        .provision_state
+        .parse()
+        .unwrap_or(ProvisionState::Error);
     if node.target_provision_state.is_some() && !current.update_allowed() {
         return Err(ApiError::Conflict(format!(
             "Node {ident} can not be updated while a state transition is in progress."
         )));
     }
     if node.reservation.is_some() {
-        return Err(ApiError::node_locked(&node.uuid, node.reservation.as_deref().unwrap_or_default()));
+        return Err(ApiError::node_locked(
+            &node.uuid,
+            node.reservation.as_deref().unwrap_or_default(),
+        ));
     }
     let chassis_id = node.chassis_id;
     let chassis_uuid = match chassis_id {
-        Some(id) => state.db.run(move |conn| Chassis::by_id(conn, id)).await?.map(|c| c.uuid),
+        Some(id) => state
+            .db
+            .run(move |conn| Chassis::by_id(conn, id))
+            .await?
+            .map(|c| c.uuid),
         None => None,
     };
     let mut doc = patch_document(&node, chassis_uuid.clone());
@@ -810,7 +876,8 @@ pub async fn update(
             ));
         }
         fields.protected_reason = None;
-    } else if !node.protected && !matches!(current, ProvisionState::Active | ProvisionState::Rescue) {
+    } else if !node.protected && !matches!(current, ProvisionState::Active | ProvisionState::Rescue)
+    {
         return Err(ApiError::Conflict(format!(
             "Node {} can only be made protected in provision states 'active' or 'rescue', the current state is '{}'",
             node.uuid, node.provision_state
@@ -827,9 +894,16 @@ pub async fn update(
     if let Some(name) = &fields.name
         && fields.name != node.name
     {
-        check_name(name, version, format!("Node {ident}: Cannot change name to invalid name '{name}'"))?;
+        check_name(
+            name,
+            version,
+            format!("Node {ident}: Cannot change name to invalid name '{name}'"),
+        )?;
     }
-    let new_chassis = map.get("chassis_uuid").and_then(Value::as_str).map(str::to_owned);
+    let new_chassis = map
+        .get("chassis_uuid")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     if new_chassis.is_none() && chassis_uuid.is_some() && !version.at_least(25) {
         return Err(ApiError::not_acceptable());
     }
@@ -846,13 +920,20 @@ pub async fn update(
         && !node.maintenance
         && !INTERFACE_CHANGE_STATES.contains(&node.provision_state.as_str())
     {
-        let field = touched.iter().find(|t| t.ends_with("_interface")).cloned().unwrap_or_default();
+        let field = touched
+            .iter()
+            .find(|t| t.ends_with("_interface"))
+            .cloned()
+            .unwrap_or_default();
         return Err(ApiError::Conflict(format!(
             "Node {} can not have {field} updated unless it is in one of allowed (enroll, inspecting, inspect wait, manageable, available) states or in maintenance mode. Current state is '{}'.",
             node.uuid, node.provision_state
         )));
     }
-    if fields.driver != node.driver || interfaces_changed || fields.conductor_group != node.conductor_group {
+    if fields.driver != node.driver
+        || interfaces_changed
+        || fields.conductor_group != node.conductor_group
+    {
         let (driver, group) = (fields.driver.clone(), fields.conductor_group.clone());
         resolve_interfaces(&state, &driver, &group, &mut fields, false).await?;
     }
@@ -866,7 +947,11 @@ pub async fn update(
             node.instance_uuid.as_deref().unwrap_or_default()
         )));
     }
-    let (name, instance_uuid, uuid) = (fields.name.clone(), fields.instance_uuid.clone(), node.uuid.clone());
+    let (name, instance_uuid, uuid) = (
+        fields.name.clone(),
+        fields.instance_uuid.clone(),
+        node.uuid.clone(),
+    );
     let id = node.id;
     let updated = state
         .db
@@ -875,7 +960,10 @@ pub async fn update(
         .map_err(|e| duplicate(e, name.as_deref(), &uuid, instance_uuid.as_deref()))?;
     let Some(updated) = updated else {
         let latest = find_node(&state, &node.uuid, version).await?;
-        return Err(ApiError::node_locked(&node.uuid, latest.reservation.as_deref().unwrap_or("unknown")));
+        return Err(ApiError::node_locked(
+            &node.uuid,
+            latest.reservation.as_deref().unwrap_or("unknown"),
+        ));
     };
     let base = base_url(&req, &state);
     let ctx = node_context(&state, &updated, &base, version).await?;
@@ -920,10 +1008,16 @@ pub async fn delete(
         )));
     }
     let id = node.id;
-    let deleted = state.db.run(move |conn| Node::delete_unlocked(conn, id)).await?;
+    let deleted = state
+        .db
+        .run(move |conn| Node::delete_unlocked(conn, id))
+        .await?;
     if !deleted {
         let latest = find_node(&state, &node.uuid, version).await?;
-        return Err(ApiError::node_locked(&node.uuid, latest.reservation.as_deref().unwrap_or("unknown")));
+        return Err(ApiError::node_locked(
+            &node.uuid,
+            latest.reservation.as_deref().unwrap_or("unknown"),
+        ));
     }
     Ok(HttpResponse::NoContent().finish())
 }

@@ -2,17 +2,17 @@
 //! and stored lower-case; changes to a port of a locked node get 409.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use ferric_common::db::models::Page;
 use ferric_common::db::models::node::Node;
 use ferric_common::db::models::port::{Port, PortFields, PortFilter};
-use ferric_common::db::models::Page;
 use serde_json::{Map, Value, json};
 
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
 use crate::pagination::{self, next_link, parse_bool, parse_query};
-use crate::routes::common::{base_url, find_node};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
+use crate::routes::common::{base_url, find_node};
 use crate::state::AppState;
 use crate::validation::{Kind, boolean, check_object, expect_uuid, is_uuid_like, mac_address};
 use crate::views::parse_fields;
@@ -61,10 +61,18 @@ const PATCH_ALLOWED: [&str; 14] = [
 ];
 
 fn min_version(field: &str) -> u32 {
-    FIELDS.iter().find(|(n, _)| *n == field).map_or(1, |(_, m)| *m)
+    FIELDS
+        .iter()
+        .find(|(n, _)| *n == field)
+        .map_or(1, |(_, m)| *m)
 }
 
-fn duplicate(e: ferric_common::db::DbError, address: &str, name: Option<&str>, uuid: &str) -> ApiError {
+fn duplicate(
+    e: ferric_common::db::DbError,
+    address: &str,
+    name: Option<&str>,
+    uuid: &str,
+) -> ApiError {
     if !e.is_unique_violation() {
         return e.into();
     }
@@ -72,7 +80,10 @@ fn duplicate(e: ferric_common::db::DbError, address: &str, name: Option<&str>, u
     if detail.contains("address") {
         ApiError::Conflict(format!("A port with MAC address {address} already exists."))
     } else if detail.contains("name") {
-        ApiError::Conflict(format!("A port with name {} already exists.", name.unwrap_or_default()))
+        ApiError::Conflict(format!(
+            "A port with name {} already exists.",
+            name.unwrap_or_default()
+        ))
     } else {
         ApiError::Conflict(format!("A port with UUID {uuid} already exists."))
     }
@@ -114,7 +125,11 @@ fn fields_from_map(map: &Map<String, Value>, node_id: i32) -> Result<PortFields,
     })
 }
 
-async fn node_for_port(state: &AppState, map: &Map<String, Value>, version: Microversion) -> Result<Node, ApiError> {
+async fn node_for_port(
+    state: &AppState,
+    map: &Map<String, Value>,
+    version: Microversion,
+) -> Result<Node, ApiError> {
     let node_uuid = map.get("node_uuid").and_then(Value::as_str);
     let node_ident = map.get("node_ident").and_then(Value::as_str);
     match (node_uuid, node_ident) {
@@ -211,7 +226,13 @@ pub async fn show(
     }
     let (port, node) = find_port(&state, &path).await?;
     let base = base_url(&req, &state);
-    Ok(HttpResponse::Ok().json(port_body(&port, &node.uuid, &base, version, fields.as_deref())))
+    Ok(HttpResponse::Ok().json(port_body(
+        &port,
+        &node.uuid,
+        &base,
+        version,
+        fields.as_deref(),
+    )))
 }
 
 async fn list_ports(
@@ -238,7 +259,12 @@ async fn list_ports(
         check_fields(f, version)?;
     }
     if !detail && fields.is_none() {
-        fields = Some(DEFAULT_LIST_FIELDS.iter().map(|f| (*f).to_owned()).collect());
+        fields = Some(
+            DEFAULT_LIST_FIELDS
+                .iter()
+                .map(|f| (*f).to_owned())
+                .collect(),
+        );
     }
     let pagination = pagination::pagination(
         &query,
@@ -269,7 +295,9 @@ async fn list_ports(
             let uuid = expect_uuid("marker", m)?;
             let key = uuid.clone();
             let port = state.db.run(move |conn| Port::by_uuid(conn, &key)).await?;
-            Some(port.ok_or_else(|| ApiError::NotFound(format!("Port {uuid} could not be found.")))?)
+            Some(
+                port.ok_or_else(|| ApiError::NotFound(format!("Port {uuid} could not be found.")))?,
+            )
         }
         None => None,
     };
@@ -311,17 +339,32 @@ async fn list_ports(
         let echo_fields = if detail { None } else { fields.as_deref() };
         out.insert(
             "next".into(),
-            json!(next_link(&base, path, &pagination, echo_fields, &[], &last.uuid)),
+            json!(next_link(
+                &base,
+                path,
+                &pagination,
+                echo_fields,
+                &[],
+                &last.uuid
+            )),
         );
     }
     Ok(HttpResponse::Ok().json(Value::Object(out)))
 }
 
-pub async fn list(req: HttpRequest, state: web::Data<AppState>, version: Microversion) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+) -> Result<HttpResponse, ApiError> {
     list_ports(req, state, version, false, None, "ports").await
 }
 
-pub async fn list_detail(req: HttpRequest, state: web::Data<AppState>, version: Microversion) -> Result<HttpResponse, ApiError> {
+pub async fn list_detail(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+) -> Result<HttpResponse, ApiError> {
     list_ports(req, state, version, true, None, "ports/detail").await
 }
 
@@ -374,7 +417,12 @@ pub async fn update(
     };
     let mut fields = fields_from_map(map, target_node.id)?;
     fields.portgroup_id = port.portgroup_id;
-    let (address, name, uuid, id) = (fields.address.clone(), fields.name.clone(), port.uuid.clone(), port.id);
+    let (address, name, uuid, id) = (
+        fields.address.clone(),
+        fields.name.clone(),
+        port.uuid.clone(),
+        port.id,
+    );
     let updated = state
         .db
         .run(move |conn| Port::update(conn, id, &fields))
@@ -386,7 +434,10 @@ pub async fn update(
 }
 
 /// `DELETE /v1/ports/{uuid}`.
-pub async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let uuid = expect_uuid("port_uuid", &path)?;
     let (port, node) = find_port(&state, &uuid).await?;
     if let Some(holder) = &node.reservation {

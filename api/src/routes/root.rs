@@ -47,7 +47,11 @@ const VERSIONED_LINKS: [(&str, u32); 13] = [
 ];
 
 /// `GET /v1/`.
-pub async fn v1(req: HttpRequest, state: web::Data<AppState>, version: Microversion) -> HttpResponse {
+pub async fn v1(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+) -> HttpResponse {
     let base = base_url(&req, &state);
     let mut out = Map::new();
     out.insert("id".into(), json!("v1"));

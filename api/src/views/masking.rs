@@ -90,6 +90,9 @@ mod tests {
     fn configdrive_is_masked_even_as_an_object() {
         let mut v = json!({"configdrive": {"meta_data": {}}, "image_source": "http://x"});
         mask_instance_info(&mut v);
-        assert_eq!(v, json!({"configdrive": "******", "image_source": "http://x"}));
+        assert_eq!(
+            v,
+            json!({"configdrive": "******", "image_source": "http://x"})
+        );
     }
 }

@@ -34,7 +34,9 @@ pub fn json_column(text: &str) -> Value {
 
 /// An optional string as a JSON value.
 pub fn opt(value: &Option<String>) -> Value {
-    value.as_ref().map_or(Value::Null, |v| Value::String(v.clone()))
+    value
+        .as_ref()
+        .map_or(Value::Null, |v| Value::String(v.clone()))
 }
 
 /// Parses `fields=a,b` into a list (empty entries dropped).

@@ -38,7 +38,9 @@ pub fn check_fields(fields: &[String], version: Microversion) -> Result<(), ApiE
     for f in fields {
         match FIELDS.iter().find(|(name, _)| name == f) {
             None => {
-                return Err(ApiError::BadRequest(format!("Field(s) \"{f}\" are not valid")));
+                return Err(ApiError::BadRequest(format!(
+                    "Field(s) \"{f}\" are not valid"
+                )));
             }
             Some((_, min)) if !version.at_least(*min) => return Err(ApiError::not_acceptable()),
             _ => {}

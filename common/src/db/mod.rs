@@ -156,9 +156,8 @@ impl Db {
             && let Some(dir) = Path::new(path).parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                DbError::Migration(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| DbError::Migration(format!("cannot create {}: {e}", dir.display())))?;
         }
         let sqlite = backend.is_sqlite();
         let pool = r2d2::Pool::builder()

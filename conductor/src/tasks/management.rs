@@ -53,12 +53,18 @@ fn unsupported(node: &Node, extension: &str) -> TaskReply {
     )
 }
 
-pub async fn supported_boot_devices(ctx: &Context, node_uuid: &str) -> Result<TaskReply, TaskError> {
+pub async fn supported_boot_devices(
+    ctx: &Context,
+    node_uuid: &str,
+) -> Result<TaskReply, TaskError> {
     let Some(node) = load_node(ctx, node_uuid).await? else {
         return Ok(node_not_found(node_uuid));
     };
     Ok(reply(Outcome::SupportedBootDevices(SupportedBootDevices {
-        boot_devices: supported_devices(&node).iter().map(|d| (*d).to_owned()).collect(),
+        boot_devices: supported_devices(&node)
+            .iter()
+            .map(|d| (*d).to_owned())
+            .collect(),
     })))
 }
 
@@ -87,7 +93,10 @@ pub async fn set_boot_device(
         return Ok(unsupported(&node, "management"));
     }
     let Some(lock) = NodeLock::acquire(&ctx.db, &ctx.host, node.id).await? else {
-        return Ok(node_locked(&node.uuid, node.reservation.as_deref().unwrap_or("unknown")));
+        return Ok(node_locked(
+            &node.uuid,
+            node.reservation.as_deref().unwrap_or("unknown"),
+        ));
     };
     let result = if supported_devices(&node).contains(&request.boot_device.as_str()) {
         reply(Outcome::Accepted(ferric_proto::v1::Accepted {}))
@@ -114,26 +123,14 @@ pub async fn validate(ctx: &Context, node_uuid: &str) -> Result<TaskReply, TaskE
                     .iter()
                     .any(|(t, enabled, _)| t == iface && enabled.contains(&name.unwrap_or("")))
             });
-            let disabled = name.is_none_or(|n| n.starts_with("no-"));
-            let (result, reason) = if !implemented {
-                (
-                    false,
-                    Some(format!(
-                        "Driver {} does not support {iface} (disabled or not implemented).",
-                        node.driver
-                    )),
+            let supported = implemented && name.is_some_and(|n| !n.starts_with("no-"));
+            let reason = (!supported).then(|| {
+                format!(
+                    "Driver {} does not support {iface} (disabled or not implemented).",
+                    node.driver
                 )
-            } else if disabled {
-                (
-                    false,
-                    Some(format!(
-                        "Driver {} does not support {iface} (disabled or not implemented).",
-                        node.driver
-                    )),
-                )
-            } else {
-                (true, None)
-            };
+            });
+            let result = supported;
             InterfaceValidation {
                 interface: (*iface).to_owned(),
                 result: Some(result),

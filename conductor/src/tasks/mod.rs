@@ -14,7 +14,7 @@ use ferric_common::config::ConductorSettings;
 use ferric_common::db::models::node::Node;
 use ferric_common::db::{Db, DbError};
 use ferric_proto::v1::task::Kind;
-use ferric_proto::v1::{Accepted, Refused, RefusalKind, Task, TaskReply, task_reply::Outcome};
+use ferric_proto::v1::{Accepted, RefusalKind, Refused, Task, TaskReply, task_reply::Outcome};
 use tokio_util::task::TaskTracker;
 
 /// What every handler needs.
@@ -78,7 +78,10 @@ pub fn refused(kind: RefusalKind, message: String) -> TaskReply {
 
 /// Ironic's NodeNotFound refusal.
 pub fn node_not_found(ident: &str) -> TaskReply {
-    refused(RefusalKind::NotFound, format!("Node {ident} could not be found."))
+    refused(
+        RefusalKind::NotFound,
+        format!("Node {ident} could not be found."),
+    )
 }
 
 /// Ironic's NodeLocked refusal.

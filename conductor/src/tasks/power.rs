@@ -9,7 +9,11 @@ use serde_json::Value;
 use crate::reservation::NodeLock;
 use crate::tasks::{Context, TaskError, accepted, load_node, node_locked, node_not_found, refused};
 
-pub async fn handle(ctx: &Context, node_uuid: &str, action: PowerAction) -> Result<TaskReply, TaskError> {
+pub async fn handle(
+    ctx: &Context,
+    node_uuid: &str,
+    action: PowerAction,
+) -> Result<TaskReply, TaskError> {
     let Some(node) = load_node(ctx, node_uuid).await? else {
         return Ok(node_not_found(node_uuid));
     };
@@ -20,7 +24,10 @@ pub async fn handle(ctx: &Context, node_uuid: &str, action: PowerAction) -> Resu
         ));
     }
     let Some(lock) = NodeLock::acquire(&ctx.db, &ctx.host, node.id).await? else {
-        return Ok(node_locked(&node.uuid, node.reservation.as_deref().unwrap_or("unknown")));
+        return Ok(node_locked(
+            &node.uuid,
+            node.reservation.as_deref().unwrap_or("unknown"),
+        ));
     };
     // Re-read under the lock: the row may have changed since the first read.
     let Some(node) = load_node(ctx, node_uuid).await? else {
@@ -34,7 +41,11 @@ pub async fn handle(ctx: &Context, node_uuid: &str, action: PowerAction) -> Resu
         ..StateChange::default()
     };
     let (host, id) = (ctx.host.clone(), node.id);
-    if let Err(e) = ctx.db.run(move |conn| Node::write_state(conn, id, &host, &change)).await {
+    if let Err(e) = ctx
+        .db
+        .run(move |conn| Node::write_state(conn, id, &host, &change))
+        .await
+    {
         let _ = lock.release().await;
         return Err(e.into());
     }

@@ -30,7 +30,10 @@ pub async fn handle(
         return Ok(node_not_found(node_uuid));
     };
     let Some(lock) = NodeLock::acquire(&ctx.db, &ctx.host, node.id).await? else {
-        return Ok(node_locked(&node.uuid, node.reservation.as_deref().unwrap_or("unknown")));
+        return Ok(node_locked(
+            &node.uuid,
+            node.reservation.as_deref().unwrap_or("unknown"),
+        ));
     };
     let Some(node) = load_node(ctx, node_uuid).await? else {
         let _ = lock.release().await;
@@ -86,7 +89,10 @@ async fn begin(
         Err(_) => {
             return Ok(Begin::Refused(refused(
                 RefusalKind::Invalid,
-                format!("Node {} is in an unknown state {}.", node.uuid, node.provision_state),
+                format!(
+                    "Node {} is in an unknown state {}.",
+                    node.uuid, node.provision_state
+                ),
             )));
         }
     };
@@ -183,8 +189,7 @@ async fn run_flow(
         change.target_provision_state = base.target_provision_state;
         change.provision_updated_at = base.provision_updated_at;
         if manual_clean && next.target() == Some(ProvisionState::Available) {
-            change.target_provision_state =
-                Some(Some(ProvisionState::Manageable.as_str().into()));
+            change.target_provision_state = Some(Some(ProvisionState::Manageable.as_str().into()));
         }
         write(ctx, node.id, change).await?;
         if event == Event::Fail {

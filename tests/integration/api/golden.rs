@@ -77,7 +77,14 @@ fn load(name: &str) -> Sample {
 
 /// Compares structure: object keys in order, array elements pairwise, link
 /// paths; scalars other than URLs are not compared.
-fn compare(sample: &str, at: &str, want: &Value, got: &Value, ours: &str, problems: &mut Vec<String>) {
+fn compare(
+    sample: &str,
+    at: &str,
+    want: &Value,
+    got: &Value,
+    ours: &str,
+    problems: &mut Vec<String>,
+) {
     match (want, got) {
         (Value::Object(w), Value::Object(g)) => {
             let wk: Vec<&String> = w.keys().collect();
@@ -101,7 +108,9 @@ fn compare(sample: &str, at: &str, want: &Value, got: &Value, ours: &str, proble
             // Named items (drivers) pair by name; others by position.
             for (i, wv) in w.iter().enumerate() {
                 let gv = match wv.get("name") {
-                    Some(name) if name.is_string() => g.iter().find(|gv| gv.get("name") == Some(name)),
+                    Some(name) if name.is_string() => {
+                        g.iter().find(|gv| gv.get("name") == Some(name))
+                    }
                     _ => g.get(i),
                 };
                 if let Some(gv) = gv {
@@ -115,10 +124,11 @@ fn compare(sample: &str, at: &str, want: &Value, got: &Value, ours: &str, proble
                 problems.push(format!("{sample}{at}: link {wp} vs {gp}"));
             }
         }
-        (w, g) if w.is_object() || w.is_array() || g.is_object() || g.is_array() => {
-            if !(w.is_null() || g.is_null()) {
-                problems.push(format!("{sample}{at}: type differs: {w} vs {g}"));
-            }
+        (w, g)
+            if (w.is_object() || w.is_array() || g.is_object() || g.is_array())
+                && !(w.is_null() || g.is_null()) =>
+        {
+            problems.push(format!("{sample}{at}: type differs: {w} vs {g}"));
         }
         _ => {}
     }
@@ -127,11 +137,19 @@ fn compare(sample: &str, at: &str, want: &Value, got: &Value, ours: &str, proble
 async fn replay(app: &TestApp, sample: &Sample, body: Option<Value>, problems: &mut Vec<String>) {
     let body = body.or_else(|| sample.body.clone());
     let reply = app
-        .request(sample.method.clone(), &sample.path, sample.version.as_deref(), body.as_ref())
+        .request(
+            sample.method.clone(),
+            &sample.path,
+            sample.version.as_deref(),
+            body.as_ref(),
+        )
         .await;
     let name = &sample.name;
     if reply.status.as_u16() != sample.status {
-        problems.push(format!("{name}: status {} vs {} ({})", sample.status, reply.status, reply.text));
+        problems.push(format!(
+            "{name}: status {} vs {} ({})",
+            sample.status, reply.status, reply.text
+        ));
         return;
     }
     for (header, value) in &sample.headers {
@@ -139,10 +157,10 @@ async fn replay(app: &TestApp, sample: &Sample, body: Option<Value>, problems: &
         match header.as_str() {
             "x-openstack-ironic-api-minimum-version"
             | "x-openstack-ironic-api-maximum-version"
-            | "x-openstack-ironic-api-version" => {
-                if ours != Some(value.as_str()) {
-                    problems.push(format!("{name}: header {header} {value} vs {ours:?}"));
-                }
+            | "x-openstack-ironic-api-version"
+                if ours != Some(value.as_str()) =>
+            {
+                problems.push(format!("{name}: header {header} {value} vs {ours:?}"));
             }
             "location" => {
                 let want = value.strip_prefix(IRONIC_BASE).unwrap_or(value);
@@ -151,22 +169,28 @@ async fn replay(app: &TestApp, sample: &Sample, body: Option<Value>, problems: &
                     problems.push(format!("{name}: location {want} vs {ours:?}"));
                 }
             }
-            "x-openstack-request-id" | "openstack-request-id" | "content-type" => {
-                if ours.is_none() {
-                    problems.push(format!("{name}: header {header} missing"));
-                }
+            "x-openstack-request-id" | "openstack-request-id" | "content-type"
+                if ours.is_none() =>
+            {
+                problems.push(format!("{name}: header {header} missing"));
             }
             _ => {}
         }
     }
-    if sample.headers.iter().all(|(h, _)| h != "x-openstack-ironic-api-version")
+    if sample
+        .headers
+        .iter()
+        .all(|(h, _)| h != "x-openstack-ironic-api-version")
         && reply.header("x-openstack-ironic-api-version").is_some()
     {
         problems.push(format!("{name}: unexpected version header"));
     }
     if sample.response.trim().is_empty() {
         if !reply.text.is_empty() {
-            problems.push(format!("{name}: expected an empty body, got {}", reply.text));
+            problems.push(format!(
+                "{name}: expected an empty body, got {}",
+                reply.text
+            ));
         }
         return;
     }
@@ -183,7 +207,10 @@ async fn replay(app: &TestApp, sample: &Sample, body: Option<Value>, problems: &
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_ironic_sample_matches_in_shape() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.conductor.host = Some("ironic-anchor".into())).await;
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.conductor.host = Some("ironic-anchor".into())
+    })
+    .await;
     let mut problems = Vec::new();
     let mut replayed = BTreeSet::new();
     let run = async |name: &str, body: Option<Value>, problems: &mut Vec<String>| {
@@ -194,26 +221,54 @@ async fn every_ironic_sample_matches_in_shape() {
 
     // The list samples show two nodes made before the sample node.
     for (uuid, name) in [(CLI_NODE_1, "cli-node-1"), (CLI_NODE_2, "cli-node-2")] {
-        app.post("/v1/nodes", json!({"driver": "fake-hardware", "name": name, "uuid": uuid})).await;
+        app.post(
+            "/v1/nodes",
+            json!({"driver": "fake-hardware", "name": name, "uuid": uuid}),
+        )
+        .await;
     }
     // cli-node-1 was deployed and undeployed, then powered on.
-    for (target, reached) in [("manage", "manageable"), ("provide", "available"), ("active", "active"), ("deleted", "available")] {
+    for (target, reached) in [
+        ("manage", "manageable"),
+        ("provide", "available"),
+        ("active", "active"),
+        ("deleted", "available"),
+    ] {
         app.provision(CLI_NODE_1, target).await;
         app.wait_for_state(CLI_NODE_1, reached).await;
     }
-    app.put(&format!("/v1/nodes/{CLI_NODE_1}/states/power"), json!({"target": "power on"})).await;
+    app.put(
+        &format!("/v1/nodes/{CLI_NODE_1}/states/power"),
+        json!({"target": "power on"}),
+    )
+    .await;
     crate::helpers::wait_until(std::time::Duration::from_secs(10), "power on", || async {
-        (app.get(&format!("/v1/nodes/{CLI_NODE_1}")).await.json()["power_state"] == "power on").then_some(())
+        (app.get(&format!("/v1/nodes/{CLI_NODE_1}")).await.json()["power_state"] == "power on")
+            .then_some(())
     })
     .await;
 
-    replayed.insert(run("chassis-create", Some(json!({"description": "sample rack", "uuid": CHASSIS})), &mut problems).await);
+    replayed.insert(
+        run(
+            "chassis-create",
+            Some(json!({"description": "sample rack", "uuid": CHASSIS})),
+            &mut problems,
+        )
+        .await,
+    );
     replayed.insert(run("chassis", None, &mut problems).await);
     let create = load("node-create").body.unwrap();
     let mut create = create.as_object().unwrap().clone();
     create.insert("uuid".into(), json!(NODE));
     replayed.insert(run("node-create", Some(Value::Object(create)), &mut problems).await);
-    for name in ["node-enroll", "node-enroll-v1.1", "node-states-enroll", "node-validate", "error-400-bad-transition", "node-patch"] {
+    for name in [
+        "node-enroll",
+        "node-enroll-v1.1",
+        "node-states-enroll",
+        "node-validate",
+        "error-400-bad-transition",
+        "node-patch",
+    ] {
         replayed.insert(run(name, None, &mut problems).await);
     }
     let port = load("port-create").body.unwrap();
@@ -253,13 +308,29 @@ async fn every_ironic_sample_matches_in_shape() {
 
     let mut all: BTreeSet<String> = std::fs::read_dir(samples_dir())
         .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".headers").map(str::to_owned))
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".headers")
+                .map(str::to_owned)
+        })
         .collect();
     for (name, why) in PENDING {
-        assert!(all.remove(name), "pending sample {name} ({why}) no longer exists");
+        assert!(
+            all.remove(name),
+            "pending sample {name} ({why}) no longer exists"
+        );
     }
     let not_replayed: Vec<_> = all.difference(&replayed).collect();
-    assert!(not_replayed.is_empty(), "samples not replayed: {not_replayed:?}");
-    assert!(problems.is_empty(), "differences from Ironic:\n{}", problems.join("\n"));
+    assert!(
+        not_replayed.is_empty(),
+        "samples not replayed: {not_replayed:?}"
+    );
+    assert!(
+        problems.is_empty(),
+        "differences from Ironic:\n{}",
+        problems.join("\n")
+    );
     app.stop().await;
 }

@@ -21,7 +21,10 @@ async fn create_node_fills_fake_hardware_defaults_and_masks_secrets() {
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     let node = reply.json();
     let location = reply.header("location").unwrap();
-    assert_eq!(location, format!("{}/v1/nodes/{}", app.base, node["uuid"].as_str().unwrap()));
+    assert_eq!(
+        location,
+        format!("{}/v1/nodes/{}", app.base, node["uuid"].as_str().unwrap())
+    );
     assert_eq!(node["provision_state"], "enroll");
     assert_eq!(node["power_interface"], "fake");
     assert_eq!(node["network_interface"], "noop");
@@ -29,9 +32,16 @@ async fn create_node_fills_fake_hardware_defaults_and_masks_secrets() {
     assert_eq!(node["driver_info"]["ipmi_password"], "******");
     assert_eq!(node["driver_info"]["deploy_key"], "******");
     assert_eq!(node["driver_info"]["ipmi_address"], "10.0.0.1");
-    assert_eq!(node["conductor"], app.settings.conductor.host.clone().unwrap());
+    assert_eq!(
+        node["conductor"],
+        app.settings.conductor.host.clone().unwrap()
+    );
     let keys: Vec<&String> = node["properties"].as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["cpus", "memory_mb", "local_gb"], "JSON keys keep their order");
+    assert_eq!(
+        keys,
+        ["cpus", "memory_mb", "local_gb"],
+        "JSON keys keep their order"
+    );
     app.stop().await;
 }
 
@@ -40,7 +50,12 @@ async fn create_node_returns_409_when_name_is_taken() {
     let app = spawn_app().await;
     app.create_node("dup").await;
 
-    let reply = app.post("/v1/nodes", json!({"driver": "fake-hardware", "name": "dup"})).await;
+    let reply = app
+        .post(
+            "/v1/nodes",
+            json!({"driver": "fake-hardware", "name": "dup"}),
+        )
+        .await;
 
     assert_eq!(reply.status, StatusCode::CONFLICT);
     assert_eq!(reply.fault(), "A node with name dup already exists.");
@@ -53,7 +68,9 @@ async fn create_node_returns_409_when_name_is_taken() {
 async fn create_node_with_unknown_driver_is_no_valid_host() {
     let app = spawn_app().await;
 
-    let reply = app.post("/v1/nodes", json!({"driver": "no-such-driver"})).await;
+    let reply = app
+        .post("/v1/nodes", json!({"driver": "no-such-driver"}))
+        .await;
 
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(
@@ -69,20 +86,37 @@ async fn node_fields_follow_the_microversion() {
     let node = app.create_node("v").await;
     let uuid = node["uuid"].as_str().unwrap();
 
-    let old = app.request(Method::GET, &format!("/v1/nodes/{uuid}"), None, None).await.json();
+    let old = app
+        .request(Method::GET, &format!("/v1/nodes/{uuid}"), None, None)
+        .await
+        .json();
     let new = app.get(&format!("/v1/nodes/{uuid}")).await.json();
 
     assert_eq!(old.as_object().unwrap().len(), 22, "{old}");
     assert!(old.get("name").is_none());
     assert_eq!(new.as_object().unwrap().len(), 69);
     let at_1_4 = app
-        .request(Method::POST, "/v1/nodes", Some("1.4"), Some(&json!({"driver": "fake-hardware", "name": "x"})))
+        .request(
+            Method::POST,
+            "/v1/nodes",
+            Some("1.4"),
+            Some(&json!({"driver": "fake-hardware", "name": "x"})),
+        )
         .await;
     assert_eq!(at_1_4.status, StatusCode::NOT_ACCEPTABLE, "name needs 1.5");
     let at_1_10 = app
-        .request(Method::POST, "/v1/nodes", Some("1.10"), Some(&json!({"driver": "fake-hardware"})))
+        .request(
+            Method::POST,
+            "/v1/nodes",
+            Some("1.10"),
+            Some(&json!({"driver": "fake-hardware"})),
+        )
         .await;
-    assert_eq!(at_1_10.json()["provision_state"], "available", "before 1.11 nodes start available");
+    assert_eq!(
+        at_1_10.json()["provision_state"],
+        "available",
+        "before 1.11 nodes start available"
+    );
     app.stop().await;
 }
 
@@ -91,22 +125,37 @@ async fn list_pages_with_marker_and_next_link() {
     let app = spawn_app().await;
     let mut uuids = Vec::new();
     for i in 0..5 {
-        uuids.push(app.create_node(&format!("p{i}")).await["uuid"].as_str().unwrap().to_owned());
+        uuids.push(
+            app.create_node(&format!("p{i}")).await["uuid"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
 
     let first = app.get("/v1/nodes?limit=2").await.json();
     let next = first["next"].as_str().unwrap();
     let second = app.get(next.strip_prefix(&app.base).unwrap()).await.json();
-    let third = app.get("/v1/nodes?limit=2&marker=".to_owned().as_str()).await;
+    let third = app
+        .get("/v1/nodes?limit=2&marker=".to_owned().as_str())
+        .await;
 
     let page_uuids = |v: &serde_json::Value| -> Vec<String> {
-        v["nodes"].as_array().unwrap().iter().map(|n| n["uuid"].as_str().unwrap().to_owned()).collect()
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["uuid"].as_str().unwrap().to_owned())
+            .collect()
     };
     assert_eq!(page_uuids(&first), uuids[0..2]);
     assert_eq!(page_uuids(&second), uuids[2..4]);
     assert!(next.contains("sort_key=id&sort_dir=asc&fields=instance_uuid,maintenance,power_state,provision_state,uuid,name&limit=2&marker="), "{next}");
     assert_eq!(third.status, StatusCode::BAD_REQUEST);
-    let desc = app.get("/v1/nodes?sort_key=name&sort_dir=desc&limit=2").await.json();
+    let desc = app
+        .get("/v1/nodes?sort_key=name&sort_dir=desc&limit=2")
+        .await
+        .json();
     assert_eq!(page_uuids(&desc), vec![uuids[4].clone(), uuids[3].clone()]);
     let all = app.get("/v1/nodes?limit=1000").await.json();
     assert!(all.get("next").is_none(), "no next link on a partial page");
@@ -120,7 +169,10 @@ async fn list_filters_and_fields() {
     app.available_node("b").await;
 
     let enroll = app.get("/v1/nodes?provision_state=enroll").await.json();
-    let fields = app.get("/v1/nodes?fields=uuid,provision_state").await.json();
+    let fields = app
+        .get("/v1/nodes?fields=uuid,provision_state")
+        .await
+        .json();
     let detail = app.get("/v1/nodes/detail").await.json();
     let bad_state = app.get("/v1/nodes?provision_state=nope").await;
     let bad_sort = app.get("/v1/nodes?sort_key=properties").await;
@@ -150,24 +202,44 @@ async fn patch_updates_allowed_fields_and_refuses_read_only_ones() {
         )
         .await;
     let read_only = app
-        .patch(&format!("/v1/nodes/{uuid}"), json!([{"op": "replace", "path": "/provision_state", "value": "active"}]))
+        .patch(
+            &format!("/v1/nodes/{uuid}"),
+            json!([{"op": "replace", "path": "/provision_state", "value": "active"}]),
+        )
         .await;
     let remove_missing = app
-        .patch(&format!("/v1/nodes/{uuid}"), json!([{"op": "remove", "path": "/extra/nope"}]))
+        .patch(
+            &format!("/v1/nodes/{uuid}"),
+            json!([{"op": "remove", "path": "/extra/nope"}]),
+        )
         .await;
     let remove_driver = app
-        .patch(&format!("/v1/nodes/{uuid}"), json!([{"op": "remove", "path": "/driver"}]))
+        .patch(
+            &format!("/v1/nodes/{uuid}"),
+            json!([{"op": "remove", "path": "/driver"}]),
+        )
         .await;
 
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
     assert_eq!(ok.json()["extra"], json!({"rack": "r1"}));
     assert_eq!(ok.json()["description"], "sample");
     assert_eq!(read_only.status, StatusCode::BAD_REQUEST);
-    assert!(read_only.fault().starts_with("Cannot patch /provision_state. Only the following can be updated: automated_clean,"));
+    assert!(read_only.fault().starts_with(
+        "Cannot patch /provision_state. Only the following can be updated: automated_clean,"
+    ));
     assert_eq!(remove_missing.status, StatusCode::BAD_REQUEST);
-    assert!(remove_missing.fault().starts_with("Couldn't apply patch '{'op': 'remove', 'path': '/extra/nope'}'."), "{}", remove_missing.fault());
+    assert!(
+        remove_missing
+            .fault()
+            .starts_with("Couldn't apply patch '{'op': 'remove', 'path': '/extra/nope'}'."),
+        "{}",
+        remove_missing.fault()
+    );
     assert_eq!(remove_driver.status, StatusCode::BAD_REQUEST);
-    assert_eq!(remove_driver.fault(), "Schema error for patch: 'driver' is a required property");
+    assert_eq!(
+        remove_driver.fault(),
+        "Schema error for patch: 'driver' is a required property"
+    );
     let after = app.get(&format!("/v1/nodes/{uuid}")).await.json();
     assert_eq!(after["provision_state"], "enroll");
     assert_eq!(after["driver"], "fake-hardware");
@@ -183,16 +255,26 @@ async fn delete_is_refused_while_active_and_allowed_in_maintenance() {
     app.wait_for_state(&uuid, "active").await;
 
     let refused = app.delete(&format!("/v1/nodes/{uuid}")).await;
-    let maintenance = app.put(&format!("/v1/nodes/{uuid}/maintenance"), json!({"reason": "broken"})).await;
+    let maintenance = app
+        .put(
+            &format!("/v1/nodes/{uuid}/maintenance"),
+            json!({"reason": "broken"}),
+        )
+        .await;
     let in_maintenance = app.get(&format!("/v1/nodes/{uuid}")).await.json();
     let deleted = app.delete(&format!("/v1/nodes/{uuid}")).await;
 
     assert_eq!(refused.status, StatusCode::CONFLICT);
-    assert!(refused.fault().starts_with(&format!("Can not delete node \"{uuid}\" while it is in provision state \"active\".")));
+    assert!(refused.fault().starts_with(&format!(
+        "Can not delete node \"{uuid}\" while it is in provision state \"active\"."
+    )));
     assert_eq!(maintenance.status, StatusCode::ACCEPTED);
     assert_eq!(in_maintenance["maintenance_reason"], "broken");
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.get(&format!("/v1/nodes/{uuid}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(&format!("/v1/nodes/{uuid}")).await.status,
+        StatusCode::NOT_FOUND
+    );
     app.stop().await;
 }
 
@@ -201,10 +283,24 @@ async fn traits_are_set_listed_and_removed() {
     let app = spawn_app().await;
     app.create_node("t").await;
 
-    let put_one = app.request(Method::PUT, "/v1/nodes/t/traits/CUSTOM_GPU", Some("latest"), None).await;
-    let replace = app.put("/v1/nodes/t/traits", json!({"traits": ["CUSTOM_A", "HW_CPU_X86_AVX2"]})).await;
+    let put_one = app
+        .request(
+            Method::PUT,
+            "/v1/nodes/t/traits/CUSTOM_GPU",
+            Some("latest"),
+            None,
+        )
+        .await;
+    let replace = app
+        .put(
+            "/v1/nodes/t/traits",
+            json!({"traits": ["CUSTOM_A", "HW_CPU_X86_AVX2"]}),
+        )
+        .await;
     let listed = app.get("/v1/nodes/t/traits").await.json();
-    let bad = app.request(Method::PUT, "/v1/nodes/t/traits/bad", Some("latest"), None).await;
+    let bad = app
+        .request(Method::PUT, "/v1/nodes/t/traits/bad", Some("latest"), None)
+        .await;
     let missing = app.delete("/v1/nodes/t/traits/CUSTOM_GPU").await;
 
     assert_eq!(put_one.status, StatusCode::NO_CONTENT);
@@ -212,6 +308,9 @@ async fn traits_are_set_listed_and_removed() {
     assert_eq!(listed, json!({"traits": ["CUSTOM_A", "HW_CPU_X86_AVX2"]}));
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.get("/v1/nodes/t").await.json()["traits"], json!(["CUSTOM_A", "HW_CPU_X86_AVX2"]));
+    assert_eq!(
+        app.get("/v1/nodes/t").await.json()["traits"],
+        json!(["CUSTOM_A", "HW_CPU_X86_AVX2"])
+    );
     app.stop().await;
 }

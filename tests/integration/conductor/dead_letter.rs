@@ -16,7 +16,11 @@ async fn undecodable_task_goes_to_dead_letters_and_the_conductor_lives_on() {
 
     let garbage = embedded
         .queue
-        .call_raw(&host, vec![0xff, 0xff, 0xff, 0x01, 0x02], Duration::from_secs(5))
+        .call_raw(
+            &host,
+            vec![0xff, 0xff, 0xff, 0x01, 0x02],
+            Duration::from_secs(5),
+        )
         .await;
     let valid = Task {
         task_id: "t-1".into(),
@@ -34,8 +38,15 @@ async fn undecodable_task_goes_to_dead_letters_and_the_conductor_lives_on() {
     assert!(garbage.is_err(), "a malformed task gets no reply");
     let dead = embedded.queue.dead_letters();
     assert_eq!(dead.len(), 1);
-    assert!(dead[0].reason.starts_with("undecodable task"), "{}", dead[0].reason);
+    assert!(
+        dead[0].reason.starts_with("undecodable task"),
+        "{}",
+        dead[0].reason
+    );
     assert_eq!(reply.task_id, "t-1");
-    assert!(matches!(reply.outcome, Some(Outcome::BootDevice(_))), "{reply:?}");
+    assert!(
+        matches!(reply.outcome, Some(Outcome::BootDevice(_))),
+        "{reply:?}"
+    );
     app.stop().await;
 }

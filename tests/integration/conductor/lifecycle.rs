@@ -21,7 +21,12 @@ async fn full_lifecycle(backend: Backend) {
         )
         .await;
     let active = app.wait_for_state(&uuid, "active").await;
-    let power = app.put(&format!("/v1/nodes/{uuid}/states/power"), json!({"target": "power on"})).await;
+    let power = app
+        .put(
+            &format!("/v1/nodes/{uuid}/states/power"),
+            json!({"target": "power on"}),
+        )
+        .await;
     let powered = wait_until(std::time::Duration::from_secs(10), "power on", || async {
         let n = app.get(&format!("/v1/nodes/{uuid}")).await.json();
         (n["power_state"] == "power on" && n["reservation"].is_null()).then_some(n)
@@ -32,12 +37,25 @@ async fn full_lifecycle(backend: Backend) {
 
     assert!(manageable["target_provision_state"].is_null());
     assert!(manageable["provision_updated_at"].is_string());
-    assert_eq!(manageable["power_state"], json!(null), "fake power keeps null");
-    assert_eq!(available["driver_internal_info"], json!({"clean_steps": null}));
+    assert_eq!(
+        manageable["power_state"],
+        json!(null),
+        "fake power keeps null"
+    );
+    assert_eq!(
+        available["driver_internal_info"],
+        json!({"clean_steps": null})
+    );
     assert_eq!(deploy.status, StatusCode::ACCEPTED);
-    assert_eq!(deploy.header("location"), Some(format!("{}/v1/nodes/{uuid}/states", app.base).as_str()));
+    assert_eq!(
+        deploy.header("location"),
+        Some(format!("{}/v1/nodes/{uuid}/states", app.base).as_str())
+    );
     assert_eq!(active["instance_info"], json!({"configdrive": "******"}));
-    assert_eq!(active["driver_internal_info"], json!({"clean_steps": null, "deploy_steps": null}));
+    assert_eq!(
+        active["driver_internal_info"],
+        json!({"clean_steps": null, "deploy_steps": null})
+    );
     assert_eq!(power.status, StatusCode::ACCEPTED);
     assert!(powered["target_power_state"].is_null());
     assert!(powered["driver_internal_info"]["last_power_state_change"].is_string());

@@ -15,11 +15,24 @@ async fn a_node_being_deployed_refuses_other_changes_with_409() {
 
     app.provision(&uuid, "active").await;
     let during = app.get(&format!("/v1/nodes/{uuid}")).await.json();
-    let power = app.put(&format!("/v1/nodes/{uuid}/states/power"), json!({"target": "power on"})).await;
-    let patch = app
-        .patch(&format!("/v1/nodes/{uuid}"), json!([{"op": "add", "path": "/extra/x", "value": 1}]))
+    let power = app
+        .put(
+            &format!("/v1/nodes/{uuid}/states/power"),
+            json!({"target": "power on"}),
+        )
         .await;
-    let again = app.put(&format!("/v1/nodes/{uuid}/states/provision"), json!({"target": "active"})).await;
+    let patch = app
+        .patch(
+            &format!("/v1/nodes/{uuid}"),
+            json!([{"op": "add", "path": "/extra/x", "value": 1}]),
+        )
+        .await;
+    let again = app
+        .put(
+            &format!("/v1/nodes/{uuid}/states/provision"),
+            json!({"target": "active"}),
+        )
+        .await;
     let done = app.wait_for_state(&uuid, "active").await;
 
     assert_eq!(during["provision_state"], "deploying");
@@ -28,12 +41,25 @@ async fn a_node_being_deployed_refuses_other_changes_with_409() {
     assert_eq!(power.status, StatusCode::CONFLICT);
     assert_eq!(
         power.fault(),
-        format!("Node {uuid} is locked by host {host}, please retry after the current operation is completed.")
+        format!(
+            "Node {uuid} is locked by host {host}, please retry after the current operation is completed."
+        )
     );
     assert_eq!(patch.status, StatusCode::CONFLICT);
-    assert_eq!(again.status, StatusCode::CONFLICT, "a locked node answers NodeLocked");
-    assert_eq!(done["extra"], json!({}), "the refused patch changed nothing");
-    assert!(done["power_state"].is_null(), "the refused power action changed nothing");
+    assert_eq!(
+        again.status,
+        StatusCode::CONFLICT,
+        "a locked node answers NodeLocked"
+    );
+    assert_eq!(
+        done["extra"],
+        json!({}),
+        "the refused patch changed nothing"
+    );
+    assert!(
+        done["power_state"].is_null(),
+        "the refused power action changed nothing"
+    );
     app.stop().await;
 }
 
@@ -47,9 +73,17 @@ async fn concurrent_requests_for_one_node_start_exactly_one_task() {
     let replies = futures_join(&app, &path).await;
     app.wait_for_state(&uuid, "active").await;
 
-    let accepted = replies.iter().filter(|s| **s == StatusCode::ACCEPTED).count();
+    let accepted = replies
+        .iter()
+        .filter(|s| **s == StatusCode::ACCEPTED)
+        .count();
     assert_eq!(accepted, 1, "{replies:?}");
-    assert!(replies.iter().all(|s| *s == StatusCode::ACCEPTED || *s == StatusCode::CONFLICT || *s == StatusCode::BAD_REQUEST), "{replies:?}");
+    assert!(
+        replies.iter().all(|s| *s == StatusCode::ACCEPTED
+            || *s == StatusCode::CONFLICT
+            || *s == StatusCode::BAD_REQUEST),
+        "{replies:?}"
+    );
     app.stop().await;
 }
 

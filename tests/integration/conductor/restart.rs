@@ -19,7 +19,12 @@ async fn restart_fails_a_node_left_deploying_and_clears_its_lock() {
     db.run(move |conn| {
         let node = Node::by_uuid(conn, &u)?.unwrap();
         assert!(Node::try_reserve(conn, node.id, &h)?);
-        Node::write_state(conn, node.id, &h, &StateChange::provision(ProvisionState::Deploying))?;
+        Node::write_state(
+            conn,
+            node.id,
+            &h,
+            &StateChange::provision(ProvisionState::Deploying),
+        )?;
         Ok(())
     })
     .await
@@ -28,7 +33,10 @@ async fn restart_fails_a_node_left_deploying_and_clears_its_lock() {
     let (u, h) = (uuid.clone(), host.clone());
     db.run(move |conn| {
         let node = Node::by_uuid(conn, &u)?.unwrap();
-        assert!(Node::try_reserve(conn, node.id, &h)?, "shutdown released the lock; take it again");
+        assert!(
+            Node::try_reserve(conn, node.id, &h)?,
+            "shutdown released the lock; take it again"
+        );
         Ok(())
     })
     .await

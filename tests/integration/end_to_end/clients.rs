@@ -24,7 +24,13 @@ async fn ensure_venv(venv: &Path) {
     if venv.join("bin/baremetal").exists() {
         return;
     }
-    let status = Command::new("python3").arg("-m").arg("venv").arg(venv).status().await.unwrap();
+    let status = Command::new("python3")
+        .arg("-m")
+        .arg("venv")
+        .arg(venv)
+        .status()
+        .await
+        .unwrap();
     assert!(status.success(), "python3 -m venv failed");
     let status = Command::new(venv.join("bin/pip"))
         .args(["install", "-q", IRONICCLIENT, "openstacksdk"])
@@ -76,7 +82,12 @@ async fn baremetal_cli_and_openstacksdk_drive_a_node_through_its_life() {
     };
     let host = app.settings.conductor.host.clone().unwrap();
 
-    let root = reqwest::get(format!("{}/", app.base)).await.unwrap().json::<Value>().await.unwrap();
+    let root = reqwest::get(format!("{}/", app.base))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
     assert_eq!(root["default_version"]["version"], "1.115");
     let drivers = cli.json(&["driver", "list"]).await;
     assert!(
@@ -87,7 +98,16 @@ async fn baremetal_cli_and_openstacksdk_drive_a_node_through_its_life() {
             .any(|d| d["name"] == "fake-hardware" && d["hosts"].to_string().contains(&host)),
         "{drivers}"
     );
-    let created = cli.json(&["node", "create", "--driver", "fake-hardware", "--name", "n1"]).await;
+    let created = cli
+        .json(&[
+            "node",
+            "create",
+            "--driver",
+            "fake-hardware",
+            "--name",
+            "n1",
+        ])
+        .await;
     assert_eq!(created["provision_state"], "enroll");
     cli.run(&["node", "manage", "n1", "--wait", "30"]).await;
     cli.run(&["node", "provide", "n1", "--wait", "30"]).await;
@@ -104,10 +124,15 @@ async fn baremetal_cli_and_openstacksdk_drive_a_node_through_its_life() {
     let listed = cli.json(&["node", "list"]).await;
     assert_eq!(listed[0]["provision_state"], "available", "{listed}");
     let uuid = shown["uuid"].as_str().unwrap();
-    let port = cli.json(&["port", "create", "--node", uuid, "52:54:00:12:34:56"]).await;
+    let port = cli
+        .json(&["port", "create", "--node", uuid, "52:54:00:12:34:56"])
+        .await;
     assert_eq!(port["address"], "52:54:00:12:34:56");
-    let chassis = cli.json(&["chassis", "create", "--description", "rack"]).await;
-    cli.run(&["chassis", "delete", chassis["uuid"].as_str().unwrap()]).await;
+    let chassis = cli
+        .json(&["chassis", "create", "--description", "rack"])
+        .await;
+    cli.run(&["chassis", "delete", chassis["uuid"].as_str().unwrap()])
+        .await;
 
     let sdk = Command::new(venv.join("bin/python"))
         .arg("-c")
@@ -126,7 +151,11 @@ print(json.dumps(nodes))
         .output()
         .await
         .unwrap();
-    assert!(sdk.status.success(), "openstacksdk failed: {}", String::from_utf8_lossy(&sdk.stderr));
+    assert!(
+        sdk.status.success(),
+        "openstacksdk failed: {}",
+        String::from_utf8_lossy(&sdk.stderr)
+    );
     let states: Value = serde_json::from_slice(&sdk.stdout).unwrap();
     assert_eq!(states["sdk-node"], "available", "{states}");
     assert_eq!(states["n1"], "available");

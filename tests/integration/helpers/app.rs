@@ -47,8 +47,9 @@ impl Reply {
     /// The faultstring of an Ironic error body.
     pub fn fault(&self) -> String {
         let outer = self.json();
-        let inner: Value = serde_json::from_str(outer["error_message"].as_str().expect("error_message"))
-            .expect("inner JSON");
+        let inner: Value =
+            serde_json::from_str(outer["error_message"].as_str().expect("error_message"))
+                .expect("inner JSON");
         inner["faultstring"]
             .as_str()
             .or_else(|| inner["description"].as_str())
@@ -64,11 +65,16 @@ pub async fn spawn_app() -> TestApp {
 /// Starts Ferric with settings adjusted by `adjust`.
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::default();
-    settings.data_dir = dir.path().to_path_buf();
+    let mut settings = Settings {
+        data_dir: dir.path().to_path_buf(),
+        ..Settings::default()
+    };
     settings.api.port = 0;
     settings.api.workers = 2;
-    settings.conductor.host = Some(format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
+    settings.conductor.host = Some(format!(
+        "test-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
     let pg = match backend {
         Backend::Sqlite => None,
         Backend::Postgres => {
@@ -78,11 +84,16 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
         }
     };
     adjust(&mut settings);
-    let embedded = Embedded::start(settings.clone()).await.expect("Ferric starts");
+    let embedded = Embedded::start(settings.clone())
+        .await
+        .expect("Ferric starts");
     TestApp {
         base: format!("http://127.0.0.1:{}", embedded.port),
         // No idle keep-alive connections: a graceful stop would wait for them.
-        client: reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap(),
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap(),
         embedded: Some(embedded),
         settings,
         _dir: dir,
@@ -92,13 +103,21 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
 
 impl TestApp {
     /// Sends a request at `version` (None = no version header).
-    pub async fn request(&self, method: Method, path: &str, version: Option<&str>, body: Option<&Value>) -> Reply {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        version: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(v) = version {
             req = req.header("X-OpenStack-Ironic-API-Version", v);
         }
         if let Some(body) = body {
-            req = req.header("Content-Type", "application/json").body(body.to_string());
+            req = req
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
         }
         let resp = req.send().await.expect("request sent");
         Reply {
@@ -131,25 +150,32 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
-        self.request(Method::POST, path, Some("latest"), Some(&body)).await
+        self.request(Method::POST, path, Some("latest"), Some(&body))
+            .await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> Reply {
-        self.request(Method::PUT, path, Some("latest"), Some(&body)).await
+        self.request(Method::PUT, path, Some("latest"), Some(&body))
+            .await
     }
 
     pub async fn patch(&self, path: &str, body: Value) -> Reply {
-        self.request(Method::PATCH, path, Some("latest"), Some(&body)).await
+        self.request(Method::PATCH, path, Some("latest"), Some(&body))
+            .await
     }
 
     pub async fn delete(&self, path: &str) -> Reply {
-        self.request(Method::DELETE, path, Some("latest"), None).await
+        self.request(Method::DELETE, path, Some("latest"), None)
+            .await
     }
 
     /// Creates a fake-hardware node and returns its body.
     pub async fn create_node(&self, name: &str) -> Value {
         let reply = self
-            .post("/v1/nodes", serde_json::json!({"driver": "fake-hardware", "name": name}))
+            .post(
+                "/v1/nodes",
+                serde_json::json!({"driver": "fake-hardware", "name": name}),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
         reply.json()
@@ -158,17 +184,29 @@ impl TestApp {
     /// Requests a provision verb and expects 202.
     pub async fn provision(&self, node: &str, target: &str) {
         let reply = self
-            .put(&format!("/v1/nodes/{node}/states/provision"), serde_json::json!({"target": target}))
+            .put(
+                &format!("/v1/nodes/{node}/states/provision"),
+                serde_json::json!({"target": target}),
+            )
             .await;
-        assert_eq!(reply.status, StatusCode::ACCEPTED, "{target}: {}", reply.text);
+        assert_eq!(
+            reply.status,
+            StatusCode::ACCEPTED,
+            "{target}: {}",
+            reply.text
+        );
     }
 
     /// Waits until the node is in `state` and unlocked; returns its body.
     pub async fn wait_for_state(&self, node: &str, state: &str) -> Value {
-        wait_until(Duration::from_secs(20), &format!("node {node} to reach {state}"), || async {
-            let body = self.get(&format!("/v1/nodes/{node}")).await.json();
-            (body["provision_state"] == state && body["reservation"].is_null()).then_some(body)
-        })
+        wait_until(
+            Duration::from_secs(20),
+            &format!("node {node} to reach {state}"),
+            || async {
+                let body = self.get(&format!("/v1/nodes/{node}")).await.json();
+                (body["provision_state"] == state && body["reservation"].is_null()).then_some(body)
+            },
+        )
         .await
     }
 

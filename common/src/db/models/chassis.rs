@@ -68,7 +68,11 @@ impl Chassis {
         fields: &ChassisFields,
     ) -> Result<Chassis, DbError> {
         diesel::insert_into(chassis::table)
-            .values((chassis::uuid.eq(uuid), chassis::created_at.eq(now()), fields))
+            .values((
+                chassis::uuid.eq(uuid),
+                chassis::created_at.eq(now()),
+                fields,
+            ))
             .execute(conn)?;
         Chassis::by_uuid(conn, uuid)?.ok_or(DbError::Query(diesel::result::Error::NotFound))
     }

@@ -158,7 +158,10 @@ impl Conductor {
             .load(conn)?)
     }
 
-    pub fn by_hostname(conn: &mut AnyConnection, hostname: &str) -> Result<Option<Conductor>, DbError> {
+    pub fn by_hostname(
+        conn: &mut AnyConnection,
+        hostname: &str,
+    ) -> Result<Option<Conductor>, DbError> {
         Ok(conductors::table
             .filter(conductors::hostname.eq(hostname))
             .select(Conductor::as_select())
@@ -167,7 +170,9 @@ impl Conductor {
     }
 
     /// Every hardware interface row of every conductor.
-    pub fn hardware_interfaces(conn: &mut AnyConnection) -> Result<Vec<HardwareInterface>, DbError> {
+    pub fn hardware_interfaces(
+        conn: &mut AnyConnection,
+    ) -> Result<Vec<HardwareInterface>, DbError> {
         Ok(chi::table
             .select(HardwareInterface::as_select())
             .order(chi::id.asc())

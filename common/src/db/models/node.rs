@@ -233,7 +233,11 @@ pub const SORT_KEYS: &[&str] = &[
     "description",
 ];
 
-type BoxedNodes<'a> = nodes::BoxedQuery<'a, AnyBackend, diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<Node, AnyBackend>>>;
+type BoxedNodes<'a> = nodes::BoxedQuery<
+    'a,
+    AnyBackend,
+    diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<Node, AnyBackend>>,
+>;
 
 /// Applies order and keyset pagination on one column: NULLs sort last going
 /// up and first going down, on both backends; ties are broken by `id`.
@@ -385,7 +389,9 @@ impl Node {
         if let Some(v) = &filter.description_contains {
             let pattern = format!(
                 "%{}%",
-                v.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+                v.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
             );
             query = query.filter(nodes::description.like(pattern).escape('\\'));
         }
@@ -407,28 +413,90 @@ impl Node {
         }
         let dir = page.sort_dir;
         query = match page.sort_key.as_str() {
-            "uuid" => order_and_seek!(query, nodes::uuid, dir, marker, |n: &Node| Some(n.uuid.clone())),
+            "uuid" => order_and_seek!(query, nodes::uuid, dir, marker, |n: &Node| Some(
+                n.uuid.clone()
+            )),
             "name" => order_and_seek!(query, nodes::name, dir, marker, |n: &Node| n.name.clone()),
-            "created_at" => order_and_seek!(query, nodes::created_at, dir, marker, |n: &Node| Some(n.created_at)),
-            "updated_at" => order_and_seek!(query, nodes::updated_at, dir, marker, |n: &Node| n.updated_at),
-            "provision_state" => order_and_seek!(query, nodes::provision_state, dir, marker, |n: &Node| Some(n.provision_state.clone())),
-            "power_state" => order_and_seek!(query, nodes::power_state, dir, marker, |n: &Node| n.power_state.clone()),
-            "target_power_state" => order_and_seek!(query, nodes::target_power_state, dir, marker, |n: &Node| n.target_power_state.clone()),
-            "target_provision_state" => order_and_seek!(query, nodes::target_provision_state, dir, marker, |n: &Node| n.target_provision_state.clone()),
-            "provision_updated_at" => order_and_seek!(query, nodes::provision_updated_at, dir, marker, |n: &Node| n.provision_updated_at),
-            "driver" => order_and_seek!(query, nodes::driver, dir, marker, |n: &Node| Some(n.driver.clone())),
-            "maintenance" => order_and_seek!(query, nodes::maintenance, dir, marker, |n: &Node| Some(n.maintenance)),
-            "instance_uuid" => order_and_seek!(query, nodes::instance_uuid, dir, marker, |n: &Node| n.instance_uuid.clone()),
-            "resource_class" => order_and_seek!(query, nodes::resource_class, dir, marker, |n: &Node| n.resource_class.clone()),
-            "conductor_group" => order_and_seek!(query, nodes::conductor_group, dir, marker, |n: &Node| Some(n.conductor_group.clone())),
-            "owner" => order_and_seek!(query, nodes::owner, dir, marker, |n: &Node| n.owner.clone()),
-            "lessee" => order_and_seek!(query, nodes::lessee, dir, marker, |n: &Node| n.lessee.clone()),
-            "chassis_id" => order_and_seek!(query, nodes::chassis_id, dir, marker, |n: &Node| n.chassis_id),
-            "reservation" => order_and_seek!(query, nodes::reservation, dir, marker, |n: &Node| n.reservation.clone()),
-            "fault" => order_and_seek!(query, nodes::fault, dir, marker, |n: &Node| n.fault.clone()),
-            "retired" => order_and_seek!(query, nodes::retired, dir, marker, |n: &Node| Some(n.retired)),
-            "shard" => order_and_seek!(query, nodes::shard, dir, marker, |n: &Node| n.shard.clone()),
-            "description" => order_and_seek!(query, nodes::description, dir, marker, |n: &Node| n.description.clone()),
+            "created_at" => {
+                order_and_seek!(query, nodes::created_at, dir, marker, |n: &Node| Some(
+                    n.created_at
+                ))
+            }
+            "updated_at" => order_and_seek!(query, nodes::updated_at, dir, marker, |n: &Node| n
+                .updated_at),
+            "provision_state" => {
+                order_and_seek!(query, nodes::provision_state, dir, marker, |n: &Node| Some(
+                    n.provision_state.clone()
+                ))
+            }
+            "power_state" => order_and_seek!(query, nodes::power_state, dir, marker, |n: &Node| n
+                .power_state
+                .clone()),
+            "target_power_state" => {
+                order_and_seek!(query, nodes::target_power_state, dir, marker, |n: &Node| n
+                    .target_power_state
+                    .clone())
+            }
+            "target_provision_state" => order_and_seek!(
+                query,
+                nodes::target_provision_state,
+                dir,
+                marker,
+                |n: &Node| n.target_provision_state.clone()
+            ),
+            "provision_updated_at" => order_and_seek!(
+                query,
+                nodes::provision_updated_at,
+                dir,
+                marker,
+                |n: &Node| n.provision_updated_at
+            ),
+            "driver" => order_and_seek!(query, nodes::driver, dir, marker, |n: &Node| Some(
+                n.driver.clone()
+            )),
+            "maintenance" => {
+                order_and_seek!(query, nodes::maintenance, dir, marker, |n: &Node| Some(
+                    n.maintenance
+                ))
+            }
+            "instance_uuid" => {
+                order_and_seek!(query, nodes::instance_uuid, dir, marker, |n: &Node| n
+                    .instance_uuid
+                    .clone())
+            }
+            "resource_class" => {
+                order_and_seek!(query, nodes::resource_class, dir, marker, |n: &Node| n
+                    .resource_class
+                    .clone())
+            }
+            "conductor_group" => {
+                order_and_seek!(query, nodes::conductor_group, dir, marker, |n: &Node| Some(
+                    n.conductor_group.clone()
+                ))
+            }
+            "owner" => {
+                order_and_seek!(query, nodes::owner, dir, marker, |n: &Node| n.owner.clone())
+            }
+            "lessee" => order_and_seek!(query, nodes::lessee, dir, marker, |n: &Node| n
+                .lessee
+                .clone()),
+            "chassis_id" => order_and_seek!(query, nodes::chassis_id, dir, marker, |n: &Node| n
+                .chassis_id),
+            "reservation" => order_and_seek!(query, nodes::reservation, dir, marker, |n: &Node| n
+                .reservation
+                .clone()),
+            "fault" => {
+                order_and_seek!(query, nodes::fault, dir, marker, |n: &Node| n.fault.clone())
+            }
+            "retired" => order_and_seek!(query, nodes::retired, dir, marker, |n: &Node| Some(
+                n.retired
+            )),
+            "shard" => {
+                order_and_seek!(query, nodes::shard, dir, marker, |n: &Node| n.shard.clone())
+            }
+            "description" => order_and_seek!(query, nodes::description, dir, marker, |n: &Node| n
+                .description
+                .clone()),
             _ => order_and_seek!(query, nodes::id, dir, marker, |n: &Node| Some(n.id)),
         };
         Ok(query.limit(page.limit).load(conn)?)

@@ -77,8 +77,11 @@ pub struct PortFilter {
     pub address: Option<String>,
 }
 
-type BoxedPorts<'a> =
-    ports::BoxedQuery<'a, AnyBackend, diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<Port, AnyBackend>>>;
+type BoxedPorts<'a> = ports::BoxedQuery<
+    'a,
+    AnyBackend,
+    diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<Port, AnyBackend>>,
+>;
 
 impl Port {
     pub fn by_uuid(conn: &mut AnyConnection, uuid: &str) -> Result<Option<Port>, DbError> {
@@ -97,14 +100,22 @@ impl Port {
             .optional()?)
     }
 
-    pub fn insert(conn: &mut AnyConnection, uuid: &str, fields: &PortFields) -> Result<Port, DbError> {
+    pub fn insert(
+        conn: &mut AnyConnection,
+        uuid: &str,
+        fields: &PortFields,
+    ) -> Result<Port, DbError> {
         diesel::insert_into(ports::table)
             .values((ports::uuid.eq(uuid), ports::created_at.eq(now()), fields))
             .execute(conn)?;
         Port::by_uuid(conn, uuid)?.ok_or(DbError::Query(diesel::result::Error::NotFound))
     }
 
-    pub fn update(conn: &mut AnyConnection, id: i32, fields: &PortFields) -> Result<Option<Port>, DbError> {
+    pub fn update(
+        conn: &mut AnyConnection,
+        id: i32,
+        fields: &PortFields,
+    ) -> Result<Option<Port>, DbError> {
         diesel::update(ports::table.find(id))
             .set((fields, ports::updated_at.eq(Some(now()))))
             .execute(conn)?;
