@@ -26,15 +26,17 @@ pub enum ApiError {
     /// 404: the resource does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// 405: the method is not allowed on this resource.
-    #[error("{0}")]
-    MethodNotAllowed(String),
     /// 406: the microversion does not allow this field or verb.
     #[error("{0}")]
     NotAcceptable(String),
-    /// 406 from version negotiation, with webob's code/title/description body.
-    #[error("{0}")]
-    VersionNotAcceptable(String),
+    /// An error raised while routing (unknown path, wrong method, bad
+    /// identifier in the path, version negotiation): webob's
+    /// `{"code", "title", "description"}` body instead of a fault.
+    #[error("{description}")]
+    Routing {
+        status: StatusCode,
+        description: String,
+    },
     /// 409: locked node, duplicate, or a conflicting state.
     #[error("{0}")]
     Conflict(String),
@@ -66,6 +68,16 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A routing error with webob's body.
+    pub fn routing(status: StatusCode, description: impl Into<String>) -> ApiError {
+        ApiError::Routing {
+            status,
+            description: description.into(),
+        }
+    }
+}
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> ApiError {
         match e {
@@ -87,10 +99,8 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::NotAcceptable(_) | ApiError::VersionNotAcceptable(_) => {
-                StatusCode::NOT_ACCEPTABLE
-            }
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::Routing { status, .. } => *status,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -101,9 +111,9 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         let inner = match self {
-            ApiError::VersionNotAcceptable(description) => json!({
-                "code": 406,
-                "title": "Not Acceptable",
+            ApiError::Routing { description, .. } => json!({
+                "code": status.as_u16(),
+                "title": status.canonical_reason().unwrap_or_default(),
                 "description": description,
             }),
             other => json!({

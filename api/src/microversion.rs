@@ -81,7 +81,8 @@ pub async fn negotiate(
         }
         Err(description) => {
             let (http_req, _) = req.into_parts();
-            let res = ApiError::VersionNotAcceptable(description).error_response();
+            let res = ApiError::routing(actix_web::http::StatusCode::NOT_ACCEPTABLE, description)
+                .error_response();
             ServiceResponse::new(http_req, res)
         }
     };

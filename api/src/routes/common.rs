@@ -31,6 +31,12 @@ pub async fn find_node(
     version: Microversion,
 ) -> Result<Node, ApiError> {
     let by_uuid = is_uuid_like(ident);
+    if !by_uuid && !is_valid_logical_name(ident) {
+        return Err(ApiError::routing(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            format!("Expected UUID or name for node: {ident}"),
+        ));
+    }
     if !by_uuid {
         if !version.at_least(5) {
             return Err(ApiError::node_not_found(ident));

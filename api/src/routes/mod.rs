@@ -9,117 +9,178 @@ pub mod nodes;
 pub mod ports;
 pub mod root;
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
 use crate::error::ApiError;
 
-/// Registers every route of the API.
+/// Registers every route of the API; a known path with another method
+/// answers 405.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(root::root))
-        .route("/v1", web::get().to(root::v1))
-        .route("/v1/", web::get().to(root::v1))
-        // Nodes.
-        .route("/v1/nodes", web::get().to(nodes::list))
-        .route("/v1/nodes", web::post().to(nodes::create))
-        .route("/v1/nodes/detail", web::get().to(nodes::list_detail))
-        .route(
-            "/v1/nodes/validate",
-            web::get().to(node_states::validate_by_query),
-        )
-        .route("/v1/nodes/{ident}", web::get().to(nodes::show))
-        .route("/v1/nodes/{ident}", web::patch().to(nodes::update))
-        .route("/v1/nodes/{ident}", web::delete().to(nodes::delete))
-        .route(
-            "/v1/nodes/{ident}/states",
-            web::get().to(node_states::get_states),
-        )
-        .route(
-            "/v1/nodes/{ident}/states/power",
-            web::put().to(node_states::set_power),
-        )
-        .route(
-            "/v1/nodes/{ident}/states/provision",
-            web::put().to(node_states::set_provision),
-        )
-        .route(
-            "/v1/nodes/{ident}/management/boot_device",
-            web::get().to(node_states::get_boot_device),
-        )
-        .route(
-            "/v1/nodes/{ident}/management/boot_device",
-            web::put().to(node_states::set_boot_device),
-        )
-        .route(
-            "/v1/nodes/{ident}/management/boot_device/supported",
-            web::get().to(node_states::supported_boot_devices),
-        )
-        .route(
-            "/v1/nodes/{ident}/maintenance",
-            web::put().to(node_states::set_maintenance),
-        )
-        .route(
-            "/v1/nodes/{ident}/maintenance",
-            web::delete().to(node_states::unset_maintenance),
-        )
-        .route(
-            "/v1/nodes/{ident}/validate",
-            web::get().to(node_states::validate_node),
-        )
-        .route(
-            "/v1/nodes/{ident}/traits",
-            web::get().to(node_states::get_traits),
-        )
-        .route(
-            "/v1/nodes/{ident}/traits",
-            web::put().to(node_states::set_traits),
-        )
-        .route(
-            "/v1/nodes/{ident}/traits",
-            web::delete().to(node_states::delete_traits),
-        )
-        .route(
-            "/v1/nodes/{ident}/traits/{trait}",
-            web::put().to(node_states::add_trait),
-        )
-        .route(
-            "/v1/nodes/{ident}/traits/{trait}",
-            web::delete().to(node_states::delete_trait),
-        )
-        .route(
-            "/v1/nodes/{ident}/ports",
-            web::get().to(ports::list_for_node),
-        )
-        .route(
-            "/v1/nodes/{ident}/portgroups",
-            web::get().to(empty_portgroups),
-        )
-        // Ports.
-        .route("/v1/ports", web::get().to(ports::list))
-        .route("/v1/ports", web::post().to(ports::create))
-        .route("/v1/ports/detail", web::get().to(ports::list_detail))
-        .route("/v1/ports/{ident}", web::get().to(ports::show))
-        .route("/v1/ports/{ident}", web::patch().to(ports::update))
-        .route("/v1/ports/{ident}", web::delete().to(ports::delete))
-        // Chassis.
-        .route("/v1/chassis", web::get().to(chassis::list))
-        .route("/v1/chassis", web::post().to(chassis::create))
-        .route("/v1/chassis/detail", web::get().to(chassis::list_detail))
-        .route("/v1/chassis/{uuid}", web::get().to(chassis::show))
-        .route("/v1/chassis/{uuid}", web::patch().to(chassis::update))
-        .route("/v1/chassis/{uuid}", web::delete().to(chassis::delete))
-        .route(
-            "/v1/chassis/{uuid}/nodes",
-            web::get().to(nodes::list_in_chassis),
-        )
-        // Drivers and conductors.
-        .route("/v1/drivers", web::get().to(drivers::list))
-        .route("/v1/drivers/{name}", web::get().to(drivers::show))
-        .route(
-            "/v1/drivers/{name}/properties",
-            web::get().to(drivers::show_properties),
-        )
-        .route("/v1/conductors", web::get().to(conductors::list))
-        .route("/v1/conductors/{hostname}", web::get().to(conductors::show));
+    cfg.service(
+        web::resource("/")
+            .route(web::get().to(root::root))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1")
+            .route(web::get().to(root::v1))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/")
+            .route(web::get().to(root::v1))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes")
+            .route(web::get().to(nodes::list))
+            .route(web::post().to(nodes::create))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/detail")
+            .route(web::get().to(nodes::list_detail))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/validate")
+            .route(web::get().to(node_states::validate_by_query))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}")
+            .route(web::get().to(nodes::show))
+            .route(web::patch().to(nodes::update))
+            .route(web::delete().to(nodes::delete))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/states")
+            .route(web::get().to(node_states::get_states))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/states/power")
+            .route(web::put().to(node_states::set_power))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/states/provision")
+            .route(web::put().to(node_states::set_provision))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/management/boot_device")
+            .route(web::get().to(node_states::get_boot_device))
+            .route(web::put().to(node_states::set_boot_device))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/management/boot_device/supported")
+            .route(web::get().to(node_states::supported_boot_devices))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/maintenance")
+            .route(web::put().to(node_states::set_maintenance))
+            .route(web::delete().to(node_states::unset_maintenance))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/validate")
+            .route(web::get().to(node_states::validate_node))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/traits")
+            .route(web::get().to(node_states::get_traits))
+            .route(web::put().to(node_states::set_traits))
+            .route(web::delete().to(node_states::delete_traits))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/traits/{trait}")
+            .route(web::put().to(node_states::add_trait))
+            .route(web::delete().to(node_states::delete_trait))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/ports")
+            .route(web::get().to(ports::list_for_node))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/portgroups")
+            .route(web::get().to(empty_portgroups))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/ports")
+            .route(web::get().to(ports::list))
+            .route(web::post().to(ports::create))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/ports/detail")
+            .route(web::get().to(ports::list_detail))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/ports/{ident}")
+            .route(web::get().to(ports::show))
+            .route(web::patch().to(ports::update))
+            .route(web::delete().to(ports::delete))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/chassis")
+            .route(web::get().to(chassis::list))
+            .route(web::post().to(chassis::create))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/chassis/detail")
+            .route(web::get().to(chassis::list_detail))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/chassis/{uuid}")
+            .route(web::get().to(chassis::show))
+            .route(web::patch().to(chassis::update))
+            .route(web::delete().to(chassis::delete))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/chassis/{uuid}/nodes")
+            .route(web::get().to(nodes::list_in_chassis))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/drivers")
+            .route(web::get().to(drivers::list))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/drivers/{name}")
+            .route(web::get().to(drivers::show))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/drivers/{name}/properties")
+            .route(web::get().to(drivers::show_properties))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/conductors")
+            .route(web::get().to(conductors::list))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/conductors/{hostname}")
+            .route(web::get().to(conductors::show))
+            .default_service(web::to(method_not_allowed)),
+    );
 }
 
 /// Portgroups are not stored yet: every node has none.
@@ -127,9 +188,12 @@ async fn empty_portgroups() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "portgroups": [] }))
 }
 
-/// Unknown paths: Ironic's 404.
+/// Unknown paths: webob's 404.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(
-        "The resource could not be found.".into(),
-    ))
+    Err(ApiError::routing(StatusCode::NOT_FOUND, ""))
+}
+
+/// A known path with a method it does not take: webob's 405.
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::routing(StatusCode::METHOD_NOT_ALLOWED, ""))
 }

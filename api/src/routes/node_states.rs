@@ -378,13 +378,11 @@ pub async fn set_boot_device(
 }
 
 /// `GET /v1/nodes/{ident}/validate` and `GET /v1/nodes/validate?node=`.
-pub async fn validate(
+async fn validate(
     state: web::Data<AppState>,
-    version: Microversion,
     request_id: RequestId,
     node: &Node,
 ) -> Result<HttpResponse, ApiError> {
-    let _ = version;
     match state
         .call(node, &request_id.0, Kind::Validate(ValidateInterfaces {}))
         .await?
@@ -412,7 +410,7 @@ pub async fn validate_node(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let node = find_node(&state, &path, version).await?;
-    validate(state, version, request_id, &node).await
+    validate(state, request_id, &node).await
 }
 
 pub async fn validate_by_query(
@@ -427,12 +425,11 @@ pub async fn validate_by_query(
         .or_else(|| query.get("node_uuid"))
         .ok_or_else(|| ApiError::BadRequest("Missing mandatory parameter: node".into()))?;
     let node = find_node(&state, ident, version).await?;
-    validate(state, version, request_id, &node).await
+    validate(state, request_id, &node).await
 }
 
 /// `PUT /v1/nodes/{ident}/maintenance` (`DELETE` with `enable = false`).
 async fn maintenance(
-    req: HttpRequest,
     state: web::Data<AppState>,
     version: Microversion,
     ident: &str,
@@ -461,7 +458,6 @@ async fn maintenance(
             latest.reservation.as_deref().unwrap_or("unknown"),
         ));
     }
-    let _ = req;
     Ok(HttpResponse::Accepted().finish())
 }
 
@@ -484,16 +480,15 @@ pub async fn set_maintenance(
             )));
         }
     };
-    maintenance(req, state, version, &path, true, reason).await
+    maintenance(state, version, &path, true, reason).await
 }
 
 pub async fn unset_maintenance(
-    req: HttpRequest,
     state: web::Data<AppState>,
     version: Microversion,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    maintenance(req, state, version, &path, false, None).await
+    maintenance(state, version, &path, false, None).await
 }
 
 /// Traits: `CUSTOM_*` or a standard trait name (upper case, digits, `_`).

@@ -100,6 +100,13 @@ async fn unknown_paths_get_ironics_404_body() {
     let reply = app.get("/v1/no-such-thing").await;
 
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    assert_eq!(reply.fault(), "The resource could not be found.");
+    assert_eq!(
+        reply.json()["error_message"],
+        r#"{"code": 404, "title": "Not Found", "description": ""}"#
+    );
+    let wrong_method = app
+        .request(Method::PUT, "/v1/nodes", Some("latest"), None)
+        .await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
     app.stop().await;
 }

@@ -589,7 +589,7 @@ impl Node {
         Ok(n == 1)
     }
 
-    /// Unlocked nodes of `host`'s hardware types left in a transient state.
+    /// Unlocked nodes in any of `states`.
     pub fn unreserved_in_states(
         conn: &mut AnyConnection,
         states: &[&str],
@@ -711,10 +711,6 @@ pub struct StateChange {
     pub instance_info: Option<String>,
     pub instance_uuid: Option<Option<String>>,
     pub instance_name: Option<Option<String>>,
-    pub maintenance: Option<bool>,
-    pub maintenance_reason: Option<Option<String>>,
-    pub fault: Option<Option<String>>,
-    pub conductor_affinity: Option<Option<i32>>,
 }
 
 impl StateChange {
