@@ -67,6 +67,9 @@ pub async fn negotiate(
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
     req.extensions_mut().insert(RequestId(request_id.clone()));
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
     let header = req
         .headers()
         .get(VERSION_HEADER)
@@ -99,6 +102,14 @@ pub async fn negotiate(
     insert(&mut response, "x-openstack-request-id", &request_id);
     insert(&mut response, "openstack-request-id", &request_id);
     insert(&mut response, "server", "ferric");
+    tracing::info!(
+        request_id = %request_id,
+        http.method = %method,
+        http.path = %path,
+        http.status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "api.request"
+    );
     Ok(response)
 }
 

@@ -49,6 +49,7 @@ pub async fn handle(
             Ok(accepted())
         }
         Ok(Begin::Started(state)) => {
+            tracing::info!(node.uuid = %node.uuid, verb = verb.as_str(), to = %state, "provision action started");
             let ctx2 = ctx.clone();
             let node_uuid = node.uuid.clone();
             ctx.tracker.spawn(async move {
@@ -192,6 +193,7 @@ async fn run_flow(
             change.target_provision_state = Some(Some(ProvisionState::Manageable.as_str().into()));
         }
         write(ctx, node.id, change).await?;
+        tracing::info!(node.uuid = %node.uuid, from = %state, event = event.as_str(), to = %next, "provision state changed");
         if event == Event::Fail {
             // A failure state waits for an operator.
             return Ok(());
