@@ -11,6 +11,9 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Largest provision request body (Ironic's limit for `*/states/provision`).
+const PROVISION_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
 /// A parsed JSON request body.
 #[derive(Debug)]
 pub struct JsonBody(pub Value);
@@ -20,10 +23,15 @@ impl FromRequest for JsonBody {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
-        let limit = req
+        let configured = req
             .app_data::<web::Data<AppState>>()
-            .map(|s| s.settings.api.max_body_bytes)
-            .unwrap_or(1024 * 1024);
+            .map_or(1024 * 1024, |s| s.settings.api.max_body_bytes);
+        // Config drives travel in provision requests: Ironic allows 64 MiB there.
+        let limit = if req.path().ends_with("/states/provision") {
+            configured.max(PROVISION_BODY_LIMIT)
+        } else {
+            configured
+        };
         let mut payload = payload.take();
         Box::pin(async move {
             let mut bytes = web::BytesMut::new();

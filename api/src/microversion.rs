@@ -48,11 +48,16 @@ pub fn parse(value: Option<&str>) -> Result<Microversion, String> {
     if raw.eq_ignore_ascii_case("latest") {
         return Ok(Microversion(MAX_MINOR));
     }
-    let invalid = || format!("Invalid value for X-OpenStack-Ironic-API-Version header: {raw}");
+    let invalid = || "Invalid value for X-OpenStack-Ironic-API-Version header".to_owned();
     let (major, minor) = raw.split_once('.').ok_or_else(invalid)?;
     let major: u32 = major.parse().map_err(|_| invalid())?;
     let minor: u32 = minor.parse().map_err(|_| invalid())?;
-    if major != 1 || !(MIN_MINOR..=MAX_MINOR).contains(&minor) {
+    if major != 1 {
+        return Err(format!(
+            "Mutually exclusive versions requested. Version {raw} requested but not supported by this service. The supported version range is: [1.{MIN_MINOR}, 1.{MAX_MINOR}]."
+        ));
+    }
+    if !(MIN_MINOR..=MAX_MINOR).contains(&minor) {
         return Err(format!(
             "Version {raw} was requested but the minor version is not supported by this service. The supported version range is: [1.{MIN_MINOR}, 1.{MAX_MINOR}]."
         ));
@@ -70,10 +75,18 @@ pub async fn negotiate(
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();
+    // Ironic's own header, else the generic `OpenStack-API-Version: baremetal 1.x`.
     let header = req
         .headers()
         .get(VERSION_HEADER)
-        .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned());
+        .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned())
+        .or_else(|| {
+            req.headers()
+                .get("openstack-api-version")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().strip_prefix("baremetal "))
+                .map(str::to_owned)
+        });
     let parsed = parse(header.as_deref());
     let mut response = match parsed {
         Ok(version) => {

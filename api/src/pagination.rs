@@ -85,9 +85,7 @@ pub fn pagination(
         None => max_limit as i64,
         Some(raw) => {
             let limit: i64 = raw.trim().parse().map_err(|_| {
-                ApiError::BadRequest(format!(
-                    "Invalid value for limit: {raw}. It must be an integer."
-                ))
+                ApiError::BadRequest(format!("Expected an integer for limit: {raw}"))
             })?;
             if limit <= 0 {
                 return Err(ApiError::BadRequest("Limit must be positive".into()));
@@ -110,7 +108,7 @@ pub fn pagination(
         .unwrap_or_else(|| "id".into());
     if refused_sort_keys.contains(&sort_key.as_str()) {
         return Err(ApiError::BadRequest(format!(
-            "The sort_key value \"{sort_key}\" is an invalid field for sorting"
+            "The sort_key value {sort_key} is an invalid field for sorting"
         )));
     }
     if !sort_keys.contains(&sort_key.as_str()) {
@@ -171,7 +169,7 @@ pub fn parse_bool(name: &str, raw: &str) -> Result<bool, ApiError> {
         "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
         "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
         _ => Err(ApiError::BadRequest(format!(
-            "Invalid value for {name}: '{raw}'. Valid values are: 't', 'true', 'on', 'y', 'yes', '1', 'f', 'false', 'off', 'n', 'no', '0'"
+            "Invalid {name}: Unrecognized value '{raw}', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'"
         ))),
     }
 }

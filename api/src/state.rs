@@ -120,6 +120,7 @@ impl AppState {
                     ApiError::Conflict(refusal.message)
                 }
                 RefusalKind::NotFound => ApiError::NotFound(refusal.message),
+                RefusalKind::Forbidden => ApiError::Forbidden(refusal.message),
                 RefusalKind::Temporary | RefusalKind::Unspecified => {
                     ApiError::Unavailable(refusal.message)
                 }

@@ -108,6 +108,10 @@ pub struct ConductorSettings {
     pub fake_step_delay_ms: u64,
     /// Most tasks a conductor runs at once.
     pub max_concurrent_tasks: usize,
+    /// `[conductor]node_locked_retry_attempts`: tries to take a busy node's lock.
+    pub node_locked_retry_attempts: u32,
+    /// `[conductor]node_locked_retry_interval`, in milliseconds.
+    pub node_locked_retry_interval_ms: u64,
     /// How long a shutting-down conductor waits for running tasks.
     pub graceful_shutdown_timeout_secs: u64,
 }
@@ -124,6 +128,8 @@ impl Default for ConductorSettings {
             allow_deleting_available_nodes: true,
             fake_step_delay_ms: 0,
             max_concurrent_tasks: 256,
+            node_locked_retry_attempts: 3,
+            node_locked_retry_interval_ms: 1000,
             graceful_shutdown_timeout_secs: 60,
         }
     }
@@ -202,6 +208,9 @@ impl Settings {
                 "conductor.heartbeat_timeout_secs",
                 "must be larger than conductor.heartbeat_interval_secs",
             );
+        }
+        if self.conductor.node_locked_retry_attempts == 0 {
+            return invalid("conductor.node_locked_retry_attempts", "must be at least 1");
         }
         if self.conductor.max_concurrent_tasks == 0 {
             return invalid("conductor.max_concurrent_tasks", "must be positive");

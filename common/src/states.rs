@@ -470,6 +470,24 @@ impl Verb {
         }
     }
 
+    /// The operation name Ironic's NodeInMaintenance message uses when the
+    /// verb is refused in maintenance; `None` when maintenance allows it.
+    pub fn refused_in_maintenance(self) -> Option<&'static str> {
+        match self {
+            Self::Active | Self::Deploy | Self::Rebuild => Some("provisioning"),
+            Self::Clean => Some("cleaning"),
+            Self::Rescue => Some("rescuing"),
+            Self::Unrescue => Some("unrescuing"),
+            Self::Service => Some("service"),
+            _ => None,
+        }
+    }
+
+    /// Verbs refused on a protected node (NodeProtected, 403).
+    pub fn refused_when_protected(self) -> bool {
+        matches!(self, Self::Rebuild | Self::Deleted | Self::Undeploy)
+    }
+
     /// Abort is only allowed from some states at some versions: `inspect
     /// wait` from 1.41, `wait call-back` from 1.110.
     pub fn allowed_from(self, state: ProvisionState, minor: u32) -> bool {

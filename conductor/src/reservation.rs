@@ -18,6 +18,30 @@ pub struct NodeLock {
 }
 
 impl NodeLock {
+    /// Tries to lock `node_id` for `host` up to `attempts` times, `interval`
+    /// apart (Ironic's `node_locked_retry_*`); `Ok(None)` when someone else
+    /// still holds it.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn acquire_patiently(
+        db: &Db,
+        host: &str,
+        node_id: i32,
+        attempts: u32,
+        interval: std::time::Duration,
+    ) -> Result<Option<NodeLock>, DbError> {
+        for attempt in 1..=attempts.max(1) {
+            if let Some(lock) = NodeLock::acquire(db, host, node_id).await? {
+                return Ok(Some(lock));
+            }
+            if attempt < attempts {
+                tokio::time::sleep(interval).await;
+            }
+        }
+        Ok(None)
+    }
+
     /// Tries to lock `node_id` for `host`; `Ok(None)` when someone else holds it.
     ///
     /// # Errors
@@ -49,11 +73,7 @@ impl NodeLock {
     /// On a database failure (the lock is then cleared by the next sweep).
     pub async fn release(mut self) -> Result<(), DbError> {
         self.released = true;
-        let (host, node_id) = (self.host.clone(), self.node_id);
-        self.db
-            .run(move |conn| Node::release(conn, node_id, &host))
-            .await
-            .map(|_| ())
+        release_with_retries(&self.db, &self.host, self.node_id).await
     }
 }
 
@@ -69,10 +89,34 @@ impl Drop for NodeLock {
         );
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                let _ = db
-                    .run(move |conn| Node::release(conn, node_id, &host))
-                    .await;
+                let _ = release_with_retries(&db, &host, node_id).await;
             });
+        }
+    }
+}
+
+/// How often a failed release is retried before it is left to the sweeps.
+const RELEASE_ATTEMPTS: u32 = 6;
+
+/// Clears the reservation, retrying with exponential backoff (0.1 s … 3.2 s)
+/// so a short database outage does not leave the node locked.
+async fn release_with_retries(db: &Db, host: &str, node_id: i32) -> Result<(), DbError> {
+    let mut delay = std::time::Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        let h = host.to_owned();
+        match db.run(move |conn| Node::release(conn, node_id, &h)).await {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt >= RELEASE_ATTEMPTS => {
+                tracing::error!(node.id = node_id, error = %e, "could not release node lock");
+                return Err(e);
+            }
+            Err(e) => {
+                tracing::warn!(node.id = node_id, error = %e, attempt, "releasing node lock failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
         }
     }
 }

@@ -152,9 +152,17 @@ pub async fn set_provision(
             return Err(ApiError::not_acceptable());
         }
     }
-    if matches!(target.as_str(), "active" | "rebuild") && node.maintenance {
+    if node.maintenance
+        && let Some(op) = verb.and_then(Verb::refused_in_maintenance)
+    {
         return Err(ApiError::BadRequest(format!(
-            "The provisioning operation can't be performed on node {} because it's in maintenance mode.",
+            "The {op} operation can't be performed on node {} because it's in maintenance mode.",
+            node.uuid
+        )));
+    }
+    if node.protected && verb.is_some_and(Verb::refused_when_protected) {
+        return Err(ApiError::Forbidden(format!(
+            "Node {} is protected and cannot be undeployed, rebuilt or deleted",
             node.uuid
         )));
     }
@@ -446,17 +454,13 @@ async fn maintenance(
     if !enable && node.maintenance {
         fields.fault = None;
     }
-    let id = node.id;
+    let seen = node.clone();
     let updated = state
         .db
-        .run(move |conn| Node::update_fields(conn, id, &fields))
+        .run(move |conn| Node::update_fields(conn, &seen, &fields))
         .await?;
     if updated.is_none() {
-        let latest = find_node(&state, &node.uuid, version).await?;
-        return Err(ApiError::node_locked(
-            &node.uuid,
-            latest.reservation.as_deref().unwrap_or("unknown"),
-        ));
+        return Err(crate::routes::nodes::changed_meanwhile(&state, &node, version).await);
     }
     Ok(HttpResponse::Accepted().finish())
 }
@@ -592,7 +596,17 @@ pub async fn set_traits(
     state
         .db
         .run(move |conn| Node::set_traits(conn, id, &traits))
-        .await?;
+        .await
+        .map_err(|e| {
+            if e.is_unique_violation() {
+                ApiError::Conflict(format!(
+                    "The traits of node {} were changed by another request; please retry.",
+                    node.uuid
+                ))
+            } else {
+                e.into()
+            }
+        })?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -74,11 +74,31 @@ const PATCH_ONLY: &[(&str, Kind)] = &[
     ("protected_reason", Kind::StringOrNull),
 ];
 
+/// Longest values, as the columns hold them (Ironic's schema or its models).
 const MAX_LENGTHS: &[(&str, usize)] = &[
     ("description", 4096),
     ("resource_class", 80),
     ("parent_node", 36),
     ("instance_name", 255),
+    ("name", 255),
+    ("owner", 255),
+    ("lessee", 255),
+    ("shard", 255),
+    ("conductor_group", 255),
+    ("boot_mode", 16),
+    ("bios_interface", 255),
+    ("boot_interface", 255),
+    ("console_interface", 255),
+    ("deploy_interface", 255),
+    ("firmware_interface", 255),
+    ("inspect_interface", 255),
+    ("management_interface", 255),
+    ("network_interface", 255),
+    ("power_interface", 255),
+    ("raid_interface", 255),
+    ("rescue_interface", 255),
+    ("storage_interface", 255),
+    ("vendor_interface", 255),
 ];
 
 /// `PATCH_ALLOWED_FIELDS`, in Ironic's order (it is part of an error message).
@@ -442,7 +462,7 @@ pub async fn show(
 }
 
 /// Query parameters a node list takes (besides pagination and fields).
-const LIST_PARAMS: [&str; 27] = [
+const LIST_PARAMS: [&str; 26] = [
     "limit",
     "marker",
     "sort_key",
@@ -469,7 +489,6 @@ const LIST_PARAMS: [&str; 27] = [
     "parent_node",
     "include_children",
     "instance_name",
-    "node",
 ];
 
 fn gate(version: Microversion, minor: u32) -> Result<(), ApiError> {
@@ -584,6 +603,24 @@ async fn build_filter(
         gate(version, 83)?;
         filter.parent_node = Some(v.clone());
     }
+    let include_children = match query.get("include_children") {
+        Some(v) => {
+            gate(version, 83)?;
+            echo.push(("include_children", v.clone()));
+            parse_bool("include_children", v)?
+        }
+        None => false,
+    };
+    filter.without_children =
+        version.at_least(83) && !include_children && filter.parent_node.is_none();
+    if let Some(v) = query.get("instance_name") {
+        if !version.at_least(104) {
+            return Err(ApiError::NotAcceptable(
+                "instance_name is not acceptable in this API version".into(),
+            ));
+        }
+        filter.instance_name = Some(v.clone());
+    }
     Ok((filter, echo))
 }
 
@@ -651,7 +688,10 @@ async fn list_nodes(
     if !version.at_least(field_min_version(&pagination.page.sort_key)) {
         return Err(ApiError::not_acceptable());
     }
-    let (mut filter, echo) = build_filter(&state, &query, version).await?;
+    let (mut filter, mut echo) = build_filter(&state, &query, version).await?;
+    if let Some(raw) = query.get("detail") {
+        echo.push(("detail", raw.clone()));
+    }
     if chassis_id.is_some() {
         filter.chassis_id = chassis_id;
     }
@@ -952,22 +992,33 @@ pub async fn update(
         fields.instance_uuid.clone(),
         node.uuid.clone(),
     );
-    let id = node.id;
+    let seen = node.clone();
     let updated = state
         .db
-        .run(move |conn| Node::update_fields(conn, id, &fields))
+        .run(move |conn| Node::update_fields(conn, &seen, &fields))
         .await
         .map_err(|e| duplicate(e, name.as_deref(), &uuid, instance_uuid.as_deref()))?;
     let Some(updated) = updated else {
-        let latest = find_node(&state, &node.uuid, version).await?;
-        return Err(ApiError::node_locked(
-            &node.uuid,
-            latest.reservation.as_deref().unwrap_or("unknown"),
-        ));
+        return Err(changed_meanwhile(&state, &node, version).await);
     };
     let base = base_url(&req, &state);
     let ctx = node_context(&state, &updated, &base, version).await?;
     Ok(HttpResponse::Ok().json(node_body(&updated, &ctx, None)))
+}
+
+/// The 409 for a guarded write that found the node locked or changed
+/// since it was read.
+pub async fn changed_meanwhile(state: &AppState, node: &Node, version: Microversion) -> ApiError {
+    match find_node(state, &node.uuid, version).await {
+        Ok(latest) => match latest.reservation {
+            Some(holder) => ApiError::node_locked(&node.uuid, &holder),
+            None => ApiError::Conflict(format!(
+                "Node {} was modified by another request; please retry.",
+                node.uuid
+            )),
+        },
+        Err(e) => e,
+    }
 }
 
 /// `DELETE /v1/nodes/{ident}`.
@@ -1007,17 +1058,13 @@ pub async fn delete(
             node.uuid, node.provision_state
         )));
     }
-    let id = node.id;
+    let seen = node.clone();
     let deleted = state
         .db
-        .run(move |conn| Node::delete_unlocked(conn, id))
+        .run(move |conn| Node::delete_unchanged(conn, &seen))
         .await?;
     if !deleted {
-        let latest = find_node(&state, &node.uuid, version).await?;
-        return Err(ApiError::node_locked(
-            &node.uuid,
-            latest.reservation.as_deref().unwrap_or("unknown"),
-        ));
+        return Err(changed_meanwhile(&state, &node, version).await);
     }
     Ok(HttpResponse::NoContent().finish())
 }

@@ -37,6 +37,7 @@ const PORT_SCHEMA: &[(&str, Kind)] = &[
 ];
 
 const MAX_LENGTHS: &[(&str, usize)] = &[
+    ("name", 255),
     ("physical_network", 64),
     ("description", 255),
     ("vendor", 32),
@@ -428,7 +429,12 @@ pub async fn update(
         .run(move |conn| Port::update(conn, id, &fields))
         .await
         .map_err(|e| duplicate(e, &address, name.as_deref(), &uuid))?
-        .ok_or_else(|| ApiError::NotFound(format!("Port {} could not be found.", port.uuid)))?;
+        .ok_or_else(|| {
+            ApiError::Conflict(format!(
+                "Node {} is locked, please retry after the current operation is completed.",
+                target_node.uuid
+            ))
+        })?;
     let base = base_url(&req, &state);
     Ok(HttpResponse::Ok().json(port_body(&updated, &target_node.uuid, &base, version, None)))
 }
@@ -444,6 +450,17 @@ pub async fn delete(
         return Err(ApiError::node_locked(&node.uuid, holder));
     }
     let id = port.id;
-    state.db.run(move |conn| Port::delete(conn, id)).await?;
+    if !state.db.run(move |conn| Port::delete(conn, id)).await? {
+        let latest = find_node(
+            &state,
+            &node.uuid,
+            Microversion(crate::microversion::MAX_MINOR),
+        )
+        .await?;
+        return Err(ApiError::node_locked(
+            &node.uuid,
+            latest.reservation.as_deref().unwrap_or("unknown"),
+        ));
+    }
     Ok(HttpResponse::NoContent().finish())
 }

@@ -10,8 +10,7 @@ use ferric_proto::v1::{
 };
 
 use crate::drivers::{self, fake};
-use crate::reservation::NodeLock;
-use crate::tasks::{Context, TaskError, load_node, node_locked, node_not_found, refused};
+use crate::tasks::{Context, TaskError, load_node, lock_node, node_not_found, refused};
 
 /// Interfaces `validate` reports, in Ironic's order (core, then optional).
 const VALIDATED_INTERFACES: [&str; 12] = [
@@ -92,11 +91,9 @@ pub async fn set_boot_device(
     if node.management_interface.as_deref() != Some("fake") {
         return Ok(unsupported(&node, "management"));
     }
-    let Some(lock) = NodeLock::acquire(&ctx.db, &ctx.host, node.id).await? else {
-        return Ok(node_locked(
-            &node.uuid,
-            node.reservation.as_deref().unwrap_or("unknown"),
-        ));
+    let lock = match lock_node(ctx, &node).await? {
+        Ok(lock) => lock,
+        Err(refusal) => return Ok(refusal),
     };
     let result = if supported_devices(&node).contains(&request.boot_device.as_str()) {
         reply(Outcome::Accepted(ferric_proto::v1::Accepted {}))

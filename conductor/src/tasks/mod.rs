@@ -31,8 +31,12 @@ pub struct Context {
 /// Errors inside a handler; each becomes a refusal.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
+    /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// A write found the node no longer reserved by this conductor.
+    #[error("lost the lock on node {0}")]
+    LockLost(String),
 }
 
 /// Runs one decoded task.
@@ -92,6 +96,32 @@ pub fn node_locked(node_uuid: &str, holder: &str) -> TaskReply {
             "Node {node_uuid} is locked by host {holder}, please retry after the current operation is completed."
         ),
     )
+}
+
+/// Takes a node's lock with the configured retries; on failure, the
+/// NodeLocked refusal naming the current holder.
+pub async fn lock_node(
+    ctx: &Context,
+    node: &Node,
+) -> Result<Result<crate::reservation::NodeLock, TaskReply>, TaskError> {
+    let lock = crate::reservation::NodeLock::acquire_patiently(
+        &ctx.db,
+        &ctx.host,
+        node.id,
+        ctx.settings.node_locked_retry_attempts,
+        std::time::Duration::from_millis(ctx.settings.node_locked_retry_interval_ms),
+    )
+    .await?;
+    match lock {
+        Some(lock) => Ok(Ok(lock)),
+        None => {
+            let holder = load_node(ctx, &node.uuid)
+                .await?
+                .and_then(|n| n.reservation)
+                .unwrap_or_else(|| "unknown".into());
+            Ok(Err(node_locked(&node.uuid, &holder)))
+        }
+    }
 }
 
 /// Loads a node by UUID.

@@ -6,8 +6,7 @@ use ferric_common::states::power;
 use ferric_proto::v1::{PowerAction, RefusalKind, TaskReply};
 use serde_json::Value;
 
-use crate::reservation::NodeLock;
-use crate::tasks::{Context, TaskError, accepted, load_node, node_locked, node_not_found, refused};
+use crate::tasks::{Context, TaskError, accepted, load_node, lock_node, node_not_found, refused};
 
 pub async fn handle(
     ctx: &Context,
@@ -23,11 +22,9 @@ pub async fn handle(
             format!("Invalid power state {}.", action.target),
         ));
     }
-    let Some(lock) = NodeLock::acquire(&ctx.db, &ctx.host, node.id).await? else {
-        return Ok(node_locked(
-            &node.uuid,
-            node.reservation.as_deref().unwrap_or("unknown"),
-        ));
+    let lock = match lock_node(ctx, &node).await? {
+        Ok(lock) => lock,
+        Err(refusal) => return Ok(refusal),
     };
     // Re-read under the lock: the row may have changed since the first read.
     let Some(node) = load_node(ctx, node_uuid).await? else {
@@ -35,6 +32,7 @@ pub async fn handle(
         return Ok(node_not_found(node_uuid));
     };
     let target = power::settles_to(&action.target).to_owned();
+    let requested = action.target.clone();
     let change = StateChange {
         target_power_state: Some(Some(target.clone())),
         last_error: Some(None),
@@ -51,7 +49,7 @@ pub async fn handle(
     }
     let ctx2 = ctx.clone();
     ctx.tracker.spawn(async move {
-        if let Err(e) = finish(&ctx2, &node, &target).await {
+        if let Err(e) = finish(&ctx2, &node, &requested, &target).await {
             tracing::error!(node.uuid = %node.uuid, error = %e, "power action failed");
         }
         let _ = lock.release().await;
@@ -59,8 +57,28 @@ pub async fn handle(
     Ok(accepted())
 }
 
-/// Drives the (fake) power interface to `target` and records it.
-async fn finish(ctx: &Context, node: &Node, target: &str) -> Result<(), TaskError> {
+/// Drives the (fake) power interface to `target` and records it. Asking for
+/// the state the node is already in changes nothing but the target, as in
+/// Ironic.
+async fn finish(
+    ctx: &Context,
+    node: &Node,
+    requested: &str,
+    target: &str,
+) -> Result<(), TaskError> {
+    let (host, id) = (ctx.host.clone(), node.id);
+    let already = node.power_state.as_deref() == Some(target)
+        && (requested == power::POWER_ON || requested == power::POWER_OFF);
+    if already {
+        let change = StateChange {
+            target_power_state: Some(None),
+            ..StateChange::default()
+        };
+        ctx.db
+            .run(move |conn| Node::write_state(conn, id, &host, &change))
+            .await?;
+        return Ok(());
+    }
     let mut internal: serde_json::Map<String, Value> =
         serde_json::from_str(&node.driver_internal_info).unwrap_or_default();
     internal.insert(
@@ -77,7 +95,6 @@ async fn finish(ctx: &Context, node: &Node, target: &str) -> Result<(), TaskErro
         driver_internal_info: Some(Value::Object(internal).to_string()),
         ..StateChange::default()
     };
-    let (host, id) = (ctx.host.clone(), node.id);
     ctx.db
         .run(move |conn| Node::write_state(conn, id, &host, &change))
         .await?;

@@ -12,8 +12,7 @@ use ferric_common::states::{Event, ProvisionState, Verb};
 use ferric_proto::v1::{ProvisionAction, RefusalKind, TaskReply};
 use serde_json::{Map, Value};
 
-use crate::reservation::NodeLock;
-use crate::tasks::{Context, TaskError, accepted, load_node, node_locked, node_not_found, refused};
+use crate::tasks::{Context, TaskError, accepted, load_node, lock_node, node_not_found, refused};
 
 pub async fn handle(
     ctx: &Context,
@@ -29,11 +28,9 @@ pub async fn handle(
     let Some(node) = load_node(ctx, node_uuid).await? else {
         return Ok(node_not_found(node_uuid));
     };
-    let Some(lock) = NodeLock::acquire(&ctx.db, &ctx.host, node.id).await? else {
-        return Ok(node_locked(
-            &node.uuid,
-            node.reservation.as_deref().unwrap_or("unknown"),
-        ));
+    let lock = match lock_node(ctx, &node).await? {
+        Ok(lock) => lock,
+        Err(refusal) => return Ok(refusal),
     };
     let Some(node) = load_node(ctx, node_uuid).await? else {
         let _ = lock.release().await;
@@ -55,6 +52,7 @@ pub async fn handle(
             ctx.tracker.spawn(async move {
                 if let Err(e) = run_flow(&ctx2, &node_uuid, verb, state).await {
                     tracing::error!(node.uuid = %node_uuid, error = %e, "provision flow failed");
+                    fail_after_error(&ctx2, &node_uuid, &e).await;
                 }
                 if let Err(e) = lock.release().await {
                     tracing::error!(node.uuid = %node_uuid, error = %e, "could not release node lock");
@@ -97,11 +95,22 @@ async fn begin(
             )));
         }
     };
-    if node.maintenance && matches!(verb, Verb::Active | Verb::Deploy | Verb::Rebuild) {
+    if node.maintenance
+        && let Some(op) = verb.refused_in_maintenance()
+    {
         return Ok(Begin::Refused(refused(
             RefusalKind::Invalid,
             format!(
-                "The provisioning operation can't be performed on node {} because it's in maintenance mode.",
+                "The {op} operation can't be performed on node {} because it's in maintenance mode.",
+                node.uuid
+            ),
+        )));
+    }
+    if node.protected && verb.refused_when_protected() {
+        return Ok(Begin::Refused(refused(
+            RefusalKind::Forbidden,
+            format!(
+                "Node {} is protected and cannot be undeployed, rebuilt or deleted",
                 node.uuid
             ),
         )));
@@ -152,12 +161,43 @@ fn invalid_state(verb: Verb, node: &Node, current: ProvisionState) -> TaskReply 
     )
 }
 
+/// Writes a change under this conductor's lock.
+///
+/// # Errors
+/// [`TaskError::LockLost`] when the node is no longer reserved by this host.
 async fn write(ctx: &Context, node_id: i32, change: StateChange) -> Result<(), TaskError> {
     let host = ctx.host.clone();
-    ctx.db
+    let written = ctx
+        .db
         .run(move |conn| Node::write_state(conn, node_id, &host, &change))
         .await?;
-    Ok(())
+    if written {
+        Ok(())
+    } else {
+        Err(TaskError::LockLost(node_id.to_string()))
+    }
+}
+
+/// After a flow error: fail the node from its current state, with
+/// `last_error`, so it never stays in a transient state unlocked.
+async fn fail_after_error(ctx: &Context, node_uuid: &str, error: &TaskError) {
+    let Ok(Some(node)) = load_node(ctx, node_uuid).await else {
+        return;
+    };
+    let Ok(state) = node.provision_state.parse::<ProvisionState>() else {
+        return;
+    };
+    let Some(failed) = state.next(Event::Fail) else {
+        return;
+    };
+    let mut change = StateChange::provision(failed);
+    change.last_error = Some(Some(format!(
+        "{state} failed on conductor {}: {error}",
+        ctx.host
+    )));
+    if let Err(e) = write(ctx, node.id, change).await {
+        tracing::error!(node.uuid = %node_uuid, error = %e, "could not record the failure");
+    }
 }
 
 /// Drives a node from a transient state to a stable one.

@@ -314,3 +314,92 @@ async fn traits_are_set_listed_and_removed() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_nodes_refuse_undeploy_and_maintenance_refuses_deploy() {
+    let app = spawn_app().await;
+    let node = app.available_node("prot").await;
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    app.provision(&uuid, "active").await;
+    app.wait_for_state(&uuid, "active").await;
+    let protect = app
+        .patch(
+            &format!("/v1/nodes/{uuid}"),
+            json!([{"op": "replace", "path": "/protected", "value": true}]),
+        )
+        .await;
+    let other = app.available_node("maint").await;
+    let other_uuid = other["uuid"].as_str().unwrap().to_owned();
+    app.put(&format!("/v1/nodes/{other_uuid}/maintenance"), json!({}))
+        .await;
+
+    let undeploy = app
+        .put(
+            &format!("/v1/nodes/{uuid}/states/provision"),
+            json!({"target": "undeploy"}),
+        )
+        .await;
+    let deploy = app
+        .put(
+            &format!("/v1/nodes/{other_uuid}/states/provision"),
+            json!({"target": "active"}),
+        )
+        .await;
+
+    assert_eq!(protect.status, StatusCode::OK, "{}", protect.text);
+    assert_eq!(undeploy.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        undeploy.fault(),
+        format!("Node {uuid} is protected and cannot be undeployed, rebuilt or deleted")
+    );
+    assert_eq!(deploy.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        deploy.fault(),
+        format!(
+            "The provisioning operation can't be performed on node {other_uuid} because it's in maintenance mode."
+        )
+    );
+    assert_eq!(
+        app.get(&format!("/v1/nodes/{uuid}")).await.json()["provision_state"],
+        "active"
+    );
+    assert_eq!(
+        app.get(&format!("/v1/nodes/{other_uuid}")).await.json()["provision_state"],
+        "available"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn powering_on_a_node_that_is_on_changes_nothing() {
+    let app = spawn_app().await;
+    app.create_node("pw").await;
+    app.put("/v1/nodes/pw/states/power", json!({"target": "power on"}))
+        .await;
+    let first =
+        crate::helpers::wait_until(std::time::Duration::from_secs(10), "power on", || async {
+            let n = app.get("/v1/nodes/pw").await.json();
+            (n["power_state"] == "power on" && n["reservation"].is_null()).then_some(n)
+        })
+        .await;
+
+    let again = app
+        .put("/v1/nodes/pw/states/power", json!({"target": "power on"}))
+        .await;
+    let second = crate::helpers::wait_until(
+        std::time::Duration::from_secs(10),
+        "target cleared",
+        || async {
+            let n = app.get("/v1/nodes/pw").await.json();
+            (n["target_power_state"].is_null() && n["reservation"].is_null()).then_some(n)
+        },
+    )
+    .await;
+
+    assert_eq!(again.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        first["driver_internal_info"]["last_power_state_change"],
+        second["driver_internal_info"]["last_power_state_change"]
+    );
+    app.stop().await;
+}

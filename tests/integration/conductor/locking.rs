@@ -8,7 +8,11 @@ use crate::helpers::{Backend, spawn_app_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_being_deployed_refuses_other_changes_with_409() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.conductor.fake_step_delay_ms = 1500).await;
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.conductor.fake_step_delay_ms = 1500;
+        s.conductor.node_locked_retry_attempts = 1;
+    })
+    .await;
     let node = app.available_node("busy").await;
     let uuid = node["uuid"].as_str().unwrap().to_owned();
     let host = app.settings.conductor.host.clone().unwrap();

@@ -204,6 +204,9 @@ pub struct NodeFilter {
     pub sharded: Option<bool>,
     pub retired: Option<bool>,
     pub parent_node: Option<String>,
+    pub instance_name: Option<String>,
+    /// Only nodes without a parent (Ironic's default from 1.83).
+    pub without_children: bool,
 }
 
 /// Sort keys a node list accepts (JSON columns are refused by the API).
@@ -411,6 +414,12 @@ impl Node {
         if let Some(v) = &filter.parent_node {
             query = query.filter(nodes::parent_node.eq(v.clone()));
         }
+        if let Some(v) = &filter.instance_name {
+            query = query.filter(nodes::instance_name.eq(v.clone()));
+        }
+        if filter.without_children {
+            query = query.filter(nodes::parent_node.is_null());
+        }
         let dir = page.sort_dir;
         query = match page.sort_key.as_str() {
             "uuid" => order_and_seek!(query, nodes::uuid, dir, marker, |n: &Node| Some(
@@ -502,39 +511,45 @@ impl Node {
         Ok(query.limit(page.limit).load(conn)?)
     }
 
-    /// Writes the user-writable fields, only while the node is unlocked.
-    /// Returns the new row, or `None` when the node was locked meanwhile.
+    /// Writes the user-writable fields of `node`, only while it is unlocked
+    /// and unchanged since it was read (its `updated_at`), so a concurrent
+    /// write is never overwritten from a stale copy. Returns the new row, or
+    /// `None` when the node was locked or changed meanwhile.
     pub fn update_fields(
         conn: &mut AnyConnection,
-        id: i32,
+        node: &Node,
         fields: &NodeFields,
     ) -> Result<Option<Node>, DbError> {
-        let n = diesel::update(
-            nodes::table
-                .filter(nodes::id.eq(id))
-                .filter(nodes::reservation.is_null()),
-        )
-        .set((fields, nodes::updated_at.eq(Some(now()))))
-        .execute(conn)?;
+        let unlocked = nodes::table
+            .filter(nodes::id.eq(node.id))
+            .filter(nodes::reservation.is_null());
+        let changes = (fields, nodes::updated_at.eq(Some(now())));
+        let n = match node.updated_at {
+            Some(seen) => diesel::update(unlocked.filter(nodes::updated_at.eq(seen)))
+                .set(changes)
+                .execute(conn)?,
+            None => diesel::update(unlocked.filter(nodes::updated_at.is_null()))
+                .set(changes)
+                .execute(conn)?,
+        };
         if n == 0 {
             return Ok(None);
         }
-        Ok(nodes::table
-            .filter(nodes::id.eq(id))
-            .select(Node::as_select())
-            .first(conn)
-            .optional()?)
+        Node::by_id(conn, node.id)
     }
 
-    /// Deletes an unlocked node (ports, traits and history go with it).
-    /// Returns false when the node was locked or is gone.
-    pub fn delete_unlocked(conn: &mut AnyConnection, id: i32) -> Result<bool, DbError> {
-        let n = diesel::delete(
-            nodes::table
-                .filter(nodes::id.eq(id))
-                .filter(nodes::reservation.is_null()),
-        )
-        .execute(conn)?;
+    /// Deletes `node` (ports, traits and history go with it) if it is
+    /// unlocked and unchanged since it was read. Returns false otherwise.
+    pub fn delete_unchanged(conn: &mut AnyConnection, node: &Node) -> Result<bool, DbError> {
+        let unlocked = nodes::table
+            .filter(nodes::id.eq(node.id))
+            .filter(nodes::reservation.is_null());
+        let n = match node.updated_at {
+            Some(seen) => {
+                diesel::delete(unlocked.filter(nodes::updated_at.eq(seen))).execute(conn)?
+            }
+            None => diesel::delete(unlocked.filter(nodes::updated_at.is_null())).execute(conn)?,
+        };
         Ok(n == 1)
     }
 
@@ -651,8 +666,15 @@ impl Node {
         Ok(())
     }
 
-    /// Adds one trait (no-op when present).
+    /// Adds one trait (no-op when present, also under a concurrent add).
     pub fn add_trait(conn: &mut AnyConnection, node_id: i32, name: &str) -> Result<(), DbError> {
+        match Node::insert_trait(conn, node_id, name) {
+            Err(e) if e.is_unique_violation() => Ok(()),
+            other => other,
+        }
+    }
+
+    fn insert_trait(conn: &mut AnyConnection, node_id: i32, name: &str) -> Result<(), DbError> {
         let exists: i64 = node_traits::table
             .filter(node_traits::node_id.eq(node_id))
             .filter(node_traits::trait_name.eq(name))

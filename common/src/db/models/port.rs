@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::models::{AnyBackend, Page, SortDir};
-use crate::db::schema::ports;
+use crate::db::schema::{nodes, ports};
 use crate::db::{AnyConnection, DbError, now};
 
 /// One row of `ports`.
@@ -111,14 +111,34 @@ impl Port {
         Port::by_uuid(conn, uuid)?.ok_or(DbError::Query(diesel::result::Error::NotFound))
     }
 
+    /// Updates a port while its node (and the node it moves to) is unlocked;
+    /// `None` when a lock or a missing row stopped the write.
     pub fn update(
         conn: &mut AnyConnection,
         id: i32,
         fields: &PortFields,
     ) -> Result<Option<Port>, DbError> {
-        diesel::update(ports::table.find(id))
-            .set((fields, ports::updated_at.eq(Some(now()))))
-            .execute(conn)?;
+        let unlocked = nodes::table
+            .filter(nodes::reservation.is_null())
+            .select(nodes::id);
+        if unlocked
+            .filter(nodes::id.eq(fields.node_id))
+            .first::<i32>(conn)
+            .optional()?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let n = diesel::update(
+            ports::table
+                .find(id)
+                .filter(ports::node_id.eq_any(unlocked)),
+        )
+        .set((fields, ports::updated_at.eq(Some(now()))))
+        .execute(conn)?;
+        if n == 0 {
+            return Ok(None);
+        }
         Ok(ports::table
             .find(id)
             .select(Port::as_select())
@@ -126,8 +146,18 @@ impl Port {
             .optional()?)
     }
 
+    /// Deletes a port whose node is unlocked; false otherwise.
     pub fn delete(conn: &mut AnyConnection, id: i32) -> Result<bool, DbError> {
-        Ok(diesel::delete(ports::table.find(id)).execute(conn)? == 1)
+        let unlocked = nodes::table
+            .filter(nodes::reservation.is_null())
+            .select(nodes::id);
+        Ok(diesel::delete(
+            ports::table
+                .find(id)
+                .filter(ports::node_id.eq_any(unlocked)),
+        )
+        .execute(conn)?
+            == 1)
     }
 
     /// One page of ports ordered by id.
