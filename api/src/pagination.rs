@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use ferric_common::db::models::{Page, SortDir};
 
 use crate::error::ApiError;
+use crate::microversion::Microversion;
 
 /// The query string as a map (last value wins).
 pub type Query = BTreeMap<String, String>;
@@ -157,6 +158,58 @@ pub fn next_link(
         percent_encode(last_marker)
     ));
     format!("{base}/v1/{path}?{q}")
+}
+
+/// What a list returns: full bodies (`detail`) or these fields.
+#[derive(Debug, Clone)]
+pub struct ListShape {
+    pub detail: bool,
+    /// The fields asked for, or the resource's default list fields; `None`
+    /// with `detail`.
+    pub fields: Option<Vec<String>>,
+}
+
+/// Parses `detail` and `fields` of a list request, with Ironic's version
+/// gates (`fields` 1.8, `detail` 1.43) and defaults.
+///
+/// # Errors
+/// 400 for a bad `detail` or both at once, 406 for `fields` below 1.8.
+pub fn list_shape(
+    query: &Query,
+    version: Microversion,
+    detail_path: bool,
+    default_fields: &[&str],
+) -> Result<ListShape, ApiError> {
+    let detail_param = match query.get("detail") {
+        Some(v) => {
+            let detail = parse_bool("detail", v)?;
+            if !version.at_least(43) {
+                return Err(ApiError::BadRequest(format!(
+                    "Invalid query parameter ?detail={} received.",
+                    if detail { "True" } else { "False" }
+                )));
+            }
+            detail
+        }
+        None => false,
+    };
+    let detail = detail_path || detail_param;
+    let fields = crate::views::parse_fields(query.get("fields"));
+    if fields.is_some() {
+        if !version.at_least(8) {
+            return Err(ApiError::not_acceptable());
+        }
+        if detail {
+            return Err(ApiError::BadRequest(
+                "Can not specify ?detail=True and fields in the same request.".into(),
+            ));
+        }
+    }
+    let fields = match fields {
+        None if !detail => Some(default_fields.iter().map(|f| (*f).to_owned()).collect()),
+        other => other,
+    };
+    Ok(ListShape { detail, fields })
 }
 
 /// Parses a boolean query value the way Ironic's `strutils.bool_from_string`

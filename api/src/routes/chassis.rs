@@ -7,7 +7,8 @@ use serde_json::{Map, Value, json};
 
 use crate::body::JsonBody;
 use crate::error::ApiError;
-use crate::pagination::{self, next_link, parse_bool, parse_query};
+use crate::microversion::Microversion;
+use crate::pagination::{self, next_link, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::base_url;
 use crate::state::AppState;
@@ -95,23 +96,12 @@ pub async fn show(
 async fn list_chassis(
     req: HttpRequest,
     state: web::Data<AppState>,
+    version: Microversion,
     detail_path: bool,
 ) -> Result<HttpResponse, ApiError> {
     let query = parse_query(req.query_string());
-    let detail = detail_path
-        || match query.get("detail") {
-            Some(v) => parse_bool("detail", v)?,
-            None => false,
-        };
-    let mut fields = parse_fields(query.get("fields"));
-    if !detail && fields.is_none() {
-        fields = Some(
-            DEFAULT_LIST_FIELDS
-                .iter()
-                .map(|f| (*f).to_owned())
-                .collect(),
-        );
-    }
+    let shape = pagination::list_shape(&query, version, detail_path, &DEFAULT_LIST_FIELDS)?;
+    let (detail, fields) = (shape.detail, shape.fields);
     let pagination =
         pagination::pagination(&query, state.settings.api.max_limit, &["id"], &["extra"])?;
     let marker = match &pagination.marker {
@@ -147,15 +137,20 @@ async fn list_chassis(
     Ok(HttpResponse::Ok().json(Value::Object(out)))
 }
 
-pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    list_chassis(req, state, false).await
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+) -> Result<HttpResponse, ApiError> {
+    list_chassis(req, state, version, false).await
 }
 
 pub async fn list_detail(
     req: HttpRequest,
     state: web::Data<AppState>,
+    version: Microversion,
 ) -> Result<HttpResponse, ApiError> {
-    list_chassis(req, state, true).await
+    list_chassis(req, state, version, true).await
 }
 
 pub async fn update(

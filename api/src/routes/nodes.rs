@@ -645,40 +645,13 @@ async fn list_nodes(
             unexpected.join(", ")
         )));
     }
-    let detail_param = match query.get("detail") {
-        Some(v) => {
-            let detail = parse_bool("detail", v)?;
-            if !version.at_least(43) {
-                return Err(ApiError::BadRequest(format!(
-                    "Invalid query parameter ?detail={} received.",
-                    if detail { "True" } else { "False" }
-                )));
-            }
-            detail
-        }
-        None => false,
-    };
-    let detail = detail_path || detail_param;
-    let mut fields = parse_fields(query.get("fields"));
-    if let Some(f) = &fields {
-        if !version.at_least(8) {
-            return Err(ApiError::not_acceptable());
-        }
-        if detail {
-            return Err(ApiError::BadRequest(
-                "Can not specify ?detail=True and fields in the same request.".into(),
-            ));
-        }
+    let shape = pagination::list_shape(&query, version, detail_path, &DEFAULT_LIST_FIELDS)?;
+    if query.contains_key("fields")
+        && let Some(f) = &shape.fields
+    {
         check_fields(f, version)?;
     }
-    if !detail && fields.is_none() {
-        fields = Some(
-            DEFAULT_LIST_FIELDS
-                .iter()
-                .map(|f| (*f).to_owned())
-                .collect(),
-        );
-    }
+    let (detail, fields) = (shape.detail, shape.fields);
     let pagination = pagination::pagination(
         &query,
         state.settings.api.max_limit,

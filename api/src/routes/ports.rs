@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
-use crate::pagination::{self, next_link, parse_bool, parse_query};
+use crate::pagination::{self, next_link, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::{base_url, find_node};
 use crate::state::AppState;
@@ -245,28 +245,13 @@ async fn list_ports(
     path: &str,
 ) -> Result<HttpResponse, ApiError> {
     let query = parse_query(req.query_string());
-    let detail = detail_path
-        || match query.get("detail") {
-            Some(v) => parse_bool("detail", v)?,
-            None => false,
-        };
-    let mut fields = parse_fields(query.get("fields"));
-    if let Some(f) = &fields {
-        if detail {
-            return Err(ApiError::BadRequest(
-                "Can not specify ?detail=True and fields in the same request.".into(),
-            ));
-        }
+    let shape = pagination::list_shape(&query, version, detail_path, &DEFAULT_LIST_FIELDS)?;
+    if query.contains_key("fields")
+        && let Some(f) = &shape.fields
+    {
         check_fields(f, version)?;
     }
-    if !detail && fields.is_none() {
-        fields = Some(
-            DEFAULT_LIST_FIELDS
-                .iter()
-                .map(|f| (*f).to_owned())
-                .collect(),
-        );
-    }
+    let (detail, fields) = (shape.detail, shape.fields);
     let pagination = pagination::pagination(
         &query,
         state.settings.api.max_limit,
