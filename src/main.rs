@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use ferric::distributed::{ApiProcess, start_conductor};
 use ferric::embedded::Embedded;
 use ferric_common::config::Settings;
 use ferric_common::db::Db;
@@ -56,9 +57,23 @@ async fn main() -> anyhow::Result<()> {
             embedded.run_until(shutdown_signal()).await;
             Ok(())
         }
-        Command::Api | Command::Conductor => anyhow::bail!(
-            "distributed mode (PostgreSQL + RabbitMQ) is not in this build yet; run `ferric` for the embedded mode"
-        ),
+        Command::Api => {
+            let api = ApiProcess::start(settings).await?;
+            tracing::info!(port = api.port, "Ferric API is serving (distributed mode)");
+            shutdown_signal().await;
+            api.shutdown().await;
+            Ok(())
+        }
+        Command::Conductor => {
+            let conductor = start_conductor(settings).await?;
+            tracing::info!(
+                conductor.hostname = conductor.host(),
+                "Ferric conductor is running"
+            );
+            shutdown_signal().await;
+            conductor.shutdown().await;
+            Ok(())
+        }
         Command::Db { command } => {
             let db = Db::connect(
                 &settings.database_url(),

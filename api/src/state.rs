@@ -112,6 +112,9 @@ impl AppState {
                         node.uuid
                     ))
                 }
+                QueueError::Broker(_) => ApiError::Unavailable(
+                    "The message broker is temporarily unavailable. Please retry later.".into(),
+                ),
             }
         })?;
         match reply.outcome {

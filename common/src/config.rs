@@ -19,7 +19,28 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub api: ApiSettings,
     pub database: DatabaseSettings,
+    pub amqp: AmqpSettings,
     pub conductor: ConductorSettings,
+}
+
+/// `[amqp]`: the broker of the distributed mode.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AmqpSettings {
+    /// `amqp://user:password@host:port/vhost`.
+    pub url: SecretString,
+    /// Prefix of every exchange and queue name (several deployments or
+    /// test runs on one broker).
+    pub prefix: String,
+}
+
+impl Default for AmqpSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            prefix: String::new(),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -28,6 +49,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./ferric-data"),
             api: ApiSettings::default(),
             database: DatabaseSettings::default(),
+            amqp: AmqpSettings::default(),
             conductor: ConductorSettings::default(),
         }
     }

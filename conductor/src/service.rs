@@ -13,13 +13,16 @@ use ferric_common::config::ConductorSettings;
 use ferric_common::db::models::conductor::Conductor;
 use ferric_common::db::models::node::Node;
 use ferric_common::db::{Db, DbError};
-use ferric_common::queue::local::{Delivery, LocalQueue};
+use ferric_common::queue::Incoming;
+use ferric_common::queue::amqp::AmqpConsumer;
+use ferric_common::queue::local::LocalQueue;
 use ferric_proto::v1::Task;
 use futures_util::FutureExt;
 use prost::Message;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::membership;
 use crate::tasks::{self, Context};
@@ -31,6 +34,23 @@ pub enum StartError {
     Config(#[from] membership::UnknownHardwareType),
     #[error("conductor start-up: {0}")]
     Db(#[from] DbError),
+    #[error("conductor start-up: {0}")]
+    Queue(#[from] ferric_common::queue::QueueError),
+}
+
+/// Where a conductor's tasks come from, kept to stop it on shutdown.
+enum Source {
+    Local(LocalQueue),
+    Amqp(Box<AmqpConsumer>),
+}
+
+impl Source {
+    async fn stop(self, host: &str) {
+        match self {
+            Source::Local(queue) => queue.cancel(host),
+            Source::Amqp(consumer) => consumer.close().await,
+        }
+    }
 }
 
 /// A running conductor.
@@ -63,6 +83,41 @@ pub async fn start_local(
     db: Db,
     queue: LocalQueue,
 ) -> Result<ConductorHandle, StartError> {
+    let incoming = queue.consume(&host);
+    start(settings, host, db, incoming, Source::Local(queue)).await
+}
+
+/// Starts a conductor named `host` consuming its RabbitMQ queue at `url`
+/// (names behind `prefix`).
+///
+/// # Errors
+/// As [`start_local`], or when the broker cannot be reached.
+pub async fn start_amqp(
+    settings: ConductorSettings,
+    host: String,
+    db: Db,
+    url: &str,
+    prefix: &str,
+) -> Result<ConductorHandle, StartError> {
+    let prefetch = u16::try_from(settings.max_concurrent_tasks).unwrap_or(u16::MAX);
+    let (consumer, incoming) = AmqpConsumer::start(url, prefix, &host, prefetch).await?;
+    start(
+        settings,
+        host,
+        db,
+        incoming,
+        Source::Amqp(Box::new(consumer)),
+    )
+    .await
+}
+
+async fn start(
+    settings: ConductorSettings,
+    host: String,
+    db: Db,
+    deliveries: mpsc::Receiver<Incoming>,
+    source: Source,
+) -> Result<ConductorHandle, StartError> {
     let registration = membership::registration(
         &host,
         &settings.conductor_group,
@@ -81,7 +136,6 @@ pub async fn start_local(
         settings: settings.clone(),
         tracker: tracker.clone(),
     };
-    let deliveries = queue.consume(&host);
     let heartbeat = tokio::spawn(membership::heartbeat(
         db.clone(),
         host.clone(),
@@ -91,8 +145,8 @@ pub async fn start_local(
     let stop2 = stop.clone();
     let host2 = host.clone();
     let done = tokio::spawn(async move {
-        consume(&ctx, &queue, deliveries, stop2.clone()).await;
-        queue.cancel(&host2);
+        consume(&ctx, deliveries, stop2.clone()).await;
+        source.stop(&host2).await;
         tracker.close();
         let grace = Duration::from_secs(settings.graceful_shutdown_timeout_secs);
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
@@ -115,13 +169,9 @@ pub async fn start_local(
 }
 
 /// Takes deliveries until `stop`; each runs in its own task, at most
-/// `max_concurrent_tasks` at once; a panic or a bad message is dead-lettered.
-async fn consume(
-    ctx: &Context,
-    queue: &LocalQueue,
-    mut deliveries: mpsc::Receiver<Delivery>,
-    stop: CancellationToken,
-) {
+/// `max_concurrent_tasks` at once; a bad message, an unknown task kind or a
+/// panic is dead-lettered.
+async fn consume(ctx: &Context, mut deliveries: mpsc::Receiver<Incoming>, stop: CancellationToken) {
     let permits = Arc::new(Semaphore::new(ctx.settings.max_concurrent_tasks));
     loop {
         let delivery = tokio::select! {
@@ -135,20 +185,17 @@ async fn consume(
             return;
         };
         let ctx = ctx.clone();
-        let queue = queue.clone();
         ctx.tracker.clone().spawn(async move {
             let _permit = permit;
-            if delivery.is_expired() {
+            let Incoming { payload, settle } = delivery;
+            if settle.is_expired() {
                 tracing::warn!("task expired before it could run; discarded");
                 return;
             }
-            let task = match Task::decode(delivery.payload.as_slice()) {
-                Ok(task) => task,
-                Err(e) => {
-                    let payload = delivery.payload.clone();
-                    queue.dead_letter(&ctx.host, format!("undecodable task: {e}"), payload);
-                    return;
-                }
+            let task = match Task::decode(payload.as_slice()) {
+                Ok(task) if task.kind.is_some() => task,
+                Ok(_) => return settle.dead_letter("unknown task kind".into()).await,
+                Err(e) => return settle.dead_letter(format!("undecodable task: {e}")).await,
             };
             let span = tracing::info_span!(
                 "conductor.task",
@@ -156,14 +203,12 @@ async fn consume(
                 node.uuid = %task.node_uuid,
                 request_id = %task.request_id
             );
-            let payload = delivery.payload.clone();
-            let outcome = AssertUnwindSafe(tasks::handle(&ctx, task))
+            let outcome = AssertUnwindSafe(tasks::handle(&ctx, task).instrument(span))
                 .catch_unwind()
                 .await;
-            let _enter = span.enter();
             match outcome {
-                Ok(reply) => delivery.reply(reply),
-                Err(_) => queue.dead_letter(&ctx.host, "task handler panicked".into(), payload),
+                Ok(reply) => settle.reply(reply).await,
+                Err(_) => settle.dead_letter("task handler panicked".into()).await,
             }
         });
     }

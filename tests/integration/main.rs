@@ -6,6 +6,7 @@
 
 mod api;
 mod conductor;
+mod distributed;
 mod end_to_end;
 mod helpers;
 mod migrations;

@@ -23,6 +23,9 @@ use crate::telemetry;
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 
+/// Key of the PostgreSQL advisory lock that serialises migrations ("ferric" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x0000_6665_7272_6963;
+
 /// A connection to either backend; queries written against it run on both.
 #[derive(diesel::MultiConnection)]
 pub enum AnyConnection {
@@ -199,14 +202,29 @@ impl Db {
     ///
     /// # Errors
     /// When a migration fails.
+    ///
+    /// On PostgreSQL the migrations run under an advisory lock, so processes
+    /// starting together (an API and its conductors) migrate one at a time.
     pub async fn migrate(&self) -> Result<Vec<String>, DbError> {
         self.run(|conn| {
-            let applied = match conn {
-                AnyConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
-                AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+            let versions = |applied: Vec<diesel::migration::MigrationVersion<'_>>| {
+                applied.iter().map(ToString::to_string).collect::<Vec<_>>()
+            };
+            match conn {
+                AnyConnection::Postgresql(c) => {
+                    c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
+                    let result = c
+                        .run_pending_migrations(POSTGRES_MIGRATIONS)
+                        .map(versions)
+                        .map_err(|e| DbError::Migration(e.to_string()));
+                    c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
+                    result
+                }
+                AnyConnection::Sqlite(c) => c
+                    .run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(versions)
+                    .map_err(|e| DbError::Migration(e.to_string())),
             }
-            .map_err(|e| DbError::Migration(e.to_string()))?;
-            Ok(applied.iter().map(ToString::to_string).collect())
         })
         .await
     }

@@ -15,37 +15,48 @@ use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::queue::{DeadLetter, QueueError, QueueFuture, TaskQueue};
+use crate::queue::{DeadLetter, Incoming, QueueError, QueueFuture, Settle, TaskQueue};
 
 /// How many undelivered tasks one conductor's channel holds before callers wait.
 const CHANNEL_CAPACITY: usize = 4096;
 
-/// One task on its way to a conductor.
-#[derive(Debug)]
-pub struct Delivery {
-    /// The encoded `ferric.v1.Task`.
-    pub payload: Vec<u8>,
-    /// When the caller stops waiting; a consumer must not start the task after it.
-    pub deadline: Instant,
+/// How a local delivery is settled: its caller's oneshot, and the queue's
+/// dead-letter list.
+struct LocalSettle {
+    conductor: String,
+    payload: Vec<u8>,
+    deadline: Instant,
     reply: oneshot::Sender<TaskReply>,
+    dead: Arc<Mutex<Vec<DeadLetter>>>,
 }
 
-impl Delivery {
-    /// Answers the caller (a no-op if it stopped waiting).
-    pub fn reply(self, reply: TaskReply) {
-        let _ = self.reply.send(reply);
+impl Settle for LocalSettle {
+    fn is_expired(&self) -> bool {
+        Instant::now() >= self.deadline || self.reply.is_closed()
     }
 
-    /// Whether the caller has stopped waiting.
-    pub fn is_expired(&self) -> bool {
-        Instant::now() >= self.deadline || self.reply.is_closed()
+    fn reply(self: Box<Self>, reply: TaskReply) -> QueueFuture<'static, ()> {
+        let _ = self.reply.send(reply);
+        Box::pin(async {})
+    }
+
+    fn dead_letter(self: Box<Self>, reason: String) -> QueueFuture<'static, ()> {
+        tracing::warn!(conductor.hostname = %self.conductor, %reason, "task dead-lettered");
+        if let Ok(mut dead) = self.dead.lock() {
+            dead.push(DeadLetter {
+                conductor: self.conductor,
+                reason,
+                payload: self.payload,
+            });
+        }
+        Box::pin(async {})
     }
 }
 
 /// The in-process queue. Cloning is shallow.
 #[derive(Clone, Default)]
 pub struct LocalQueue {
-    consumers: Arc<Mutex<HashMap<String, mpsc::Sender<Delivery>>>>,
+    consumers: Arc<Mutex<HashMap<String, mpsc::Sender<Incoming>>>>,
     dead: Arc<Mutex<Vec<DeadLetter>>>,
 }
 
@@ -55,7 +66,7 @@ impl LocalQueue {
     }
 
     /// Registers `conductor` as a consumer; tasks for it arrive on the receiver.
-    pub fn consume(&self, conductor: &str) -> mpsc::Receiver<Delivery> {
+    pub fn consume(&self, conductor: &str) -> mpsc::Receiver<Incoming> {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         if let Ok(mut consumers) = self.consumers.lock() {
             consumers.insert(conductor.to_owned(), tx);
@@ -67,18 +78,6 @@ impl LocalQueue {
     pub fn cancel(&self, conductor: &str) {
         if let Ok(mut consumers) = self.consumers.lock() {
             consumers.remove(conductor);
-        }
-    }
-
-    /// Records a rejected delivery.
-    pub fn dead_letter(&self, conductor: &str, reason: String, payload: Vec<u8>) {
-        tracing::warn!(conductor.hostname = conductor, %reason, "task dead-lettered");
-        if let Ok(mut dead) = self.dead.lock() {
-            dead.push(DeadLetter {
-                conductor: conductor.to_owned(),
-                reason,
-                payload,
-            });
         }
     }
 
@@ -105,10 +104,15 @@ impl LocalQueue {
             .ok_or_else(|| QueueError::NoConsumer(conductor.to_owned()))?;
         let deadline = Instant::now() + timeout;
         let (reply_tx, reply_rx) = oneshot::channel();
-        let delivery = Delivery {
-            payload,
-            deadline,
-            reply: reply_tx,
+        let delivery = Incoming {
+            payload: payload.clone(),
+            settle: Box::new(LocalSettle {
+                conductor: conductor.to_owned(),
+                payload,
+                deadline,
+                reply: reply_tx,
+                dead: self.dead.clone(),
+            }),
         };
         tokio::time::timeout_at(deadline, sender.send(delivery))
             .await

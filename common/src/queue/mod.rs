@@ -6,6 +6,7 @@
 //! both modes exercise the same decode path; a task that cannot be decoded is
 //! dead-lettered with a reason, never crashes a consumer.
 
+pub mod amqp;
 pub mod local;
 
 use std::future::Future;
@@ -26,6 +27,9 @@ pub enum QueueError {
     /// The conductor went away before answering.
     #[error("conductor {0} dropped the task without answering")]
     Dropped(String),
+    /// The broker is unreachable or refused the message.
+    #[error("message broker: {0}")]
+    Broker(String),
 }
 
 /// A boxed future, so the trait stays object-safe.
@@ -49,4 +53,22 @@ pub struct DeadLetter {
     pub conductor: String,
     pub reason: String,
     pub payload: Vec<u8>,
+}
+
+/// A task delivered to a conductor, with the way to settle it.
+pub struct Incoming {
+    /// The encoded `ferric.v1.Task`.
+    pub payload: Vec<u8>,
+    /// How the delivery is answered, acknowledged or dead-lettered.
+    pub settle: Box<dyn Settle>,
+}
+
+/// Settles one delivery: exactly one of its methods is called.
+pub trait Settle: Send {
+    /// Whether the caller stopped waiting (the task must then not run).
+    fn is_expired(&self) -> bool;
+    /// Sends the reply to the caller and acknowledges the delivery.
+    fn reply(self: Box<Self>, reply: TaskReply) -> QueueFuture<'static, ()>;
+    /// Moves the delivery to the dead letters with `reason`.
+    fn dead_letter(self: Box<Self>, reason: String) -> QueueFuture<'static, ()>;
 }

@@ -1,0 +1,441 @@
+//! The distributed mode's task queue over RabbitMQ (AMQP 0-9-1, lapin).
+//!
+//! Topology (DESIGN §5), every name behind an optional prefix so tests and
+//! several deployments can share a broker:
+//! - `ferric.tasks`: direct exchange; each conductor's durable quorum queue
+//!   `ferric.conductor.<host>` is bound with its host name;
+//! - `ferric.dlx` (fanout) → `ferric.dead`: what a conductor rejects, with the
+//!   reason in the `x-ferric-reason` header.
+//!
+//! Invariants: a call is answered only after the broker confirmed the
+//! publish (publisher confirms); a message no queue takes (`mandatory`)
+//! fails at once; a task carries `expiration` = the call timeout, so a task
+//! the API gave up on is never run later. Replies use RabbitMQ's direct
+//! reply-to. A conductor acknowledges a task only once it has replied.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferric_proto::v1::{Task, TaskReply};
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use prost::Message;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::queue::{Incoming, QueueError, QueueFuture, Settle, TaskQueue};
+
+/// RabbitMQ's pseudo-queue for direct replies.
+const REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+/// Exchange and queue names under a prefix.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub tasks: String,
+    pub dlx: String,
+    pub dead: String,
+    prefix: String,
+}
+
+impl Names {
+    pub fn new(prefix: &str) -> Names {
+        Names {
+            tasks: format!("{prefix}ferric.tasks"),
+            dlx: format!("{prefix}ferric.dlx"),
+            dead: format!("{prefix}ferric.dead"),
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// A conductor's task queue.
+    pub fn conductor_queue(&self, host: &str) -> String {
+        format!("{}ferric.conductor.{host}", self.prefix)
+    }
+}
+
+fn broker(e: lapin::Error) -> QueueError {
+    QueueError::Broker(e.to_string())
+}
+
+/// Connects and declares the shared topology on a fresh channel.
+async fn open(url: &str, names: &Names) -> Result<(Connection, Channel), QueueError> {
+    let conn = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .map_err(broker)?;
+    let channel = conn.create_channel().await.map_err(broker)?;
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(
+            names.tasks.as_str().into(),
+            ExchangeKind::Direct,
+            durable,
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker)?;
+    channel
+        .exchange_declare(
+            names.dlx.as_str().into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker)?;
+    channel
+        .queue_declare(
+            names.dead.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker)?;
+    channel
+        .queue_bind(
+            names.dead.as_str().into(),
+            names.dlx.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker)?;
+    Ok((conn, channel))
+}
+
+type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<TaskReply>>>>;
+
+/// The API side: publishes tasks and waits for replies.
+pub struct AmqpQueue {
+    _conn: Connection,
+    channel: Channel,
+    names: Names,
+    pending: Pending,
+}
+
+impl AmqpQueue {
+    /// Connects, declares the topology and starts listening for replies.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    pub async fn connect(url: &str, prefix: &str) -> Result<AmqpQueue, QueueError> {
+        let names = Names::new(prefix);
+        let (conn, channel) = open(url, &names).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(broker)?;
+        let mut replies = channel
+            .basic_consume(
+                REPLY_TO.into(),
+                "ferric-api-replies".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(broker)?;
+        let pending: Pending = Arc::default();
+        let waiting = pending.clone();
+        tokio::spawn(async move {
+            while let Some(delivery) = replies.next().await {
+                let Ok(delivery) = delivery else { continue };
+                let Some(id) = delivery
+                    .properties
+                    .correlation_id()
+                    .as_ref()
+                    .map(|c| c.to_string())
+                else {
+                    continue;
+                };
+                match TaskReply::decode(delivery.data.as_slice()) {
+                    Ok(reply) => {
+                        let sender = waiting.lock().ok().and_then(|mut p| p.remove(&id));
+                        if let Some(sender) = sender {
+                            let _ = sender.send(reply);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "undecodable task reply dropped"),
+                }
+            }
+        });
+        Ok(AmqpQueue {
+            _conn: conn,
+            channel,
+            names,
+            pending,
+        })
+    }
+
+    async fn publish_and_wait(
+        &self,
+        conductor: &str,
+        task: Task,
+        timeout: Duration,
+    ) -> Result<TaskReply, QueueError> {
+        let (tx, rx) = oneshot::channel();
+        let id = task.task_id.clone();
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(id.clone(), tx);
+        }
+        let properties = BasicProperties::default()
+            .with_content_type("application/x-protobuf".into())
+            .with_type(task_type(&task).into())
+            .with_message_id(id.as_str().into())
+            .with_correlation_id(id.as_str().into())
+            .with_reply_to(REPLY_TO.into())
+            .with_expiration(timeout.as_millis().to_string().as_str().into())
+            .with_delivery_mode(2);
+        let confirm = self
+            .channel
+            .basic_publish(
+                self.names.tasks.as_str().into(),
+                conductor.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                &task.encode_to_vec(),
+                properties,
+            )
+            .await
+            .map_err(broker)?
+            .await
+            .map_err(broker)?;
+        match confirm {
+            Confirmation::Ack(None) => {}
+            Confirmation::Ack(Some(_)) | Confirmation::NotRequested => {
+                return Err(QueueError::NoConsumer(conductor.to_owned()));
+            }
+            Confirmation::Nack(_) => {
+                return Err(QueueError::Broker("the broker refused the task".into()));
+            }
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Err(_) => Err(QueueError::Timeout(conductor.to_owned(), timeout)),
+            Ok(Err(_)) => Err(QueueError::Dropped(conductor.to_owned())),
+            Ok(Ok(reply)) => Ok(reply),
+        }
+    }
+}
+
+/// The message `type` property: the task kind's name.
+fn task_type(task: &Task) -> &'static str {
+    use ferric_proto::v1::task::Kind;
+    match task.kind {
+        Some(Kind::Provision(_)) => "ProvisionAction",
+        Some(Kind::Power(_)) => "PowerAction",
+        Some(Kind::SetBootDevice(_)) => "SetBootDevice",
+        Some(Kind::GetBootDevice(_)) => "GetBootDevice",
+        Some(Kind::Validate(_)) => "ValidateInterfaces",
+        Some(Kind::GetSupportedBootDevices(_)) => "GetSupportedBootDevices",
+        None => "Task",
+    }
+}
+
+impl TaskQueue for AmqpQueue {
+    fn call<'a>(
+        &'a self,
+        conductor: &'a str,
+        task: Task,
+        timeout: Duration,
+    ) -> QueueFuture<'a, Result<TaskReply, QueueError>> {
+        Box::pin(async move {
+            let id = task.task_id.clone();
+            let result = self.publish_and_wait(conductor, task, timeout).await;
+            if result.is_err()
+                && let Ok(mut pending) = self.pending.lock()
+            {
+                pending.remove(&id);
+            }
+            result
+        })
+    }
+}
+
+/// The conductor side: consumes `ferric.conductor.<host>`.
+pub struct AmqpConsumer {
+    _conn: Connection,
+    channel: Channel,
+}
+
+impl AmqpConsumer {
+    /// Declares the conductor's queue, binds it and starts consuming with
+    /// at most `prefetch` unacknowledged tasks.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    pub async fn start(
+        url: &str,
+        prefix: &str,
+        host: &str,
+        prefetch: u16,
+    ) -> Result<(AmqpConsumer, mpsc::Receiver<Incoming>), QueueError> {
+        let names = Names::new(prefix);
+        let (conn, channel) = open(url, &names).await?;
+        let queue = names.conductor_queue(host);
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(names.dlx.as_str().into()),
+        );
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                args,
+            )
+            .await
+            .map_err(broker)?;
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                names.tasks.as_str().into(),
+                host.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(broker)?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(broker)?;
+        let mut consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                format!("ferric-conductor-{host}").as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(broker)?;
+        let (tx, rx) = mpsc::channel(usize::from(prefetch.max(1)));
+        let reply_channel = channel.clone();
+        let dlx = names.dlx.clone();
+        tokio::spawn(async move {
+            while let Some(delivery) = consumer.next().await {
+                let Ok(delivery) = delivery else { continue };
+                let incoming = Incoming {
+                    payload: delivery.data.clone(),
+                    settle: Box::new(AmqpSettle {
+                        channel: reply_channel.clone(),
+                        dlx: dlx.clone(),
+                        delivery,
+                    }),
+                };
+                if tx.send(incoming).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok((
+            AmqpConsumer {
+                _conn: conn,
+                channel,
+            },
+            rx,
+        ))
+    }
+
+    /// Stops consuming; unacknowledged tasks return to the queue.
+    pub async fn close(self) {
+        let _ = self.channel.close(200, "conductor stopping".into()).await;
+    }
+}
+
+/// Settles one AMQP delivery.
+struct AmqpSettle {
+    channel: Channel,
+    dlx: String,
+    delivery: lapin::message::Delivery,
+}
+
+impl Settle for AmqpSettle {
+    fn is_expired(&self) -> bool {
+        // The broker drops tasks past their `expiration` before delivery.
+        false
+    }
+
+    fn reply(self: Box<Self>, reply: TaskReply) -> QueueFuture<'static, ()> {
+        Box::pin(async move {
+            let props = &self.delivery.properties;
+            if let (Some(reply_to), Some(id)) =
+                (props.reply_to().clone(), props.correlation_id().clone())
+            {
+                let published = self
+                    .channel
+                    .basic_publish(
+                        ShortString::from(""),
+                        reply_to,
+                        BasicPublishOptions::default(),
+                        &reply.encode_to_vec(),
+                        BasicProperties::default()
+                            .with_content_type("application/x-protobuf".into())
+                            .with_correlation_id(id),
+                    )
+                    .await;
+                if let Err(e) = published {
+                    tracing::warn!(error = %e, "could not send a task reply");
+                }
+            }
+            if let Err(e) = self.delivery.acker.ack(BasicAckOptions::default()).await {
+                tracing::warn!(error = %e, "could not acknowledge a task");
+            }
+        })
+    }
+
+    fn dead_letter(self: Box<Self>, reason: String) -> QueueFuture<'static, ()> {
+        Box::pin(async move {
+            tracing::warn!(%reason, "task dead-lettered");
+            let mut headers = self
+                .delivery
+                .properties
+                .headers()
+                .clone()
+                .unwrap_or_default();
+            headers.insert(
+                "x-ferric-reason".into(),
+                AMQPValue::LongString(reason.as_str().into()),
+            );
+            let published = self
+                .channel
+                .basic_publish(
+                    self.dlx.as_str().into(),
+                    self.delivery.routing_key.clone(),
+                    BasicPublishOptions::default(),
+                    &self.delivery.data,
+                    self.delivery.properties.clone().with_headers(headers),
+                )
+                .await;
+            if let Err(e) = published {
+                tracing::warn!(error = %e, "could not dead-letter a task");
+            }
+            if let Err(e) = self.delivery.acker.ack(BasicAckOptions::default()).await {
+                tracing::warn!(error = %e, "could not acknowledge a task");
+            }
+        })
+    }
+}

@@ -1,0 +1,87 @@
+//! The distributed mode: `ferric api` (REST API publishing tasks to
+//! RabbitMQ) and `ferric conductor` (one conductor consuming its queue),
+//! both over PostgreSQL.
+//!
+//! Invariant: both refuse to start on SQLite, which one process owns.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use ferric_api::startup::Application;
+use ferric_api::state::AppState;
+use ferric_common::config::Settings;
+use ferric_common::db::{Backend, Db};
+use ferric_common::queue::amqp::AmqpQueue;
+use ferric_conductor::service::{self, ConductorHandle};
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+
+/// Opens the PostgreSQL pool and applies pending migrations.
+async fn postgres(settings: &Settings) -> anyhow::Result<Db> {
+    let url = settings.database_url();
+    if Backend::from_url(&url).is_sqlite() {
+        bail!(
+            "configuration: invalid value for database.url: the distributed mode needs PostgreSQL (postgres://…)"
+        );
+    }
+    let db = Db::connect(
+        &url,
+        settings.database.pool_size,
+        std::time::Duration::from_millis(settings.database.busy_timeout_ms),
+    )
+    .context("opening the database")?;
+    db.migrate().await.context("migrating the database")?;
+    Ok(db)
+}
+
+/// A running `ferric api`.
+pub struct ApiProcess {
+    pub port: u16,
+    stop: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl ApiProcess {
+    /// Connects to PostgreSQL and RabbitMQ and binds the API.
+    ///
+    /// # Errors
+    /// When a dependency cannot be reached or the port cannot be bound.
+    pub async fn start(settings: Settings) -> anyhow::Result<ApiProcess> {
+        let db = postgres(&settings).await?;
+        let queue = AmqpQueue::connect(settings.amqp.url.expose_secret(), &settings.amqp.prefix)
+            .await
+            .context("connecting to RabbitMQ")?;
+        let app = Application::build(AppState::new(db, Arc::new(queue), settings))
+            .context("binding the API listener")?;
+        let port = app.port();
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let server = tokio::spawn(app.run_until(async move { stopped.cancelled().await }));
+        Ok(ApiProcess { port, stop, server })
+    }
+
+    /// Stops serving; in-flight requests finish.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        if let Ok(Err(e)) = self.server.await {
+            tracing::error!(error = %e, "API server failed");
+        }
+    }
+}
+
+/// Starts `ferric conductor`.
+///
+/// # Errors
+/// When a dependency cannot be reached or the configuration is invalid.
+pub async fn start_conductor(settings: Settings) -> anyhow::Result<ConductorHandle> {
+    let db = postgres(&settings).await?;
+    service::start_amqp(
+        settings.conductor.clone(),
+        settings.conductor_host(),
+        db,
+        settings.amqp.url.expose_secret(),
+        &settings.amqp.prefix,
+    )
+    .await
+    .context("starting the conductor")
+}

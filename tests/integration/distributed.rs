@@ -1,0 +1,284 @@
+//! The distributed mode over real PostgreSQL and RabbitMQ: `ferric api`
+//! and three `ferric conductor`s in this process, each test with its own
+//! database and its own exchange/queue name prefix.
+
+use std::time::Duration;
+
+use ferric::distributed::{ApiProcess, start_conductor};
+use ferric_common::config::Settings;
+use ferric_common::hash_ring::{DEFAULT_PARTITIONS, HashRing};
+use ferric_common::queue::amqp::Names;
+use ferric_conductor::service::ConductorHandle;
+use ferric_proto::v1::Task;
+use futures_util::future::join_all;
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ExchangeDeleteOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use prost::Message;
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::helpers::db::TestPg;
+use crate::helpers::wait_until;
+
+fn amqp_url() -> String {
+    std::env::var("FERRIC_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+struct Cluster {
+    base: String,
+    client: reqwest::Client,
+    prefix: String,
+    hosts: Vec<String>,
+    api: Option<ApiProcess>,
+    conductors: Vec<ConductorHandle>,
+    _pg: TestPg,
+}
+
+impl Cluster {
+    async fn start(n_conductors: usize) -> Cluster {
+        let pg = TestPg::new();
+        let prefix = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let mut settings = Settings::default();
+        settings.database.url = Some(SecretString::from(pg.url.clone()));
+        settings.amqp.prefix = prefix.clone();
+        settings.amqp.url = SecretString::from(amqp_url());
+        settings.api.port = 0;
+        settings.api.workers = 2;
+        let hosts: Vec<String> = (0..n_conductors)
+            .map(|i| format!("{prefix}c-{i}"))
+            .collect();
+        let mut conductors = Vec::new();
+        for host in &hosts {
+            let mut s = settings.clone();
+            s.conductor.host = Some(host.clone());
+            conductors.push(start_conductor(s).await.expect("conductor starts"));
+        }
+        let api = ApiProcess::start(settings).await.expect("API starts");
+        Cluster {
+            base: format!("http://127.0.0.1:{}", api.port),
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
+            prefix,
+            hosts,
+            api: Some(api),
+            conductors,
+            _pg: pg,
+        }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("X-OpenStack-Ironic-API-Version", "latest");
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn wait_state(&self, uuid: &str, state: &str) {
+        wait_until(
+            Duration::from_secs(30),
+            &format!("{uuid} to reach {state}"),
+            || async {
+                let (_, node) = self
+                    .send(reqwest::Method::GET, &format!("/v1/nodes/{uuid}"), None)
+                    .await;
+                (node["provision_state"] == state && node["reservation"].is_null()).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// Stops everything and deletes this test's exchanges and queues.
+    async fn stop(mut self) {
+        if let Some(api) = self.api.take() {
+            api.shutdown().await;
+        }
+        for conductor in self.conductors.drain(..) {
+            conductor.shutdown().await;
+        }
+        let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = conn.create_channel().await.unwrap();
+        let names = Names::new(&self.prefix);
+        let mut queues: Vec<String> = self
+            .hosts
+            .iter()
+            .map(|h| names.conductor_queue(h))
+            .collect();
+        queues.push(names.dead.clone());
+        for queue in queues {
+            let _ = channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        for exchange in [&names.tasks, &names.dlx] {
+            let _ = channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_conductors_share_nodes_by_the_ring_and_deploy_them() {
+    let cluster = Cluster::start(3).await;
+    let ring = HashRing::new(&cluster.hosts, DEFAULT_PARTITIONS);
+
+    let mut uuids = Vec::new();
+    for i in 0..30 {
+        let (status, node) = cluster
+            .send(
+                reqwest::Method::POST,
+                "/v1/nodes",
+                Some(json!({"driver": "fake-hardware", "name": format!("d{i}")})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{node}");
+        let uuid = node["uuid"].as_str().unwrap().to_owned();
+        assert_eq!(
+            node["conductor"],
+            ring.owner(uuid.as_bytes()).unwrap(),
+            "the API agrees with the ring"
+        );
+        uuids.push(uuid);
+    }
+    let owners: std::collections::BTreeSet<_> = uuids
+        .iter()
+        .map(|u| ring.owner(u.as_bytes()).unwrap())
+        .collect();
+    for (target, state) in [
+        ("manage", "manageable"),
+        ("provide", "available"),
+        ("active", "active"),
+    ] {
+        let paths: Vec<String> = uuids
+            .iter()
+            .map(|u| format!("/v1/nodes/{u}/states/provision"))
+            .collect();
+        let replies =
+            join_all(paths.iter().map(|path| {
+                cluster.send(reqwest::Method::PUT, path, Some(json!({"target": target})))
+            }))
+            .await;
+        assert!(
+            replies.iter().all(|(s, _)| *s == StatusCode::ACCEPTED),
+            "{target}: {replies:?}"
+        );
+        for u in &uuids {
+            cluster.wait_state(u, state).await;
+        }
+    }
+    let (_, conductors) = cluster
+        .send(reqwest::Method::GET, "/v1/conductors", None)
+        .await;
+
+    assert_eq!(owners.len(), 3, "30 nodes land on all three conductors");
+    let alive: Vec<&Value> = conductors["conductors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["alive"] == true)
+        .collect();
+    assert_eq!(alive.len(), 3);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_unknown_tasks_are_dead_lettered_and_the_conductor_lives_on() {
+    let cluster = Cluster::start(1).await;
+    let names = Names::new(&cluster.prefix);
+    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let no_kind = Task {
+        task_id: "x".into(),
+        node_uuid: "y".into(),
+        ..Task::default()
+    }
+    .encode_to_vec();
+
+    for payload in [vec![0xff, 0x01, 0x02], no_kind] {
+        channel
+            .basic_publish(
+                names.tasks.as_str().into(),
+                cluster.hosts[0].as_str().into(),
+                BasicPublishOptions::default(),
+                &payload,
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let reasons = std::sync::Mutex::new(Vec::new());
+    wait_until(Duration::from_secs(20), "two dead letters", || {
+        let channel = channel.clone();
+        let dead = names.dead.clone();
+        let reasons = &reasons;
+        async move {
+            if let Some(message) = channel
+                .basic_get(dead.as_str().into(), BasicGetOptions { no_ack: true })
+                .await
+                .unwrap()
+            {
+                let headers: FieldTable = message
+                    .delivery
+                    .properties
+                    .headers()
+                    .clone()
+                    .unwrap_or_default();
+                if let Some(AMQPValue::LongString(reason)) = headers.inner().get("x-ferric-reason")
+                {
+                    reasons.lock().unwrap().push(reason.to_string());
+                }
+            }
+            (reasons.lock().unwrap().len() >= 2).then_some(())
+        }
+    })
+    .await;
+    let mut reasons = reasons.into_inner().unwrap();
+    reasons.sort();
+    let (status, node) = cluster
+        .send(
+            reqwest::Method::POST,
+            "/v1/nodes",
+            Some(json!({"driver": "fake-hardware"})),
+        )
+        .await;
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    let (manage, _) = cluster
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/nodes/{uuid}/states/provision"),
+            Some(json!({"target": "manage"})),
+        )
+        .await;
+    cluster.wait_state(&uuid, "manageable").await;
+
+    assert!(reasons[0].starts_with("undecodable task"), "{reasons:?}");
+    assert_eq!(reasons[1], "unknown task kind", "{reasons:?}");
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(manage, StatusCode::ACCEPTED, "the conductor still works");
+    cluster.stop().await;
+}
