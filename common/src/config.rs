@@ -130,6 +130,9 @@ pub struct ConductorSettings {
     pub fake_step_delay_ms: u64,
     /// Most tasks a conductor runs at once.
     pub max_concurrent_tasks: usize,
+    /// `[conductor]check_provision_state_interval`: how often a conductor looks
+    /// for nodes locked by dead conductors that it now owns (takeover).
+    pub check_provision_state_interval_secs: u64,
     /// `[conductor]node_locked_retry_attempts`: tries to take a busy node's lock.
     pub node_locked_retry_attempts: u32,
     /// `[conductor]node_locked_retry_interval`, in milliseconds.
@@ -150,6 +153,7 @@ impl Default for ConductorSettings {
             allow_deleting_available_nodes: true,
             fake_step_delay_ms: 0,
             max_concurrent_tasks: 256,
+            check_provision_state_interval_secs: 60,
             node_locked_retry_attempts: 3,
             node_locked_retry_interval_ms: 1000,
             graceful_shutdown_timeout_secs: 60,
@@ -229,6 +233,12 @@ impl Settings {
             return invalid(
                 "conductor.heartbeat_timeout_secs",
                 "must be larger than conductor.heartbeat_interval_secs",
+            );
+        }
+        if self.conductor.check_provision_state_interval_secs == 0 {
+            return invalid(
+                "conductor.check_provision_state_interval_secs",
+                "must be positive",
             );
         }
         if self.conductor.node_locked_retry_attempts == 0 {

@@ -11,4 +11,5 @@ pub mod drivers;
 pub mod membership;
 pub mod reservation;
 pub mod service;
+pub mod takeover;
 pub mod tasks;

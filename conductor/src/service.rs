@@ -142,6 +142,13 @@ async fn start(
         Duration::from_secs(settings.heartbeat_interval_secs),
         stop.clone(),
     ));
+    let takeover = tokio::spawn(crate::takeover::run(
+        db.clone(),
+        host.clone(),
+        Duration::from_secs(settings.check_provision_state_interval_secs),
+        Duration::from_secs(settings.heartbeat_timeout_secs),
+        stop.clone(),
+    ));
     let stop2 = stop.clone();
     let host2 = host.clone();
     let done = tokio::spawn(async move {
@@ -153,6 +160,7 @@ async fn start(
             tracing::warn!("tasks still running after the graceful shutdown timeout");
         }
         let _ = heartbeat.await;
+        let _ = takeover.await;
         let h = host2.clone();
         let result = db
             .run(move |conn| {

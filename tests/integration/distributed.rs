@@ -282,3 +282,137 @@ async fn malformed_and_unknown_tasks_are_dead_lettered_and_the_conductor_lives_o
     assert_eq!(manage, StatusCode::ACCEPTED, "the conductor still works");
     cluster.stop().await;
 }
+
+/// A `ferric conductor` process of the real binary.
+fn spawn_conductor_process(db_url: &str, prefix: &str, host: &str) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_ferric"))
+        .arg("conductor")
+        .env("FERRIC_DATABASE__URL", db_url)
+        .env("FERRIC_AMQP__URL", amqp_url())
+        .env("FERRIC_AMQP__PREFIX", prefix)
+        .env("FERRIC_CONDUCTOR__HOST", host)
+        .env("FERRIC_CONDUCTOR__HEARTBEAT_INTERVAL_SECS", "1")
+        .env("FERRIC_CONDUCTOR__HEARTBEAT_TIMEOUT_SECS", "3")
+        .env("FERRIC_CONDUCTOR__CHECK_PROVISION_STATE_INTERVAL_SECS", "1")
+        .env("FERRIC_CONDUCTOR__FAKE_STEP_DELAY_MS", "2500")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the ferric binary starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conductor_killed_mid_deploy_has_its_nodes_taken_over() {
+    let pg = TestPg::new();
+    let prefix = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let hosts = [format!("{prefix}c-0"), format!("{prefix}c-1")];
+    let mut victim = spawn_conductor_process(&pg.url, &prefix, &hosts[0]);
+    let mut survivor = spawn_conductor_process(&pg.url, &prefix, &hosts[1]);
+    let mut settings = Settings::default();
+    settings.database.url = Some(SecretString::from(pg.url.clone()));
+    settings.amqp.prefix = prefix.clone();
+    settings.amqp.url = SecretString::from(amqp_url());
+    settings.api.port = 0;
+    settings.conductor.heartbeat_interval_secs = 1;
+    settings.conductor.heartbeat_timeout_secs = 3;
+    let api = ApiProcess::start(settings).await.expect("API starts");
+    let cluster = Cluster {
+        base: format!("http://127.0.0.1:{}", api.port),
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap(),
+        prefix: prefix.clone(),
+        hosts: hosts.to_vec(),
+        api: Some(api),
+        conductors: Vec::new(),
+        _pg: pg,
+    };
+    wait_until(Duration::from_secs(30), "both conductors alive", || async {
+        let (_, c) = cluster
+            .send(reqwest::Method::GET, "/v1/conductors", None)
+            .await;
+        let alive = c["conductors"]
+            .as_array()
+            .map_or(0, |a| a.iter().filter(|c| c["alive"] == true).count());
+        (alive == 2).then_some(())
+    })
+    .await;
+    let ring = HashRing::new(&hosts, DEFAULT_PARTITIONS);
+    let mut uuids = Vec::new();
+    for i in 0..12 {
+        let (_, node) = cluster
+            .send(
+                reqwest::Method::POST,
+                "/v1/nodes",
+                Some(json!({"driver": "fake-hardware", "name": format!("k{i}")})),
+            )
+            .await;
+        uuids.push(node["uuid"].as_str().unwrap().to_owned());
+    }
+    let victims: Vec<&String> = uuids
+        .iter()
+        .filter(|u| ring.owner(u.as_bytes()) == Some(hosts[0].as_str()))
+        .collect();
+    let paths: Vec<String> = uuids
+        .iter()
+        .map(|u| format!("/v1/nodes/{u}/states/provision"))
+        .collect();
+    for (target, state) in [("manage", "manageable"), ("provide", "available")] {
+        join_all(
+            paths
+                .iter()
+                .map(|p| cluster.send(reqwest::Method::PUT, p, Some(json!({"target": target})))),
+        )
+        .await;
+        for u in &uuids {
+            cluster.wait_state(u, state).await;
+        }
+    }
+
+    let deploys = join_all(
+        paths
+            .iter()
+            .map(|p| cluster.send(reqwest::Method::PUT, p, Some(json!({"target": "active"})))),
+    )
+    .await;
+    victim.start_kill().unwrap();
+    victim.wait().await.unwrap();
+    let settled = wait_until(Duration::from_secs(40), "every node to settle after the kill", || async {
+        let (_, list) = cluster
+            .send(reqwest::Method::GET, "/v1/nodes/detail", None)
+            .await;
+        let nodes = list["nodes"].as_array().cloned().unwrap_or_default();
+        nodes
+            .iter()
+            .all(|n| {
+                n["reservation"].is_null()
+                    && ["active", "deploy failed"].contains(&n["provision_state"].as_str().unwrap_or_default())
+                    // The API's view of the ring catches up within its cache age.
+                    && n["conductor"] == hosts[1].as_str()
+            })
+            .then_some(nodes)
+    })
+    .await;
+
+    assert!(
+        deploys.iter().all(|(s, _)| *s == StatusCode::ACCEPTED),
+        "{deploys:?}"
+    );
+    assert!(!victims.is_empty(), "the ring gave the victim some nodes");
+    for node in &settled {
+        let uuid = node["uuid"].as_str().unwrap().to_owned();
+        if victims.contains(&&uuid) {
+            assert_eq!(node["provision_state"], "deploy failed", "{node}");
+            assert_eq!(
+                node["last_error"],
+                "Operation was aborted due to conductor take over"
+            );
+        } else {
+            assert_eq!(node["provision_state"], "active", "{node}");
+        }
+    }
+    survivor.start_kill().unwrap();
+    survivor.wait().await.unwrap();
+    cluster.stop().await;
+}

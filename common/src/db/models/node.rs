@@ -604,6 +604,14 @@ impl Node {
         Ok(n == 1)
     }
 
+    /// Every locked node.
+    pub fn reserved(conn: &mut AnyConnection) -> Result<Vec<Node>, DbError> {
+        Ok(nodes::table
+            .filter(nodes::reservation.is_not_null())
+            .select(Node::as_select())
+            .load(conn)?)
+    }
+
     /// Unlocked nodes in any of `states`.
     pub fn unreserved_in_states(
         conn: &mut AnyConnection,
