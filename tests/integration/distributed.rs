@@ -416,3 +416,71 @@ async fn a_conductor_killed_mid_deploy_has_its_nodes_taken_over() {
     survivor.wait().await.unwrap();
     cluster.stop().await;
 }
+
+fn rabbitmqctl(args: &[&str]) {
+    let status = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("rabbitmqctl runs");
+    assert!(status.success(), "rabbitmqctl {args:?} failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_503_while_the_broker_is_down_and_both_sides_reconnect() {
+    let cluster = Cluster::start(1).await;
+    let (_, node) = cluster
+        .send(
+            reqwest::Method::POST,
+            "/v1/nodes",
+            Some(json!({"driver": "fake-hardware"})),
+        )
+        .await;
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    let path = format!("/v1/nodes/{uuid}/states/provision");
+
+    rabbitmqctl(&["stop_app"]);
+    let started = std::time::Instant::now();
+    let (down, body) = cluster
+        .send(
+            reqwest::Method::PUT,
+            &path,
+            Some(json!({"target": "manage"})),
+        )
+        .await;
+    let answered_in = started.elapsed();
+    let (_, unchanged) = cluster
+        .send(reqwest::Method::GET, &format!("/v1/nodes/{uuid}"), None)
+        .await;
+    rabbitmqctl(&["start_app"]);
+    rabbitmqctl(&["await_startup"]);
+    let recovered = wait_until(
+        Duration::from_secs(60),
+        "a task accepted after the broker came back",
+        || async {
+            let (status, _) = cluster
+                .send(
+                    reqwest::Method::PUT,
+                    &path,
+                    Some(json!({"target": "manage"})),
+                )
+                .await;
+            (status == StatusCode::ACCEPTED).then_some(status)
+        },
+    )
+    .await;
+    cluster.wait_state(&uuid, "manageable").await;
+
+    assert_eq!(down, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        answered_in < Duration::from_secs(10),
+        "503 came after {answered_in:?}"
+    );
+    assert_eq!(
+        unchanged["provision_state"], "enroll",
+        "nothing changed while the broker was down"
+    );
+    assert!(unchanged["reservation"].is_null());
+    assert_eq!(recovered, StatusCode::ACCEPTED);
+    cluster.stop().await;
+}

@@ -118,11 +118,23 @@ async fn open(url: &str, names: &Names) -> Result<(Connection, Channel), QueueEr
 
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<TaskReply>>>>;
 
-/// The API side: publishes tasks and waits for replies.
-pub struct AmqpQueue {
+/// How long the API waits to (re)connect before answering 503.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One live connection of the API: a confirm-mode channel that also
+/// consumes direct replies.
+struct Link {
     _conn: Connection,
     channel: Channel,
+}
+
+/// The API side: publishes tasks and waits for replies. It connects lazily
+/// and reconnects after a broker failure; while the broker is unreachable a
+/// call fails at once with [`QueueError::Broker`] (the API's 503).
+pub struct AmqpQueue {
+    url: String,
     names: Names,
+    link: tokio::sync::Mutex<Option<Arc<Link>>>,
     pending: Pending,
 }
 
@@ -132,8 +144,35 @@ impl AmqpQueue {
     /// # Errors
     /// When the broker cannot be reached.
     pub async fn connect(url: &str, prefix: &str) -> Result<AmqpQueue, QueueError> {
-        let names = Names::new(prefix);
-        let (conn, channel) = open(url, &names).await?;
+        let queue = AmqpQueue {
+            url: url.to_owned(),
+            names: Names::new(prefix),
+            link: tokio::sync::Mutex::new(None),
+            pending: Arc::default(),
+        };
+        queue.link().await?;
+        Ok(queue)
+    }
+
+    /// The live link, (re)connecting when there is none.
+    async fn link(&self) -> Result<Arc<Link>, QueueError> {
+        let mut guard = self.link.lock().await;
+        if let Some(link) = guard.as_ref()
+            && link.channel.status().connected()
+        {
+            return Ok(link.clone());
+        }
+        *guard = None;
+        let link = tokio::time::timeout(CONNECT_TIMEOUT, self.open_link())
+            .await
+            .map_err(|_| QueueError::Broker("timed out connecting to the broker".into()))??;
+        let link = Arc::new(link);
+        *guard = Some(link.clone());
+        Ok(link)
+    }
+
+    async fn open_link(&self) -> Result<Link, QueueError> {
+        let (conn, channel) = open(&self.url, &self.names).await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
@@ -150,8 +189,7 @@ impl AmqpQueue {
             )
             .await
             .map_err(broker)?;
-        let pending: Pending = Arc::default();
-        let waiting = pending.clone();
+        let waiting = self.pending.clone();
         tokio::spawn(async move {
             while let Some(delivery) = replies.next().await {
                 let Ok(delivery) = delivery else { continue };
@@ -174,12 +212,18 @@ impl AmqpQueue {
                 }
             }
         });
-        Ok(AmqpQueue {
+        Ok(Link {
             _conn: conn,
             channel,
-            names,
-            pending,
         })
+    }
+
+    /// Forgets a link that failed, so the next call reconnects.
+    async fn drop_link(&self, failed: &Arc<Link>) {
+        let mut guard = self.link.lock().await;
+        if guard.as_ref().is_some_and(|l| Arc::ptr_eq(l, failed)) {
+            *guard = None;
+        }
     }
 
     async fn publish_and_wait(
@@ -188,6 +232,7 @@ impl AmqpQueue {
         task: Task,
         timeout: Duration,
     ) -> Result<TaskReply, QueueError> {
+        let link = self.link().await?;
         let (tx, rx) = oneshot::channel();
         let id = task.task_id.clone();
         if let Ok(mut pending) = self.pending.lock() {
@@ -201,22 +246,29 @@ impl AmqpQueue {
             .with_reply_to(REPLY_TO.into())
             .with_expiration(timeout.as_millis().to_string().as_str().into())
             .with_delivery_mode(2);
-        let confirm = self
-            .channel
-            .basic_publish(
-                self.names.tasks.as_str().into(),
-                conductor.into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                &task.encode_to_vec(),
-                properties,
-            )
-            .await
-            .map_err(broker)?
-            .await
-            .map_err(broker)?;
+        let published = async {
+            link.channel
+                .basic_publish(
+                    self.names.tasks.as_str().into(),
+                    conductor.into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    &task.encode_to_vec(),
+                    properties,
+                )
+                .await?
+                .await
+        }
+        .await;
+        let confirm = match published {
+            Ok(confirm) => confirm,
+            Err(e) => {
+                self.drop_link(&link).await;
+                return Err(broker(e));
+            }
+        };
         match confirm {
             Confirmation::Ack(None) => {}
             Confirmation::Ack(Some(_)) | Confirmation::NotRequested => {
@@ -268,10 +320,69 @@ impl TaskQueue for AmqpQueue {
     }
 }
 
-/// The conductor side: consumes `ferric.conductor.<host>`.
+/// The conductor side: consumes `ferric.conductor.<host>`, reconnecting with
+/// backoff when the broker goes away (unacknowledged tasks are redelivered).
 pub struct AmqpConsumer {
-    _conn: Connection,
-    channel: Channel,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Connects, declares this conductor's queue and starts consuming it.
+async fn subscribe(
+    url: &str,
+    names: &Names,
+    host: &str,
+    prefetch: u16,
+) -> Result<(Connection, Channel, lapin::Consumer), QueueError> {
+    let (conn, channel) = open(url, names).await?;
+    let queue = names.conductor_queue(host);
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(names.dlx.as_str().into()),
+    );
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            args,
+        )
+        .await
+        .map_err(broker)?;
+    channel
+        .queue_bind(
+            queue.as_str().into(),
+            names.tasks.as_str().into(),
+            host.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker)?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await
+        .map_err(broker)?;
+    let consumer = channel
+        .basic_consume(
+            queue.as_str().into(),
+            format!("ferric-conductor-{host}").as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker)?;
+    Ok((conn, channel, consumer))
 }
 
 impl AmqpConsumer {
@@ -279,7 +390,7 @@ impl AmqpConsumer {
     /// at most `prefetch` unacknowledged tasks.
     ///
     /// # Errors
-    /// When the broker cannot be reached.
+    /// When the broker cannot be reached at start.
     pub async fn start(
         url: &str,
         prefix: &str,
@@ -287,82 +398,68 @@ impl AmqpConsumer {
         prefetch: u16,
     ) -> Result<(AmqpConsumer, mpsc::Receiver<Incoming>), QueueError> {
         let names = Names::new(prefix);
-        let (conn, channel) = open(url, &names).await?;
-        let queue = names.conductor_queue(host);
-        let mut args = FieldTable::default();
-        args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("quorum".into()),
-        );
-        args.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(names.dlx.as_str().into()),
-        );
-        channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..QueueDeclareOptions::default()
-                },
-                args,
-            )
-            .await
-            .map_err(broker)?;
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                names.tasks.as_str().into(),
-                host.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(broker)?;
-        channel
-            .basic_qos(prefetch, BasicQosOptions::default())
-            .await
-            .map_err(broker)?;
-        let mut consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                format!("ferric-conductor-{host}").as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(broker)?;
+        let first = subscribe(url, &names, host, prefetch).await?;
         let (tx, rx) = mpsc::channel(usize::from(prefetch.max(1)));
-        let reply_channel = channel.clone();
-        let dlx = names.dlx.clone();
-        tokio::spawn(async move {
-            while let Some(delivery) = consumer.next().await {
-                let Ok(delivery) = delivery else { continue };
-                let incoming = Incoming {
-                    payload: delivery.data.clone(),
-                    settle: Box::new(AmqpSettle {
-                        channel: reply_channel.clone(),
-                        dlx: dlx.clone(),
-                        delivery,
-                    }),
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stopped = stop.clone();
+        let (url, host) = (url.to_owned(), host.to_owned());
+        let task = tokio::spawn(async move {
+            let mut link = Some(first);
+            let mut backoff = Duration::from_millis(500);
+            loop {
+                let (conn, channel, mut consumer) = match link.take() {
+                    Some(link) => link,
+                    None => match subscribe(&url, &names, &host, prefetch).await {
+                        Ok(link) => {
+                            tracing::info!(conductor.hostname = %host, "reconnected to the broker");
+                            backoff = Duration::from_millis(500);
+                            link
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "broker unreachable; retrying");
+                            tokio::select! {
+                                () = stopped.cancelled() => return,
+                                () = tokio::time::sleep(backoff) => {}
+                            }
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                            continue;
+                        }
+                    },
                 };
-                if tx.send(incoming).await.is_err() {
-                    break;
+                loop {
+                    let delivery = tokio::select! {
+                        () = stopped.cancelled() => {
+                            let _ = channel.close(200, "conductor stopping".into()).await;
+                            let _ = conn.close(200, "conductor stopping".into()).await;
+                            return;
+                        }
+                        d = consumer.next() => d,
+                    };
+                    let Some(Ok(delivery)) = delivery else {
+                        tracing::warn!(conductor.hostname = %host, "lost the broker; reconnecting");
+                        break;
+                    };
+                    let incoming = Incoming {
+                        payload: delivery.data.clone(),
+                        settle: Box::new(AmqpSettle {
+                            channel: channel.clone(),
+                            dlx: names.dlx.clone(),
+                            delivery,
+                        }),
+                    };
+                    if tx.send(incoming).await.is_err() {
+                        return;
+                    }
                 }
             }
         });
-        Ok((
-            AmqpConsumer {
-                _conn: conn,
-                channel,
-            },
-            rx,
-        ))
+        Ok((AmqpConsumer { stop, task }, rx))
     }
 
     /// Stops consuming; unacknowledged tasks return to the queue.
     pub async fn close(self) {
-        let _ = self.channel.close(200, "conductor stopping".into()).await;
+        self.stop.cancel();
+        let _ = self.task.await;
     }
 }
 
