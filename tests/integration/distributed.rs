@@ -484,3 +484,26 @@ async fn the_api_answers_503_while_the_broker_is_down_and_both_sides_reconnect()
     assert_eq!(recovered, StatusCode::ACCEPTED);
     cluster.stop().await;
 }
+
+impl Drop for Cluster {
+    /// A test that panicked never reached `stop`: delete its queues anyway.
+    fn drop(&mut self) {
+        if self.api.is_none() {
+            return;
+        }
+        let names = Names::new(&self.prefix);
+        let mut queues: Vec<String> = self
+            .hosts
+            .iter()
+            .map(|h| names.conductor_queue(h))
+            .collect();
+        queues.push(names.dead.clone());
+        for queue in queues {
+            let _ = std::process::Command::new("rabbitmqctl")
+                .args(["-q", "delete_queue", &queue])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
