@@ -25,7 +25,7 @@ use crate::helpers::db::TestPg;
 use crate::helpers::wait_until;
 
 fn amqp_url() -> String {
-    std::env::var("FERRIC_TEST_AMQP_URL")
+    std::env::var("TEST_FERRIC_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
@@ -287,6 +287,8 @@ async fn malformed_and_unknown_tasks_are_dead_lettered_and_the_conductor_lives_o
 fn spawn_conductor_process(db_url: &str, prefix: &str, host: &str) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_ferric"))
         .arg("conductor")
+        // Only the settings below: nothing inherited from the test's environment.
+        .env_clear()
         .env("FERRIC_DATABASE__URL", db_url)
         .env("FERRIC_AMQP__URL", amqp_url())
         .env("FERRIC_AMQP__PREFIX", prefix)

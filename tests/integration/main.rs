@@ -1,7 +1,7 @@
 //! Ferric's one integration test binary: every test starts the real app
 //! (embedded mode, port 0) over its own database (a temporary SQLite file,
 //! or a fresh PostgreSQL database) and talks HTTP to it.
-// Tests unwrap freely and read their own FERRIC_TEST_* variables.
+// Tests unwrap freely and read their own TEST_FERRIC_* variables.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 mod api;

@@ -1,7 +1,7 @@
 //! The real `baremetal` CLI (python-ironicclient 6.3.0) and openstacksdk,
 //! from PyPI, drive Ferric exactly as an operator would drive Ironic.
 //!
-//! The clients live in a virtualenv at `$FERRIC_TEST_VENV` (default
+//! The clients live in a virtualenv at `$TEST_FERRIC_VENV` (default
 //! `<repo>/.venv`); the test creates it when it is missing.
 
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use crate::helpers::{spawn_app, wait_until};
 const IRONICCLIENT: &str = "python-ironicclient==6.3.0";
 
 fn venv() -> PathBuf {
-    std::env::var("FERRIC_TEST_VENV")
+    std::env::var("TEST_FERRIC_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv"))
 }

@@ -1,7 +1,7 @@
 //! `TestPg`: a fresh PostgreSQL database per test, dropped afterwards.
 //!
 //! The server is the machine's (127.0.0.1:5432, user postgres, trust auth),
-//! or `FERRIC_TEST_PG_URL` pointing at its maintenance database.
+//! or `TEST_FERRIC_PG_URL` pointing at its maintenance database.
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
@@ -12,7 +12,7 @@ pub struct TestPg {
 }
 
 fn admin_url() -> String {
-    std::env::var("FERRIC_TEST_PG_URL")
+    std::env::var("TEST_FERRIC_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
