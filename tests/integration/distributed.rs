@@ -106,6 +106,24 @@ impl Cluster {
         .await;
     }
 
+    /// Requests `target` for every node at once; returns the statuses.
+    async fn provision_all(&self, uuids: &[String], target: &str) -> Vec<StatusCode> {
+        let paths: Vec<String> = uuids
+            .iter()
+            .map(|u| format!("/v1/nodes/{u}/states/provision"))
+            .collect();
+        let body = json!({ "target": target });
+        join_all(
+            paths
+                .iter()
+                .map(|p| self.send(reqwest::Method::PUT, p, Some(body.clone()))),
+        )
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect()
+    }
+
     /// Stops everything and deletes this test's exchanges and queues.
     async fn stop(mut self) {
         if let Some(api) = self.api.take() {
@@ -170,17 +188,9 @@ async fn three_conductors_share_nodes_by_the_ring_and_deploy_them() {
         ("provide", "available"),
         ("active", "active"),
     ] {
-        let paths: Vec<String> = uuids
-            .iter()
-            .map(|u| format!("/v1/nodes/{u}/states/provision"))
-            .collect();
-        let replies =
-            join_all(paths.iter().map(|path| {
-                cluster.send(reqwest::Method::PUT, path, Some(json!({"target": target})))
-            }))
-            .await;
+        let replies = cluster.provision_all(&uuids, target).await;
         assert!(
-            replies.iter().all(|(s, _)| *s == StatusCode::ACCEPTED),
+            replies.iter().all(|s| *s == StatusCode::ACCEPTED),
             "{target}: {replies:?}"
         );
         for u in &uuids {
@@ -356,28 +366,14 @@ async fn a_conductor_killed_mid_deploy_has_its_nodes_taken_over() {
         .iter()
         .filter(|u| ring.owner(u.as_bytes()) == Some(hosts[0].as_str()))
         .collect();
-    let paths: Vec<String> = uuids
-        .iter()
-        .map(|u| format!("/v1/nodes/{u}/states/provision"))
-        .collect();
     for (target, state) in [("manage", "manageable"), ("provide", "available")] {
-        join_all(
-            paths
-                .iter()
-                .map(|p| cluster.send(reqwest::Method::PUT, p, Some(json!({"target": target})))),
-        )
-        .await;
+        cluster.provision_all(&uuids, target).await;
         for u in &uuids {
             cluster.wait_state(u, state).await;
         }
     }
 
-    let deploys = join_all(
-        paths
-            .iter()
-            .map(|p| cluster.send(reqwest::Method::PUT, p, Some(json!({"target": "active"})))),
-    )
-    .await;
+    let deploys = cluster.provision_all(&uuids, "active").await;
     victim.start_kill().unwrap();
     victim.wait().await.unwrap();
     let settled = wait_until(Duration::from_secs(40), "every node to settle after the kill", || async {
@@ -398,7 +394,7 @@ async fn a_conductor_killed_mid_deploy_has_its_nodes_taken_over() {
     .await;
 
     assert!(
-        deploys.iter().all(|(s, _)| *s == StatusCode::ACCEPTED),
+        deploys.iter().all(|s| *s == StatusCode::ACCEPTED),
         "{deploys:?}"
     );
     assert!(!victims.is_empty(), "the ring gave the victim some nodes");
