@@ -127,16 +127,19 @@ pub fn pagination(
     })
 }
 
-/// The `next` link: Ironic echoes sort_key, sort_dir, fields (if any), then
-/// the filters, limit and marker.
+/// The `next` link, present only when `n_rows` filled the page (Ironic's
+/// rule, even when nothing follows). Ironic echoes sort_key, sort_dir,
+/// fields (if any), then the filters, limit and marker.
 pub fn next_link(
     base: &str,
     path: &str,
     pagination: &Pagination,
     fields: Option<&[String]>,
     filters: &[(&str, String)],
-    last_marker: &str,
-) -> String {
+    n_rows: usize,
+    last_marker: Option<&str>,
+) -> Option<String> {
+    let last_marker = last_marker.filter(|_| n_rows as i64 == pagination.page.limit)?;
     let mut q = format!(
         "sort_key={}&sort_dir={}",
         percent_encode(&pagination.page.sort_key),
@@ -157,7 +160,21 @@ pub fn next_link(
         pagination.page.limit,
         percent_encode(last_marker)
     ));
-    format!("{base}/v1/{path}?{q}")
+    Some(format!("{base}/v1/{path}?{q}"))
+}
+
+/// A list body: `{"<key>": [...]}` plus `next` when there is one.
+pub fn collection(
+    key: &str,
+    items: Vec<serde_json::Value>,
+    next: Option<String>,
+) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    out.insert(key.to_owned(), serde_json::Value::Array(items));
+    if let Some(next) = next {
+        out.insert("next".into(), serde_json::Value::String(next));
+    }
+    serde_json::Value::Object(out)
 }
 
 /// What a list returns: full bodies (`detail`) or these fields.

@@ -101,7 +101,7 @@ async fn list_chassis(
 ) -> Result<HttpResponse, ApiError> {
     let query = parse_query(req.query_string());
     let shape = pagination::list_shape(&query, version, detail_path, &DEFAULT_LIST_FIELDS)?;
-    let (detail, fields) = (shape.detail, shape.fields);
+    let fields = shape.fields;
     let pagination =
         pagination::pagination(&query, state.settings.api.max_limit, &["id"], &["extra"])?;
     let marker = match &pagination.marker {
@@ -118,23 +118,22 @@ async fn list_chassis(
         .iter()
         .map(|c| chassis_body(c, &base, fields.as_deref()))
         .collect();
-    let mut out = Map::new();
-    out.insert("chassis".into(), Value::Array(items));
-    if rows.len() as i64 == pagination.page.limit
-        && let Some(last) = rows.last()
-    {
-        let path = if detail_path {
-            "chassis/detail"
-        } else {
-            "chassis"
-        };
-        let echo = if detail { None } else { fields.as_deref() };
-        out.insert(
-            "next".into(),
-            json!(next_link(&base, path, &pagination, echo, &[], &last.uuid)),
-        );
-    }
-    Ok(HttpResponse::Ok().json(Value::Object(out)))
+    let path = if detail_path {
+        "chassis/detail"
+    } else {
+        "chassis"
+    };
+    let last = rows.last().map(|c| c.uuid.as_str());
+    let next = next_link(
+        &base,
+        path,
+        &pagination,
+        fields.as_deref(),
+        &[],
+        rows.len(),
+        last,
+    );
+    Ok(HttpResponse::Ok().json(pagination::collection("chassis", items, next)))
 }
 
 pub async fn list(

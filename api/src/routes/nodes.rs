@@ -729,26 +729,21 @@ async fn list_nodes(
         };
         items.push(node_body(node, &ctx, fields.as_deref()));
     }
-    let mut out = Map::new();
-    out.insert("nodes".into(), Value::Array(items));
-    if nodes.len() as i64 == pagination.page.limit
-        && let Some(last) = nodes.last()
-        && !query.contains_key("instance_uuid")
-    {
-        let echo_fields = if detail { None } else { fields.as_deref() };
-        out.insert(
-            "next".into(),
-            json!(next_link(
-                &base,
-                path,
-                &pagination,
-                echo_fields,
-                &echo,
-                &last.uuid
-            )),
-        );
-    }
-    Ok(HttpResponse::Ok().json(Value::Object(out)))
+    // Ironic never pages a list filtered by instance_uuid.
+    let last = nodes
+        .last()
+        .map(|n| n.uuid.as_str())
+        .filter(|_| !query.contains_key("instance_uuid"));
+    let next = next_link(
+        &base,
+        path,
+        &pagination,
+        fields.as_deref(),
+        &echo,
+        nodes.len(),
+        last,
+    );
+    Ok(HttpResponse::Ok().json(pagination::collection("nodes", items, next)))
 }
 
 pub async fn list(

@@ -251,7 +251,7 @@ async fn list_ports(
     {
         check_fields(f, version)?;
     }
-    let (detail, fields) = (shape.detail, shape.fields);
+    let fields = shape.fields;
     let pagination = pagination::pagination(
         &query,
         state.settings.api.max_limit,
@@ -317,25 +317,17 @@ async fn list_ports(
             port_body(p, &node_uuid, &base, version, fields.as_deref())
         })
         .collect();
-    let mut out = Map::new();
-    out.insert("ports".into(), Value::Array(items));
-    if ports.len() as i64 == pagination.page.limit
-        && let Some(last) = ports.last()
-    {
-        let echo_fields = if detail { None } else { fields.as_deref() };
-        out.insert(
-            "next".into(),
-            json!(next_link(
-                &base,
-                path,
-                &pagination,
-                echo_fields,
-                &[],
-                &last.uuid
-            )),
-        );
-    }
-    Ok(HttpResponse::Ok().json(Value::Object(out)))
+    let last = ports.last().map(|p| p.uuid.as_str());
+    let next = next_link(
+        &base,
+        path,
+        &pagination,
+        fields.as_deref(),
+        &[],
+        ports.len(),
+        last,
+    );
+    Ok(HttpResponse::Ok().json(pagination::collection("ports", items, next)))
 }
 
 pub async fn list(
