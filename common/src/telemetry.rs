@@ -4,6 +4,8 @@
 //! [`spawn_blocking`], which re-enters the caller's span so logs and traces
 //! stay attached to the request that caused them.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -15,7 +17,12 @@ pub fn init(default_filter: &str) {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                // Colours for a terminal only, never in a file or a pipe.
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .try_init();
 }
 

@@ -9,6 +9,7 @@
 
 pub mod drivers;
 pub mod membership;
+pub mod periodic;
 pub mod reservation;
 pub mod service;
 pub mod takeover;

@@ -1,5 +1,5 @@
-//! `Conductor::start`: registers, sweeps, heartbeats and consumes tasks until
-//! shut down, then drains and deregisters.
+//! `Conductor::start`: registers, sweeps, heartbeats, runs the periodic
+//! passes and consumes tasks until shut down, then drains and deregisters.
 //!
 //! Shutdown order (kube's graceful shutdown): stop consuming, let running
 //! tasks finish within `graceful_shutdown_timeout_secs`, release this host's
@@ -16,6 +16,7 @@ use ferric_common::db::{Db, DbError};
 use ferric_common::queue::Incoming;
 use ferric_common::queue::amqp::AmqpConsumer;
 use ferric_common::queue::local::LocalQueue;
+use ferric_common::queue::reroute::Rerouter;
 use ferric_proto::v1::Task;
 use futures_util::FutureExt;
 use prost::Message;
@@ -25,6 +26,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::membership;
+use crate::periodic::Periodic;
 use crate::tasks::{self, Context};
 
 /// Errors that stop a conductor from starting.
@@ -84,7 +86,7 @@ pub async fn start_local(
     queue: LocalQueue,
 ) -> Result<ConductorHandle, StartError> {
     let incoming = queue.consume(&host);
-    start(settings, host, db, incoming, Source::Local(queue)).await
+    start(settings, host, db, incoming, Source::Local(queue), None).await
 }
 
 /// Starts a conductor named `host` consuming its RabbitMQ queue at `url`
@@ -107,6 +109,7 @@ pub async fn start_amqp(
         db,
         incoming,
         Source::Amqp(Box::new(consumer)),
+        Some(Rerouter::new(url, prefix)),
     )
     .await
 }
@@ -117,6 +120,7 @@ async fn start(
     db: Db,
     deliveries: mpsc::Receiver<Incoming>,
     source: Source,
+    rerouter: Option<Rerouter>,
 ) -> Result<ConductorHandle, StartError> {
     let registration = membership::registration(
         &host,
@@ -142,13 +146,14 @@ async fn start(
         Duration::from_secs(settings.heartbeat_interval_secs),
         stop.clone(),
     ));
-    let takeover = tokio::spawn(crate::takeover::run(
-        db.clone(),
-        host.clone(),
-        Duration::from_secs(settings.check_provision_state_interval_secs),
-        Duration::from_secs(settings.heartbeat_timeout_secs),
-        stop.clone(),
-    ));
+    let periodic = Periodic {
+        db: db.clone(),
+        host: host.clone(),
+        interval: Duration::from_secs(settings.check_provision_state_interval_secs),
+        heartbeat_timeout: Duration::from_secs(settings.heartbeat_timeout_secs),
+        rerouter,
+    };
+    let periodic = tokio::spawn(periodic.run(stop.clone()));
     let stop2 = stop.clone();
     let host2 = host.clone();
     let done = tokio::spawn(async move {
@@ -160,7 +165,7 @@ async fn start(
             tracing::warn!("tasks still running after the graceful shutdown timeout");
         }
         let _ = heartbeat.await;
-        let _ = takeover.await;
+        let _ = periodic.await;
         let h = host2.clone();
         let result = db
             .run(move |conn| {

@@ -1,6 +1,6 @@
 //! Takeover: nodes whose lock is held by a dead conductor move to their new
-//! owner by the ring. Every `check_provision_state_interval_secs` a conductor
-//! looks for such nodes that it now owns, clears the dead holder's lock, and
+//! owner by the ring. On every periodic pass ([`crate::periodic`]) a
+//! conductor looks for such nodes that it now owns, clears the dead holder's lock, and
 //! settles the node as Ironic's `_check_orphan_nodes` does: a node stuck in
 //! a transient state that cannot be resumed goes to its failed state with
 //! `last_error` "Operation was aborted due to conductor take over", and a
@@ -16,33 +16,9 @@ use ferric_common::cluster::ClusterView;
 use ferric_common::db::models::node::{Node, StateChange};
 use ferric_common::db::{Db, DbError};
 use ferric_common::states::{Event, ProvisionState};
-use tokio_util::sync::CancellationToken;
 
 /// Ironic's `last_error` for an operation its conductor died in.
 pub const TAKEOVER_ERROR: &str = "Operation was aborted due to conductor take over";
-
-/// Runs takeover checks every `interval` until `stop`.
-pub async fn run(
-    db: Db,
-    host: String,
-    interval: Duration,
-    heartbeat_timeout: Duration,
-    stop: CancellationToken,
-) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        match take_over_orphans(&db, &host, heartbeat_timeout).await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(count = n, "took over nodes of dead conductors"),
-            Err(e) => tracing::warn!(error = %e, "takeover check failed; will retry"),
-        }
-    }
-}
 
 /// One takeover pass; returns how many nodes were taken over.
 ///

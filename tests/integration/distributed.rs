@@ -293,33 +293,94 @@ async fn malformed_and_unknown_tasks_are_dead_lettered_and_the_conductor_lives_o
     cluster.stop().await;
 }
 
-/// A `ferric conductor` process of the real binary.
-fn spawn_conductor_process(db_url: &str, prefix: &str, host: &str) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_ferric"))
-        .arg("conductor")
-        // Only the settings below: nothing inherited from the test's environment.
-        .env_clear()
-        .env("FERRIC_DATABASE__URL", db_url)
-        .env("FERRIC_AMQP__URL", amqp_url())
-        .env("FERRIC_AMQP__PREFIX", prefix)
-        .env("FERRIC_CONDUCTOR__HOST", host)
-        .env("FERRIC_CONDUCTOR__HEARTBEAT_INTERVAL_SECS", "1")
-        .env("FERRIC_CONDUCTOR__HEARTBEAT_TIMEOUT_SECS", "3")
-        .env("FERRIC_CONDUCTOR__CHECK_PROVISION_STATE_INTERVAL_SECS", "1")
-        .env("FERRIC_CONDUCTOR__FAKE_STEP_DELAY_MS", "2500")
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the ferric binary starts")
+/// A `ferric conductor` process of the real binary, its stderr collected.
+struct ConductorProcess {
+    child: tokio::process::Child,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
+impl ConductorProcess {
+    fn spawn(db_url: &str, prefix: &str, host: &str, step_delay_ms: u64) -> ConductorProcess {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferric"))
+            .arg("conductor")
+            // Only the settings below: nothing inherited from the test's environment.
+            .env_clear()
+            .env("FERRIC_DATABASE__URL", db_url)
+            .env("FERRIC_AMQP__URL", amqp_url())
+            .env("FERRIC_AMQP__PREFIX", prefix)
+            .env("FERRIC_CONDUCTOR__HOST", host)
+            .env("FERRIC_CONDUCTOR__HEARTBEAT_INTERVAL_SECS", "1")
+            .env("FERRIC_CONDUCTOR__HEARTBEAT_TIMEOUT_SECS", "3")
+            .env("FERRIC_CONDUCTOR__CHECK_PROVISION_STATE_INTERVAL_SECS", "1")
+            .env(
+                "FERRIC_CONDUCTOR__FAKE_STEP_DELAY_MS",
+                step_delay_ms.to_string(),
+            )
+            .env("RUST_LOG", "warn")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the ferric binary starts");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        ConductorProcess { child, log }
+    }
+
+    async fn kill(&mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+
+    /// The sum of `moved=N` over this conductor's "drained" log lines.
+    fn tasks_rerouted(&self) -> usize {
+        let log = self.log.lock().unwrap();
+        log.lines()
+            .filter(|l| l.contains("drained a dead conductor's queue"))
+            .filter_map(|l| {
+                let (_, rest) = l.split_once("moved=")?;
+                rest.split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .sum()
+    }
+}
+
+/// A number from a TEST_FERRIC_* variable, or `default`.
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// DESIGN §11: SIGKILL one of three conductor processes during a 100-node
+/// deploy. The nodes it was deploying fail as Ironic's takeover does; the
+/// deploy requests still in its queue are re-routed to the new owners and
+/// answered 202; every node ends `active` or `deploy failed` with
+/// `last_error`, unlocked, owned by a survivor. Node count and fake step
+/// delay: TEST_FERRIC_KILL_NODES (100), TEST_FERRIC_KILL_STEP_MS (3000).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_conductor_killed_mid_deploy_has_its_nodes_taken_over() {
+async fn a_conductor_killed_mid_deploy_has_its_nodes_taken_over_and_its_queue_rerouted() {
+    let n_nodes = env_or("TEST_FERRIC_KILL_NODES", 100);
+    let step_ms = env_or("TEST_FERRIC_KILL_STEP_MS", 3000);
     let pg = TestPg::new();
     let prefix = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let hosts = [format!("{prefix}c-0"), format!("{prefix}c-1")];
-    let mut victim = spawn_conductor_process(&pg.url, &prefix, &hosts[0]);
-    let mut survivor = spawn_conductor_process(&pg.url, &prefix, &hosts[1]);
+    let hosts: Vec<String> = (0..3).map(|i| format!("{prefix}c-{i}")).collect();
+    let mut processes: Vec<ConductorProcess> = hosts
+        .iter()
+        .map(|h| ConductorProcess::spawn(&pg.url, &prefix, h, step_ms))
+        .collect();
     let mut settings = Settings::default();
     settings.database.url = Some(SecretString::from(pg.url.clone()));
     settings.amqp.prefix = prefix.clone();
@@ -335,24 +396,28 @@ async fn a_conductor_killed_mid_deploy_has_its_nodes_taken_over() {
             .build()
             .unwrap(),
         prefix: prefix.clone(),
-        hosts: hosts.to_vec(),
+        hosts: hosts.clone(),
         api: Some(api),
         conductors: Vec::new(),
         _pg: pg,
     };
-    wait_until(Duration::from_secs(30), "both conductors alive", || async {
-        let (_, c) = cluster
-            .send(reqwest::Method::GET, "/v1/conductors", None)
-            .await;
-        let alive = c["conductors"]
-            .as_array()
-            .map_or(0, |a| a.iter().filter(|c| c["alive"] == true).count());
-        (alive == 2).then_some(())
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "three conductors alive",
+        || async {
+            let (_, c) = cluster
+                .send(reqwest::Method::GET, "/v1/conductors", None)
+                .await;
+            let alive = c["conductors"]
+                .as_array()
+                .map_or(0, |a| a.iter().filter(|c| c["alive"] == true).count());
+            (alive == 3).then_some(())
+        },
+    )
     .await;
     let ring = HashRing::new(&hosts, DEFAULT_PARTITIONS);
     let mut uuids = Vec::new();
-    for i in 0..12 {
+    for i in 0..n_nodes {
         let (_, node) = cluster
             .send(
                 reqwest::Method::POST,
@@ -362,45 +427,101 @@ async fn a_conductor_killed_mid_deploy_has_its_nodes_taken_over() {
             .await;
         uuids.push(node["uuid"].as_str().unwrap().to_owned());
     }
-    let victims: Vec<&String> = uuids
-        .iter()
-        .filter(|u| ring.owner(u.as_bytes()) == Some(hosts[0].as_str()))
-        .collect();
     for (target, state) in [("manage", "manageable"), ("provide", "available")] {
         cluster.provision_all(&uuids, target).await;
         for u in &uuids {
             cluster.wait_state(u, state).await;
         }
     }
+    let (victims, survivors): (Vec<String>, Vec<String>) = uuids
+        .iter()
+        .cloned()
+        .partition(|u| ring.owner(u.as_bytes()) == Some(hosts[0].as_str()));
+    let (deploying, queued) = victims.split_at(victims.len() / 2);
+    let mut first: Vec<String> = survivors.clone();
+    first.extend_from_slice(deploying);
 
-    let deploys = cluster.provision_all(&uuids, "active").await;
-    victim.start_kill().unwrap();
-    victim.wait().await.unwrap();
-    let settled = wait_until(Duration::from_secs(40), "every node to settle after the kill", || async {
-        let (_, list) = cluster
-            .send(reqwest::Method::GET, "/v1/nodes/detail", None)
-            .await;
-        let nodes = list["nodes"].as_array().cloned().unwrap_or_default();
-        nodes
-            .iter()
-            .all(|n| {
-                n["reservation"].is_null()
-                    && ["active", "deploy failed"].contains(&n["provision_state"].as_str().unwrap_or_default())
+    // Deploying: accepted by the victim, mid-flow when it dies.
+    let first_replies = cluster.provision_all(&first, "active").await;
+    processes[0].kill().await;
+    let killed_at = std::time::Instant::now();
+    // Queued: sent to the victim's queue before anyone notices it is dead.
+    let queued_replies = cluster.provision_all(queued, "active").await;
+    let settled = wait_until(
+        Duration::from_secs(90),
+        "every node to settle after the kill",
+        || async {
+            let (_, list) = cluster
+                .send(reqwest::Method::GET, "/v1/nodes/detail", None)
+                .await;
+            let nodes = list["nodes"].as_array().cloned().unwrap_or_default();
+            (nodes.len() == uuids.len()
+                && nodes.iter().all(|n| {
+                    n["reservation"].is_null()
+                    && ["active", "deploy failed"]
+                        .contains(&n["provision_state"].as_str().unwrap_or_default())
                     // The API's view of the ring catches up within its cache age.
-                    && n["conductor"] == hosts[1].as_str()
-            })
+                    && n["conductor"] != hosts[0].as_str()
+                }))
             .then_some(nodes)
-    })
+        },
+    )
     .await;
+    let settle_time = killed_at.elapsed();
+    let rerouted: usize = processes[1..]
+        .iter()
+        .map(ConductorProcess::tasks_rerouted)
+        .sum();
+    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let left = conn
+        .create_channel()
+        .await
+        .unwrap()
+        .queue_declare(
+            Names::new(&prefix)
+                .conductor_queue(&hosts[0])
+                .as_str()
+                .into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap()
+        .message_count();
+    eprintln!(
+        "kill test: {n_nodes} nodes, step delay {step_ms} ms; the killed conductor had {} \
+         ({} deploying, {} queued, {rerouted} re-routed); every node settled {settle_time:?} \
+         after the kill; accepted tasks lost: 0",
+        victims.len(),
+        deploying.len(),
+        queued.len()
+    );
 
     assert!(
-        deploys.iter().all(|s| *s == StatusCode::ACCEPTED),
-        "{deploys:?}"
+        !deploying.is_empty() && !queued.is_empty(),
+        "the ring gave the victim nodes"
     );
-    assert!(!victims.is_empty(), "the ring gave the victim some nodes");
+    assert!(
+        first_replies
+            .iter()
+            .chain(&queued_replies)
+            .all(|s| *s == StatusCode::ACCEPTED),
+        "{first_replies:?} {queued_replies:?}"
+    );
+    assert_eq!(
+        rerouted,
+        queued.len(),
+        "the victim's queued tasks moved to the survivors"
+    );
+    assert_eq!(left, 0, "nothing left in the victim's queue");
     for node in &settled {
         let uuid = node["uuid"].as_str().unwrap().to_owned();
-        if victims.contains(&&uuid) {
+        if deploying.contains(&uuid) {
             assert_eq!(node["provision_state"], "deploy failed", "{node}");
             assert_eq!(
                 node["last_error"],
@@ -410,8 +531,9 @@ async fn a_conductor_killed_mid_deploy_has_its_nodes_taken_over() {
             assert_eq!(node["provision_state"], "active", "{node}");
         }
     }
-    survivor.start_kill().unwrap();
-    survivor.wait().await.unwrap();
+    for p in &mut processes[1..] {
+        p.kill().await;
+    }
     cluster.stop().await;
 }
 

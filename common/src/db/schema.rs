@@ -231,6 +231,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    task_receipts (task_id) {
+        task_id -> Text,
+        node_id -> Integer,
+        conductor -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(conductor_hardware_interfaces -> conductors (conductor_id));
 diesel::joinable!(nodes -> chassis (chassis_id));
 diesel::joinable!(ports -> nodes (node_id));
@@ -253,4 +262,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     node_history,
     deploy_templates,
     deploy_template_steps,
+    task_receipts,
 );

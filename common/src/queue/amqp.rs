@@ -60,12 +60,12 @@ impl Names {
     }
 }
 
-fn broker(e: lapin::Error) -> QueueError {
+pub(crate) fn broker(e: lapin::Error) -> QueueError {
     QueueError::Broker(e.to_string())
 }
 
 /// Connects and declares the shared topology on a fresh channel.
-async fn open(url: &str, names: &Names) -> Result<(Connection, Channel), QueueError> {
+pub(crate) async fn open(url: &str, names: &Names) -> Result<(Connection, Channel), QueueError> {
     let conn = Connection::connect(url, ConnectionProperties::default())
         .await
         .map_err(broker)?;
@@ -507,32 +507,37 @@ impl Settle for AmqpSettle {
     fn dead_letter(self: Box<Self>, reason: String) -> QueueFuture<'static, ()> {
         Box::pin(async move {
             tracing::warn!(%reason, "task dead-lettered");
-            let mut headers = self
-                .delivery
-                .properties
-                .headers()
-                .clone()
-                .unwrap_or_default();
-            headers.insert(
-                "x-ferric-reason".into(),
-                AMQPValue::LongString(reason.as_str().into()),
-            );
-            let published = self
-                .channel
-                .basic_publish(
-                    self.dlx.as_str().into(),
-                    self.delivery.routing_key.clone(),
-                    BasicPublishOptions::default(),
-                    &self.delivery.data,
-                    self.delivery.properties.clone().with_headers(headers),
-                )
-                .await;
-            if let Err(e) = published {
-                tracing::warn!(error = %e, "could not dead-letter a task");
-            }
-            if let Err(e) = self.delivery.acker.ack(BasicAckOptions::default()).await {
-                tracing::warn!(error = %e, "could not acknowledge a task");
-            }
+            dead_letter(&self.channel, &self.dlx, &self.delivery, &reason).await;
         })
+    }
+}
+
+/// Republishes `delivery` to the dead-letter exchange `dlx` with `reason`
+/// in the `x-ferric-reason` header, then acknowledges it.
+pub(crate) async fn dead_letter(
+    channel: &Channel,
+    dlx: &str,
+    delivery: &lapin::message::Delivery,
+    reason: &str,
+) {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert(
+        "x-ferric-reason".into(),
+        AMQPValue::LongString(reason.into()),
+    );
+    let published = channel
+        .basic_publish(
+            dlx.into(),
+            delivery.routing_key.clone(),
+            BasicPublishOptions::default(),
+            &delivery.data,
+            delivery.properties.clone().with_headers(headers),
+        )
+        .await;
+    if let Err(e) = published {
+        tracing::warn!(error = %e, "could not dead-letter a task");
+    }
+    if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+        tracing::warn!(error = %e, "could not acknowledge a task");
     }
 }

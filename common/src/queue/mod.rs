@@ -8,6 +8,7 @@
 
 pub mod amqp;
 pub mod local;
+pub mod reroute;
 
 use std::future::Future;
 use std::pin::Pin;

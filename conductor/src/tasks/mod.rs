@@ -11,7 +11,8 @@ pub mod power;
 pub mod provision;
 
 use ferric_common::config::ConductorSettings;
-use ferric_common::db::models::node::Node;
+use ferric_common::db::models::node::{Node, StateChange};
+use ferric_common::db::models::receipt::TaskReceipt;
 use ferric_common::db::{Db, DbError};
 use ferric_proto::v1::task::Kind;
 use ferric_proto::v1::{Accepted, RefusalKind, Refused, Task, TaskReply, task_reply::Outcome};
@@ -39,12 +40,33 @@ pub enum TaskError {
     LockLost(String),
 }
 
-/// Runs one decoded task.
+/// Runs one decoded task. A task that changes state and was already
+/// accepted (a redelivery) is answered `Accepted` again without acting.
 pub async fn handle(ctx: &Context, task: Task) -> TaskReply {
     let task_id = task.task_id.clone();
+    let changes_state = matches!(task.kind, Some(Kind::Provision(_) | Kind::Power(_)));
+    if changes_state {
+        match already_accepted(ctx, &task_id).await {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::info!("task already accepted; redelivery ignored");
+                let mut reply = accepted();
+                reply.task_id = task_id;
+                return reply;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not check the task's receipt");
+                let mut reply = refused(RefusalKind::Temporary, format!("Conductor error: {e}"));
+                reply.task_id = task_id;
+                return reply;
+            }
+        }
+    }
     let result = match task.kind {
-        Some(Kind::Provision(action)) => provision::handle(ctx, &task.node_uuid, action).await,
-        Some(Kind::Power(action)) => power::handle(ctx, &task.node_uuid, action).await,
+        Some(Kind::Provision(action)) => {
+            provision::handle(ctx, &task.node_uuid, &task_id, action).await
+        }
+        Some(Kind::Power(action)) => power::handle(ctx, &task.node_uuid, &task_id, action).await,
         Some(Kind::SetBootDevice(request)) => {
             management::set_boot_device(ctx, &task.node_uuid, request).await
         }
@@ -61,6 +83,39 @@ pub async fn handle(ctx: &Context, task: Task) -> TaskReply {
     });
     reply.task_id = task_id;
     reply
+}
+
+async fn already_accepted(ctx: &Context, task_id: &str) -> Result<bool, DbError> {
+    if task_id.is_empty() {
+        return Ok(false);
+    }
+    let task_id = task_id.to_owned();
+    ctx.db
+        .run(move |conn| TaskReceipt::exists(conn, &task_id))
+        .await
+}
+
+/// Commits the change that starts task `task_id` on a node this conductor
+/// holds, with the task's receipt.
+///
+/// # Errors
+/// [`TaskError::LockLost`] when the node is no longer reserved by this host.
+pub async fn commit_start(
+    ctx: &Context,
+    node_id: i32,
+    task_id: &str,
+    change: StateChange,
+) -> Result<(), TaskError> {
+    let (host, task_id) = (ctx.host.clone(), task_id.to_owned());
+    let written = ctx
+        .db
+        .run(move |conn| TaskReceipt::commit_start(conn, node_id, &host, &change, &task_id))
+        .await?;
+    if written {
+        Ok(())
+    } else {
+        Err(TaskError::LockLost(node_id.to_string()))
+    }
 }
 
 pub fn accepted() -> TaskReply {

@@ -6,11 +6,14 @@ use ferric_common::states::power;
 use ferric_proto::v1::{PowerAction, RefusalKind, TaskReply};
 use serde_json::Value;
 
-use crate::tasks::{Context, TaskError, accepted, load_node, lock_node, node_not_found, refused};
+use crate::tasks::{
+    Context, TaskError, accepted, commit_start, load_node, lock_node, node_not_found, refused,
+};
 
 pub async fn handle(
     ctx: &Context,
     node_uuid: &str,
+    task_id: &str,
     action: PowerAction,
 ) -> Result<TaskReply, TaskError> {
     let Some(node) = load_node(ctx, node_uuid).await? else {
@@ -38,14 +41,9 @@ pub async fn handle(
         last_error: Some(None),
         ..StateChange::default()
     };
-    let (host, id) = (ctx.host.clone(), node.id);
-    if let Err(e) = ctx
-        .db
-        .run(move |conn| Node::write_state(conn, id, &host, &change))
-        .await
-    {
+    if let Err(e) = commit_start(ctx, node.id, task_id, change).await {
         let _ = lock.release().await;
-        return Err(e.into());
+        return Err(e);
     }
     let ctx2 = ctx.clone();
     ctx.tracker.spawn(async move {

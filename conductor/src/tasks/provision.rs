@@ -12,11 +12,14 @@ use ferric_common::states::{Event, ProvisionState, Verb};
 use ferric_proto::v1::{ProvisionAction, RefusalKind, TaskReply};
 use serde_json::{Map, Value};
 
-use crate::tasks::{Context, TaskError, accepted, load_node, lock_node, node_not_found, refused};
+use crate::tasks::{
+    Context, TaskError, accepted, commit_start, load_node, lock_node, node_not_found, refused,
+};
 
 pub async fn handle(
     ctx: &Context,
     node_uuid: &str,
+    task_id: &str,
     action: ProvisionAction,
 ) -> Result<TaskReply, TaskError> {
     let Ok(verb) = action.verb.parse::<Verb>() else {
@@ -36,7 +39,7 @@ pub async fn handle(
         let _ = lock.release().await;
         return Ok(node_not_found(node_uuid));
     };
-    match begin(ctx, &node, verb, &action).await {
+    match begin(ctx, &node, task_id, verb, &action).await {
         Ok(Begin::Refused(reply)) => {
             let _ = lock.release().await;
             Ok(reply)
@@ -80,6 +83,7 @@ enum Begin {
 async fn begin(
     ctx: &Context,
     node: &Node,
+    task_id: &str,
     verb: Verb,
     action: &ProvisionAction,
 ) -> Result<Begin, TaskError> {
@@ -140,7 +144,7 @@ async fn begin(
     if next == ProvisionState::Inspecting {
         change.clean_step = None;
     }
-    write(ctx, node.id, change).await?;
+    commit_start(ctx, node.id, task_id, change).await?;
     if next.is_stable() {
         Ok(Begin::Done)
     } else {

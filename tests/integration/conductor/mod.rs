@@ -4,4 +4,5 @@
 mod dead_letter;
 mod lifecycle;
 mod locking;
+mod redelivery;
 mod restart;

@@ -6,6 +6,7 @@ pub mod chassis;
 pub mod conductor;
 pub mod node;
 pub mod port;
+pub mod receipt;
 
 /// The backend type of [`super::AnyConnection`], for boxed queries.
 pub type AnyBackend = <super::AnyConnection as diesel::Connection>::Backend;

@@ -1,0 +1,121 @@
+//! The conductor's periodic work, one pass every
+//! `check_provision_state_interval_secs` until shutdown:
+//! - takeover of nodes locked by dead conductors ([`crate::takeover`]);
+//! - in the distributed mode, the tasks left in the queues of conductors
+//!   that died (or stopped) recently move to the nodes' new owners
+//!   ([`Rerouter`]), so their callers, still waiting, get an answer;
+//! - task receipts past their retention are pruned.
+//!
+//! Invariant: a pass acts only on what this conductor owns by the ring
+//! (takeover) or on messages whose callers still wait (re-routing); a failed
+//! pass changes nothing half-way and the next one retries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferric_common::cluster::ClusterView;
+use ferric_common::db::models::node::Node;
+use ferric_common::db::models::receipt::TaskReceipt;
+use ferric_common::db::{Db, DbError};
+use ferric_common::queue::reroute::Rerouter;
+use ferric_proto::v1::Task;
+use tokio_util::sync::CancellationToken;
+
+use crate::takeover;
+
+/// How long after its last heartbeat a dead conductor's queue is still
+/// drained: far past any task's expiration.
+const DRAIN_WINDOW: Duration = Duration::from_secs(600);
+
+/// What a pass needs.
+pub struct Periodic {
+    pub db: Db,
+    pub host: String,
+    pub interval: Duration,
+    pub heartbeat_timeout: Duration,
+    /// `None` in the embedded mode (no other conductor's queue to drain).
+    pub rerouter: Option<Rerouter>,
+}
+
+impl Periodic {
+    /// Runs a pass every `interval` until `stop`.
+    pub async fn run(mut self, stop: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            self.pass().await;
+        }
+    }
+
+    async fn pass(&mut self) {
+        match takeover::take_over_orphans(&self.db, &self.host, self.heartbeat_timeout).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(count = n, "took over nodes of dead conductors"),
+            Err(e) => tracing::warn!(error = %e, "takeover check failed; will retry"),
+        }
+        if let Err(e) = self.reroute().await {
+            tracing::warn!(error = %e, "re-routing check failed; will retry");
+        }
+        match self.db.run(TaskReceipt::prune).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(count = n, "pruned task receipts"),
+            Err(e) => tracing::warn!(error = %e, "could not prune task receipts"),
+        }
+    }
+
+    /// Drains the queues of conductors that stopped heartbeating within
+    /// [`DRAIN_WINDOW`].
+    async fn reroute(&mut self) -> Result<(), DbError> {
+        let Some(rerouter) = self.rerouter.as_mut() else {
+            return Ok(());
+        };
+        let timeout = self.heartbeat_timeout;
+        let view = self
+            .db
+            .run(move |conn| ClusterView::load(conn, timeout))
+            .await?;
+        let window = chrono::Duration::from_std(DRAIN_WINDOW + timeout).unwrap_or_default();
+        let since = ferric_common::db::now() - window;
+        let dead: Vec<String> = view
+            .conductors()
+            .iter()
+            .filter(|c| !view.is_alive(&c.hostname) && c.updated_at.is_some_and(|t| t > since))
+            .map(|c| c.hostname.clone())
+            .collect();
+        let view = Arc::new(view);
+        for host in dead {
+            let owner_of =
+                |task: &Task| owner_of(self.db.clone(), view.clone(), task.node_uuid.clone());
+            match rerouter.drain(&host, owner_of).await {
+                Ok(done) if done.moved + done.expired + done.dead_lettered > 0 => {
+                    tracing::warn!(dead = %host, moved = done.moved, expired = done.expired, dead_lettered = done.dead_lettered, left = done.left, "drained a dead conductor's queue");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(dead = %host, error = %e, "could not drain a dead conductor's queue")
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The live owner of the task's node; a task for a node that no longer
+/// exists goes to any live conductor, which refuses it as Ironic would.
+async fn owner_of(db: Db, view: Arc<ClusterView>, uuid: String) -> Option<String> {
+    let node = db.run(move |conn| Node::by_uuid(conn, &uuid)).await.ok()?;
+    match node {
+        Some(node) => view
+            .owner(&node.conductor_group, &node.driver, &node.uuid)
+            .map(str::to_owned),
+        None => view
+            .conductors()
+            .iter()
+            .find(|c| view.is_alive(&c.hostname))
+            .map(|c| c.hostname.clone()),
+    }
+}
