@@ -371,6 +371,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 /// `last_error`, unlocked, owned by a survivor. Node count and fake step
 /// delay: TEST_FERRIC_KILL_NODES (100), TEST_FERRIC_KILL_STEP_MS (3000).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(clippy::print_stderr, reason = "prints the figures the README quotes")]
 async fn a_conductor_killed_mid_deploy_has_its_nodes_taken_over_and_its_queue_rerouted() {
     let n_nodes = env_or("TEST_FERRIC_KILL_NODES", 100);
     let step_ms = env_or("TEST_FERRIC_KILL_STEP_MS", 3000);
