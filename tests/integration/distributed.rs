@@ -41,6 +41,10 @@ struct Cluster {
 
 impl Cluster {
     async fn start(n_conductors: usize) -> Cluster {
+        Cluster::start_with(n_conductors, |_| {}).await
+    }
+
+    async fn start_with(n_conductors: usize, adjust: impl FnOnce(&mut Settings)) -> Cluster {
         let pg = TestPg::new();
         let prefix = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let mut settings = Settings::default();
@@ -49,6 +53,7 @@ impl Cluster {
         settings.amqp.url = SecretString::from(amqp_url());
         settings.api.port = 0;
         settings.api.workers = 2;
+        adjust(&mut settings);
         let hosts: Vec<String> = (0..n_conductors)
             .map(|i| format!("{prefix}c-{i}"))
             .collect();
@@ -162,7 +167,7 @@ async fn three_conductors_share_nodes_by_the_ring_and_deploy_them() {
     let ring = HashRing::new(&cluster.hosts, DEFAULT_PARTITIONS);
 
     let mut uuids = Vec::new();
-    for i in 0..30 {
+    for i in 0..300 {
         let (status, node) = cluster
             .send(
                 reqwest::Method::POST,
@@ -201,7 +206,7 @@ async fn three_conductors_share_nodes_by_the_ring_and_deploy_them() {
         .send(reqwest::Method::GET, "/v1/conductors", None)
         .await;
 
-    assert_eq!(owners.len(), 3, "30 nodes land on all three conductors");
+    assert_eq!(owners.len(), 3, "300 nodes land on all three conductors");
     let alive: Vec<&Value> = conductors["conductors"]
         .as_array()
         .unwrap()
@@ -603,6 +608,116 @@ async fn the_api_answers_503_while_the_broker_is_down_and_both_sides_reconnect()
     );
     assert!(unchanged["reservation"].is_null());
     assert_eq!(recovered, StatusCode::ACCEPTED);
+    cluster.stop().await;
+}
+
+/// DESIGN §11: RabbitMQ stopped and started while state changes are being
+/// requested and carried out. Every request answered 202 takes effect;
+/// requests made while the broker is down get 503 at once and succeed when
+/// retried after it is back; no node is left locked or half-way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_mid_run_loses_no_accepted_task() {
+    use futures_util::StreamExt;
+    let cluster = Cluster::start_with(1, |s| s.conductor.fake_step_delay_ms = 1000).await;
+    let mut uuids = Vec::new();
+    for i in 0..60 {
+        let (_, node) = cluster
+            .send(
+                reqwest::Method::POST,
+                "/v1/nodes",
+                Some(json!({"driver": "fake-hardware", "name": format!("r{i}")})),
+            )
+            .await;
+        uuids.push(node["uuid"].as_str().unwrap().to_owned());
+    }
+
+    // A steady stream of requests (one every 50 ms, two in flight); the
+    // broker is stopped once ten have been accepted and started again when
+    // the stream is over.
+    let accepted = std::sync::atomic::AtomicUsize::new(0);
+    let begin = tokio::time::Instant::now();
+    let stream = futures_util::stream::iter(uuids.iter().zip(0u32..))
+        .map(|(uuid, i)| {
+            let accepted = &accepted;
+            let cluster = &cluster;
+            async move {
+                tokio::time::sleep_until(begin + Duration::from_millis(50) * i).await;
+                let sent = std::time::Instant::now();
+                let (status, _) = cluster
+                    .send(
+                        reqwest::Method::PUT,
+                        &format!("/v1/nodes/{uuid}/states/provision"),
+                        Some(json!({"target": "manage"})),
+                    )
+                    .await;
+                if status == StatusCode::ACCEPTED {
+                    accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                (status, sent.elapsed())
+            }
+        })
+        .buffered(2)
+        .collect::<Vec<(StatusCode, Duration)>>();
+    let stopper = async {
+        wait_until(Duration::from_secs(30), "ten requests accepted", || async {
+            (accepted.load(std::sync::atomic::Ordering::SeqCst) >= 10).then_some(())
+        })
+        .await;
+        tokio::task::spawn_blocking(|| rabbitmqctl(&["stop_app"]))
+            .await
+            .unwrap();
+    };
+    let (answers, ()) = tokio::join!(stream, stopper);
+    let replies: Vec<StatusCode> = answers.iter().map(|(s, _)| *s).collect();
+    let slowest = answers.iter().map(|(_, d)| *d).max().unwrap_or_default();
+    rabbitmqctl(&["start_app"]);
+    rabbitmqctl(&["await_startup"]);
+    // What was not accepted is asked for again until it is, or until the
+    // node shows that the request got through before the outage after all.
+    for (uuid, status) in uuids.iter().zip(&replies) {
+        if *status == StatusCode::ACCEPTED {
+            continue;
+        }
+        wait_until(
+            Duration::from_secs(60),
+            "manage accepted after the outage",
+            || async {
+                let (status, _) = cluster
+                    .send(
+                        reqwest::Method::PUT,
+                        &format!("/v1/nodes/{uuid}/states/provision"),
+                        Some(json!({"target": "manage"})),
+                    )
+                    .await;
+                let (_, node) = cluster
+                    .send(reqwest::Method::GET, &format!("/v1/nodes/{uuid}"), None)
+                    .await;
+                (status == StatusCode::ACCEPTED || node["provision_state"] != "enroll")
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    // Every node, each one answered 202 included, ends manageable and unlocked.
+    for uuid in &uuids {
+        cluster.wait_state(uuid, "manageable").await;
+    }
+
+    let unavailable = replies
+        .iter()
+        .filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
+    assert!(
+        replies
+            .iter()
+            .all(|s| [StatusCode::ACCEPTED, StatusCode::SERVICE_UNAVAILABLE].contains(s)),
+        "only 202 or 503: {replies:?}"
+    );
+    assert!(unavailable > 0, "the broker went down mid-run: {replies:?}");
+    assert!(
+        slowest < Duration::from_secs(20),
+        "a request waited {slowest:?}: calls on a dead connection must fail at once"
+    );
     cluster.stop().await;
 }
 

@@ -14,6 +14,7 @@
 //! reply-to. A conductor acknowledges a task only once it has replied.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -122,10 +123,15 @@ type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<TaskReply>>>>;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One live connection of the API: a confirm-mode channel that also
-/// consumes direct replies.
+/// consumes direct replies, and the calls waiting for a reply on it. When
+/// the connection dies its waiting calls fail at once (never hang until
+/// their timeout): the replies they wait for can no longer arrive.
 struct Link {
     _conn: Connection,
     channel: Channel,
+    pending: Pending,
+    /// Set, before `pending` is emptied, once replies can no longer arrive.
+    closed: Arc<AtomicBool>,
 }
 
 /// The API side: publishes tasks and waits for replies. It connects lazily
@@ -135,7 +141,6 @@ pub struct AmqpQueue {
     url: String,
     names: Names,
     link: tokio::sync::Mutex<Option<Arc<Link>>>,
-    pending: Pending,
 }
 
 impl AmqpQueue {
@@ -148,7 +153,6 @@ impl AmqpQueue {
             url: url.to_owned(),
             names: Names::new(prefix),
             link: tokio::sync::Mutex::new(None),
-            pending: Arc::default(),
         };
         queue.link().await?;
         Ok(queue)
@@ -159,6 +163,7 @@ impl AmqpQueue {
         let mut guard = self.link.lock().await;
         if let Some(link) = guard.as_ref()
             && link.channel.status().connected()
+            && !link.closed.load(Ordering::SeqCst)
         {
             return Ok(link.clone());
         }
@@ -189,10 +194,11 @@ impl AmqpQueue {
             )
             .await
             .map_err(broker)?;
-        let waiting = self.pending.clone();
+        let pending = Pending::default();
+        let closed = Arc::new(AtomicBool::new(false));
+        let (waiting, reader_closed) = (pending.clone(), closed.clone());
         tokio::spawn(async move {
-            while let Some(delivery) = replies.next().await {
-                let Ok(delivery) = delivery else { continue };
+            while let Some(Ok(delivery)) = replies.next().await {
                 let Some(id) = delivery
                     .properties
                     .correlation_id()
@@ -211,10 +217,17 @@ impl AmqpQueue {
                     Err(e) => tracing::warn!(error = %e, "undecodable task reply dropped"),
                 }
             }
+            // The channel is gone: fail every call still waiting on it.
+            reader_closed.store(true, Ordering::SeqCst);
+            if let Ok(mut waiting) = waiting.lock() {
+                waiting.clear();
+            }
         });
         Ok(Link {
             _conn: conn,
             channel,
+            pending,
+            closed,
         })
     }
 
@@ -228,15 +241,19 @@ impl AmqpQueue {
 
     async fn publish_and_wait(
         &self,
+        link: &Arc<Link>,
         conductor: &str,
         task: Task,
         timeout: Duration,
     ) -> Result<TaskReply, QueueError> {
-        let link = self.link().await?;
         let (tx, rx) = oneshot::channel();
         let id = task.task_id.clone();
-        if let Ok(mut pending) = self.pending.lock() {
+        if let Ok(mut pending) = link.pending.lock() {
             pending.insert(id.clone(), tx);
+        }
+        if link.closed.load(Ordering::SeqCst) {
+            self.drop_link(link).await;
+            return Err(lost_connection());
         }
         let properties = BasicProperties::default()
             .with_content_type("application/x-protobuf".into())
@@ -265,7 +282,7 @@ impl AmqpQueue {
         let confirm = match published {
             Ok(confirm) => confirm,
             Err(e) => {
-                self.drop_link(&link).await;
+                self.drop_link(link).await;
                 return Err(broker(e));
             }
         };
@@ -280,10 +297,18 @@ impl AmqpQueue {
         }
         match tokio::time::timeout(timeout, rx).await {
             Err(_) => Err(QueueError::Timeout(conductor.to_owned(), timeout)),
+            Ok(Err(_)) if link.closed.load(Ordering::SeqCst) => {
+                self.drop_link(link).await;
+                Err(lost_connection())
+            }
             Ok(Err(_)) => Err(QueueError::Dropped(conductor.to_owned())),
             Ok(Ok(reply)) => Ok(reply),
         }
     }
+}
+
+fn lost_connection() -> QueueError {
+    QueueError::Broker("lost the connection to the broker".into())
 }
 
 /// The message `type` property: the task kind's name.
@@ -309,9 +334,10 @@ impl TaskQueue for AmqpQueue {
     ) -> QueueFuture<'a, Result<TaskReply, QueueError>> {
         Box::pin(async move {
             let id = task.task_id.clone();
-            let result = self.publish_and_wait(conductor, task, timeout).await;
+            let link = self.link().await?;
+            let result = self.publish_and_wait(&link, conductor, task, timeout).await;
             if result.is_err()
-                && let Ok(mut pending) = self.pending.lock()
+                && let Ok(mut pending) = link.pending.lock()
             {
                 pending.remove(&id);
             }
