@@ -178,6 +178,19 @@ impl Settings {
     /// # Errors
     /// When the file or a variable cannot be parsed, or a value is invalid.
     pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+        Settings::load_with_env(path, None)
+    }
+
+    /// As [`Settings::load`], reading the `FERRIC_*` variables from `env`
+    /// instead of the process environment when it is given (to check a
+    /// deployment's settings, such as docker-compose.yml's, without running it).
+    ///
+    /// # Errors
+    /// As [`Settings::load`].
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Settings, ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(path) = path {
             builder = builder.add_source(config::File::from(path).required(true));
@@ -188,7 +201,8 @@ impl Settings {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("conductor.enabled_hardware_types")
-                .try_parsing(true),
+                .try_parsing(true)
+                .source(env),
         );
         let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;
