@@ -1,5 +1,7 @@
 //! Additive evolution only: every frozen schema under `compat/` is a subset
 //! of today's, and messages cross between them both ways.
+// Tests unwrap freely.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, Value};
