@@ -64,6 +64,8 @@ fn api_and_conductor_never_import_each_other() {
             .unwrap()
             .dependencies
             .iter()
+            // What ships: normal and build dependencies, not dev-dependencies.
+            .filter(|d| d.kind != cargo_metadata::DependencyKind::Development)
             .map(|d| d.name.clone())
             .collect()
     };
