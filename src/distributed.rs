@@ -77,6 +77,7 @@ pub async fn start_conductor(settings: Settings) -> anyhow::Result<ConductorHand
     let db = postgres(&settings).await?;
     service::start_amqp(
         settings.conductor.clone(),
+        settings.ipmi.clone(),
         settings.conductor_host(),
         db,
         settings.amqp.url.expose_secret(),

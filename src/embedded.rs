@@ -46,6 +46,7 @@ impl Embedded {
         let queue = LocalQueue::new();
         let conductor = service::start_local(
             settings.conductor.clone(),
+            settings.ipmi.clone(),
             settings.conductor_host(),
             db.clone(),
             queue.clone(),

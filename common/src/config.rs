@@ -21,6 +21,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub amqp: AmqpSettings,
     pub conductor: ConductorSettings,
+    pub ipmi: IpmiSettings,
 }
 
 /// `[amqp]`: the broker of the distributed mode.
@@ -51,6 +52,7 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             amqp: AmqpSettings::default(),
             conductor: ConductorSettings::default(),
+            ipmi: IpmiSettings::default(),
         }
     }
 }
@@ -139,6 +141,11 @@ pub struct ConductorSettings {
     pub node_locked_retry_interval_ms: u64,
     /// How long a shutting-down conductor waits for running tasks.
     pub graceful_shutdown_timeout_secs: u64,
+    /// `[conductor]power_state_change_timeout`: how long a power action
+    /// waits for the hardware to report the target state.
+    pub power_state_change_timeout_secs: u64,
+    /// `[conductor]soft_power_off_timeout`: the default wait of a soft power off.
+    pub soft_power_off_timeout_secs: u64,
 }
 
 impl Default for ConductorSettings {
@@ -157,6 +164,38 @@ impl Default for ConductorSettings {
             node_locked_retry_attempts: 3,
             node_locked_retry_interval_ms: 1000,
             graceful_shutdown_timeout_secs: 60,
+            power_state_change_timeout_secs: 60,
+            soft_power_off_timeout_secs: 600,
+        }
+    }
+}
+
+/// `[ipmi]`: the `ipmitool` power and management interfaces (spoken
+/// natively over RMCP+, not by running ipmitool).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IpmiSettings {
+    /// `[ipmi]command_retry_timeout`: how long one command is retried
+    /// (re-opening the session) before it fails.
+    pub command_retry_timeout_secs: u64,
+    /// `[ipmi]min_command_interval`, in milliseconds: the least time between
+    /// two commands to one BMC. Ironic's 5 s guards against ipmitool opening
+    /// a session per command; Ferric keeps one session per BMC.
+    pub min_command_interval_ms: u64,
+    /// How long one request waits for the BMC's reply before it is resent
+    /// on a fresh session.
+    pub reply_timeout_ms: u64,
+    /// Most IPMI calls running at once across all BMCs (blocking threads).
+    pub max_parallel_calls: usize,
+}
+
+impl Default for IpmiSettings {
+    fn default() -> Self {
+        Self {
+            command_retry_timeout_secs: 60,
+            min_command_interval_ms: 50,
+            reply_timeout_ms: 2000,
+            max_parallel_calls: 64,
         }
     }
 }
@@ -260,6 +299,18 @@ impl Settings {
         }
         if self.conductor.max_concurrent_tasks == 0 {
             return invalid("conductor.max_concurrent_tasks", "must be positive");
+        }
+        if self.conductor.power_state_change_timeout_secs < 2 {
+            return invalid(
+                "conductor.power_state_change_timeout_secs",
+                "must be at least 2",
+            );
+        }
+        if self.ipmi.reply_timeout_ms == 0 {
+            return invalid("ipmi.reply_timeout_ms", "must be positive");
+        }
+        if self.ipmi.max_parallel_calls == 0 {
+            return invalid("ipmi.max_parallel_calls", "must be positive");
         }
         Ok(())
     }

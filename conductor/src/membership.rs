@@ -19,7 +19,7 @@ use crate::drivers;
 /// A hardware type name in the configuration that this build does not have.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "configuration: invalid value for conductor.enabled_hardware_types: unknown hardware type {0:?} (known: fake-hardware, manual-management)"
+    "configuration: invalid value for conductor.enabled_hardware_types: unknown hardware type {0:?} (known: fake-hardware, manual-management, ipmi)"
 )]
 pub struct UnknownHardwareType(pub String);
 

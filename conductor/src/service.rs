@@ -9,7 +9,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferric_common::config::ConductorSettings;
+use ferric_common::config::{ConductorSettings, IpmiSettings};
 use ferric_common::db::models::conductor::Conductor;
 use ferric_common::db::models::node::Node;
 use ferric_common::db::{Db, DbError};
@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::drivers::ipmi::sessions::Sessions;
 use crate::membership;
 use crate::periodic::Periodic;
 use crate::tasks::{self, Context};
@@ -81,12 +82,22 @@ impl ConductorHandle {
 /// cannot be written.
 pub async fn start_local(
     settings: ConductorSettings,
+    ipmi: IpmiSettings,
     host: String,
     db: Db,
     queue: LocalQueue,
 ) -> Result<ConductorHandle, StartError> {
     let incoming = queue.consume(&host);
-    start(settings, host, db, incoming, Source::Local(queue), None).await
+    start(
+        settings,
+        ipmi,
+        host,
+        db,
+        incoming,
+        Source::Local(queue),
+        None,
+    )
+    .await
 }
 
 /// Starts a conductor named `host` consuming its RabbitMQ queue at `url`
@@ -96,6 +107,7 @@ pub async fn start_local(
 /// As [`start_local`], or when the broker cannot be reached.
 pub async fn start_amqp(
     settings: ConductorSettings,
+    ipmi: IpmiSettings,
     host: String,
     db: Db,
     url: &str,
@@ -105,6 +117,7 @@ pub async fn start_amqp(
     let (consumer, incoming) = AmqpConsumer::start(url, prefix, &host, prefetch).await?;
     start(
         settings,
+        ipmi,
         host,
         db,
         incoming,
@@ -116,6 +129,7 @@ pub async fn start_amqp(
 
 async fn start(
     settings: ConductorSettings,
+    ipmi: IpmiSettings,
     host: String,
     db: Db,
     deliveries: mpsc::Receiver<Incoming>,
@@ -139,6 +153,7 @@ async fn start(
         host: host.clone(),
         settings: settings.clone(),
         tracker: tracker.clone(),
+        bmcs: Arc::new(Sessions::new(ipmi)),
     };
     let heartbeat = tokio::spawn(membership::heartbeat(
         db.clone(),

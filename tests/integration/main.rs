@@ -10,5 +10,6 @@ mod conductor;
 mod distributed;
 mod end_to_end;
 mod helpers;
+mod ipmi;
 mod migrations;
 mod tidy;

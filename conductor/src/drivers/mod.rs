@@ -4,9 +4,13 @@
 //! supports and its default; the conductor registers these rows in
 //! `conductor_hardware_interfaces`, which is how the API learns them.
 //! Invariant: every interface name registered here has an implementation in
-//! this module tree that the task handlers dispatch to.
+//! this module tree that the task handlers dispatch to, except `ipmi`'s boot
+//! (`ipxe`, `pxe`) and deploy (`direct`, `ramdisk`) interfaces, registered
+//! with Ironic's names and defaults ahead of the PXE work: until then an
+//! action that needs them fails with a `last_error` saying so.
 
 pub mod fake;
+pub mod ipmi;
 
 /// Ironic's interface types, in the order its API lists them.
 pub const INTERFACE_TYPES: [&str; 13] = [
@@ -73,10 +77,41 @@ pub const MANUAL_MANAGEMENT: HardwareType = HardwareType {
     ],
 };
 
+/// Interfaces registered under Ironic's names before Ferric implements them
+/// (see the module invariant).
+pub const NOT_YET_IMPLEMENTED: [&str; 4] = ["ipxe", "pxe", "direct", "ramdisk"];
+
 /// Every hardware type this conductor can enable.
-pub const HARDWARE_TYPES: [HardwareType; 2] = [FAKE_HARDWARE, MANUAL_MANAGEMENT];
+pub const HARDWARE_TYPES: [HardwareType; 3] = [FAKE_HARDWARE, MANUAL_MANAGEMENT, ipmi::IPMI];
 
 /// Looks a hardware type up by name.
 pub fn hardware_type(name: &str) -> Option<&'static HardwareType> {
     HARDWARE_TYPES.iter().find(|hw| hw.name == name)
+}
+
+/// The node's IPMI access when its power or management interface is
+/// `ipmitool`: `None` for other interfaces, `Some(Err)` with Ironic's message
+/// when its `driver_info` is unusable.
+pub fn ipmi_info(
+    node: &ferric_common::db::models::node::Node,
+) -> Option<Result<ipmi::driver_info::IpmiInfo, String>> {
+    let uses_ipmi = node.power_interface.as_deref() == Some("ipmitool")
+        || node.management_interface.as_deref() == Some("ipmitool");
+    uses_ipmi.then(|| {
+        let info: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&node.driver_info).unwrap_or_default();
+        ipmi::driver_info::parse(&node.uuid, &info).map_err(|e| e.to_string())
+    })
+}
+
+/// The power interface's `validate`: Ironic's message when the node's
+/// `driver_info` cannot drive it.
+///
+/// # Errors
+/// The message, as Ironic's InvalidParameterValue / MissingParameterValue.
+pub fn check_power_info(node: &ferric_common::db::models::node::Node) -> Result<(), String> {
+    match ipmi_info(node) {
+        Some(Err(message)) => Err(message),
+        _ => Ok(()),
+    }
 }

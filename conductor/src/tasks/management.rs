@@ -9,7 +9,7 @@ use ferric_proto::v1::{
     Validation,
 };
 
-use crate::drivers::{self, fake};
+use crate::drivers::{self, fake, ipmi};
 use crate::tasks::{Context, TaskError, load_node, lock_node, node_not_found, refused};
 
 /// Interfaces `validate` reports, in Ironic's order (core, then optional).
@@ -38,6 +38,7 @@ fn reply(outcome: Outcome) -> TaskReply {
 fn supported_devices(node: &Node) -> &'static [&'static str] {
     match node.management_interface.as_deref() {
         Some("fake") => &fake::SUPPORTED_BOOT_DEVICES,
+        Some("ipmitool") => &ipmi::SUPPORTED_BOOT_DEVICES,
         _ => &fake::NOOP_BOOT_DEVICES,
     }
 }
@@ -71,13 +72,23 @@ pub async fn get_boot_device(ctx: &Context, node_uuid: &str) -> Result<TaskReply
     let Some(node) = load_node(ctx, node_uuid).await? else {
         return Ok(node_not_found(node_uuid));
     };
-    if node.management_interface.as_deref() != Some("fake") {
-        return Ok(unsupported(&node, "management"));
+    match drivers::ipmi_info(&node) {
+        None if node.management_interface.as_deref() == Some("fake") => {
+            Ok(reply(Outcome::BootDevice(BootDevice {
+                boot_device: Some("pxe".into()),
+                persistent: Some(false),
+            })))
+        }
+        None => Ok(unsupported(&node, "management")),
+        Some(Err(message)) => Ok(refused(RefusalKind::Invalid, message)),
+        Some(Ok(info)) => match ipmi::boot_device(&ctx.bmcs, &info).await {
+            Ok((device, persistent)) => Ok(reply(Outcome::BootDevice(BootDevice {
+                boot_device: device.map(str::to_owned),
+                persistent: Some(persistent),
+            }))),
+            Err(e) => Ok(refused(RefusalKind::Temporary, e.to_string())),
+        },
     }
-    Ok(reply(Outcome::BootDevice(BootDevice {
-        boot_device: Some("pxe".into()),
-        persistent: Some(false),
-    })))
 }
 
 pub async fn set_boot_device(
@@ -88,20 +99,39 @@ pub async fn set_boot_device(
     let Some(node) = load_node(ctx, node_uuid).await? else {
         return Ok(node_not_found(node_uuid));
     };
-    if node.management_interface.as_deref() != Some("fake") {
+    let ipmi_info = drivers::ipmi_info(&node);
+    if ipmi_info.is_none() && node.management_interface.as_deref() != Some("fake") {
         return Ok(unsupported(&node, "management"));
+    }
+    if !supported_devices(&node).contains(&request.boot_device.as_str()) {
+        return Ok(refused(
+            RefusalKind::Invalid,
+            format!("Invalid boot device {} specified.", request.boot_device),
+        ));
     }
     let lock = match lock_node(ctx, &node).await? {
         Ok(lock) => lock,
         Err(refusal) => return Ok(refusal),
     };
-    let result = if supported_devices(&node).contains(&request.boot_device.as_str()) {
-        reply(Outcome::Accepted(ferric_proto::v1::Accepted {}))
-    } else {
-        refused(
-            RefusalKind::Invalid,
-            format!("Invalid boot device {} specified.", request.boot_device),
-        )
+    let result = match ipmi_info {
+        None => reply(Outcome::Accepted(ferric_proto::v1::Accepted {})),
+        Some(Err(message)) => refused(RefusalKind::Invalid, message),
+        Some(Ok(info)) => {
+            // Ironic's default boot mode is UEFI.
+            let uefi = node.boot_mode.as_deref() != Some("bios");
+            match ipmi::set_boot_device(
+                &ctx.bmcs,
+                &info,
+                &request.boot_device,
+                request.persistent,
+                uefi,
+            )
+            .await
+            {
+                Ok(()) => reply(Outcome::Accepted(ferric_proto::v1::Accepted {})),
+                Err(e) => refused(RefusalKind::Temporary, e.to_string()),
+            }
+        }
     };
     lock.release().await?;
     Ok(result)
@@ -121,13 +151,25 @@ pub async fn validate(ctx: &Context, node_uuid: &str) -> Result<TaskReply, TaskE
                     .any(|(t, enabled, _)| t == iface && enabled.contains(&name.unwrap_or("")))
             });
             let supported = implemented && name.is_some_and(|n| !n.starts_with("no-"));
-            let reason = (!supported).then(|| {
+            let mut reason = (!supported).then(|| {
                 format!(
                     "Driver {} does not support {iface} (disabled or not implemented).",
                     node.driver
                 )
             });
-            let result = supported;
+            if supported
+                && name == Some("ipmitool")
+                && let Some(Err(message)) = drivers::ipmi_info(&node)
+            {
+                reason = Some(message);
+            }
+            if supported && drivers::NOT_YET_IMPLEMENTED.contains(&name.unwrap_or_default()) {
+                reason = Some(format!(
+                    "Ferric does not implement the {} {iface} interface yet.",
+                    name.unwrap_or_default()
+                ));
+            }
+            let result = reason.is_none();
             InterfaceValidation {
                 interface: (*iface).to_owned(),
                 result: Some(result),

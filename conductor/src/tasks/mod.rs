@@ -27,6 +27,8 @@ pub struct Context {
     pub settings: ConductorSettings,
     /// Tracks background work so shutdown can wait for it.
     pub tracker: TaskTracker,
+    /// One IPMI session per BMC.
+    pub bmcs: std::sync::Arc<crate::drivers::ipmi::sessions::Sessions>,
 }
 
 /// Errors inside a handler; each becomes a refusal.

@@ -6,6 +6,7 @@ use ferric_common::states::power;
 use ferric_proto::v1::{PowerAction, RefusalKind, TaskReply};
 use serde_json::Value;
 
+use crate::drivers::ipmi;
 use crate::tasks::{
     Context, TaskError, accepted, commit_start, load_node, lock_node, node_not_found, refused,
 };
@@ -34,8 +35,13 @@ pub async fn handle(
         let _ = lock.release().await;
         return Ok(node_not_found(node_uuid));
     };
+    if let Err(message) = crate::drivers::check_power_info(&node) {
+        let _ = lock.release().await;
+        return Ok(refused(RefusalKind::Invalid, message));
+    }
     let target = power::settles_to(&action.target).to_owned();
     let requested = action.target.clone();
+    let timeout = action.timeout_seconds;
     let change = StateChange {
         target_power_state: Some(Some(target.clone())),
         last_error: Some(None),
@@ -47,7 +53,7 @@ pub async fn handle(
     }
     let ctx2 = ctx.clone();
     ctx.tracker.spawn(async move {
-        if let Err(e) = finish(&ctx2, &node, &requested, &target).await {
+        if let Err(e) = finish(&ctx2, &node, &requested, &target, timeout).await {
             tracing::error!(node.uuid = %node.uuid, error = %e, "power action failed");
         }
         let _ = lock.release().await;
@@ -55,43 +61,78 @@ pub async fn handle(
     Ok(accepted())
 }
 
-/// Drives the (fake) power interface to `target` and records it. Asking for
-/// the state the node is already in changes nothing but the target, as in
-/// Ironic.
+/// Drives the node's power interface to `target` and records the outcome.
+/// Asking for the state the node is already in changes nothing but the
+/// target, as in Ironic; a failure clears the target and sets `last_error`
+/// with Ironic's wording.
 async fn finish(
     ctx: &Context,
     node: &Node,
     requested: &str,
     target: &str,
+    timeout_secs: u32,
 ) -> Result<(), TaskError> {
     let (host, id) = (ctx.host.clone(), node.id);
-    let already = node.power_state.as_deref() == Some(target)
-        && (requested == power::POWER_ON || requested == power::POWER_OFF);
-    if already {
-        let change = StateChange {
+    let on_off = requested == power::POWER_ON || requested == power::POWER_OFF;
+    let outcome = match crate::drivers::ipmi_info(node) {
+        None => {
+            // Fake power: the recorded state is the hardware's.
+            let already = node.power_state.as_deref() == Some(target) && on_off;
+            Ok((!already).then(|| target.to_owned()))
+        }
+        Some(Err(message)) => Err(message),
+        Some(Ok(info)) => {
+            let timeout = std::time::Duration::from_secs(match timeout_secs {
+                0 if requested == power::SOFT_POWER_OFF => ctx.settings.soft_power_off_timeout_secs,
+                0 => ctx.settings.power_state_change_timeout_secs,
+                n => u64::from(n),
+            });
+            async {
+                let current = ipmi::power_state(&ctx.bmcs, &info).await?;
+                if on_off && current == target {
+                    return Ok(None);
+                }
+                ipmi::set_power(&ctx.bmcs, &info, requested, timeout)
+                    .await
+                    .map(|state| Some(state.to_owned()))
+            }
+            .await
+            .map_err(|e| e.to_string())
+        }
+    };
+    let change = match outcome {
+        Ok(None) => StateChange {
             target_power_state: Some(None),
             ..StateChange::default()
-        };
-        ctx.db
-            .run(move |conn| Node::write_state(conn, id, &host, &change))
-            .await?;
-        return Ok(());
-    }
-    let mut internal: serde_json::Map<String, Value> =
-        serde_json::from_str(&node.driver_internal_info).unwrap_or_default();
-    internal.insert(
-        "last_power_state_change".into(),
-        Value::String(
-            ferric_common::db::now()
-                .format("%Y-%m-%dT%H:%M:%S%.6f")
-                .to_string(),
-        ),
-    );
-    let change = StateChange {
-        power_state: Some(Some(target.to_owned())),
-        target_power_state: Some(None),
-        driver_internal_info: Some(Value::Object(internal).to_string()),
-        ..StateChange::default()
+        },
+        Ok(Some(state)) => {
+            let mut internal: serde_json::Map<String, Value> =
+                serde_json::from_str(&node.driver_internal_info).unwrap_or_default();
+            internal.insert(
+                "last_power_state_change".into(),
+                Value::String(
+                    ferric_common::db::now()
+                        .format("%Y-%m-%dT%H:%M:%S%.6f")
+                        .to_string(),
+                ),
+            );
+            StateChange {
+                power_state: Some(Some(state)),
+                target_power_state: Some(None),
+                driver_internal_info: Some(Value::Object(internal).to_string()),
+                ..StateChange::default()
+            }
+        }
+        Err(error) => {
+            tracing::warn!(node.uuid = %node.uuid, %error, "power action failed");
+            StateChange {
+                target_power_state: Some(None),
+                last_error: Some(Some(format!(
+                    "Failed to change power state to '{target}' by '{requested}': {error}"
+                ))),
+                ..StateChange::default()
+            }
+        }
     };
     ctx.db
         .run(move |conn| Node::write_state(conn, id, &host, &change))

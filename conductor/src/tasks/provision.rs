@@ -12,6 +12,7 @@ use ferric_common::states::{Event, ProvisionState, Verb};
 use ferric_proto::v1::{ProvisionAction, RefusalKind, TaskReply};
 use serde_json::{Map, Value};
 
+use crate::drivers::{self, ipmi};
 use crate::tasks::{
     Context, TaskError, accepted, commit_start, load_node, lock_node, node_not_found, refused,
 };
@@ -220,7 +221,10 @@ async fn run_flow(
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let (event, mut change) = step(ctx, &node, state);
+        let (event, mut change) = match hardware_step(ctx, &node, state).await {
+            Some(done) => done,
+            None => step(ctx, &node, state),
+        };
         let Some(mut next) = state.next(event) else {
             // A transient state without a way forward (a `* failed` one).
             return Ok(());
@@ -245,6 +249,64 @@ async fn run_flow(
         state = next;
     }
     Ok(())
+}
+
+/// The work of real hardware interfaces in `state` (`None`: nothing beyond
+/// what [`step`] does). Ironic's verify for `ipmitool` checks the
+/// driver_info and reads the power state; boot and deploy interfaces are
+/// not implemented yet, so the steps that need them fail saying so.
+async fn hardware_step(
+    ctx: &Context,
+    node: &Node,
+    state: ProvisionState,
+) -> Option<(Event, StateChange)> {
+    let info = drivers::ipmi_info(node)?;
+    let failed = |message: String| {
+        Some((
+            Event::Fail,
+            StateChange {
+                last_error: Some(Some(message)),
+                ..StateChange::default()
+            },
+        ))
+    };
+    let automated_clean = ctx.settings.automated_clean && node.automated_clean != Some(false);
+    match state {
+        ProvisionState::Verifying => {
+            let info = match info {
+                Ok(info) => info,
+                Err(message) => {
+                    return failed(format!(
+                        "Failed to validate power driver interface for node {}. Error: {message}",
+                        node.uuid
+                    ));
+                }
+            };
+            match ipmi::power_state(&ctx.bmcs, &info).await {
+                Ok(power_state) => Some((
+                    Event::Done,
+                    StateChange {
+                        power_state: Some(Some(power_state.to_owned())),
+                        ..StateChange::default()
+                    },
+                )),
+                Err(e) => failed(format!(
+                    "Failed to get power state for node {}. Error: {e}",
+                    node.uuid
+                )),
+            }
+        }
+        ProvisionState::Cleaning if !automated_clean => None,
+        ProvisionState::Deploying
+        | ProvisionState::Cleaning
+        | ProvisionState::Rescuing
+        | ProvisionState::Inspecting => failed(format!(
+            "{state} needs the {} boot and {} deploy interfaces, which Ferric does not implement yet.",
+            node.boot_interface.as_deref().unwrap_or("none"),
+            node.deploy_interface.as_deref().unwrap_or("none")
+        )),
+        _ => None,
+    }
 }
 
 /// The fake driver's work in `state`: the event it fires and the columns it

@@ -1,7 +1,9 @@
 //! Test harness: `spawn_app` (embedded Ferric on 127.0.0.1:0 over a fresh
-//! database), `TestPg` (a PostgreSQL database per test), `wait_until`.
+//! database), `TestPg` (a PostgreSQL database per test), `SimBmc` (a real
+//! IPMI BMC, `ipmi_sim`), `wait_until`.
 
 pub mod app;
+pub mod bmc;
 pub mod db;
 pub mod wait;
 
