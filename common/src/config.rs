@@ -153,7 +153,11 @@ impl Default for ConductorSettings {
         Self {
             host: None,
             conductor_group: String::new(),
-            enabled_hardware_types: vec!["fake-hardware".into(), "manual-management".into()],
+            enabled_hardware_types: vec![
+                "fake-hardware".into(),
+                "ipmi".into(),
+                "manual-management".into(),
+            ],
             heartbeat_interval_secs: 10,
             heartbeat_timeout_secs: 60,
             automated_clean: true,

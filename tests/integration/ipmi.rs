@@ -57,6 +57,7 @@ async fn power_actions_through_the_api_are_what_ipmitool_sees() {
     let app = ipmi_app().await;
     let uuid = ipmi_node(&app, bmc.driver_info()).await;
     let created = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+    let properties = app.get("/v1/drivers/ipmi/properties").await.json();
 
     app.provision(&uuid, "manage").await;
     let manageable = app.wait_for_state(&uuid, "manageable").await;
@@ -76,6 +77,13 @@ async fn power_actions_through_the_api_are_what_ipmitool_sees() {
     assert_eq!(created["deploy_interface"], "direct");
     assert_eq!(created["vendor_interface"], "ipmitool");
     assert_eq!(created["driver_info"]["ipmi_password"], "******");
+    assert_eq!(
+        properties["ipmi_address"],
+        "IP address or hostname of the node. Required."
+    );
+    assert!(
+        properties["ipmi_priv_level"].is_string() && properties["ipmi_cipher_suite"].is_string()
+    );
     assert_eq!(
         manageable["power_state"], "power off",
         "verify read the BMC"

@@ -161,3 +161,52 @@ print(json.dumps(nodes))
     assert_eq!(states["n1"], "available");
     app.stop().await;
 }
+
+/// The proof: `baremetal node create --driver ipmi …; baremetal node
+/// power on …` and ipmitool reports the chassis on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baremetal_cli_powers_on_an_ipmi_node_that_ipmitool_sees_on() {
+    use crate::helpers::bmc::{PASSWORD, SimBmc, USER};
+    let venv = venv();
+    ensure_venv(&venv).await;
+    let bmc = SimBmc::start().await;
+    let app = spawn_app().await;
+    let cli = Cli {
+        bin: venv.join("bin/baremetal"),
+        endpoint: app.base.clone(),
+    };
+    let port = bmc.port.to_string();
+    let created = cli
+        .json(&[
+            "node",
+            "create",
+            "--driver",
+            "ipmi",
+            "--name",
+            "bmc-node",
+            "--driver-info",
+            "ipmi_address=127.0.0.1",
+            "--driver-info",
+            &format!("ipmi_port={port}"),
+            "--driver-info",
+            &format!("ipmi_username={USER}"),
+            "--driver-info",
+            &format!("ipmi_password={PASSWORD}"),
+        ])
+        .await;
+    let before = bmc.ipmitool(&["chassis", "power", "status"]);
+    cli.run(&["node", "power", "on", "bmc-node"]).await;
+    let shown = wait_until(Duration::from_secs(30), "power on", || async {
+        let node = cli.json(&["node", "show", "bmc-node"]).await;
+        (node["power_state"] == "power on").then_some(node)
+    })
+    .await;
+    let after = bmc.ipmitool(&["chassis", "power", "status"]);
+
+    assert_eq!(created["driver_info"]["ipmi_password"], "******");
+    assert_eq!(created["power_interface"], "ipmitool");
+    assert_eq!(before, "Chassis Power is off");
+    assert_eq!(after, "Chassis Power is on");
+    assert!(shown["last_error"].is_null(), "{shown}");
+    app.stop().await;
+}
