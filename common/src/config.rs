@@ -146,6 +146,17 @@ pub struct ConductorSettings {
     pub power_state_change_timeout_secs: u64,
     /// `[conductor]soft_power_off_timeout`: the default wait of a soft power off.
     pub soft_power_off_timeout_secs: u64,
+    /// `[conductor]sync_power_state_interval`: how often the power state of
+    /// the nodes this conductor owns is compared with the hardware; 0 = never.
+    pub sync_power_state_interval_secs: u64,
+    /// `[conductor]force_power_state_during_sync`: on a mismatch, set the
+    /// hardware to the recorded state (true) or record the hardware's (false).
+    pub force_power_state_during_sync: bool,
+    /// `[conductor]power_state_sync_max_retries`: failed syncs of one node
+    /// before it goes into maintenance with fault `power failure`.
+    pub power_state_sync_max_retries: u32,
+    /// `[conductor]sync_power_state_workers`: nodes synced at once.
+    pub sync_power_state_workers: usize,
 }
 
 impl Default for ConductorSettings {
@@ -170,6 +181,10 @@ impl Default for ConductorSettings {
             graceful_shutdown_timeout_secs: 60,
             power_state_change_timeout_secs: 60,
             soft_power_off_timeout_secs: 600,
+            sync_power_state_interval_secs: 120,
+            force_power_state_during_sync: true,
+            power_state_sync_max_retries: 3,
+            sync_power_state_workers: 64,
         }
     }
 }
@@ -309,6 +324,9 @@ impl Settings {
                 "conductor.power_state_change_timeout_secs",
                 "must be at least 2",
             );
+        }
+        if self.conductor.sync_power_state_workers == 0 {
+            return invalid("conductor.sync_power_state_workers", "must be positive");
         }
         if self.ipmi.reply_timeout_ms == 0 {
             return invalid("ipmi.reply_timeout_ms", "must be positive");

@@ -10,6 +10,7 @@
 pub mod drivers;
 pub mod membership;
 pub mod periodic;
+pub mod power_sync;
 pub mod reservation;
 pub mod service;
 pub mod takeover;

@@ -28,6 +28,7 @@ use tracing::Instrument;
 use crate::drivers::ipmi::sessions::Sessions;
 use crate::membership;
 use crate::periodic::Periodic;
+use crate::power_sync::PowerSync;
 use crate::tasks::{self, Context};
 
 /// Errors that stop a conductor from starting.
@@ -169,6 +170,8 @@ async fn start(
         rerouter,
     };
     let periodic = tokio::spawn(periodic.run(stop.clone()));
+    let power_sync = PowerSync::new(db.clone(), host.clone(), settings.clone(), ctx.bmcs.clone());
+    let power_sync = tokio::spawn(power_sync.run(stop.clone()));
     let stop2 = stop.clone();
     let host2 = host.clone();
     let done = tokio::spawn(async move {
@@ -181,6 +184,7 @@ async fn start(
         }
         let _ = heartbeat.await;
         let _ = periodic.await;
+        let _ = power_sync.await;
         let h = host2.clone();
         let result = db
             .run(move |conn| {

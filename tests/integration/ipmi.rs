@@ -263,3 +263,120 @@ async fn a_bmc_that_went_away_fails_the_action_within_the_retry_timeout() {
     assert!(took < Duration::from_secs(15), "{took:?}");
     app.stop().await;
 }
+
+async fn syncing_app(force: bool) -> TestApp {
+    spawn_app_with(Backend::Sqlite, |s| {
+        s.conductor.enabled_hardware_types = vec!["ipmi".into()];
+        s.conductor.automated_clean = false;
+        s.conductor.sync_power_state_interval_secs = 1;
+        s.conductor.force_power_state_during_sync = force;
+        s.conductor.power_state_sync_max_retries = 1;
+        s.ipmi.command_retry_timeout_secs = 1;
+        s.ipmi.reply_timeout_ms = 300;
+        s.ipmi.min_command_interval_ms = 0;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_changed_behind_ferrics_back_is_forced_back_by_the_sync() {
+    let bmc = SimBmc::start().await;
+    let app = syncing_app(true).await;
+    let uuid = ipmi_node(&app, bmc.driver_info()).await;
+    app.provision(&uuid, "manage").await;
+    app.wait_for_state(&uuid, "manageable").await;
+
+    bmc.ipmitool(&["chassis", "power", "on"]);
+    wait_until(
+        Duration::from_secs(30),
+        "the sync to power it off again",
+        || async { (bmc.events().last().map(String::as_str) == Some("set power 0")).then_some(()) },
+    )
+    .await;
+    let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+
+    assert_eq!(
+        bmc.ipmitool(&["chassis", "power", "status"]),
+        "Chassis Power is off"
+    );
+    assert_eq!(node["power_state"], "power off");
+    assert_eq!(node["maintenance"], false);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_forcing_the_sync_records_what_the_hardware_says() {
+    let bmc = SimBmc::start().await;
+    let app = syncing_app(false).await;
+    let uuid = ipmi_node(&app, bmc.driver_info()).await;
+    app.provision(&uuid, "manage").await;
+    app.wait_for_state(&uuid, "manageable").await;
+
+    bmc.ipmitool(&["chassis", "power", "on"]);
+    let node = wait_until(
+        Duration::from_secs(30),
+        "the sync to record power on",
+        || async {
+            let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+            (node["power_state"] == "power on").then_some(node)
+        },
+    )
+    .await;
+
+    assert_eq!(
+        bmc.ipmitool(&["chassis", "power", "status"]),
+        "Chassis Power is on"
+    );
+    assert_eq!(
+        bmc.events(),
+        ["set power 1"],
+        "Ferric sent no power command"
+    );
+    assert_eq!(node["maintenance"], false);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bmc_that_stops_answering_puts_its_node_into_maintenance() {
+    let mut bmc = SimBmc::start().await;
+    let app = syncing_app(true).await;
+    let uuid = ipmi_node(&app, bmc.driver_info()).await;
+    app.provision(&uuid, "manage").await;
+    app.wait_for_state(&uuid, "manageable").await;
+    bmc.stop();
+
+    let node = wait_until(
+        Duration::from_secs(60),
+        "maintenance after failed syncs",
+        || async {
+            let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+            (node["maintenance"] == true).then_some(node)
+        },
+    )
+    .await;
+    let db =
+        ferric_common::db::Db::connect(&app.settings.database_url(), 1, Duration::from_secs(5))
+            .unwrap();
+    let history = db
+        .run(move |conn| {
+            let id = ferric_common::db::models::node::Node::by_uuid(conn, &uuid)?
+                .unwrap()
+                .id;
+            ferric_common::db::models::history::HistoryEvent::of_node(conn, id)
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(node["fault"], "power failure");
+    let reason = node["maintenance_reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("During sync_power_state, max retries exceeded for node"),
+        "{reason}"
+    );
+    assert!(node["power_state"].is_null(), "{node}");
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].0.as_deref(), Some("monitoring"));
+    assert_eq!(history[0].1.as_deref(), Some("ERROR"));
+    assert_eq!(history[0].2.as_deref(), Some(reason));
+    app.stop().await;
+}

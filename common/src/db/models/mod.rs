@@ -4,6 +4,7 @@
 
 pub mod chassis;
 pub mod conductor;
+pub mod history;
 pub mod node;
 pub mod port;
 pub mod receipt;

@@ -612,6 +612,44 @@ impl Node {
             .load(conn)?)
     }
 
+    /// Unlocked nodes whose power interface is `power_interface`.
+    pub fn unreserved_with_power_interface(
+        conn: &mut AnyConnection,
+        power_interface: &str,
+    ) -> Result<Vec<Node>, DbError> {
+        Ok(nodes::table
+            .filter(nodes::power_interface.eq(power_interface))
+            .filter(nodes::reservation.is_null())
+            .select(Node::as_select())
+            .load(conn)?)
+    }
+
+    /// Puts a node this host holds into maintenance with `reason` and
+    /// `fault`, unless it is in maintenance already (an operator's reason
+    /// is never overwritten).
+    pub fn enter_maintenance(
+        conn: &mut AnyConnection,
+        id: i32,
+        host: &str,
+        reason: &str,
+        fault: &str,
+    ) -> Result<bool, DbError> {
+        let n = diesel::update(
+            nodes::table
+                .filter(nodes::id.eq(id))
+                .filter(nodes::reservation.eq(host))
+                .filter(nodes::maintenance.eq(false)),
+        )
+        .set((
+            nodes::maintenance.eq(true),
+            nodes::maintenance_reason.eq(Some(reason)),
+            nodes::fault.eq(Some(fault)),
+            nodes::updated_at.eq(Some(now())),
+        ))
+        .execute(conn)?;
+        Ok(n == 1)
+    }
+
     /// Unlocked nodes in any of `states`.
     pub fn unreserved_in_states(
         conn: &mut AnyConnection,
