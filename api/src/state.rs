@@ -128,6 +128,7 @@ impl AppState {
                     ApiError::Unavailable(refusal.message)
                 }
                 RefusalKind::Invalid => ApiError::BadRequest(refusal.message),
+                RefusalKind::DriverFailure => ApiError::Internal(refusal.message),
             }),
             Some(outcome) => Ok(outcome),
             None => Err(ApiError::Internal(

@@ -380,3 +380,52 @@ async fn a_bmc_that_stops_answering_puts_its_node_into_maintenance() {
     assert_eq!(history[0].2.as_deref(), Some(reason));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inject_nmi_reaches_the_bmc_and_is_gated_by_version() {
+    let bmc = SimBmc::start().await;
+    let app = ipmi_app().await;
+    let uuid = ipmi_node(&app, bmc.driver_info()).await;
+    let fake = app.create_node("nmi-fake").await["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/nodes/{uuid}/management/inject_nmi");
+
+    let old = app
+        .request(reqwest::Method::PUT, &path, Some("1.28"), Some(&json!({})))
+        .await;
+    // ipmi_sim answers "pulse diagnostic interrupt" with completion code 0xCC.
+    let sent = app.put(&path, json!({})).await;
+    let unsupported = app
+        .put(
+            &format!("/v1/nodes/{fake}/management/inject_nmi"),
+            json!({}),
+        )
+        .await;
+    let extra = app.put(&path, json!({"now": true})).await;
+
+    assert_eq!(old.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        sent.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        sent.text
+    );
+    assert!(
+        sent.fault().contains("IPMI call failed: power diag"),
+        "{}",
+        sent.text
+    );
+    assert_eq!(unsupported.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        unsupported.fault(),
+        "Driver fake-hardware does not support inject_nmi (disabled or not implemented)."
+    );
+    assert_eq!(extra.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bmc.ipmitool(&["chassis", "power", "status"]),
+        "Chassis Power is off"
+    );
+    app.stop().await;
+}

@@ -82,6 +82,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
+        web::resource("/v1/nodes/{ident}/management/inject_nmi")
+            .route(web::put().to(node_states::inject_nmi))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
         web::resource("/v1/nodes/{ident}/maintenance")
             .route(web::put().to(node_states::set_maintenance))
             .route(web::delete().to(node_states::unset_maintenance))

@@ -9,7 +9,7 @@ use ferric_common::states::{ProvisionState, Verb, power};
 use ferric_proto::v1::task::Kind;
 use ferric_proto::v1::task_reply::Outcome;
 use ferric_proto::v1::{
-    GetBootDevice, GetSupportedBootDevices, PowerAction, ProvisionAction, SetBootDevice,
+    GetBootDevice, GetSupportedBootDevices, InjectNmi, PowerAction, ProvisionAction, SetBootDevice,
     ValidateInterfaces,
 };
 use serde_json::{Map, Value, json};
@@ -382,6 +382,25 @@ pub async fn set_boot_device(
         persistent,
     });
     state.call(&node, &request_id.0, kind).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `PUT /v1/nodes/{ident}/management/inject_nmi` (1.29+): 204.
+pub async fn inject_nmi(
+    state: web::Data<AppState>,
+    version: Microversion,
+    request_id: RequestId,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    if !version.at_least(29) {
+        return Err(ApiError::NotFound("Resource could not be found.".into()));
+    }
+    no_unexpected(&object(body)?, &[])?;
+    let node = find_node(&state, &path, version).await?;
+    state
+        .call(&node, &request_id.0, Kind::InjectNmi(InjectNmi {}))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -321,6 +321,7 @@ fn task_type(task: &Task) -> &'static str {
         Some(Kind::GetBootDevice(_)) => "GetBootDevice",
         Some(Kind::Validate(_)) => "ValidateInterfaces",
         Some(Kind::GetSupportedBootDevices(_)) => "GetSupportedBootDevices",
+        Some(Kind::InjectNmi(_)) => "InjectNmi",
         None => "Task",
     }
 }

@@ -86,7 +86,7 @@ pub async fn get_boot_device(ctx: &Context, node_uuid: &str) -> Result<TaskReply
                 boot_device: device.map(str::to_owned),
                 persistent: Some(persistent),
             }))),
-            Err(e) => Ok(refused(RefusalKind::Temporary, e.to_string())),
+            Err(e) => Ok(refused(RefusalKind::DriverFailure, e.to_string())),
         },
     }
 }
@@ -129,9 +129,33 @@ pub async fn set_boot_device(
             .await
             {
                 Ok(()) => reply(Outcome::Accepted(ferric_proto::v1::Accepted {})),
-                Err(e) => refused(RefusalKind::Temporary, e.to_string()),
+                Err(e) => refused(RefusalKind::DriverFailure, e.to_string()),
             }
         }
+    };
+    lock.release().await?;
+    Ok(result)
+}
+
+/// Inject NMI: `ipmitool` management sends Chassis Control "pulse
+/// diagnostic interrupt" under the node's lock; other interfaces do not
+/// support it (Ironic's UnsupportedDriverExtension).
+pub async fn inject_nmi(ctx: &Context, node_uuid: &str) -> Result<TaskReply, TaskError> {
+    let Some(node) = load_node(ctx, node_uuid).await? else {
+        return Ok(node_not_found(node_uuid));
+    };
+    let info = match drivers::ipmi_info(&node) {
+        None => return Ok(unsupported(&node, "inject_nmi")),
+        Some(Err(message)) => return Ok(refused(RefusalKind::Invalid, message)),
+        Some(Ok(info)) => info,
+    };
+    let lock = match lock_node(ctx, &node).await? {
+        Ok(lock) => lock,
+        Err(refusal) => return Ok(refusal),
+    };
+    let result = match ipmi::inject_nmi(&ctx.bmcs, &info).await {
+        Ok(()) => reply(Outcome::Accepted(ferric_proto::v1::Accepted {})),
+        Err(e) => refused(RefusalKind::DriverFailure, e.to_string()),
     };
     lock.release().await?;
     Ok(result)

@@ -77,6 +77,7 @@ pub async fn handle(ctx: &Context, task: Task) -> TaskReply {
             management::supported_boot_devices(ctx, &task.node_uuid).await
         }
         Some(Kind::Validate(_)) => management::validate(ctx, &task.node_uuid).await,
+        Some(Kind::InjectNmi(_)) => management::inject_nmi(ctx, &task.node_uuid).await,
         None => Ok(refused(RefusalKind::Invalid, "Task has no kind.".into())),
     };
     let mut reply = result.unwrap_or_else(|e| {

@@ -150,6 +150,14 @@ pub async fn set_power(
     }
 }
 
+/// Injects a non-maskable interrupt ("power diag").
+///
+/// # Errors
+/// The BMC's failure (some BMCs, ipmi_sim among them, do not support it).
+pub async fn inject_nmi(sessions: &Sessions, info: &IpmiInfo) -> Result<(), IpmiError> {
+    control(sessions, info, ChassisControl::Pulse).await
+}
+
 /// Sets the next boot device.
 ///
 /// # Errors
