@@ -69,6 +69,9 @@ pub enum DbError {
     /// A migration failed.
     #[error("database migration failed: {0}")]
     Migration(String),
+    /// The database file could not be opened or prepared.
+    #[error("cannot open the database: {0}")]
+    Open(String),
     /// The blocking task running the query panicked or was cancelled.
     #[error("database task failed: {0}")]
     Task(String),
@@ -163,16 +166,25 @@ impl Db {
             && !dir.as_os_str().is_empty()
         {
             std::fs::create_dir_all(dir)
-                .map_err(|e| DbError::Migration(format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| DbError::Open(format!("cannot create {}: {e}", dir.display())))?;
         }
         let sqlite = backend.is_sqlite();
+        let manager = Manager {
+            backend,
+            busy_timeout,
+        };
+        if sqlite {
+            // One connection first: it switches a fresh file to WAL (a
+            // persistent setting that needs the file to itself) before the
+            // pool opens its connections side by side.
+            manager
+                .connect()
+                .map_err(|e| DbError::Open(e.to_string()))?;
+        }
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .connection_timeout(Duration::from_secs(10))
-            .build(Manager {
-                backend,
-                busy_timeout,
-            })
+            .build(manager)
             .map_err(DbError::Unavailable)?;
         Ok(Db { pool, sqlite })
     }
