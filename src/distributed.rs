@@ -76,8 +76,7 @@ impl ApiProcess {
 pub async fn start_conductor(settings: Settings) -> anyhow::Result<ConductorHandle> {
     let db = postgres(&settings).await?;
     service::start_amqp(
-        settings.conductor.clone(),
-        settings.ipmi.clone(),
+        settings.conductor_config(),
         settings.conductor_host(),
         db,
         settings.amqp.url.expose_secret(),

@@ -45,8 +45,7 @@ impl Embedded {
         }
         let queue = LocalQueue::new();
         let conductor = service::start_local(
-            settings.conductor.clone(),
-            settings.ipmi.clone(),
+            settings.conductor_config(),
             settings.conductor_host(),
             db.clone(),
             queue.clone(),

@@ -22,6 +22,10 @@ pub struct Settings {
     pub amqp: AmqpSettings,
     pub conductor: ConductorSettings,
     pub ipmi: IpmiSettings,
+    pub pxe: PxeSettings,
+    pub deploy: DeploySettings,
+    pub dhcp: DhcpSettings,
+    pub dnsmasq: DnsmasqSettings,
 }
 
 /// `[amqp]`: the broker of the distributed mode.
@@ -53,6 +57,10 @@ impl Default for Settings {
             amqp: AmqpSettings::default(),
             conductor: ConductorSettings::default(),
             ipmi: IpmiSettings::default(),
+            pxe: PxeSettings::default(),
+            deploy: DeploySettings::default(),
+            dhcp: DhcpSettings::default(),
+            dnsmasq: DnsmasqSettings::default(),
         }
     }
 }
@@ -219,6 +227,114 @@ impl Default for IpmiSettings {
     }
 }
 
+/// `[pxe]`: network boot files, with Ironic's names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PxeSettings {
+    /// Where TFTP is served from; unset = `<data_dir>/tftpboot`.
+    pub tftp_root: Option<PathBuf>,
+    /// The TFTP server's address handed out over DHCP.
+    pub tftp_server: String,
+    /// Kernel command line added to every boot.
+    pub pxe_append_params: String,
+    /// The per-MAC configuration directory under the roots.
+    pub pxe_config_subdir: String,
+    /// iPXE's download timeout in milliseconds (0 = iPXE's default).
+    pub ipxe_timeout: u64,
+    /// iPXE binaries DHCP hands to non-iPXE firmware, by boot mode.
+    pub ipxe_bootfile_name: String,
+    pub uefi_ipxe_bootfile_name: String,
+    /// Where downloaded images are kept (the master cache); unset =
+    /// `<data_dir>/master_images`.
+    pub image_cache_dir: Option<PathBuf>,
+}
+
+impl Default for PxeSettings {
+    fn default() -> Self {
+        Self {
+            tftp_root: None,
+            tftp_server: "127.0.0.1".into(),
+            pxe_append_params: "nofb vga=normal".into(),
+            pxe_config_subdir: "pxelinux.cfg".into(),
+            ipxe_timeout: 0,
+            ipxe_bootfile_name: "undionly.kpxe".into(),
+            uefi_ipxe_bootfile_name: "snponly.efi".into(),
+            image_cache_dir: None,
+        }
+    }
+}
+
+/// `[deploy]`: the HTTP side of network boot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeploySettings {
+    /// Where iPXE scripts and images are written; unset = `<data_dir>/httpboot`.
+    pub http_root: Option<PathBuf>,
+    /// The URL machines reach `http_root` at.
+    pub http_url: String,
+}
+
+impl Default for DeploySettings {
+    fn default() -> Self {
+        Self {
+            http_root: None,
+            http_url: "http://127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// `[dhcp]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DhcpSettings {
+    /// `none` (DHCP is someone else's) or `dnsmasq` (host and option files
+    /// for a dnsmasq reading `dhcp-hostsdir` / `dhcp-optsdir`).
+    pub dhcp_provider: String,
+}
+
+impl Default for DhcpSettings {
+    fn default() -> Self {
+        Self {
+            dhcp_provider: "none".into(),
+        }
+    }
+}
+
+/// `[dnsmasq]`: where the `dnsmasq` DHCP provider writes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsmasqSettings {
+    /// unset = `<data_dir>/dhcp-hostsdir`.
+    pub dhcp_hostsdir: Option<PathBuf>,
+    /// unset = `<data_dir>/dhcp-optsdir`.
+    pub dhcp_optsdir: Option<PathBuf>,
+}
+
+/// Network boot settings with every path resolved.
+#[derive(Debug, Clone)]
+pub struct BootConfig {
+    pub tftp_root: PathBuf,
+    pub tftp_server: String,
+    pub pxe_append_params: String,
+    pub pxe_config_subdir: String,
+    pub ipxe_timeout: u64,
+    pub ipxe_bootfile_name: String,
+    pub uefi_ipxe_bootfile_name: String,
+    pub image_cache_dir: PathBuf,
+    pub http_root: PathBuf,
+    pub http_url: String,
+    /// `Some((hostsdir, optsdir))` when the dnsmasq provider is on.
+    pub dnsmasq: Option<(PathBuf, PathBuf)>,
+}
+
+/// Everything a conductor is configured with.
+#[derive(Debug, Clone)]
+pub struct ConductorConfig {
+    pub conductor: ConductorSettings,
+    pub ipmi: IpmiSettings,
+    pub boot: BootConfig,
+}
+
 /// A configuration that cannot be used, naming the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -328,6 +444,14 @@ impl Settings {
         if self.conductor.sync_power_state_workers == 0 {
             return invalid("conductor.sync_power_state_workers", "must be positive");
         }
+        if !["none", "dnsmasq"].contains(&self.dhcp.dhcp_provider.as_str()) {
+            return invalid("dhcp.dhcp_provider", "must be none or dnsmasq");
+        }
+        if !(self.deploy.http_url.starts_with("http://")
+            || self.deploy.http_url.starts_with("https://"))
+        {
+            return invalid("deploy.http_url", "must be an http:// or https:// URL");
+        }
         if self.ipmi.reply_timeout_ms == 0 {
             return invalid("ipmi.reply_timeout_ms", "must be positive");
         }
@@ -342,6 +466,40 @@ impl Settings {
         match &self.database.url {
             Some(url) => url.expose_secret().to_owned(),
             None => format!("sqlite://{}", self.data_dir.join("ferric.db").display()),
+        }
+    }
+
+    /// Network boot settings, paths defaulting under `data_dir`.
+    pub fn boot(&self) -> BootConfig {
+        let under = |set: &Option<PathBuf>, name: &str| {
+            set.clone().unwrap_or_else(|| self.data_dir.join(name))
+        };
+        BootConfig {
+            tftp_root: under(&self.pxe.tftp_root, "tftpboot"),
+            tftp_server: self.pxe.tftp_server.clone(),
+            pxe_append_params: self.pxe.pxe_append_params.clone(),
+            pxe_config_subdir: self.pxe.pxe_config_subdir.clone(),
+            ipxe_timeout: self.pxe.ipxe_timeout,
+            ipxe_bootfile_name: self.pxe.ipxe_bootfile_name.clone(),
+            uefi_ipxe_bootfile_name: self.pxe.uefi_ipxe_bootfile_name.clone(),
+            image_cache_dir: under(&self.pxe.image_cache_dir, "master_images"),
+            http_root: under(&self.deploy.http_root, "httpboot"),
+            http_url: self.deploy.http_url.trim_end_matches('/').to_owned(),
+            dnsmasq: (self.dhcp.dhcp_provider == "dnsmasq").then(|| {
+                (
+                    under(&self.dnsmasq.dhcp_hostsdir, "dhcp-hostsdir"),
+                    under(&self.dnsmasq.dhcp_optsdir, "dhcp-optsdir"),
+                )
+            }),
+        }
+    }
+
+    /// What a conductor needs.
+    pub fn conductor_config(&self) -> ConductorConfig {
+        ConductorConfig {
+            conductor: self.conductor.clone(),
+            ipmi: self.ipmi.clone(),
+            boot: self.boot(),
         }
     }
 

@@ -8,6 +8,7 @@
 //! the conductor lives on.
 
 pub mod drivers;
+pub mod images;
 pub mod membership;
 pub mod periodic;
 pub mod power_sync;

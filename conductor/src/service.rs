@@ -9,7 +9,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferric_common::config::{ConductorSettings, IpmiSettings};
+use ferric_common::config::ConductorConfig;
 use ferric_common::db::models::conductor::Conductor;
 use ferric_common::db::models::node::Node;
 use ferric_common::db::{Db, DbError};
@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::drivers::ipmi::sessions::Sessions;
+use crate::images::ImageCache;
 use crate::membership;
 use crate::periodic::Periodic;
 use crate::power_sync::PowerSync;
@@ -82,23 +83,13 @@ impl ConductorHandle {
 /// When the configuration names an unknown hardware type or the database
 /// cannot be written.
 pub async fn start_local(
-    settings: ConductorSettings,
-    ipmi: IpmiSettings,
+    config: ConductorConfig,
     host: String,
     db: Db,
     queue: LocalQueue,
 ) -> Result<ConductorHandle, StartError> {
     let incoming = queue.consume(&host);
-    start(
-        settings,
-        ipmi,
-        host,
-        db,
-        incoming,
-        Source::Local(queue),
-        None,
-    )
-    .await
+    start(config, host, db, incoming, Source::Local(queue), None).await
 }
 
 /// Starts a conductor named `host` consuming its RabbitMQ queue at `url`
@@ -107,18 +98,16 @@ pub async fn start_local(
 /// # Errors
 /// As [`start_local`], or when the broker cannot be reached.
 pub async fn start_amqp(
-    settings: ConductorSettings,
-    ipmi: IpmiSettings,
+    config: ConductorConfig,
     host: String,
     db: Db,
     url: &str,
     prefix: &str,
 ) -> Result<ConductorHandle, StartError> {
-    let prefetch = u16::try_from(settings.max_concurrent_tasks).unwrap_or(u16::MAX);
+    let prefetch = u16::try_from(config.conductor.max_concurrent_tasks).unwrap_or(u16::MAX);
     let (consumer, incoming) = AmqpConsumer::start(url, prefix, &host, prefetch).await?;
     start(
-        settings,
-        ipmi,
+        config,
         host,
         db,
         incoming,
@@ -129,14 +118,14 @@ pub async fn start_amqp(
 }
 
 async fn start(
-    settings: ConductorSettings,
-    ipmi: IpmiSettings,
+    config: ConductorConfig,
     host: String,
     db: Db,
     deliveries: mpsc::Receiver<Incoming>,
     source: Source,
     rerouter: Option<Rerouter>,
 ) -> Result<ConductorHandle, StartError> {
+    let settings = config.conductor.clone();
     let registration = membership::registration(
         &host,
         &settings.conductor_group,
@@ -154,7 +143,9 @@ async fn start(
         host: host.clone(),
         settings: settings.clone(),
         tracker: tracker.clone(),
-        bmcs: Arc::new(Sessions::new(ipmi)),
+        bmcs: Arc::new(Sessions::new(config.ipmi.clone())),
+        images: Arc::new(ImageCache::new(config.boot.image_cache_dir.clone())),
+        boot: Arc::new(config.boot.clone()),
     };
     let heartbeat = tokio::spawn(membership::heartbeat(
         db.clone(),

@@ -12,4 +12,5 @@ mod end_to_end;
 mod helpers;
 mod ipmi;
 mod migrations;
+mod pxe;
 mod tidy;

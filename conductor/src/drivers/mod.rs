@@ -9,8 +9,11 @@
 //! with Ironic's names and defaults ahead of the PXE work: until then an
 //! action that needs them fails with a `last_error` saying so.
 
+pub mod dhcp;
 pub mod fake;
 pub mod ipmi;
+pub mod pxe;
+pub mod ramdisk;
 
 /// Ironic's interface types, in the order its API lists them.
 pub const INTERFACE_TYPES: [&str; 13] = [
@@ -79,7 +82,7 @@ pub const MANUAL_MANAGEMENT: HardwareType = HardwareType {
 
 /// Interfaces registered under Ironic's names before Ferric implements them
 /// (see the module invariant).
-pub const NOT_YET_IMPLEMENTED: [&str; 4] = ["ipxe", "pxe", "direct", "ramdisk"];
+pub const NOT_YET_IMPLEMENTED: [&str; 2] = ["pxe", "direct"];
 
 /// Every hardware type this conductor can enable.
 pub const HARDWARE_TYPES: [HardwareType; 3] = [FAKE_HARDWARE, MANUAL_MANAGEMENT, ipmi::IPMI];

@@ -29,6 +29,10 @@ pub struct Context {
     pub tracker: TaskTracker,
     /// One IPMI session per BMC.
     pub bmcs: std::sync::Arc<crate::drivers::ipmi::sessions::Sessions>,
+    /// Downloaded, verified images.
+    pub images: std::sync::Arc<crate::images::ImageCache>,
+    /// Where boot files go.
+    pub boot: std::sync::Arc<ferric_common::config::BootConfig>,
 }
 
 /// Errors inside a handler; each becomes a refusal.

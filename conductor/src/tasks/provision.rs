@@ -12,7 +12,7 @@ use ferric_common::states::{Event, ProvisionState, Verb};
 use ferric_proto::v1::{ProvisionAction, RefusalKind, TaskReply};
 use serde_json::{Map, Value};
 
-use crate::drivers::{self, ipmi};
+use crate::drivers::{self, ipmi, ramdisk};
 use crate::tasks::{
     Context, TaskError, accepted, commit_start, load_node, lock_node, node_not_found, refused,
 };
@@ -297,6 +297,32 @@ async fn hardware_step(
             }
         }
         ProvisionState::Cleaning if !automated_clean => None,
+        // The ramdisk deploy interface has no clean steps (Ironic's needs
+        // an agent ramdisk, which Ferric does not have yet).
+        ProvisionState::Cleaning if ramdisk::handles(node) => None,
+        ProvisionState::Deploying if ramdisk::handles(node) => {
+            match ramdisk::deploy(ctx, node).await {
+                Ok(power_state) => Some((
+                    Event::Done,
+                    StateChange {
+                        power_state: Some(Some(power_state.to_owned())),
+                        deploy_step: Some("{}".into()),
+                        ..StateChange::default()
+                    },
+                )),
+                Err(e) => failed(format!("Deploy step deploy.deploy failed: {e}.")),
+            }
+        }
+        ProvisionState::Deleting if ramdisk::handles(node) => {
+            match ramdisk::tear_down(ctx, node).await {
+                Ok(power_state) => {
+                    let (event, mut change) = step(ctx, node, state);
+                    change.power_state = Some(Some(power_state.to_owned()));
+                    Some((event, change))
+                }
+                Err(e) => failed(e),
+            }
+        }
         ProvisionState::Deploying
         | ProvisionState::Cleaning
         | ProvisionState::Rescuing

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod bmc;
 pub mod db;
+pub mod http;
 pub mod wait;
 
 pub use app::{Backend, TestApp, spawn_app, spawn_app_with};

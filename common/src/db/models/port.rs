@@ -160,6 +160,15 @@ impl Port {
             == 1)
     }
 
+    /// Every port of a node, ordered by id.
+    pub fn of_node(conn: &mut AnyConnection, node_id: i32) -> Result<Vec<Port>, DbError> {
+        Ok(ports::table
+            .filter(ports::node_id.eq(node_id))
+            .order(ports::id.asc())
+            .select(Port::as_select())
+            .load(conn)?)
+    }
+
     /// One page of ports ordered by id.
     pub fn list(
         conn: &mut AnyConnection,

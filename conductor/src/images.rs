@@ -1,0 +1,373 @@
+//! The master image cache: kernels, ramdisks and ISOs fetched from
+//! `file://` or `http(s)://`, verified against their checksum, kept once
+//! under `image_cache_dir` and hard-linked into each node's boot directory
+//! (Ironic's `image_cache.py` / `ImageCache`).
+//!
+//! Invariants: a file is in the cache only once it was downloaded whole and
+//! its checksum matched (written to a temporary name, verified, renamed);
+//! many nodes wanting the same source at once download it once (one lock
+//! per source); a mismatch or failure leaves nothing behind.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+use sha2::Digest;
+
+/// The hash an image must have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checksum {
+    pub algo: Algo,
+    /// Lower-case hex.
+    pub hex: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algo {
+    Md5,
+    Sha256,
+    Sha512,
+}
+
+impl Algo {
+    pub fn parse(name: &str) -> Option<Algo> {
+        match name.to_ascii_lowercase().as_str() {
+            "md5" => Some(Algo::Md5),
+            "sha256" => Some(Algo::Sha256),
+            "sha512" => Some(Algo::Sha512),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Algo::Md5 => "md5",
+            Algo::Sha256 => "sha256",
+            Algo::Sha512 => "sha512",
+        }
+    }
+}
+
+impl Checksum {
+    /// Ironic's forms: `image_os_hash_algo` + `image_os_hash_value`, or
+    /// `image_checksum` as bare hex (md5, or by length sha256/sha512) or
+    /// `<algo>:<hex>`. `None` when nothing is given.
+    ///
+    /// # Errors
+    /// An unknown algorithm or a value that is not hex of the right length.
+    pub fn from_instance_info(
+        info: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<Checksum>, ImageError> {
+        let text = |k: &str| info.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let (algo, hex) = match (text("image_os_hash_algo"), text("image_os_hash_value")) {
+            (Some(algo), Some(value)) => (
+                Algo::parse(&algo).ok_or_else(|| {
+                    ImageError::Invalid(format!("Unsupported checksum algorithm {algo}."))
+                })?,
+                value,
+            ),
+            _ => match text("image_checksum") {
+                None => return Ok(None),
+                Some(value) => match value.split_once(':') {
+                    Some((algo, hex)) => (
+                        Algo::parse(algo).ok_or_else(|| {
+                            ImageError::Invalid(format!("Unsupported checksum algorithm {algo}."))
+                        })?,
+                        hex.to_owned(),
+                    ),
+                    None => {
+                        let algo = match value.len() {
+                            64 => Algo::Sha256,
+                            128 => Algo::Sha512,
+                            _ => Algo::Md5,
+                        };
+                        (algo, value)
+                    }
+                },
+            },
+        };
+        let hex = hex.to_ascii_lowercase();
+        let length = match algo {
+            Algo::Md5 => 32,
+            Algo::Sha256 => 64,
+            Algo::Sha512 => 128,
+        };
+        if hex.len() != length || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ImageError::Invalid(format!(
+                "The checksum {hex} is not a valid {} hex digest.",
+                algo.name()
+            )));
+        }
+        Ok(Some(Checksum { algo, hex }))
+    }
+}
+
+/// Why an image could not be had; the message names the image.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ImageError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("Failed to fetch image {image}: {reason}")]
+    Fetch { image: String, reason: String },
+    #[error(
+        "Image {image} failed to verify against checksum. Expected {algo} {expected}, got {actual}."
+    )]
+    Mismatch {
+        image: String,
+        algo: &'static str,
+        expected: String,
+        actual: String,
+    },
+}
+
+enum Hasher {
+    Md5(md5::Md5),
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    fn new(algo: Algo) -> Hasher {
+        match algo {
+            Algo::Md5 => Hasher::Md5(md5::Md5::new()),
+            Algo::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            Algo::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Md5(h) => h.update(data),
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+        }
+    }
+
+    fn finish(self) -> String {
+        match self {
+            Hasher::Md5(h) => hex::encode(h.finalize()),
+            Hasher::Sha256(h) => hex::encode(h.finalize()),
+            Hasher::Sha512(h) => hex::encode(h.finalize()),
+        }
+    }
+}
+
+/// The cache; one per conductor.
+pub struct ImageCache {
+    dir: PathBuf,
+    http: reqwest::Client,
+    /// One lock per source, so concurrent fetches of one image run once.
+    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// How many times an image was actually downloaded (for tests and logs).
+    downloads: Mutex<HashMap<String, usize>>,
+}
+
+impl ImageCache {
+    pub fn new(dir: PathBuf) -> ImageCache {
+        ImageCache {
+            dir,
+            http: reqwest::Client::new(),
+            inflight: Mutex::default(),
+            downloads: Mutex::default(),
+        }
+    }
+
+    /// How many times `source` was downloaded by this cache.
+    pub fn download_count(&self, source: &str) -> usize {
+        self.downloads
+            .lock()
+            .map(|d| d.get(source).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    fn master_path(&self, source: &str, checksum: Option<&Checksum>) -> PathBuf {
+        let mut key = sha2::Sha256::new();
+        key.update(source.as_bytes());
+        if let Some(c) = checksum {
+            key.update(c.hex.as_bytes());
+        }
+        self.dir.join(hex::encode(key.finalize()))
+    }
+
+    /// The verified master copy of `source`, fetched when missing.
+    ///
+    /// # Errors
+    /// When the source cannot be read or its checksum does not match.
+    pub async fn fetch(
+        &self,
+        source: &str,
+        checksum: Option<&Checksum>,
+    ) -> Result<PathBuf, ImageError> {
+        let master = self.master_path(source, checksum);
+        let lock = {
+            let mut inflight = self
+                .inflight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            inflight.entry(source.to_owned()).or_default().clone()
+        };
+        let _guard = lock.lock().await;
+        if tokio::fs::try_exists(&master).await.unwrap_or(false) {
+            return Ok(master);
+        }
+        let failed = |reason: String| ImageError::Fetch {
+            image: source.to_owned(),
+            reason,
+        };
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|e| failed(format!("cannot create {}: {e}", self.dir.display())))?;
+        let partial = master.with_extension(format!("part-{}", uuid::Uuid::new_v4().simple()));
+        let result = self.download(source, &partial, checksum).await;
+        match result {
+            Ok(()) => {
+                tokio::fs::rename(&partial, &master)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                if let Ok(mut d) = self.downloads.lock() {
+                    *d.entry(source.to_owned()).or_default() += 1;
+                }
+                tracing::info!(image = source, "image cached");
+                Ok(master)
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&partial).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn download(
+        &self,
+        source: &str,
+        dest: &Path,
+        checksum: Option<&Checksum>,
+    ) -> Result<(), ImageError> {
+        let failed = |reason: String| ImageError::Fetch {
+            image: source.to_owned(),
+            reason,
+        };
+        let mut file = std::fs::File::create(dest).map_err(|e| failed(e.to_string()))?;
+        let mut hasher = checksum.map(|c| Hasher::new(c.algo));
+        if let Some(path) = source.strip_prefix("file://") {
+            let mut input = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = tokio::io::AsyncReadExt::read(&mut input, &mut buf)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                if n == 0 {
+                    break;
+                }
+                let chunk = buf.get(..n).unwrap_or_default();
+                if let Some(h) = hasher.as_mut() {
+                    h.update(chunk);
+                }
+                file.write_all(chunk).map_err(|e| failed(e.to_string()))?;
+            }
+        } else if source.starts_with("http://") || source.starts_with("https://") {
+            let response = self
+                .http
+                .get(source)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|e| failed(e.to_string()))?;
+            let mut body = response.bytes_stream();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| failed(e.to_string()))?;
+                if let Some(h) = hasher.as_mut() {
+                    h.update(&chunk);
+                }
+                file.write_all(&chunk).map_err(|e| failed(e.to_string()))?;
+            }
+        } else {
+            return Err(ImageError::Invalid(format!(
+                "Image source {source} is not a file://, http:// or https:// URL."
+            )));
+        }
+        file.sync_all().map_err(|e| failed(e.to_string()))?;
+        if let (Some(expected), Some(hasher)) = (checksum, hasher) {
+            let actual = hasher.finish();
+            if actual != expected.hex {
+                return Err(ImageError::Mismatch {
+                    image: source.to_owned(),
+                    algo: expected.algo.name(),
+                    expected: expected.hex.clone(),
+                    actual,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Puts `master` at `dest` as a hard link (a copy across file systems),
+/// replacing what was there.
+///
+/// # Errors
+/// When neither works.
+pub fn link_into(master: &Path, dest: &Path) -> std::io::Result<()> {
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let _ = std::fs::remove_file(dest);
+    if std::fs::hard_link(master, dest).is_err() {
+        std::fs::copy(master, dest)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn info(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn checksums_come_in_ironics_forms() {
+        let md5 = "d41d8cd98f00b204e9800998ecf8427e";
+        let sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(
+            Checksum::from_instance_info(&info(json!({"image_checksum": md5}))).unwrap(),
+            Some(Checksum {
+                algo: Algo::Md5,
+                hex: md5.into()
+            })
+        );
+        assert_eq!(
+            Checksum::from_instance_info(&info(json!({"image_checksum": sha}))).unwrap(),
+            Some(Checksum {
+                algo: Algo::Sha256,
+                hex: sha.into()
+            })
+        );
+        assert_eq!(
+            Checksum::from_instance_info(&info(json!({
+                "image_os_hash_algo": "sha256", "image_os_hash_value": sha.to_uppercase()})))
+            .unwrap(),
+            Some(Checksum {
+                algo: Algo::Sha256,
+                hex: sha.into()
+            })
+        );
+        assert_eq!(
+            Checksum::from_instance_info(&info(json!({}))).unwrap(),
+            None
+        );
+        assert!(Checksum::from_instance_info(&info(json!({"image_checksum": "xyz"}))).is_err());
+        assert!(
+            Checksum::from_instance_info(&info(json!({
+                "image_os_hash_algo": "crc32", "image_os_hash_value": "00"})))
+            .is_err()
+        );
+    }
+}

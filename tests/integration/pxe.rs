@@ -1,0 +1,330 @@
+//! iPXE boot and the ramdisk deploy on a real BMC (`ipmi_sim`), with images
+//! served over HTTP by the test and the files checked on disk where Ironic
+//! puts them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::Digest;
+
+use crate::helpers::bmc::SimBmc;
+use crate::helpers::http::FileServer;
+use crate::helpers::{Backend, TestApp, spawn_app_with, wait_until};
+
+const MAC: &str = "52:54:00:12:34:56";
+
+async fn pxe_app() -> TestApp {
+    spawn_app_with(Backend::Sqlite, |s| {
+        s.conductor.enabled_hardware_types = vec!["ipmi".into()];
+        s.conductor.sync_power_state_interval_secs = 0;
+        s.dhcp.dhcp_provider = "dnsmasq".into();
+        s.ipmi.min_command_interval_ms = 0;
+        s.ipmi.command_retry_timeout_secs = 3;
+    })
+    .await
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// An active-ready ramdisk node: ipmi + ipxe + ramdisk, one PXE port,
+/// `instance_info` as given; returns its UUID once `available`.
+async fn ramdisk_node(app: &TestApp, bmc: &SimBmc, mac: &str, instance_info: Value) -> String {
+    let created = app
+        .post(
+            "/v1/nodes",
+            json!({"driver": "ipmi", "driver_info": bmc.driver_info(),
+                   "boot_interface": "ipxe", "deploy_interface": "ramdisk",
+                   "instance_info": instance_info}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let uuid = created.json()["uuid"].as_str().unwrap().to_owned();
+    let port = app
+        .post("/v1/ports", json!({"node_uuid": uuid, "address": mac}))
+        .await;
+    assert_eq!(port.status, StatusCode::CREATED, "{}", port.text);
+    app.provision(&uuid, "manage").await;
+    app.wait_for_state(&uuid, "manageable").await;
+    app.provision(&uuid, "provide").await;
+    app.wait_for_state(&uuid, "available").await;
+    uuid
+}
+
+async fn deploy_and_wait(app: &TestApp, uuid: &str) -> Value {
+    app.provision(uuid, "active").await;
+    wait_deployed(app, uuid).await
+}
+
+/// Waits until a deploy ended (`active` or `deploy failed`) and the node is unlocked.
+async fn wait_deployed(app: &TestApp, uuid: &str) -> Value {
+    wait_until(Duration::from_secs(60), "the deploy to finish", || async {
+        let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+        (["active", "deploy failed"].contains(&node["provision_state"].as_str().unwrap_or(""))
+            && node["reservation"].is_null())
+        .then_some(node)
+    })
+    .await
+}
+
+fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.is_symlink() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn dnsmasq() -> &'static str {
+    if Path::new("/usr/sbin/dnsmasq").exists() {
+        "/usr/sbin/dnsmasq"
+    } else {
+        "dnsmasq"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ramdisk_deploy_of_an_iso_writes_ironics_files_and_boots_the_bmc_from_pxe() {
+    let iso = b"not really an ISO, but 34 bytes.\n".repeat(1000);
+    let server = FileServer::start(HashMap::from([("/boot.iso".to_owned(), iso.clone())])).await;
+    let bmc = SimBmc::start().await;
+    let app = pxe_app().await;
+    let boot = app.settings.boot();
+    let uuid = ramdisk_node(
+        &app,
+        &bmc,
+        MAC,
+        json!({"boot_iso": server.url("/boot.iso"), "image_checksum": sha256(&iso)}),
+    )
+    .await;
+    let events_before = bmc.events().len();
+
+    let active = deploy_and_wait(&app, &uuid).await;
+    let events = bmc.events()[events_before..].to_vec();
+    let node_dir = boot.http_root.join(&uuid);
+    let config = std::fs::read_to_string(node_dir.join("config")).unwrap();
+    let script = std::fs::read_to_string(boot.http_root.join("boot.ipxe")).unwrap();
+    let mac_link = boot.http_root.join("pxelinux.cfg/52-54-00-12-34-56");
+    let (hostsdir, optsdir) = boot.dnsmasq.clone().unwrap();
+    let host_entry = std::fs::read_to_string(hostsdir.join(format!("ironic-{MAC}.conf"))).unwrap();
+    let options = std::fs::read_to_string(optsdir.join(format!("ironic-{uuid}.conf"))).unwrap();
+    let dnsmasq_check = std::process::Command::new(dnsmasq())
+        .arg("--test")
+        .arg(format!("--dhcp-hostsdir={}", hostsdir.display()))
+        .arg(format!(
+            "--dhcp-optsfile={}",
+            optsdir.join(format!("ironic-{uuid}.conf")).display()
+        ))
+        .output()
+        .unwrap();
+    let bootparam = bmc.ipmitool(&["chassis", "bootparam", "get", "5"]);
+    let power = bmc.ipmitool(&["chassis", "power", "status"]);
+
+    assert_eq!(active["provision_state"], "active", "{active}");
+    assert!(active["last_error"].is_null(), "{active}");
+    assert_eq!(active["power_state"], "power on");
+    assert_eq!(std::fs::read(node_dir.join("boot_iso")).unwrap(), iso);
+    assert!(
+        config.contains(&format!("sanboot http://127.0.0.1:8080/{uuid}/boot_iso")),
+        "{config}"
+    );
+    assert!(config.starts_with("#!ipxe") && config.contains("goto boot_ramdisk"));
+    assert!(
+        script.contains("chain pxelinux.cfg/${mac:hexhyp}"),
+        "{script}"
+    );
+    assert_eq!(
+        std::fs::read_link(&mac_link).unwrap(),
+        Path::new("..").join(&uuid).join("config")
+    );
+    assert_eq!(std::fs::read_to_string(&mac_link).unwrap(), config);
+    assert_eq!(host_entry, format!("{MAC},set:{uuid},set:ironic\n"));
+    assert!(
+        options.contains(&format!(
+            "tag:{uuid},tag:ipxe,67,http://127.0.0.1:8080/boot.ipxe"
+        )),
+        "{options}"
+    );
+    assert!(
+        options.contains(&format!("tag:{uuid},tag:!ipxe,67,snponly.efi")),
+        "{options}"
+    );
+    assert!(
+        dnsmasq_check.status.success(),
+        "dnsmasq --test: {}",
+        String::from_utf8_lossy(&dnsmasq_check.stderr)
+    );
+    assert!(bootparam.contains("Force PXE"), "{bootparam}");
+    assert_eq!(
+        events,
+        ["set boot pxe", "set power 1"],
+        "pxe, then powered on"
+    );
+    assert_eq!(power, "Chassis Power is on");
+
+    // Undeploy: power off, every file of the node gone, DHCP told to ignore.
+    app.provision(&uuid, "deleted").await;
+    let available = app.wait_for_state(&uuid, "available").await;
+    let left: Vec<PathBuf> = files_under(&boot.http_root)
+        .into_iter()
+        .filter(|p| !p.ends_with("boot.ipxe"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_eq!(
+        std::fs::read_to_string(hostsdir.join(format!("ironic-{MAC}.conf"))).unwrap(),
+        format!("{MAC},ignore\n")
+    );
+    assert!(!optsdir.join(format!("ironic-{uuid}.conf")).exists());
+    assert_eq!(available["power_state"], "power off");
+    assert_eq!(
+        bmc.ipmitool(&["chassis", "power", "status"]),
+        "Chassis Power is off"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checksum_mismatch_fails_the_deploy_and_leaves_no_files() {
+    let iso = b"the real bytes".to_vec();
+    let server = FileServer::start(HashMap::from([("/boot.iso".to_owned(), iso)])).await;
+    let bmc = SimBmc::start().await;
+    let app = pxe_app().await;
+    let boot = app.settings.boot();
+    let wrong = sha256(b"other bytes");
+    let uuid = ramdisk_node(
+        &app,
+        &bmc,
+        MAC,
+        json!({"boot_iso": server.url("/boot.iso"), "image_checksum": wrong}),
+    )
+    .await;
+    let missing = ramdisk_node(
+        &app,
+        &bmc,
+        "52:54:00:00:00:02",
+        json!({"boot_iso": server.url("/nope.iso")}),
+    )
+    .await;
+
+    let failed = deploy_and_wait(&app, &uuid).await;
+    let not_found = deploy_and_wait(&app, &missing).await;
+
+    assert_eq!(failed["provision_state"], "deploy failed");
+    let error = failed["last_error"].as_str().unwrap();
+    assert!(
+        error.starts_with("Deploy step deploy.deploy failed: "),
+        "{error}"
+    );
+    assert!(
+        error.contains("failed to verify against checksum"),
+        "{error}"
+    );
+    assert!(error.contains(&server.url("/boot.iso")), "{error}");
+    assert!(error.contains(&wrong), "{error}");
+    assert_eq!(not_found["provision_state"], "deploy failed");
+    let error = not_found["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("/nope.iso") && error.contains("404"),
+        "{error}"
+    );
+    assert_eq!(
+        files_under(&boot.http_root),
+        Vec::<PathBuf>::new(),
+        "no boot files"
+    );
+    assert_eq!(
+        files_under(&boot.image_cache_dir),
+        Vec::<PathBuf>::new(),
+        "no partial download in the cache"
+    );
+    assert_eq!(
+        bmc.events()
+            .iter()
+            .filter(|e| e.starts_with("set boot"))
+            .count(),
+        0
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_nodes_deploying_the_same_kernel_and_ramdisk_download_them_once() {
+    let kernel = vec![7u8; 256 * 1024];
+    let ramdisk = vec![9u8; 512 * 1024];
+    let server = FileServer::start(HashMap::from([
+        ("/vmlinuz".to_owned(), kernel.clone()),
+        ("/initrd".to_owned(), ramdisk.clone()),
+    ]))
+    .await;
+    let app = pxe_app().await;
+    let boot = app.settings.boot();
+    let mut bmcs = Vec::new();
+    let mut uuids = Vec::new();
+    for i in 0..20 {
+        let bmc = SimBmc::start().await;
+        let mac = format!("52:54:00:00:01:{i:02x}");
+        let uuid = ramdisk_node(
+            &app,
+            &bmc,
+            &mac,
+            json!({"kernel": server.url("/vmlinuz"), "ramdisk": server.url("/initrd"),
+                   "ramdisk_kernel_arguments": "console=ttyS0"}),
+        )
+        .await;
+        bmcs.push(bmc);
+        uuids.push(uuid);
+    }
+
+    let paths: Vec<String> = uuids
+        .iter()
+        .map(|u| format!("/v1/nodes/{u}/states/provision"))
+        .collect();
+    let replies = futures_util::future::join_all(
+        paths
+            .iter()
+            .map(|p| app.put(p, json!({"target": "active"}))),
+    )
+    .await;
+    let mut nodes = Vec::new();
+    for uuid in &uuids {
+        nodes.push(wait_deployed(&app, uuid).await);
+    }
+    let config = std::fs::read_to_string(boot.http_root.join(&uuids[0]).join("config")).unwrap();
+
+    assert!(replies.iter().all(|r| r.status == StatusCode::ACCEPTED));
+    for node in &nodes {
+        assert_eq!(node["provision_state"], "active", "{node}");
+    }
+    assert_eq!(server.hits("/vmlinuz"), 1, "one download for twenty nodes");
+    assert_eq!(server.hits("/initrd"), 1);
+    for uuid in &uuids {
+        let dir = boot.http_root.join(uuid);
+        assert_eq!(std::fs::read(dir.join("kernel")).unwrap(), kernel);
+        assert_eq!(std::fs::read(dir.join("ramdisk")).unwrap(), ramdisk);
+    }
+    assert!(
+        config.contains(&format!(
+            "kernel http://127.0.0.1:8080/{}/kernel root=/dev/ram0 text nofb vga=normal console=ttyS0 initrd=ramdisk",
+            uuids[0]
+        )),
+        "{config}"
+    );
+    assert!(config.contains(&format!(
+        "initrd http://127.0.0.1:8080/{}/ramdisk",
+        uuids[0]
+    )));
+    app.stop().await;
+}
