@@ -244,6 +244,10 @@ pub struct PxeSettings {
     /// iPXE binaries DHCP hands to non-iPXE firmware, by boot mode.
     pub ipxe_bootfile_name: String,
     pub uefi_ipxe_bootfile_name: String,
+    /// The `pxe` boot interface's loaders, by boot mode (BIOS pxelinux,
+    /// UEFI grub).
+    pub pxe_bootfile_name: String,
+    pub uefi_pxe_bootfile_name: String,
     /// Where downloaded images are kept (the master cache); unset =
     /// `<data_dir>/master_images`.
     pub image_cache_dir: Option<PathBuf>,
@@ -259,6 +263,8 @@ impl Default for PxeSettings {
             ipxe_timeout: 0,
             ipxe_bootfile_name: "undionly.kpxe".into(),
             uefi_ipxe_bootfile_name: "snponly.efi".into(),
+            pxe_bootfile_name: "pxelinux.0".into(),
+            uefi_pxe_bootfile_name: "bootx64.efi".into(),
             image_cache_dir: None,
         }
     }
@@ -320,6 +326,8 @@ pub struct BootConfig {
     pub ipxe_timeout: u64,
     pub ipxe_bootfile_name: String,
     pub uefi_ipxe_bootfile_name: String,
+    pub pxe_bootfile_name: String,
+    pub uefi_pxe_bootfile_name: String,
     pub image_cache_dir: PathBuf,
     pub http_root: PathBuf,
     pub http_url: String,
@@ -482,6 +490,8 @@ impl Settings {
             ipxe_timeout: self.pxe.ipxe_timeout,
             ipxe_bootfile_name: self.pxe.ipxe_bootfile_name.clone(),
             uefi_ipxe_bootfile_name: self.pxe.uefi_ipxe_bootfile_name.clone(),
+            pxe_bootfile_name: self.pxe.pxe_bootfile_name.clone(),
+            uefi_pxe_bootfile_name: self.pxe.uefi_pxe_bootfile_name.clone(),
             image_cache_dir: under(&self.pxe.image_cache_dir, "master_images"),
             http_root: under(&self.deploy.http_root, "httpboot"),
             http_url: self.deploy.http_url.trim_end_matches('/').to_owned(),

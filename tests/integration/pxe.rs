@@ -328,3 +328,133 @@ async fn twenty_nodes_deploying_the_same_kernel_and_ramdisk_download_them_once()
     )));
     app.stop().await;
 }
+
+/// A real TFTP server (tftpd-hpa) on a loopback port, serving `root`.
+struct Tftpd {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Tftpd {
+    fn start(root: &Path) -> Tftpd {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("/usr/sbin/in.tftpd")
+            .args(["--listen", "--foreground", "--user", "root", "--secure"])
+            .arg("--address")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("in.tftpd runs (apt-get install tftpd-hpa)");
+        Tftpd { port, child }
+    }
+
+    /// Fetches `path` with a real TFTP client (curl), retrying while the
+    /// server starts.
+    async fn get(&self, path: &str) -> Vec<u8> {
+        let url = format!("tftp://127.0.0.1:{}/{path}", self.port);
+        wait_until(Duration::from_secs(10), "a TFTP transfer", || {
+            let url = url.clone();
+            async move {
+                let out = tokio::process::Command::new("curl")
+                    .args(["-s", "--max-time", "5", &url])
+                    .output()
+                    .await
+                    .unwrap();
+                out.status.success().then_some(out.stdout)
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for Tftpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pxe_ramdisk_deploy_is_served_over_real_tftp_byte_for_byte() {
+    let kernel: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let ramdisk: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    let server = FileServer::start(HashMap::from([
+        ("/vmlinuz".to_owned(), kernel.clone()),
+        ("/initrd".to_owned(), ramdisk.clone()),
+    ]))
+    .await;
+    let bmc = SimBmc::start().await;
+    let app = pxe_app().await;
+    let boot = app.settings.boot();
+    let created = app
+        .post(
+            "/v1/nodes",
+            json!({"driver": "ipmi", "driver_info": bmc.driver_info(),
+                   "boot_interface": "pxe", "deploy_interface": "ramdisk",
+                   "properties": {"capabilities": "boot_mode:bios"},
+                   "instance_info": {"kernel": server.url("/vmlinuz"),
+                                     "ramdisk": server.url("/initrd")}}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let uuid = created.json()["uuid"].as_str().unwrap().to_owned();
+    app.post("/v1/ports", json!({"node_uuid": uuid, "address": MAC}))
+        .await;
+    for (verb, state) in [("manage", "manageable"), ("provide", "available")] {
+        app.provision(&uuid, verb).await;
+        app.wait_for_state(&uuid, state).await;
+    }
+
+    let active = deploy_and_wait(&app, &uuid).await;
+    let tftp = Tftpd::start(&boot.tftp_root);
+    let config = tftp.get("pxelinux.cfg/01-52-54-00-12-34-56").await;
+    let served_kernel = tftp.get(&format!("{uuid}/kernel")).await;
+    let served_ramdisk = tftp.get(&format!("{uuid}/ramdisk")).await;
+    let grub_link =
+        std::fs::read_link(boot.tftp_root.join("grub.cfg-01-52-54-00-12-34-56")).unwrap();
+    let (_, optsdir) = boot.dnsmasq.clone().unwrap();
+    let options = std::fs::read_to_string(optsdir.join(format!("ironic-{uuid}.conf"))).unwrap();
+    let config = String::from_utf8(config).unwrap();
+
+    assert_eq!(active["provision_state"], "active", "{active}");
+    assert!(config.starts_with("default boot_ramdisk\n"), "{config}");
+    assert!(
+        config.contains(&format!("kernel {uuid}/kernel\n")),
+        "{config}"
+    );
+    assert!(
+        config.contains(&format!(
+            "append initrd={uuid}/ramdisk root=/dev/ram0 text nofb vga=normal"
+        )),
+        "{config}"
+    );
+    assert!(
+        served_kernel == kernel,
+        "the kernel over TFTP is byte for byte the image"
+    );
+    assert!(served_ramdisk == ramdisk, "the ramdisk too");
+    assert_eq!(grub_link, Path::new(&uuid).join("config"));
+    assert!(
+        options.contains(&format!("tag:{uuid},67,pxelinux.0")),
+        "{options}"
+    );
+    assert!(
+        bmc.ipmitool(&["chassis", "bootparam", "get", "5"])
+            .contains("Force PXE")
+    );
+
+    app.provision(&uuid, "deleted").await;
+    app.wait_for_state(&uuid, "available").await;
+    assert_eq!(
+        files_under(&boot.tftp_root),
+        Vec::<PathBuf>::new(),
+        "undeploy removed every TFTP file"
+    );
+    app.stop().await;
+}

@@ -39,6 +39,21 @@ pub fn ipxe_options(boot: &BootConfig, uefi: bool) -> Vec<String> {
     ]
 }
 
+/// The boot options for a `pxe` node: the loader for its boot mode over TFTP.
+pub fn pxe_options(boot: &BootConfig, uefi: bool) -> Vec<String> {
+    let bootfile = if uefi {
+        &boot.uefi_pxe_bootfile_name
+    } else {
+        &boot.pxe_bootfile_name
+    };
+    vec![
+        format!("67,{bootfile}"),
+        format!("66,{}", boot.tftp_server),
+        format!("150,{}", boot.tftp_server),
+        format!("255,{}", boot.tftp_server),
+    ]
+}
+
 /// Writes the node's host and option files (nothing when the provider is `none`).
 ///
 /// # Errors

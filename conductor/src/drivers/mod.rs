@@ -4,10 +4,10 @@
 //! supports and its default; the conductor registers these rows in
 //! `conductor_hardware_interfaces`, which is how the API learns them.
 //! Invariant: every interface name registered here has an implementation in
-//! this module tree that the task handlers dispatch to, except `ipmi`'s boot
-//! (`ipxe`, `pxe`) and deploy (`direct`, `ramdisk`) interfaces, registered
-//! with Ironic's names and defaults ahead of the PXE work: until then an
-//! action that needs them fails with a `last_error` saying so.
+//! this module tree that the task handlers dispatch to, except `ipmi`'s
+//! `direct` deploy interface (Ironic's default), registered ahead of the
+//! agent work: until then an action that needs it fails with a `last_error`
+//! saying so.
 
 pub mod dhcp;
 pub mod fake;
@@ -82,7 +82,7 @@ pub const MANUAL_MANAGEMENT: HardwareType = HardwareType {
 
 /// Interfaces registered under Ironic's names before Ferric implements them
 /// (see the module invariant).
-pub const NOT_YET_IMPLEMENTED: [&str; 2] = ["pxe", "direct"];
+pub const NOT_YET_IMPLEMENTED: [&str; 1] = ["direct"];
 
 /// Every hardware type this conductor can enable.
 pub const HARDWARE_TYPES: [HardwareType; 3] = [FAKE_HARDWARE, MANUAL_MANAGEMENT, ipmi::IPMI];
@@ -105,6 +105,27 @@ pub fn ipmi_info(
             serde_json::from_str(&node.driver_info).unwrap_or_default();
         ipmi::driver_info::parse(&node.uuid, &info).map_err(|e| e.to_string())
     })
+}
+
+/// Whether the node boots in UEFI mode, as Ironic's `get_boot_mode`:
+/// `instance_info.deploy_boot_mode`, then the `boot_mode` capability, then
+/// the mode last seen on the hardware, then UEFI (Ironic's default).
+pub fn boot_mode_is_uefi(node: &ferric_common::db::models::node::Node) -> bool {
+    let instance: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&node.instance_info).unwrap_or_default();
+    if let Some(mode) = instance.get("deploy_boot_mode").and_then(|v| v.as_str()) {
+        return mode != "bios";
+    }
+    let properties: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&node.properties).unwrap_or_default();
+    if let Some(capabilities) = properties.get("capabilities").and_then(|v| v.as_str())
+        && let Some(mode) = capabilities
+            .split(',')
+            .find_map(|c| c.trim().strip_prefix("boot_mode:"))
+    {
+        return mode != "bios";
+    }
+    node.boot_mode.as_deref() != Some("bios")
 }
 
 /// The power interface's `validate`: Ironic's message when the node's

@@ -1,9 +1,15 @@
-//! The `ipxe` boot interface's files, where Ironic puts them
-//! (`pxe_utils.py`, `ipxe_config.template`, `boot.ipxe`): under `http_root`,
-//! the master script `boot.ipxe` (chains `pxelinux.cfg/<mac-with-hyphens>`),
-//! the node's `<uuid>/config` and its images `<uuid>/{kernel,ramdisk,boot_iso}`,
-//! and one relative symlink `pxelinux.cfg/<mac>` → `../<uuid>/config` per
-//! PXE-enabled port.
+//! The `ipxe` and `pxe` boot interfaces' files, where Ironic puts them
+//! (`pxe_utils.py`, `ipxe_config.template`, `pxe_config.template`,
+//! `pxe_grub_config.template`, `boot.ipxe`).
+//!
+//! `ipxe`, under `http_root`: the master script `boot.ipxe` (chains
+//! `pxelinux.cfg/<mac-with-hyphens>`), the node's `<uuid>/config` and images
+//! `<uuid>/{kernel,ramdisk,boot_iso}`, and one relative symlink
+//! `pxelinux.cfg/<mac>` → `../<uuid>/config` per PXE-enabled port.
+//!
+//! `pxe`, under `tftp_root`: `<uuid>/config` (pxelinux for BIOS, grub for
+//! UEFI) and `<uuid>/{kernel,ramdisk}`, linked from `pxelinux.cfg/01-<mac>`,
+//! `grub.cfg-01-<mac>` and `<mac>.conf` per PXE-enabled port.
 //!
 //! Invariants: every file is written to a temporary name and renamed, so a
 //! machine never reads half a script; [`clean_up`] removes everything
@@ -13,6 +19,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ferric_common::config::BootConfig;
+
+/// Which boot interface the files are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootKind {
+    Ipxe,
+    Pxe { uefi: bool },
+}
 
 /// What the node boots: a kernel and ramdisk, or an ISO.
 pub enum RamdiskImages {
@@ -38,14 +51,47 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn node_dir(boot: &BootConfig, node_uuid: &str) -> PathBuf {
-    boot.http_root.join(node_uuid)
+fn root(boot: &BootConfig, kind: BootKind) -> &Path {
+    match kind {
+        BootKind::Ipxe => &boot.http_root,
+        BootKind::Pxe { .. } => &boot.tftp_root,
+    }
 }
 
-fn mac_path(boot: &BootConfig, mac: &str) -> PathBuf {
-    boot.http_root
-        .join(&boot.pxe_config_subdir)
-        .join(mac.replace(':', "-").to_lowercase())
+/// The per-MAC links of a port and where each points.
+fn mac_links(
+    boot: &BootConfig,
+    kind: BootKind,
+    node_uuid: &str,
+    mac: &str,
+) -> Vec<(PathBuf, PathBuf)> {
+    let hyphens = mac.replace(':', "-").to_lowercase();
+    let up = Path::new("..").join(node_uuid).join("config");
+    match kind {
+        BootKind::Ipxe => vec![(
+            boot.http_root.join(&boot.pxe_config_subdir).join(hyphens),
+            up,
+        )],
+        BootKind::Pxe { .. } => {
+            let config = Path::new(node_uuid).join("config");
+            vec![
+                (
+                    boot.tftp_root
+                        .join(&boot.pxe_config_subdir)
+                        .join(format!("01-{hyphens}")),
+                    up,
+                ),
+                (
+                    boot.tftp_root.join(format!("grub.cfg-01-{hyphens}")),
+                    config.clone(),
+                ),
+                (
+                    boot.tftp_root.join(format!("{}.conf", mac.to_lowercase())),
+                    config,
+                ),
+            ]
+        }
+    }
 }
 
 /// The master script: every NIC tries its own per-MAC script.
@@ -112,12 +158,48 @@ pub fn ramdisk_config(
     )
 }
 
+/// The node's config for a `pxe` ramdisk boot: pxelinux (BIOS) or grub
+/// (UEFI), Ironic's templates with the default switched to `boot_ramdisk`.
+pub fn pxe_ramdisk_config(
+    boot: &BootConfig,
+    node_uuid: &str,
+    uefi: bool,
+    ramdisk_opts: Option<&str>,
+) -> String {
+    let kernel = format!("{node_uuid}/kernel");
+    let ramdisk = format!("{node_uuid}/ramdisk");
+    let append = format!(
+        "root=/dev/ram0 text {} {}",
+        boot.pxe_append_params,
+        ramdisk_opts.unwrap_or("")
+    );
+    if uefi {
+        format!(
+            "set default=boot_ramdisk\n\
+             set timeout=5\n\
+             set hidden_timeout_quiet=false\n\n\
+             menuentry \"boot_ramdisk\"  {{\n    \
+             linux {kernel} {append}\n    \
+             initrd {ramdisk}\n\
+             }}\n"
+        )
+    } else {
+        format!(
+            "default boot_ramdisk\n\n\
+             label boot_ramdisk\n\
+             kernel {kernel}\n\
+             append initrd={ramdisk} {append}\n"
+        )
+    }
+}
+
 /// Writes every file a ramdisk boot of the node needs; returns their paths.
 ///
 /// # Errors
 /// When a file cannot be written (what was written is removed again).
 pub fn prepare_ramdisk(
     boot: &BootConfig,
+    kind: BootKind,
     node_uuid: &str,
     macs: &[String],
     images: &RamdiskImages,
@@ -125,7 +207,7 @@ pub fn prepare_ramdisk(
 ) -> std::io::Result<Vec<PathBuf>> {
     let result = (|| {
         let mut written = Vec::new();
-        let dir = node_dir(boot, node_uuid);
+        let dir = root(boot, kind).join(node_uuid);
         std::fs::create_dir_all(&dir)?;
         match images {
             RamdiskImages::KernelRamdisk { kernel, ramdisk } => {
@@ -140,21 +222,25 @@ pub fn prepare_ramdisk(
             }
         }
         let config = dir.join("config");
-        write_atomic(
-            &config,
-            ramdisk_config(boot, node_uuid, images, ramdisk_opts).as_bytes(),
-        )?;
+        let contents = match kind {
+            BootKind::Ipxe => ramdisk_config(boot, node_uuid, images, ramdisk_opts),
+            BootKind::Pxe { uefi } => pxe_ramdisk_config(boot, node_uuid, uefi, ramdisk_opts),
+        };
+        write_atomic(&config, contents.as_bytes())?;
         written.push(config);
-        let script = boot.http_root.join("boot.ipxe");
-        write_atomic(&script, boot_script(boot).as_bytes())?;
+        if kind == BootKind::Ipxe {
+            let script = boot.http_root.join("boot.ipxe");
+            write_atomic(&script, boot_script(boot).as_bytes())?;
+        }
         for mac in macs {
-            let link = mac_path(boot, mac);
-            if let Some(parent) = link.parent() {
-                std::fs::create_dir_all(parent)?;
+            for (link, target) in mac_links(boot, kind, node_uuid, mac) {
+                if let Some(parent) = link.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let _ = std::fs::remove_file(&link);
+                std::os::unix::fs::symlink(&target, &link)?;
+                written.push(link);
             }
-            let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(Path::new("..").join(node_uuid).join("config"), &link)?;
-            written.push(link);
         }
         Ok(written)
     })();
@@ -164,11 +250,15 @@ pub fn prepare_ramdisk(
     result
 }
 
-/// Removes the node's boot files and per-MAC links (`boot.ipxe` is shared
-/// and stays).
+/// Removes the node's boot files and per-MAC links under both roots
+/// (`boot.ipxe` is shared and stays).
 pub fn clean_up(boot: &BootConfig, node_uuid: &str, macs: &[String]) {
-    for mac in macs {
-        let _ = std::fs::remove_file(mac_path(boot, mac));
+    for kind in [BootKind::Ipxe, BootKind::Pxe { uefi: false }] {
+        for mac in macs {
+            for (link, _) in mac_links(boot, kind, node_uuid, mac) {
+                let _ = std::fs::remove_file(link);
+            }
+        }
+        let _ = std::fs::remove_dir_all(root(boot, kind).join(node_uuid));
     }
-    let _ = std::fs::remove_dir_all(node_dir(boot, node_uuid));
 }

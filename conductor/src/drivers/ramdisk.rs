@@ -1,5 +1,5 @@
-//! The `ramdisk` deploy interface over `ipxe` boot and `ipmitool` power and
-//! management, as Ironic's `RamdiskDeploy`: the node network-boots a
+//! The `ramdisk` deploy interface over `ipxe` or `pxe` boot and `ipmitool`
+//! power and management, as Ironic's `RamdiskDeploy`: the node network-boots a
 //! kernel+ramdisk or an ISO (`instance_info` `kernel`/`ramdisk` or
 //! `boot_iso`) and is `active` once it has been told to boot it; undeploy
 //! powers it off and removes its boot files.
@@ -21,7 +21,15 @@ use crate::tasks::Context;
 /// Whether the node deploys with this module.
 pub fn handles(node: &Node) -> bool {
     node.deploy_interface.as_deref() == Some("ramdisk")
-        && node.boot_interface.as_deref() == Some("ipxe")
+        && matches!(node.boot_interface.as_deref(), Some("ipxe" | "pxe"))
+}
+
+fn boot_kind(node: &Node) -> pxe::BootKind {
+    if node.boot_interface.as_deref() == Some("pxe") {
+        pxe::BootKind::Pxe { uefi: uefi(node) }
+    } else {
+        pxe::BootKind::Ipxe
+    }
 }
 
 async fn pxe_macs(ctx: &Context, node: &Node) -> Result<Vec<String>, String> {
@@ -39,7 +47,7 @@ async fn pxe_macs(ctx: &Context, node: &Node) -> Result<Vec<String>, String> {
 }
 
 fn uefi(node: &Node) -> bool {
-    node.boot_mode.as_deref() != Some("bios")
+    super::boot_mode_is_uefi(node)
 }
 
 /// Deploys: images fetched and verified, boot files and DHCP entries
@@ -52,6 +60,13 @@ pub async fn deploy(ctx: &Context, node: &Node) -> Result<&'static str, String> 
     let info: Map<String, Value> = serde_json::from_str(&node.instance_info).unwrap_or_default();
     let text = |k: &str| info.get(k).and_then(Value::as_str).map(str::to_owned);
     let checksum = Checksum::from_instance_info(&info).map_err(|e| e.to_string())?;
+    let kind = boot_kind(node);
+    if kind != pxe::BootKind::Ipxe && text("boot_iso").is_some() {
+        return Err(format!(
+            "Node {} boots with the pxe boot interface, which cannot boot an ISO (boot_iso); use ipxe.",
+            node.uuid
+        ));
+    }
     let images = match (text("boot_iso"), text("kernel"), text("ramdisk")) {
         (Some(iso), _, _) => pxe::RamdiskImages::Iso(
             ctx.images
@@ -90,9 +105,12 @@ pub async fn deploy(ctx: &Context, node: &Node) -> Result<&'static str, String> 
     let boot = ctx.boot.clone();
     let (uuid, opts) = (node.uuid.clone(), text("ramdisk_kernel_arguments"));
     let macs2 = macs.clone();
-    let options = dhcp::ipxe_options(&boot, uefi(node));
+    let options = match kind {
+        pxe::BootKind::Ipxe => dhcp::ipxe_options(&boot, uefi(node)),
+        pxe::BootKind::Pxe { uefi } => dhcp::pxe_options(&boot, uefi),
+    };
     let written = ferric_common::telemetry::spawn_blocking(move || {
-        pxe::prepare_ramdisk(&boot, &uuid, &macs2, &images, opts.as_deref())?;
+        pxe::prepare_ramdisk(&boot, kind, &uuid, &macs2, &images, opts.as_deref())?;
         dhcp::update(&boot, &uuid, &macs2, &options)
     })
     .await

@@ -117,8 +117,7 @@ pub async fn set_boot_device(
         None => reply(Outcome::Accepted(ferric_proto::v1::Accepted {})),
         Some(Err(message)) => refused(RefusalKind::Invalid, message),
         Some(Ok(info)) => {
-            // Ironic's default boot mode is UEFI.
-            let uefi = node.boot_mode.as_deref() != Some("bios");
+            let uefi = drivers::boot_mode_is_uefi(&node);
             match ipmi::set_boot_device(
                 &ctx.bmcs,
                 &info,
