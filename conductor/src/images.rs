@@ -50,6 +50,89 @@ impl Algo {
     }
 }
 
+/// A checksum as `instance_info` gives it: the value, or the URL of a
+/// checksum file (`SHA256SUMS`-style) that lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChecksumSpec {
+    Value(Checksum),
+    Url { url: String, algo: Option<Algo> },
+}
+
+impl ChecksumSpec {
+    /// Reads `instance_info`: a URL in `image_checksum` or
+    /// `image_os_hash_value` is a checksum file; anything else as
+    /// [`Checksum::from_instance_info`].
+    ///
+    /// # Errors
+    /// As [`Checksum::from_instance_info`].
+    pub fn from_instance_info(
+        info: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<ChecksumSpec>, ImageError> {
+        let text = |k: &str| info.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let is_url = |v: &str| {
+            v.starts_with("http://") || v.starts_with("https://") || v.starts_with("file://")
+        };
+        if let Some(url) = text("image_os_hash_value").filter(|v| is_url(v)) {
+            let algo = text("image_os_hash_algo").and_then(|a| Algo::parse(&a));
+            return Ok(Some(ChecksumSpec::Url { url, algo }));
+        }
+        if let Some(url) = text("image_checksum").filter(|v| is_url(v)) {
+            return Ok(Some(ChecksumSpec::Url { url, algo: None }));
+        }
+        Ok(Checksum::from_instance_info(info)?.map(ChecksumSpec::Value))
+    }
+}
+
+/// The checksum of `image_source` in a checksum file, as Ironic's
+/// `get_checksum_from_url`: a file holding only a digest, or lines naming
+/// files (`<hex>  <name>`, `<hex> *<name>`, `ALGO (<name>) = <hex>`).
+///
+/// # Errors
+/// Ironic's reasons: an empty file, no valid checksum, no line for the image.
+pub fn checksum_from_file(text: &str, image_source: &str) -> Result<Checksum, String> {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let hex_token = |line: &str| {
+        line.split(|c: char| c.is_whitespace() || c == '=' || c == '*')
+            .find(|t| [32, 64, 128].contains(&t.len()) && t.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_ascii_lowercase)
+    };
+    let digest = match lines.as_slice() {
+        [] => return Err("Checksum file empty.".into()),
+        [only] if !only.contains(' ') => {
+            hex_token(only).ok_or("Invalid checksum file (No valid checksum found)")?
+        }
+        _ => {
+            let name = image_source
+                .split(['?', '#'])
+                .next()
+                .unwrap_or_default()
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            lines
+                .iter()
+                .filter(|l| !l.starts_with('#'))
+                .filter(|l| {
+                    l.ends_with(&format!(" {name}"))
+                        || l.ends_with(&format!(" *{name}"))
+                        || l.contains(&format!("({name})"))
+                })
+                .find_map(|l| hex_token(l))
+                .ok_or_else(|| format!("Checksum file does not contain name {name}"))?
+        }
+    };
+    let algo = match digest.len() {
+        64 => Algo::Sha256,
+        128 => Algo::Sha512,
+        _ => Algo::Md5,
+    };
+    Ok(Checksum { algo, hex: digest })
+}
+
 impl Checksum {
     /// Ironic's forms: `image_os_hash_algo` + `image_os_hash_value`, or
     /// `image_checksum` as bare hex (md5, or by length sha256/sha512) or
@@ -191,6 +274,42 @@ impl ImageCache {
         self.dir.join(hex::encode(key.finalize()))
     }
 
+    /// Turns a checksum spec into the checksum of `source` (reading the
+    /// checksum file when it is a URL).
+    ///
+    /// # Errors
+    /// When the checksum file cannot be read or does not list the image.
+    pub async fn resolve(&self, spec: &ChecksumSpec, source: &str) -> Result<Checksum, ImageError> {
+        let (url, algo) = match spec {
+            ChecksumSpec::Value(c) => return Ok(c.clone()),
+            ChecksumSpec::Url { url, algo } => (url, algo),
+        };
+        let failed = |reason: String| ImageError::Fetch {
+            image: url.clone(),
+            reason,
+        };
+        let text = if let Some(path) = url.strip_prefix("file://") {
+            tokio::fs::read_to_string(path)
+                .await
+                .map_err(|e| failed(e.to_string()))?
+        } else {
+            self.http
+                .get(url)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|e| failed(e.to_string()))?
+                .text()
+                .await
+                .map_err(|e| failed(e.to_string()))?
+        };
+        let mut checksum = checksum_from_file(&text, source).map_err(failed)?;
+        if let Some(algo) = algo {
+            checksum.algo = *algo;
+        }
+        Ok(checksum)
+    }
+
     /// The verified master copy of `source`, fetched when missing.
     ///
     /// # Errors
@@ -330,6 +449,43 @@ mod tests {
 
     fn info(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
         v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn checksum_files_are_read_as_ironic_reads_them() {
+        let sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let other = "a".repeat(64);
+        let sums = format!("# comment\n{other}  other.iso\n{sha} *boot.iso\n");
+        let bsd = format!("SHA256 (boot.iso) = {sha}\n");
+
+        assert_eq!(
+            checksum_from_file(&sums, "http://h/images/boot.iso")
+                .unwrap()
+                .hex,
+            sha
+        );
+        assert_eq!(
+            checksum_from_file(&bsd, "http://h/boot.iso?x=1")
+                .unwrap()
+                .hex,
+            sha
+        );
+        assert_eq!(
+            checksum_from_file(&format!("{sha}\n"), "x").unwrap().algo,
+            Algo::Sha256
+        );
+        assert_eq!(
+            checksum_from_file("", "x").unwrap_err(),
+            "Checksum file empty."
+        );
+        assert_eq!(
+            checksum_from_file("nothex", "x").unwrap_err(),
+            "Invalid checksum file (No valid checksum found)"
+        );
+        assert_eq!(
+            checksum_from_file(&sums, "http://h/missing.iso").unwrap_err(),
+            "Checksum file does not contain name missing.iso"
+        );
     }
 
     #[test]

@@ -99,7 +99,12 @@ fn dnsmasq() -> &'static str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ramdisk_deploy_of_an_iso_writes_ironics_files_and_boots_the_bmc_from_pxe() {
     let iso = b"not really an ISO, but 34 bytes.\n".repeat(1000);
-    let server = FileServer::start(HashMap::from([("/boot.iso".to_owned(), iso.clone())])).await;
+    let sums = format!("{}  other.iso\n{}  boot.iso\n", sha256(b"x"), sha256(&iso));
+    let server = FileServer::start(HashMap::from([
+        ("/boot.iso".to_owned(), iso.clone()),
+        ("/SHA256SUMS".to_owned(), sums.into_bytes()),
+    ]))
+    .await;
     let bmc = SimBmc::start().await;
     let app = pxe_app().await;
     let boot = app.settings.boot();
@@ -107,7 +112,8 @@ async fn a_ramdisk_deploy_of_an_iso_writes_ironics_files_and_boots_the_bmc_from_
         &app,
         &bmc,
         MAC,
-        json!({"boot_iso": server.url("/boot.iso"), "image_checksum": sha256(&iso)}),
+        // The checksum comes from a SHA256SUMS file, as Ironic allows.
+        json!({"boot_iso": server.url("/boot.iso"), "image_checksum": server.url("/SHA256SUMS")}),
     )
     .await;
     let events_before = bmc.events().len();
@@ -137,6 +143,7 @@ async fn a_ramdisk_deploy_of_an_iso_writes_ironics_files_and_boots_the_bmc_from_
     assert!(active["last_error"].is_null(), "{active}");
     assert_eq!(active["power_state"], "power on");
     assert_eq!(std::fs::read(node_dir.join("boot_iso")).unwrap(), iso);
+    assert_eq!(server.hits("/SHA256SUMS"), 1);
     assert!(
         config.contains(&format!("sanboot http://127.0.0.1:8080/{uuid}/boot_iso")),
         "{config}"

@@ -15,7 +15,7 @@ use ferric_common::states::power;
 use serde_json::{Map, Value};
 
 use super::{dhcp, ipmi, pxe};
-use crate::images::Checksum;
+use crate::images::ChecksumSpec;
 use crate::tasks::Context;
 
 /// Whether the node deploys with this module.
@@ -59,7 +59,7 @@ fn uefi(node: &Node) -> bool {
 pub async fn deploy(ctx: &Context, node: &Node) -> Result<&'static str, String> {
     let info: Map<String, Value> = serde_json::from_str(&node.instance_info).unwrap_or_default();
     let text = |k: &str| info.get(k).and_then(Value::as_str).map(str::to_owned);
-    let checksum = Checksum::from_instance_info(&info).map_err(|e| e.to_string())?;
+    let checksum = ChecksumSpec::from_instance_info(&info).map_err(|e| e.to_string())?;
     let kind = boot_kind(node);
     if kind != pxe::BootKind::Ipxe && text("boot_iso").is_some() {
         return Err(format!(
@@ -68,12 +68,23 @@ pub async fn deploy(ctx: &Context, node: &Node) -> Result<&'static str, String> 
         ));
     }
     let images = match (text("boot_iso"), text("kernel"), text("ramdisk")) {
-        (Some(iso), _, _) => pxe::RamdiskImages::Iso(
-            ctx.images
-                .fetch(&iso, checksum.as_ref())
-                .await
-                .map_err(|e| e.to_string())?,
-        ),
+        (Some(iso), _, _) => {
+            let checksum = match &checksum {
+                Some(spec) => Some(
+                    ctx.images
+                        .resolve(spec, &iso)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                ),
+                None => None,
+            };
+            pxe::RamdiskImages::Iso(
+                ctx.images
+                    .fetch(&iso, checksum.as_ref())
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )
+        }
         (None, Some(kernel), Some(ramdisk)) => {
             let (kernel, ramdisk) = tokio::join!(
                 ctx.images.fetch(&kernel, None),
