@@ -251,6 +251,10 @@ pub struct PxeSettings {
     /// Where downloaded images are kept (the master cache); unset =
     /// `<data_dir>/master_images`.
     pub image_cache_dir: Option<PathBuf>,
+    /// `[pxe]image_cache_size`: the cache's size limit in MiB.
+    pub image_cache_size_mb: u64,
+    /// `[pxe]image_cache_ttl`: minutes an unused image is kept.
+    pub image_cache_ttl_mins: u64,
 }
 
 impl Default for PxeSettings {
@@ -266,6 +270,8 @@ impl Default for PxeSettings {
             pxe_bootfile_name: "pxelinux.0".into(),
             uefi_pxe_bootfile_name: "bootx64.efi".into(),
             image_cache_dir: None,
+            image_cache_size_mb: 20480,
+            image_cache_ttl_mins: 10080,
         }
     }
 }
@@ -329,6 +335,8 @@ pub struct BootConfig {
     pub pxe_bootfile_name: String,
     pub uefi_pxe_bootfile_name: String,
     pub image_cache_dir: PathBuf,
+    pub image_cache_size_mb: u64,
+    pub image_cache_ttl_mins: u64,
     pub http_root: PathBuf,
     pub http_url: String,
     /// `Some((hostsdir, optsdir))` when the dnsmasq provider is on.
@@ -493,6 +501,8 @@ impl Settings {
             pxe_bootfile_name: self.pxe.pxe_bootfile_name.clone(),
             uefi_pxe_bootfile_name: self.pxe.uefi_pxe_bootfile_name.clone(),
             image_cache_dir: under(&self.pxe.image_cache_dir, "master_images"),
+            image_cache_size_mb: self.pxe.image_cache_size_mb,
+            image_cache_ttl_mins: self.pxe.image_cache_ttl_mins,
             http_root: under(&self.deploy.http_root, "httpboot"),
             http_url: self.deploy.http_url.trim_end_matches('/').to_owned(),
             dnsmasq: (self.dhcp.dhcp_provider == "dnsmasq").then(|| {

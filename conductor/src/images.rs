@@ -240,6 +240,8 @@ impl Hasher {
 /// The cache; one per conductor.
 pub struct ImageCache {
     dir: PathBuf,
+    max_bytes: u64,
+    ttl: std::time::Duration,
     http: reqwest::Client,
     /// One lock per source, so concurrent fetches of one image run once.
     inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -248,9 +250,11 @@ pub struct ImageCache {
 }
 
 impl ImageCache {
-    pub fn new(dir: PathBuf) -> ImageCache {
+    pub fn new(dir: PathBuf, max_bytes: u64, ttl: std::time::Duration) -> ImageCache {
         ImageCache {
             dir,
+            max_bytes,
+            ttl,
             http: reqwest::Client::new(),
             inflight: Mutex::default(),
             downloads: Mutex::default(),
@@ -349,6 +353,14 @@ impl ImageCache {
                     *d.entry(source.to_owned()).or_default() += 1;
                 }
                 tracing::info!(image = source, "image cached");
+                let (dir, max, ttl) = (self.dir.clone(), self.max_bytes, self.ttl);
+                let removed =
+                    ferric_common::telemetry::spawn_blocking(move || clean(&dir, max, ttl))
+                        .await
+                        .unwrap_or_default();
+                if removed > 0 {
+                    tracing::info!(count = removed, "removed unused images from the cache");
+                }
                 Ok(master)
             }
             Err(e) => {
@@ -425,6 +437,54 @@ impl ImageCache {
     }
 }
 
+/// How long a cached file is safe from cleaning after it was written (a
+/// fetch that just returned it may not have linked it yet).
+const FRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Cleans the cache in `dir` as Ironic's image cache does: unused images
+/// (no hard link outside the cache) older than `ttl` go, then the oldest
+/// unused ones until the cache is within `max_bytes`. Returns how many
+/// files were removed. Images in use are never removed.
+pub fn clean(dir: &Path, max_bytes: u64, ttl: std::time::Duration) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let now = std::time::SystemTime::now();
+    let mut files: Vec<(PathBuf, u64, std::time::Duration, bool)> = entries
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().contains(".part-"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            let age = now
+                .duration_since(meta.modified().ok()?)
+                .unwrap_or_default();
+            Some((e.path(), meta.len(), age, meta.nlink() == 1))
+        })
+        .collect();
+    let mut removed = 0;
+    files.retain(|(path, _, age, unused)| {
+        let expired = *unused && *age > ttl && *age > FRESH;
+        if expired && std::fs::remove_file(path).is_ok() {
+            removed += 1;
+            return false;
+        }
+        true
+    });
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    files.sort_by(|a, b| b.2.cmp(&a.2));
+    for (path, size, age, unused) in files {
+        if total <= max_bytes {
+            break;
+        }
+        if unused && age > FRESH && std::fs::remove_file(&path).is_ok() {
+            total = total.saturating_sub(size);
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Puts `master` at `dest` as a hard link (a copy across file systems),
 /// replacing what was there.
 ///
@@ -449,6 +509,40 @@ mod tests {
 
     fn info(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
         v.as_object().cloned().unwrap_or_default()
+    }
+
+    fn aged(path: &Path, bytes: usize, age_secs: u64) {
+        std::fs::write(path, vec![0u8; bytes]).unwrap();
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age_secs);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    }
+
+    #[test]
+    fn cleaning_removes_old_unused_images_then_the_oldest_over_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        aged(&d.join("expired"), 10, 7200);
+        aged(&d.join("in-use-and-old"), 10, 7200);
+        link_into(&d.join("in-use-and-old"), &node.path().join("kernel")).unwrap();
+        aged(&d.join("oldest"), 100, 600);
+        aged(&d.join("older"), 100, 300);
+        aged(&d.join("fresh"), 100, 1);
+
+        let removed = clean(d, 215, std::time::Duration::from_secs(3600));
+
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(removed, 2);
+        assert_eq!(left, ["fresh", "in-use-and-old", "older"]);
     }
 
     #[test]

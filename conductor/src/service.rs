@@ -144,7 +144,11 @@ async fn start(
         settings: settings.clone(),
         tracker: tracker.clone(),
         bmcs: Arc::new(Sessions::new(config.ipmi.clone())),
-        images: Arc::new(ImageCache::new(config.boot.image_cache_dir.clone())),
+        images: Arc::new(ImageCache::new(
+            config.boot.image_cache_dir.clone(),
+            config.boot.image_cache_size_mb.saturating_mul(1024 * 1024),
+            Duration::from_secs(config.boot.image_cache_ttl_mins.saturating_mul(60)),
+        )),
         boot: Arc::new(config.boot.clone()),
     };
     let heartbeat = tokio::spawn(membership::heartbeat(
