@@ -472,7 +472,7 @@ pub fn clean(dir: &Path, max_bytes: u64, ttl: std::time::Duration) -> usize {
         true
     });
     let mut total: u64 = files.iter().map(|f| f.1).sum();
-    files.sort_by(|a, b| b.2.cmp(&a.2));
+    files.sort_by_key(|f| std::cmp::Reverse(f.2));
     for (path, size, age, unused) in files {
         if total <= max_bytes {
             break;
