@@ -4,7 +4,9 @@
 //! - in the distributed mode, the tasks left in the queues of conductors
 //!   that died (or stopped) recently move to the nodes' new owners
 //!   ([`Rerouter`]), so their callers, still waiting, get an answer;
-//! - task receipts past their retention are pruned.
+//! - task receipts past their retention are pruned;
+//! - boot files of nodes that no longer exist (deleted while deployed, in
+//!   maintenance) are removed from this host's `http_root` and `tftp_root`.
 //!
 //! Invariant: a pass acts only on what this conductor owns by the ring
 //! (takeover) or on messages whose callers still wait (re-routing); a failed
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferric_common::cluster::ClusterView;
+use ferric_common::config::BootConfig;
 use ferric_common::db::models::node::Node;
 use ferric_common::db::models::receipt::TaskReceipt;
 use ferric_common::db::{Db, DbError};
@@ -21,6 +24,7 @@ use ferric_common::queue::reroute::Rerouter;
 use ferric_proto::v1::Task;
 use tokio_util::sync::CancellationToken;
 
+use crate::drivers::pxe;
 use crate::takeover;
 
 /// How long after its last heartbeat a dead conductor's queue is still
@@ -35,6 +39,7 @@ pub struct Periodic {
     pub heartbeat_timeout: Duration,
     /// `None` in the embedded mode (no other conductor's queue to drain).
     pub rerouter: Option<Rerouter>,
+    pub boot: Arc<BootConfig>,
 }
 
 impl Periodic {
@@ -60,11 +65,40 @@ impl Periodic {
         if let Err(e) = self.reroute().await {
             tracing::warn!(error = %e, "re-routing check failed; will retry");
         }
+        if let Err(e) = self.remove_orphan_boot_files().await {
+            tracing::warn!(error = %e, "could not look for orphaned boot files");
+        }
         match self.db.run(TaskReceipt::prune).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(count = n, "pruned task receipts"),
             Err(e) => tracing::warn!(error = %e, "could not prune task receipts"),
         }
+    }
+
+    async fn remove_orphan_boot_files(&self) -> Result<(), DbError> {
+        let boot = self.boot.clone();
+        let dirs = ferric_common::telemetry::spawn_blocking(move || pxe::node_dirs(&boot))
+            .await
+            .unwrap_or_default();
+        if dirs.is_empty() {
+            return Ok(());
+        }
+        let candidates = dirs.clone();
+        let existing = self
+            .db
+            .run(move |conn| Node::existing_uuids(conn, &candidates))
+            .await?;
+        let orphans: Vec<String> = dirs.into_iter().filter(|u| !existing.contains(u)).collect();
+        let boot = self.boot.clone();
+        let _ = ferric_common::telemetry::spawn_blocking(move || {
+            for uuid in orphans {
+                if pxe::remove_orphan(&boot, &uuid) {
+                    tracing::info!(node.uuid = %uuid, "removed the boot files of a deleted node");
+                }
+            }
+        })
+        .await;
+        Ok(())
     }
 
     /// Drains the queues of conductors that stopped heartbeating within

@@ -163,6 +163,7 @@ async fn start(
         interval: Duration::from_secs(settings.check_provision_state_interval_secs),
         heartbeat_timeout: Duration::from_secs(settings.heartbeat_timeout_secs),
         rerouter,
+        boot: Arc::new(config.boot.clone()),
     };
     let periodic = tokio::spawn(periodic.run(stop.clone()));
     let power_sync = PowerSync::new(db.clone(), host.clone(), settings.clone(), ctx.bmcs.clone());

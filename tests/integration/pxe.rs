@@ -20,6 +20,7 @@ async fn pxe_app() -> TestApp {
     spawn_app_with(Backend::Sqlite, |s| {
         s.conductor.enabled_hardware_types = vec!["ipmi".into()];
         s.conductor.sync_power_state_interval_secs = 0;
+        s.conductor.check_provision_state_interval_secs = 1;
         s.dhcp.dhcp_provider = "dnsmasq".into();
         s.ipmi.min_command_interval_ms = 0;
         s.ipmi.command_retry_timeout_secs = 3;
@@ -463,5 +464,55 @@ async fn a_pxe_ramdisk_deploy_is_served_over_real_tftp_byte_for_byte() {
         Vec::<PathBuf>::new(),
         "undeploy removed every TFTP file"
     );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_deployed_node_in_maintenance_removes_its_boot_files() {
+    let server = FileServer::start(HashMap::from([
+        ("/vmlinuz".to_owned(), b"k".to_vec()),
+        ("/initrd".to_owned(), b"r".to_vec()),
+    ]))
+    .await;
+    let bmc = SimBmc::start().await;
+    let app = pxe_app().await;
+    let boot = app.settings.boot();
+    let uuid = ramdisk_node(
+        &app,
+        &bmc,
+        MAC,
+        json!({"kernel": server.url("/vmlinuz"), "ramdisk": server.url("/initrd")}),
+    )
+    .await;
+    deploy_and_wait(&app, &uuid).await;
+    let before = files_under(&boot.http_root).len();
+
+    app.put(
+        &format!("/v1/nodes/{uuid}/maintenance"),
+        json!({"reason": "decommissioned"}),
+    )
+    .await;
+    let deleted = app.delete(&format!("/v1/nodes/{uuid}")).await;
+    let left = wait_until(
+        Duration::from_secs(20),
+        "the orphaned boot files to go",
+        || async {
+            let left: Vec<PathBuf> = files_under(&boot.http_root)
+                .into_iter()
+                .filter(|p| !p.ends_with("boot.ipxe"))
+                .collect();
+            left.is_empty().then_some(left)
+        },
+    )
+    .await;
+    let (_, optsdir) = boot.dnsmasq.clone().unwrap();
+
+    assert_eq!(
+        before, 5,
+        "boot.ipxe, config, kernel, ramdisk, the MAC link"
+    );
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+    assert!(left.is_empty());
+    assert!(!optsdir.join(format!("ironic-{uuid}.conf")).exists());
     app.stop().await;
 }

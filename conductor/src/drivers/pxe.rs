@@ -250,6 +250,55 @@ pub fn prepare_ramdisk(
     result
 }
 
+/// Node directories under either root (names that are UUIDs).
+pub fn node_dirs(boot: &BootConfig) -> Vec<String> {
+    let mut uuids = Vec::new();
+    for root in [&boot.http_root, &boot.tftp_root] {
+        let Ok(entries) = std::fs::read_dir(root) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.path().is_dir() && uuid::Uuid::parse_str(&name).is_ok() {
+                uuids.push(name);
+            }
+        }
+    }
+    uuids.sort();
+    uuids.dedup();
+    uuids
+}
+
+/// Removes the boot files of a node that no longer exists: its
+/// directories, every per-MAC link into them, its DHCP options. Returns
+/// whether anything was there.
+pub fn remove_orphan(boot: &BootConfig, node_uuid: &str) -> bool {
+    let mut found = false;
+    for root in [&boot.http_root, &boot.tftp_root] {
+        let target_dir = Path::new("..").join(node_uuid);
+        let direct = Path::new(node_uuid);
+        for dir in [root.join(&boot.pxe_config_subdir), root.clone()] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if let Ok(target) = std::fs::read_link(entry.path())
+                    && (target.starts_with(&target_dir) || target.starts_with(direct))
+                {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        if std::fs::remove_dir_all(root.join(node_uuid)).is_ok() {
+            found = true;
+        }
+    }
+    if let Some((_, optsdir)) = &boot.dnsmasq {
+        let _ = std::fs::remove_file(optsdir.join(format!("ironic-{node_uuid}.conf")));
+    }
+    found
+}
+
 /// Removes the node's boot files and per-MAC links under both roots
 /// (`boot.ipxe` is shared and stays).
 pub fn clean_up(boot: &BootConfig, node_uuid: &str, macs: &[String]) {

@@ -803,6 +803,19 @@ impl Node {
             .optional()?)
     }
 
+    /// Which of `uuids` name existing nodes (one query).
+    pub fn existing_uuids(
+        conn: &mut AnyConnection,
+        uuids: &[String],
+    ) -> Result<std::collections::HashSet<String>, DbError> {
+        Ok(nodes::table
+            .filter(nodes::uuid.eq_any(uuids))
+            .select(nodes::uuid)
+            .load::<String>(conn)?
+            .into_iter()
+            .collect())
+    }
+
     /// UUIDs of several nodes in one query, keyed by id.
     pub fn uuids_of(
         conn: &mut AnyConnection,
