@@ -21,8 +21,11 @@ pub struct Embedded {
     pub port: u16,
     pub db: Db,
     pub queue: LocalQueue,
+    /// The port `http_root` is served on, when `[deploy] http_listen` is set.
+    pub boot_files_port: Option<u16>,
     stop: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    boot_files: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     conductor: ConductorHandle,
 }
 
@@ -52,18 +55,24 @@ impl Embedded {
         )
         .await
         .context("starting the conductor")?;
+        let stop = CancellationToken::new();
+        let (boot_files_port, boot_files) = match crate::serve_boot_files(&settings, &stop)? {
+            Some((port, task)) => (Some(port), Some(task)),
+            None => (None, None),
+        };
         let state = AppState::new(db.clone(), Arc::new(queue.clone()), settings);
         let app = Application::build(state).context("binding the API listener")?;
         let port = app.port();
-        let stop = CancellationToken::new();
         let stopped = stop.clone();
         let server = tokio::spawn(app.run_until(async move { stopped.cancelled().await }));
         Ok(Embedded {
             port,
             db,
             queue,
+            boot_files_port,
             stop,
             server,
+            boot_files,
             conductor,
         })
     }
@@ -80,6 +89,9 @@ impl Embedded {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "API server failed"),
             Err(e) => tracing::error!(error = %e, "API server task failed"),
+        }
+        if let Some(files) = self.boot_files {
+            let _ = files.await;
         }
         self.conductor.shutdown().await;
     }

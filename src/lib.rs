@@ -7,3 +7,29 @@
 
 pub mod distributed;
 pub mod embedded;
+
+use anyhow::Context;
+use ferric_common::config::Settings;
+use tokio_util::sync::CancellationToken;
+
+/// Serves `http_root` when `[deploy] http_listen` is set, until `stop`;
+/// returns the bound port and the server task.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub fn serve_boot_files(
+    settings: &Settings,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<(u16, tokio::task::JoinHandle<std::io::Result<()>>)>> {
+    let Some(listen) = &settings.deploy.http_listen else {
+        return Ok(None);
+    };
+    let root = settings.boot().http_root;
+    let server = ferric_api::boot_files::BootFileServer::bind(root.clone(), listen)
+        .with_context(|| format!("serving {} on {listen}", root.display()))?;
+    let port = server.port();
+    tracing::info!(port, root = %root.display(), "serving http_root");
+    let stopped = stop.clone();
+    let task = tokio::spawn(server.run_until(async move { stopped.cancelled().await }));
+    Ok(Some((port, task)))
+}

@@ -65,6 +65,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Conductor => {
+            let stop_files = tokio_util::sync::CancellationToken::new();
+            let files = ferric::serve_boot_files(&settings, &stop_files)?;
             let conductor = start_conductor(settings).await?;
             tracing::info!(
                 conductor.hostname = conductor.host(),
@@ -72,6 +74,10 @@ async fn main() -> anyhow::Result<()> {
             );
             shutdown_signal().await;
             conductor.shutdown().await;
+            stop_files.cancel();
+            if let Some((_, task)) = files {
+                let _ = task.await;
+            }
             Ok(())
         }
         Command::Db { command } => {

@@ -8,6 +8,7 @@
 //! [`error::ApiError`], so every error body is Ironic's.
 
 pub mod body;
+pub mod boot_files;
 pub mod error;
 pub mod microversion;
 pub mod pagination;

@@ -284,6 +284,8 @@ pub struct DeploySettings {
     pub http_root: Option<PathBuf>,
     /// The URL machines reach `http_root` at.
     pub http_url: String,
+    /// When set (`host:port`), Ferric serves `http_root` there itself.
+    pub http_listen: Option<String>,
 }
 
 impl Default for DeploySettings {
@@ -291,6 +293,7 @@ impl Default for DeploySettings {
         Self {
             http_root: None,
             http_url: "http://127.0.0.1:8080".into(),
+            http_listen: None,
         }
     }
 }

@@ -516,3 +516,54 @@ async fn deleting_a_deployed_node_in_maintenance_removes_its_boot_files() {
     assert!(!optsdir.join(format!("ironic-{uuid}.conf")).exists());
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferric_serves_http_root_with_range_requests_when_asked() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.deploy.http_listen = Some("127.0.0.1:0".into());
+    })
+    .await;
+    let root = app.settings.boot().http_root;
+    std::fs::create_dir_all(root.join("n")).unwrap();
+    let iso: Vec<u8> = (0..10_000u32).map(|i| (i % 256) as u8).collect();
+    std::fs::write(root.join("n/boot_iso"), &iso).unwrap();
+    let port = app.embedded.as_ref().unwrap().boot_files_port.unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+
+    let whole = client
+        .get(format!("{base}/n/boot_iso"))
+        .send()
+        .await
+        .unwrap();
+    let whole_status = whole.status();
+    let whole_body = whole.bytes().await.unwrap();
+    let part = client
+        .get(format!("{base}/n/boot_iso"))
+        .header("Range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    let part_status = part.status();
+    let part_body = part.bytes().await.unwrap();
+    let escape = client
+        .get(format!("{base}/../ferric.db"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    let listing = client
+        .get(format!("{base}/n/"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+
+    assert_eq!(whole_status, StatusCode::OK);
+    assert_eq!(whole_body.as_ref(), iso.as_slice());
+    assert_eq!(part_status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part_body.as_ref(), &iso[100..200]);
+    assert_ne!(escape, StatusCode::OK, "nothing outside http_root");
+    assert_ne!(listing, StatusCode::OK, "no directory listing");
+    app.stop().await;
+}
