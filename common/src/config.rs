@@ -165,6 +165,10 @@ pub struct ConductorSettings {
     pub power_state_sync_max_retries: u32,
     /// `[conductor]sync_power_state_workers`: nodes synced at once.
     pub sync_power_state_workers: usize,
+    /// `[conductor]file_url_allowed_paths`: the only directories `file://`
+    /// image URLs may read from; unset = `/var/lib/ironic` and
+    /// `<data_dir>/images`; empty = no `file://` URLs at all.
+    pub file_url_allowed_paths: Option<Vec<PathBuf>>,
 }
 
 impl Default for ConductorSettings {
@@ -193,6 +197,7 @@ impl Default for ConductorSettings {
             force_power_state_during_sync: true,
             power_state_sync_max_retries: 3,
             sync_power_state_workers: 64,
+            file_url_allowed_paths: None,
         }
     }
 }
@@ -340,6 +345,7 @@ pub struct BootConfig {
     pub image_cache_dir: PathBuf,
     pub image_cache_size_mb: u64,
     pub image_cache_ttl_mins: u64,
+    pub file_url_allowed_paths: Vec<PathBuf>,
     pub http_root: PathBuf,
     pub http_url: String,
     /// `Some((hostsdir, optsdir))` when the dnsmasq provider is on.
@@ -394,6 +400,7 @@ impl Settings {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("conductor.enabled_hardware_types")
+                .with_list_parse_key("conductor.file_url_allowed_paths")
                 .try_parsing(true)
                 .source(env),
         );
@@ -506,6 +513,16 @@ impl Settings {
             image_cache_dir: under(&self.pxe.image_cache_dir, "master_images"),
             image_cache_size_mb: self.pxe.image_cache_size_mb,
             image_cache_ttl_mins: self.pxe.image_cache_ttl_mins,
+            file_url_allowed_paths: self
+                .conductor
+                .file_url_allowed_paths
+                .clone()
+                .unwrap_or_else(|| {
+                    vec![
+                        PathBuf::from("/var/lib/ironic"),
+                        self.data_dir.join("images"),
+                    ]
+                }),
             http_root: under(&self.deploy.http_root, "httpboot"),
             http_url: self.deploy.http_url.trim_end_matches('/').to_owned(),
             dnsmasq: (self.dhcp.dhcp_provider == "dnsmasq").then(|| {

@@ -237,9 +237,45 @@ impl Hasher {
     }
 }
 
+/// System paths a `file://` URL may never read (Ironic's
+/// `BLOCKED_FILE_URL_PATHS`), whatever is allowed.
+const BLOCKED_FILE_URL_PATHS: [&str; 6] = ["/dev", "/sys", "/proc", "/boot", "/etc", "/run"];
+
+/// The local file a `file://` URL names, if it is allowed: the path is
+/// resolved (symlinks and `..` included) before it is checked, so nothing
+/// outside `allowed` can be read through a link.
+///
+/// # Errors
+/// Ironic's ImageRefValidationFailed wording.
+pub fn allowed_file(source: &str, allowed: &[PathBuf]) -> Result<PathBuf, ImageError> {
+    let refused = |reason: String| {
+        ImageError::Invalid(format!(
+            "Validation of image href {source} failed, reason: {reason}"
+        ))
+    };
+    let path = source.strip_prefix("file://").unwrap_or(source);
+    let real = std::fs::canonicalize(path)
+        .map_err(|_| refused("Specified image file not found.".into()))?;
+    if let Some(bad) = BLOCKED_FILE_URL_PATHS.iter().find(|b| real.starts_with(b)) {
+        return Err(refused(format!(
+            "Security: The path {bad} is not permitted in file URLs"
+        )));
+    }
+    let permitted = allowed
+        .iter()
+        .any(|dir| std::fs::canonicalize(dir).is_ok_and(|dir| real.starts_with(dir)));
+    if !permitted || !real.is_file() {
+        return Err(refused(format!(
+            "Security: Path {path} is not allowed for image source file URLs"
+        )));
+    }
+    Ok(real)
+}
+
 /// The cache; one per conductor.
 pub struct ImageCache {
     dir: PathBuf,
+    allowed_file_paths: Vec<PathBuf>,
     max_bytes: u64,
     ttl: std::time::Duration,
     http: reqwest::Client,
@@ -250,9 +286,15 @@ pub struct ImageCache {
 }
 
 impl ImageCache {
-    pub fn new(dir: PathBuf, max_bytes: u64, ttl: std::time::Duration) -> ImageCache {
+    pub fn new(
+        dir: PathBuf,
+        allowed_file_paths: Vec<PathBuf>,
+        max_bytes: u64,
+        ttl: std::time::Duration,
+    ) -> ImageCache {
         ImageCache {
             dir,
+            allowed_file_paths,
             max_bytes,
             ttl,
             http: reqwest::Client::new(),
@@ -292,7 +334,8 @@ impl ImageCache {
             image: url.clone(),
             reason,
         };
-        let text = if let Some(path) = url.strip_prefix("file://") {
+        let text = if url.starts_with("file://") {
+            let path = allowed_file(url, &self.allowed_file_paths)?;
             tokio::fs::read_to_string(path)
                 .await
                 .map_err(|e| failed(e.to_string()))?
@@ -380,9 +423,14 @@ impl ImageCache {
             image: source.to_owned(),
             reason,
         };
+        let local = if source.starts_with("file://") {
+            Some(allowed_file(source, &self.allowed_file_paths)?)
+        } else {
+            None
+        };
         let mut file = std::fs::File::create(dest).map_err(|e| failed(e.to_string()))?;
         let mut hasher = checksum.map(|c| Hasher::new(c.algo));
-        if let Some(path) = source.strip_prefix("file://") {
+        if let Some(path) = local {
             let mut input = tokio::fs::File::open(path)
                 .await
                 .map_err(|e| failed(e.to_string()))?;
@@ -543,6 +591,43 @@ mod tests {
         left.sort();
         assert_eq!(removed, 2);
         assert_eq!(left, ["fresh", "in-use-and-old", "older"]);
+    }
+
+    #[test]
+    fn file_urls_read_only_allowed_directories_and_never_through_links() {
+        let allowed = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(allowed.path().join("kernel"), b"k").unwrap();
+        std::fs::write(outside.path().join("secret"), b"s").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), allowed.path().join("link"))
+            .unwrap();
+        let dirs = vec![allowed.path().to_path_buf()];
+        let url = |p: &Path| format!("file://{}", p.display());
+
+        assert!(allowed_file(&url(&allowed.path().join("kernel")), &dirs).is_ok());
+        for bad in [
+            url(&outside.path().join("secret")),
+            url(&allowed.path().join("link")),
+            url(&allowed
+                .path()
+                .join("../")
+                .join(outside.path().file_name().unwrap())
+                .join("secret")),
+            "file:///etc/passwd".to_owned(),
+            url(&allowed.path().join("missing")),
+        ] {
+            let err = allowed_file(&bad, &dirs).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("Validation of image href {bad} failed")),
+                "{err}"
+            );
+        }
+        assert!(
+            allowed_file("file:///etc/passwd", &[PathBuf::from("/")])
+                .unwrap_err()
+                .to_string()
+                .contains("The path /etc is not permitted")
+        );
     }
 
     #[test]

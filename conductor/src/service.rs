@@ -146,6 +146,7 @@ async fn start(
         bmcs: Arc::new(Sessions::new(config.ipmi.clone())),
         images: Arc::new(ImageCache::new(
             config.boot.image_cache_dir.clone(),
+            config.boot.file_url_allowed_paths.clone(),
             config.boot.image_cache_size_mb.saturating_mul(1024 * 1024),
             Duration::from_secs(config.boot.image_cache_ttl_mins.saturating_mul(60)),
         )),

@@ -227,8 +227,17 @@ async fn a_checksum_mismatch_fails_the_deploy_and_leaves_no_files() {
     )
     .await;
 
+    let forbidden = ramdisk_node(
+        &app,
+        &bmc,
+        "52:54:00:00:00:03",
+        json!({"kernel": "file:///etc/passwd", "ramdisk": "file:///etc/passwd"}),
+    )
+    .await;
+
     let failed = deploy_and_wait(&app, &uuid).await;
     let not_found = deploy_and_wait(&app, &missing).await;
+    let outside = deploy_and_wait(&app, &forbidden).await;
 
     assert_eq!(failed["provision_state"], "deploy failed");
     let error = failed["last_error"].as_str().unwrap();
