@@ -257,6 +257,12 @@ async fn a_checksum_mismatch_fails_the_deploy_and_leaves_no_files() {
         error.contains("/nope.iso") && error.contains("404"),
         "{error}"
     );
+    assert_eq!(outside["provision_state"], "deploy failed");
+    let error = outside["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("Validation of image href file:///etc/passwd failed, reason: Security"),
+        "{error}"
+    );
     assert_eq!(
         files_under(&boot.http_root),
         Vec::<PathBuf>::new(),
