@@ -205,6 +205,15 @@ pub fn prepare_ramdisk(
     images: &RamdiskImages,
     ramdisk_opts: Option<&str>,
 ) -> std::io::Result<Vec<PathBuf>> {
+    // Paths are built from these: refuse anything that could leave the roots.
+    let safe_mac =
+        |m: &String| m.len() <= 59 && m.chars().all(|c| c.is_ascii_hexdigit() || c == ':');
+    if uuid::Uuid::parse_str(node_uuid).is_err() || !macs.iter().all(safe_mac) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("refusing boot file names from node {node_uuid:?} / ports {macs:?}"),
+        ));
+    }
     let result = (|| {
         let mut written = Vec::new();
         let dir = root(boot, kind).join(node_uuid);
