@@ -51,8 +51,10 @@ impl ApiProcess {
         let queue = AmqpQueue::connect(settings.amqp.url.expose_secret(), &settings.amqp.prefix)
             .await
             .context("connecting to RabbitMQ")?;
-        let app = Application::build(AppState::new(db, Arc::new(queue), settings))
-            .context("binding the API listener")?;
+        let state = AppState::new(db, Arc::new(queue), settings)
+            .with_auth_from_settings()
+            .context("reading the auth user file")?;
+        let app = Application::build(state).context("binding the API listener")?;
         let port = app.port();
         let stop = CancellationToken::new();
         let stopped = stop.clone();

@@ -60,7 +60,9 @@ impl Embedded {
             Some((port, task)) => (Some(port), Some(task)),
             None => (None, None),
         };
-        let state = AppState::new(db.clone(), Arc::new(queue.clone()), settings);
+        let state = AppState::new(db.clone(), Arc::new(queue.clone()), settings)
+            .with_auth_from_settings()
+            .context("reading the auth user file")?;
         let app = Application::build(state).context("binding the API listener")?;
         let port = app.port();
         let stopped = stop.clone();

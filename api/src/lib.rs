@@ -7,6 +7,7 @@
 //! rows, guarded by `reservation IS NULL`. Every error goes through
 //! [`error::ApiError`], so every error body is Ironic's.
 
+pub mod auth;
 pub mod body;
 pub mod boot_files;
 pub mod error;

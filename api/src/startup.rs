@@ -33,6 +33,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .wrap(middleware::from_fn(crate::auth::authenticate))
                 .wrap(middleware::from_fn(microversion::negotiate))
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))

@@ -32,6 +32,8 @@ pub struct AppState {
     pub db: Db,
     pub queue: Arc<dyn TaskQueue>,
     pub settings: Arc<Settings>,
+    /// `Some` when `[auth] strategy = http_basic`.
+    pub auth: Option<Arc<crate::auth::BasicAuth>>,
     cluster: CachedView,
 }
 
@@ -41,8 +43,25 @@ impl AppState {
             db,
             queue,
             settings: Arc::new(settings),
+            auth: None,
             cluster: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Turns on `[auth] strategy = http_basic`: reads the user file (and
+    /// again on every SIGHUP).
+    ///
+    /// # Errors
+    /// When the strategy is `http_basic` and the file cannot be used.
+    pub fn with_auth_from_settings(mut self) -> Result<AppState, crate::auth::ConfigInvalid> {
+        if self.settings.auth.strategy == "http_basic" {
+            let auth = Arc::new(crate::auth::BasicAuth::load(
+                &self.settings.auth.http_basic_auth_user_file,
+            )?);
+            auth.reload_on_sighup();
+            self.auth = Some(auth);
+        }
+        Ok(self)
     }
 
     /// The cached cluster view, reloaded when stale or when `force`.

@@ -26,6 +26,7 @@ pub struct Settings {
     pub deploy: DeploySettings,
     pub dhcp: DhcpSettings,
     pub dnsmasq: DnsmasqSettings,
+    pub auth: AuthSettings,
 }
 
 /// `[amqp]`: the broker of the distributed mode.
@@ -61,6 +62,7 @@ impl Default for Settings {
             deploy: DeploySettings::default(),
             dhcp: DhcpSettings::default(),
             dnsmasq: DnsmasqSettings::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -303,6 +305,26 @@ impl Default for DeploySettings {
     }
 }
 
+/// `[auth]`: who may use the API (Ironic's `auth_strategy`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `noauth` (anyone; Ironic's standalone default) or `http_basic`.
+    pub strategy: String,
+    /// `http_basic_auth_user_file`: an Apache htpasswd file with bcrypt
+    /// entries, read at start and on SIGHUP.
+    pub http_basic_auth_user_file: PathBuf,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            strategy: "noauth".into(),
+            http_basic_auth_user_file: PathBuf::from("/etc/ironic/htpasswd"),
+        }
+    }
+}
+
 /// `[dhcp]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -469,6 +491,9 @@ impl Settings {
         }
         if self.conductor.sync_power_state_workers == 0 {
             return invalid("conductor.sync_power_state_workers", "must be positive");
+        }
+        if !["noauth", "http_basic"].contains(&self.auth.strategy.as_str()) {
+            return invalid("auth.strategy", "must be noauth or http_basic");
         }
         if !["none", "dnsmasq"].contains(&self.dhcp.dhcp_provider.as_str()) {
             return invalid("dhcp.dhcp_provider", "must be none or dnsmasq");

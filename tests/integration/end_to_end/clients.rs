@@ -210,3 +210,60 @@ async fn baremetal_cli_powers_on_an_ipmi_node_that_ipmitool_sees_on() {
     assert!(shown["last_error"].is_null(), "{shown}");
     app.stop().await;
 }
+
+/// The README's recipe for `[auth] strategy = http_basic`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baremetal_cli_works_with_http_basic_auth() {
+    let venv = venv();
+    ensure_venv(&venv).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("htpasswd");
+    std::fs::write(
+        &file,
+        format!("admin:{}\n", bcrypt::hash("s3cret", 4).unwrap()),
+    )
+    .unwrap();
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
+        s.auth.strategy = "http_basic".into();
+        s.auth.http_basic_auth_user_file = file;
+    })
+    .await;
+    let run = |auth: &'static [(&'static str, &'static str)]| {
+        let bin = venv.join("bin/baremetal");
+        let endpoint = app.base.clone();
+        async move {
+            let mut command = Command::new(bin);
+            command
+                .args(["node", "create", "--driver", "fake-hardware", "-f", "json"])
+                .env("OS_ENDPOINT", endpoint)
+                .env_remove("OS_CLOUD");
+            for (k, v) in auth {
+                command.env(k, v);
+            }
+            command.output().await.unwrap()
+        }
+    };
+
+    let with = run(&[
+        ("OS_AUTH_TYPE", "http_basic"),
+        ("OS_USERNAME", "admin"),
+        ("OS_PASSWORD", "s3cret"),
+    ])
+    .await;
+    let without = run(&[("OS_AUTH_TYPE", "none")]).await;
+
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    let node: Value = serde_json::from_slice(&with.stdout).unwrap();
+    assert_eq!(node["driver"], "fake-hardware");
+    assert!(!without.status.success());
+    assert!(
+        String::from_utf8_lossy(&without.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&without.stderr)
+    );
+    app.stop().await;
+}

@@ -1,0 +1,262 @@
+//! HTTP basic authentication as Ironic's `auth_strategy = http_basic`
+//! (`ironic/common/auth_basic.py`): an Apache htpasswd file whose entries
+//! are bcrypt digests (`$2y$`, `$2a$`, `$2b$`), read at start and again on
+//! SIGHUP; version discovery (`/`, `/v1`) stays public; failures answer
+//! with Ironic's messages and `{"error": {"message", "code"}}` bodies, 401s
+//! with `WWW-Authenticate: Basic realm="Baremetal API"`.
+//!
+//! Invariants: passwords are compared by bcrypt only (constant time in the
+//! digest); verified pairs are cached by a SHA-256 of the password, never
+//! the password itself, and the cache is dropped on reload; a file that
+//! cannot be read or holds a non-bcrypt entry stops start-up, and on reload
+//! keeps the previous users.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, web};
+use base64::Engine;
+use sha2::Digest;
+
+use crate::state::AppState;
+
+/// Most cached verifications (Ironic keeps 256 too).
+const CACHE_SIZE: usize = 256;
+
+/// Routes anyone may call (Ironic's `acl_public_routes`).
+fn is_public(path: &str) -> bool {
+    matches!(
+        path,
+        "/" | "/v1" | "/v1/" | "/v1/lookup" | "/v1/continue_inspection"
+    ) || path.starts_with("/v1/heartbeat/")
+}
+
+/// Why the user file cannot be used (Ironic's ConfigInvalid).
+#[derive(Debug, thiserror::Error)]
+#[error("Invalid configuration file. {0}")]
+pub struct ConfigInvalid(String);
+
+/// The users of an htpasswd file.
+pub struct BasicAuth {
+    file: PathBuf,
+    users: RwLock<Arc<HashMap<String, String>>>,
+    cache: Mutex<HashMap<(String, [u8; 32]), bool>>,
+}
+
+fn read_users(file: &Path) -> Result<HashMap<String, String>, ConfigInvalid> {
+    let text = std::fs::read_to_string(file).map_err(|_| {
+        ConfigInvalid(format!(
+            "Problem reading auth user file: {}",
+            file.display()
+        ))
+    })?;
+    let mut users = HashMap::new();
+    for line in text.lines().map(str::trim) {
+        let Some((user, digest)) = line.split_once(':') else {
+            continue;
+        };
+        if !["$2y$", "$2a$", "$2b$"]
+            .iter()
+            .any(|p| digest.starts_with(p))
+        {
+            return Err(ConfigInvalid(format!(
+                "Only bcrypt digested passwords are supported for {user}"
+            )));
+        }
+        users
+            .entry(user.to_owned())
+            .or_insert_with(|| digest.to_owned());
+    }
+    Ok(users)
+}
+
+/// An authentication failure, answered as Ironic answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Failure {
+    fn unauthorized(message: &str) -> Failure {
+        Failure {
+            status: StatusCode::UNAUTHORIZED,
+            message: message.to_owned(),
+        }
+    }
+
+    fn bad_request(message: String) -> Failure {
+        Failure {
+            status: StatusCode::BAD_REQUEST,
+            message,
+        }
+    }
+
+    fn response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header(("WWW-Authenticate", "Basic realm=\"Baremetal API\""));
+        }
+        response.json(serde_json::json!({
+            "error": {"message": self.message, "code": self.status.as_u16()}
+        }))
+    }
+}
+
+impl BasicAuth {
+    /// Reads `file`.
+    ///
+    /// # Errors
+    /// When it cannot be read or an entry is not bcrypt.
+    pub fn load(file: &Path) -> Result<BasicAuth, ConfigInvalid> {
+        Ok(BasicAuth {
+            file: file.to_path_buf(),
+            users: RwLock::new(Arc::new(read_users(file)?)),
+            cache: Mutex::default(),
+        })
+    }
+
+    /// Reads the file again; on an error the previous users stay.
+    ///
+    /// # Errors
+    /// As [`BasicAuth::load`].
+    pub fn reload(&self) -> Result<usize, ConfigInvalid> {
+        let users = read_users(&self.file)?;
+        let count = users.len();
+        if let Ok(mut current) = self.users.write() {
+            *current = Arc::new(users);
+        }
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.clear();
+        }
+        Ok(count)
+    }
+
+    /// Reloads on every SIGHUP until the process ends.
+    pub fn reload_on_sighup(self: &Arc<Self>) {
+        let auth = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let Ok(mut hangups) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                tracing::warn!("cannot listen for SIGHUP; the user file is read at start only");
+                return;
+            };
+            while hangups.recv().await.is_some() {
+                let Some(auth) = auth.upgrade() else { return };
+                match auth.reload() {
+                    Ok(n) => tracing::info!(users = n, "auth user file reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "auth user file not reloaded; keeping the previous users")
+                    }
+                }
+            }
+        });
+    }
+
+    /// Checks an `Authorization` header value; returns the user name.
+    ///
+    /// # Errors
+    /// Ironic's 401 or 400 with its message.
+    pub async fn check(self: &Arc<Self>, header: Option<&[u8]>) -> Result<String, Failure> {
+        let Some(header) = header else {
+            return Err(Failure::unauthorized("Authorization required"));
+        };
+        let header = std::str::from_utf8(header)
+            .map_err(|_| Failure::bad_request("Could not parse Authorization header".into()))?;
+        let Some((kind, token)) = header.trim().split_once(char::is_whitespace) else {
+            return Err(Failure::bad_request(
+                "Could not parse Authorization header".into(),
+            ));
+        };
+        if !kind.eq_ignore_ascii_case("basic") {
+            return Err(Failure::bad_request(format!(
+                "Unsupported authorization type \"{kind}\""
+            )));
+        }
+        let undecodable = || Failure::bad_request("Could not decode authorization token".into());
+        let pair = base64::engine::general_purpose::STANDARD
+            .decode(token.trim())
+            .map_err(|_| undecodable())?;
+        let split = pair
+            .iter()
+            .position(|b| *b == b':')
+            .ok_or_else(undecodable)?;
+        let (user, password) = (pair.get(..split), pair.get(split + 1..));
+        let (Some(user), Some(password)) = (user, password) else {
+            return Err(undecodable());
+        };
+        let user = String::from_utf8(user.to_vec()).map_err(|_| undecodable())?;
+        let digest = self
+            .users
+            .read()
+            .ok()
+            .and_then(|users| users.get(&user).cloned());
+        let Some(digest) = digest else {
+            return Err(Failure::unauthorized("Incorrect username or password"));
+        };
+        let key = (user.clone(), sha2::Sha256::digest(password).into());
+        let cached = self.cache.lock().ok().and_then(|c| c.get(&key).copied());
+        let ok = match cached {
+            Some(ok) => ok,
+            None => {
+                let password = password.to_vec();
+                let ok = ferric_common::telemetry::spawn_blocking(move || {
+                    bcrypt::verify(&password, &digest).unwrap_or(false)
+                })
+                .await
+                .unwrap_or(false);
+                if let Ok(mut cache) = self.cache.lock() {
+                    if cache.len() >= CACHE_SIZE {
+                        cache.clear();
+                    }
+                    cache.insert(key, ok);
+                }
+                ok
+            }
+        };
+        if ok {
+            Ok(user)
+        } else {
+            Err(Failure::unauthorized("Incorrect username or password"))
+        }
+    }
+}
+
+/// The middleware: lets public routes and `noauth` through, checks the rest.
+pub async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
+    let auth = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| state.auth.clone());
+    let Some(auth) = auth else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    };
+    if is_public(req.path()) {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    }
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec());
+    match auth.check(header.as_deref()).await {
+        Ok(_user) => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body),
+        Err(failure) => Ok(req.into_response(failure.response()).map_into_right_body()),
+    }
+}

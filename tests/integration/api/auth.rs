@@ -1,0 +1,195 @@
+//! `[auth] strategy = http_basic`: an htpasswd file of bcrypt entries, the
+//! public version routes, Ironic's 401/400 answers, reload on SIGHUP.
+
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp, spawn_app_with, wait_until};
+
+fn htpasswd(path: &Path, users: &[(&str, &str)]) {
+    let lines: String = users
+        .iter()
+        .map(|(user, password)| {
+            // Apache's htpasswd -B writes $2y$; bcrypt's $2b$ is the same digest.
+            let digest = bcrypt::hash(password, 4)
+                .unwrap()
+                .replacen("$2b$", "$2y$", 1);
+            format!("{user}:{digest}\n")
+        })
+        .collect();
+    std::fs::write(path, lines).unwrap();
+}
+
+fn basic(user: &str, password: &str) -> String {
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {token}")
+}
+
+async fn get(
+    app: &TestApp,
+    path: &str,
+    authorization: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap, String) {
+    let mut request = app.client.get(format!("{}{path}", app.base));
+    if let Some(value) = authorization {
+        request = request.header("Authorization", value);
+    }
+    let response = request.send().await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    (status, headers, response.text().await.unwrap())
+}
+
+async fn basic_app(dir: &Path) -> TestApp {
+    let file = dir.join("htpasswd");
+    htpasswd(&file, &[("admin", "s3cret"), ("ops", "other")]);
+    spawn_app_with(Backend::Sqlite, |s| {
+        s.auth.strategy = "http_basic".into();
+        s.auth.http_basic_auth_user_file = file;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_basic_lets_in_only_the_users_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = basic_app(dir.path()).await;
+
+    let root = get(&app, "/", None).await;
+    let v1 = get(&app, "/v1", None).await;
+    let v1_slash = get(&app, "/v1/", None).await;
+    let missing = get(&app, "/v1/nodes", None).await;
+    let wrong = get(&app, "/v1/nodes", Some(&basic("admin", "nope"))).await;
+    let stranger = get(&app, "/v1/nodes", Some(&basic("mallory", "s3cret"))).await;
+    let bearer = get(&app, "/v1/nodes", Some("Bearer abc")).await;
+    let garbage = get(&app, "/v1/nodes", Some("Basic !!!not-base64")).await;
+    let ok = get(&app, "/v1/nodes", Some(&basic("admin", "s3cret"))).await;
+    let ok_again = get(&app, "/v1/drivers", Some(&basic("admin", "s3cret"))).await;
+    let created = app
+        .client
+        .post(format!("{}/v1/nodes", app.base))
+        .header("Authorization", basic("ops", "other"))
+        .json(&json!({"driver": "fake-hardware"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    let refused_create = app
+        .client
+        .post(format!("{}/v1/nodes", app.base))
+        .json(&json!({"driver": "fake-hardware"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    let (_, _, list) = get(&app, "/v1/nodes", Some(&basic("admin", "s3cret"))).await;
+
+    assert_eq!(root.0, StatusCode::OK, "version discovery is public");
+    assert_eq!(v1.0, StatusCode::OK);
+    assert_eq!(v1_slash.0, StatusCode::OK);
+    assert_eq!(missing.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        missing.1["www-authenticate"].to_str().unwrap(),
+        "Basic realm=\"Baremetal API\""
+    );
+    let body: serde_json::Value = serde_json::from_str(&missing.2).unwrap();
+    assert_eq!(
+        body,
+        json!({"error": {"message": "Authorization required", "code": 401}})
+    );
+    for (status, _, text) in [&wrong, &stranger] {
+        assert_eq!(*status, StatusCode::UNAUTHORIZED);
+        assert!(text.contains("Incorrect username or password"), "{text}");
+    }
+    assert_eq!(bearer.0, StatusCode::BAD_REQUEST);
+    assert!(
+        bearer
+            .2
+            .contains("Unsupported authorization type \\\"Bearer\\\""),
+        "{}",
+        bearer.2
+    );
+    assert_eq!(garbage.0, StatusCode::BAD_REQUEST);
+    assert!(
+        garbage.2.contains("Could not decode authorization token"),
+        "{}",
+        garbage.2
+    );
+    assert_eq!(ok.0, StatusCode::OK);
+    assert_eq!(ok_again.0, StatusCode::OK);
+    assert_eq!(created, StatusCode::CREATED);
+    assert_eq!(refused_create, StatusCode::UNAUTHORIZED);
+    let nodes: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(
+        nodes["nodes"].as_array().unwrap().len(),
+        1,
+        "the refused create made nothing"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_file_is_read_again_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = basic_app(dir.path()).await;
+    let before = get(&app, "/v1/nodes", Some(&basic("newcomer", "hello")))
+        .await
+        .0;
+
+    htpasswd(&dir.path().join("htpasswd"), &[("newcomer", "hello")]);
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "the new user to get in",
+        || async {
+            (get(&app, "/v1/nodes", Some(&basic("newcomer", "hello")))
+                .await
+                .0
+                == StatusCode::OK)
+                .then_some(())
+        },
+    )
+    .await;
+    let removed = get(&app, "/v1/nodes", Some(&basic("admin", "s3cret")))
+        .await
+        .0;
+
+    assert!(sent.success());
+    assert_eq!(before, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        removed,
+        StatusCode::UNAUTHORIZED,
+        "a user gone from the file is out"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_file_with_a_non_bcrypt_entry_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("htpasswd");
+    std::fs::write(&file, "bob:$apr1$abcdefgh$0123456789abcdefghijkl\n").unwrap();
+    let mut settings = ferric_common::config::Settings {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    settings.api.port = 0;
+    settings.auth.strategy = "http_basic".into();
+    settings.auth.http_basic_auth_user_file = file;
+
+    let error = ferric::embedded::Embedded::start(settings)
+        .await
+        .err()
+        .unwrap();
+
+    assert!(
+        format!("{error:#}").contains("Only bcrypt digested passwords are supported for bob"),
+        "{error:#}"
+    );
+}
