@@ -70,6 +70,21 @@ pub async fn negotiate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
+    let limit = req
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+        .map_or(usize::MAX, |s| s.settings.api.max_header_bytes);
+    let head: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if head > limit {
+        return Err(crate::error::ApiError::routing(
+            actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("The request headers are larger than {limit} bytes."),
+        )
+        .into());
+    }
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let started = std::time::Instant::now();

@@ -10,6 +10,12 @@ use crate::microversion;
 use crate::routes;
 use crate::state::AppState;
 
+struct Limits {
+    max_connections: usize,
+    client_request_timeout: std::time::Duration,
+    keep_alive: std::time::Duration,
+}
+
 /// A bound, not yet running API server.
 pub struct Application {
     port: u16,
@@ -29,6 +35,13 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
+        let limits = Limits {
+            max_connections: state.settings.api.max_connections,
+            client_request_timeout: std::time::Duration::from_millis(
+                state.settings.api.client_request_timeout_ms,
+            ),
+            keep_alive: std::time::Duration::from_secs(state.settings.api.keep_alive_secs),
+        };
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
@@ -39,6 +52,9 @@ impl Application {
                 .default_service(web::to(routes::not_found))
         })
         .workers(workers)
+        .max_connections(limits.max_connections)
+        .client_request_timeout(limits.client_request_timeout)
+        .keep_alive(limits.keep_alive)
         .backlog(4096)
         .disable_signals()
         .shutdown_timeout(5)

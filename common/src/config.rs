@@ -85,6 +85,16 @@ pub struct ApiSettings {
     pub workers: usize,
     /// How long the API waits for a conductor to accept a task.
     pub task_timeout_secs: u64,
+    /// Most connections open at once per worker; more wait in the backlog.
+    pub max_connections: usize,
+    /// A client must send its whole request head within this, or the
+    /// connection is closed (slow-client protection).
+    pub client_request_timeout_ms: u64,
+    /// How long an idle keep-alive connection stays open.
+    pub keep_alive_secs: u64,
+    /// Largest request head (all header names and values) accepted; more
+    /// gets 431.
+    pub max_header_bytes: usize,
 }
 
 impl Default for ApiSettings {
@@ -97,6 +107,10 @@ impl Default for ApiSettings {
             max_limit: 1000,
             workers: 0,
             task_timeout_secs: 60,
+            max_connections: 25_000,
+            client_request_timeout_ms: 5_000,
+            keep_alive_secs: 5,
+            max_header_bytes: 32 * 1024,
         }
     }
 }
@@ -447,6 +461,12 @@ impl Settings {
         }
         if self.api.max_limit == 0 {
             return invalid("api.max_limit", "must be positive");
+        }
+        if self.api.max_connections == 0 || self.api.client_request_timeout_ms == 0 {
+            return invalid(
+                "api.max_connections / api.client_request_timeout_ms",
+                "must be positive",
+            );
         }
         if self.api.task_timeout_secs == 0 {
             return invalid("api.task_timeout_secs", "must be positive");

@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod golden;
+mod limits;
 mod nodes;
 mod ports_chassis;
 mod versions;
