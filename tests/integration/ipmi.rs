@@ -429,3 +429,31 @@ async fn inject_nmi_reaches_the_bmc_and_is_gated_by_version() {
     );
     app.stop().await;
 }
+
+/// One BMC, two nodes: the one with a wrong password must not ride on the
+/// session the other one opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_never_rides_on_another_nodes_session() {
+    let bmc = SimBmc::start().await;
+    let app = ipmi_app().await;
+    let good = ipmi_node(&app, bmc.driver_info()).await;
+    let mut info = bmc.driver_info();
+    info["ipmi_password"] = json!("not-it-9c1d");
+    let bad = ipmi_node(&app, info).await;
+
+    let on = power(&app, &good, "power on").await;
+    let off = power(&app, &bad, "power off").await;
+
+    assert_eq!(on["power_state"], "power on");
+    assert!(
+        off["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("authentication failed")),
+        "{off}"
+    );
+    assert_eq!(
+        bmc.ipmitool(&["chassis", "power", "status"]),
+        "Chassis Power is on"
+    );
+    app.stop().await;
+}

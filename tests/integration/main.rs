@@ -13,4 +13,5 @@ mod helpers;
 mod ipmi;
 mod migrations;
 mod pxe;
+mod security;
 mod tidy;

@@ -4,7 +4,7 @@
 //! Invariant: the password is held as a secret from the moment it is read;
 //! nothing here formats it.
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
 const VALID_PRIV_LEVELS: [&str; 4] = ["ADMINISTRATOR", "CALLBACK", "OPERATOR", "USER"];
@@ -22,13 +22,18 @@ pub struct IpmiInfo {
 }
 
 impl IpmiInfo {
-    /// The key one session per BMC is kept under.
+    /// The key one session per BMC is kept under: address, port, user and
+    /// a digest of the password, so a node with other credentials never
+    /// rides on a session another node opened.
     pub fn bmc_key(&self) -> String {
+        use sha2::Digest;
+        let secret = sha2::Sha256::digest(self.password.expose_secret().as_bytes());
         format!(
-            "{}:{}:{}",
+            "{}:{}:{}:{}",
             self.address,
             self.port,
-            self.username.as_deref().unwrap_or("")
+            self.username.as_deref().unwrap_or(""),
+            hex::encode(&secret[..8])
         )
     }
 }

@@ -1,0 +1,6 @@
+//! Security properties checked end to end: secrets never leave Ferric in
+//! clear (responses at every microversion, logs at debug level, error
+//! messages, start-up failures), and concurrent writers never lose an update.
+
+mod concurrency;
+mod secrets;
