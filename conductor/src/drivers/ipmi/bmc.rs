@@ -268,7 +268,28 @@ pub fn parse_boot_flags(data: &[u8]) -> Option<(Option<&'static str>, bool)> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// Whatever a BMC answers, parsing gives a value or `None`, never a panic.
+        #[test]
+        fn bmc_replies_never_panic_the_parsers(data in prop::collection::vec(any::<u8>(), 0..64)) {
+            let _ = parse_chassis_status(&data);
+            let _ = parse_boot_flags(&data);
+        }
+
+        #[test]
+        fn every_boot_device_reads_back(index in 0usize..5, persistent in any::<bool>()) {
+            let (name, selector) = BOOT_DEVICES[index];
+            let flags = 0x80 | if persistent { 0x40 } else { 0 };
+            prop_assert_eq!(
+                parse_boot_flags(&[0x01, 0x05, flags, selector, 0, 0, 0]),
+                Some((Some(name), persistent))
+            );
+        }
+    }
 
     #[test]
     fn chassis_status_reads_the_power_bit() {
