@@ -95,6 +95,10 @@ pub struct ApiSettings {
     /// Largest request head (all header names and values) accepted; more
     /// gets 431.
     pub max_header_bytes: usize,
+    /// Ironic's `[oslo_middleware]enable_proxy_headers_parsing`: build links
+    /// from `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto` (only
+    /// behind a proxy that sets them); otherwise from the `Host` header.
+    pub enable_proxy_headers_parsing: bool,
 }
 
 impl Default for ApiSettings {
@@ -111,6 +115,7 @@ impl Default for ApiSettings {
             client_request_timeout_ms: 5_000,
             keep_alive_secs: 5,
             max_header_bytes: 32 * 1024,
+            enable_proxy_headers_parsing: false,
         }
     }
 }

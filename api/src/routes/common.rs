@@ -17,8 +17,19 @@ pub fn base_url(req: &HttpRequest, state: &AppState) -> String {
     if let Some(endpoint) = &state.settings.api.public_endpoint {
         return endpoint.trim_end_matches('/').to_owned();
     }
-    let info = req.connection_info();
-    format!("{}://{}", info.scheme(), info.host())
+    if state.settings.api.enable_proxy_headers_parsing {
+        let info = req.connection_info();
+        return format!("{}://{}", info.scheme(), info.host());
+    }
+    // Without a trusted proxy, forwarded headers are a client's claim:
+    // only the Host header (or the address we listen on) names us.
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| req.app_config().host().to_owned(), str::to_owned);
+    format!("http://{host}")
 }
 
 /// Looks a node up by UUID or (from 1.5) name, as `get_rpc_node` does.

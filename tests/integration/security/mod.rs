@@ -3,4 +3,5 @@
 //! messages, start-up failures), and concurrent writers never lose an update.
 
 mod concurrency;
+mod forwarded;
 mod secrets;
