@@ -274,7 +274,7 @@ async fn list_ports(
         node_uuids.insert(node.id, node.uuid);
     }
     if let Some(address) = query.get("address") {
-        filter.address = Some(address.to_lowercase());
+        filter.address = Some(mac_address("address", address)?);
     }
     let marker = match &pagination.marker {
         Some(m) => {

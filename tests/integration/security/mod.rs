@@ -4,4 +4,5 @@
 
 mod concurrency;
 mod forwarded;
+mod hostile;
 mod secrets;
