@@ -10,6 +10,34 @@ use crate::microversion;
 use crate::routes;
 use crate::state::AppState;
 
+/// The API's TLS configuration from PEM files.
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> std::io::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let invalid = |what: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{what} {}: {e}", path.display()),
+        )
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| invalid("cannot read the TLS certificate", cert, &e))?;
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| invalid("cannot read the TLS key", key, &e))?;
+    rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| invalid("TLS set-up for", cert, &e))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key_der)
+    .map_err(|e| invalid("the TLS certificate and key do not fit", cert, &e))
+}
+
 struct Limits {
     max_connections: usize,
     client_request_timeout: std::time::Duration,
@@ -42,6 +70,13 @@ impl Application {
             ),
             keep_alive: std::time::Duration::from_secs(state.settings.api.keep_alive_secs),
         };
+        let tls = match (
+            &state.settings.api.tls_cert_file,
+            &state.settings.api.tls_key_file,
+        ) {
+            (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
+            _ => None,
+        };
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
@@ -57,8 +92,11 @@ impl Application {
         .keep_alive(limits.keep_alive)
         .backlog(4096)
         .disable_signals()
-        .shutdown_timeout(5)
-        .listen(listener)?
+        .shutdown_timeout(5);
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config)?,
+            None => server.listen(listener)?,
+        }
         .run();
         Ok(Application { port, server })
     }

@@ -99,6 +99,10 @@ pub struct ApiSettings {
     /// from `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto` (only
     /// behind a proxy that sets them); otherwise from the `Host` header.
     pub enable_proxy_headers_parsing: bool,
+    /// TLS: a PEM certificate chain and its PEM private key; both set =
+    /// the API speaks HTTPS only.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for ApiSettings {
@@ -116,6 +120,8 @@ impl Default for ApiSettings {
             keep_alive_secs: 5,
             max_header_bytes: 32 * 1024,
             enable_proxy_headers_parsing: false,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -471,6 +477,12 @@ impl Settings {
             return invalid(
                 "api.max_connections / api.client_request_timeout_ms",
                 "must be positive",
+            );
+        }
+        if self.api.tls_cert_file.is_some() != self.api.tls_key_file.is_some() {
+            return invalid(
+                "api.tls_cert_file / api.tls_key_file",
+                "set both or neither",
             );
         }
         if self.api.task_timeout_secs == 0 {

@@ -29,7 +29,12 @@ pub fn base_url(req: &HttpRequest, state: &AppState) -> String {
         .and_then(|h| h.to_str().ok())
         .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(|| req.app_config().host().to_owned(), str::to_owned);
-    format!("http://{host}")
+    let scheme = if state.settings.api.tls_cert_file.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}")
 }
 
 /// Looks a node up by UUID or (from 1.5) name, as `get_rpc_node` does.

@@ -6,3 +6,4 @@ mod concurrency;
 mod forwarded;
 mod hostile;
 mod secrets;
+mod tls;
