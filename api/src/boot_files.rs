@@ -47,16 +47,6 @@ impl BootFileServer {
         self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let handle = self.server.handle();
-        let server = self.server;
-        tokio::pin!(server);
-        tokio::select! {
-            result = &mut server => result,
-            () = shutdown => {
-                let stop = handle.stop(true);
-                let (result, ()) = tokio::join!(&mut server, stop);
-                result
-            }
-        }
+        crate::startup::serve_until(self.server, shutdown).await
     }
 }

@@ -113,18 +113,29 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let handle = self.server.handle();
-        let server = self.server;
-        tokio::pin!(server);
-        tokio::select! {
-            result = &mut server => result,
-            () = shutdown => {
-                // The server future processes the stop command, so it must
-                // keep being polled while the stop is requested.
-                let stop = handle.stop(true);
-                let (result, ()) = tokio::join!(&mut server, stop);
-                result
-            }
+        serve_until(self.server, shutdown).await
+    }
+}
+
+/// Runs an actix server until `shutdown` completes, then stops it
+/// gracefully.
+///
+/// # Errors
+/// When the server fails.
+pub async fn serve_until(
+    server: Server,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let handle = server.handle();
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result,
+        () = shutdown => {
+            // The server future processes the stop command, so it must
+            // keep being polled while the stop is requested.
+            let stop = handle.stop(true);
+            let (result, ()) = tokio::join!(&mut server, stop);
+            result
         }
     }
 }

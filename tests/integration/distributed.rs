@@ -519,10 +519,13 @@ async fn a_conductor_killed_mid_deploy_has_its_nodes_taken_over_and_its_queue_re
             .all(|s| *s == StatusCode::ACCEPTED),
         "{first_replies:?} {queued_replies:?}"
     );
-    assert_eq!(
-        rerouted,
-        queued.len(),
-        "the victim's queued tasks moved to the survivors"
+    // Every queued task moved; a task the victim had accepted but not yet
+    // acknowledged when it died moves too, and its receipt keeps it from
+    // acting twice (its node still ends `deploy failed` below).
+    assert!(
+        (queued.len()..=victims.len()).contains(&rerouted),
+        "the victim's queued tasks moved to the survivors: {rerouted} of {}",
+        queued.len()
     );
     assert_eq!(left, 0, "nothing left in the victim's queue");
     for node in &settled {

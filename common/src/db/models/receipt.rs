@@ -13,10 +13,10 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::schema::{nodes, task_receipts};
+use crate::db::schema::task_receipts;
 use crate::db::{AnyConnection, DbError, now};
 
-use super::node::StateChange;
+use super::node::{Node, StateChange};
 
 /// How long a receipt is kept: far past any task's expiration.
 pub const RECEIPT_RETENTION: Duration = Duration::from_secs(3600);
@@ -43,14 +43,8 @@ impl TaskReceipt {
         task_id: &str,
     ) -> Result<bool, DbError> {
         conn.transaction(|conn| {
-            let n = diesel::update(
-                nodes::table
-                    .filter(nodes::id.eq(id))
-                    .filter(nodes::reservation.eq(host)),
-            )
-            .set((change, nodes::updated_at.eq(Some(now()))))
-            .execute(conn)?;
-            if n == 1 && !task_id.is_empty() {
+            let written = Node::write_state(conn, id, host, change)?;
+            if written && !task_id.is_empty() {
                 diesel::insert_into(task_receipts::table)
                     .values((
                         task_receipts::task_id.eq(task_id),
@@ -60,7 +54,7 @@ impl TaskReceipt {
                     ))
                     .execute(conn)?;
             }
-            Ok(n == 1)
+            Ok::<_, DbError>(written)
         })
     }
 
