@@ -634,17 +634,23 @@ async fn a_broker_restart_mid_run_loses_no_accepted_task() {
         uuids.push(node["uuid"].as_str().unwrap().to_owned());
     }
 
-    // A steady stream of requests (one every 50 ms, two in flight); the
-    // broker is stopped once ten have been accepted and started again when
-    // the stream is over.
-    let accepted = std::sync::atomic::AtomicUsize::new(0);
-    let begin = tokio::time::Instant::now();
-    let stream = futures_util::stream::iter(uuids.iter().zip(0u32..))
+    // Requests in three waves, two in flight at a time, each wave released
+    // by a condition: the first twenty while the broker is up; the next
+    // twenty once the broker has begun stopping (in flight during the
+    // outage); the last twenty once it has stopped.
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let accepted = AtomicUsize::new(0);
+    // 0: broker up; 1: stopping; 2: stopped.
+    let phase = AtomicUsize::new(0);
+    let stream = futures_util::stream::iter(uuids.iter().zip(0usize..))
         .map(|(uuid, i)| {
-            let accepted = &accepted;
-            let cluster = &cluster;
+            let (accepted, phase, cluster) = (&accepted, &phase, &cluster);
             async move {
-                tokio::time::sleep_until(begin + Duration::from_millis(50) * i).await;
+                let wave = i / 20;
+                wait_until(Duration::from_secs(60), "this request's wave", || async {
+                    (phase.load(SeqCst) >= wave).then_some(())
+                })
+                .await;
                 let sent = std::time::Instant::now();
                 let (status, _) = cluster
                     .send(
@@ -654,7 +660,7 @@ async fn a_broker_restart_mid_run_loses_no_accepted_task() {
                     )
                     .await;
                 if status == StatusCode::ACCEPTED {
-                    accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    accepted.fetch_add(1, SeqCst);
                 }
                 (status, sent.elapsed())
             }
@@ -663,12 +669,13 @@ async fn a_broker_restart_mid_run_loses_no_accepted_task() {
         .collect::<Vec<(StatusCode, Duration)>>();
     let stopper = async {
         wait_until(Duration::from_secs(30), "ten requests accepted", || async {
-            (accepted.load(std::sync::atomic::Ordering::SeqCst) >= 10).then_some(())
+            (accepted.load(SeqCst) >= 10).then_some(())
         })
         .await;
-        tokio::task::spawn_blocking(|| rabbitmqctl(&["stop_app"]))
-            .await
-            .unwrap();
+        let stopping = tokio::task::spawn_blocking(|| rabbitmqctl(&["stop_app"]));
+        phase.store(1, SeqCst);
+        stopping.await.unwrap();
+        phase.store(2, SeqCst);
     };
     let (answers, ()) = tokio::join!(stream, stopper);
     let replies: Vec<StatusCode> = answers.iter().map(|(s, _)| *s).collect();
