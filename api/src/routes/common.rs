@@ -4,6 +4,7 @@
 use actix_web::HttpRequest;
 use ferric_common::db::models::chassis::Chassis;
 use ferric_common::db::models::node::Node;
+use ferric_common::db::{AnyConnection, DbError};
 
 use crate::error::ApiError;
 use crate::microversion::Microversion;
@@ -46,40 +47,71 @@ pub async fn find_node(
     ident: &str,
     version: Microversion,
 ) -> Result<Node, ApiError> {
-    let by_uuid = is_uuid_like(ident);
-    if !by_uuid && !is_valid_logical_name(ident) {
-        return Err(ApiError::routing(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            format!("Expected UUID or name for node: {ident}"),
-        ));
-    }
-    if !by_uuid {
-        if !version.at_least(5) {
-            return Err(ApiError::node_not_found(ident));
-        }
-        let valid = if version.at_least(10) {
-            is_valid_logical_name(ident)
-        } else {
-            is_valid_hostname(ident)
-        };
-        if !valid {
-            return Err(ApiError::BadRequest(format!(
-                "Expected a logical name or UUID but received {ident}."
-            )));
-        }
-    }
-    let key = ident.to_owned();
-    let node = state
-        .db
-        .run(move |conn| {
-            if by_uuid {
-                Node::by_uuid(conn, &key.to_lowercase())
-            } else {
-                Node::by_ident(conn, &key)
-            }
-        })
-        .await?;
+    let key = NodeKey::parse(ident, version)?;
+    let node = state.db.run(move |conn| key.load(conn)).await?;
     node.ok_or_else(|| ApiError::node_not_found(ident))
+}
+
+/// A node ident checked against the request's version: a UUID, or a name.
+struct NodeKey {
+    ident: String,
+    by_uuid: bool,
+}
+
+impl NodeKey {
+    fn parse(ident: &str, version: Microversion) -> Result<NodeKey, ApiError> {
+        let by_uuid = is_uuid_like(ident);
+        if !by_uuid && !is_valid_logical_name(ident) {
+            return Err(ApiError::routing(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                format!("Expected UUID or name for node: {ident}"),
+            ));
+        }
+        if !by_uuid {
+            if !version.at_least(5) {
+                return Err(ApiError::node_not_found(ident));
+            }
+            let valid = if version.at_least(10) {
+                is_valid_logical_name(ident)
+            } else {
+                is_valid_hostname(ident)
+            };
+            if !valid {
+                return Err(ApiError::BadRequest(format!(
+                    "Expected a logical name or UUID but received {ident}."
+                )));
+            }
+        }
+        Ok(NodeKey {
+            ident: if by_uuid {
+                ident.to_lowercase()
+            } else {
+                ident.to_owned()
+            },
+            by_uuid,
+        })
+    }
+
+    fn load(&self, conn: &mut AnyConnection) -> Result<Option<Node>, DbError> {
+        if self.by_uuid {
+            Node::by_uuid(conn, &self.ident)
+        } else {
+            Node::by_ident(conn, &self.ident)
+        }
+    }
+}
+
+/// What a node body needs from the database besides the row.
+fn context_rows(
+    conn: &mut AnyConnection,
+    chassis_id: Option<i32>,
+    node_id: i32,
+) -> Result<(Option<String>, Vec<String>), DbError> {
+    let chassis = match chassis_id {
+        Some(id) => Chassis::by_id(conn, id)?.map(|c| c.uuid),
+        None => None,
+    };
+    Ok((chassis, Node::traits(conn, node_id)?))
 }
 
 /// Chassis UUID, traits and owning conductor of one node.
@@ -95,14 +127,46 @@ pub async fn node_context<'a>(
     let (chassis_id, node_id) = (node.chassis_id, node.id);
     let (chassis_uuid, traits) = state
         .db
+        .run(move |conn| context_rows(conn, chassis_id, node_id))
+        .await?;
+    context(state, node, base, version, chassis_uuid, traits).await
+}
+
+/// A node and its view context in one database round trip (`GET` of one
+/// node is the API's hottest path).
+///
+/// # Errors
+/// As [`find_node`].
+pub async fn find_node_with_context<'a>(
+    state: &AppState,
+    ident: &str,
+    base: &'a str,
+    version: Microversion,
+) -> Result<(Node, NodeContext<'a>), ApiError> {
+    let key = NodeKey::parse(ident, version)?;
+    let found = state
+        .db
         .run(move |conn| {
-            let chassis = match chassis_id {
-                Some(id) => Chassis::by_id(conn, id)?.map(|c| c.uuid),
-                None => None,
+            let Some(node) = key.load(conn)? else {
+                return Ok(None);
             };
-            Ok((chassis, Node::traits(conn, node_id)?))
+            let (chassis, traits) = context_rows(conn, node.chassis_id, node.id)?;
+            Ok(Some((node, chassis, traits)))
         })
         .await?;
+    let (node, chassis_uuid, traits) = found.ok_or_else(|| ApiError::node_not_found(ident))?;
+    let ctx = context(state, &node, base, version, chassis_uuid, traits).await?;
+    Ok((node, ctx))
+}
+
+async fn context<'a>(
+    state: &AppState,
+    node: &Node,
+    base: &'a str,
+    version: Microversion,
+    chassis_uuid: Option<String>,
+    traits: Vec<String>,
+) -> Result<NodeContext<'a>, ApiError> {
     let view = state.cluster(false).await?;
     Ok(NodeContext {
         base,

@@ -16,7 +16,7 @@ use crate::error::ApiError;
 use crate::microversion::Microversion;
 use crate::pagination::{self, Query, next_link, parse_bool, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
-use crate::routes::common::{base_url, find_node, node_context};
+use crate::routes::common::{base_url, find_node, find_node_with_context, node_context};
 use crate::state::{AppState, no_valid_host};
 use crate::validation::{
     Kind, RESERVED_NODE_NAMES, boolean, check_object, expect_uuid, is_uuid_like, is_valid_hostname,
@@ -455,9 +455,8 @@ pub async fn show(
         }
         check_fields(fields, version)?;
     }
-    let node = find_node(&state, &path, version).await?;
     let base = base_url(&req, &state);
-    let ctx = node_context(&state, &node, &base, version).await?;
+    let (node, ctx) = find_node_with_context(&state, &path, &base, version).await?;
     Ok(HttpResponse::Ok().json(node_body(&node, &ctx, fields.as_deref())))
 }
 
@@ -710,7 +709,7 @@ async fn list_nodes(
     let view = state.cluster(false).await?;
     let conductor_filter = query.get("conductor");
     let base = base_url(&req, &state);
-    let mut items = Vec::with_capacity(nodes.len());
+    let mut contexts = Vec::with_capacity(nodes.len());
     for node in &nodes {
         let conductor = view
             .owner(&node.conductor_group, &node.driver, &node.uuid)
@@ -727,8 +726,12 @@ async fn list_nodes(
             traits: traits.get(&node.id).cloned().unwrap_or_default(),
             conductor,
         };
-        items.push(node_body(node, &ctx, fields.as_deref()));
+        contexts.push((node, ctx));
     }
+    let items: Vec<_> = contexts
+        .iter()
+        .map(|(node, ctx)| node_body(node, ctx, fields.as_deref()))
+        .collect();
     // Ironic never pages a list filtered by instance_uuid.
     let last = nodes
         .last()
@@ -743,7 +746,9 @@ async fn list_nodes(
         nodes.len(),
         last,
     );
-    Ok(HttpResponse::Ok().json(pagination::collection("nodes", items, next)))
+    // About 2.5 KB per detailed node, 0.4 KB per node of a plain list.
+    let per_item = if detail { 2600 } else { 400 };
+    pagination::collection("nodes", items, next).respond(per_item)
 }
 
 pub async fn list(

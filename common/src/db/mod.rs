@@ -10,6 +10,7 @@ pub mod models;
 pub mod schema;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -137,9 +138,16 @@ impl ManageConnection for Manager {
         }
     }
 
+    /// A PostgreSQL connection is checked with `SELECT 1` on checkout (the
+    /// server may have restarted); a SQLite one is a file handle that does
+    /// not go stale, so it is not (that query cost a parse per request).
     fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1")
-            .map_err(r2d2::Error::QueryError)
+        match conn {
+            AnyConnection::Sqlite(_) => Ok(()),
+            AnyConnection::Postgresql(_) => conn
+                .batch_execute("SELECT 1")
+                .map_err(r2d2::Error::QueryError),
+        }
     }
 
     fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
@@ -151,6 +159,9 @@ impl ManageConnection for Manager {
 #[derive(Clone)]
 pub struct Db {
     pool: r2d2::Pool<Manager>,
+    /// One permit per pooled connection: [`Db::run`] waits here, on no
+    /// thread, until a connection can be had at once.
+    permits: Arc<tokio::sync::Semaphore>,
     sqlite: bool,
 }
 
@@ -186,7 +197,12 @@ impl Db {
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(DbError::Unavailable)?;
-        Ok(Db { pool, sqlite })
+        let permits = Arc::new(tokio::sync::Semaphore::new(pool_size as usize));
+        Ok(Db {
+            pool,
+            permits,
+            sqlite,
+        })
     }
 
     /// Whether this is the embedded SQLite database.
@@ -204,8 +220,17 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
     {
+        // A blocking thread only once a connection is free: without the
+        // permit, 256 concurrent requests parked 256 threads in `pool.get()`.
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| DbError::Task(e.to_string()))?;
         let pool = self.pool.clone();
         telemetry::spawn_blocking(move || {
+            let _permit = permit;
             let mut conn = pool.get().map_err(DbError::Unavailable)?;
             f(&mut conn)
         })
