@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 mod api;
+mod bench_tool;
 mod compose;
 mod conductor;
 mod distributed;
