@@ -18,12 +18,23 @@ pub struct Api {
     auth: Option<(String, String)>,
 }
 
+fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .build()?)
+}
+
 /// How one request ended.
 pub struct Outcome {
     pub status: Option<StatusCode>,
     pub body: bytes::Bytes,
     pub elapsed: Duration,
     pub failure: Option<Failure>,
+    /// The transport error, when there was one.
+    pub error: Option<String>,
 }
 
 /// Why a request failed.
@@ -79,16 +90,23 @@ impl Api {
                 Some((user.to_owned(), password.to_owned()))
             }
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .tcp_nodelay(true)
-            .build()?;
         Ok(Api {
-            http,
+            http: client()?,
             base: url.trim_end_matches('/').to_owned(),
             auth,
+        })
+    }
+
+    /// The same endpoint on a new connection pool, so a phase never starts
+    /// on connections the previous one left idle (which the server may be
+    /// closing just then).
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn fresh(&self) -> anyhow::Result<Api> {
+        Ok(Api {
+            http: client()?,
+            ..self.clone()
         })
     }
 
@@ -126,12 +144,14 @@ impl Api {
                 body,
                 elapsed,
                 failure: (status != expect).then_some(Failure::Status),
+                error: None,
             },
             Err(e) => Outcome {
                 status: None,
                 body: bytes::Bytes::new(),
                 elapsed,
                 failure: Some(classify(&e)),
+                error: Some(error_chain(&e)),
             },
         }
     }
@@ -151,6 +171,19 @@ impl Api {
         }
         Ok(outcome.json())
     }
+}
+
+/// The error and its causes, one line.
+fn error_chain(error: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Connection refused/reset/aborted counts as a reset; the rest as other.

@@ -123,6 +123,9 @@ fn main() -> anyhow::Result<()> {
             if let Some(path) = &args.json {
                 std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
             }
+            if let Some(failed) = report.failed {
+                anyhow::bail!("the run stopped early: {failed}");
+            }
         }
         Command::Compare { baseline, others } => {
             let load = |path: &PathBuf| -> anyhow::Result<report::Report> {

@@ -27,6 +27,9 @@ use crate::stats::{Samples, secs};
 /// The most pages one paginated walk may fetch.
 const MAX_PAGES: usize = 10_000;
 
+/// Tries per node and deploy step before the run gives up on it.
+const STATE_CHANGE_TRIES: usize = 3;
+
 /// The most requests in flight during a deploy step when "all at once".
 const MAX_ALL_AT_ONCE: usize = 1024;
 
@@ -60,60 +63,17 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
     }
 
     let mut figures = Vec::new();
-    if let Some(usage) = procstat::sample(&args.pid) {
-        let mut idle = Figure::new("rss_idle", "server memory, idle", Headline::RssMib);
-        idle.rss_mib = Some(usage.rss_mib);
-        idle.pss_mib = Some(usage.pss_mib);
-        idle.note = Some(format!(
-            "{} process(es), PSS {:.1} MiB",
-            usage.processes, usage.pss_mib
-        ));
-        figures.push(idle);
-    }
-
-    let mut all = Vec::new();
-    if args.nodes > 0 {
-        let (created, figure) = bench
-            .create(&format!("create_{}", args.nodes), args.nodes, "")
-            .await?;
-        figures.push(figure);
-        all.extend(created);
-        figures.extend(bench.lists(all.len()).await?);
-        for &concurrency in &args.get_concurrency {
-            figures.push(bench.get_one(&all, concurrency).await?);
+    let mut created = Vec::new();
+    let failed = bench
+        .phases(&mut figures, &mut created)
+        .await
+        .err()
+        .map(|e| format!("{e:#}"));
+    if !args.no_cleanup && !created.is_empty() {
+        match bench.cleanup(&created).await {
+            Ok(figure) => figures.push(figure),
+            Err(e) => log(&format!("clean-up failed: {e:#}")),
         }
-    }
-    if args.deploy_nodes > 0 {
-        let (deployed, figure) = bench.deploy().await?;
-        figures.push(figure);
-        all.extend(deployed);
-    }
-    if args.big_nodes > all.len() {
-        let more = args.big_nodes - all.len();
-        let (created, figure) = bench
-            .create(&format!("create_more_{more}"), more, "b")
-            .await?;
-        figures.push(figure);
-        all.extend(created);
-        figures.extend(bench.lists(all.len()).await?);
-    }
-    if let Some(usage) = procstat::sample(&args.pid) {
-        let mut loaded = Figure::new(
-            "rss_loaded",
-            format!("server memory with {} nodes", all.len()),
-            Headline::RssMib,
-        );
-        loaded.rss_mib = Some(usage.rss_mib);
-        loaded.pss_mib = Some(usage.pss_mib);
-        loaded.server_cpu_s = Some(usage.cpu_s);
-        loaded.note = Some(format!(
-            "PSS {:.1} MiB; {:.1} CPU-s used by the server since it started",
-            usage.pss_mib, usage.cpu_s
-        ));
-        figures.push(loaded);
-    }
-    if !args.no_cleanup && !all.is_empty() {
-        figures.push(bench.cleanup(&all).await);
     }
     Ok(Report {
         label: args.label.clone(),
@@ -122,6 +82,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
         machine: Machine::this(),
         started_at,
         figures,
+        failed,
     })
 }
 
@@ -158,6 +119,61 @@ impl CpuMeter {
 }
 
 impl Bench {
+    /// Every phase in order; figures and created nodes are kept even when a
+    /// phase fails.
+    async fn phases(&self, figures: &mut Vec<Figure>, all: &mut Vec<String>) -> anyhow::Result<()> {
+        if let Some(usage) = procstat::sample(&self.args.pid) {
+            let mut idle = Figure::new("rss_idle", "server memory, idle", Headline::RssMib);
+            idle.rss_mib = Some(usage.rss_mib);
+            idle.pss_mib = Some(usage.pss_mib);
+            idle.note = Some(format!(
+                "{} process(es), PSS {:.1} MiB",
+                usage.processes, usage.pss_mib
+            ));
+            figures.push(idle);
+        }
+
+        if self.args.nodes > 0 {
+            let (created, figure) = self
+                .create(&format!("create_{}", self.args.nodes), self.args.nodes, "")
+                .await?;
+            figures.push(figure);
+            all.extend(created);
+            figures.extend(self.lists(all.len()).await?);
+            for &concurrency in &self.args.get_concurrency {
+                figures.push(self.get_one(all, concurrency).await?);
+            }
+        }
+        if self.args.deploy_nodes > 0 {
+            figures.push(self.deploy(all).await?);
+        }
+        if self.args.big_nodes > all.len() {
+            let more = self.args.big_nodes - all.len();
+            let (created, figure) = self
+                .create(&format!("create_more_{more}"), more, "b")
+                .await?;
+            figures.push(figure);
+            all.extend(created);
+            figures.extend(self.lists(all.len()).await?);
+        }
+        if let Some(usage) = procstat::sample(&self.args.pid) {
+            let mut loaded = Figure::new(
+                "rss_loaded",
+                format!("server memory with {} nodes", all.len()),
+                Headline::RssMib,
+            );
+            loaded.rss_mib = Some(usage.rss_mib);
+            loaded.pss_mib = Some(usage.pss_mib);
+            loaded.server_cpu_s = Some(usage.cpu_s);
+            loaded.note = Some(format!(
+                "PSS {:.1} MiB; {:.1} CPU-s used by the server since it started",
+                usage.pss_mib, usage.cpu_s
+            ));
+            figures.push(loaded);
+        }
+        Ok(())
+    }
+
     /// Creates `count` fake nodes at the create concurrency.
     async fn create(
         &self,
@@ -168,11 +184,12 @@ impl Bench {
         log(&format!("creating {count} nodes"));
         let progress = Progress::start("create", count as u64);
         let counter = progress.counter();
+        let api = self.api.fresh()?;
         let cpu = CpuMeter::start(&self.args.pid);
         let start = Instant::now();
         let outcomes: Vec<_> = futures_util::stream::iter(0..count)
             .map(|i| {
-                let api = self.api.clone();
+                let api = api.clone();
                 let counter = counter.clone();
                 let body = json!({
                     "driver": self.args.driver,
@@ -239,6 +256,7 @@ impl Bench {
             ),
             ("limit100", "GET /v1/nodes?limit=100", "/v1/nodes?limit=100"),
         ];
+        let api = self.api.fresh()?;
         let mut figures = Vec::new();
         for (key, what, path) in single {
             let cpu = CpuMeter::start(&self.args.pid);
@@ -273,7 +291,7 @@ impl Bench {
             let mut pages = 0;
             let start = Instant::now();
             for _ in 0..self.args.list_repeats {
-                let walk = self.walk(path).await;
+                let walk = walk(&api, path).await;
                 walk_bytes = walk.bytes;
                 pages = walk.pages;
                 samples.merge(walk.samples);
@@ -293,42 +311,6 @@ impl Bench {
         Ok(figures)
     }
 
-    /// Follows `next` links from `first`; one sample is the whole walk.
-    async fn walk(&self, first: &str) -> Walk {
-        let mut path = first.to_owned();
-        let mut walk = Walk::default();
-        let mut total = Duration::ZERO;
-        let mut failure = None;
-        let mut status = None;
-        let mut body = bytes::Bytes::new();
-        while walk.pages < MAX_PAGES {
-            let outcome = self
-                .api
-                .send(Method::GET, &path, None, StatusCode::OK)
-                .await;
-            walk.pages += 1;
-            walk.bytes += outcome.body.len() as u64;
-            total += outcome.elapsed;
-            if !outcome.ok() {
-                failure = outcome.failure;
-                status = outcome.status;
-                body = outcome.body;
-                break;
-            }
-            match next_link(&outcome.body) {
-                Some(next) => path = next,
-                None => break,
-            }
-        }
-        walk.samples.record(&crate::api::Outcome {
-            status,
-            body,
-            elapsed: total,
-            failure,
-        });
-        walk
-    }
-
     /// GET one node (cycling through `uuids`) from `concurrency` clients
     /// for the configured time.
     async fn get_one(&self, uuids: &[String], concurrency: usize) -> anyhow::Result<Figure> {
@@ -336,6 +318,7 @@ impl Bench {
             "GET one node at concurrency {concurrency} for {} s",
             self.args.get_secs
         ));
+        let api = self.api.fresh()?;
         let uuids: Arc<Vec<String>> = Arc::new(uuids.to_vec());
         let issued = Arc::new(AtomicU64::new(0));
         let samples = Arc::new(Mutex::new(Samples::default()));
@@ -346,7 +329,7 @@ impl Bench {
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..concurrency.max(1) {
             let (api, uuids, issued, samples) = (
-                self.api.clone(),
+                api.clone(),
                 uuids.clone(),
                 issued.clone(),
                 samples.clone(),
@@ -393,9 +376,10 @@ impl Bench {
 
     /// M fresh nodes manage → provide → deploy, each step requested for all
     /// of them at once, each waited for until every node reached its state.
-    async fn deploy(&self) -> anyhow::Result<(Vec<String>, Figure)> {
+    async fn deploy(&self, all: &mut Vec<String>) -> anyhow::Result<Figure> {
         let m = self.args.deploy_nodes;
         let (uuids, _) = self.create(&format!("create_{m}"), m, "d").await?;
+        all.extend(uuids.iter().cloned());
         let concurrency = match self.args.deploy_concurrency {
             0 => m.min(MAX_ALL_AT_ONCE),
             c => c,
@@ -403,6 +387,7 @@ impl Bench {
         log(&format!(
             "{m} nodes manage → provide → deploy, {concurrency} requests in flight"
         ));
+        let api = self.api.fresh()?;
         let cpu = CpuMeter::start(&self.args.pid);
         let start = Instant::now();
         let mut samples = Samples::default();
@@ -415,40 +400,51 @@ impl Bench {
             let step_start = Instant::now();
             let progress = Progress::start(verb, m as u64);
             let counter = progress.counter();
-            let outcomes: Vec<_> = futures_util::stream::iter(uuids.iter())
+            // Each node's request is retried (at most twice) when it fails,
+            // as a client would; every failure is still counted.
+            let attempts: Vec<Vec<_>> = futures_util::stream::iter(uuids.iter())
                 .map(|uuid| {
-                    let api = self.api.clone();
+                    let api = api.clone();
                     let counter = counter.clone();
                     let path = format!("/v1/nodes/{uuid}/states/provision");
                     async move {
-                        let outcome = api
-                            .send(
-                                Method::PUT,
-                                &path,
-                                Some(&json!({ "target": verb })),
-                                StatusCode::ACCEPTED,
-                            )
-                            .await;
+                        let mut tries = Vec::new();
+                        for _ in 0..STATE_CHANGE_TRIES {
+                            let outcome = api
+                                .send(
+                                    Method::PUT,
+                                    &path,
+                                    Some(&json!({ "target": verb })),
+                                    StatusCode::ACCEPTED,
+                                )
+                                .await;
+                            let done = outcome.ok();
+                            tries.push(outcome);
+                            if done {
+                                break;
+                            }
+                        }
                         counter.fetch_add(1, Ordering::Relaxed);
-                        outcome
+                        tries
                     }
                 })
                 .buffer_unordered(concurrency)
                 .collect()
                 .await;
+            let outcomes: Vec<_> = attempts.iter().filter_map(|tries| tries.last()).collect();
+            for outcome in attempts.iter().flatten() {
+                samples.record(outcome);
+            }
             progress.finish();
             let accepted_after = step_start.elapsed();
             let failed = outcomes.iter().filter(|o| !o.ok()).count();
-            for outcome in &outcomes {
-                samples.record(outcome);
-            }
             if failed > 0 {
                 bail!(
-                    "{verb}: {failed} of {m} requests failed; first: {}",
+                    "{verb}: {failed} of {m} nodes refused it {STATE_CHANGE_TRIES} times; first failure: {}",
                     samples.first_error.clone().unwrap_or_default()
                 );
             }
-            self.wait_for(&uuids, state, step_start).await?;
+            self.wait_for(&api, &uuids, state, step_start).await?;
             steps.push(format!(
                 "{verb} {:.3} s (202s after {:.3} s)",
                 step_start.elapsed().as_secs_f64(),
@@ -463,7 +459,7 @@ impl Bench {
         );
         figure.count = samples.count();
         figure.wall_s = Some(secs(wall));
-        figure.rate_per_s = Some(samples.count() as f64 / wall.as_secs_f64());
+        figure.rate_per_s = Some((3 * m) as f64 / wall.as_secs_f64());
         figure.latency = samples.latency();
         figure.errors = samples.errors;
         figure.resets = samples.resets;
@@ -473,13 +469,19 @@ impl Bench {
             steps.join(", "),
             m as f64 / wall.as_secs_f64()
         ));
-        Ok((uuids, figure))
+        Ok(figure)
     }
 
     /// Polls (filtered by provision state) until every node in `uuids` is in
     /// `state`; the poll interval grows with the time already waited so it
     /// costs the server little and still resolves short steps.
-    async fn wait_for(&self, uuids: &[String], state: &str, since: Instant) -> anyhow::Result<()> {
+    async fn wait_for(
+        &self,
+        api: &Api,
+        uuids: &[String],
+        state: &str,
+        since: Instant,
+    ) -> anyhow::Result<()> {
         let wanted: HashSet<&str> = uuids.iter().map(String::as_str).collect();
         let deadline = since + self.args.step_timeout();
         let path = format!(
@@ -496,10 +498,7 @@ impl Bench {
                 if pages > MAX_PAGES {
                     break;
                 }
-                let outcome = self
-                    .api
-                    .send(Method::GET, &page, None, StatusCode::OK)
-                    .await;
+                let outcome = api.send(Method::GET, &page, None, StatusCode::OK).await;
                 if !outcome.ok() {
                     break;
                 }
@@ -532,15 +531,16 @@ impl Bench {
 
     /// Deletes every node the run created (maintenance first for those not
     /// in a deletable state, as Ironic requires).
-    async fn cleanup(&self, uuids: &[String]) -> Figure {
+    async fn cleanup(&self, uuids: &[String]) -> anyhow::Result<Figure> {
         log(&format!("deleting {} nodes", uuids.len()));
+        let api = self.api.fresh()?;
         let progress = Progress::start("delete", uuids.len() as u64);
         let counter = progress.counter();
         let cpu = CpuMeter::start(&self.args.pid);
         let start = Instant::now();
         let outcomes: Vec<_> = futures_util::stream::iter(uuids.iter())
             .map(|uuid| {
-                let api = self.api.clone();
+                let api = api.clone();
                 let counter = counter.clone();
                 async move {
                     let path = format!("/v1/nodes/{uuid}");
@@ -592,8 +592,42 @@ impl Bench {
         figure.resets = samples.resets;
         figure.server_cpu_s = cpu.used();
         figure.note = samples.first_error.take();
-        figure
+        Ok(figure)
     }
+}
+
+/// Follows `next` links from `first`; one sample is the whole walk.
+async fn walk(api: &Api, first: &str) -> Walk {
+    let mut path = first.to_owned();
+    let mut walk = Walk::default();
+    let mut total = Duration::ZERO;
+    let mut failure = None;
+    let mut status = None;
+    let mut body = bytes::Bytes::new();
+    while walk.pages < MAX_PAGES {
+        let outcome = api.send(Method::GET, &path, None, StatusCode::OK).await;
+        walk.pages += 1;
+        walk.bytes += outcome.body.len() as u64;
+        total += outcome.elapsed;
+        if !outcome.ok() {
+            failure = outcome.failure;
+            status = outcome.status;
+            body = outcome.body;
+            break;
+        }
+        match next_link(&outcome.body) {
+            Some(next) => path = next,
+            None => break,
+        }
+    }
+    walk.samples.record(&crate::api::Outcome {
+        status,
+        body,
+        elapsed: total,
+        failure,
+        error: None,
+    });
+    walk
 }
 
 #[derive(Default)]

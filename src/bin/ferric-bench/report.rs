@@ -20,6 +20,9 @@ pub struct Report {
     /// Seconds since the Unix epoch when the run started.
     pub started_at: u64,
     pub figures: Vec<Figure>,
+    /// Why the run stopped early, if it did (the figures before it stand).
+    #[serde(default)]
+    pub failed: Option<String>,
 }
 
 /// Where the run happened.
@@ -164,6 +167,9 @@ impl Report {
         }
         for f in self.figures.iter().filter(|f| f.note.is_some()) {
             let _ = writeln!(out, "  {}: {}", f.key, f.note.as_deref().unwrap_or(""));
+        }
+        if let Some(failed) = &self.failed {
+            let _ = writeln!(out, "RUN FAILED: {failed}");
         }
         out
     }

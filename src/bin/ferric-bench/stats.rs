@@ -41,15 +41,13 @@ impl Samples {
                     self.errors += 1;
                 }
                 if self.first_error.is_none() {
-                    self.first_error = Some(format!(
-                        "{:?} {:?} {}",
-                        kind,
-                        outcome.status,
+                    let what = outcome.error.clone().unwrap_or_else(|| {
                         String::from_utf8_lossy(&outcome.body)
                             .chars()
                             .take(300)
-                            .collect::<String>()
-                    ));
+                            .collect()
+                    });
+                    self.first_error = Some(format!("{kind:?} {:?} {what}", outcome.status));
                 }
             }
         }
@@ -104,6 +102,7 @@ mod tests {
             body: bytes::Bytes::new(),
             elapsed: Duration::from_millis(ms),
             failure: None,
+            error: None,
         }
     }
 
