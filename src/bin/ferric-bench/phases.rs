@@ -464,8 +464,13 @@ impl Bench {
         figure.errors = samples.errors;
         figure.resets = samples.resets;
         figure.server_cpu_s = cpu.used();
+        let retried = samples
+            .first_error
+            .take()
+            .map(|e| format!("; failed requests were retried, the first: {e}"))
+            .unwrap_or_default();
         figure.note = Some(format!(
-            "{}; rate = state-change requests/s over the whole pipeline; {:.1} nodes/s",
+            "{}; rate = state-change requests/s over the whole pipeline; {:.1} nodes/s{retried}",
             steps.join(", "),
             m as f64 / wall.as_secs_f64()
         ));
