@@ -328,12 +328,8 @@ impl Bench {
         let max = self.args.get_max_requests;
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..concurrency.max(1) {
-            let (api, uuids, issued, samples) = (
-                api.clone(),
-                uuids.clone(),
-                issued.clone(),
-                samples.clone(),
-            );
+            let (api, uuids, issued, samples) =
+                (api.clone(), uuids.clone(), issued.clone(), samples.clone());
             workers.spawn(async move {
                 let mut mine = Samples::default();
                 while Instant::now() < deadline {
