@@ -33,3 +33,24 @@ pub fn serve_boot_files(
     let task = tokio::spawn(server.run_until(async move { stopped.cancelled().await }));
     Ok(Some((port, task)))
 }
+
+/// Serves this conductor's `/metrics` when `[conductor] metrics_listen` is
+/// set, until `stop`; returns the bound port and the server task.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub fn serve_metrics(
+    settings: &Settings,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<(u16, tokio::task::JoinHandle<std::io::Result<()>>)>> {
+    let Some(listen) = &settings.conductor.metrics_listen else {
+        return Ok(None);
+    };
+    let server = ferric_api::metrics::MetricsServer::bind(listen)
+        .with_context(|| format!("serving metrics on {listen}"))?;
+    let port = server.port();
+    tracing::info!(port, "serving /metrics");
+    let stopped = stop.clone();
+    let task = tokio::spawn(server.run_until(async move { stopped.cancelled().await }));
+    Ok(Some((port, task)))
+}

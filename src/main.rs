@@ -67,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Conductor => {
             let stop_files = tokio_util::sync::CancellationToken::new();
             let files = ferric::serve_boot_files(&settings, &stop_files)?;
+            let metrics = ferric::serve_metrics(&settings, &stop_files)?;
             let conductor = start_conductor(settings).await?;
             tracing::info!(
                 conductor.hostname = conductor.host(),
@@ -75,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
             shutdown_signal().await;
             conductor.shutdown().await;
             stop_files.cancel();
-            if let Some((_, task)) = files {
+            for (_, task) in files.into_iter().chain(metrics) {
                 let _ = task.await;
             }
             Ok(())

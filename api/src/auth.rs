@@ -32,7 +32,7 @@ const CACHE_SIZE: usize = 256;
 fn is_public(path: &str) -> bool {
     matches!(
         path,
-        "/" | "/v1" | "/v1/" | "/v1/lookup" | "/v1/continue_inspection"
+        "/" | "/v1" | "/v1/" | "/v1/lookup" | "/v1/continue_inspection" | "/metrics"
     ) || path.starts_with("/v1/heartbeat/")
 }
 

@@ -130,12 +130,23 @@ pub async fn negotiate(
     insert(&mut response, "x-openstack-request-id", &request_id);
     insert(&mut response, "openstack-request-id", &request_id);
     insert(&mut response, "server", "ferric");
+    let took = started.elapsed();
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    ferric_common::metrics::global().api_request(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        took,
+    );
     tracing::info!(
         request_id = %request_id,
         http.method = %method,
         http.path = %path,
         http.status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms = took.as_secs_f64() * 1000.0,
         "api.request"
     );
     Ok(response)

@@ -196,6 +196,9 @@ pub struct ConductorSettings {
     /// image URLs may read from; unset = `/var/lib/ironic` and
     /// `<data_dir>/images`; empty = no `file://` URLs at all.
     pub file_url_allowed_paths: Option<Vec<PathBuf>>,
+    /// Where a `ferric conductor` serves its Prometheus `/metrics`
+    /// (`host:port`); unset = not served (the embedded mode's API serves them).
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for ConductorSettings {
@@ -225,6 +228,7 @@ impl Default for ConductorSettings {
             power_state_sync_max_retries: 3,
             sync_power_state_workers: 64,
             file_url_allowed_paths: None,
+            metrics_listen: None,
         }
     }
 }

@@ -186,6 +186,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(conductors::show))
             .default_service(web::to(method_not_allowed)),
     );
+    cfg.service(
+        web::resource("/metrics")
+            .route(web::get().to(crate::metrics::show))
+            .default_service(web::to(method_not_allowed)),
+    );
 }
 
 /// Portgroups are not stored yet: every node has none.

@@ -279,19 +279,23 @@ impl AmqpQueue {
                 .await
         }
         .await;
+        let metrics = crate::metrics::global();
         let confirm = match published {
             Ok(confirm) => confirm,
             Err(e) => {
+                metrics.publish("failed");
                 self.drop_link(link).await;
                 return Err(broker(e));
             }
         };
         match confirm {
-            Confirmation::Ack(None) => {}
+            Confirmation::Ack(None) => metrics.publish("confirmed"),
             Confirmation::Ack(Some(_)) | Confirmation::NotRequested => {
+                metrics.publish("unroutable");
                 return Err(QueueError::NoConsumer(conductor.to_owned()));
             }
             Confirmation::Nack(_) => {
+                metrics.publish("nacked");
                 return Err(QueueError::Broker("the broker refused the task".into()));
             }
         }

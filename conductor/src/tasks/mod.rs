@@ -49,6 +49,42 @@ pub enum TaskError {
 /// Runs one decoded task. A task that changes state and was already
 /// accepted (a redelivery) is answered `Accepted` again without acting.
 pub async fn handle(ctx: &Context, task: Task) -> TaskReply {
+    let started = std::time::Instant::now();
+    let kind = kind_name(task.kind.as_ref());
+    let reply = answer(ctx, task).await;
+    let outcome = match &reply.outcome {
+        Some(Outcome::Accepted(_)) => "accepted".to_owned(),
+        // "refused_node_locked", "refused_invalid", …
+        Some(Outcome::Refused(refused)) => RefusalKind::try_from(refused.kind).map_or_else(
+            |_| "refused_unknown".to_owned(),
+            |k| {
+                k.as_str_name()
+                    .replacen("REFUSAL_KIND", "refused", 1)
+                    .to_lowercase()
+            },
+        ),
+        Some(_) => "answered".to_owned(),
+        None => "empty".to_owned(),
+    };
+    ferric_common::metrics::global().task(kind, &outcome, started.elapsed());
+    reply
+}
+
+/// The task kind as a metrics label.
+fn kind_name(kind: Option<&Kind>) -> &'static str {
+    match kind {
+        Some(Kind::Provision(_)) => "provision",
+        Some(Kind::Power(_)) => "power",
+        Some(Kind::SetBootDevice(_)) => "set_boot_device",
+        Some(Kind::GetBootDevice(_)) => "get_boot_device",
+        Some(Kind::GetSupportedBootDevices(_)) => "get_supported_boot_devices",
+        Some(Kind::Validate(_)) => "validate",
+        Some(Kind::InjectNmi(_)) => "inject_nmi",
+        None => "none",
+    }
+}
+
+async fn answer(ctx: &Context, task: Task) -> TaskReply {
     let task_id = task.task_id.clone();
     let changes_state = matches!(task.kind, Some(Kind::Provision(_) | Kind::Power(_)));
     if changes_state {

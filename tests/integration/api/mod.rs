@@ -5,6 +5,7 @@ mod auth;
 mod bad_input;
 mod golden;
 mod limits;
+mod metrics;
 mod nodes;
 mod ports_chassis;
 mod versions;

@@ -302,6 +302,23 @@ macro_rules! order_and_seek {
 }
 
 impl Node {
+    /// How many nodes are in each (provision state, power state).
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn count_by_state(
+        conn: &mut AnyConnection,
+    ) -> Result<Vec<(String, Option<String>, i64)>, DbError> {
+        Ok(nodes::table
+            .group_by((nodes::provision_state, nodes::power_state))
+            .select((
+                nodes::provision_state,
+                nodes::power_state,
+                diesel::dsl::count_star(),
+            ))
+            .load(conn)?)
+    }
+
     /// Loads a node by UUID.
     pub fn by_uuid(conn: &mut AnyConnection, uuid: &str) -> Result<Option<Node>, DbError> {
         Ok(nodes::table

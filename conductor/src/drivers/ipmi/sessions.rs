@@ -60,6 +60,17 @@ impl Sessions {
         T: Send + 'static,
         F: Fn(&mut BmcSession) -> Result<T, BmcError> + Send + Sync + 'static,
     {
+        let started = Instant::now();
+        let result = self.call_with_retries(info, f).await;
+        ferric_common::metrics::global().bmc_call("ipmi", result.is_ok(), started.elapsed());
+        result
+    }
+
+    async fn call_with_retries<T, F>(&self, info: &IpmiInfo, f: F) -> Result<T, BmcError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut BmcSession) -> Result<T, BmcError> + Send + Sync + 'static,
+    {
         let slot = self.slot(&info.bmc_key());
         let mut slot = slot.lock().await;
         let f = Arc::new(f);

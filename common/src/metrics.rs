@@ -1,0 +1,237 @@
+//! This process's Prometheus metrics: one registry per process (the embedded
+//! mode's API and conductor share it), families named `ferric_*`, rendered in
+//! the Prometheus text format by [`render`].
+//!
+//! Invariants: label values come from small fixed sets (route patterns, not
+//! paths; task kinds; outcomes; IPMI command names; state names), so the
+//! number of series stays bounded; recording never fails and never blocks.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// An API request: method, route pattern (`/v1/nodes/{ident}`), status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: String,
+    pub status: String,
+}
+
+/// A task handled by a conductor: its kind and how it was answered.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabels {
+    pub kind: String,
+    pub outcome: String,
+}
+
+/// A task published to a conductor's queue and how the broker answered.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PublishLabels {
+    pub outcome: String,
+}
+
+/// One BMC call and its result (`ok` or `error`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BmcLabels {
+    pub protocol: String,
+    pub outcome: String,
+}
+
+/// Nodes counted by state (refreshed when the API is scraped).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeStateLabels {
+    pub provision_state: String,
+    pub power_state: String,
+}
+
+/// A conductor of the ring (refreshed when the API is scraped).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConductorLabels {
+    pub hostname: String,
+    pub conductor_group: String,
+}
+
+fn latency() -> Histogram {
+    // 0.5 ms … about 16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// Every family this process records.
+pub struct Metrics {
+    registry: Registry,
+    pub api_requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    pub tasks: Family<TaskLabels, Histogram, fn() -> Histogram>,
+    pub queue_publishes: Family<PublishLabels, Counter>,
+    pub bmc_calls: Family<BmcLabels, Histogram, fn() -> Histogram>,
+    pub nodes: Family<NodeStateLabels, Gauge>,
+    pub ring_members: Family<ConductorLabels, Gauge>,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("ferric");
+        let api_requests = Family::new_with_constructor(latency as fn() -> Histogram);
+        let tasks = Family::new_with_constructor(latency as fn() -> Histogram);
+        let bmc_calls = Family::new_with_constructor(latency as fn() -> Histogram);
+        let queue_publishes = Family::default();
+        let nodes = Family::default();
+        let ring_members = Family::default();
+        registry.register(
+            "api_request_duration_seconds",
+            "API requests by method, route and status, with their latency",
+            api_requests.clone(),
+        );
+        registry.register(
+            "task_duration_seconds",
+            "Tasks handled by this conductor by kind and outcome, with the time to answer them",
+            tasks.clone(),
+        );
+        registry.register(
+            "queue_publishes",
+            "Tasks published to a conductor queue, by the broker's answer",
+            queue_publishes.clone(),
+        );
+        registry.register(
+            "bmc_call_duration_seconds",
+            "BMC calls (including retries on a fresh session) by protocol and outcome",
+            bmc_calls.clone(),
+        );
+        registry.register(
+            "nodes",
+            "Nodes by provision state and power state",
+            nodes.clone(),
+        );
+        registry.register(
+            "ring_members",
+            "Alive conductors in the hash ring (1 per conductor)",
+            ring_members.clone(),
+        );
+        Metrics {
+            registry,
+            api_requests,
+            tasks,
+            queue_publishes,
+            bmc_calls,
+            nodes,
+            ring_members,
+        }
+    }
+
+    pub fn api_request(&self, method: &str, route: &str, status: u16, took: Duration) {
+        let labels = RequestLabels {
+            method: method.to_owned(),
+            route: route.to_owned(),
+            status: status.to_string(),
+        };
+        self.api_requests
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn task(&self, kind: &str, outcome: &str, took: Duration) {
+        let labels = TaskLabels {
+            kind: kind.to_owned(),
+            outcome: outcome.to_owned(),
+        };
+        self.tasks
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn publish(&self, outcome: &str) {
+        let labels = PublishLabels {
+            outcome: outcome.to_owned(),
+        };
+        self.queue_publishes.get_or_create(&labels).inc();
+    }
+
+    pub fn bmc_call(&self, protocol: &str, ok: bool, took: Duration) {
+        let labels = BmcLabels {
+            protocol: protocol.to_owned(),
+            outcome: if ok { "ok" } else { "error" }.to_owned(),
+        };
+        self.bmc_calls
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// Replaces the node counts with `counts` (provision state, power state
+    /// or `None`, count).
+    pub fn set_nodes(&self, counts: &[(String, Option<String>, i64)]) {
+        self.nodes.clear();
+        for (provision_state, power_state, count) in counts {
+            let labels = NodeStateLabels {
+                provision_state: provision_state.clone(),
+                power_state: power_state.clone().unwrap_or_else(|| "None".to_owned()),
+            };
+            self.nodes.get_or_create(&labels).set(*count);
+        }
+    }
+
+    /// Replaces the ring members with `members` (hostname, group).
+    pub fn set_ring_members(&self, members: &[(String, String)]) {
+        self.ring_members.clear();
+        for (hostname, conductor_group) in members {
+            let labels = ConductorLabels {
+                hostname: hostname.clone(),
+                conductor_group: conductor_group.clone(),
+            };
+            self.ring_members.get_or_create(&labels).set(1);
+        }
+    }
+}
+
+/// This process's metrics.
+pub fn global() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// Every family in the Prometheus text format.
+pub fn render() -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &global().registry);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_values_are_rendered() {
+        let metrics = global();
+        metrics.api_request("GET", "/v1/nodes/{ident}", 200, Duration::from_millis(3));
+        metrics.task("power", "accepted", Duration::from_millis(1));
+        metrics.publish("confirmed");
+        metrics.set_nodes(&[("available".into(), None, 3)]);
+        let text = render();
+        assert!(text.contains(
+            r#"ferric_api_request_duration_seconds_count{method="GET",route="/v1/nodes/{ident}",status="200"} 1"#
+        ), "{text}");
+        assert!(
+            text.contains(
+                r#"ferric_task_duration_seconds_count{kind="power",outcome="accepted"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ferric_queue_publishes_total{outcome="confirmed"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ferric_nodes{provision_state="available",power_state="None"} 3"#),
+            "{text}"
+        );
+        metrics.set_nodes(&[]);
+        assert!(!render().contains("provision_state=\"available\""));
+    }
+}
