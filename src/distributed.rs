@@ -11,6 +11,7 @@ use ferric_api::startup::Application;
 use ferric_api::state::AppState;
 use ferric_common::config::Settings;
 use ferric_common::db::{Backend, Db};
+use ferric_common::notify::Notifier;
 use ferric_common::queue::amqp::AmqpQueue;
 use ferric_conductor::service::{self, ConductorHandle};
 use secrecy::ExposeSecret;
@@ -51,7 +52,13 @@ impl ApiProcess {
         let queue = AmqpQueue::connect(settings.amqp.url.expose_secret(), &settings.amqp.prefix)
             .await
             .context("connecting to RabbitMQ")?;
+        let notifier = Notifier::amqp(
+            settings.amqp.url.expose_secret(),
+            &settings.amqp.prefix,
+            format!("ferric-api.{}", settings.conductor_host()),
+        );
         let state = AppState::new(db, Arc::new(queue), settings)
+            .with_notifier(notifier)
             .with_auth_from_settings()
             .context("reading the auth user file")?;
         let app = Application::build(state).context("binding the API listener")?;

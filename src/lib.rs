@@ -7,6 +7,7 @@
 
 pub mod distributed;
 pub mod embedded;
+pub mod watch;
 
 use anyhow::Context;
 use ferric_common::config::Settings;

@@ -30,6 +30,18 @@ enum Command {
     Api,
     /// One conductor (distributed mode).
     Conductor,
+    /// Tail the notifications (distributed mode), one line per event.
+    Watch {
+        /// Only this node's events (UUID or name).
+        #[arg(long)]
+        node: Option<String>,
+        /// Only event types matching this glob, e.g. 'baremetal.node.provision_set.*'.
+        #[arg(long)]
+        event: Option<String>,
+        /// Print each message as JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Database schema management.
     Db {
         #[command(subcommand)]
@@ -80,6 +92,17 @@ async fn main() -> anyhow::Result<()> {
                 let _ = task.await;
             }
             Ok(())
+        }
+        Command::Watch { node, event, json } => {
+            use secrecy::ExposeSecret as _;
+            let filter = ferric::watch::Filter { node, event, json };
+            ferric::watch::run(
+                settings.amqp.url.expose_secret(),
+                &settings.amqp.prefix,
+                filter,
+                shutdown_signal(),
+            )
+            .await
         }
         Command::Db { command } => {
             let db = Db::connect(

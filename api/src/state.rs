@@ -34,6 +34,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// `Some` when `[auth] strategy = http_basic`.
     pub auth: Option<Arc<crate::auth::BasicAuth>>,
+    /// Where node create/update/delete notifications go.
+    pub notifier: ferric_common::notify::Notifier,
     cluster: CachedView,
 }
 
@@ -44,8 +46,16 @@ impl AppState {
             queue,
             settings: Arc::new(settings),
             auth: None,
+            notifier: ferric_common::notify::Notifier::disabled(),
             cluster: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Sends notifications through `notifier`.
+    #[must_use]
+    pub fn with_notifier(mut self, notifier: ferric_common::notify::Notifier) -> AppState {
+        self.notifier = notifier;
+        self
     }
 
     /// Turns on `[auth] strategy = http_basic`: reads the user file (and

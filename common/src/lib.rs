@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod hash_ring;
 pub mod metrics;
+pub mod notify;
 pub mod queue;
 pub mod states;
 pub mod telemetry;

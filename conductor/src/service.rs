@@ -13,6 +13,7 @@ use ferric_common::config::ConductorConfig;
 use ferric_common::db::models::conductor::Conductor;
 use ferric_common::db::models::node::Node;
 use ferric_common::db::{Db, DbError};
+use ferric_common::notify::Notifier;
 use ferric_common::queue::Incoming;
 use ferric_common::queue::amqp::AmqpConsumer;
 use ferric_common::queue::local::LocalQueue;
@@ -89,7 +90,17 @@ pub async fn start_local(
     queue: LocalQueue,
 ) -> Result<ConductorHandle, StartError> {
     let incoming = queue.consume(&host);
-    start(config, host, db, incoming, Source::Local(queue), None).await
+    let notifier = Notifier::disabled();
+    start(
+        config,
+        host,
+        db,
+        incoming,
+        Source::Local(queue),
+        None,
+        notifier,
+    )
+    .await
 }
 
 /// Starts a conductor named `host` consuming its RabbitMQ queue at `url`
@@ -106,6 +117,7 @@ pub async fn start_amqp(
 ) -> Result<ConductorHandle, StartError> {
     let prefetch = u16::try_from(config.conductor.max_concurrent_tasks).unwrap_or(u16::MAX);
     let (consumer, incoming) = AmqpConsumer::start(url, prefix, &host, prefetch).await?;
+    let notifier = Notifier::amqp(url, prefix, format!("ferric-conductor.{host}"));
     start(
         config,
         host,
@@ -113,6 +125,7 @@ pub async fn start_amqp(
         incoming,
         Source::Amqp(Box::new(consumer)),
         Some(Rerouter::new(url, prefix)),
+        notifier,
     )
     .await
 }
@@ -124,6 +137,7 @@ async fn start(
     deliveries: mpsc::Receiver<Incoming>,
     source: Source,
     rerouter: Option<Rerouter>,
+    notifier: Notifier,
 ) -> Result<ConductorHandle, StartError> {
     let settings = config.conductor.clone();
     let registration = membership::registration(
@@ -151,6 +165,7 @@ async fn start(
             Duration::from_secs(config.boot.image_cache_ttl_mins.saturating_mul(60)),
         )),
         boot: Arc::new(config.boot.clone()),
+        notifier,
     };
     let heartbeat = tokio::spawn(membership::heartbeat(
         db.clone(),

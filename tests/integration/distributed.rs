@@ -153,7 +153,8 @@ impl Cluster {
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                 .await;
         }
-        for exchange in [&names.tasks, &names.dlx] {
+        let notifications = ferric_common::notify::exchange_name(&self.prefix);
+        for exchange in [&names.tasks, &names.dlx, &notifications] {
             let _ = channel
                 .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
                 .await;
@@ -752,4 +753,197 @@ impl Drop for Cluster {
                 .status();
         }
     }
+}
+
+/// Every node create and provision state change of a deploy is published to
+/// `ferric.notifications` with Ironic's event types and payload, and
+/// `ferric watch` prints them for a person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_is_told_on_the_notifications_exchange_and_by_ferric_watch() {
+    use futures_util::StreamExt as _;
+    use lapin::options::{
+        BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    };
+
+    let cluster = Cluster::start(1).await;
+    let exchange = ferric_common::notify::exchange_name(&cluster.prefix);
+    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .exchange_declare(
+            exchange.as_str().into(),
+            lapin::ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            queue.name().as_str().into(),
+            exchange.as_str().into(),
+            "baremetal.node.#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut consumer = channel
+        .basic_consume(
+            queue.name().as_str().into(),
+            "test".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("watch.out"), dir.path().join("watch.err"));
+    let mut watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferric"))
+        .args(["watch", "--event", "baremetal.node.provision_set.*"])
+        .env("FERRIC_AMQP__URL", amqp_url())
+        .env("FERRIC_AMQP__PREFIX", &cluster.prefix)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "ferric watch to bind its queue",
+        || async {
+            std::fs::read_to_string(&err)
+                .unwrap()
+                .contains("watching notifications")
+                .then_some(())
+        },
+    )
+    .await;
+
+    let (status, node) = cluster
+        .send(
+            reqwest::Method::POST,
+            "/v1/nodes",
+            Some(json!({"driver": "fake-hardware", "name": "told"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    for (verb, state) in [
+        ("manage", "manageable"),
+        ("provide", "available"),
+        ("deploy", "active"),
+    ] {
+        let statuses = cluster
+            .provision_all(std::slice::from_ref(&uuid), verb)
+            .await;
+        assert_eq!(statuses, [StatusCode::ACCEPTED]);
+        cluster.wait_state(&uuid, state).await;
+    }
+
+    let mut messages: Vec<Value> = Vec::new();
+    let deploy_ended = |messages: &[Value]| {
+        messages.iter().any(|m| {
+            m["event_type"] == "baremetal.node.provision_set.end"
+                && m["payload"]["ironic_object.data"]["provision_state"] == "active"
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !deploy_ended(&messages) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no end notification for the deploy: {messages:#?}"
+        );
+        if let Ok(Some(Ok(delivery))) =
+            tokio::time::timeout(Duration::from_millis(500), consumer.next()).await
+        {
+            messages.push(serde_json::from_slice(&delivery.data).unwrap());
+        }
+    }
+    let events: Vec<&str> = messages
+        .iter()
+        .map(|m| m["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(events[0], "baremetal.node.create.end", "{events:?}");
+    for event in [
+        "baremetal.node.provision_set.start",
+        "baremetal.node.provision_set.end",
+    ] {
+        assert!(events.contains(&event), "{event} in {events:?}");
+    }
+    let created = &messages[0];
+    assert_eq!(created["payload"]["ironic_object.name"], "NodeCRUDPayload");
+    assert!(
+        created["publisher_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("ferric-api.")
+    );
+    assert!(
+        created["payload"]["ironic_object.data"]
+            .get("driver_info")
+            .is_none()
+    );
+    let deploy_start = messages
+        .iter()
+        .find(|m| {
+            m["event_type"] == "baremetal.node.provision_set.start"
+                && m["payload"]["ironic_object.data"]["provision_state"] == "deploying"
+        })
+        .expect("deploy start");
+    let data = &deploy_start["payload"]["ironic_object.data"];
+    assert_eq!(data["previous_provision_state"], "available");
+    assert_eq!(data["target_provision_state"], "active");
+    assert_eq!(data["event"], "deploy");
+    assert_eq!(data["uuid"], uuid.as_str());
+    assert_eq!(deploy_start["priority"], "INFO");
+    assert_eq!(
+        deploy_start["payload"]["ironic_object.name"],
+        "NodeSetProvisionStatePayload"
+    );
+    assert!(
+        deploy_start["publisher_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("ferric-conductor.")
+    );
+
+    // `ferric watch` printed the same deploy, one line per event, and
+    // nothing its --event filter excludes.
+    let printed = wait_until(
+        Duration::from_secs(20),
+        "ferric watch to print the deploy",
+        || async {
+            let text = std::fs::read_to_string(&out).unwrap();
+            text.contains("deploying → active").then_some(text)
+        },
+    )
+    .await;
+    assert!(
+        printed.contains("baremetal.node.provision_set.start node told"),
+        "{printed}"
+    );
+    assert!(!printed.contains("create.end"), "{printed}");
+    watch.kill().await.unwrap();
+    cluster.stop().await;
 }

@@ -8,6 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use ferric_common::db::DbError;
 use ferric_common::db::models::chassis::Chassis;
 use ferric_common::db::models::node::{self as node_model, Node, NodeFields, NodeFilter};
+use ferric_common::notify;
 use ferric_common::states::ProvisionState;
 use serde_json::{Map, Value, json};
 
@@ -423,6 +424,11 @@ pub async fn create(
         .map_err(|e| duplicate(e, name.as_deref(), &uuid, instance_uuid.as_deref()))?;
     let base = base_url(&req, &state);
     let ctx = node_context(&state, &node, &base, version).await?;
+    state.notifier.send(notify::node_crud(
+        &node,
+        "create",
+        ctx.chassis_uuid.as_deref(),
+    ));
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("{base}/v1/nodes/{}", node.uuid)))
         .json(node_body(&node, &ctx, None)))
@@ -976,6 +982,11 @@ pub async fn update(
     };
     let base = base_url(&req, &state);
     let ctx = node_context(&state, &updated, &base, version).await?;
+    state.notifier.send(notify::node_crud(
+        &updated,
+        "update",
+        ctx.chassis_uuid.as_deref(),
+    ));
     Ok(HttpResponse::Ok().json(node_body(&updated, &ctx, None)))
 }
 
@@ -1039,5 +1050,8 @@ pub async fn delete(
     if !deleted {
         return Err(changed_meanwhile(&state, &node, version).await);
     }
+    state
+        .notifier
+        .send(notify::node_crud(&node, "delete", None));
     Ok(HttpResponse::NoContent().finish())
 }

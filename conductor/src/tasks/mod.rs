@@ -33,6 +33,8 @@ pub struct Context {
     pub images: std::sync::Arc<crate::images::ImageCache>,
     /// Where boot files go.
     pub boot: std::sync::Arc<ferric_common::config::BootConfig>,
+    /// Where notifications of state changes go.
+    pub notifier: ferric_common::notify::Notifier,
 }
 
 /// Errors inside a handler; each becomes a refusal.

@@ -2,6 +2,7 @@
 //! drive the power interface and record the outcome.
 
 use ferric_common::db::models::node::{Node, StateChange};
+use ferric_common::notify;
 use ferric_common::states::power;
 use ferric_proto::v1::{PowerAction, RefusalKind, TaskReply};
 use serde_json::Value;
@@ -51,6 +52,8 @@ pub async fn handle(
         let _ = lock.release().await;
         return Err(e);
     }
+    ctx.notifier
+        .send(notify::power_set(&node, &requested, "start"));
     let ctx2 = ctx.clone();
     ctx.tracker.spawn(async move {
         if let Err(e) = finish(&ctx2, &node, &requested, &target, timeout).await {
@@ -100,6 +103,7 @@ async fn finish(
             .map_err(|e| e.to_string())
         }
     };
+    let mut failed = false;
     let change = match outcome {
         Ok(None) => StateChange {
             target_power_state: Some(None),
@@ -125,6 +129,7 @@ async fn finish(
         }
         Err(error) => {
             tracing::warn!(node.uuid = %node.uuid, %error, "power action failed");
+            failed = true;
             StateChange {
                 target_power_state: Some(None),
                 last_error: Some(Some(format!(
@@ -134,8 +139,17 @@ async fn finish(
             }
         }
     };
-    ctx.db
-        .run(move |conn| Node::write_state(conn, id, &host, &change))
+    let written = ctx
+        .db
+        .run(move |conn| {
+            Node::write_state(conn, id, &host, &change)?;
+            Node::by_id(conn, id)
+        })
         .await?;
+    if let Some(after) = written {
+        let status = if failed { "error" } else { "end" };
+        ctx.notifier
+            .send(notify::power_set(&after, requested, status));
+    }
     Ok(())
 }

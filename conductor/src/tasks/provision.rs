@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use ferric_common::db::models::node::{Node, StateChange};
+use ferric_common::notify;
 use ferric_common::states::{Event, ProvisionState, Verb};
 use ferric_proto::v1::{ProvisionAction, RefusalKind, TaskReply};
 use serde_json::{Map, Value};
@@ -146,6 +147,12 @@ async fn begin(
         change.clean_step = None;
     }
     commit_start(ctx, node.id, task_id, change).await?;
+    ctx.notifier.send(notify::provision_set(
+        node,
+        verb.event().as_str(),
+        next,
+        None,
+    ));
     if next.is_stable() {
         Ok(Begin::Done)
     } else {
@@ -200,8 +207,17 @@ async fn fail_after_error(ctx: &Context, node_uuid: &str, error: &TaskError) {
         "{state} failed on conductor {}: {error}",
         ctx.host
     )));
-    if let Err(e) = write(ctx, node.id, change).await {
-        tracing::error!(node.uuid = %node_uuid, error = %e, "could not record the failure");
+    let error_text = change.last_error.clone().flatten();
+    match write(ctx, node.id, change).await {
+        Ok(()) => ctx.notifier.send(notify::provision_set(
+            &node,
+            Event::Fail.as_str(),
+            failed,
+            error_text.as_deref(),
+        )),
+        Err(e) => {
+            tracing::error!(node.uuid = %node_uuid, error = %e, "could not record the failure");
+        }
     }
 }
 
@@ -240,7 +256,14 @@ async fn run_flow(
         if manual_clean && next.target() == Some(ProvisionState::Available) {
             change.target_provision_state = Some(Some(ProvisionState::Manageable.as_str().into()));
         }
+        let error_text = change.last_error.clone().flatten();
         write(ctx, node.id, change).await?;
+        ctx.notifier.send(notify::provision_set(
+            &node,
+            event.as_str(),
+            next,
+            error_text.as_deref(),
+        ));
         tracing::info!(node.uuid = %node.uuid, from = %state, event = event.as_str(), to = %next, "provision state changed");
         if event == Event::Fail {
             // A failure state waits for an operator.

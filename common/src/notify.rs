@@ -1,0 +1,324 @@
+//! Ironic's versioned notifications, published to the `ferric.notifications`
+//! topic exchange (routing key = event type) in the distributed mode.
+//!
+//! A message is the `oslo.message` Ironic would send (`message_id`,
+//! `publisher_id`, `event_type`, `priority`, `timestamp`, and the payload as
+//! an `ironic_object` primitive), as plain JSON rather than wrapped in the
+//! `oslo.version` envelope.
+//!
+//! Invariants: sending never blocks and never fails the work that caused
+//! it — a full buffer or a broker that is down drops the notification (with
+//! a warning); payloads never carry `driver_info`, `driver_internal_info` or
+//! `instance_info` (Ironic's `NodePayload` leaves them out too).
+
+use std::time::Duration;
+
+use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use crate::db::models::node::Node;
+use crate::states::ProvisionState;
+
+/// Notifications waiting to be published before new ones are dropped.
+const BUFFER: usize = 4096;
+
+/// One notification, before it gets its publisher and id.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    /// `baremetal.<object>.<action>.<status>`.
+    pub event_type: String,
+    /// `INFO`, or `ERROR` for an `.error` status.
+    pub priority: &'static str,
+    /// The payload class, e.g. `NodeSetProvisionStatePayload`.
+    pub payload_name: &'static str,
+    pub payload_version: &'static str,
+    pub data: Map<String, Value>,
+}
+
+impl Notification {
+    fn new(
+        event_type: String,
+        payload_name: &'static str,
+        payload_version: &'static str,
+        data: Map<String, Value>,
+    ) -> Notification {
+        let priority = if event_type.ends_with(".error") {
+            "ERROR"
+        } else {
+            "INFO"
+        };
+        Notification {
+            event_type,
+            priority,
+            payload_name,
+            payload_version,
+            data,
+        }
+    }
+
+    /// The message on the wire.
+    pub fn message(&self, publisher_id: &str) -> Value {
+        json!({
+            "message_id": uuid::Uuid::new_v4().to_string(),
+            "publisher_id": publisher_id,
+            "event_type": self.event_type,
+            "priority": self.priority,
+            "timestamp": chrono::Utc::now().naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+            "payload": {
+                "ironic_object.name": self.payload_name,
+                "ironic_object.namespace": "ironic",
+                "ironic_object.version": self.payload_version,
+                "ironic_object.data": self.data,
+            },
+        })
+    }
+}
+
+fn time(at: Option<chrono::NaiveDateTime>) -> Value {
+    at.map_or(Value::Null, |at| {
+        Value::String(format!("{}+00:00", at.format("%Y-%m-%dT%H:%M:%S%.6f")))
+    })
+}
+
+fn column(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| json!({}))
+}
+
+/// Ironic's `NodePayload` fields of `node`.
+pub fn node_payload(node: &Node) -> Map<String, Value> {
+    let mut data = Map::new();
+    let mut put = |key: &str, value: Value| {
+        data.insert(key.to_owned(), value);
+    };
+    put("uuid", json!(node.uuid));
+    put("name", json!(node.name));
+    put("driver", json!(node.driver));
+    put("conductor_group", json!(node.conductor_group));
+    put("console_enabled", json!(node.console_enabled));
+    put("created_at", time(Some(node.created_at)));
+    put("updated_at", time(node.updated_at));
+    put("description", json!(node.description));
+    put("extra", column(&node.extra));
+    put("properties", column(&node.properties));
+    put("clean_step", column(&node.clean_step));
+    put("deploy_step", column(&node.deploy_step));
+    put("fault", json!(node.fault));
+    put("instance_uuid", json!(node.instance_uuid));
+    put("inspection_started_at", time(node.inspection_started_at));
+    put("inspection_finished_at", time(node.inspection_finished_at));
+    put("last_error", json!(node.last_error));
+    put("lessee", json!(node.lessee));
+    put("owner", json!(node.owner));
+    put("maintenance", json!(node.maintenance));
+    put("maintenance_reason", json!(node.maintenance_reason));
+    put("parent_node", json!(node.parent_node));
+    put("power_state", json!(node.power_state));
+    put("protected", json!(node.protected));
+    put("protected_reason", json!(node.protected_reason));
+    put("provision_state", json!(node.provision_state));
+    put("provision_updated_at", time(node.provision_updated_at));
+    put("resource_class", json!(node.resource_class));
+    put("retired", json!(node.retired));
+    put("retired_reason", json!(node.retired_reason));
+    put("shard", json!(node.shard));
+    put("target_power_state", json!(node.target_power_state));
+    put("target_provision_state", json!(node.target_provision_state));
+    for (key, value) in [
+        ("bios_interface", &node.bios_interface),
+        ("boot_interface", &node.boot_interface),
+        ("console_interface", &node.console_interface),
+        ("deploy_interface", &node.deploy_interface),
+        ("firmware_interface", &node.firmware_interface),
+        ("inspect_interface", &node.inspect_interface),
+        ("management_interface", &node.management_interface),
+        ("network_interface", &node.network_interface),
+        ("power_interface", &node.power_interface),
+        ("raid_interface", &node.raid_interface),
+        ("rescue_interface", &node.rescue_interface),
+        ("storage_interface", &node.storage_interface),
+        ("vendor_interface", &node.vendor_interface),
+    ] {
+        put(key, json!(value));
+    }
+    data
+}
+
+/// A provision state transition, `baremetal.node.provision_set.<status>`:
+/// `error` for a failure, `start` when it leaves a stable state, `end` when
+/// it reaches one, `success` otherwise (Ironic's `task_manager` rules).
+/// `node` is the row before the change.
+pub fn provision_set(
+    node: &Node,
+    event: &str,
+    to: ProvisionState,
+    last_error: Option<&str>,
+) -> Notification {
+    let from_stable = node
+        .provision_state
+        .parse::<ProvisionState>()
+        .is_ok_and(|s| s.is_stable());
+    let status = if event == "fail" || event == "error" {
+        "error"
+    } else if from_stable && !to.is_stable() {
+        "start"
+    } else if !from_stable && to.is_stable() {
+        "end"
+    } else {
+        "success"
+    };
+    let mut data = node_payload(node);
+    data.insert("event".into(), json!(event));
+    data.insert(
+        "previous_provision_state".into(),
+        json!(node.provision_state),
+    );
+    data.insert(
+        "previous_target_provision_state".into(),
+        json!(node.target_provision_state),
+    );
+    data.insert("provision_state".into(), json!(to.as_str()));
+    data.insert(
+        "target_provision_state".into(),
+        json!(to.target().map(|t| t.as_str())),
+    );
+    if let Some(error) = last_error {
+        data.insert("last_error".into(), json!(error));
+    }
+    Notification::new(
+        format!("baremetal.node.provision_set.{status}"),
+        "NodeSetProvisionStatePayload",
+        "1.18",
+        data,
+    )
+}
+
+/// A power action, `baremetal.node.power_set.<status>` (`start`, `end` or
+/// `error`); `node` is the row as the action leaves it.
+pub fn power_set(node: &Node, to_power: &str, status: &str) -> Notification {
+    let mut data = node_payload(node);
+    data.insert("to_power".into(), json!(to_power));
+    Notification::new(
+        format!("baremetal.node.power_set.{status}"),
+        "NodeSetPowerStatePayload",
+        "1.17",
+        data,
+    )
+}
+
+/// `baremetal.node.<create|update|delete>.end` from the API.
+pub fn node_crud(node: &Node, action: &str, chassis_uuid: Option<&str>) -> Notification {
+    let mut data = node_payload(node);
+    data.insert("chassis_uuid".into(), json!(chassis_uuid));
+    Notification::new(
+        format!("baremetal.node.{action}.end"),
+        "NodeCRUDPayload",
+        "1.15",
+        data,
+    )
+}
+
+/// Where notifications go. Cloning is shallow; the default sends nowhere
+/// (the embedded mode has no broker).
+#[derive(Clone, Default)]
+pub struct Notifier {
+    sink: Option<(mpsc::Sender<Value>, String)>,
+}
+
+impl Notifier {
+    /// A notifier that drops everything.
+    pub fn disabled() -> Notifier {
+        Notifier::default()
+    }
+
+    /// Queues `notification` for publishing; never waits.
+    pub fn send(&self, notification: Notification) {
+        let Some((tx, publisher_id)) = &self.sink else {
+            return;
+        };
+        if tx.try_send(notification.message(publisher_id)).is_err() {
+            tracing::warn!(
+                event_type = %notification.event_type,
+                "notification dropped: the publisher is behind or stopped"
+            );
+        }
+    }
+
+    /// Publishes to `<prefix>ferric.notifications` at `url` from a
+    /// background task that reconnects (backing off up to 30 s) whenever the
+    /// broker goes away. `publisher_id` is e.g. `ferric-conductor.<host>`.
+    pub fn amqp(url: &str, prefix: &str, publisher_id: String) -> Notifier {
+        let (tx, rx) = mpsc::channel(BUFFER);
+        tokio::spawn(publish_loop(url.to_owned(), exchange_name(prefix), rx));
+        Notifier {
+            sink: Some((tx, publisher_id)),
+        }
+    }
+}
+
+/// The topic exchange notifications go to.
+pub fn exchange_name(prefix: &str) -> String {
+    format!("{prefix}ferric.notifications")
+}
+
+async fn publish_loop(url: String, exchange: String, mut rx: mpsc::Receiver<Value>) {
+    let mut backoff = Duration::from_millis(500);
+    'connect: loop {
+        // The connection lives as long as its channel is used.
+        let (_connection, channel) = match open(&url, &exchange).await {
+            Ok(opened) => {
+                backoff = Duration::from_millis(500);
+                opened
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "notifications: cannot reach the broker; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        while let Some(message) = rx.recv().await {
+            let routing_key = message["event_type"]
+                .as_str()
+                .unwrap_or("unknown")
+                .to_owned();
+            let body = message.to_string().into_bytes();
+            let properties = BasicProperties::default()
+                .with_content_type("application/json".into())
+                .with_type(routing_key.as_str().into());
+            let published = channel
+                .basic_publish(
+                    exchange.as_str().into(),
+                    routing_key.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    properties,
+                )
+                .await;
+            if let Err(e) = published {
+                tracing::warn!(error = %e, %routing_key, "notification lost: the broker went away");
+                continue 'connect;
+            }
+        }
+        return;
+    }
+}
+
+async fn open(url: &str, exchange: &str) -> Result<(Connection, lapin::Channel), lapin::Error> {
+    let conn = Connection::connect(url, ConnectionProperties::default()).await?;
+    let channel = conn.create_channel().await?;
+    channel
+        .exchange_declare(
+            exchange.into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((conn, channel))
+}
