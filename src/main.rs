@@ -10,6 +10,7 @@ use ferric::distributed::{ApiProcess, start_conductor};
 use ferric::embedded::Embedded;
 use ferric_common::config::Settings;
 use ferric_common::db::Db;
+use ferric_common::telemetry::LogFormat;
 
 /// Bare-metal provisioning that speaks the OpenStack Ironic API.
 #[derive(Parser)]
@@ -18,6 +19,9 @@ struct Cli {
     /// TOML configuration file (sections like ironic.conf: [api], [database], [conductor]).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Log lines as readable text (default) or JSON, one object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Text)]
+    log_format: LogFormatArg,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -49,6 +53,12 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum DbCommand {
     /// Apply every pending migration (idempotent).
@@ -60,7 +70,17 @@ enum DbCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    ferric_common::telemetry::init("info");
+    let format = match cli.log_format {
+        LogFormatArg::Text => LogFormat::Text,
+        LogFormatArg::Json => LogFormat::Json,
+    };
+    let service = match cli.command {
+        Some(Command::Api) => "ferric-api",
+        Some(Command::Conductor) => "ferric-conductor",
+        _ => "ferric",
+    };
+    // Flushes the span exporter when main returns.
+    let _telemetry = ferric_common::telemetry::init("info", format, service);
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Standalone) {
         Command::Standalone => {

@@ -11,6 +11,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError};
 use std::future::{Ready, ready};
+use tracing::Instrument as _;
 
 use crate::error::ApiError;
 
@@ -102,11 +103,31 @@ pub async fn negotiate(
                 .and_then(|v| v.trim().strip_prefix("baremetal "))
                 .map(str::to_owned)
         });
+    // One span per request, the child of the caller's `traceparent` if it
+    // sent one; every task it publishes carries this span's context.
+    let span = tracing::info_span!(
+        "api.request",
+        request_id = %request_id,
+        http.method = %method,
+        http.path = %path,
+        http.status = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    ferric_common::telemetry::set_remote_parent(&span, |key| {
+        req.headers()
+            .get(key)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
     let parsed = parse(header.as_deref());
     let mut response = match parsed {
         Ok(version) => {
             req.extensions_mut().insert(version);
-            let mut res = next.call(req).await?.map_into_boxed_body();
+            let mut res = next
+                .call(req)
+                .instrument(span.clone())
+                .await?
+                .map_into_boxed_body();
             insert(&mut res, VERSION_HEADER, &format!("1.{}", version.0));
             res
         }
@@ -141,6 +162,8 @@ pub async fn negotiate(
         response.status().as_u16(),
         took,
     );
+    span.record("http.status", response.status().as_u16());
+    let _entered = span.enter();
     tracing::info!(
         request_id = %request_id,
         http.method = %method,

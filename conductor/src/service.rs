@@ -18,6 +18,7 @@ use ferric_common::queue::Incoming;
 use ferric_common::queue::amqp::AmqpConsumer;
 use ferric_common::queue::local::LocalQueue;
 use ferric_common::queue::reroute::Rerouter;
+use ferric_common::telemetry;
 use ferric_proto::v1::Task;
 use futures_util::FutureExt;
 use prost::Message;
@@ -231,7 +232,11 @@ async fn consume(ctx: &Context, mut deliveries: mpsc::Receiver<Incoming>, stop: 
         let ctx = ctx.clone();
         ctx.tracker.clone().spawn(async move {
             let _permit = permit;
-            let Incoming { payload, settle } = delivery;
+            let Incoming {
+                payload,
+                trace,
+                settle,
+            } = delivery;
             if settle.is_expired() {
                 tracing::warn!("task expired before it could run; discarded");
                 return;
@@ -245,8 +250,10 @@ async fn consume(ctx: &Context, mut deliveries: mpsc::Receiver<Incoming>, stop: 
                 "conductor.task",
                 task.id = %task.task_id,
                 node.uuid = %task.node_uuid,
-                request_id = %task.request_id
+                request_id = %task.request_id,
+                trace_id = tracing::field::Empty,
             );
+            telemetry::set_remote_parent(&span, |key| trace.get(key).cloned());
             let outcome = AssertUnwindSafe(tasks::handle(&ctx, task).instrument(span))
                 .catch_unwind()
                 .await;

@@ -947,3 +947,78 @@ async fn a_deploy_is_told_on_the_notifications_exchange_and_by_ferric_watch() {
     watch.kill().await.unwrap();
     cluster.stop().await;
 }
+
+/// One request, one trace: the API's span continues the caller's
+/// `traceparent`, and the conductor's span for the task it published is its
+/// child, carried across RabbitMQ in the message headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_and_its_conductor_task_are_one_trace() {
+    use opentelemetry::trace::{SpanId, TraceId, TracerProvider as _};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry().with(ferric_common::telemetry::otel_layer(
+        provider.tracer("test"),
+    ));
+    // nextest runs each test in its own process: this is the only subscriber.
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+
+    let cluster = Cluster::start(1).await;
+    let (status, node) = cluster
+        .send(
+            reqwest::Method::POST,
+            "/v1/nodes",
+            Some(json!({"driver": "fake-hardware", "name": "traced"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    let trace_id = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+    let caller = SpanId::from_hex("00f067aa0ba902b7").unwrap();
+    let status = cluster
+        .client
+        .put(format!("{}/v1/nodes/{uuid}/states/provision", cluster.base))
+        .header("X-OpenStack-Ironic-API-Version", "latest")
+        .header("traceparent", format!("00-{trace_id}-{caller}-01"))
+        .json(&json!({"target": "manage"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::ACCEPTED);
+    cluster.wait_state(&uuid, "manageable").await;
+
+    let (api, task) = wait_until(Duration::from_secs(20), "both spans exported", || async {
+        let spans = exporter.get_finished_spans().unwrap();
+        let ours: Vec<_> = spans
+            .into_iter()
+            .filter(|s| s.span_context.trace_id() == trace_id)
+            .collect();
+        let api = ours.iter().find(|s| s.name == "api.request")?.clone();
+        let task = ours.iter().find(|s| s.name == "conductor.task")?.clone();
+        Some((api, task))
+    })
+    .await;
+    assert_eq!(
+        api.parent_span_id, caller,
+        "the API span continues the caller's"
+    );
+    assert_eq!(
+        task.parent_span_id,
+        api.span_context.span_id(),
+        "the conductor's task span is a child of the API request's"
+    );
+    // Requests without a traceparent start traces of their own.
+    let spans = exporter.get_finished_spans().unwrap();
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.name == "api.request" && s.span_context.trace_id() != trace_id)
+    );
+    cluster.stop().await;
+    let _ = provider.shutdown();
+}

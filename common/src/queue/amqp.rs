@@ -262,7 +262,8 @@ impl AmqpQueue {
             .with_correlation_id(id.as_str().into())
             .with_reply_to(REPLY_TO.into())
             .with_expiration(timeout.as_millis().to_string().as_str().into())
-            .with_delivery_mode(2);
+            .with_delivery_mode(2)
+            .with_headers(trace_headers());
         let published = async {
             link.channel
                 .basic_publish(
@@ -309,6 +310,33 @@ impl AmqpQueue {
             Ok(Ok(reply)) => Ok(reply),
         }
     }
+}
+
+/// The current span's trace context as AMQP headers.
+fn trace_headers() -> FieldTable {
+    let mut headers = FieldTable::default();
+    for (key, value) in crate::telemetry::trace_context() {
+        headers.insert(key.as_str().into(), AMQPValue::LongString(value.into()));
+    }
+    headers
+}
+
+/// The trace context a publisher put in a delivery's headers.
+fn trace_of(properties: &BasicProperties) -> std::collections::HashMap<String, String> {
+    let mut trace = std::collections::HashMap::new();
+    if let Some(headers) = properties.headers() {
+        for key in ["traceparent", "tracestate"] {
+            let value = match headers.inner().get(key) {
+                Some(AMQPValue::LongString(s)) => {
+                    String::from_utf8_lossy(s.as_bytes()).into_owned()
+                }
+                Some(AMQPValue::ShortString(s)) => s.as_str().to_owned(),
+                _ => continue,
+            };
+            trace.insert(key.to_owned(), value);
+        }
+    }
+    trace
 }
 
 fn lost_connection() -> QueueError {
@@ -472,6 +500,7 @@ impl AmqpConsumer {
                     };
                     let incoming = Incoming {
                         payload: delivery.data.clone(),
+                        trace: trace_of(&delivery.properties),
                         settle: Box::new(AmqpSettle {
                             channel: channel.clone(),
                             dlx: names.dlx.clone(),

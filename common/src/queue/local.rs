@@ -106,6 +106,7 @@ impl LocalQueue {
         let (reply_tx, reply_rx) = oneshot::channel();
         let delivery = Incoming {
             payload: payload.clone(),
+            trace: crate::telemetry::trace_context(),
             settle: Box::new(LocalSettle {
                 conductor: conductor.to_owned(),
                 payload,

@@ -60,6 +60,8 @@ pub struct DeadLetter {
 pub struct Incoming {
     /// The encoded `ferric.v1.Task`.
     pub payload: Vec<u8>,
+    /// The caller's W3C trace context (`traceparent`, `tracestate`).
+    pub trace: std::collections::HashMap<String, String>,
     /// How the delivery is answered, acknowledged or dead-lettered.
     pub settle: Box<dyn Settle>,
 }
