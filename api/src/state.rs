@@ -9,6 +9,7 @@
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 use ferric_common::cluster::ClusterView;
 use ferric_common::config::Settings;
@@ -132,20 +133,26 @@ impl AppState {
             kind: Some(kind),
         };
         let timeout = Duration::from_secs(self.settings.api.task_timeout_secs);
-        let reply: TaskReply = self.queue.call(&owner, task, timeout).await.map_err(|e| {
-            tracing::warn!(error = %e, "task not answered");
-            match e {
-                QueueError::NoConsumer(_) | QueueError::Dropped(_) | QueueError::Timeout(..) => {
-                    ApiError::Unavailable(format!(
+        let span = tracing::info_span!("queue.publish", node.uuid = %node.uuid, conductor = %owner);
+        let reply: TaskReply = self
+            .queue
+            .call(&owner, task, timeout)
+            .instrument(span)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "task not answered");
+                match e {
+                    QueueError::NoConsumer(_)
+                    | QueueError::Dropped(_)
+                    | QueueError::Timeout(..) => ApiError::Unavailable(format!(
                         "No conductor answered for node {}. Please retry later.",
                         node.uuid
-                    ))
+                    )),
+                    QueueError::Broker(_) => ApiError::Unavailable(
+                        "The message broker is temporarily unavailable. Please retry later.".into(),
+                    ),
                 }
-                QueueError::Broker(_) => ApiError::Unavailable(
-                    "The message broker is temporarily unavailable. Please retry later.".into(),
-                ),
-            }
-        })?;
+            })?;
         match reply.outcome {
             Some(Outcome::Refused(refusal)) => Err(match refusal.kind() {
                 RefusalKind::NodeLocked | RefusalKind::Conflict => {

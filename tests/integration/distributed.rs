@@ -992,25 +992,30 @@ async fn a_request_and_its_conductor_task_are_one_trace() {
     assert_eq!(status, StatusCode::ACCEPTED);
     cluster.wait_state(&uuid, "manageable").await;
 
-    let (api, task) = wait_until(Duration::from_secs(20), "both spans exported", || async {
-        let spans = exporter.get_finished_spans().unwrap();
-        let ours: Vec<_> = spans
-            .into_iter()
-            .filter(|s| s.span_context.trace_id() == trace_id)
-            .collect();
-        let api = ours.iter().find(|s| s.name == "api.request")?.clone();
-        let task = ours.iter().find(|s| s.name == "conductor.task")?.clone();
-        Some((api, task))
-    })
-    .await;
+    let (api, publish, task) =
+        wait_until(Duration::from_secs(20), "the spans exported", || async {
+            let spans = exporter.get_finished_spans().unwrap();
+            let ours: Vec<_> = spans
+                .into_iter()
+                .filter(|s| s.span_context.trace_id() == trace_id)
+                .collect();
+            let find = |name: &str| ours.iter().find(|s| s.name == name).cloned();
+            Some((
+                find("api.request")?,
+                find("queue.publish")?,
+                find("conductor.task")?,
+            ))
+        })
+        .await;
     assert_eq!(
         api.parent_span_id, caller,
         "the API span continues the caller's"
     );
+    assert_eq!(publish.parent_span_id, api.span_context.span_id());
     assert_eq!(
         task.parent_span_id,
-        api.span_context.span_id(),
-        "the conductor's task span is a child of the API request's"
+        publish.span_context.span_id(),
+        "the conductor's task span is a child of the API's publish, across RabbitMQ"
     );
     // Requests without a traceparent start traces of their own.
     let spans = exporter.get_finished_spans().unwrap();

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 use ferric_common::config::IpmiSettings;
 use tokio::sync::Semaphore;
@@ -61,7 +62,9 @@ impl Sessions {
         F: Fn(&mut BmcSession) -> Result<T, BmcError> + Send + Sync + 'static,
     {
         let started = Instant::now();
-        let result = self.call_with_retries(info, f).await;
+        let span =
+            tracing::info_span!("ipmi.call", bmc = %format!("{}:{}", info.address, info.port));
+        let result = self.call_with_retries(info, f).instrument(span).await;
         ferric_common::metrics::global().bmc_call("ipmi", result.is_ok(), started.elapsed());
         result
     }
