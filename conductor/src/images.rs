@@ -361,6 +361,8 @@ impl ImageCache {
     ///
     /// # Errors
     /// When the source cannot be read or its checksum does not match.
+    // The source is not recorded: an image URL may hold credentials.
+    #[tracing::instrument(name = "image.fetch", skip_all)]
     pub async fn fetch(
         &self,
         source: &str,

@@ -197,6 +197,7 @@ pub fn pxe_ramdisk_config(
 ///
 /// # Errors
 /// When a file cannot be written (what was written is removed again).
+#[tracing::instrument(name = "pxe.prepare", skip_all, fields(node.uuid = %node_uuid))]
 pub fn prepare_ramdisk(
     boot: &BootConfig,
     kind: BootKind,
