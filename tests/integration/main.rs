@@ -16,3 +16,4 @@ mod migrations;
 mod pxe;
 mod security;
 mod tidy;
+mod traces;

@@ -6,6 +6,7 @@ pub mod app;
 pub mod bmc;
 pub mod db;
 pub mod http;
+pub mod otlp;
 pub mod wait;
 
 pub use app::{Backend, TestApp, spawn_app, spawn_app_with};
