@@ -4,6 +4,7 @@ pub mod chassis;
 pub mod common;
 pub mod conductors;
 pub mod drivers;
+pub mod history;
 pub mod node_states;
 pub mod nodes;
 pub mod ports;
@@ -108,6 +109,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/nodes/{ident}/traits/{trait}")
             .route(web::put().to(node_states::add_trait))
             .route(web::delete().to(node_states::delete_trait))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/history")
+            .route(web::get().to(history::list))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/history/{event}")
+            .route(web::get().to(history::show))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/shards")
+            .route(web::get().to(history::shards))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(

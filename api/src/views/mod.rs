@@ -4,6 +4,7 @@
 pub mod chassis;
 pub mod conductor;
 pub mod driver;
+pub mod history;
 pub mod masking;
 pub mod node;
 pub mod port;

@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod golden;
+mod history;
 mod limits;
 mod metrics;
 mod nodes;

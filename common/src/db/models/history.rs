@@ -53,3 +53,84 @@ impl HistoryEvent<'_> {
             .load(conn)?)
     }
 }
+
+/// One stored event, every column (the API's view of node history).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = node_history)]
+pub struct HistoryRow {
+    pub id: i32,
+    pub uuid: String,
+    pub conductor: Option<String>,
+    pub event_type: Option<String>,
+    pub severity: Option<String>,
+    pub event: Option<String>,
+    pub user: Option<String>,
+    pub project: Option<String>,
+    pub node_id: i32,
+    pub state: Option<String>,
+    pub target_provision_state: Option<String>,
+    pub duration_seconds: Option<i32>,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: Option<chrono::NaiveDateTime>,
+}
+
+impl HistoryRow {
+    /// One page of a node's events by `created_at` (then `id`), after
+    /// `marker`.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn page(
+        conn: &mut AnyConnection,
+        node_id: i32,
+        marker: Option<&HistoryRow>,
+        limit: i64,
+        descending: bool,
+    ) -> Result<Vec<HistoryRow>, DbError> {
+        use node_history::dsl as h;
+        let mut query = node_history::table
+            .filter(h::node_id.eq(node_id))
+            .select(HistoryRow::as_select())
+            .limit(limit)
+            .into_boxed();
+        query = if descending {
+            query.order((h::created_at.desc(), h::id.desc()))
+        } else {
+            query.order((h::created_at.asc(), h::id.asc()))
+        };
+        if let Some(m) = marker {
+            let (at, id) = (m.created_at, m.id);
+            query = if descending {
+                query.filter(
+                    h::created_at
+                        .lt(at)
+                        .or(h::created_at.eq(at).and(h::id.lt(id))),
+                )
+            } else {
+                query.filter(
+                    h::created_at
+                        .gt(at)
+                        .or(h::created_at.eq(at).and(h::id.gt(id))),
+                )
+            };
+        }
+        Ok(query.load(conn)?)
+    }
+
+    /// One of a node's events by UUID.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn by_uuid(
+        conn: &mut AnyConnection,
+        node_id: i32,
+        uuid: &str,
+    ) -> Result<Option<HistoryRow>, DbError> {
+        Ok(node_history::table
+            .filter(node_history::node_id.eq(node_id))
+            .filter(node_history::uuid.eq(uuid))
+            .select(HistoryRow::as_select())
+            .first(conn)
+            .optional()?)
+    }
+}

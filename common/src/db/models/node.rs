@@ -319,6 +319,19 @@ impl Node {
             .load(conn)?)
     }
 
+    /// How many nodes each shard has (`None`: no shard), most first.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn shard_counts(conn: &mut AnyConnection) -> Result<Vec<(Option<String>, i64)>, DbError> {
+        let mut counts: Vec<(Option<String>, i64)> = nodes::table
+            .group_by(nodes::shard)
+            .select((nodes::shard, diesel::dsl::count_star()))
+            .load(conn)?;
+        counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+        Ok(counts)
+    }
+
     /// Loads a node by UUID.
     pub fn by_uuid(conn: &mut AnyConnection, uuid: &str) -> Result<Option<Node>, DbError> {
         Ok(nodes::table
