@@ -131,18 +131,38 @@ pub async fn show(
 /// node without a shard counts under `"None"`, as Ironic prints it.
 ///
 /// # Errors
-/// 404 below 1.82.
+/// 404 below 1.82 (with Ironic's fault body).
 pub async fn shards(
     state: web::Data<AppState>,
     version: Microversion,
 ) -> Result<HttpResponse, ApiError> {
-    if !version.at_least(82) {
-        return Err(ApiError::routing(StatusCode::NOT_FOUND, ""));
-    }
+    shards_allowed(version)?;
     let counts = state.db.run(Node::shard_counts).await?;
     let shards: Vec<_> = counts
         .into_iter()
         .map(|(name, count)| json!({"name": name.unwrap_or_else(|| "None".into()), "count": count}))
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "shards": shards })))
+}
+
+/// Ironic's refusal of `/v1/shards` below 1.82 (a fault body, not a routing one).
+fn shards_allowed(version: Microversion) -> Result<(), ApiError> {
+    if version.at_least(82) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(
+            "The API version does not allow shards".into(),
+        ))
+    }
+}
+
+/// `GET /v1/shards/{name}`: there is no such resource.
+///
+/// # Errors
+/// Always 404, with Ironic's words.
+pub async fn shard(version: Microversion) -> Result<HttpResponse, ApiError> {
+    shards_allowed(version)?;
+    Err(ApiError::NotFound(
+        "The resource could not be found.".into(),
+    ))
 }

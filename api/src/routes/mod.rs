@@ -127,6 +127,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
+        web::resource("/v1/shards/{name}")
+            .route(web::get().to(history::shard))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
         web::resource("/v1/nodes/{ident}/ports")
             .route(web::get().to(ports::list_for_node))
             .default_service(web::to(method_not_allowed)),

@@ -185,6 +185,7 @@ async fn shards_count_nodes_most_first_from_1_82() {
         .request(Method::GET, "/v1/shards", Some("1.81"), None)
         .await;
     assert_eq!(old.status, StatusCode::NOT_FOUND);
+    assert_eq!(old.fault(), "The API version does not allow shards");
     let shards = app.get("/v1/shards").await;
     assert_eq!(shards.status, StatusCode::OK);
     assert_eq!(
@@ -193,5 +194,6 @@ async fn shards_count_nodes_most_first_from_1_82() {
     );
     let one = app.get("/v1/shards/rack1").await;
     assert_eq!(one.status, StatusCode::NOT_FOUND);
+    assert_eq!(one.fault(), "The resource could not be found.");
     app.stop().await;
 }
