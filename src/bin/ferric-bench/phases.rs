@@ -225,7 +225,7 @@ impl Bench {
                 samples.first_error.unwrap_or_default()
             );
         }
-        let mut figure = Figure::new(
+        let figure = Figure::new(
             key,
             format!(
                 "create {count} nodes, c={}",
@@ -233,13 +233,7 @@ impl Bench {
             ),
             Headline::WallS,
         );
-        figure.count = samples.count();
-        figure.wall_s = Some(secs(wall));
-        figure.rate_per_s = Some(count as f64 / wall.as_secs_f64());
-        figure.latency = samples.latency();
-        figure.errors = samples.errors;
-        figure.resets = samples.resets;
-        figure.server_cpu_s = cpu.used();
+        let figure = measured(figure, &mut samples, wall, Some(count as f64), cpu.used());
         Ok((uuids, figure))
     }
 
@@ -354,20 +348,19 @@ impl Bench {
         while workers.join_next().await.is_some() {}
         let wall = start.elapsed();
         let mut samples = std::mem::take(&mut *samples.lock().await);
-        let mut figure = Figure::new(
+        let figure = Figure::new(
             format!("get_c{concurrency}"),
             format!("GET /v1/nodes/<uuid>, c={concurrency}"),
             Headline::RatePerS,
         );
-        figure.count = samples.count();
-        figure.wall_s = Some(secs(wall));
-        figure.rate_per_s = Some(samples.count() as f64 / wall.as_secs_f64());
-        figure.latency = samples.latency();
-        figure.errors = samples.errors;
-        figure.resets = samples.resets;
-        figure.server_cpu_s = cpu.used();
-        figure.note = samples.first_error.take();
-        Ok(figure)
+        let requests = samples.count() as f64;
+        Ok(measured(
+            figure,
+            &mut samples,
+            wall,
+            Some(requests),
+            cpu.used(),
+        ))
     }
 
     /// M fresh nodes manage → provide → deploy, each step requested for all
@@ -448,20 +441,14 @@ impl Bench {
             ));
         }
         let wall = start.elapsed();
-        let mut figure = Figure::new(
+        let figure = Figure::new(
             format!("deploy_{m}"),
             format!("{m} nodes manage→provide→deploy→active"),
             Headline::WallS,
         );
-        figure.count = samples.count();
-        figure.wall_s = Some(secs(wall));
-        figure.rate_per_s = Some((3 * m) as f64 / wall.as_secs_f64());
-        figure.latency = samples.latency();
-        figure.errors = samples.errors;
-        figure.resets = samples.resets;
-        figure.server_cpu_s = cpu.used();
-        let retried = samples
-            .first_error
+        let mut figure = measured(figure, &mut samples, wall, Some((3 * m) as f64), cpu.used());
+        let retried = figure
+            .note
             .take()
             .map(|e| format!("; failed requests were retried, the first: {e}"))
             .unwrap_or_default();
@@ -576,7 +563,7 @@ impl Bench {
         for outcome in &outcomes {
             samples.record(outcome);
         }
-        let mut figure = Figure::new(
+        let figure = Figure::new(
             format!("delete_{}", uuids.len()),
             format!(
                 "delete {} nodes, c={}",
@@ -585,15 +572,14 @@ impl Bench {
             ),
             Headline::WallS,
         );
-        figure.count = samples.count();
-        figure.wall_s = Some(secs(wall));
-        figure.rate_per_s = Some(uuids.len() as f64 / wall.as_secs_f64());
-        figure.latency = samples.latency();
-        figure.errors = samples.errors;
-        figure.resets = samples.resets;
-        figure.server_cpu_s = cpu.used();
-        figure.note = samples.first_error.take();
-        Ok(figure)
+        let deleted = uuids.len() as f64;
+        Ok(measured(
+            figure,
+            &mut samples,
+            wall,
+            Some(deleted),
+            cpu.used(),
+        ))
     }
 }
 
@@ -646,13 +632,32 @@ fn list_figure(
     response_bytes: u64,
     cpu: Option<f64>,
 ) -> Figure {
-    let mut figure = Figure::new(key, what, Headline::P50Ms);
+    let mut figure = measured(
+        Figure::new(key, what, Headline::P50Ms),
+        &mut samples,
+        wall,
+        None,
+        cpu,
+    );
+    figure.response_bytes = Some(response_bytes);
+    figure
+}
+
+/// Fills `figure` from a timed batch; `units` (requests, nodes) per second
+/// of `wall` is its rate.
+fn measured(
+    mut figure: Figure,
+    samples: &mut Samples,
+    wall: Duration,
+    units: Option<f64>,
+    cpu: Option<f64>,
+) -> Figure {
     figure.count = samples.count();
     figure.wall_s = Some(secs(wall));
+    figure.rate_per_s = units.map(|u| u / wall.as_secs_f64());
     figure.latency = samples.latency();
     figure.errors = samples.errors;
     figure.resets = samples.resets;
-    figure.response_bytes = Some(response_bytes);
     figure.server_cpu_s = cpu;
     figure.note = samples.first_error.take();
     figure
