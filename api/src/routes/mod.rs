@@ -5,6 +5,7 @@ pub mod common;
 pub mod conductors;
 pub mod drivers;
 pub mod history;
+pub mod node_extras;
 pub mod node_states;
 pub mod nodes;
 pub mod ports;
@@ -119,6 +120,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/nodes/{ident}/history/{event}")
             .route(web::get().to(history::show))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/bios")
+            .route(web::get().to(node_extras::bios))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/inventory")
+            .route(web::get().to(node_extras::inventory))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/children")
+            .route(web::get().to(node_extras::children))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/bios/{setting}")
+            .route(web::get().to(node_extras::bios_setting))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(

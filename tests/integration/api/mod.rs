@@ -4,9 +4,9 @@
 mod auth;
 mod bad_input;
 mod golden;
-mod history;
 mod limits;
 mod metrics;
+mod node_resources;
 mod nodes;
 mod ports_chassis;
 mod versions;

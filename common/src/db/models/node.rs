@@ -319,6 +319,21 @@ impl Node {
             .load(conn)?)
     }
 
+    /// UUIDs of the nodes whose `parent_node` is `parent_uuid`, oldest first.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn children_of(
+        conn: &mut AnyConnection,
+        parent_uuid: &str,
+    ) -> Result<Vec<String>, DbError> {
+        Ok(nodes::table
+            .filter(nodes::parent_node.eq(parent_uuid))
+            .order(nodes::id.asc())
+            .select(nodes::uuid)
+            .load(conn)?)
+    }
+
     /// How many nodes each shard has (`None`: no shard), most first.
     ///
     /// # Errors

@@ -1,6 +1,8 @@
-//! `/v1/nodes/{ident}/history` (1.78) and `/v1/shards` (1.82): microversion
-//! gates, Ironic's key sets in order at each version, the 255-character cut,
-//! paging by `created_at` with a `next` link, one event, unknown ones.
+//! Node sub-resources and small collections beyond nodes and ports:
+//! `/v1/nodes/{ident}/history` (1.78), `/v1/shards` (1.82), `bios` (1.40),
+//! `inventory` (1.81), `children` (1.83) — microversion gates, Ironic's key
+//! sets in order, the 255-character cut, paging by `created_at`, and the
+//! error texts, checked side by side against a running Ironic 39.0.0.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -195,5 +197,71 @@ async fn shards_count_nodes_most_first_from_1_82() {
     let one = app.get("/v1/shards/rack1").await;
     assert_eq!(one.status, StatusCode::NOT_FOUND);
     assert_eq!(one.fault(), "The resource could not be found.");
+    app.stop().await;
+}
+
+/// Answers checked side by side against a running Ironic 39.0.0.
+#[tokio::test]
+async fn bios_inventory_and_children_answer_as_ironic_does() {
+    let app = spawn_app().await;
+    let parent = app.create_node("par").await;
+    let parent_uuid = parent["uuid"].as_str().unwrap().to_owned();
+    let child = app
+        .post(
+            "/v1/nodes",
+            json!({"driver": "fake-hardware", "name": "chi", "parent_node": parent_uuid}),
+        )
+        .await;
+    assert_eq!(child.status, StatusCode::CREATED, "{}", child.text);
+    let child_uuid = child.json()["uuid"].as_str().unwrap().to_owned();
+
+    let children = app.get("/v1/nodes/par/children").await;
+    assert_eq!(children.status, StatusCode::OK);
+    let children = children.json();
+    assert_eq!(children["children"], json!([child_uuid]));
+    assert_eq!(children["links"]["rel"], "children");
+    assert!(
+        children["links"]["href"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/v1/nodes?parent_node={parent_uuid}"))
+    );
+    assert_eq!(
+        app.get("/v1/nodes/chi/children").await.json()["children"],
+        json!([])
+    );
+    let old = app
+        .request(Method::GET, "/v1/nodes/par/children", Some("1.82"), None)
+        .await;
+    assert_eq!(old.status, StatusCode::NOT_FOUND);
+
+    assert_eq!(
+        app.get("/v1/nodes/par/bios").await.json(),
+        json!({"bios": []})
+    );
+    let setting = app.get("/v1/nodes/par/bios/foo").await;
+    assert_eq!(setting.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        setting.fault(),
+        format!("Node {parent_uuid} doesn't have a BIOS setting 'foo'")
+    );
+    let old = app
+        .request(Method::GET, "/v1/nodes/par/bios", Some("1.39"), None)
+        .await;
+    assert_eq!(old.status, StatusCode::NOT_FOUND);
+
+    let inventory = app.get("/v1/nodes/par/inventory").await;
+    assert_eq!(inventory.status, StatusCode::NOT_FOUND);
+    assert!(
+        inventory
+            .fault()
+            .starts_with("Node inventory record for node "),
+        "{}",
+        inventory.text
+    );
+    let old = app
+        .request(Method::GET, "/v1/nodes/par/inventory", Some("1.80"), None)
+        .await;
+    assert_eq!(old.status, StatusCode::NOT_FOUND);
     app.stop().await;
 }
