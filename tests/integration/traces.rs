@@ -10,43 +10,22 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::otlp::{Collector, ReceivedSpan};
+use crate::helpers::process::FerricProcess;
 use crate::helpers::wait_until;
 
 const SECRET: &str = "otlp-secret-7c41";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_request_is_one_trace_at_an_otlp_collector() {
     let collector = Collector::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let log = std::fs::File::create(dir.path().join("ferric.log")).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferric"))
-        .env("FERRIC_DATA_DIR", dir.path())
-        .env("FERRIC_API__PORT", port.to_string())
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint)
-        .env("OTEL_SERVICE_NAME", "ferric-under-test")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    wait_until(Duration::from_secs(30), "ferric to answer", || {
-        let request = client.get(format!("{base}/v1")).send();
-        async move { request.await.ok().map(|_| ()) }
-    })
+    let mut ferric = FerricProcess::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.as_str()),
+        ("OTEL_SERVICE_NAME", "ferric-under-test"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ])
     .await;
-
+    let base = ferric.base.clone();
+    let client = reqwest::Client::new();
     let node: serde_json::Value = client
         .post(format!("{base}/v1/nodes"))
         .header("X-OpenStack-Ironic-API-Version", "latest")
@@ -116,5 +95,5 @@ async fn one_request_is_one_trace_at_an_otlp_collector() {
         .filter(|s| s.attributes.iter().any(|a| a.contains(SECRET)))
         .collect();
     assert!(leaked.is_empty(), "{leaked:?}");
-    child.kill().await.unwrap();
+    ferric.child.kill().await.unwrap();
 }

@@ -7,6 +7,7 @@ pub mod bmc;
 pub mod db;
 pub mod http;
 pub mod otlp;
+pub mod process;
 pub mod wait;
 
 pub use app::{Backend, TestApp, spawn_app, spawn_app_with};

@@ -11,66 +11,20 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::bmc::{PASSWORD, SimBmc};
+use crate::helpers::process::FerricProcess;
 use crate::helpers::wait_until;
 
 const WRONG: &str = "wrong-pw-5e1f";
 
-struct Ferric {
-    child: tokio::process::Child,
-    base: String,
-    /// Where the process's output goes (a file: a pipe nobody reads would
-    /// fill up and block it).
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Ferric {
-    async fn start() -> Ferric {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let log = dir.path().join("ferric.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let err = out.try_clone().unwrap();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferric"))
-            .env_clear()
-            .env("FERRIC_DATA_DIR", dir.path())
-            .env("FERRIC_API__PORT", port.to_string())
-            .env("FERRIC_CONDUCTOR__SYNC_POWER_STATE_INTERVAL_SECS", "1")
-            .env("FERRIC_IPMI__COMMAND_RETRY_TIMEOUT_SECS", "1")
-            .env("RUST_LOG", "debug")
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        wait_until(Duration::from_secs(30), "ferric to answer", || {
-            let request = client.get(format!("{base}/v1")).send();
-            async move { request.await.ok().map(|_| ()) }
-        })
-        .await;
-        Ferric {
-            child,
-            base,
-            log,
-            _dir: dir,
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bmc_password_never_appears_in_responses_or_logs() {
     let bmc = SimBmc::start().await;
-    let ferric = Ferric::start().await;
+    let ferric = FerricProcess::start(&[
+        ("FERRIC_CONDUCTOR__SYNC_POWER_STATE_INTERVAL_SECS", "1"),
+        ("FERRIC_IPMI__COMMAND_RETRY_TIMEOUT_SECS", "1"),
+        ("RUST_LOG", "debug"),
+    ])
+    .await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

@@ -1,0 +1,58 @@
+//! `FerricProcess`: the real `ferric` binary (embedded mode) as a child
+//! process on a free loopback port, over a temporary data directory, with a
+//! clean environment plus the variables a test adds; its output goes to a
+//! file (a pipe nobody reads would fill up and block it).
+
+use std::time::Duration;
+
+use crate::helpers::wait_until;
+
+pub struct FerricProcess {
+    pub child: tokio::process::Child,
+    pub base: String,
+    /// stdout and stderr of the process.
+    pub log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl FerricProcess {
+    /// Starts it with `env` added and waits until the API answers.
+    pub async fn start(env: &[(&str, &str)]) -> FerricProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let log = dir.path().join("ferric.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferric"))
+            .env_clear()
+            .env("FERRIC_DATA_DIR", dir.path())
+            .env("FERRIC_API__PORT", port.to_string())
+            .envs(env.iter().copied())
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        wait_until(Duration::from_secs(30), "ferric to answer", || {
+            let request = client.get(format!("{base}/v1")).send();
+            async move { request.await.ok().map(|_| ()) }
+        })
+        .await;
+        FerricProcess {
+            child,
+            base,
+            log,
+            _dir: dir,
+        }
+    }
+}
