@@ -233,6 +233,11 @@ impl Notifier {
         Notifier::default()
     }
 
+    /// Whether notifications go anywhere (callers skip building them if not).
+    pub fn is_enabled(&self) -> bool {
+        self.sink.is_some()
+    }
+
     /// Queues `notification` for publishing; never waits.
     pub fn send(&self, notification: Notification) {
         let Some((tx, publisher_id)) = &self.sink else {

@@ -139,11 +139,17 @@ async fn finish(
             }
         }
     };
+    // The row is read back only for the notification's payload.
+    let notify = ctx.notifier.is_enabled();
     let written = ctx
         .db
         .run(move |conn| {
             Node::write_state(conn, id, &host, &change)?;
-            Node::by_id(conn, id)
+            if notify {
+                Node::by_id(conn, id)
+            } else {
+                Ok(None)
+            }
         })
         .await?;
     if let Some(after) = written {
