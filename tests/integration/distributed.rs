@@ -928,6 +928,51 @@ async fn a_deploy_is_told_on_the_notifications_exchange_and_by_ferric_watch() {
             .starts_with("ferric-conductor.")
     );
 
+    // A power action: start, then end with the state reached.
+    let (status, _) = cluster
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/nodes/{uuid}/states/power"),
+            Some(json!({"target": "power on"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let powered = |messages: &[Value]| {
+        messages
+            .iter()
+            .find(|m| m["event_type"] == "baremetal.node.power_set.end")
+            .cloned()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let end = loop {
+        if let Some(end) = powered(&messages) {
+            break end;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no power_set.end: {messages:#?}"
+        );
+        if let Ok(Some(Ok(delivery))) =
+            tokio::time::timeout(Duration::from_millis(500), consumer.next()).await
+        {
+            messages.push(serde_json::from_slice(&delivery.data).unwrap());
+        }
+    };
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["event_type"] == "baremetal.node.power_set.start")
+    );
+    assert_eq!(
+        end["payload"]["ironic_object.name"],
+        "NodeSetPowerStatePayload"
+    );
+    assert_eq!(end["payload"]["ironic_object.data"]["to_power"], "power on");
+    assert_eq!(
+        end["payload"]["ironic_object.data"]["power_state"],
+        "power on"
+    );
+
     // `ferric watch` printed the same deploy, one line per event, and
     // nothing its --event filter excludes.
     let printed = wait_until(
