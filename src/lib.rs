@@ -10,6 +10,7 @@ pub mod embedded;
 pub mod watch;
 
 use anyhow::Context;
+use ferric_api::startup::SideServer;
 use ferric_common::config::Settings;
 use tokio_util::sync::CancellationToken;
 
@@ -26,13 +27,10 @@ pub fn serve_boot_files(
         return Ok(None);
     };
     let root = settings.boot().http_root;
-    let server = ferric_api::boot_files::BootFileServer::bind(root.clone(), listen)
+    let server = ferric_api::boot_files::bind(root.clone(), listen)
         .with_context(|| format!("serving {} on {listen}", root.display()))?;
-    let port = server.port();
-    tracing::info!(port, root = %root.display(), "serving http_root");
-    let stopped = stop.clone();
-    let task = tokio::spawn(server.run_until(async move { stopped.cancelled().await }));
-    Ok(Some((port, task)))
+    tracing::info!(port = server.port(), root = %root.display(), "serving http_root");
+    Ok(Some(spawn(server, stop)))
 }
 
 /// Serves this conductor's `/metrics` when `[conductor] metrics_listen` is
@@ -47,11 +45,19 @@ pub fn serve_metrics(
     let Some(listen) = &settings.conductor.metrics_listen else {
         return Ok(None);
     };
-    let server = ferric_api::metrics::MetricsServer::bind(listen)
+    let server = ferric_api::metrics::bind(listen)
         .with_context(|| format!("serving metrics on {listen}"))?;
+    tracing::info!(port = server.port(), "serving /metrics");
+    Ok(Some(spawn(server, stop)))
+}
+
+/// Runs `server` until `stop`; its port and task.
+fn spawn(
+    server: SideServer,
+    stop: &CancellationToken,
+) -> (u16, tokio::task::JoinHandle<std::io::Result<()>>) {
     let port = server.port();
-    tracing::info!(port, "serving /metrics");
     let stopped = stop.clone();
     let task = tokio::spawn(server.run_until(async move { stopped.cancelled().await }));
-    Ok(Some((port, task)))
+    (port, task)
 }

@@ -1,19 +1,17 @@
 //! `GET /metrics`: this process's Prometheus metrics, with the node counts
 //! by state and the ring's members refreshed from the database on each
-//! scrape; and [`MetricsServer`], the same text alone on its own port for a
+//! scrape; and [`bind`], the same text alone on its own port for a
 //! `ferric conductor` (`[conductor] metrics_listen`).
 //!
 //! Invariant: a scrape only reads; it is public like version discovery
 //! (Prometheus scrapes without OpenStack credentials) and shows no secret.
 
-use std::net::TcpListener;
-
-use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use ferric_common::db::models::node::Node;
 use ferric_common::metrics;
 
 use crate::error::ApiError;
+use crate::startup::SideServer;
 use crate::state::AppState;
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -45,40 +43,19 @@ async fn render_only() -> HttpResponse {
         .body(metrics::render())
 }
 
-/// A bound, not yet running, metrics server (for a conductor process).
-pub struct MetricsServer {
-    server: Server,
-    port: u16,
-}
-
-impl MetricsServer {
-    /// Binds `listen` (`host:port`, port 0 for any).
-    ///
-    /// # Errors
-    /// When the address cannot be bound.
-    pub fn bind(listen: &str) -> std::io::Result<MetricsServer> {
-        let listener = TcpListener::bind(listen)?;
-        let port = listener.local_addr()?.port();
-        let server = HttpServer::new(|| App::new().route("/metrics", web::get().to(render_only)))
-            .workers(1)
-            .disable_signals()
-            .listen(listener)?
-            .run();
-        Ok(MetricsServer { server, port })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Serves until `shutdown` completes.
-    ///
-    /// # Errors
-    /// When the server fails.
-    pub async fn run_until(
-        self,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) -> std::io::Result<()> {
-        crate::startup::serve_until(self.server, shutdown).await
-    }
+/// Binds `listen` (`host:port`, port 0 for any) to serve `/metrics` alone
+/// (for a conductor process).
+///
+/// # Errors
+/// When the address cannot be bound.
+pub fn bind(listen: &str) -> std::io::Result<SideServer> {
+    SideServer::bind(listen, |listener| {
+        Ok(
+            HttpServer::new(|| App::new().route("/metrics", web::get().to(render_only)))
+                .workers(1)
+                .disable_signals()
+                .listen(listener)?
+                .run(),
+        )
+    })
 }

@@ -139,3 +139,44 @@ pub async fn serve_until(
         }
     }
 }
+
+/// A small one-worker server on a port of its own (`http_root`, a
+/// conductor's metrics), bound and not yet running.
+pub struct SideServer {
+    server: Server,
+    port: u16,
+}
+
+impl SideServer {
+    /// Binds `listen` (`host:port`, port 0 for any) and builds the server
+    /// `build` makes on that listener.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub(crate) fn bind(
+        listen: &str,
+        build: impl FnOnce(std::net::TcpListener) -> std::io::Result<Server>,
+    ) -> std::io::Result<SideServer> {
+        let listener = std::net::TcpListener::bind(listen)?;
+        let port = listener.local_addr()?.port();
+        Ok(SideServer {
+            server: build(listener)?,
+            port,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` completes.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        serve_until(self.server, shutdown).await
+    }
+}
