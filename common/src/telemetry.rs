@@ -53,7 +53,6 @@ impl Drop for Telemetry {
 /// `service` names this process when `OTEL_SERVICE_NAME` is unset. Called
 /// once, from `main`, inside the tokio runtime.
 pub fn init(default_filter: &str, format: LogFormat, service: &str) -> Telemetry {
-    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let (provider, export_error) = match otlp_provider(service) {
         Ok(provider) => (provider, None),
         Err(e) => (None, Some(e)),
