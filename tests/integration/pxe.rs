@@ -508,19 +508,22 @@ async fn deleting_a_deployed_node_in_maintenance_removes_its_boot_files() {
     )
     .await;
     let deleted = app.delete(&format!("/v1/nodes/{uuid}")).await;
+    let (_, optsdir) = boot.dnsmasq.clone().unwrap();
+    // The clean-up removes the boot files and the DHCP options one after the
+    // other: wait for both.
     let left = wait_until(
         Duration::from_secs(20),
-        "the orphaned boot files to go",
+        "the orphaned boot files and DHCP options to go",
         || async {
             let left: Vec<PathBuf> = files_under(&boot.http_root)
                 .into_iter()
                 .filter(|p| !p.ends_with("boot.ipxe"))
                 .collect();
-            left.is_empty().then_some(left)
+            let opts_gone = !optsdir.join(format!("ironic-{uuid}.conf")).exists();
+            (left.is_empty() && opts_gone).then_some(left)
         },
     )
     .await;
-    let (_, optsdir) = boot.dnsmasq.clone().unwrap();
 
     assert_eq!(
         before, 5,
