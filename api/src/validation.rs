@@ -19,6 +19,10 @@ pub enum Kind {
     BoolLike,
     /// `{'type': 'boolean'}`
     Bool,
+    /// `{'type': ['boolean', 'null']}`
+    BoolOrNull,
+    /// Any value; a later check looks closer.
+    Any,
 }
 
 /// Python's `repr` of a JSON value, as Ironic's jsonschema messages show it.
@@ -109,6 +113,8 @@ pub fn check_object<'a>(
             Kind::ObjectOrNull => value.is_object() || value.is_null(),
             Kind::BoolLike => value.is_string() || value.is_boolean() || value.is_null(),
             Kind::Bool => value.is_boolean(),
+            Kind::BoolOrNull => value.is_boolean() || value.is_null(),
+            Kind::Any => true,
         };
         if !ok {
             let types = match kind {
@@ -117,6 +123,8 @@ pub fn check_object<'a>(
                 Kind::ObjectOrNull => "'object', 'null'",
                 Kind::BoolLike => "'string', 'boolean', 'null'",
                 Kind::Bool => "'boolean'",
+                Kind::BoolOrNull => "'boolean', 'null'",
+                Kind::Any => "",
             };
             return Err(schema_error(format!(
                 "{} is not of type {types}",
@@ -245,6 +253,27 @@ pub fn no_unexpected(map: &Map<String, Value>, allowed: &[&str]) -> Result<(), A
             unexpected.join(", ")
         )))
     }
+}
+
+/// Traits: `CUSTOM_*` or a standard trait name (upper case, digits, `_`).
+pub fn check_trait(name_in_error: &str, value: &Value) -> Result<String, ApiError> {
+    let Some(s) = value.as_str() else {
+        return Err(ApiError::BadRequest(format!(
+            "Schema error for {name_in_error}: {} is not of type 'string'",
+            py_repr(value)
+        )));
+    };
+    let valid = !s.is_empty()
+        && s.len() <= 255
+        && s.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && s.chars().next().is_some_and(|c| c.is_ascii_uppercase());
+    if !valid {
+        return Err(ApiError::BadRequest(format!(
+            "Schema error for {name_in_error}: '{s}' is not valid under any of the given schemas. Possible root cause: '{s}' does not match '^CUSTOM_[A-Z0-9_]+$'"
+        )));
+    }
+    Ok(s.to_owned())
 }
 
 #[cfg(test)]

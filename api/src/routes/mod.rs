@@ -3,6 +3,7 @@
 pub mod chassis;
 pub mod common;
 pub mod conductors;
+pub mod deploy_templates;
 pub mod drivers;
 pub mod history;
 pub mod node_extras;
@@ -10,6 +11,8 @@ pub mod node_states;
 pub mod nodes;
 pub mod ports;
 pub mod root;
+pub mod runbooks;
+pub mod step_lists;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -226,6 +229,45 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/conductors/{hostname}")
             .route(web::get().to(conductors::show))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/deploy_templates")
+            .route(web::get().to(deploy_templates::list))
+            .route(web::post().to(deploy_templates::create))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/deploy_templates/{ident}")
+            .route(web::get().to(deploy_templates::show))
+            .route(web::patch().to(deploy_templates::update))
+            .route(web::delete().to(deploy_templates::delete))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/runbooks")
+            .route(web::get().to(runbooks::list))
+            .route(web::post().to(runbooks::create))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/runbooks/{ident}")
+            .route(web::get().to(runbooks::show))
+            .route(web::patch().to(runbooks::update))
+            .route(web::delete().to(runbooks::delete))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/runbooks/{ident}/traits")
+            .route(web::get().to(runbooks::get_traits))
+            .route(web::put().to(runbooks::set_traits))
+            .route(web::delete().to(runbooks::delete_traits))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/runbooks/{ident}/traits/{trait}")
+            .route(web::put().to(runbooks::add_trait))
+            .route(web::delete().to(runbooks::delete_trait))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(

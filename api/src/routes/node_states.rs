@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::microversion::{Microversion, RequestId};
 use crate::routes::common::{base_url, find_node};
 use crate::state::AppState;
-use crate::validation::{boolean, no_unexpected};
+use crate::validation::{boolean, check_trait, no_unexpected};
 use crate::views::node::states_body;
 
 fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
@@ -215,8 +215,38 @@ pub async fn set_provision(
             }
         }
     }
-    if let Some(v) = map.get("disable_ramdisk").filter(|v| !v.is_null()) {
-        boolean("disable_ramdisk", v)?;
+    let steps = |key: &str| map.get(key).filter(|v| !v.is_null()).cloned();
+    let mut clean_steps = steps("clean_steps");
+    let deploy_steps = steps("deploy_steps");
+    let mut service_steps = steps("service_steps");
+    let mut disable_ramdisk = match map.get("disable_ramdisk").filter(|v| !v.is_null()) {
+        Some(v) => boolean("disable_ramdisk", v)?,
+        None => None,
+    };
+    if let Some(ident) = map.get("runbook").filter(|v| !v.is_null()) {
+        let runbook = runbook_steps(&state, &node, ident, version).await?;
+        let slot = match verb {
+            Verb::Clean => Some(("clean_steps", &mut clean_steps)),
+            Verb::Service => Some(("service_steps", &mut service_steps)),
+            _ => None,
+        };
+        let Some((key, slot)) = slot else {
+            return Err(ApiError::BadRequest(
+                "\"runbooks\" is only valid when setting target provision state to any of ['clean', 'service']".into(),
+            ));
+        };
+        if slot
+            .as_ref()
+            .is_some_and(|s| s.as_array().is_none_or(|a| !a.is_empty()))
+        {
+            return Err(ApiError::BadRequest(format!(
+                "Please provide either \"{key}\" or a runbook, but not both."
+            )));
+        }
+        *slot = Some(runbook.steps);
+        disable_ramdisk = Some(runbook.disable_ramdisk);
+    }
+    if disable_ramdisk == Some(true) {
         let needed = match verb {
             Verb::Clean => Some(70),
             Verb::Service => Some(108),
@@ -236,10 +266,6 @@ pub async fn set_provision(
             _ => {}
         }
     }
-    let steps = |key: &str| map.get(key).filter(|v| !v.is_null()).cloned();
-    let clean_steps = steps("clean_steps");
-    let deploy_steps = steps("deploy_steps");
-    let service_steps = steps("service_steps");
     if clean_steps.is_some() && verb != Verb::Clean {
         return Err(ApiError::BadRequest(
             "\"clean_steps\" is only valid when setting target provision state to clean".into(),
@@ -316,7 +342,7 @@ pub async fn set_provision(
         deploy_steps_json: deploy_steps.map(|v| v.to_string()),
         service_steps_json: service_steps.map(|v| v.to_string()),
         rescue_password,
-        disable_ramdisk: map.get("disable_ramdisk").and_then(Value::as_bool),
+        disable_ramdisk,
     };
     state
         .call(&node, &request_id.0, Kind::Provision(action))
@@ -514,27 +540,6 @@ pub async fn unset_maintenance(
     maintenance(state, version, &path, false, None).await
 }
 
-/// Traits: `CUSTOM_*` or a standard trait name (upper case, digits, `_`).
-fn check_trait(name_in_error: &str, value: &Value) -> Result<String, ApiError> {
-    let Some(s) = value.as_str() else {
-        return Err(ApiError::BadRequest(format!(
-            "Schema error for {name_in_error}: {} is not of type 'string'",
-            crate::validation::py_repr(value)
-        )));
-    };
-    let valid = !s.is_empty()
-        && s.len() <= 255
-        && s.chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-        && s.chars().next().is_some_and(|c| c.is_ascii_uppercase());
-    if !valid {
-        return Err(ApiError::BadRequest(format!(
-            "Schema error for {name_in_error}: '{s}' is not valid under any of the given schemas. Possible root cause: '{s}' does not match '^CUSTOM_[A-Z0-9_]+$'"
-        )));
-    }
-    Ok(s.to_owned())
-}
-
 /// Most traits a node may have.
 const MAX_TRAITS: usize = 50;
 
@@ -703,4 +708,64 @@ pub async fn delete_trait(
         )));
     }
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// What a runbook brings to a clean or service request.
+struct RunbookSteps {
+    steps: Value,
+    disable_ramdisk: bool,
+}
+
+/// Resolves the `runbook` of a provision request and checks the node may
+/// run it: from 1.112 the node shares a trait with the runbook, before that
+/// the node has a trait named like the runbook.
+async fn runbook_steps(
+    state: &AppState,
+    node: &Node,
+    ident: &Value,
+    version: Microversion,
+) -> Result<RunbookSteps, ApiError> {
+    if !version.at_least(92) {
+        return Err(ApiError::not_acceptable());
+    }
+    let Some(ident) = ident.as_str() else {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid runbook: {} is not of type 'string'",
+            crate::validation::py_repr(ident)
+        )));
+    };
+    let runbook = crate::routes::runbooks::find(state, ident).await?;
+    let id = node.id;
+    let node_traits = state.db.run(move |conn| Node::traits(conn, id)).await?;
+    if version.at_least(crate::views::step_template::RUNBOOK_TRAITS_VERSION) {
+        let mut runbook_traits: Vec<String> =
+            serde_json::from_str(&runbook.traits).unwrap_or_default();
+        runbook_traits.sort();
+        if runbook_traits.is_empty() {
+            return Err(ApiError::BadRequest(format!(
+                "Runbook {} has no traits configured. Please ask an administrator to add traits to the runbook.",
+                runbook.uuid
+            )));
+        }
+        if !runbook_traits.iter().any(|t| node_traits.contains(t)) {
+            return Err(ApiError::BadRequest(format!(
+                "This runbook has not been approved for use on this node {}. The node does not have any of the runbook's traits [{}]. Please ask an administrator to add a matching trait to your node.",
+                node.uuid,
+                runbook_traits
+                    .iter()
+                    .map(|t| format!("'{t}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    } else if !node_traits.contains(&runbook.name) {
+        return Err(ApiError::BadRequest(format!(
+            "This runbook has not been approved for use on this node {}. Please ask an administrator to add it to your node traits.",
+            node.uuid
+        )));
+    }
+    Ok(RunbookSteps {
+        steps: serde_json::from_str(&runbook.steps).unwrap_or_else(|_| json!([])),
+        disable_ramdisk: runbook.disable_ramdisk,
+    })
 }

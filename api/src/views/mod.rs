@@ -8,6 +8,7 @@ pub mod history;
 pub mod masking;
 pub mod node;
 pub mod port;
+pub mod step_template;
 
 use chrono::NaiveDateTime;
 use serde::ser::{SerializeMap as _, SerializeSeq as _};

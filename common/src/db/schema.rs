@@ -215,17 +215,22 @@ diesel::table! {
         extra -> Text,
         created_at -> Timestamp,
         updated_at -> Nullable<Timestamp>,
+        steps -> Text,
     }
 }
 
 diesel::table! {
-    deploy_template_steps (id) {
+    runbooks (id) {
         id -> Integer,
-        deploy_template_id -> Integer,
-        interface -> Text,
-        step -> Text,
-        args -> Text,
-        priority -> Integer,
+        uuid -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        steps -> Text,
+        traits -> Text,
+        disable_ramdisk -> Bool,
+        public -> Bool,
+        owner -> Nullable<Text>,
+        extra -> Text,
         created_at -> Timestamp,
         updated_at -> Nullable<Timestamp>,
     }
@@ -247,7 +252,6 @@ diesel::joinable!(portgroups -> nodes (node_id));
 diesel::joinable!(node_traits -> nodes (node_id));
 diesel::joinable!(node_tags -> nodes (node_id));
 diesel::joinable!(node_history -> nodes (node_id));
-diesel::joinable!(deploy_template_steps -> deploy_templates (deploy_template_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     chassis,
@@ -261,6 +265,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     node_traits,
     node_history,
     deploy_templates,
-    deploy_template_steps,
+    runbooks,
     task_receipts,
 );

@@ -9,4 +9,5 @@ mod metrics;
 mod node_resources;
 mod nodes;
 mod ports_chassis;
+mod step_templates;
 mod versions;

@@ -8,6 +8,7 @@ pub mod history;
 pub mod node;
 pub mod port;
 pub mod receipt;
+pub mod step_template;
 
 /// The backend type of [`super::AnyConnection`], for boxed queries.
 pub type AnyBackend = <super::AnyConnection as diesel::Connection>::Backend;

@@ -1,0 +1,546 @@
+//! `/v1/runbooks` (1.92): named clean/service step lists an operator runs on
+//! a node (`PUT /states/provision` with `runbook`). Before 1.112 a name is
+//! a trait and the node must have that trait; from 1.112 names are free
+//! (RFC 3986 unreserved characters), runbooks carry their own `traits`
+//! (`/v1/runbooks/{ident}/traits`) and a `description`. A public runbook
+//! has no owner.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use ferric_common::db::DbError;
+use ferric_common::db::models::step_template::{Runbook, RunbookFields};
+use serde_json::{Map, Value, json};
+
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::microversion::Microversion;
+use crate::pagination::{self, next_link, parse_bool, parse_query};
+use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
+use crate::routes::common::base_url;
+use crate::routes::step_lists::{RUNBOOK_STEPS, Sortable, check_steps, page_of};
+use crate::state::AppState;
+use crate::validation::{Kind, check_object, check_trait, expect_uuid, py_repr};
+use crate::views::parse_fields;
+use crate::views::step_template::{
+    DEFAULT_LIST_FIELDS, RUNBOOK_TRAITS_VERSION, check_runbook_fields, runbook_body,
+};
+
+const VERSION: u32 = 92;
+
+const SCHEMA: &[(&str, Kind)] = &[
+    ("uuid", Kind::StringOrNull),
+    ("name", Kind::String),
+    ("steps", Kind::Any),
+    ("disable_ramdisk", Kind::BoolOrNull),
+    ("extra", Kind::ObjectOrNull),
+    ("public", Kind::BoolOrNull),
+    ("owner", Kind::StringOrNull),
+];
+
+const SCHEMA_112: &[(&str, Kind)] = &[
+    ("uuid", Kind::StringOrNull),
+    ("name", Kind::String),
+    ("steps", Kind::Any),
+    ("disable_ramdisk", Kind::BoolOrNull),
+    ("extra", Kind::ObjectOrNull),
+    ("public", Kind::BoolOrNull),
+    ("owner", Kind::StringOrNull),
+    ("description", Kind::StringOrNull),
+];
+
+const PATCH_ALLOWED: [&str; 6] = [
+    "disable_ramdisk",
+    "extra",
+    "name",
+    "owner",
+    "public",
+    "steps",
+];
+
+const PATCH_ALLOWED_112: [&str; 7] = [
+    "disable_ramdisk",
+    "extra",
+    "name",
+    "owner",
+    "public",
+    "steps",
+    "description",
+];
+
+const SORT_KEYS: [&str; 9] = [
+    "id",
+    "uuid",
+    "name",
+    "created_at",
+    "updated_at",
+    "public",
+    "owner",
+    "disable_ramdisk",
+    "description",
+];
+
+const TRAITS_USAGE: &str = "A single runbook trait may be added via PUT /v1/runbooks/<runbook identifier>/traits/<trait> with no body, or all runbook traits may be replaced via PUT /v1/runbooks/<runbook identifier>/traits with the list of traits specified in the request body.";
+
+/// Below 1.92 the resource does not exist: 404 to a GET, 405 otherwise.
+fn gate(version: Microversion, req: &HttpRequest) -> Result<(), ApiError> {
+    if version.at_least(VERSION) {
+        return Ok(());
+    }
+    let status = if req.method() == actix_web::http::Method::GET {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::METHOD_NOT_ALLOWED
+    };
+    Err(ApiError::routing(
+        status,
+        "The API version does not allow runbooks",
+    ))
+}
+
+/// The traits sub-resource appears with 1.112.
+fn traits_gate(version: Microversion, req: &HttpRequest) -> Result<(), ApiError> {
+    gate(version, req)?;
+    if version.at_least(RUNBOOK_TRAITS_VERSION) {
+        Ok(())
+    } else {
+        Err(ApiError::routing(
+            StatusCode::NOT_FOUND,
+            "The API version does not allow runbook traits",
+        ))
+    }
+}
+
+fn not_found(ident: &str) -> ApiError {
+    ApiError::NotFound(format!("Runbook {ident} could not be found."))
+}
+
+fn duplicate(e: DbError, name: &str, uuid: &str) -> ApiError {
+    if !e.is_unique_violation() {
+        return e.into();
+    }
+    if e.violation_detail().contains("name") {
+        ApiError::Conflict(format!("A runbook with name {name} already exists."))
+    } else {
+        ApiError::Conflict(format!("A runbook with UUID {uuid} already exists."))
+    }
+}
+
+impl Sortable for Runbook {
+    fn id(&self) -> i32 {
+        self.id
+    }
+    fn uuid(&self) -> &str {
+        &self.uuid
+    }
+    fn sort_value(&self, key: &str) -> Value {
+        match key {
+            "uuid" => json!(self.uuid),
+            "name" => json!(self.name),
+            "created_at" => json!(self.created_at.and_utc().timestamp_micros()),
+            "updated_at" => self
+                .updated_at
+                .map_or(Value::Null, |t| json!(t.and_utc().timestamp_micros())),
+            "public" => json!(self.public),
+            "owner" => json!(self.owner),
+            "disable_ramdisk" => json!(self.disable_ramdisk),
+            "description" => json!(self.description),
+            _ => json!(self.id),
+        }
+    }
+}
+
+/// A runbook name: a trait before 1.112, RFC 3986 unreserved characters
+/// from then on.
+fn check_name(value: &Value, version: Microversion) -> Result<String, ApiError> {
+    if !version.at_least(RUNBOOK_TRAITS_VERSION) {
+        return check_trait("runbook", value);
+    }
+    let name = value.as_str().unwrap_or_default();
+    let err = |m: String| ApiError::BadRequest(format!("Schema error for runbook: {m}"));
+    if name.is_empty() {
+        return Err(err("'' should be non-empty".into()));
+    }
+    if name.chars().count() > 255 {
+        return Err(err(format!("{} is too long", py_repr(value))));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    {
+        return Err(err(format!(
+            "{} does not match '^[A-Za-z0-9\\\\-._~]+$'",
+            py_repr(value)
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+/// Checks a whole runbook document (a create body or a patched runbook);
+/// `traits` are kept from `current` (they change only through `/traits`).
+fn fields_from(
+    map: &Map<String, Value>,
+    version: Microversion,
+    traits: String,
+) -> Result<RunbookFields, ApiError> {
+    let name = check_name(&map["name"], version)?;
+    let steps = check_steps("runbook", RUNBOOK_STEPS, &map["steps"])?;
+    let s = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_owned);
+    for (key, max) in [("owner", 255), ("description", 255)] {
+        if let Some(v) = s(key)
+            && v.chars().count() > max
+        {
+            return Err(ApiError::BadRequest(format!(
+                "Schema error for runbook: {} is too long",
+                py_repr(&map[key])
+            )));
+        }
+    }
+    let public = map.get("public").and_then(Value::as_bool).unwrap_or(false);
+    let owner = s("owner");
+    if public && owner.is_some() {
+        return Err(ApiError::BadRequest(
+            "There cannot be an owner for a public runbook".into(),
+        ));
+    }
+    let extra = match map.get("extra") {
+        Some(v @ Value::Object(_)) => v.to_string(),
+        _ => "{}".into(),
+    };
+    Ok(RunbookFields {
+        name,
+        description: s("description"),
+        steps: steps.to_string(),
+        traits,
+        disable_ramdisk: map
+            .get("disable_ramdisk")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        public,
+        owner,
+        extra,
+    })
+}
+
+/// Looks a runbook up by UUID or name.
+///
+/// # Errors
+/// 404 when none matches.
+pub async fn find(state: &AppState, ident: &str) -> Result<Runbook, ApiError> {
+    let key = ident.to_owned();
+    state
+        .db
+        .run(move |conn| Runbook::by_ident(conn, &key))
+        .await?
+        .ok_or_else(|| not_found(ident))
+}
+
+/// `GET /v1/runbooks`.
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+) -> Result<HttpResponse, ApiError> {
+    gate(version, &req)?;
+    let query = parse_query(req.query_string());
+    // `project` narrows to the caller's project; an operator (the only
+    // caller Ferric knows) sees every runbook either way.
+    if let Some(project) = query.get("project") {
+        parse_bool("project", project)?;
+    }
+    let shape = pagination::list_shape(&query, version, false, &DEFAULT_LIST_FIELDS)?;
+    if let Some(fields) = &shape.fields {
+        check_runbook_fields(fields, version)?;
+    }
+    let pagination = pagination::pagination(
+        &query,
+        state.settings.api.max_limit,
+        &SORT_KEYS,
+        &["extra", "steps", "traits"],
+    )?;
+    let rows = state.db.run(|conn| Runbook::all(conn, None)).await?;
+    let rows = page_of(rows, &pagination, not_found)?;
+    let base = base_url(&req, &state);
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| runbook_body(r, &base, version, shape.fields.as_deref()))
+        .collect();
+    let detail_filter = query
+        .get("detail")
+        .map(|d| vec![("detail", d.clone())])
+        .unwrap_or_default();
+    let next = next_link(
+        &base,
+        "runbooks",
+        &pagination,
+        shape.fields.as_deref(),
+        &detail_filter,
+        rows.len(),
+        rows.last().map(|r| r.uuid.as_str()),
+    );
+    pagination::collection("runbooks", items, next).respond(512)
+}
+
+/// `GET /v1/runbooks/{ident}`.
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    gate(version, &req)?;
+    let runbook = find(&state, &path).await?;
+    let query = parse_query(req.query_string());
+    let fields = parse_fields(query.get("fields"));
+    if let Some(f) = &fields {
+        check_runbook_fields(f, version)?;
+    }
+    let base = base_url(&req, &state);
+    Ok(HttpResponse::Ok().json(runbook_body(&runbook, &base, version, fields.as_deref())))
+}
+
+/// `POST /v1/runbooks`.
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    gate(version, &req)?;
+    let schema = if version.at_least(RUNBOOK_TRAITS_VERSION) {
+        SCHEMA_112
+    } else {
+        SCHEMA
+    };
+    let map = check_object("runbook", &body, schema, &["steps", "name"], &[])?;
+    let fields = fields_from(map, version, "[]".into())?;
+    let uuid = match map.get("uuid").and_then(Value::as_str) {
+        Some(u) => expect_uuid("uuid", u)?,
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let (name, key) = (fields.name.clone(), uuid.clone());
+    let runbook = state
+        .db
+        .run(move |conn| Runbook::insert(conn, &key, &fields))
+        .await
+        .map_err(|e| duplicate(e, &name, &uuid))?;
+    let base = base_url(&req, &state);
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("{base}/v1/runbooks/{}", runbook.uuid)))
+        .json(runbook_body(&runbook, &base, version, None)))
+}
+
+/// `PATCH /v1/runbooks/{ident}`.
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    gate(version, &req)?;
+    let ops = check_patch_ops(&body)?;
+    let at_112 = version.at_least(RUNBOOK_TRAITS_VERSION);
+    let touched = if at_112 {
+        check_allowed_paths(ops, &PATCH_ALLOWED_112)?
+    } else {
+        check_allowed_paths(ops, &PATCH_ALLOWED)?
+    };
+    let runbook = find(&state, &path).await?;
+    let patch_value = |field: &str| {
+        ops.iter()
+            .find(|op| op.get("path").and_then(Value::as_str) == Some(&format!("/{field}")))
+            .and_then(|op| op.get("value"))
+    };
+    let new_owner = patch_value("owner").filter(|v| !v.is_null());
+    let new_public = patch_value("public");
+    if new_owner.is_some() {
+        let public_after = new_public.and_then(Value::as_bool).unwrap_or(false);
+        if (runbook.public && new_public.is_none()) || public_after {
+            return Err(ApiError::BadRequest(format!(
+                "Couldn't apply patch '{}'. Reason: There cannot be an owner for a public runbook",
+                py_repr(&Value::Array(ops.clone()))
+            )));
+        }
+    }
+    let mut doc = json!({
+        "name": runbook.name,
+        "steps": serde_json::from_str::<Value>(&runbook.steps).unwrap_or_else(|_| json!([])),
+        "disable_ramdisk": runbook.disable_ramdisk,
+        "extra": serde_json::from_str::<Value>(&runbook.extra).unwrap_or_else(|_| json!({})),
+        "public": runbook.public,
+        // Making a runbook public drops its owner, as Ironic does.
+        "owner": if touched.iter().any(|t| t == "public") { None } else { runbook.owner.clone() },
+    });
+    if at_112 {
+        doc["description"] = json!(runbook.description);
+    }
+    apply_patch(&mut doc, ops)?;
+    let schema = if at_112 { SCHEMA_112 } else { SCHEMA };
+    let map = check_object("runbook", &doc, schema, &["steps", "name"], &[])?;
+    let mut fields = fields_from(map, version, runbook.traits.clone())?;
+    if !at_112 {
+        fields.description = runbook.description.clone();
+    }
+    let (name, uuid, id) = (fields.name.clone(), runbook.uuid.clone(), runbook.id);
+    let updated = state
+        .db
+        .run(move |conn| Runbook::update(conn, id, &fields))
+        .await
+        .map_err(|e| duplicate(e, &name, &uuid))?
+        .ok_or_else(|| not_found(&path))?;
+    let base = base_url(&req, &state);
+    Ok(HttpResponse::Ok().json(runbook_body(&updated, &base, version, None)))
+}
+
+/// `DELETE /v1/runbooks/{ident}`.
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    gate(version, &req)?;
+    let runbook = find(&state, &path).await?;
+    let id = runbook.id;
+    if !state.db.run(move |conn| Runbook::delete(conn, id)).await? {
+        return Err(not_found(&path));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn stored_traits(runbook: &Runbook) -> Vec<String> {
+    serde_json::from_str(&runbook.traits).unwrap_or_default()
+}
+
+/// Applies `change` to a runbook's traits without losing a concurrent
+/// change: the write only lands if the traits are still what was read.
+async fn change_traits(
+    state: &AppState,
+    ident: &str,
+    change: impl Fn(&mut Vec<String>),
+) -> Result<(), ApiError> {
+    for _ in 0..5 {
+        let runbook = find(state, ident).await?;
+        let mut traits = stored_traits(&runbook);
+        change(&mut traits);
+        let new = serde_json::to_string(&traits).map_err(|e| ApiError::Internal(e.to_string()))?;
+        if new == runbook.traits {
+            return Ok(());
+        }
+        let (id, old) = (runbook.id, runbook.traits);
+        if state
+            .db
+            .run(move |conn| Runbook::replace_traits(conn, id, &old, &new))
+            .await?
+        {
+            return Ok(());
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "The traits of runbook {ident} were changed by another request; please retry."
+    )))
+}
+
+/// `GET /v1/runbooks/{ident}/traits` (1.112).
+pub async fn get_traits(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    traits_gate(version, &req)?;
+    let runbook = find(&state, &path).await?;
+    Ok(HttpResponse::Ok().json(json!({ "traits": stored_traits(&runbook) })))
+}
+
+/// `PUT /v1/runbooks/{ident}/traits` with `{"traits": [...]}`: replaces them.
+pub async fn set_traits(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    traits_gate(version, &req)?;
+    let map = match &body {
+        Value::Object(map) if map.contains_key("traits") => map,
+        _ => return Err(ApiError::BadRequest(TRAITS_USAGE.into())),
+    };
+    if let Some(key) = map.keys().find(|k| *k != "traits") {
+        return Err(ApiError::BadRequest(format!(
+            "Schema error for body: Additional properties are not allowed ('{key}' was unexpected)"
+        )));
+    }
+    let Value::Array(items) = &map["traits"] else {
+        return Err(ApiError::BadRequest(format!(
+            "Schema error for body: {} is not of type 'array'",
+            py_repr(&map["traits"])
+        )));
+    };
+    let mut traits: Vec<String> = Vec::new();
+    for item in items {
+        let t = check_trait("body", item)?;
+        if !traits.contains(&t) {
+            traits.push(t);
+        }
+    }
+    change_traits(&state, &path, |current| current.clone_from(&traits)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `PUT /v1/runbooks/{ident}/traits/{trait}`: adds one, with no body.
+pub async fn add_trait(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    traits_gate(version, &req)?;
+    let (ident, name) = path.into_inner();
+    let name = check_trait("trait", &json!(name))?;
+    if serde_json::from_slice::<Value>(&body).is_ok_and(|v| !v.is_null()) {
+        return Err(ApiError::BadRequest(
+            "No body should be provided when adding a trait".into(),
+        ));
+    }
+    change_traits(&state, &ident, |traits| {
+        if !traits.contains(&name) {
+            traits.push(name.clone());
+        }
+    })
+    .await?;
+    let base = base_url(&req, &state);
+    Ok(HttpResponse::NoContent()
+        .insert_header((
+            "Location",
+            format!("{base}/v1/runbooks/{ident}/traits/{name}"),
+        ))
+        .finish())
+}
+
+/// `DELETE /v1/runbooks/{ident}/traits`: removes them all.
+pub async fn delete_traits(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    traits_gate(version, &req)?;
+    change_traits(&state, &path, Vec::clear).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /v1/runbooks/{ident}/traits/{trait}`: removes one; a trait the
+/// runbook lacks is not an error (as in Ironic).
+pub async fn delete_trait(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    traits_gate(version, &req)?;
+    let (ident, name) = path.into_inner();
+    change_traits(&state, &ident, |traits| traits.retain(|t| *t != name)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
