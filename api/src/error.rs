@@ -37,6 +37,10 @@ pub enum ApiError {
         status: StatusCode,
         description: String,
     },
+    /// 405 with a fault body: a resource method the request's version
+    /// does not have (allocations below their version).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// 409: locked node, duplicate, or a conflicting state.
     #[error("{0}")]
     Conflict(String),
@@ -101,6 +105,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Routing { status, .. } => *status,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

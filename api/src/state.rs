@@ -125,18 +125,51 @@ impl AppState {
         kind: task::Kind,
     ) -> Result<Outcome, ApiError> {
         let owner = self.owner_of(node).await?;
+        self.call_host(&owner, &node.uuid, request_id, kind).await
+    }
+
+    /// Sends a task that no node owns (an allocation's) to a live
+    /// conductor picked by `key`, and waits for the reply.
+    ///
+    /// # Errors
+    /// As [`AppState::call`]; 503 when no conductor is alive.
+    pub async fn call_any(
+        &self,
+        key: &str,
+        request_id: &str,
+        kind: task::Kind,
+    ) -> Result<Outcome, ApiError> {
+        for force in [false, true] {
+            let view = self.cluster(force).await?;
+            if let Some(host) = view.any_alive(key) {
+                let host = host.to_owned();
+                return self.call_host(&host, "", request_id, kind).await;
+            }
+        }
+        Err(ApiError::Unavailable(
+            "No conductor is available. Please retry later.".into(),
+        ))
+    }
+
+    async fn call_host(
+        &self,
+        owner: &str,
+        node_uuid: &str,
+        request_id: &str,
+        kind: task::Kind,
+    ) -> Result<Outcome, ApiError> {
         let task = Task {
             task_id: uuid::Uuid::new_v4().to_string(),
-            node_uuid: node.uuid.clone(),
+            node_uuid: node_uuid.to_owned(),
             request_id: request_id.to_owned(),
             issued_at_unix_ms: chrono::Utc::now().timestamp_millis(),
             kind: Some(kind),
         };
         let timeout = Duration::from_secs(self.settings.api.task_timeout_secs);
-        let span = tracing::info_span!("queue.publish", node.uuid = %node.uuid, conductor = %owner);
+        let span = tracing::info_span!("queue.publish", node.uuid = %node_uuid, conductor = %owner);
         let reply: TaskReply = self
             .queue
-            .call(&owner, task, timeout)
+            .call(owner, task, timeout)
             .instrument(span)
             .await
             .map_err(|e| {
@@ -144,9 +177,15 @@ impl AppState {
                 match e {
                     QueueError::NoConsumer(_)
                     | QueueError::Dropped(_)
+                    | QueueError::Timeout(..)
+                        if node_uuid.is_empty() =>
+                    {
+                        ApiError::Unavailable("No conductor answered. Please retry later.".into())
+                    }
+                    QueueError::NoConsumer(_)
+                    | QueueError::Dropped(_)
                     | QueueError::Timeout(..) => ApiError::Unavailable(format!(
-                        "No conductor answered for node {}. Please retry later.",
-                        node.uuid
+                        "No conductor answered for node {node_uuid}. Please retry later."
                     )),
                     QueueError::Broker(_) => ApiError::Unavailable(
                         "The message broker is temporarily unavailable. Please retry later.".into(),

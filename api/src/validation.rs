@@ -255,11 +255,22 @@ pub fn no_unexpected(map: &Map<String, Value>, allowed: &[&str]) -> Result<(), A
     }
 }
 
+/// `Schema error for <name>`, or plain `Schema error` for Ironic's newer
+/// request-schema checks (an empty name).
+fn schema_prefix(name: &str) -> String {
+    if name.is_empty() {
+        "Schema error".into()
+    } else {
+        format!("Schema error for {name}")
+    }
+}
+
 /// Traits: `CUSTOM_*` or a standard trait name (upper case, digits, `_`).
 pub fn check_trait(name_in_error: &str, value: &Value) -> Result<String, ApiError> {
     let Some(s) = value.as_str() else {
         return Err(ApiError::BadRequest(format!(
-            "Schema error for {name_in_error}: {} is not of type 'string'",
+            "{}: {} is not of type 'string'",
+            schema_prefix(name_in_error),
             py_repr(value)
         )));
     };
@@ -270,7 +281,8 @@ pub fn check_trait(name_in_error: &str, value: &Value) -> Result<String, ApiErro
         && s.chars().next().is_some_and(|c| c.is_ascii_uppercase());
     if !valid {
         return Err(ApiError::BadRequest(format!(
-            "Schema error for {name_in_error}: '{s}' is not valid under any of the given schemas. Possible root cause: '{s}' does not match '^CUSTOM_[A-Z0-9_]+$'"
+            "{}: '{s}' is not valid under any of the given schemas. Possible root cause: '{s}' does not match '^CUSTOM_[A-Z0-9_]+$'",
+            schema_prefix(name_in_error)
         )));
     }
     Ok(s.to_owned())

@@ -138,6 +138,19 @@ impl ClusterView {
             .is_some_and(|ring| !ring.is_empty())
     }
 
+    /// A live conductor for work no node owns, the same one for the same
+    /// `key` while membership holds (alive hosts are kept sorted).
+    pub fn any_alive(&self, key: &str) -> Option<&str> {
+        if self.alive.is_empty() {
+            return None;
+        }
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let at = usize::try_from(hash % self.alive.len() as u64).unwrap_or(0);
+        self.alive.iter().nth(at).map(String::as_str)
+    }
+
     /// The conductor owning a node: the ring of its group and hardware type.
     pub fn owner(&self, group: &str, hardware_type: &str, node_uuid: &str) -> Option<&str> {
         self.rings

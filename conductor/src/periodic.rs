@@ -5,6 +5,8 @@
 //!   that died (or stopped) recently move to the nodes' new owners
 //!   ([`Rerouter`]), so their callers, still waiting, get an answer;
 //! - task receipts past their retention are pruned;
+//! - allocations left `allocating` by a conductor that died (or never
+//!   answered) are filled by the live conductor their UUID picks;
 //! - boot files of nodes that no longer exist (deleted while deployed, in
 //!   maintenance) are removed from this host's `http_root` and `tftp_root`.
 //!
@@ -17,6 +19,8 @@ use std::time::Duration;
 
 use ferric_common::cluster::ClusterView;
 use ferric_common::config::BootConfig;
+use ferric_common::db::models::allocation::Allocation;
+use ferric_common::db::models::conductor::Conductor;
 use ferric_common::db::models::node::Node;
 use ferric_common::db::models::receipt::TaskReceipt;
 use ferric_common::db::{Db, DbError};
@@ -40,6 +44,8 @@ pub struct Periodic {
     /// `None` in the embedded mode (no other conductor's queue to drain).
     pub rerouter: Option<Rerouter>,
     pub boot: Arc<BootConfig>,
+    /// What task handlers get: the allocation sweep runs their code.
+    pub tasks: crate::tasks::Context,
 }
 
 impl Periodic {
@@ -68,11 +74,57 @@ impl Periodic {
         if let Err(e) = self.remove_orphan_boot_files().await {
             tracing::warn!(error = %e, "could not look for orphaned boot files");
         }
+        if let Err(e) = self.sweep_allocations().await {
+            tracing::warn!(error = %e, "could not look for abandoned allocations");
+        }
         match self.db.run(TaskReceipt::prune).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(count = n, "pruned task receipts"),
             Err(e) => tracing::warn!(error = %e, "could not prune task receipts"),
         }
+    }
+
+    /// Fills allocations still `allocating` a heartbeat timeout after they
+    /// were made whose conductor is gone (or was never recorded); each is
+    /// taken by one live conductor, the one its UUID picks.
+    async fn sweep_allocations(&self) -> Result<(), DbError> {
+        let timeout = self.heartbeat_timeout;
+        let before =
+            ferric_common::db::now() - chrono::Duration::from_std(timeout).unwrap_or_default();
+        let (view, stale) = self
+            .db
+            .run(move |conn| {
+                Ok((
+                    ClusterView::load(conn, timeout)?,
+                    Allocation::stale_allocating(conn, before)?,
+                ))
+            })
+            .await?;
+        for alloc in stale {
+            let handler_alive = alloc.conductor_affinity.is_some_and(|id| {
+                view.conductors()
+                    .iter()
+                    .any(|c| c.id == id && view.is_alive(&c.hostname))
+            });
+            if handler_alive || view.any_alive(&alloc.uuid) != Some(self.host.as_str()) {
+                continue;
+            }
+            tracing::warn!(allocation.uuid = %alloc.uuid, "taking over an abandoned allocation");
+            let (host, id) = (self.host.clone(), alloc.id);
+            self.db
+                .run(move |conn| {
+                    if let Some(me) = Conductor::by_hostname(conn, &host)? {
+                        Allocation::set_affinity(conn, id, me.id)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+            let ctx = self.tasks.clone();
+            self.tasks.tracker.spawn(async move {
+                crate::tasks::allocation::process(&ctx, alloc).await;
+            });
+        }
+        Ok(())
     }
 
     async fn remove_orphan_boot_files(&self) -> Result<(), DbError> {

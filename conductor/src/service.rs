@@ -181,6 +181,7 @@ async fn start(
         heartbeat_timeout: Duration::from_secs(settings.heartbeat_timeout_secs),
         rerouter,
         boot: Arc::new(config.boot.clone()),
+        tasks: ctx.clone(),
     };
     let periodic = tokio::spawn(periodic.run(stop.clone()));
     let power_sync = PowerSync::new(db.clone(), host.clone(), settings.clone(), ctx.bmcs.clone());

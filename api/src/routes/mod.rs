@@ -1,5 +1,6 @@
 //! The whole route table, in one place.
 
+pub mod allocations;
 pub mod chassis;
 pub mod common;
 pub mod conductors;
@@ -229,6 +230,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/conductors/{hostname}")
             .route(web::get().to(conductors::show))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/allocations")
+            .route(web::get().to(allocations::list))
+            .route(web::post().to(allocations::create))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/allocations/{ident}")
+            .route(web::get().to(allocations::show))
+            .route(web::patch().to(allocations::update))
+            .route(web::delete().to(allocations::delete))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/allocation")
+            .route(web::get().to(allocations::show_for_node))
+            .route(web::delete().to(allocations::delete_for_node))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(

@@ -176,7 +176,9 @@ const INTERFACE_FIELDS: [(&str, u32); 13] = [
     ("vendor", 31),
 ];
 
-/// States in which interfaces may change outside maintenance.
+/// States in which interfaces (and a resource class, or an allocated
+/// instance UUID) may change outside maintenance: Ironic's
+/// `allowed_update_states` of a node update.
 const INTERFACE_CHANGE_STATES: [&str; 5] = [
     "enroll",
     "inspecting",
@@ -964,6 +966,18 @@ pub async fn update(
             "Node {} is associated with instance {}.",
             node.uuid,
             node.instance_uuid.as_deref().unwrap_or_default()
+        )));
+    }
+    if node.allocation_id.is_some()
+        && fields.instance_uuid.is_none()
+        && !node.maintenance
+        && !INTERFACE_CHANGE_STATES.contains(&node.provision_state.as_str())
+    {
+        return Err(ApiError::Conflict(format!(
+            "Node {} with an allocation can not have instance_uuid removed unless it is in one of allowed ({}) states or in maintenance mode. Current state is '{}'.",
+            node.uuid,
+            INTERFACE_CHANGE_STATES.join(", "),
+            node.provision_state
         )));
     }
     let (name, instance_uuid, uuid) = (

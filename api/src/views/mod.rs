@@ -1,6 +1,7 @@
 //! Ironic's JSON bodies, built from rows. Only this module knows which field
 //! appears at which microversion and how secrets are masked.
 
+pub mod allocation;
 pub mod chassis;
 pub mod conductor;
 pub mod driver;

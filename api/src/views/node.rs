@@ -237,7 +237,11 @@ impl Serialize for FieldValue<'_> {
             .serialize(s),
             "conductor" => ctx.conductor.serialize(s),
             "chassis_uuid" => ctx.chassis_uuid.serialize(s),
-            // allocation_uuid: allocations are not implemented yet.
+            // A node's allocation always carries the node's instance UUID.
+            "allocation_uuid" => match node.allocation_id {
+                Some(_) => node.instance_uuid.serialize(s),
+                None => s.serialize_none(),
+            },
             _ => s.serialize_none(),
         }
     }

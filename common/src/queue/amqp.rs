@@ -354,6 +354,8 @@ fn task_type(task: &Task) -> &'static str {
         Some(Kind::Validate(_)) => "ValidateInterfaces",
         Some(Kind::GetSupportedBootDevices(_)) => "GetSupportedBootDevices",
         Some(Kind::InjectNmi(_)) => "InjectNmi",
+        Some(Kind::Allocate(_)) => "Allocate",
+        Some(Kind::DestroyAllocation(_)) => "DestroyAllocation",
         None => "Task",
     }
 }

@@ -6,6 +6,7 @@
 //! background work, which releases it when the node reaches its next stable
 //! (or failed) state. A refusal changes nothing.
 
+pub mod allocation;
 pub mod management;
 pub mod power;
 pub mod provision;
@@ -82,6 +83,8 @@ fn kind_name(kind: Option<&Kind>) -> &'static str {
         Some(Kind::GetSupportedBootDevices(_)) => "get_supported_boot_devices",
         Some(Kind::Validate(_)) => "validate",
         Some(Kind::InjectNmi(_)) => "inject_nmi",
+        Some(Kind::Allocate(_)) => "allocate",
+        Some(Kind::DestroyAllocation(_)) => "destroy_allocation",
         None => "none",
     }
 }
@@ -120,6 +123,10 @@ async fn answer(ctx: &Context, task: Task) -> TaskReply {
         }
         Some(Kind::Validate(_)) => management::validate(ctx, &task.node_uuid).await,
         Some(Kind::InjectNmi(_)) => management::inject_nmi(ctx, &task.node_uuid).await,
+        Some(Kind::Allocate(request)) => allocation::allocate(ctx, request).await,
+        Some(Kind::DestroyAllocation(request)) => {
+            allocation::destroy(ctx, &task.node_uuid, request).await
+        }
         None => Ok(refused(RefusalKind::Invalid, "Task has no kind.".into())),
     };
     let mut reply = result.unwrap_or_else(|e| {

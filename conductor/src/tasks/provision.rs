@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use ferric_common::db::models::allocation::Allocation;
 use ferric_common::db::models::node::{Node, StateChange};
 use ferric_common::notify;
 use ferric_common::states::{Event, ProvisionState, Verb};
@@ -257,6 +258,16 @@ async fn run_flow(
             change.target_provision_state = Some(Some(ProvisionState::Manageable.as_str().into()));
         }
         let error_text = change.last_error.clone().flatten();
+        if state == ProvisionState::Deleting
+            && event == Event::Clean
+            && let Some(allocation_id) = node.allocation_id
+        {
+            // Tear-down ends the instance's allocation (and frees the
+            // node's instance_uuid with it), as Ironic does.
+            ctx.db
+                .run(move |conn| Allocation::destroy(conn, allocation_id))
+                .await?;
+        }
         write(ctx, node.id, change).await?;
         ctx.notifier.send(notify::provision_set(
             &node,

@@ -1,6 +1,7 @@
 //! HTTP behaviour of the API: version discovery, nodes, bad input, ports,
 //! chassis, drivers, conductors, and the golden comparison with Ironic.
 
+mod allocations;
 mod auth;
 mod bad_input;
 mod golden;

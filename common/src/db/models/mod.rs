@@ -2,6 +2,7 @@
 //! leave the server crates as they are: the API turns them into Ironic's JSON
 //! views, the conductor into driver calls.
 
+pub mod allocation;
 pub mod chassis;
 pub mod conductor;
 pub mod history;

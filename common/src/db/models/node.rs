@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::models::{AnyBackend, Page, SortDir};
-use crate::db::schema::{node_traits, nodes};
+use crate::db::schema::{allocations, node_traits, nodes};
 use crate::db::{AnyConnection, DbError, now};
 
 /// One row of `nodes`.
@@ -583,37 +583,57 @@ impl Node {
         node: &Node,
         fields: &NodeFields,
     ) -> Result<Option<Node>, DbError> {
-        let unlocked = nodes::table
-            .filter(nodes::id.eq(node.id))
-            .filter(nodes::reservation.is_null());
-        let changes = (fields, nodes::updated_at.eq(Some(now())));
-        let n = match node.updated_at {
-            Some(seen) => diesel::update(unlocked.filter(nodes::updated_at.eq(seen)))
-                .set(changes)
-                .execute(conn)?,
-            None => diesel::update(unlocked.filter(nodes::updated_at.is_null()))
-                .set(changes)
-                .execute(conn)?,
-        };
-        if n == 0 {
-            return Ok(None);
-        }
-        Node::by_id(conn, node.id)
+        conn.transaction(|conn| {
+            let unlocked = nodes::table
+                .filter(nodes::id.eq(node.id))
+                .filter(nodes::reservation.is_null());
+            let changes = (fields, nodes::updated_at.eq(Some(now())));
+            let n = match node.updated_at {
+                Some(seen) => diesel::update(unlocked.filter(nodes::updated_at.eq(seen)))
+                    .set(changes)
+                    .execute(conn)?,
+                None => diesel::update(unlocked.filter(nodes::updated_at.is_null()))
+                    .set(changes)
+                    .execute(conn)?,
+            };
+            if n == 0 {
+                return Ok(None);
+            }
+            if let Some(allocation_id) = node.allocation_id
+                && fields.instance_uuid.is_none()
+            {
+                // Removing the instance ends its allocation, as in Ironic.
+                diesel::delete(allocations::table.find(allocation_id)).execute(conn)?;
+                diesel::update(nodes::table.find(node.id))
+                    .set(nodes::allocation_id.eq(None::<i32>))
+                    .execute(conn)?;
+            }
+            Node::by_id(conn, node.id)
+        })
     }
 
     /// Deletes `node` (ports, traits and history go with it) if it is
     /// unlocked and unchanged since it was read. Returns false otherwise.
     pub fn delete_unchanged(conn: &mut AnyConnection, node: &Node) -> Result<bool, DbError> {
-        let unlocked = nodes::table
-            .filter(nodes::id.eq(node.id))
-            .filter(nodes::reservation.is_null());
-        let n = match node.updated_at {
-            Some(seen) => {
-                diesel::delete(unlocked.filter(nodes::updated_at.eq(seen))).execute(conn)?
+        conn.transaction(|conn| {
+            let unlocked = nodes::table
+                .filter(nodes::id.eq(node.id))
+                .filter(nodes::reservation.is_null());
+            let n = match node.updated_at {
+                Some(seen) => {
+                    diesel::delete(unlocked.filter(nodes::updated_at.eq(seen))).execute(conn)?
+                }
+                None => {
+                    diesel::delete(unlocked.filter(nodes::updated_at.is_null())).execute(conn)?
+                }
+            };
+            if n == 1 {
+                // Its allocation goes with it, as in Ironic.
+                diesel::delete(allocations::table.filter(allocations::node_id.eq(node.id)))
+                    .execute(conn)?;
             }
-            None => diesel::delete(unlocked.filter(nodes::updated_at.is_null())).execute(conn)?,
-        };
-        Ok(n == 1)
+            Ok::<_, DbError>(n == 1)
+        })
     }
 
     /// Takes the node's exclusive lock for `host`: one conditional UPDATE.
@@ -889,5 +909,38 @@ impl Node {
             .select((nodes::id, nodes::uuid))
             .load(conn)?;
         Ok(rows.into_iter().collect())
+    }
+}
+
+impl Node {
+    /// Nodes an allocation may take: `available`, not in maintenance, not
+    /// associated, with a known power state, of `resource_class`; among
+    /// `candidates` (UUIDs) and owned or leased by `project` when given.
+    pub fn allocation_candidates(
+        conn: &mut AnyConnection,
+        resource_class: &str,
+        candidates: &[String],
+        project: Option<&str>,
+    ) -> Result<Vec<Node>, DbError> {
+        let mut query = nodes::table
+            .filter(nodes::resource_class.eq(resource_class))
+            .filter(nodes::provision_state.eq("available"))
+            .filter(nodes::maintenance.eq(false))
+            .filter(nodes::instance_uuid.is_null())
+            .filter(nodes::allocation_id.is_null())
+            .filter(nodes::power_state.is_not_null())
+            .select(Node::as_select())
+            .into_boxed();
+        if !candidates.is_empty() {
+            query = query.filter(nodes::uuid.eq_any(candidates));
+        }
+        if let Some(project) = project {
+            query = query.filter(
+                nodes::owner
+                    .eq(project.to_owned())
+                    .or(nodes::lessee.eq(project.to_owned())),
+            );
+        }
+        Ok(query.order(nodes::id.asc()).load(conn)?)
     }
 }
