@@ -7,6 +7,7 @@ pub mod conductors;
 pub mod deploy_templates;
 pub mod drivers;
 pub mod history;
+pub mod node_controls;
 pub mod node_extras;
 pub mod node_states;
 pub mod nodes;
@@ -230,6 +231,69 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/conductors/{hostname}")
             .route(web::get().to(conductors::show))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/states/boot_mode")
+            .route(web::put().to(node_states::set_boot_mode))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/states/secure_boot")
+            .route(web::put().to(node_states::set_secure_boot))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/vifs")
+            .route(web::get().to(node_controls::list_vifs))
+            .route(web::post().to(node_controls::attach_vif))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/vifs/{vif}")
+            .route(web::delete().to(node_controls::detach_vif))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/states/console")
+            .route(web::get().to(node_controls::get_console))
+            .route(web::put().to(node_controls::set_console))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/states/raid")
+            .route(web::put().to(node_controls::set_raid))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/management/indicators")
+            .route(web::get().to(node_controls::indicators))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/vendor_passthru/methods")
+            .route(web::get().to(node_controls::vendor_methods))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/vendor_passthru")
+            .route(web::get().to(node_controls::vendor_passthru))
+            .route(web::post().to(node_controls::vendor_passthru))
+            .route(web::put().to(node_controls::vendor_passthru))
+            .route(web::delete().to(node_controls::vendor_passthru))
+            .route(web::patch().to(node_controls::vendor_passthru))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/vmedia")
+            .route(web::get().to(node_controls::list_vmedia))
+            .route(web::post().to(node_controls::attach_vmedia))
+            .route(web::delete().to(node_controls::detach_vmedia))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/firmware")
+            .route(web::get().to(node_controls::firmware))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(

@@ -769,3 +769,87 @@ async fn runbook_steps(
         disable_ramdisk: runbook.disable_ramdisk,
     })
 }
+
+/// `PUT /v1/nodes/{ident}/states/boot_mode` (1.76) with `{"target": …}`.
+pub async fn set_boot_mode(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    request_id: RequestId,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let node = find_node(&state, &path, version).await?;
+    boot_mode_gate(version)?;
+    let target = body
+        .get("target")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !["bios", "uefi"].contains(&target) {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid boot mode {target} requested for node. Allowed boot modes are: bios, uefi"
+        )));
+    }
+    refuse_while_transitioning(&node)?;
+    let kind = Kind::SetBootMode(ferric_proto::v1::SetBootMode {
+        target: target.to_owned(),
+    });
+    state.call(&node, &request_id.0, kind).await?;
+    Ok(accepted_at(&req, &state, &path))
+}
+
+/// `PUT /v1/nodes/{ident}/states/secure_boot` (1.76) with `{"target": bool}`.
+pub async fn set_secure_boot(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    request_id: RequestId,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let node = find_node(&state, &path, version).await?;
+    boot_mode_gate(version)?;
+    let bad = |raw: String| {
+        ApiError::BadRequest(format!(
+            "Invalid target: Unrecognized value '{raw}', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'"
+        ))
+    };
+    let enabled = match body.get("target") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => {
+            crate::pagination::parse_bool("target", s).map_err(|_| bad(s.clone()))?
+        }
+        Some(other) => return Err(bad(other.to_string())),
+        None => return Err(bad("None".into())),
+    };
+    refuse_while_transitioning(&node)?;
+    let kind = Kind::SetSecureBoot(ferric_proto::v1::SetSecureBoot { enabled });
+    state.call(&node, &request_id.0, kind).await?;
+    Ok(accepted_at(&req, &state, &path))
+}
+
+fn boot_mode_gate(version: Microversion) -> Result<(), ApiError> {
+    if version.at_least(76) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(
+            "This endpoint is supported starting with the API version 1.76".into(),
+        ))
+    }
+}
+
+/// Boot settings do not change while the node moves between states.
+fn refuse_while_transitioning(node: &Node) -> Result<(), ApiError> {
+    let stable = node
+        .provision_state
+        .parse::<ProvisionState>()
+        .is_ok_and(ProvisionState::is_stable);
+    if stable {
+        Ok(())
+    } else {
+        Err(ApiError::Conflict(format!(
+            "Node is in {} state. Since node is transitioning, the boot mode will not be set as this may interfere with ongoing changes and result in erroneous modification. Try again later.",
+            node.provision_state
+        )))
+    }
+}

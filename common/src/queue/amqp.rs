@@ -356,6 +356,8 @@ fn task_type(task: &Task) -> &'static str {
         Some(Kind::InjectNmi(_)) => "InjectNmi",
         Some(Kind::Allocate(_)) => "Allocate",
         Some(Kind::DestroyAllocation(_)) => "DestroyAllocation",
+        Some(Kind::SetBootMode(_)) => "SetBootMode",
+        Some(Kind::SetSecureBoot(_)) => "SetSecureBoot",
         None => "Task",
     }
 }

@@ -221,3 +221,45 @@ fn interface_of<'a>(node: &'a Node, interface_type: &str) -> Option<&'a str> {
         _ => None,
     }
 }
+
+/// Boot mode (`target`) or secure boot (`secure`) change, under the
+/// node's lock. The `fake` management interface records the new value as
+/// the node's current one; other interfaces do not implement it yet
+/// (Ironic's UnsupportedDriverExtension).
+pub async fn set_boot_mode(
+    ctx: &Context,
+    node_uuid: &str,
+    target: Option<String>,
+    secure: Option<bool>,
+) -> Result<TaskReply, TaskError> {
+    let Some(node) = load_node(ctx, node_uuid).await? else {
+        return Ok(node_not_found(node_uuid));
+    };
+    if node.management_interface.as_deref() != Some("fake") {
+        let extension = if target.is_some() {
+            "set_boot_mode"
+        } else {
+            "set_secure_boot_state"
+        };
+        return Ok(unsupported(&node, extension));
+    }
+    let lock = match lock_node(ctx, &node).await? {
+        Ok(lock) => lock,
+        Err(refusal) => return Ok(refusal),
+    };
+    let change = ferric_common::db::models::node::StateChange {
+        boot_mode: target.map(Some),
+        secure_boot: secure.map(Some),
+        ..Default::default()
+    };
+    let (host, id) = (ctx.host.clone(), node.id);
+    let written = ctx
+        .db
+        .run(move |conn| Node::write_state(conn, id, &host, &change))
+        .await;
+    lock.release().await?;
+    if !written? {
+        return Err(TaskError::LockLost(node.uuid));
+    }
+    Ok(reply(Outcome::Accepted(ferric_proto::v1::Accepted {})))
+}

@@ -85,6 +85,8 @@ fn kind_name(kind: Option<&Kind>) -> &'static str {
         Some(Kind::InjectNmi(_)) => "inject_nmi",
         Some(Kind::Allocate(_)) => "allocate",
         Some(Kind::DestroyAllocation(_)) => "destroy_allocation",
+        Some(Kind::SetBootMode(_)) => "set_boot_mode",
+        Some(Kind::SetSecureBoot(_)) => "set_secure_boot",
         None => "none",
     }
 }
@@ -126,6 +128,12 @@ async fn answer(ctx: &Context, task: Task) -> TaskReply {
         Some(Kind::Allocate(request)) => allocation::allocate(ctx, request).await,
         Some(Kind::DestroyAllocation(request)) => {
             allocation::destroy(ctx, &task.node_uuid, request).await
+        }
+        Some(Kind::SetBootMode(request)) => {
+            management::set_boot_mode(ctx, &task.node_uuid, Some(request.target), None).await
+        }
+        Some(Kind::SetSecureBoot(request)) => {
+            management::set_boot_mode(ctx, &task.node_uuid, None, Some(request.enabled)).await
         }
         None => Ok(refused(RefusalKind::Invalid, "Task has no kind.".into())),
     };

@@ -7,6 +7,7 @@ mod bad_input;
 mod golden;
 mod limits;
 mod metrics;
+mod node_controls;
 mod node_resources;
 mod nodes;
 mod ports_chassis;

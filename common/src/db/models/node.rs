@@ -862,6 +862,8 @@ pub struct StateChange {
     pub instance_info: Option<String>,
     pub instance_uuid: Option<Option<String>>,
     pub instance_name: Option<Option<String>>,
+    pub boot_mode: Option<Option<String>>,
+    pub secure_boot: Option<Option<bool>>,
 }
 
 impl StateChange {
@@ -942,5 +944,31 @@ impl Node {
             );
         }
         Ok(query.order(nodes::id.asc()).load(conn)?)
+    }
+}
+
+/// Descriptive node columns the API writes itself while the node is
+/// unlocked (the console flag of consoles that need no conductor work, the
+/// requested RAID layout).
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = nodes)]
+pub struct NodeSettings {
+    pub console_enabled: Option<bool>,
+    pub target_raid_config: Option<String>,
+}
+
+impl Node {
+    /// Writes `settings` if the node is unlocked; false otherwise.
+    pub fn write_settings(
+        conn: &mut AnyConnection,
+        id: i32,
+        settings: &NodeSettings,
+    ) -> Result<bool, DbError> {
+        Ok(
+            diesel::update(nodes::table.find(id).filter(nodes::reservation.is_null()))
+                .set((settings, nodes::updated_at.eq(Some(now()))))
+                .execute(conn)?
+                == 1,
+        )
     }
 }
