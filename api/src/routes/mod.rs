@@ -11,6 +11,7 @@ pub mod node_controls;
 pub mod node_extras;
 pub mod node_states;
 pub mod nodes;
+pub mod portgroups;
 pub mod ports;
 pub mod root;
 pub mod runbooks;
@@ -164,7 +165,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/portgroups")
-            .route(web::get().to(empty_portgroups))
+            .route(web::get().to(portgroups::list_for_node))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/portgroups")
+            .route(web::get().to(portgroups::list))
+            .route(web::post().to(portgroups::create))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/portgroups/detail")
+            .route(web::get().to(portgroups::list_detail))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/portgroups/{ident}")
+            .route(web::get().to(portgroups::show))
+            .route(web::patch().to(portgroups::update))
+            .route(web::delete().to(portgroups::delete))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/portgroups/{ident}/ports")
+            .route(web::get().to(ports::list_for_portgroup))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
@@ -359,11 +383,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(crate::metrics::show))
             .default_service(web::to(method_not_allowed)),
     );
-}
-
-/// Portgroups are not stored yet: every node has none.
-async fn empty_portgroups() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "portgroups": [] }))
 }
 
 /// Unknown paths: webob's 404.

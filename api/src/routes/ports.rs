@@ -16,7 +16,8 @@ use crate::routes::common::{base_url, find_node};
 use crate::state::AppState;
 use crate::validation::{Kind, boolean, check_object, expect_uuid, is_uuid_like, mac_address};
 use crate::views::parse_fields;
-use crate::views::port::{DEFAULT_LIST_FIELDS, FIELDS, check_fields, port_body};
+use crate::views::port::{DEFAULT_LIST_FIELDS, FIELDS, PortOwners, check_fields, port_body};
+use ferric_common::db::models::portgroup::Portgroup;
 
 const PORT_SCHEMA: &[(&str, Kind)] = &[
     ("address", Kind::String),
@@ -159,6 +160,33 @@ async fn node_for_port(
     }
 }
 
+/// The portgroup a port document names, which must be on the port's node.
+///
+/// # Errors
+/// 400 for an unknown portgroup or one of another node.
+async fn portgroup_for_port(
+    state: &AppState,
+    map: &Map<String, Value>,
+    node: &Node,
+) -> Result<Option<Portgroup>, ApiError> {
+    let Some(ident) = map.get("portgroup_uuid").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let uuid = expect_uuid("portgroup_uuid", ident)?;
+    let key = uuid.clone();
+    let pg = state
+        .db
+        .run(move |conn| Portgroup::by_uuid(conn, &key))
+        .await?
+        .ok_or_else(|| ApiError::BadRequest(format!("Portgroup {uuid} could not be found.")))?;
+    if pg.node_id != node.id {
+        return Err(ApiError::BadRequest(format!(
+            "Port can not be added to portgroup {uuid} because they are on different nodes."
+        )));
+    }
+    Ok(Some(pg))
+}
+
 /// `POST /v1/ports`.
 pub async fn create(
     req: HttpRequest,
@@ -178,7 +206,9 @@ pub async fn create(
         Some(u) => expect_uuid("uuid", u)?,
         None => uuid::Uuid::new_v4().to_string(),
     };
-    let fields = fields_from_map(map, node.id)?;
+    let mut fields = fields_from_map(map, node.id)?;
+    let portgroup = portgroup_for_port(&state, map, &node).await?;
+    fields.portgroup_id = portgroup.as_ref().map(|pg| pg.id);
     let (address, name, key) = (fields.address.clone(), fields.name.clone(), uuid.clone());
     let port = state
         .db
@@ -188,7 +218,28 @@ pub async fn create(
     let base = base_url(&req, &state);
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("{base}/v1/ports/{}", port.uuid)))
-        .json(port_body(&port, &node.uuid, &base, version, None)))
+        .json(port_body(
+            &port,
+            PortOwners {
+                node_uuid: &node.uuid,
+                portgroup_uuid: portgroup.as_ref().map(|pg| pg.uuid.as_str()),
+            },
+            &base,
+            version,
+            None,
+        )))
+}
+
+/// The UUID of a port's portgroup, if it has one.
+async fn portgroup_uuid_of(state: &AppState, port: &Port) -> Result<Option<String>, ApiError> {
+    let Some(id) = port.portgroup_id else {
+        return Ok(None);
+    };
+    Ok(state
+        .db
+        .run(move |conn| Portgroup::by_id(conn, id))
+        .await?
+        .map(|pg| pg.uuid))
 }
 
 async fn find_port(state: &AppState, ident: &str) -> Result<(Port, Node), ApiError> {
@@ -226,14 +277,27 @@ pub async fn show(
         check_fields(f, version)?;
     }
     let (port, node) = find_port(&state, &path).await?;
+    let portgroup_uuid = portgroup_uuid_of(&state, &port).await?;
     let base = base_url(&req, &state);
     Ok(HttpResponse::Ok().json(port_body(
         &port,
-        &node.uuid,
+        PortOwners {
+            node_uuid: &node.uuid,
+            portgroup_uuid: portgroup_uuid.as_deref(),
+        },
         &base,
         version,
         fields.as_deref(),
     )))
+}
+
+/// What a port list is narrowed to by its path.
+enum Scope {
+    All,
+    /// A node's id and UUID.
+    Node(i32, String),
+    /// A portgroup's id.
+    Portgroup(i32),
 }
 
 async fn list_ports(
@@ -241,7 +305,7 @@ async fn list_ports(
     state: web::Data<AppState>,
     version: Microversion,
     detail_path: bool,
-    node_scope: Option<Node>,
+    scope: Scope,
     path: &str,
 ) -> Result<HttpResponse, ApiError> {
     let query = parse_query(req.query_string());
@@ -260,9 +324,12 @@ async fn list_ports(
     )?;
     let mut filter = PortFilter::default();
     let mut node_uuids = std::collections::HashMap::new();
-    if let Some(node) = node_scope {
-        filter.node_id = Some(node.id);
-        node_uuids.insert(node.id, node.uuid);
+    if let Scope::Portgroup(id) = scope {
+        filter.portgroup_id = Some(id);
+    }
+    if let Scope::Node(id, uuid) = scope {
+        filter.node_id = Some(id);
+        node_uuids.insert(id, uuid);
     } else if let Some(node_uuid) = query.get("node_uuid") {
         let uuid = expect_uuid("node_uuid", node_uuid)?;
         let node = find_node(&state, &uuid, version).await?;
@@ -293,7 +360,7 @@ async fn list_ports(
         sort_dir: pagination.page.sort_dir,
     };
     let known = node_uuids.clone();
-    let (ports, node_uuids) = state
+    let (ports, node_uuids, portgroup_uuids) = state
         .db
         .run(move |conn| {
             let ports = Port::list(conn, &filter, &page, marker.as_ref())?;
@@ -306,15 +373,27 @@ async fn list_ports(
             if !missing.is_empty() {
                 uuids.extend(Node::uuids_of(conn, &missing)?);
             }
-            Ok((ports, uuids))
+            let groups: Vec<i32> = ports.iter().filter_map(|p| p.portgroup_id).collect();
+            let group_uuids = if groups.is_empty() {
+                std::collections::HashMap::new()
+            } else {
+                Portgroup::uuids_of(conn, &groups)?
+            };
+            Ok((ports, uuids, group_uuids))
         })
         .await?;
     let base = base_url(&req, &state);
     let items: Vec<Value> = ports
         .iter()
         .map(|p| {
-            let node_uuid = node_uuids.get(&p.node_id).cloned().unwrap_or_default();
-            port_body(p, &node_uuid, &base, version, fields.as_deref())
+            let owners = PortOwners {
+                node_uuid: node_uuids.get(&p.node_id).map_or("", String::as_str),
+                portgroup_uuid: p
+                    .portgroup_id
+                    .and_then(|id| portgroup_uuids.get(&id))
+                    .map(String::as_str),
+            };
+            port_body(p, owners, &base, version, fields.as_deref())
         })
         .collect();
     let last = ports.last().map(|p| p.uuid.as_str());
@@ -335,7 +414,7 @@ pub async fn list(
     state: web::Data<AppState>,
     version: Microversion,
 ) -> Result<HttpResponse, ApiError> {
-    list_ports(req, state, version, false, None, "ports").await
+    list_ports(req, state, version, false, Scope::All, "ports").await
 }
 
 pub async fn list_detail(
@@ -343,7 +422,7 @@ pub async fn list_detail(
     state: web::Data<AppState>,
     version: Microversion,
 ) -> Result<HttpResponse, ApiError> {
-    list_ports(req, state, version, true, None, "ports/detail").await
+    list_ports(req, state, version, true, Scope::All, "ports/detail").await
 }
 
 /// `GET /v1/nodes/{uuid}/ports`.
@@ -355,7 +434,30 @@ pub async fn list_for_node(
 ) -> Result<HttpResponse, ApiError> {
     let node = find_node(&state, &path, version).await?;
     let sub = format!("nodes/{}/ports", node.uuid);
-    list_ports(req, state, version, false, Some(node), &sub).await
+    list_ports(
+        req,
+        state,
+        version,
+        false,
+        Scope::Node(node.id, node.uuid),
+        &sub,
+    )
+    .await
+}
+
+/// `GET /v1/portgroups/{ident}/ports` (1.24).
+pub async fn list_for_portgroup(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    if !version.at_least(24) {
+        return Err(ApiError::not_acceptable());
+    }
+    let (pg, _) = crate::routes::portgroups::find(&state, &path).await?;
+    let sub = format!("portgroups/{}/ports", pg.uuid);
+    list_ports(req, state, version, false, Scope::Portgroup(pg.id), &sub).await
 }
 
 /// `PATCH /v1/ports/{ident}`.
@@ -385,6 +487,7 @@ pub async fn update(
         "vendor": port.vendor,
         "category": port.category,
         "available_for_dynamic_portgroup": port.available_for_dynamic_portgroup,
+        "portgroup_uuid": portgroup_uuid_of(&state, &port).await?,
     });
     apply_patch(&mut doc, ops)?;
     let map = check_object("patch", &doc, PORT_SCHEMA, &["address"], MAX_LENGTHS)?;
@@ -394,7 +497,8 @@ pub async fn update(
         node_for_port(&state, map, version).await?
     };
     let mut fields = fields_from_map(map, target_node.id)?;
-    fields.portgroup_id = port.portgroup_id;
+    let portgroup = portgroup_for_port(&state, map, &target_node).await?;
+    fields.portgroup_id = portgroup.as_ref().map(|pg| pg.id);
     let (address, name, uuid, id) = (
         fields.address.clone(),
         fields.name.clone(),
@@ -413,7 +517,16 @@ pub async fn update(
             ))
         })?;
     let base = base_url(&req, &state);
-    Ok(HttpResponse::Ok().json(port_body(&updated, &target_node.uuid, &base, version, None)))
+    Ok(HttpResponse::Ok().json(port_body(
+        &updated,
+        PortOwners {
+            node_uuid: &target_node.uuid,
+            portgroup_uuid: portgroup.as_ref().map(|pg| pg.uuid.as_str()),
+        },
+        &base,
+        version,
+        None,
+    )))
 }
 
 /// `DELETE /v1/ports/{uuid}`.

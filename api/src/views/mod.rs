@@ -9,6 +9,7 @@ pub mod history;
 pub mod masking;
 pub mod node;
 pub mod port;
+pub mod portgroup;
 pub mod step_template;
 
 use chrono::NaiveDateTime;

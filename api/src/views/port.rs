@@ -49,7 +49,7 @@ pub fn check_fields(fields: &[String], version: Microversion) -> Result<(), ApiE
     Ok(())
 }
 
-fn value(port: &Port, node_uuid: &str, base: &str, name: &str) -> Value {
+fn value(port: &Port, owners: &PortOwners<'_>, base: &str, name: &str) -> Value {
     match name {
         "uuid" => json!(port.uuid),
         "created_at" => timestamp(Some(port.created_at)),
@@ -61,7 +61,8 @@ fn value(port: &Port, node_uuid: &str, base: &str, name: &str) -> Value {
         "local_link_connection" => json_column(&port.local_link_connection),
         "physical_network" => opt(&port.physical_network),
         "pxe_enabled" => json!(port.pxe_enabled),
-        "node_uuid" => json!(node_uuid),
+        "node_uuid" => json!(owners.node_uuid),
+        "portgroup_uuid" => json!(owners.portgroup_uuid),
         "name" => opt(&port.name),
         "description" => opt(&port.description),
         "vendor" => opt(&port.vendor),
@@ -72,10 +73,17 @@ fn value(port: &Port, node_uuid: &str, base: &str, name: &str) -> Value {
     }
 }
 
+/// The UUIDs of a port's node and portgroup, for its body.
+#[derive(Debug, Clone, Copy)]
+pub struct PortOwners<'a> {
+    pub node_uuid: &'a str,
+    pub portgroup_uuid: Option<&'a str>,
+}
+
 /// The port body; `fields` narrows it like node bodies.
 pub fn port_body(
     port: &Port,
-    node_uuid: &str,
+    owners: PortOwners<'_>,
     base: &str,
     version: Microversion,
     fields: Option<&[String]>,
@@ -85,7 +93,7 @@ pub fn port_body(
         None => {
             for (name, min) in FIELDS {
                 if version.at_least(*min) {
-                    out.insert((*name).to_owned(), value(port, node_uuid, base, name));
+                    out.insert((*name).to_owned(), value(port, &owners, base, name));
                 }
             }
         }
@@ -95,10 +103,10 @@ pub fn port_body(
             }
             for f in fields {
                 if f != "uuid" && f != "links" {
-                    out.insert(f.clone(), value(port, node_uuid, base, f));
+                    out.insert(f.clone(), value(port, &owners, base, f));
                 }
             }
-            out.insert("links".into(), value(port, node_uuid, base, "links"));
+            out.insert("links".into(), value(port, &owners, base, "links"));
         }
     }
     Value::Object(out)

@@ -10,6 +10,7 @@ mod metrics;
 mod node_controls;
 mod node_resources;
 mod nodes;
+mod portgroups;
 mod ports_chassis;
 mod step_templates;
 mod versions;

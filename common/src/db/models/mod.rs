@@ -8,6 +8,7 @@ pub mod conductor;
 pub mod history;
 pub mod node;
 pub mod port;
+pub mod portgroup;
 pub mod receipt;
 pub mod step_template;
 

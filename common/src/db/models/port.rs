@@ -74,6 +74,7 @@ impl PortFields {
 #[derive(Debug, Clone, Default)]
 pub struct PortFilter {
     pub node_id: Option<i32>,
+    pub portgroup_id: Option<i32>,
     pub address: Option<String>,
 }
 
@@ -182,6 +183,9 @@ impl Port {
         }
         if let Some(address) = &filter.address {
             query = query.filter(ports::address.eq(address.clone()));
+        }
+        if let Some(portgroup_id) = filter.portgroup_id {
+            query = query.filter(ports::portgroup_id.eq(portgroup_id));
         }
         query = match page.sort_dir {
             SortDir::Asc => {

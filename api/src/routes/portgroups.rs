@@ -1,0 +1,475 @@
+//! `/v1/portgroups` (1.23), `/v1/nodes/{ident}/portgroups` and
+//! `/v1/portgroups/{ident}/ports`: bonds of a node's ports. MACs are
+//! unique and stored lower-case; `mode` defaults to `active-backup` and
+//! cannot be removed; a portgroup with ports cannot be deleted; changes to
+//! a locked node's portgroups get 409.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use ferric_common::db::DbError;
+use ferric_common::db::models::node::Node;
+use ferric_common::db::models::portgroup::{Portgroup, PortgroupFields, PortgroupFilter};
+use serde_json::{Map, Value, json};
+
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::microversion::Microversion;
+use crate::pagination::{self, next_link, parse_query};
+use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
+use crate::routes::common::{base_url, find_node};
+use crate::routes::step_lists::{Sortable, page_of};
+use crate::state::AppState;
+use crate::validation::{
+    Kind, boolean, check_object, expect_uuid, is_uuid_like, is_valid_logical_name, mac_address,
+};
+use crate::views::parse_fields;
+use crate::views::portgroup::{DEFAULT_LIST_FIELDS, FIELDS, check_fields, portgroup_body};
+
+const VERSION: u32 = 23;
+const DEFAULT_MODE: &str = "active-backup";
+
+const SCHEMA: &[(&str, Kind)] = &[
+    ("address", Kind::StringOrNull),
+    ("category", Kind::StringOrNull),
+    ("extra", Kind::ObjectOrNull),
+    ("mode", Kind::StringOrNull),
+    ("name", Kind::StringOrNull),
+    ("node_uuid", Kind::String),
+    ("physical_network", Kind::StringOrNull),
+    ("properties", Kind::ObjectOrNull),
+    ("standalone_ports_supported", Kind::BoolLike),
+    ("uuid", Kind::StringOrNull),
+];
+
+const MAX_LENGTHS: &[(&str, usize)] = &[("category", 80), ("physical_network", 64)];
+
+const PATCH_ALLOWED: [&str; 9] = [
+    "address",
+    "extra",
+    "mode",
+    "name",
+    "node_uuid",
+    "properties",
+    "standalone_ports_supported",
+    "physical_network",
+    "category",
+];
+
+const SORT_KEYS: [&str; 11] = [
+    "id",
+    "uuid",
+    "name",
+    "address",
+    "node_id",
+    "mode",
+    "standalone_ports_supported",
+    "physical_network",
+    "category",
+    "created_at",
+    "updated_at",
+];
+
+fn gate(version: Microversion) -> Result<(), ApiError> {
+    if version.at_least(VERSION) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(
+            "The API is not supported for this version".into(),
+        ))
+    }
+}
+
+fn min_version(field: &str) -> u32 {
+    FIELDS
+        .iter()
+        .find(|(n, _)| *n == field)
+        .map_or(1, |(_, m)| *m)
+}
+
+fn not_found(ident: &str) -> ApiError {
+    ApiError::NotFound(format!("Portgroup {ident} could not be found."))
+}
+
+fn duplicate(e: DbError, fields: &PortgroupFields, uuid: &str) -> ApiError {
+    if !e.is_unique_violation() {
+        return e.into();
+    }
+    let detail = e.violation_detail();
+    if detail.contains("address") {
+        ApiError::Conflict(format!(
+            "A portgroup with MAC address {} already exists.",
+            fields.address.as_deref().unwrap_or_default()
+        ))
+    } else if detail.contains("name") {
+        ApiError::Conflict(format!(
+            "A portgroup with name {} already exists.",
+            fields.name.as_deref().unwrap_or_default()
+        ))
+    } else {
+        ApiError::Conflict(format!("A portgroup with UUID {uuid} already exists."))
+    }
+}
+
+impl Sortable for Portgroup {
+    fn id(&self) -> i32 {
+        self.id
+    }
+    fn uuid(&self) -> &str {
+        &self.uuid
+    }
+    fn sort_value(&self, key: &str) -> Value {
+        match key {
+            "uuid" => json!(self.uuid),
+            "name" => json!(self.name),
+            "address" => json!(self.address),
+            "node_id" => json!(self.node_id),
+            "mode" => json!(self.mode),
+            "standalone_ports_supported" => json!(self.standalone_ports_supported),
+            "physical_network" => json!(self.physical_network),
+            "category" => json!(self.category),
+            "created_at" => json!(self.created_at.and_utc().timestamp_micros()),
+            "updated_at" => self
+                .updated_at
+                .map_or(Value::Null, |t| json!(t.and_utc().timestamp_micros())),
+            _ => json!(self.id),
+        }
+    }
+}
+
+/// Builds row fields from a checked portgroup document.
+fn fields_from_map(map: &Map<String, Value>, node_id: i32) -> Result<PortgroupFields, ApiError> {
+    let s = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_owned);
+    let obj = |k: &str| match map.get(k) {
+        Some(v @ Value::Object(_)) => v.to_string(),
+        _ => "{}".into(),
+    };
+    let address = match s("address") {
+        Some(a) => Some(mac_address("address", &a)?),
+        None => None,
+    };
+    let standalone = match map.get("standalone_ports_supported") {
+        Some(v) => boolean("standalone_ports_supported", v)?.unwrap_or(true),
+        None => true,
+    };
+    Ok(PortgroupFields {
+        name: s("name"),
+        node_id,
+        address,
+        extra: obj("extra"),
+        standalone_ports_supported: standalone,
+        mode: Some(s("mode").unwrap_or_else(|| DEFAULT_MODE.into())),
+        properties: obj("properties"),
+        physical_network: s("physical_network"),
+        category: s("category"),
+    })
+}
+
+/// Looks a portgroup up by UUID or name, with its node's UUID.
+///
+/// # Errors
+/// 404 when none matches.
+pub async fn find(state: &AppState, ident: &str) -> Result<(Portgroup, Node), ApiError> {
+    let key = if is_uuid_like(ident) {
+        ident.to_lowercase()
+    } else {
+        ident.to_owned()
+    };
+    let found = state
+        .db
+        .run(move |conn| {
+            let Some(pg) = Portgroup::by_ident(conn, &key)? else {
+                return Ok(None);
+            };
+            Ok(Node::by_id(conn, pg.node_id)?.map(|node| (pg, node)))
+        })
+        .await?;
+    found.ok_or_else(|| not_found(ident))
+}
+
+async fn node_of(state: &AppState, node_uuid: &str) -> Result<Node, ApiError> {
+    let uuid = expect_uuid("node_uuid", node_uuid)?;
+    let key = uuid.clone();
+    state
+        .db
+        .run(move |conn| Node::by_uuid(conn, &key))
+        .await?
+        .ok_or_else(|| ApiError::BadRequest(format!("Node {uuid} could not be found.")))
+}
+
+/// `POST /v1/portgroups`.
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    gate(version)?;
+    let body = if body.is_null() { json!({}) } else { body };
+    let map = check_object("portgroup", &body, SCHEMA, &["node_uuid"], MAX_LENGTHS)?;
+    for (key, value) in map {
+        if !value.is_null() && !version.at_least(min_version(key)) {
+            return Err(ApiError::not_acceptable());
+        }
+    }
+    if let Some(name) = map.get("name").and_then(Value::as_str)
+        && !is_valid_logical_name(name)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "Cannot create portgroup with invalid name '{name}'"
+        )));
+    }
+    let node = node_of(&state, map["node_uuid"].as_str().unwrap_or_default()).await?;
+    let uuid = match map.get("uuid").and_then(Value::as_str) {
+        Some(u) => expect_uuid("uuid", u)?,
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let fields = fields_from_map(map, node.id)?;
+    let (key, insert) = (uuid.clone(), fields.clone());
+    let pg = state
+        .db
+        .run(move |conn| Portgroup::insert(conn, &key, &insert))
+        .await
+        .map_err(|e| duplicate(e, &fields, &uuid))?;
+    let base = base_url(&req, &state);
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("{base}/v1/portgroups/{}", pg.uuid)))
+        .json(portgroup_body(&pg, &node.uuid, &base, version, None)))
+}
+
+/// `GET /v1/portgroups/{ident}`.
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    gate(version)?;
+    let query = parse_query(req.query_string());
+    let fields = parse_fields(query.get("fields"));
+    if let Some(f) = &fields {
+        check_fields(f, version)?;
+    }
+    let (pg, node) = find(&state, &path).await?;
+    let base = base_url(&req, &state);
+    Ok(HttpResponse::Ok().json(portgroup_body(
+        &pg,
+        &node.uuid,
+        &base,
+        version,
+        fields.as_deref(),
+    )))
+}
+
+async fn list_portgroups(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    detail_path: bool,
+    node_scope: Option<Node>,
+    path: &str,
+) -> Result<HttpResponse, ApiError> {
+    gate(version)?;
+    let query = parse_query(req.query_string());
+    let shape = pagination::list_shape(&query, version, detail_path, &DEFAULT_LIST_FIELDS)?;
+    if query.contains_key("fields")
+        && let Some(f) = &shape.fields
+    {
+        check_fields(f, version)?;
+    }
+    let pagination = pagination::pagination(
+        &query,
+        state.settings.api.max_limit,
+        &SORT_KEYS,
+        &["extra", "internal_info", "properties"],
+    )?;
+    let mut filter = PortgroupFilter::default();
+    let mut node_uuids = std::collections::HashMap::new();
+    let node = match node_scope {
+        Some(node) => Some(node),
+        None => match query.get("node") {
+            Some(ident) => Some(find_node(&state, ident, version).await?),
+            None => None,
+        },
+    };
+    if let Some(node) = node {
+        filter.node_id = Some(node.id);
+        node_uuids.insert(node.id, node.uuid);
+    }
+    if let Some(address) = query.get("address") {
+        filter.address = Some(mac_address("address", address)?);
+    }
+    let known = node_uuids;
+    let (rows, node_uuids) = state
+        .db
+        .run(move |conn| {
+            let rows = Portgroup::list(conn, &filter)?;
+            let mut uuids = known;
+            let missing: Vec<i32> = rows
+                .iter()
+                .map(|p| p.node_id)
+                .filter(|id| !uuids.contains_key(id))
+                .collect();
+            if !missing.is_empty() {
+                uuids.extend(Node::uuids_of(conn, &missing)?);
+            }
+            Ok((rows, uuids))
+        })
+        .await?;
+    let rows = page_of(rows, &pagination, not_found)?;
+    let base = base_url(&req, &state);
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|p| {
+            let node_uuid = node_uuids.get(&p.node_id).map_or("", String::as_str);
+            portgroup_body(p, node_uuid, &base, version, shape.fields.as_deref())
+        })
+        .collect();
+    let filters: Vec<(&str, String)> = ["node", "address"]
+        .into_iter()
+        .filter_map(|k| query.get(k).map(|v| (k, v.clone())))
+        .collect();
+    let next = next_link(
+        &base,
+        path,
+        &pagination,
+        shape.fields.as_deref(),
+        &filters,
+        rows.len(),
+        rows.last().map(|p| p.uuid.as_str()),
+    );
+    pagination::collection("portgroups", items, next).respond(1024)
+}
+
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+) -> Result<HttpResponse, ApiError> {
+    list_portgroups(req, state, version, false, None, "portgroups").await
+}
+
+pub async fn list_detail(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+) -> Result<HttpResponse, ApiError> {
+    list_portgroups(req, state, version, true, None, "portgroups/detail").await
+}
+
+/// `GET /v1/nodes/{ident}/portgroups`.
+pub async fn list_for_node(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    gate(version)?;
+    let node = find_node(&state, &path, version).await?;
+    let sub = format!("nodes/{}/portgroups", node.uuid);
+    list_portgroups(req, state, version, false, Some(node), &sub).await
+}
+
+/// `PATCH /v1/portgroups/{ident}`.
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    gate(version)?;
+    let ops = check_patch_ops(&body)?;
+    let touched = check_allowed_paths(ops, &PATCH_ALLOWED)?;
+    if touched.iter().any(|t| !version.at_least(min_version(t))) {
+        return Err(ApiError::not_acceptable());
+    }
+    for op in ops {
+        if op.get("path").and_then(Value::as_str) == Some("/mode")
+            && op.get("op").and_then(Value::as_str) == Some("remove")
+        {
+            return Err(ApiError::BadRequest(
+                "'mode' is a mandatory attribute and can not be removed".into(),
+            ));
+        }
+    }
+    let (pg, node) = find(&state, &path).await?;
+    if let Some(holder) = &node.reservation {
+        return Err(ApiError::node_locked(&node.uuid, holder));
+    }
+    let mut doc = json!({
+        "address": pg.address,
+        "extra": serde_json::from_str::<Value>(&pg.extra).unwrap_or_else(|_| json!({})),
+        "mode": pg.mode,
+        "name": pg.name,
+        "node_uuid": node.uuid,
+        "properties": serde_json::from_str::<Value>(&pg.properties).unwrap_or_else(|_| json!({})),
+        "standalone_ports_supported": pg.standalone_ports_supported,
+        "physical_network": pg.physical_network,
+        "category": pg.category,
+    });
+    apply_patch(&mut doc, ops)?;
+    let map = check_object("portgroup", &doc, SCHEMA, &["node_uuid"], MAX_LENGTHS)?;
+    if let Some(name) = map.get("name").and_then(Value::as_str)
+        && !is_valid_logical_name(name)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "Portgroup {}: Cannot change name to invalid name '{name}'",
+            pg.uuid
+        )));
+    }
+    let target = match map.get("node_uuid").and_then(Value::as_str) {
+        Some(uuid) if uuid == node.uuid => node.clone(),
+        Some(uuid) => node_of(&state, uuid).await?,
+        None => node.clone(),
+    };
+    let fields = fields_from_map(map, target.id)?;
+    let (id, write) = (pg.id, fields.clone());
+    let updated = state
+        .db
+        .run(move |conn| Portgroup::update(conn, id, &write))
+        .await
+        .map_err(|e| duplicate(e, &fields, &pg.uuid))?
+        .ok_or_else(|| {
+            ApiError::Conflict(format!(
+                "Node {} is locked, please retry after the current operation is completed.",
+                target.uuid
+            ))
+        })?;
+    let base = base_url(&req, &state);
+    Ok(HttpResponse::Ok().json(portgroup_body(&updated, &target.uuid, &base, version, None)))
+}
+
+/// `DELETE /v1/portgroups/{ident}`.
+pub async fn delete(
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    gate(version)?;
+    let (pg, node) = find(&state, &path).await?;
+    if let Some(holder) = &node.reservation {
+        return Err(ApiError::node_locked(&node.uuid, holder));
+    }
+    let id = pg.id;
+    let (deleted, ports) = state
+        .db
+        .run(move |conn| {
+            let deleted = Portgroup::delete(conn, id)?;
+            let ports = if deleted {
+                0
+            } else {
+                Portgroup::port_count(conn, id)?
+            };
+            Ok((deleted, ports))
+        })
+        .await?;
+    if deleted {
+        return Ok(HttpResponse::NoContent().finish());
+    }
+    if ports > 0 {
+        return Err(ApiError::BadRequest(format!(
+            "Cannot complete the requested action because portgroup {} contains ports.",
+            pg.uuid
+        )));
+    }
+    Err(ApiError::node_locked(&node.uuid, "another host"))
+}
