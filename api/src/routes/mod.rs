@@ -16,6 +16,7 @@ pub mod ports;
 pub mod root;
 pub mod runbooks;
 pub mod step_lists;
+pub mod volumes;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -318,6 +319,57 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/nodes/{ident}/firmware")
             .route(web::get().to(node_controls::firmware))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/volume")
+            .route(web::get().to(volumes::root))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/volume/")
+            .route(web::get().to(volumes::root))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/volume/connectors")
+            .route(web::get().to(volumes::list_connectors))
+            .route(web::post().to(volumes::create_connector))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/volume/connectors/{ident}")
+            .route(web::get().to(volumes::show_connector))
+            .route(web::patch().to(volumes::update_connector))
+            .route(web::delete().to(volumes::delete_connector))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/volume/targets")
+            .route(web::get().to(volumes::list_targets))
+            .route(web::post().to(volumes::create_target))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/volume/targets/{ident}")
+            .route(web::get().to(volumes::show_target))
+            .route(web::patch().to(volumes::update_target))
+            .route(web::delete().to(volumes::delete_target))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/volume")
+            .route(web::get().to(volumes::node_root))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/volume/connectors")
+            .route(web::get().to(volumes::list_node_connectors))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/volume/targets")
+            .route(web::get().to(volumes::list_node_targets))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(

@@ -237,6 +237,35 @@ diesel::table! {
 }
 
 diesel::table! {
+    volume_connectors (id) {
+        id -> Integer,
+        uuid -> Text,
+        node_id -> Integer,
+        #[sql_name = "type"]
+        connector_type -> Text,
+        connector_id -> Text,
+        extra -> Text,
+        created_at -> Timestamp,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    volume_targets (id) {
+        id -> Integer,
+        uuid -> Text,
+        node_id -> Integer,
+        volume_type -> Text,
+        properties -> Text,
+        boot_index -> Integer,
+        volume_id -> Text,
+        extra -> Text,
+        created_at -> Timestamp,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     task_receipts (task_id) {
         task_id -> Text,
         node_id -> Integer,
@@ -252,6 +281,8 @@ diesel::joinable!(portgroups -> nodes (node_id));
 diesel::joinable!(node_traits -> nodes (node_id));
 diesel::joinable!(node_tags -> nodes (node_id));
 diesel::joinable!(node_history -> nodes (node_id));
+diesel::joinable!(volume_connectors -> nodes (node_id));
+diesel::joinable!(volume_targets -> nodes (node_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     chassis,
@@ -266,5 +297,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     node_history,
     deploy_templates,
     runbooks,
+    volume_connectors,
+    volume_targets,
     task_receipts,
 );

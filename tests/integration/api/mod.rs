@@ -14,3 +14,4 @@ mod portgroups;
 mod ports_chassis;
 mod step_templates;
 mod versions;
+mod volumes;

@@ -11,6 +11,7 @@ pub mod port;
 pub mod portgroup;
 pub mod receipt;
 pub mod step_template;
+pub mod volume;
 
 /// The backend type of [`super::AnyConnection`], for boxed queries.
 pub type AnyBackend = <super::AnyConnection as diesel::Connection>::Backend;
