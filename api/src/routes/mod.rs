@@ -6,6 +6,7 @@ pub mod common;
 pub mod conductors;
 pub mod deploy_templates;
 pub mod drivers;
+pub mod events;
 pub mod history;
 pub mod node_controls;
 pub mod node_extras;
@@ -370,6 +371,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/nodes/{ident}/volume/targets")
             .route(web::get().to(volumes::list_node_targets))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/events")
+            .route(web::post().to(events::post))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(

@@ -146,6 +146,7 @@ async fn begin(
     }
     if next == ProvisionState::Inspecting {
         change.clean_step = None;
+        change.inspection_started_at = Some(Some(ferric_common::db::now()));
     }
     commit_start(ctx, node.id, task_id, change).await?;
     ctx.notifier.send(notify::provision_set(
@@ -398,7 +399,12 @@ fn step(ctx: &Context, node: &Node, state: ProvisionState) -> (Event, StateChang
             change.instance_name = Some(None);
             Event::Clean
         }
-        ProvisionState::Inspecting => Event::Done,
+        ProvisionState::Inspecting => {
+            // As Ironic records a finished inspection.
+            change.inspection_started_at = Some(None);
+            change.inspection_finished_at = Some(Some(ferric_common::db::now()));
+            Event::Done
+        }
         ProvisionState::Adopting | ProvisionState::Rescuing | ProvisionState::Unrescuing => {
             Event::Done
         }

@@ -172,3 +172,55 @@ async fn indicators_passthru_vmedia_and_firmware_answer_as_ironic() {
     assert_eq!(old.status, StatusCode::NOT_FOUND);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn external_events_are_checked_and_accepted() {
+    let app = spawn_app().await;
+    let event = json!({
+        "event": "network.bind_port",
+        "port_id": "11111111-aaaa-bbbb-cccc-555555555555",
+        "mac_address": "de:ad:be:ef:00:01",
+        "status": "ACTIVE",
+        "device_id": "22222222-aaaa-bbbb-cccc-555555555555",
+        "binding:host_id": "22222222-aaaa-bbbb-cccc-555555555555",
+        "binding:vnic_type": "baremetal",
+    });
+    assert_eq!(
+        app.post("/v1/events", json!({"events": [event]}))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let empty = app.post("/v1/events", json!({"events": []})).await;
+    assert_eq!(empty.fault(), "Schema error: [] should be non-empty");
+    let unknown = app
+        .post(
+            "/v1/events",
+            json!({"events": [{"event": "x", "port_id": "11111111-aaaa-bbbb-cccc-555555555555", "mac_address": "de:ad:be:ef:00:01", "status": "ACTIVE"}]}),
+        )
+        .await;
+    assert_eq!(
+        unknown.fault(),
+        "Schema error: 'x' is not one of ['network.bind_port', 'network.unbind_port', 'network.delete_port']"
+    );
+    assert_eq!(
+        app.get("/v1/events").await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_fake_inspection_records_when_it_finished() {
+    let app = spawn_app().await;
+    let node = app.create_node("insp").await;
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    assert!(node["inspection_finished_at"].is_null());
+    app.provision(&uuid, "manage").await;
+    app.wait_for_state(&uuid, "manageable").await;
+    app.provision(&uuid, "inspect").await;
+    let done = app.wait_for_state(&uuid, "manageable").await;
+    assert!(done["inspection_finished_at"].is_string(), "{done}");
+    assert!(done["inspection_started_at"].is_null());
+    app.stop().await;
+}

@@ -864,6 +864,8 @@ pub struct StateChange {
     pub instance_name: Option<Option<String>>,
     pub boot_mode: Option<Option<String>>,
     pub secure_boot: Option<Option<bool>>,
+    pub inspection_started_at: Option<Option<NaiveDateTime>>,
+    pub inspection_finished_at: Option<Option<NaiveDateTime>>,
 }
 
 impl StateChange {
