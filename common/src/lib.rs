@@ -13,6 +13,7 @@ pub mod db;
 pub mod hash_ring;
 pub mod metrics;
 pub mod notify;
+pub mod py;
 pub mod queue;
 pub mod states;
 pub mod telemetry;

@@ -139,8 +139,18 @@ async fn begin(
             }
         }
         Verb::Clean => {
-            // Manual cleaning returns to manageable, not available.
+            // Manual cleaning returns to manageable, not available. The
+            // requested steps are kept where Ironic keeps them.
             change.target_provision_state = Some(Some(ProvisionState::Manageable.as_str().into()));
+            let steps: Value = action
+                .clean_steps_json
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or(Value::Array(Vec::new()));
+            let mut internal: Map<String, Value> =
+                serde_json::from_str(&node.driver_internal_info).unwrap_or_default();
+            internal.insert("clean_steps".into(), steps);
+            change.driver_internal_info = Some(Value::Object(internal).to_string());
         }
         _ => {}
     }
@@ -370,6 +380,15 @@ async fn hardware_step(
     }
 }
 
+/// Why the manual clean steps recorded on the node cannot run, if they
+/// cannot.
+fn manual_steps_refused(node: &Node, internal: &Map<String, Value>) -> Option<String> {
+    let Some(Value::Array(steps)) = internal.get("clean_steps") else {
+        return None;
+    };
+    drivers::fake::check_clean_steps(node, steps).err()
+}
+
 /// The fake driver's work in `state`: the event it fires and the columns it
 /// changes on the way.
 fn step(ctx: &Context, node: &Node, state: ProvisionState) -> (Event, StateChange) {
@@ -378,8 +397,15 @@ fn step(ctx: &Context, node: &Node, state: ProvisionState) -> (Event, StateChang
         serde_json::from_str(&node.driver_internal_info).unwrap_or_default();
     let event = match state {
         ProvisionState::Verifying => Event::Done,
+        ProvisionState::Cleaning if manual_steps_refused(node, &internal).is_some() => {
+            let reason = manual_steps_refused(node, &internal).unwrap_or_default();
+            internal.remove("clean_steps");
+            change.last_error = Some(Some(format!("Cannot clean node {}: {reason}", node.uuid)));
+            Event::Fail
+        }
         ProvisionState::Cleaning => {
-            // Automated cleaning with the fake interfaces has no steps to run.
+            // The fake interfaces' steps (and automated cleaning, which has
+            // none) finish at once.
             internal.insert("clean_steps".into(), Value::Null);
             change.clean_step = Some("{}".into());
             if !ctx.settings.automated_clean || node.automated_clean == Some(false) {
@@ -417,7 +443,7 @@ fn step(ctx: &Context, node: &Node, state: ProvisionState) -> (Event, StateChang
         | ProvisionState::ServiceWait => Event::Resume,
         _ => Event::Fail,
     };
-    if event == Event::Fail {
+    if event == Event::Fail && change.last_error.is_none() {
         change.last_error = Some(Some(format!(
             "The {state} state can't be resumed by conductor {}. Moving to fail state.",
             ctx.host

@@ -82,10 +82,37 @@ async fn manual_clean_returns_to_manageable_and_rebuild_redeploys() {
     app.provision(&uuid, "manage").await;
     app.wait_for_state(&uuid, "manageable").await;
 
-    let clean = app
+    // A step the node's interfaces do not offer fails the cleaning, with
+    // Ironic's reason (fake deploy has no erase_devices).
+    let unsupported = app
         .put(
             &format!("/v1/nodes/{uuid}/states/provision"),
             json!({"target": "clean", "clean_steps": [{"interface": "deploy", "step": "erase_devices"}]}),
+        )
+        .await;
+    assert_eq!(
+        unsupported.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        unsupported.text
+    );
+    let failed = app.wait_for_state(&uuid, "clean failed").await;
+    assert_eq!(
+        failed["last_error"],
+        format!(
+            "Cannot clean node {uuid}: node does not support this clean step: {{'interface': 'deploy', 'step': 'erase_devices'}}"
+        )
+    );
+    app.provision(&uuid, "manage").await;
+    app.wait_for_state(&uuid, "manageable").await;
+
+    let clean = app
+        .put(
+            &format!("/v1/nodes/{uuid}/states/provision"),
+            json!({"target": "clean", "clean_steps": [
+                {"interface": "raid", "step": "delete_configuration"},
+                {"interface": "bios", "step": "apply_configuration", "args": {"settings": []}}
+            ]}),
         )
         .await;
     let cleaned = app.wait_for_state(&uuid, "manageable").await;

@@ -14,13 +14,13 @@ use crate::helpers::{spawn_app, wait_until};
 
 const IRONICCLIENT: &str = "python-ironicclient==6.3.0";
 
-fn venv() -> PathBuf {
+pub(crate) fn venv() -> PathBuf {
     std::env::var("TEST_FERRIC_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv"))
 }
 
-async fn ensure_venv(venv: &Path) {
+pub(crate) async fn ensure_venv(venv: &Path) {
     if venv.join("bin/baremetal").exists() {
         return;
     }

@@ -1,3 +1,4 @@
 //! The real OpenStack clients against Ferric.
 
 mod clients;
+mod sdk;
