@@ -430,7 +430,7 @@ async fn a_runbook_cleans_only_nodes_sharing_its_traits() {
     let created = app
         .post(
             "/v1/runbooks",
-            json!({"name": "wipe", "steps": [{"interface": "raid", "step": "delete_configuration", "order": 0}]}),
+            json!({"name": "wipe", "steps": [{"interface": "bios", "step": "factory_reset", "order": 0}]}),
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
@@ -462,7 +462,7 @@ async fn a_runbook_cleans_only_nodes_sharing_its_traits() {
         .put(
             &states,
             json!({"target": "clean", "runbook": "wipe",
-                   "clean_steps": [{"interface": "raid", "step": "delete_configuration"}]}),
+                   "clean_steps": [{"interface": "bios", "step": "factory_reset"}]}),
         )
         .await;
     assert_eq!(both.status, StatusCode::BAD_REQUEST);

@@ -105,12 +105,28 @@ async fn manual_clean_returns_to_manageable_and_rebuild_redeploys() {
     );
     app.provision(&uuid, "manage").await;
     app.wait_for_state(&uuid, "manageable").await;
+    let no_args = app
+        .put(
+            &format!("/v1/nodes/{uuid}/states/provision"),
+            json!({"target": "clean", "clean_steps": [{"interface": "bios", "step": "apply_configuration"}]}),
+        )
+        .await;
+    assert_eq!(no_args.status, StatusCode::ACCEPTED, "{}", no_args.text);
+    let failed = app.wait_for_state(&uuid, "clean failed").await;
+    assert_eq!(
+        failed["last_error"],
+        format!(
+            "Cannot clean node {uuid}: clean step {{'interface': 'bios', 'step': 'apply_configuration', 'abortable': False, 'priority': 0}} is missing these required arguments: settings (List of BIOS settings, each item needs to contain a dictionary with name/value pairs)"
+        )
+    );
+    app.provision(&uuid, "manage").await;
+    app.wait_for_state(&uuid, "manageable").await;
 
     let clean = app
         .put(
             &format!("/v1/nodes/{uuid}/states/provision"),
             json!({"target": "clean", "clean_steps": [
-                {"interface": "raid", "step": "delete_configuration"},
+                {"interface": "bios", "step": "factory_reset"},
                 {"interface": "bios", "step": "apply_configuration", "args": {"settings": []}}
             ]}),
         )
