@@ -81,6 +81,9 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// `[api]max_limit`: the largest page a list returns.
     pub max_limit: usize,
+    /// `[api]ramdisk_heartbeat_timeout`: how often, at most, a deploy
+    /// ramdisk is told to heartbeat (seconds).
+    pub ramdisk_heartbeat_timeout_secs: u64,
     /// HTTP worker threads; 0 = one per core.
     pub workers: usize,
     /// How long the API waits for a conductor to accept a task.
@@ -113,6 +116,7 @@ impl Default for ApiSettings {
             public_endpoint: None,
             max_body_bytes: 1024 * 1024,
             max_limit: 1000,
+            ramdisk_heartbeat_timeout_secs: 300,
             workers: 0,
             task_timeout_secs: 60,
             max_connections: 25_000,

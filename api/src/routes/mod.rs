@@ -14,6 +14,7 @@ pub mod node_states;
 pub mod nodes;
 pub mod portgroups;
 pub mod ports;
+pub mod ramdisk;
 pub mod root;
 pub mod runbooks;
 pub mod step_lists;
@@ -376,6 +377,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/events")
             .route(web::post().to(events::post))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/lookup")
+            .route(web::get().to(ramdisk::lookup))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/heartbeat/{node}")
+            .route(web::post().to(ramdisk::heartbeat))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(

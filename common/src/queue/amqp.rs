@@ -358,6 +358,8 @@ fn task_type(task: &Task) -> &'static str {
         Some(Kind::DestroyAllocation(_)) => "DestroyAllocation",
         Some(Kind::SetBootMode(_)) => "SetBootMode",
         Some(Kind::SetSecureBoot(_)) => "SetSecureBoot",
+        Some(Kind::AgentLookup(_)) => "AgentLookup",
+        Some(Kind::AgentHeartbeat(_)) => "AgentHeartbeat",
         None => "Task",
     }
 }

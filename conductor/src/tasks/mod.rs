@@ -6,6 +6,7 @@
 //! background work, which releases it when the node reaches its next stable
 //! (or failed) state. A refusal changes nothing.
 
+pub mod agent;
 pub mod allocation;
 pub mod management;
 pub mod power;
@@ -87,6 +88,8 @@ fn kind_name(kind: Option<&Kind>) -> &'static str {
         Some(Kind::DestroyAllocation(_)) => "destroy_allocation",
         Some(Kind::SetBootMode(_)) => "set_boot_mode",
         Some(Kind::SetSecureBoot(_)) => "set_secure_boot",
+        Some(Kind::AgentLookup(_)) => "agent_lookup",
+        Some(Kind::AgentHeartbeat(_)) => "agent_heartbeat",
         None => "none",
     }
 }
@@ -135,6 +138,8 @@ async fn answer(ctx: &Context, task: Task) -> TaskReply {
         Some(Kind::SetSecureBoot(request)) => {
             management::set_boot_mode(ctx, &task.node_uuid, None, Some(request.enabled)).await
         }
+        Some(Kind::AgentLookup(_)) => agent::lookup(ctx, &task.node_uuid).await,
+        Some(Kind::AgentHeartbeat(beat)) => agent::heartbeat(ctx, &task.node_uuid, beat).await,
         None => Ok(refused(RefusalKind::Invalid, "Task has no kind.".into())),
     };
     let mut reply = result.unwrap_or_else(|e| {

@@ -243,12 +243,14 @@ async fn run_flow(
     let delay = Duration::from_millis(ctx.settings.fake_step_delay_ms);
     let manual_clean = verb == Verb::Clean;
     while !state.is_stable() {
-        let Some(node) = load_node(ctx, node_uuid).await? else {
-            return Ok(());
-        };
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
+        // Read after the step's work, so what others wrote meanwhile (an
+        // agent's token) is carried into this step's write.
+        let Some(node) = load_node(ctx, node_uuid).await? else {
+            return Ok(());
+        };
         let (event, mut change) = match hardware_step(ctx, &node, state).await {
             Some(done) => done,
             None => step(ctx, &node, state),

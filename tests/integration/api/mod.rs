@@ -12,6 +12,7 @@ mod node_resources;
 mod nodes;
 mod portgroups;
 mod ports_chassis;
+mod ramdisk;
 mod step_templates;
 mod versions;
 mod volumes;

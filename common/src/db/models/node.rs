@@ -974,3 +974,61 @@ impl Node {
         )
     }
 }
+
+/// What [`Node::merge_internal_info`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InternalInfoMerge {
+    Merged,
+    /// Another host holds the node's lock.
+    Locked(String),
+    NotFound,
+    /// Other writers kept changing the value; nothing was written.
+    Contended,
+}
+
+impl Node {
+    /// Sets (or, for `null` values, removes) keys of a node's
+    /// `driver_internal_info` without touching the others, unless a host
+    /// other than `host` holds the node's lock. The write only lands on the
+    /// value it read, so a concurrent writer is never overwritten; the read
+    /// is retried a few times.
+    pub fn merge_internal_info(
+        conn: &mut AnyConnection,
+        id: i32,
+        host: &str,
+        entries: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<InternalInfoMerge, DbError> {
+        for _ in 0..5 {
+            let Some(node) = Node::by_id(conn, id)? else {
+                return Ok(InternalInfoMerge::NotFound);
+            };
+            if let Some(holder) = node.reservation.filter(|h| h != host) {
+                return Ok(InternalInfoMerge::Locked(holder));
+            }
+            let mut info: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&node.driver_internal_info).unwrap_or_default();
+            for (key, value) in entries {
+                if value.is_null() {
+                    info.remove(key);
+                } else {
+                    info.insert(key.clone(), value.clone());
+                }
+            }
+            let new = serde_json::Value::Object(info).to_string();
+            let n = diesel::update(
+                nodes::table
+                    .find(id)
+                    .filter(nodes::driver_internal_info.eq(&node.driver_internal_info)),
+            )
+            .set((
+                nodes::driver_internal_info.eq(&new),
+                nodes::updated_at.eq(Some(now())),
+            ))
+            .execute(conn)?;
+            if n == 1 {
+                return Ok(InternalInfoMerge::Merged);
+            }
+        }
+        Ok(InternalInfoMerge::Contended)
+    }
+}

@@ -1,0 +1,145 @@
+//! The deploy ramdisk's side of the conversation (Ironic's agent API, 1.62+
+//! token semantics): lookup hands out the node's agent token once, every
+//! heartbeat must carry it, and a heartbeat records where the agent
+//! listens (`agent_url`), its version and when it was last heard.
+//!
+//! Invariants: the token is generated here, 32 random bytes, stored only in
+//! `driver_internal_info.agent_secret_token` and sent only in the first
+//! lookup's reply (later lookups get `******`); it is compared in constant
+//! time and never logged. These writes touch only their own keys of
+//! `driver_internal_info`, so they never undo a flow's changes.
+
+use base64::Engine as _;
+use ferric_common::db::models::node::{InternalInfoMerge, Node};
+use ferric_proto::v1::task_reply::Outcome;
+use ferric_proto::v1::{AgentHeartbeat, AgentToken, RefusalKind, TaskReply};
+use rand::RngCore as _;
+use serde_json::{Map, Value, json};
+use subtle::ConstantTimeEq as _;
+
+use crate::tasks::{Context, TaskError, accepted, load_node, node_locked, node_not_found, refused};
+
+/// What a repeated lookup gets instead of the token.
+const MASKED: &str = "******";
+
+fn internal_info(node: &Node) -> Map<String, Value> {
+    serde_json::from_str(&node.driver_internal_info).unwrap_or_default()
+}
+
+async fn merge(
+    ctx: &Context,
+    node: &Node,
+    entries: Map<String, Value>,
+) -> Result<Option<TaskReply>, TaskError> {
+    let (id, host) = (node.id, ctx.host.clone());
+    let merged = ctx
+        .db
+        .run(move |conn| Node::merge_internal_info(conn, id, &host, &entries))
+        .await?;
+    Ok(match merged {
+        InternalInfoMerge::Merged => None,
+        InternalInfoMerge::Locked(holder) => Some(node_locked(&node.uuid, &holder)),
+        InternalInfoMerge::NotFound => Some(node_not_found(&node.uuid)),
+        InternalInfoMerge::Contended => Some(refused(
+            RefusalKind::Temporary,
+            format!("Node {} is changing; please retry.", node.uuid),
+        )),
+    })
+}
+
+/// A new agent token: 32 random bytes, URL-safe base64 (as Python's
+/// `secrets.token_urlsafe()`).
+fn new_token() -> String {
+    let mut bytes = [0_u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// `AgentLookup`: the token the first time, `******` afterwards.
+pub async fn lookup(ctx: &Context, node_uuid: &str) -> Result<TaskReply, TaskError> {
+    let Some(node) = load_node(ctx, node_uuid).await? else {
+        return Ok(node_not_found(node_uuid));
+    };
+    let token = if internal_info(&node)
+        .get("agent_secret_token")
+        .is_some_and(|t| !t.is_null())
+    {
+        tracing::warn!(node.uuid = %node.uuid, "agent token already handed out; lookup gets it masked");
+        MASKED.to_owned()
+    } else {
+        let token = new_token();
+        let mut entries = Map::new();
+        entries.insert("agent_secret_token".into(), json!(token));
+        entries.insert("agent_secret_token_pregenerated".into(), Value::Null);
+        if let Some(refusal) = merge(ctx, &node, entries).await? {
+            return Ok(refusal);
+        }
+        tracing::info!(node.uuid = %node.uuid, "agent token generated");
+        token
+    };
+    Ok(TaskReply {
+        task_id: String::new(),
+        outcome: Some(Outcome::AgentToken(AgentToken { token })),
+    })
+}
+
+fn token_valid(node: &Node, offered: Option<&str>) -> bool {
+    let info = internal_info(node);
+    match (
+        info.get("agent_secret_token").and_then(Value::as_str),
+        offered,
+    ) {
+        (Some(known), Some(offered)) => bool::from(known.as_bytes().ct_eq(offered.as_bytes())),
+        _ => false,
+    }
+}
+
+/// `AgentHeartbeat`: checks the token, then records the agent.
+pub async fn heartbeat(
+    ctx: &Context,
+    node_uuid: &str,
+    beat: AgentHeartbeat,
+) -> Result<TaskReply, TaskError> {
+    let Some(node) = load_node(ctx, node_uuid).await? else {
+        return Ok(node_not_found(node_uuid));
+    };
+    if beat.agent_version.is_none() && beat.agent_status.is_none() {
+        return Ok(refused(
+            RefusalKind::Invalid,
+            "Agent did not transmit a version, and a version is required. Please update the agent being used.".into(),
+        ));
+    }
+    if !token_valid(&node, beat.agent_token.as_deref()) {
+        tracing::warn!(node.uuid = %node.uuid, "heartbeat with an invalid or missing agent token");
+        return Ok(refused(
+            RefusalKind::Invalid,
+            "Invalid or missing agent token received.".into(),
+        ));
+    }
+    let mut entries = Map::new();
+    entries.insert("agent_url".into(), json!(beat.callback_url));
+    entries.insert("agent_version".into(), json!(beat.agent_version));
+    entries.insert(
+        "agent_last_heartbeat".into(),
+        json!(
+            ferric_common::db::now()
+                .format("%Y-%m-%dT%H:%M:%S%.6f")
+                .to_string()
+        ),
+    );
+    if let Some(ca) = beat.agent_verify_ca {
+        entries.insert("agent_verify_ca".into(), json!(ca));
+    }
+    if let Some(status) = beat.agent_status {
+        entries.insert("agent_status".into(), json!(status));
+        entries.insert(
+            "agent_status_message".into(),
+            json!(beat.agent_status_message),
+        );
+    }
+    if let Some(refusal) = merge(ctx, &node, entries).await? {
+        return Ok(refusal);
+    }
+    tracing::debug!(node.uuid = %node.uuid, "agent heartbeat recorded");
+    Ok(accepted())
+}
