@@ -8,6 +8,7 @@ pub mod deploy_templates;
 pub mod drivers;
 pub mod events;
 pub mod history;
+pub mod inspection_rules;
 pub mod node_controls;
 pub mod node_extras;
 pub mod node_states;
@@ -387,6 +388,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/heartbeat/{node}")
             .route(web::post().to(ramdisk::heartbeat))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/inspection_rules")
+            .route(web::get().to(inspection_rules::list))
+            .route(web::post().to(inspection_rules::create))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/inspection_rules/{uuid}")
+            .route(web::get().to(inspection_rules::show))
+            .route(web::patch().to(inspection_rules::update))
+            .route(web::delete().to(inspection_rules::delete))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(

@@ -266,6 +266,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    inspection_rules (id) {
+        id -> Integer,
+        uuid -> Text,
+        description -> Nullable<Text>,
+        priority -> Integer,
+        sensitive -> Bool,
+        phase -> Text,
+        conditions -> Text,
+        actions -> Text,
+        created_at -> Timestamp,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     task_receipts (task_id) {
         task_id -> Text,
         node_id -> Integer,
@@ -299,5 +314,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     runbooks,
     volume_connectors,
     volume_targets,
+    inspection_rules,
     task_receipts,
 );

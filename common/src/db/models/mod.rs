@@ -6,6 +6,7 @@ pub mod allocation;
 pub mod chassis;
 pub mod conductor;
 pub mod history;
+pub mod inspection_rule;
 pub mod node;
 pub mod port;
 pub mod portgroup;

@@ -1,0 +1,576 @@
+//! `/v1/inspection_rules` (1.96): rules applied to inspection data.
+//! Ferric stores and validates them as Ironic does (operators, actions and
+//! their arguments, phase `main`, priority 0–9999); a `sensitive` rule's
+//! conditions and actions are never shown. Applying them waits for
+//! agent-based inspection.
+//!
+//! Deliberate differences: invalid operator arguments get 400 (Ironic 39
+//! answers 500), and `links` point at `/v1/inspection_rules/{uuid}` (Ironic
+//! 39 links to `/v1/inspection/{uuid}`, which does not exist).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use ferric_common::db::models::inspection_rule::{InspectionRule, RuleFields};
+use serde_json::{Map, Value, json};
+
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::microversion::Microversion;
+use crate::pagination::{self, next_link, parse_query};
+use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
+use crate::routes::common::base_url;
+use crate::routes::step_lists::{Sortable, page_of};
+use crate::state::AppState;
+use crate::validation::{expect_uuid, is_uuid_like, py_repr};
+use crate::views::{json_column, links, opt, parse_fields, timestamp};
+
+const VERSION: u32 = 96;
+
+/// Action operators with their required and optional arguments (the
+/// parameters of each action's `__call__` in Ironic).
+const ACTIONS: [(&str, &[&str], &[&str]); 16] = [
+    ("fail", &["msg"], &[]),
+    ("log", &["msg"], &["level"]),
+    ("set-attribute", &["path", "value"], &[]),
+    ("extend-attribute", &["path", "value"], &["unique"]),
+    ("del-attribute", &["path"], &[]),
+    ("set-capability", &["name", "value"], &[]),
+    ("unset-capability", &["name"], &[]),
+    ("add-trait", &["name"], &[]),
+    ("remove-trait", &["name"], &[]),
+    ("set-plugin-data", &["path", "value"], &[]),
+    ("extend-plugin-data", &["path", "value"], &["unique"]),
+    ("unset-plugin-data", &["path"], &[]),
+    ("set-port-attribute", &["port_id", "path", "value"], &[]),
+    (
+        "extend-port-attribute",
+        &["port_id", "path", "value"],
+        &["unique"],
+    ),
+    ("del-port-attribute", &["port_id", "path"], &[]),
+    (
+        "api-call",
+        &["url"],
+        &["headers", "proxies", "timeout", "retries", "backoff_factor"],
+    ),
+];
+
+/// Condition operators with their arguments (`!op` negates one).
+const OPERATORS: [(&str, &[&str], &[&str]); 11] = [
+    ("eq", &["values"], &["force_strings"]),
+    ("lt", &["values"], &["force_strings"]),
+    ("gt", &["values"], &["force_strings"]),
+    ("is-empty", &["value"], &[]),
+    ("in-net", &["address", "subnet"], &[]),
+    ("matches", &["value", "regex"], &[]),
+    ("contains", &["value", "regex"], &[]),
+    ("one-of", &["value"], &["values"]),
+    ("is-none", &["value"], &[]),
+    ("is-true", &["value"], &[]),
+    ("is-false", &["value"], &[]),
+];
+
+const DEFAULT_LIST_FIELDS: [&str; 4] = ["uuid", "priority", "phase", "description"];
+const FIELDS: [&str; 10] = [
+    "uuid",
+    "created_at",
+    "updated_at",
+    "description",
+    "priority",
+    "sensitive",
+    "phase",
+    "conditions",
+    "actions",
+    "links",
+];
+const PATCH_ALLOWED: [&str; 6] = [
+    "description",
+    "priority",
+    "sensitive",
+    "phase",
+    "conditions",
+    "actions",
+];
+const SORT_KEYS: [&str; 7] = [
+    "id",
+    "uuid",
+    "description",
+    "priority",
+    "phase",
+    "created_at",
+    "updated_at",
+];
+
+fn gate(version: Microversion, req: &HttpRequest) -> Result<(), ApiError> {
+    if version.at_least(VERSION) {
+        return Ok(());
+    }
+    let message = "The API version does not allow inspection rules".to_owned();
+    Err(if req.method() == actix_web::http::Method::GET {
+        ApiError::NotFound(message)
+    } else {
+        ApiError::MethodNotAllowed(message)
+    })
+}
+
+fn not_found(ident: &str) -> ApiError {
+    ApiError::NotFound(format!("Inspection rule {ident} could not be found."))
+}
+
+fn schema_error(message: String) -> ApiError {
+    ApiError::BadRequest(format!("Schema error: {message}"))
+}
+
+impl Sortable for InspectionRule {
+    fn id(&self) -> i32 {
+        self.id
+    }
+    fn uuid(&self) -> &str {
+        &self.uuid
+    }
+    fn sort_value(&self, key: &str) -> Value {
+        match key {
+            "uuid" => json!(self.uuid),
+            "description" => json!(self.description),
+            "priority" => json!(self.priority),
+            "phase" => json!(self.phase),
+            "created_at" => json!(self.created_at.and_utc().timestamp_micros()),
+            "updated_at" => self
+                .updated_at
+                .map_or(Value::Null, |t| json!(t.and_utc().timestamp_micros())),
+            _ => json!(self.id),
+        }
+    }
+}
+
+/// Checks an operator's arguments against its signature: a list binds
+/// positionally, an object by name.
+fn check_args(args: &Value, required: &[&str], optional: &[&str]) -> Result<(), String> {
+    let given: Vec<String> = match args {
+        Value::Object(map) => map.keys().cloned().collect(),
+        Value::Array(items) => {
+            let names: Vec<&str> = required.iter().chain(optional).copied().collect();
+            if items.len() > names.len() {
+                return Err(format!(
+                    "takes at most {} argument(s), {} given",
+                    names.len(),
+                    items.len()
+                ));
+            }
+            names[..items.len()]
+                .iter()
+                .map(|n| (*n).to_owned())
+                .collect()
+        }
+        _ => return Err("args must be either a list or dictionary".into()),
+    };
+    let missing: Vec<&str> = required
+        .iter()
+        .filter(|r| !given.iter().any(|g| g == *r))
+        .copied()
+        .collect();
+    let mut unexpected: Vec<&str> = given
+        .iter()
+        .map(String::as_str)
+        .filter(|g| !required.contains(g) && !optional.contains(g))
+        .collect();
+    unexpected.sort_unstable();
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!(
+            "missing required argument(s): {}",
+            missing.join(", ")
+        ));
+    }
+    if !unexpected.is_empty() {
+        parts.push(format!("unexpected argument(s): {}", unexpected.join(", ")));
+    }
+    if parts.is_empty() {
+        Ok(())
+    } else {
+        Err(parts.join("; "))
+    }
+}
+
+/// Checks a list of conditions or actions: the schema, then each
+/// operator's arguments. Returns the first problem (or all, as Ironic words
+/// several).
+fn check_ops(
+    list: &Value,
+    key: &str,
+    table: &[(&str, &[&str], &[&str])],
+    min_items: usize,
+    errors: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    let Value::Array(items) = list else {
+        return Err(schema_error(format!(
+            "{} is not of type 'array'",
+            py_repr(list)
+        )));
+    };
+    if items.len() < min_items {
+        return Err(schema_error("[] should be non-empty".into()));
+    }
+    let negatable = key == "conditions";
+    for item in items {
+        let Value::Object(map) = item else {
+            return Err(schema_error(format!(
+                "{} is not of type 'object'",
+                py_repr(item)
+            )));
+        };
+        for required in ["op", "args"] {
+            if !map.contains_key(required) {
+                return Err(schema_error(format!("'{required}' is a required property")));
+            }
+        }
+        let raw_op = map["op"].as_str().unwrap_or_default();
+        let op = if negatable {
+            raw_op.strip_prefix('!').unwrap_or(raw_op)
+        } else {
+            raw_op
+        };
+        let Some((_, required, optional)) = table.iter().find(|(name, _, _)| *name == op) else {
+            let mut names: Vec<String> = table.iter().map(|(n, _, _)| format!("'{n}'")).collect();
+            if negatable {
+                names.extend(table.iter().map(|(n, _, _)| format!("'!{n}'")));
+            }
+            return Err(schema_error(format!(
+                "{} is not one of [{}]",
+                py_repr(&map["op"]),
+                names.join(", ")
+            )));
+        };
+        if let Some(multiple) = map.get("multiple")
+            && !multiple
+                .as_str()
+                .is_some_and(|m| ["any", "all", "first", "last"].contains(&m))
+        {
+            return Err(schema_error(format!(
+                "{} is not one of ['any', 'all', 'first', 'last']",
+                py_repr(multiple)
+            )));
+        }
+        if let Err(problem) = check_args(&map["args"], required, optional) {
+            let kind = if negatable { "condition" } else { "action" };
+            errors.push(format!(
+                "Invalid parameters for {kind} operator {op}: {problem}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a whole rule document and turns it into row fields.
+fn fields_from(map: &Map<String, Value>) -> Result<RuleFields, ApiError> {
+    const KEYS: [&str; 7] = [
+        "actions",
+        "conditions",
+        "description",
+        "phase",
+        "priority",
+        "sensitive",
+        "uuid",
+    ];
+    if let Some(key) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(schema_error(format!(
+            "Additional properties are not allowed ('{key}' was unexpected)"
+        )));
+    }
+    let Some(actions) = map.get("actions") else {
+        return Err(schema_error("'actions' is a required property".into()));
+    };
+    let conditions = map
+        .get("conditions")
+        .filter(|c| !c.is_null())
+        .cloned()
+        .unwrap_or_else(|| json!([]));
+    let mut errors = Vec::new();
+    check_ops(&conditions, "conditions", &OPERATORS, 0, &mut errors)?;
+    check_ops(actions, "actions", &ACTIONS, 1, &mut errors)?;
+    let description = match map.get("description") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) if d.chars().count() <= 255 => Some(d.clone()),
+        Some(other) => {
+            return Err(schema_error(format!(
+                "{} is not valid for description",
+                py_repr(other)
+            )));
+        }
+    };
+    let phase = match map.get("phase") {
+        None | Some(Value::Null) => "main".to_owned(),
+        Some(Value::String(p)) if p == "main" => p.clone(),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid phase: {}. Valid phases are: main",
+                other.as_str().unwrap_or(&other.to_string())
+            )));
+        }
+    };
+    let priority = match map.get("priority") {
+        None | Some(Value::Null) => 0,
+        Some(Value::Number(n)) if n.is_i64() => {
+            let p = n.as_i64().unwrap_or_default();
+            if p < 0 {
+                return Err(schema_error(format!("{p} is less than the minimum of 0")));
+            }
+            if p > 9999 {
+                return Err(ApiError::BadRequest(
+                    "Priority must be between 0 and 9999 for user-defined rules.".into(),
+                ));
+            }
+            i32::try_from(p).unwrap_or_default()
+        }
+        Some(other) => {
+            return Err(schema_error(format!(
+                "{} is not of type 'integer'",
+                py_repr(other)
+            )));
+        }
+    };
+    let sensitive = match map.get("sensitive") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(schema_error(format!(
+                "{} is not of type 'boolean', 'null'",
+                py_repr(other)
+            )));
+        }
+    };
+    match errors.len() {
+        0 => {}
+        1 => return Err(ApiError::BadRequest(errors.remove(0))),
+        _ => {
+            return Err(ApiError::BadRequest(format!(
+                "Multiple validation errors occurred: {}",
+                errors.join("; ")
+            )));
+        }
+    }
+    Ok(RuleFields {
+        description,
+        priority,
+        sensitive,
+        phase,
+        conditions: conditions.to_string(),
+        actions: actions.to_string(),
+    })
+}
+
+fn body(rule: &InspectionRule, base: &str, fields: Option<&[String]>) -> Value {
+    let hidden = |text: &str| {
+        if rule.sensitive {
+            Value::Null
+        } else {
+            json_column(text)
+        }
+    };
+    let mut out = Map::new();
+    out.insert("uuid".into(), json!(rule.uuid));
+    out.insert("created_at".into(), timestamp(Some(rule.created_at)));
+    out.insert("updated_at".into(), timestamp(rule.updated_at));
+    out.insert("description".into(), opt(&rule.description));
+    out.insert("priority".into(), json!(rule.priority));
+    out.insert("sensitive".into(), json!(rule.sensitive));
+    out.insert("phase".into(), json!(rule.phase));
+    out.insert("conditions".into(), hidden(&rule.conditions));
+    out.insert("actions".into(), hidden(&rule.actions));
+    out.insert(
+        "links".into(),
+        links(base, &format!("inspection_rules/{}", rule.uuid)),
+    );
+    if let Some(fields) = fields {
+        out.retain(|k, _| k == "links" || fields.iter().any(|f| f == k));
+    }
+    Value::Object(out)
+}
+
+fn check_fields(fields: &[String]) -> Result<(), ApiError> {
+    let bad: Vec<&str> = fields
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !FIELDS.contains(f))
+        .collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "Field(s) \"{}\" are not valid",
+            bad.join(", ")
+        )))
+    }
+}
+
+async fn find(state: &AppState, ident: &str) -> Result<InspectionRule, ApiError> {
+    if !is_uuid_like(ident) {
+        return Err(not_found(ident));
+    }
+    let key = ident.to_lowercase();
+    state
+        .db
+        .run(move |conn| InspectionRule::by_uuid(conn, &key))
+        .await?
+        .ok_or_else(|| not_found(ident))
+}
+
+/// `GET /v1/inspection_rules`.
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+) -> Result<HttpResponse, ApiError> {
+    gate(version, &req)?;
+    let query = parse_query(req.query_string());
+    let shape = pagination::list_shape(&query, version, false, &DEFAULT_LIST_FIELDS)?;
+    if let Some(f) = &shape.fields {
+        check_fields(f)?;
+    }
+    let pagination = pagination::pagination(
+        &query,
+        state.settings.api.max_limit,
+        &SORT_KEYS,
+        &["actions", "conditions"],
+    )?;
+    let phase = query.get("phase").cloned();
+    let rows = state.db.run(InspectionRule::all).await?;
+    let rows: Vec<InspectionRule> = rows
+        .into_iter()
+        .filter(|r| phase.as_ref().is_none_or(|p| *p == r.phase))
+        .collect();
+    let rows = page_of(rows, &pagination, not_found)?;
+    let base = base_url(&req, &state);
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| body(r, &base, shape.fields.as_deref()))
+        .collect();
+    let filters: Vec<(&str, String)> = ["phase", "detail"]
+        .into_iter()
+        .filter_map(|k| query.get(k).map(|v| (k, v.clone())))
+        .collect();
+    let next = next_link(
+        &base,
+        "inspection_rules",
+        &pagination,
+        shape.fields.as_deref(),
+        &filters,
+        rows.len(),
+        rows.last().map(|r| r.uuid.as_str()),
+    );
+    pagination::collection("inspection_rules", items, next).respond(512)
+}
+
+/// `GET /v1/inspection_rules/{uuid}`.
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    gate(version, &req)?;
+    let query = parse_query(req.query_string());
+    let fields = parse_fields(query.get("fields"));
+    if let Some(f) = &fields {
+        check_fields(f)?;
+    }
+    let rule = find(&state, &path).await?;
+    let base = base_url(&req, &state);
+    Ok(HttpResponse::Ok().json(body(&rule, &base, fields.as_deref())))
+}
+
+/// `POST /v1/inspection_rules`.
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    JsonBody(body_value): JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    gate(version, &req)?;
+    let Value::Object(map) = &body_value else {
+        return Err(schema_error(format!(
+            "{} is not of type 'object'",
+            py_repr(&body_value)
+        )));
+    };
+    let fields = fields_from(map)?;
+    let uuid = match map.get("uuid").and_then(Value::as_str) {
+        Some(u) => expect_uuid("uuid", u)?,
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let key = uuid.clone();
+    let rule = state
+        .db
+        .run(move |conn| InspectionRule::insert(conn, &key, &fields))
+        .await
+        .map_err(|e| {
+            if e.is_unique_violation() {
+                ApiError::Conflict(format!(
+                    "An inspection rule with UUID {uuid} already exists."
+                ))
+            } else {
+                e.into()
+            }
+        })?;
+    let base = base_url(&req, &state);
+    Ok(HttpResponse::Created()
+        .insert_header((
+            "Location",
+            format!("{base}/v1/inspection_rules/{}", rule.uuid),
+        ))
+        .json(body(&rule, &base, None)))
+}
+
+/// `PATCH /v1/inspection_rules/{uuid}`.
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+    JsonBody(patch): JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    gate(version, &req)?;
+    let ops = check_patch_ops(&patch)?;
+    check_allowed_paths(ops, &PATCH_ALLOWED)?;
+    let rule = find(&state, &path).await?;
+    let mut doc = json!({
+        "description": rule.description,
+        "priority": rule.priority,
+        "sensitive": rule.sensitive,
+        "phase": rule.phase,
+        "conditions": json_column(&rule.conditions),
+        "actions": json_column(&rule.actions),
+    });
+    apply_patch(&mut doc, ops)?;
+    let Value::Object(map) = &doc else {
+        return Err(ApiError::BadRequest("Invalid patch.".into()));
+    };
+    let fields = fields_from(map)?;
+    let id = rule.id;
+    let updated = state
+        .db
+        .run(move |conn| InspectionRule::update(conn, id, &fields))
+        .await?
+        .ok_or_else(|| not_found(&path))?;
+    let base = base_url(&req, &state);
+    Ok(HttpResponse::Ok().json(body(&updated, &base, None)))
+}
+
+/// `DELETE /v1/inspection_rules/{uuid}`.
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    gate(version, &req)?;
+    let rule = find(&state, &path).await?;
+    let id = rule.id;
+    if !state
+        .db
+        .run(move |conn| InspectionRule::delete(conn, id))
+        .await?
+    {
+        return Err(not_found(&path));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
