@@ -229,6 +229,15 @@ pub fn no_unexpected(map: &Map<String, Value>, allowed: &[&str]) -> Result<(), A
     }
 }
 
+/// A checked body's object field as stored JSON text (`{}` when absent
+/// or null).
+pub fn object_text(map: &Map<String, Value>, key: &str) -> String {
+    match map.get(key) {
+        Some(v @ Value::Object(_)) => v.to_string(),
+        _ => "{}".into(),
+    }
+}
+
 /// `Schema error for <name>`, or plain `Schema error` for Ironic's newer
 /// request-schema checks (an empty name).
 fn schema_prefix(name: &str) -> String {

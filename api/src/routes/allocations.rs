@@ -18,12 +18,14 @@ use serde_json::{Map, Value, json};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::microversion::{Microversion, RequestId};
-use crate::pagination::{self, next_link, parse_query};
+use crate::pagination::{self, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::{base_url, find_node};
-use crate::routes::step_lists::{Sortable, page_of};
+use crate::routes::small_lists::{
+    GateBody, ListPage, Sortable, echoed, resource_gate, respond, time_value,
+};
 use crate::state::AppState;
-use crate::validation::{check_trait, expect_uuid, is_valid_logical_name, py_repr};
+use crate::validation::{check_trait, expect_uuid, is_valid_logical_name, object_text, py_repr};
 use crate::views::allocation::{OWNER_VERSION, allocation_body, check_fields};
 use crate::views::parse_fields;
 
@@ -45,15 +47,13 @@ const SORT_KEYS: [&str; 10] = [
 ];
 
 fn gate(version: Microversion, req: &HttpRequest) -> Result<(), ApiError> {
-    if version.at_least(VERSION) {
-        return Ok(());
-    }
-    let message = "The API version does not allow allocations".to_owned();
-    Err(if req.method() == actix_web::http::Method::GET {
-        ApiError::NotFound(message)
-    } else {
-        ApiError::MethodNotAllowed(message)
-    })
+    resource_gate(
+        req,
+        version,
+        VERSION,
+        "The API version does not allow allocations",
+        GateBody::Fault,
+    )
 }
 
 fn not_found(ident: &str) -> ApiError {
@@ -90,10 +90,8 @@ impl Sortable for Allocation {
             "owner" => json!(self.owner),
             "last_error" => json!(self.last_error),
             "resource_class" => json!(self.resource_class),
-            "created_at" => json!(self.created_at.and_utc().timestamp_micros()),
-            "updated_at" => self
-                .updated_at
-                .map_or(Value::Null, |t| json!(t.and_utc().timestamp_micros())),
+            "created_at" => time_value(Some(self.created_at)),
+            "updated_at" => time_value(self.updated_at),
             _ => json!(self.id),
         }
     }
@@ -195,7 +193,6 @@ async fn collection(
             Ok((rows, uuids))
         })
         .await?;
-    let rows = page_of(rows, &pagination, not_found)?;
     Ok((rows, uuids, pagination, fields))
 }
 
@@ -208,28 +205,19 @@ pub async fn list(
     gate(version, &req)?;
     let (rows, uuids, pagination, fields) = collection(&req, &state, version, None).await?;
     let base = base_url(&req, &state);
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|a| {
-            let node_uuid = a.node_id.and_then(|id| uuids.get(&id)).map(String::as_str);
-            allocation_body(a, node_uuid, &base, version, fields.as_deref())
-        })
-        .collect();
     let query = parse_query(req.query_string());
-    let filters: Vec<(&str, String)> = ["node", "resource_class", "state", "owner"]
-        .into_iter()
-        .filter_map(|k| query.get(k).map(|v| (k, v.clone())))
-        .collect();
-    let next = next_link(
-        &base,
-        "allocations",
-        &pagination,
-        fields.as_deref(),
-        &filters,
-        rows.len(),
-        rows.last().map(|a| a.uuid.as_str()),
-    );
-    pagination::collection("allocations", items, next).respond(768)
+    let page = ListPage {
+        key: "allocations",
+        path: "allocations",
+        base: &base,
+        fields: fields.as_deref(),
+        filters: &echoed(&query, &["node", "resource_class", "state", "owner"]),
+        bytes_per_item: 768,
+    };
+    respond(rows, &pagination, &page, not_found, |a| {
+        let node_uuid = a.node_id.and_then(|id| uuids.get(&id)).map(String::as_str);
+        allocation_body(a, node_uuid, &base, version, fields.as_deref())
+    })
 }
 
 /// `GET /v1/allocations/{ident}`.
@@ -412,10 +400,7 @@ pub async fn create(
         resource_class,
         traits: serde_json::to_string(&traits).unwrap_or_else(|_| "[]".into()),
         candidate_nodes: serde_json::to_string(&candidates).unwrap_or_else(|_| "[]".into()),
-        extra: match map.get("extra") {
-            Some(v @ Value::Object(_)) => v.to_string(),
-            _ => "{}".into(),
-        },
+        extra: object_text(map, "extra"),
     };
     state
         .db

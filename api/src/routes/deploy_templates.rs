@@ -2,7 +2,6 @@
 //! its instance asks for a trait of the same name. Names are traits
 //! (`CUSTOM_*` or standard), unique; steps as [`step_lists`] checks them.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use ferric_common::db::DbError;
 use ferric_common::db::models::step_template::{DeployTemplate, DeployTemplateFields};
@@ -11,12 +10,15 @@ use serde_json::{Map, Value, json};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
-use crate::pagination::{self, next_link, parse_query};
+use crate::pagination::{self, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::base_url;
-use crate::routes::step_lists::{DEPLOY_TEMPLATE_STEPS, Sortable, check_steps, page_of};
+use crate::routes::small_lists::{
+    GateBody, ListPage, Sortable, echoed, resource_gate, respond, time_value,
+};
+use crate::routes::step_lists::{DEPLOY_TEMPLATE_STEPS, check_steps};
 use crate::state::AppState;
-use crate::validation::{Kind, check_object, check_trait, expect_uuid};
+use crate::validation::{Kind, check_object, check_trait, expect_uuid, object_text};
 use crate::views::parse_fields;
 use crate::views::step_template::{
     DEFAULT_LIST_FIELDS, check_deploy_template_fields, deploy_template_body,
@@ -38,18 +40,13 @@ const SORT_KEYS: [&str; 5] = ["id", "uuid", "name", "created_at", "updated_at"];
 
 /// Below 1.55 the resource does not exist: 404 to a GET, 405 otherwise.
 fn gate(version: Microversion, req: &HttpRequest) -> Result<(), ApiError> {
-    if version.at_least(VERSION) {
-        return Ok(());
-    }
-    let status = if req.method() == actix_web::http::Method::GET {
-        StatusCode::NOT_FOUND
-    } else {
-        StatusCode::METHOD_NOT_ALLOWED
-    };
-    Err(ApiError::routing(
-        status,
+    resource_gate(
+        req,
+        version,
+        VERSION,
         "The API version does not allow deploy templates",
-    ))
+        GateBody::Routing,
+    )
 }
 
 fn not_found(ident: &str) -> ApiError {
@@ -82,10 +79,8 @@ impl Sortable for DeployTemplate {
         match key {
             "uuid" => json!(self.uuid),
             "name" => json!(self.name),
-            "created_at" => json!(self.created_at.and_utc().timestamp_micros()),
-            "updated_at" => self
-                .updated_at
-                .map_or(Value::Null, |t| json!(t.and_utc().timestamp_micros())),
+            "created_at" => time_value(Some(self.created_at)),
+            "updated_at" => time_value(self.updated_at),
             _ => json!(self.id),
         }
     }
@@ -103,10 +98,7 @@ fn fields_from(map: &Map<String, Value>) -> Result<DeployTemplateFields, ApiErro
             crate::validation::py_repr(&map["description"])
         )));
     }
-    let extra = match map.get("extra") {
-        Some(v @ Value::Object(_)) => v.to_string(),
-        _ => "{}".into(),
-    };
+    let extra = object_text(map, "extra");
     Ok(DeployTemplateFields {
         name,
         extra,
@@ -142,26 +134,18 @@ pub async fn list(
         &["extra", "steps"],
     )?;
     let rows = state.db.run(DeployTemplate::all).await?;
-    let rows = page_of(rows, &pagination, not_found)?;
     let base = base_url(&req, &state);
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|t| deploy_template_body(t, &base, shape.fields.as_deref()))
-        .collect();
-    let detail_filter = query
-        .get("detail")
-        .map(|d| vec![("detail", d.clone())])
-        .unwrap_or_default();
-    let next = next_link(
-        &base,
-        "deploy_templates",
-        &pagination,
-        shape.fields.as_deref(),
-        &detail_filter,
-        rows.len(),
-        rows.last().map(|t| t.uuid.as_str()),
-    );
-    pagination::collection("deploy_templates", items, next).respond(512)
+    let page = ListPage {
+        key: "deploy_templates",
+        path: "deploy_templates",
+        base: &base,
+        fields: shape.fields.as_deref(),
+        filters: &echoed(&query, &["detail"]),
+        bytes_per_item: 512,
+    };
+    respond(rows, &pagination, &page, not_found, |t| {
+        deploy_template_body(t, &base, shape.fields.as_deref())
+    })
 }
 
 /// `GET /v1/deploy_templates/{ident}`.

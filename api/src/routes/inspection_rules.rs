@@ -15,10 +15,12 @@ use serde_json::{Map, Value, json};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
-use crate::pagination::{self, next_link, parse_query};
+use crate::pagination::{self, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::base_url;
-use crate::routes::step_lists::{Sortable, page_of};
+use crate::routes::small_lists::{
+    GateBody, ListPage, Sortable, echoed, resource_gate, respond, time_value,
+};
 use crate::state::AppState;
 use crate::validation::{expect_uuid, is_uuid_like, py_repr};
 use crate::views::{json_column, links, opt, parse_fields, timestamp};
@@ -101,15 +103,13 @@ const SORT_KEYS: [&str; 7] = [
 ];
 
 fn gate(version: Microversion, req: &HttpRequest) -> Result<(), ApiError> {
-    if version.at_least(VERSION) {
-        return Ok(());
-    }
-    let message = "The API version does not allow inspection rules".to_owned();
-    Err(if req.method() == actix_web::http::Method::GET {
-        ApiError::NotFound(message)
-    } else {
-        ApiError::MethodNotAllowed(message)
-    })
+    resource_gate(
+        req,
+        version,
+        VERSION,
+        "The API version does not allow inspection rules",
+        GateBody::Fault,
+    )
 }
 
 fn not_found(ident: &str) -> ApiError {
@@ -133,10 +133,8 @@ impl Sortable for InspectionRule {
             "description" => json!(self.description),
             "priority" => json!(self.priority),
             "phase" => json!(self.phase),
-            "created_at" => json!(self.created_at.and_utc().timestamp_micros()),
-            "updated_at" => self
-                .updated_at
-                .map_or(Value::Null, |t| json!(t.and_utc().timestamp_micros())),
+            "created_at" => time_value(Some(self.created_at)),
+            "updated_at" => time_value(self.updated_at),
             _ => json!(self.id),
         }
     }
@@ -438,26 +436,18 @@ pub async fn list(
         .into_iter()
         .filter(|r| phase.as_ref().is_none_or(|p| *p == r.phase))
         .collect();
-    let rows = page_of(rows, &pagination, not_found)?;
     let base = base_url(&req, &state);
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|r| body(r, &base, shape.fields.as_deref()))
-        .collect();
-    let filters: Vec<(&str, String)> = ["phase", "detail"]
-        .into_iter()
-        .filter_map(|k| query.get(k).map(|v| (k, v.clone())))
-        .collect();
-    let next = next_link(
-        &base,
-        "inspection_rules",
-        &pagination,
-        shape.fields.as_deref(),
-        &filters,
-        rows.len(),
-        rows.last().map(|r| r.uuid.as_str()),
-    );
-    pagination::collection("inspection_rules", items, next).respond(512)
+    let page = ListPage {
+        key: "inspection_rules",
+        path: "inspection_rules",
+        base: &base,
+        fields: shape.fields.as_deref(),
+        filters: &echoed(&query, &["phase", "detail"]),
+        bytes_per_item: 512,
+    };
+    respond(rows, &pagination, &page, not_found, |r| {
+        body(r, &base, shape.fields.as_deref())
+    })
 }
 
 /// `GET /v1/inspection_rules/{uuid}`.

@@ -18,6 +18,7 @@ pub mod ports;
 pub mod ramdisk;
 pub mod root;
 pub mod runbooks;
+pub mod small_lists;
 pub mod step_lists;
 pub mod volumes;
 

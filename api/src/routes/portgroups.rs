@@ -13,13 +13,14 @@ use serde_json::{Map, Value, json};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
-use crate::pagination::{self, next_link, parse_query};
+use crate::pagination::{self, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::{base_url, find_node};
-use crate::routes::step_lists::{Sortable, page_of};
+use crate::routes::small_lists::{ListPage, Sortable, echoed, respond, time_value};
 use crate::state::AppState;
 use crate::validation::{
     Kind, boolean, check_object, expect_uuid, is_uuid_like, is_valid_logical_name, mac_address,
+    object_text,
 };
 use crate::views::parse_fields;
 use crate::views::portgroup::{DEFAULT_LIST_FIELDS, FIELDS, check_fields, portgroup_body};
@@ -126,10 +127,8 @@ impl Sortable for Portgroup {
             "standalone_ports_supported" => json!(self.standalone_ports_supported),
             "physical_network" => json!(self.physical_network),
             "category" => json!(self.category),
-            "created_at" => json!(self.created_at.and_utc().timestamp_micros()),
-            "updated_at" => self
-                .updated_at
-                .map_or(Value::Null, |t| json!(t.and_utc().timestamp_micros())),
+            "created_at" => time_value(Some(self.created_at)),
+            "updated_at" => time_value(self.updated_at),
             _ => json!(self.id),
         }
     }
@@ -138,10 +137,6 @@ impl Sortable for Portgroup {
 /// Builds row fields from a checked portgroup document.
 fn fields_from_map(map: &Map<String, Value>, node_id: i32) -> Result<PortgroupFields, ApiError> {
     let s = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_owned);
-    let obj = |k: &str| match map.get(k) {
-        Some(v @ Value::Object(_)) => v.to_string(),
-        _ => "{}".into(),
-    };
     let address = match s("address") {
         Some(a) => Some(mac_address("address", &a)?),
         None => None,
@@ -154,10 +149,10 @@ fn fields_from_map(map: &Map<String, Value>, node_id: i32) -> Result<PortgroupFi
         name: s("name"),
         node_id,
         address,
-        extra: obj("extra"),
+        extra: object_text(map, "extra"),
         standalone_ports_supported: standalone,
         mode: Some(s("mode").unwrap_or_else(|| DEFAULT_MODE.into())),
-        properties: obj("properties"),
+        properties: object_text(map, "properties"),
         physical_network: s("physical_network"),
         category: s("category"),
     })
@@ -314,29 +309,19 @@ async fn list_portgroups(
             Ok((rows, uuids))
         })
         .await?;
-    let rows = page_of(rows, &pagination, not_found)?;
     let base = base_url(&req, &state);
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|p| {
-            let node_uuid = node_uuids.get(&p.node_id).map_or("", String::as_str);
-            portgroup_body(p, node_uuid, &base, version, shape.fields.as_deref())
-        })
-        .collect();
-    let filters: Vec<(&str, String)> = ["node", "address"]
-        .into_iter()
-        .filter_map(|k| query.get(k).map(|v| (k, v.clone())))
-        .collect();
-    let next = next_link(
-        &base,
+    let page = ListPage {
+        key: "portgroups",
         path,
-        &pagination,
-        shape.fields.as_deref(),
-        &filters,
-        rows.len(),
-        rows.last().map(|p| p.uuid.as_str()),
-    );
-    pagination::collection("portgroups", items, next).respond(1024)
+        base: &base,
+        fields: shape.fields.as_deref(),
+        filters: &echoed(&query, &["node", "address"]),
+        bytes_per_item: 1024,
+    };
+    respond(rows, &pagination, &page, not_found, |p| {
+        let node_uuid = node_uuids.get(&p.node_id).map_or("", String::as_str);
+        portgroup_body(p, node_uuid, &base, version, shape.fields.as_deref())
+    })
 }
 
 pub async fn list(

@@ -14,12 +14,15 @@ use serde_json::{Map, Value, json};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
-use crate::pagination::{self, next_link, parse_bool, parse_query};
+use crate::pagination::{self, parse_bool, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::base_url;
-use crate::routes::step_lists::{RUNBOOK_STEPS, Sortable, check_steps, page_of};
+use crate::routes::small_lists::{
+    GateBody, ListPage, Sortable, echoed, resource_gate, respond, time_value,
+};
+use crate::routes::step_lists::{RUNBOOK_STEPS, check_steps};
 use crate::state::AppState;
-use crate::validation::{Kind, check_object, check_trait, expect_uuid, py_repr};
+use crate::validation::{Kind, check_object, check_trait, expect_uuid, object_text, py_repr};
 use crate::views::parse_fields;
 use crate::views::step_template::{
     DEFAULT_LIST_FIELDS, RUNBOOK_TRAITS_VERSION, check_runbook_fields, runbook_body,
@@ -83,18 +86,13 @@ const TRAITS_USAGE: &str = "A single runbook trait may be added via PUT /v1/runb
 
 /// Below 1.92 the resource does not exist: 404 to a GET, 405 otherwise.
 fn gate(version: Microversion, req: &HttpRequest) -> Result<(), ApiError> {
-    if version.at_least(VERSION) {
-        return Ok(());
-    }
-    let status = if req.method() == actix_web::http::Method::GET {
-        StatusCode::NOT_FOUND
-    } else {
-        StatusCode::METHOD_NOT_ALLOWED
-    };
-    Err(ApiError::routing(
-        status,
+    resource_gate(
+        req,
+        version,
+        VERSION,
         "The API version does not allow runbooks",
-    ))
+        GateBody::Routing,
+    )
 }
 
 /// The traits sub-resource appears with 1.112.
@@ -136,10 +134,8 @@ impl Sortable for Runbook {
         match key {
             "uuid" => json!(self.uuid),
             "name" => json!(self.name),
-            "created_at" => json!(self.created_at.and_utc().timestamp_micros()),
-            "updated_at" => self
-                .updated_at
-                .map_or(Value::Null, |t| json!(t.and_utc().timestamp_micros())),
+            "created_at" => time_value(Some(self.created_at)),
+            "updated_at" => time_value(self.updated_at),
             "public" => json!(self.public),
             "owner" => json!(self.owner),
             "disable_ramdisk" => json!(self.disable_ramdisk),
@@ -202,10 +198,7 @@ fn fields_from(
             "There cannot be an owner for a public runbook".into(),
         ));
     }
-    let extra = match map.get("extra") {
-        Some(v @ Value::Object(_)) => v.to_string(),
-        _ => "{}".into(),
-    };
+    let extra = object_text(map, "extra");
     Ok(RunbookFields {
         name,
         description: s("description"),
@@ -258,26 +251,18 @@ pub async fn list(
         &["extra", "steps", "traits"],
     )?;
     let rows = state.db.run(|conn| Runbook::all(conn, None)).await?;
-    let rows = page_of(rows, &pagination, not_found)?;
     let base = base_url(&req, &state);
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|r| runbook_body(r, &base, version, shape.fields.as_deref()))
-        .collect();
-    let detail_filter = query
-        .get("detail")
-        .map(|d| vec![("detail", d.clone())])
-        .unwrap_or_default();
-    let next = next_link(
-        &base,
-        "runbooks",
-        &pagination,
-        shape.fields.as_deref(),
-        &detail_filter,
-        rows.len(),
-        rows.last().map(|r| r.uuid.as_str()),
-    );
-    pagination::collection("runbooks", items, next).respond(512)
+    let page = ListPage {
+        key: "runbooks",
+        path: "runbooks",
+        base: &base,
+        fields: shape.fields.as_deref(),
+        filters: &echoed(&query, &["detail"]),
+        bytes_per_item: 512,
+    };
+    respond(rows, &pagination, &page, not_found, |r| {
+        runbook_body(r, &base, version, shape.fields.as_deref())
+    })
 }
 
 /// `GET /v1/runbooks/{ident}`.

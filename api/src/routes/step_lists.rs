@@ -1,20 +1,15 @@
 //! What deploy templates and runbooks share: the validation of their step
 //! lists (Ironic's `DEPLOY_STEP_SCHEMA` / `RUNBOOK_STEP_SCHEMA` and
-//! `duplicate_steps`), their storage form, and in-memory sorting and paging
-//! of their (small) tables.
+//! `duplicate_steps`) and their storage form.
 //!
 //! Invariant: a stored step list is valid and normalised — every step has
 //! `interface`, `step`, `args` (an object) and an integer `priority` or
 //! `order`, and no interface/step pair appears twice.
 
-use std::cmp::Ordering;
-
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
-use crate::pagination::Pagination;
 use crate::validation::py_repr;
-use ferric_common::db::models::SortDir;
 
 /// The step interfaces a deploy template or runbook may name
 /// (`DEPLOYING_INTERFACE_PRIORITY` = `CLEANING_INTERFACE_PRIORITY`).
@@ -170,64 +165,6 @@ pub fn check_steps(schema_name: &str, kind: StepKind, steps: &Value) -> Result<V
         )));
     }
     Ok(Value::Array(out))
-}
-
-/// One row as the list code sees it: its id, UUID and the value of each
-/// sortable column.
-pub trait Sortable {
-    fn id(&self) -> i32;
-    fn uuid(&self) -> &str;
-    /// The value of a sortable column, as JSON so every column compares.
-    fn sort_value(&self, key: &str) -> Value;
-}
-
-fn compare(a: &Value, b: &Value) -> Ordering {
-    match (a, b) {
-        (Value::Null, Value::Null) => Ordering::Equal,
-        (Value::Null, _) => Ordering::Less,
-        (_, Value::Null) => Ordering::Greater,
-        (Value::Number(x), Value::Number(y)) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(Ordering::Equal),
-        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-        _ => a
-            .as_str()
-            .unwrap_or_default()
-            .cmp(b.as_str().unwrap_or_default()),
-    }
-}
-
-/// Sorts rows by the page's key (then id) and cuts the page after the
-/// marker row (a UUID).
-///
-/// # Errors
-/// 404 `<not_found>` when the marker is unknown.
-pub fn page_of<T: Sortable>(
-    mut rows: Vec<T>,
-    pagination: &Pagination,
-    not_found: impl FnOnce(&str) -> ApiError,
-) -> Result<Vec<T>, ApiError> {
-    let key = pagination.page.sort_key.as_str();
-    rows.sort_by(|a, b| {
-        let order = compare(&a.sort_value(key), &b.sort_value(key)).then(a.id().cmp(&b.id()));
-        match pagination.page.sort_dir {
-            SortDir::Asc => order,
-            SortDir::Desc => order.reverse(),
-        }
-    });
-    let start = match &pagination.marker {
-        Some(marker) => {
-            let at = rows
-                .iter()
-                .position(|r| r.uuid() == marker)
-                .ok_or_else(|| not_found(marker))?;
-            at + 1
-        }
-        None => 0,
-    };
-    let limit = usize::try_from(pagination.page.limit).unwrap_or(usize::MAX);
-    Ok(rows.into_iter().skip(start).take(limit).collect())
 }
 
 #[cfg(test)]

@@ -18,12 +18,12 @@ use serde_json::{Map, Value, json};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
-use crate::pagination::{self, next_link, parse_query};
+use crate::pagination::{self, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::{base_url, find_node};
-use crate::routes::step_lists::{Sortable, page_of};
+use crate::routes::small_lists::{ListPage, Sortable, echoed, respond, time_value};
 use crate::state::AppState;
-use crate::validation::{Kind, check_object, expect_uuid, is_uuid_like};
+use crate::validation::{Kind, check_object, expect_uuid, is_uuid_like, object_text};
 use crate::views::masking::mask_secrets;
 use crate::views::{json_column, links, parse_fields, timestamp};
 
@@ -75,10 +75,8 @@ impl Sortable for VolumeConnector {
             "type" => json!(self.connector_type),
             "connector_id" => json!(self.connector_id),
             "node_id" => json!(self.node_id),
-            "created_at" => json!(self.created_at.and_utc().timestamp_micros()),
-            "updated_at" => self
-                .updated_at
-                .map_or(Value::Null, |t| json!(t.and_utc().timestamp_micros())),
+            "created_at" => time_value(Some(self.created_at)),
+            "updated_at" => time_value(self.updated_at),
             _ => json!(self.id),
         }
     }
@@ -201,10 +199,8 @@ impl Sortable for VolumeTarget {
             "volume_id" => json!(self.volume_id),
             "boot_index" => json!(self.boot_index),
             "node_id" => json!(self.node_id),
-            "created_at" => json!(self.created_at.and_utc().timestamp_micros()),
-            "updated_at" => self
-                .updated_at
-                .map_or(Value::Null, |t| json!(t.and_utc().timestamp_micros())),
+            "created_at" => time_value(Some(self.created_at)),
+            "updated_at" => time_value(self.updated_at),
             _ => json!(self.id),
         }
     }
@@ -344,13 +340,6 @@ impl Resource for VolumeTarget {
     }
     fn delete(conn: &mut AnyConnection, id: i32) -> Result<bool, DbError> {
         VolumeTarget::delete(conn, id)
-    }
-}
-
-fn object_text(map: &Map<String, Value>, key: &str) -> String {
-    match map.get(key) {
-        Some(v @ Value::Object(_)) => v.to_string(),
-        _ => "{}".into(),
     }
 }
 
@@ -537,7 +526,6 @@ async fn list<R: Resource>(
             Ok((rows, uuids))
         })
         .await?;
-    let rows = page_of(rows, &pagination, not_found::<R>)?;
     let base = base_url(&req, &state);
     let mut fields = shape.fields.clone();
     if let Some(f) = fields.as_mut()
@@ -545,31 +533,22 @@ async fn list<R: Resource>(
     {
         f.push("node_uuid".into());
     }
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            let node_uuid = uuids.get(&r.node_id()).map_or("", String::as_str);
-            body(r, node_uuid, &base, fields.as_deref())
-        })
-        .collect();
     let path = match &node {
         Some(node) if node_ident.is_some() => format!("nodes/{}/volume/{}", node.uuid, R::PLURAL),
         _ => format!("volume/{}", R::PLURAL),
     };
-    let filters: Vec<(&str, String)> = ["node", "detail"]
-        .into_iter()
-        .filter_map(|k| query.get(k).map(|v| (k, v.clone())))
-        .collect();
-    let next = next_link(
-        &base,
-        &path,
-        &pagination,
-        shape.fields.as_deref(),
-        &filters,
-        rows.len(),
-        rows.last().map(Sortable::uuid),
-    );
-    pagination::collection(R::PLURAL, items, next).respond(512)
+    let page = ListPage {
+        key: R::PLURAL,
+        path: &path,
+        base: &base,
+        fields: shape.fields.as_deref(),
+        filters: &echoed(&query, &["node", "detail"]),
+        bytes_per_item: 512,
+    };
+    respond(rows, &pagination, &page, not_found::<R>, |r| {
+        let node_uuid = uuids.get(&r.node_id()).map_or("", String::as_str);
+        body(r, node_uuid, &base, fields.as_deref())
+    })
 }
 
 async fn show<R: Resource>(
