@@ -426,7 +426,9 @@ async fn node_for(state: &AppState, map: &Map<String, Value>) -> Result<Node, Ap
         ))
     };
     if !is_uuid_like(raw) {
-        return Err(invalid());
+        return Err(ApiError::BadRequest(format!(
+            "Expected UUID for node_uuid: {raw}"
+        )));
     }
     let key = raw.to_lowercase();
     state

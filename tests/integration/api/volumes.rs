@@ -59,15 +59,23 @@ async fn volume_connectors_and_targets_are_managed_per_node() {
         dup.fault(),
         format!("A volume connector with type iqn and connector ID {iqn} already exists.")
     );
+    let by_name = app
+        .post(
+            "/v1/volume/connectors",
+            json!({"node_uuid": "vol", "type": "iqn", "connector_id": "x"}),
+        )
+        .await;
+    assert_eq!(by_name.fault(), "Expected UUID for node_uuid: vol");
+    let missing_node = "5d7c3ab8-c362-443c-b67d-5af579088beb";
     let unknown_node = app
         .post(
             "/v1/volume/connectors",
-            json!({"node_uuid": "nope", "type": "iqn", "connector_id": "x"}),
+            json!({"node_uuid": missing_node, "type": "iqn", "connector_id": "x"}),
         )
         .await;
     assert_eq!(
         unknown_node.fault(),
-        "Invalid input for field/attribute node_uuid. Value: 'nope'. "
+        format!("Invalid input for field/attribute node_uuid. Value: '{missing_node}'. ")
     );
 
     let target = app
