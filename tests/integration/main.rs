@@ -4,6 +4,7 @@
 // Tests unwrap freely and read their own TEST_FERRIC_* variables.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
+mod agent;
 mod api;
 mod bench_tool;
 mod compose;

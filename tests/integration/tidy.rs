@@ -22,7 +22,15 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn every_rust_file_starts_with_a_module_doc() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    for dir in ["src", "proto", "common", "api", "conductor", "tests"] {
+    for dir in [
+        "src",
+        "proto",
+        "common",
+        "api",
+        "conductor",
+        "agent",
+        "tests",
+    ] {
         rust_files(&root.join(dir), &mut files);
     }
     assert!(files.len() > 30, "found only {} files", files.len());
@@ -50,7 +58,7 @@ fn every_rust_file_starts_with_a_module_doc() {
 }
 
 #[test]
-fn api_and_conductor_never_import_each_other() {
+fn crates_import_only_what_the_design_allows() {
     let metadata = cargo_metadata::MetadataCommand::new()
         .manifest_path(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
         .no_deps()
@@ -73,4 +81,11 @@ fn api_and_conductor_never_import_each_other() {
     assert!(!deps_of("ferric-conductor").contains(&"ferric-api".to_owned()));
     assert!(!deps_of("ferric-common").iter().any(|d| d == "actix-web"));
     assert_eq!(deps_of("ferric-proto"), ["prost", "prost-build", "protox"]);
+    // The ramdisk agent talks to the API over HTTP only.
+    assert!(
+        !deps_of("ferric-agent")
+            .iter()
+            .any(|d| d.starts_with("ferric-")),
+        "ferric-agent imports another Ferric crate"
+    );
 }

@@ -1,0 +1,304 @@
+//! The agent's commands, as ironic-python-agent runs them: each call of
+//! `POST /v1/commands/` becomes a result with an id, the command's name and
+//! parameters, a status (`RUNNING`, `SUCCEEDED`, `FAILED`), an error and a
+//! result; the conductor polls `GET /v1/commands/` for the last one.
+//!
+//! Invariants: at most one command runs at a time (another gets "agent is
+//! busy", as IPA answers); a result never carries the agent token; the
+//! commands Ironic's `direct` deploy uses are implemented, any other name
+//! is an `InvalidCommandError`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::image;
+
+/// Where a command stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// A command's error, shaped like IPA's serialized exceptions.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandError {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub code: u16,
+    pub message: String,
+    pub details: String,
+}
+
+impl CommandError {
+    fn new(kind: &str, code: u16, message: String) -> CommandError {
+        CommandError {
+            kind: kind.into(),
+            code,
+            details: message.clone(),
+            message,
+        }
+    }
+}
+
+/// One command and its outcome (`BaseCommandResult.serialize()`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandResult {
+    pub id: String,
+    pub command_name: String,
+    pub command_params: Value,
+    pub command_status: Status,
+    pub command_error: Option<CommandError>,
+    pub command_result: Option<Value>,
+}
+
+/// What the commands may touch.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// The disk images are written to.
+    pub root_device: PathBuf,
+    /// Run by `standby.power_off` (argv).
+    pub power_off: Vec<String>,
+}
+
+/// Why a command was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// Another command is still running (IPA's 409).
+    #[error("agent is busy: command {0} is still running")]
+    Busy(String),
+    /// An unknown extension or command (IPA's 400).
+    #[error("Unknown command: {0}")]
+    Unknown(String),
+}
+
+/// The commands run so far, newest last.
+#[derive(Clone, Default)]
+pub struct Commands {
+    results: Arc<Mutex<Vec<CommandResult>>>,
+}
+
+/// The commands this agent implements.
+const KNOWN: [&str; 9] = [
+    "deploy.get_deploy_steps",
+    "deploy.execute_deploy_step",
+    "standby.prepare_image",
+    "standby.sync",
+    "standby.power_off",
+    "standby.get_partition_uuids",
+    "image.install_bootloader",
+    "clean.get_clean_steps",
+    "log.collect_system_logs",
+];
+
+/// The agent's version, reported in heartbeats.
+pub const AGENT_VERSION: &str = concat!("ferric-agent ", env!("CARGO_PKG_VERSION"));
+
+/// The write_image deploy step, as IPA's generic hardware manager offers it.
+fn write_image_step() -> Value {
+    json!({
+        "step": "write_image",
+        "priority": 80,
+        "interface": "deploy",
+        "reboot_requested": false,
+        "abortable": false,
+        "argsinfo": {
+            "image_info": {"description": "Image information", "required": true},
+            "configdrive": {"description": "Config drive", "required": false},
+        },
+    })
+}
+
+fn hardware_manager_version() -> Value {
+    json!({"generic_hardware_manager": "1.2"})
+}
+
+impl Commands {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<CommandResult>> {
+        self.results
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn all(&self) -> Vec<CommandResult> {
+        self.lock().clone()
+    }
+
+    pub fn get(&self, id: &str) -> Option<CommandResult> {
+        self.lock().iter().find(|r| r.id == id).cloned()
+    }
+
+    fn finish(&self, id: &str, outcome: Result<Value, CommandError>) {
+        let mut results = self.lock();
+        if let Some(r) = results.iter_mut().find(|r| r.id == id) {
+            match outcome {
+                Ok(value) => {
+                    r.command_status = Status::Succeeded;
+                    r.command_result = Some(value);
+                }
+                Err(error) => {
+                    tracing::warn!(command = %r.command_name, error = %error.message, "command failed");
+                    r.command_status = Status::Failed;
+                    r.command_error = Some(error);
+                }
+            }
+        }
+    }
+
+    /// Starts `name` and returns its result at once (`RUNNING` unless it
+    /// finished); the work goes on in the background.
+    ///
+    /// # Errors
+    /// [`Refusal`] when another command runs or the name is unknown.
+    pub fn start(
+        &self,
+        machine: &Machine,
+        name: &str,
+        params: Value,
+    ) -> Result<(CommandResult, tokio::task::JoinHandle<()>), Refusal> {
+        if !KNOWN.contains(&name) {
+            return Err(Refusal::Unknown(name.to_owned()));
+        }
+        let result = {
+            let mut results = self.lock();
+            if let Some(running) = results.iter().find(|r| r.command_status == Status::Running) {
+                return Err(Refusal::Busy(running.command_name.clone()));
+            }
+            let result = CommandResult {
+                id: uuid::Uuid::new_v4().to_string(),
+                command_name: name.to_owned(),
+                command_params: redact(&params),
+                command_status: Status::Running,
+                command_error: None,
+                command_result: None,
+            };
+            results.push(result.clone());
+            result
+        };
+        tracing::info!(command = name, id = %result.id, "command started");
+        let (commands, machine, id, name) = (
+            self.clone(),
+            machine.clone(),
+            result.id.clone(),
+            name.to_owned(),
+        );
+        let handle = tokio::spawn(async move {
+            let outcome = run(&machine, &name, params).await;
+            commands.finish(&id, outcome);
+        });
+        Ok((result, handle))
+    }
+}
+
+/// Parameters as shown back: configdrives are large and may hold secrets.
+fn redact(params: &Value) -> Value {
+    let mut shown = params.clone();
+    if let Some(map) = shown.as_object_mut()
+        && map.contains_key("configdrive")
+    {
+        map.insert("configdrive".into(), json!("<...>"));
+    }
+    shown
+}
+
+async fn run(machine: &Machine, name: &str, params: Value) -> Result<Value, CommandError> {
+    match name {
+        "deploy.get_deploy_steps" => Ok(json!({
+            "deploy_steps": {"GenericHardwareManager": [write_image_step()]},
+            "hardware_manager_version": hardware_manager_version(),
+        })),
+        "clean.get_clean_steps" => Ok(json!({
+            "clean_steps": {"GenericHardwareManager": []},
+            "hardware_manager_version": hardware_manager_version(),
+        })),
+        "deploy.execute_deploy_step" => {
+            let step = params.get("step").cloned().unwrap_or(Value::Null);
+            let step_name = step.get("step").and_then(Value::as_str).unwrap_or_default();
+            if step_name != "write_image" {
+                return Err(CommandError::new(
+                    "InvalidCommandParamsError",
+                    400,
+                    format!("Unknown deploy step {step_name}"),
+                ));
+            }
+            let image_info = step
+                .get("args")
+                .and_then(|a| a.get("image_info"))
+                .or_else(|| params.get("image_info"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let written = write(machine, &image_info).await?;
+            Ok(json!({"deploy_result": written, "deploy_step": step}))
+        }
+        "standby.prepare_image" => {
+            let image_info = params.get("image_info").cloned().unwrap_or(Value::Null);
+            write(machine, &image_info).await
+        }
+        "standby.sync" => {
+            let status = tokio::process::Command::new("sync").status().await;
+            match status {
+                Ok(s) if s.success() => Ok(json!({})),
+                _ => Err(CommandError::new(
+                    "CommandExecutionError",
+                    500,
+                    "sync failed".into(),
+                )),
+            }
+        }
+        "standby.power_off" => power_off(machine).await,
+        "standby.get_partition_uuids" => Ok(json!({})),
+        // A whole-disk image carries its own boot loader.
+        "image.install_bootloader" => Ok(json!({})),
+        "log.collect_system_logs" => Ok(json!({"system_logs": ""})),
+        other => Err(CommandError::new(
+            "InvalidCommandError",
+            400,
+            format!("Unknown command: {other}"),
+        )),
+    }
+}
+
+async fn write(machine: &Machine, image_info: &Value) -> Result<Value, CommandError> {
+    match image::write_image(image_info, &machine.root_device).await {
+        Ok(written) => Ok(json!({
+            "image_id": written.image_id,
+            "root_device": machine.root_device.display().to_string(),
+            "bytes": written.bytes,
+            "checksum_algo": written.algo,
+        })),
+        Err(e) => Err(CommandError::new("ImageWriteError", 500, e.to_string())),
+    }
+}
+
+async fn power_off(machine: &Machine) -> Result<Value, CommandError> {
+    let Some((program, args)) = machine.power_off.split_first() else {
+        return Err(CommandError::new(
+            "CommandExecutionError",
+            500,
+            "no power-off command configured".into(),
+        ));
+    };
+    tracing::info!(command = ?machine.power_off, "powering off");
+    match tokio::process::Command::new(program)
+        .args(args)
+        .status()
+        .await
+    {
+        Ok(status) if status.success() => Ok(json!({})),
+        Ok(status) => Err(CommandError::new(
+            "CommandExecutionError",
+            500,
+            format!("power off exited with {status}"),
+        )),
+        Err(e) => Err(CommandError::new(
+            "CommandExecutionError",
+            500,
+            format!("could not run the power-off command: {e}"),
+        )),
+    }
+}

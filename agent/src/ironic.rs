@@ -1,0 +1,128 @@
+//! The agent's calls to the API, as ironic-python-agent makes them: lookup
+//! by the machine's MAC addresses (retried until the node waits for a
+//! ramdisk), then heartbeats carrying the callback URL, the agent's version
+//! and the agent token.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// The API microversion the agent speaks (agent tokens, verify-ca).
+const API_VERSION: &str = "1.68";
+
+/// What lookup returned.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub node_uuid: String,
+    pub token: String,
+    pub heartbeat_timeout: Duration,
+}
+
+/// The API client.
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn new(base: &str) -> anyhow::Result<Api> {
+        Ok(Api {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
+        })
+    }
+
+    /// One lookup; `Ok(None)` while the API does not know this machine (or
+    /// its node does not wait for a ramdisk yet).
+    ///
+    /// # Errors
+    /// Transport errors and unexpected answers.
+    pub async fn lookup(&self, macs: &[String]) -> anyhow::Result<Option<Found>> {
+        let response = self
+            .http
+            .get(format!("{}/v1/lookup", self.base))
+            .query(&[("addresses", macs.join(","))])
+            .header("X-OpenStack-Ironic-API-Version", API_VERSION)
+            .send()
+            .await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let status = response.status();
+        let body: Value = response.json().await?;
+        if !status.is_success() {
+            anyhow::bail!("lookup answered {status}: {body}");
+        }
+        let node_uuid = body["node"]["uuid"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("lookup reply without a node UUID"))?
+            .to_owned();
+        let token = body["config"]["agent_token"]
+            .as_str()
+            .filter(|t| *t != "******")
+            .ok_or_else(|| {
+                anyhow::anyhow!("lookup reply without a usable agent token (handed out before?)")
+            })?
+            .to_owned();
+        let heartbeat_timeout =
+            Duration::from_secs(body["config"]["heartbeat_timeout"].as_u64().unwrap_or(300));
+        Ok(Some(Found {
+            node_uuid,
+            token,
+            heartbeat_timeout,
+        }))
+    }
+
+    /// Looks up until found or `deadline` passes, every `interval`.
+    ///
+    /// # Errors
+    /// When the deadline passes first.
+    pub async fn lookup_until(
+        &self,
+        macs: &[String],
+        interval: Duration,
+        deadline: Duration,
+    ) -> anyhow::Result<Found> {
+        let started = tokio::time::Instant::now();
+        loop {
+            match self.lookup(macs).await {
+                Ok(Some(found)) => return Ok(found),
+                Ok(None) => tracing::info!(?macs, "no node waits for this machine yet"),
+                Err(e) => tracing::warn!(error = %e, "lookup failed"),
+            }
+            if started.elapsed() >= deadline {
+                anyhow::bail!("lookup did not succeed within {deadline:?}");
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+
+    /// One heartbeat.
+    ///
+    /// # Errors
+    /// Transport errors and refusals (the API's fault string).
+    pub async fn heartbeat(&self, found: &Found, callback_url: &str) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(format!("{}/v1/heartbeat/{}", self.base, found.node_uuid))
+            .header("X-OpenStack-Ironic-API-Version", API_VERSION)
+            .json(&json!({
+                "callback_url": callback_url,
+                "agent_token": found.token,
+                "agent_version": crate::commands::AGENT_VERSION,
+            }))
+            .send()
+            .await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = response.text().await.unwrap_or_default();
+        anyhow::bail!("heartbeat answered {status}: {text}")
+    }
+}

@@ -1,0 +1,253 @@
+//! `ferric-agent` against a running Ferric, without a VM: it looks its node
+//! up by MAC address, heartbeats with its callback URL and the token (the
+//! node records `agent_url`), and serves the command API the `direct`
+//! deploy drives — deploy steps, `write_image` onto a file standing in for
+//! the disk with the image served from Ferric's `http_root`, a checksum
+//! mismatch as a failed command, a refused token, power off.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{Backend, spawn_app_with, wait_until};
+
+/// The agent binary cargo built beside this test binary (the agent crate's
+/// own tests make cargo build it).
+fn agent_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let agent = dir.join("ferric-agent");
+    assert!(
+        agent.exists(),
+        "{} is missing: build it with `cargo build -p ferric-agent` (the workspace's test run does)",
+        agent.display()
+    );
+    agent
+}
+
+async fn last_command(client: &reqwest::Client, agent_url: &str) -> Value {
+    let all: Value = client
+        .get(format!("{agent_url}/v1/commands/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    all["commands"].as_array().unwrap().last().cloned().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_finds_its_node_heartbeats_and_writes_a_verified_image() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.deploy.http_listen = Some("127.0.0.1:0".into());
+    })
+    .await;
+    let node = app.create_node("agent-vm").await;
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    let mac = "52:54:00:aa:bb:01";
+    let port = app
+        .post("/v1/ports", json!({"node_uuid": uuid, "address": mac}))
+        .await;
+    assert_eq!(port.status, StatusCode::CREATED, "{}", port.text);
+
+    // The image, served by Ferric's own http_root server.
+    let image: Vec<u8> = (0..256 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let sha = hex::encode(Sha256::digest(&image));
+    let root = app.settings.boot().http_root;
+    std::fs::create_dir_all(root.join("images")).unwrap();
+    std::fs::write(root.join("images/disk.raw"), &image).unwrap();
+    let files = app.embedded.as_ref().unwrap().boot_files_port.unwrap();
+    let image_url = format!("http://127.0.0.1:{files}/images/disk.raw");
+
+    let work = tempfile::tempdir().unwrap();
+    let disk = work.path().join("disk");
+    std::fs::write(&disk, b"").unwrap();
+    let net = work.path().join("net");
+    std::fs::create_dir_all(net.join("eth0")).unwrap();
+    std::fs::write(net.join("eth0/address"), format!("{mac}\n")).unwrap();
+    let powered_off = work.path().join("powered-off");
+    let log = std::fs::File::create(work.path().join("agent.log")).unwrap();
+
+    // As a deploy leaves the node: waiting for its ramdisk, unlocked.
+    let db = app.embedded.as_ref().unwrap().db.clone();
+    let key = uuid.clone();
+    db.run(move |conn| {
+        use ferric_common::db::schema::nodes;
+        diesel::update(nodes::table.filter(nodes::uuid.eq(&key)))
+            .set((
+                nodes::provision_state.eq("wait call-back"),
+                nodes::target_provision_state.eq(Some("active")),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    let mut agent = tokio::process::Command::new(agent_binary())
+        .args(["--api-url", &app.base, "--listen", "127.0.0.1:0"])
+        .args(["--advertise-host", "127.0.0.1"])
+        .arg("--root-device")
+        .arg(&disk)
+        .arg("--sys-class-net")
+        .arg(&net)
+        .arg("--power-off-command")
+        .arg(format!("touch {}", powered_off.display()))
+        .args([
+            "--lookup-interval-secs",
+            "1",
+            "--heartbeat-interval-secs",
+            "1",
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    let agent_url = wait_until(
+        Duration::from_secs(30),
+        "the agent's heartbeat to be recorded",
+        || async {
+            let body = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+            body["driver_internal_info"]["agent_url"]
+                .as_str()
+                .map(str::to_owned)
+        },
+    )
+    .await;
+    assert!(agent_url.starts_with("http://127.0.0.1:"), "{agent_url}");
+    let internal =
+        app.get(&format!("/v1/nodes/{uuid}")).await.json()["driver_internal_info"].clone();
+    assert!(
+        internal["agent_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("ferric-agent ")
+    );
+
+    // What the conductor holds: the token, kept in driver_internal_info.
+    let key = uuid.clone();
+    let stored: String = db
+        .run(move |conn| {
+            use ferric_common::db::schema::nodes;
+            Ok(nodes::table
+                .filter(nodes::uuid.eq(&key))
+                .select(nodes::driver_internal_info)
+                .first::<String>(conn)?)
+        })
+        .await
+        .unwrap();
+    let token = serde_json::from_str::<Value>(&stored).unwrap()["agent_secret_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = reqwest::Client::new();
+    let command = |name: &str, params: Value, wait: bool, token: &str| {
+        client
+            .post(format!("{agent_url}/v1/commands/"))
+            .query(&[
+                ("wait", if wait { "true" } else { "false" }),
+                ("agent_token", token),
+            ])
+            .json(&json!({"name": name, "params": params}))
+            .send()
+    };
+
+    let refused = command("deploy.get_deploy_steps", json!({}), true, "wrong")
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+
+    let steps: Value = command("deploy.get_deploy_steps", json!({}), true, &token)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(steps["command_status"], "SUCCEEDED", "{steps}");
+    assert_eq!(
+        steps["command_result"]["deploy_steps"]["GenericHardwareManager"][0]["step"],
+        "write_image"
+    );
+
+    let write = |sha: String| {
+        json!({
+            "step": {"interface": "deploy", "step": "write_image", "priority": 80, "args": {
+                "image_info": {"id": "disk.raw", "urls": [image_url], "disk_format": "raw",
+                               "os_hash_algo": "sha256", "os_hash_value": sha}}},
+            "node": {"uuid": uuid},
+            "ports": [],
+        })
+    };
+    let started: Value = command(
+        "deploy.execute_deploy_step",
+        write(sha.clone()),
+        false,
+        &token,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        ["RUNNING", "SUCCEEDED"].contains(&started["command_status"].as_str().unwrap()),
+        "{started}"
+    );
+    let done = wait_until(
+        Duration::from_secs(30),
+        "the image to be written",
+        || async {
+            let last = last_command(&client, &agent_url).await;
+            (last["command_status"] != "RUNNING").then_some(last)
+        },
+    )
+    .await;
+    assert_eq!(done["command_status"], "SUCCEEDED", "{done}");
+    assert_eq!(
+        std::fs::read(&disk).unwrap(),
+        image,
+        "the disk holds the image"
+    );
+
+    let bad = command(
+        "deploy.execute_deploy_step",
+        write("0".repeat(64)),
+        true,
+        &token,
+    )
+    .await
+    .unwrap()
+    .json::<Value>()
+    .await
+    .unwrap();
+    assert_eq!(bad["command_status"], "FAILED", "{bad}");
+    let message = bad["command_error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Image failed to verify against checksum.") && message.contains(&sha),
+        "{message}"
+    );
+
+    let unknown = command("standby.format_everything", json!({}), true, &token)
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+
+    let off: Value = command("standby.power_off", json!({}), true, &token)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(off["command_status"], "SUCCEEDED", "{off}");
+    assert!(powered_off.exists());
+
+    agent.kill().await.unwrap();
+    app.stop().await;
+}
