@@ -195,15 +195,37 @@ impl Commands {
     }
 }
 
-/// Parameters as shown back: configdrives are large and may hold secrets.
+/// Parameters as shown back: config drives (large, and holding the
+/// instance's secrets) become `<...>` wherever they are, and image URLs
+/// lose credentials and query strings (signed URLs).
 fn redact(params: &Value) -> Value {
     let mut shown = params.clone();
-    if let Some(map) = shown.as_object_mut()
-        && map.contains_key("configdrive")
-    {
-        map.insert("configdrive".into(), json!("<...>"));
-    }
+    redact_in_place(&mut shown);
     shown
+}
+
+fn redact_in_place(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key == "configdrive" && !v.is_null() {
+                    *v = json!("<...>");
+                } else if key == "urls"
+                    && let Value::Array(urls) = v
+                {
+                    for url in urls.iter_mut() {
+                        if let Some(u) = url.as_str() {
+                            *url = json!(image::display_url(u));
+                        }
+                    }
+                } else {
+                    redact_in_place(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_in_place),
+        _ => {}
+    }
 }
 
 async fn run(machine: &Machine, name: &str, params: Value) -> Result<Value, CommandError> {
@@ -233,7 +255,7 @@ async fn run(machine: &Machine, name: &str, params: Value) -> Result<Value, Comm
                 .cloned()
                 .unwrap_or(Value::Null);
             let written = write(machine, &image_info).await?;
-            Ok(json!({"deploy_result": written, "deploy_step": step}))
+            Ok(json!({"deploy_result": written, "deploy_step": redact(&step)}))
         }
         "standby.prepare_image" => {
             let image_info = params.get("image_info").cloned().unwrap_or(Value::Null);

@@ -35,6 +35,25 @@ pub enum ImageError {
     },
 }
 
+/// A URL as it may be shown or logged: without credentials and query
+/// string (Swift temp URLs sign their query).
+pub fn display_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let rest = match rest.split_once('/') {
+        Some((authority, path)) => {
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{host}/{path}")
+        }
+        None => rest.rsplit_once('@').map_or(rest, |(_, h)| h).to_owned(),
+    };
+    if scheme.is_empty() {
+        rest
+    } else {
+        format!("{scheme}://{rest}")
+    }
+}
+
 /// What was written.
 #[derive(Debug, Clone)]
 pub struct Written {
@@ -155,11 +174,20 @@ pub async fn write_image(info: &Value, device: &Path) -> Result<Written, ImageEr
     }
     let (algo, expected) = expected_checksum(info)?;
     let mut hasher = Hasher::new(algo).ok_or(ImageError::Missing("a known algorithm"))?;
+    let shown = display_url(&url);
     let download = |reason: String| ImageError::Download {
-        url: url.clone(),
-        reason,
+        url: shown.clone(),
+        reason: reason.replace(&url, &shown),
     };
-    let response = reqwest::get(&url)
+    // A stalled server must not keep the agent busy forever.
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .read_timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| download(e.to_string()))?;
+    let response = client
+        .get(&url)
+        .send()
         .await
         .and_then(reqwest::Response::error_for_status)
         .map_err(|e| download(e.to_string()))?;
@@ -185,7 +213,7 @@ pub async fn write_image(info: &Value, device: &Path) -> Result<Written, ImageEr
     let actual = hasher.finish();
     if actual != expected {
         return Err(ImageError::Checksum {
-            url,
+            url: shown,
             id: image_id,
             expected,
             actual,
@@ -230,5 +258,15 @@ mod tests {
         assert!(
             expected_checksum(&json!({"os_hash_algo": "crc32", "os_hash_value": "1"})).is_err()
         );
+    }
+
+    #[test]
+    fn shown_urls_lose_credentials_and_signatures() {
+        assert_eq!(
+            display_url("http://user:pw@swift:8080/v1/AUTH/c/img?temp_url_sig=abc&x=1"),
+            "http://swift:8080/v1/AUTH/c/img"
+        );
+        assert_eq!(display_url("http://host/img.raw"), "http://host/img.raw");
+        assert_eq!(display_url("file:///var/img"), "file:///var/img");
     }
 }

@@ -1,8 +1,8 @@
 //! The agent's HTTP API (IPA's `/v1`): `GET /v1/status`, `GET /v1/commands/`
 //! (every result), `GET /v1/commands/{id}`, and `POST /v1/commands/` with
-//! `{"name": "<extension>.<command>", "params": {...}}`, `?wait=true` to
-//! answer when done, and `?agent_token=` which must be the token lookup
-//! returned (compared in constant time).
+//! `{"name": "<extension>.<command>", "params": {...}}` and `?wait=true` to
+//! answer when done. Everything but the status needs `?agent_token=`, the
+//! token lookup returned (compared in constant time), as Ironic sends it.
 
 use std::sync::{Arc, RwLock};
 
@@ -44,11 +44,33 @@ async fn status(agent: web::Data<Agent>) -> HttpResponse {
     HttpResponse::Ok().json(json!({"started_at": agent.started_at, "version": AGENT_VERSION}))
 }
 
-async fn list(agent: web::Data<Agent>) -> HttpResponse {
+#[derive(Debug, Deserialize)]
+struct TokenQuery {
+    agent_token: Option<String>,
+}
+
+fn unauthorized() -> HttpResponse {
+    fault(
+        actix_web::http::StatusCode::UNAUTHORIZED,
+        "Received unauthorized request: the agent_token is missing or invalid.".into(),
+    )
+}
+
+async fn list(agent: web::Data<Agent>, query: web::Query<TokenQuery>) -> HttpResponse {
+    if !token_ok(&agent, query.agent_token.as_deref()) {
+        return unauthorized();
+    }
     HttpResponse::Ok().json(json!({"commands": agent.commands.all()}))
 }
 
-async fn show(agent: web::Data<Agent>, id: web::Path<String>) -> HttpResponse {
+async fn show(
+    agent: web::Data<Agent>,
+    id: web::Path<String>,
+    query: web::Query<TokenQuery>,
+) -> HttpResponse {
+    if !token_ok(&agent, query.agent_token.as_deref()) {
+        return unauthorized();
+    }
     match agent.commands.get(&id) {
         Some(result) => HttpResponse::Ok().json(result),
         None => fault(
@@ -77,10 +99,7 @@ async fn run(
 ) -> HttpResponse {
     if !token_ok(&agent, query.agent_token.as_deref()) {
         tracing::warn!(command = %body.name, "command with a missing or wrong agent token refused");
-        return fault(
-            actix_web::http::StatusCode::UNAUTHORIZED,
-            "Received unauthorized request: the agent_token is missing or invalid.".into(),
-        );
+        return unauthorized();
     }
     let body = body.into_inner();
     match agent

@@ -66,6 +66,14 @@ pub async fn sweep_after_restart(db: &Db, host: &str) -> Result<(), DbError> {
         if cleared > 0 {
             tracing::warn!(count = cleared, "cleared reservations left by a previous run");
         }
+        // Allocations a previous run was filling: the sweep takes them over.
+        if let Some(me) = ferric_common::db::models::conductor::Conductor::by_hostname(conn, &host)? {
+            let released =
+                ferric_common::db::models::allocation::Allocation::release_affinity(conn, me.id)?;
+            if released > 0 {
+                tracing::warn!(count = released, "released allocations left by a previous run");
+            }
+        }
         let stuck: Vec<&str> = ProvisionState::ALL
             .iter()
             .filter(|s| s.stuck_treated_as_fail())

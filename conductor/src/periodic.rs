@@ -109,19 +109,22 @@ impl Periodic {
             if handler_alive || view.any_alive(&alloc.uuid) != Some(self.host.as_str()) {
                 continue;
             }
-            tracing::warn!(allocation.uuid = %alloc.uuid, "taking over an abandoned allocation");
             let (host, id) = (self.host.clone(), alloc.id);
-            self.db
-                .run(move |conn| {
-                    if let Some(me) = Conductor::by_hostname(conn, &host)? {
-                        Allocation::set_affinity(conn, id, me.id)?;
-                    }
-                    Ok(())
+            let recorded = self
+                .db
+                .run(move |conn| match Conductor::by_hostname(conn, &host)? {
+                    Some(me) => Allocation::set_affinity(conn, id, me.id).map(|()| true),
+                    None => Ok(false),
                 })
                 .await?;
+            if !recorded {
+                // Not registered (shutting down): another conductor takes it.
+                continue;
+            }
+            tracing::warn!(allocation.uuid = %alloc.uuid, "taking over an abandoned allocation");
             let ctx = self.tasks.clone();
             self.tasks.tracker.spawn(async move {
-                crate::tasks::allocation::process(&ctx, alloc).await;
+                crate::tasks::allocation::resume(&ctx, alloc).await;
             });
         }
         Ok(())

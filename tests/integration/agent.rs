@@ -29,9 +29,10 @@ fn agent_binary() -> PathBuf {
     agent
 }
 
-async fn last_command(client: &reqwest::Client, agent_url: &str) -> Value {
+async fn last_command(client: &reqwest::Client, agent_url: &str, token: &str) -> Value {
     let all: Value = client
         .get(format!("{agent_url}/v1/commands/"))
+        .query(&[("agent_token", token)])
         .send()
         .await
         .unwrap()
@@ -163,6 +164,12 @@ async fn the_agent_finds_its_node_heartbeats_and_writes_a_verified_image() {
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let unlisted = client
+        .get(format!("{agent_url}/v1/commands/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unlisted.status(), StatusCode::UNAUTHORIZED);
 
     let steps: Value = command("deploy.get_deploy_steps", json!({}), true, &token)
         .await
@@ -204,7 +211,7 @@ async fn the_agent_finds_its_node_heartbeats_and_writes_a_verified_image() {
         Duration::from_secs(30),
         "the image to be written",
         || async {
-            let last = last_command(&client, &agent_url).await;
+            let last = last_command(&client, &agent_url, &token).await;
             (last["command_status"] != "RUNNING").then_some(last)
         },
     )

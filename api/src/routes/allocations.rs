@@ -316,10 +316,12 @@ fn check_body(body: &Value, version: Microversion) -> Result<&Map<String, Value>
             py_repr(bad)
         )));
     }
-    if let Some(rc) = map.get("resource_class").and_then(Value::as_str)
-        && rc.chars().count() > 80
-    {
-        return Err(schema_error(format!("'{rc}' is too long")));
+    for (key, max) in [("resource_class", 80), ("name", 255), ("owner", 255)] {
+        if let Some(value) = map.get(key).and_then(Value::as_str)
+            && value.chars().count() > max
+        {
+            return Err(schema_error(format!("{} is too long", py_repr(&map[key]))));
+        }
     }
     Ok(map)
 }
@@ -401,6 +403,7 @@ pub async fn create(
         traits: serde_json::to_string(&traits).unwrap_or_else(|_| "[]".into()),
         candidate_nodes: serde_json::to_string(&candidates).unwrap_or_else(|_| "[]".into()),
         extra: object_text(map, "extra"),
+        backfill_node_id: node.as_ref().map(|n| n.id),
     };
     state
         .db

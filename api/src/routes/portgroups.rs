@@ -41,7 +41,12 @@ const SCHEMA: &[(&str, Kind)] = &[
     ("uuid", Kind::StringOrNull),
 ];
 
-const MAX_LENGTHS: &[(&str, usize)] = &[("category", 80), ("physical_network", 64)];
+const MAX_LENGTHS: &[(&str, usize)] = &[
+    ("category", 80),
+    ("physical_network", 64),
+    ("mode", 255),
+    ("name", 255),
+];
 
 const PATCH_ALLOWED: [&str; 9] = [
     "address",
@@ -406,6 +411,20 @@ pub async fn update(
         Some(uuid) => node_of(&state, uuid).await?,
         None => node.clone(),
     };
+    if target.id != node.id {
+        let id = pg.id;
+        if state
+            .db
+            .run(move |conn| Portgroup::port_count(conn, id))
+            .await?
+            > 0
+        {
+            return Err(ApiError::BadRequest(format!(
+                "Cannot complete the requested action because portgroup {} contains ports.",
+                pg.uuid
+            )));
+        }
+    }
     let fields = fields_from_map(map, target.id)?;
     let (id, write) = (pg.id, fields.clone());
     let updated = state

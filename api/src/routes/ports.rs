@@ -453,7 +453,9 @@ pub async fn list_for_portgroup(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     if !version.at_least(24) {
-        return Err(ApiError::not_acceptable());
+        return Err(ApiError::NotFound(
+            "The API is not supported for this version".into(),
+        ));
     }
     let (pg, _) = crate::routes::portgroups::find(&state, &path).await?;
     let sub = format!("portgroups/{}/ports", pg.uuid);

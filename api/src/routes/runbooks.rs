@@ -173,11 +173,7 @@ fn check_name(value: &Value, version: Microversion) -> Result<String, ApiError> 
 
 /// Checks a whole runbook document (a create body or a patched runbook);
 /// `traits` are kept from `current` (they change only through `/traits`).
-fn fields_from(
-    map: &Map<String, Value>,
-    version: Microversion,
-    traits: String,
-) -> Result<RunbookFields, ApiError> {
+fn fields_from(map: &Map<String, Value>, version: Microversion) -> Result<RunbookFields, ApiError> {
     let name = check_name(&map["name"], version)?;
     let steps = check_steps("runbook", RUNBOOK_STEPS, &map["steps"])?;
     let s = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -203,7 +199,6 @@ fn fields_from(
         name,
         description: s("description"),
         steps: steps.to_string(),
-        traits,
         disable_ramdisk: map
             .get("disable_ramdisk")
             .and_then(Value::as_bool)
@@ -297,7 +292,7 @@ pub async fn create(
         SCHEMA
     };
     let map = check_object("runbook", &body, schema, &["steps", "name"], &[])?;
-    let fields = fields_from(map, version, "[]".into())?;
+    let fields = fields_from(map, version)?;
     let uuid = match map.get("uuid").and_then(Value::as_str) {
         Some(u) => expect_uuid("uuid", u)?,
         None => uuid::Uuid::new_v4().to_string(),
@@ -362,7 +357,7 @@ pub async fn update(
     apply_patch(&mut doc, ops)?;
     let schema = if at_112 { SCHEMA_112 } else { SCHEMA };
     let map = check_object("runbook", &doc, schema, &["steps", "name"], &[])?;
-    let mut fields = fields_from(map, version, runbook.traits.clone())?;
+    let mut fields = fields_from(map, version)?;
     if !at_112 {
         fields.description = runbook.description.clone();
     }

@@ -40,6 +40,8 @@ trait Resource: Sized + Sortable + Send + 'static {
     const TITLE: &'static str;
     const SCHEMA: &'static [(&'static str, Kind)];
     const REQUIRED: &'static [&'static str];
+    /// Column widths, checked before the database sees the value.
+    const MAX_LENGTHS: &'static [(&'static str, usize)];
     const PATCH_ALLOWED: &'static [&'static str];
     const SORT_KEYS: &'static [&'static str];
     const REFUSED_SORT_KEYS: &'static [&'static str];
@@ -95,6 +97,7 @@ impl Resource for VolumeConnector {
         ("uuid", Kind::StringOrNull),
     ];
     const REQUIRED: &'static [&'static str] = &["connector_id", "node_uuid", "type"];
+    const MAX_LENGTHS: &'static [(&'static str, usize)] = &[("type", 32), ("connector_id", 255)];
     const PATCH_ALLOWED: &'static [&'static str] = &["connector_id", "extra", "node_uuid", "type"];
     const SORT_KEYS: &'static [&'static str] = &[
         "id",
@@ -222,6 +225,7 @@ impl Resource for VolumeTarget {
     ];
     const REQUIRED: &'static [&'static str] =
         &["boot_index", "node_uuid", "volume_id", "volume_type"];
+    const MAX_LENGTHS: &'static [(&'static str, usize)] = &[("volume_type", 64), ("volume_id", 36)];
     const PATCH_ALLOWED: &'static [&'static str] = &[
         "boot_index",
         "extra",
@@ -468,7 +472,13 @@ async fn create<R: Resource>(
     } else {
         body_value
     };
-    let map = check_object(R::SINGULAR, &body_value, R::SCHEMA, R::REQUIRED, &[])?;
+    let map = check_object(
+        R::SINGULAR,
+        &body_value,
+        R::SCHEMA,
+        R::REQUIRED,
+        R::MAX_LENGTHS,
+    )?;
     let node = node_for(&state, map).await?;
     let uuid = match map.get("uuid").and_then(Value::as_str) {
         Some(u) => expect_uuid("uuid", u)?,
@@ -583,7 +593,7 @@ async fn update<R: Resource>(
     let (row, node) = find::<R>(&state, ident).await?;
     let mut doc = row.document(&node.uuid);
     apply_patch(&mut doc, ops)?;
-    let map = check_object(R::SINGULAR, &doc, R::SCHEMA, R::REQUIRED, &[])?;
+    let map = check_object(R::SINGULAR, &doc, R::SCHEMA, R::REQUIRED, R::MAX_LENGTHS)?;
     let target = if map.get("node_uuid").and_then(Value::as_str) == Some(node.uuid.as_str()) {
         node.clone()
     } else {
@@ -591,6 +601,9 @@ async fn update<R: Resource>(
     };
     let action = format!("{} update", R::TITLE.to_lowercase());
     check_powered_off(&node, &action, false)?;
+    if target.id != node.id {
+        check_powered_off(&target, &action, false)?;
+    }
     let fields = R::fields(map, target.id)?;
     let (id, write) = (Sortable::id(&row), fields.clone());
     let updated = state

@@ -54,6 +54,7 @@ diesel::table! {
         conductor_affinity -> Nullable<Integer>,
         created_at -> Timestamp,
         updated_at -> Nullable<Timestamp>,
+        backfill_node_id -> Nullable<Integer>,
     }
 }
 

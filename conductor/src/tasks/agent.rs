@@ -26,21 +26,25 @@ fn internal_info(node: &Node) -> Map<String, Value> {
     serde_json::from_str(&node.driver_internal_info).unwrap_or_default()
 }
 
+/// Merges `entries` into the node's `driver_internal_info`; `Err` with the
+/// reply to send when that could not be done. With `only_if_absent`, an
+/// existing key makes it [`InternalInfoMerge::AlreadyPresent`] (`Ok`).
 async fn merge(
     ctx: &Context,
     node: &Node,
     entries: Map<String, Value>,
-) -> Result<Option<TaskReply>, TaskError> {
+    only_if_absent: Option<&'static str>,
+) -> Result<Result<InternalInfoMerge, TaskReply>, TaskError> {
     let (id, host) = (node.id, ctx.host.clone());
     let merged = ctx
         .db
-        .run(move |conn| Node::merge_internal_info(conn, id, &host, &entries))
+        .run(move |conn| Node::merge_internal_info(conn, id, &host, &entries, only_if_absent))
         .await?;
     Ok(match merged {
-        InternalInfoMerge::Merged => None,
-        InternalInfoMerge::Locked(holder) => Some(node_locked(&node.uuid, &holder)),
-        InternalInfoMerge::NotFound => Some(node_not_found(&node.uuid)),
-        InternalInfoMerge::Contended => Some(refused(
+        done @ (InternalInfoMerge::Merged | InternalInfoMerge::AlreadyPresent) => Ok(done),
+        InternalInfoMerge::Locked(holder) => Err(node_locked(&node.uuid, &holder)),
+        InternalInfoMerge::NotFound => Err(node_not_found(&node.uuid)),
+        InternalInfoMerge::Contended => Err(refused(
             RefusalKind::Temporary,
             format!("Node {} is changing; please retry.", node.uuid),
         )),
@@ -60,22 +64,22 @@ pub async fn lookup(ctx: &Context, node_uuid: &str) -> Result<TaskReply, TaskErr
     let Some(node) = load_node(ctx, node_uuid).await? else {
         return Ok(node_not_found(node_uuid));
     };
-    let token = if internal_info(&node)
-        .get("agent_secret_token")
-        .is_some_and(|t| !t.is_null())
-    {
-        tracing::warn!(node.uuid = %node.uuid, "agent token already handed out; lookup gets it masked");
-        MASKED.to_owned()
-    } else {
-        let token = new_token();
-        let mut entries = Map::new();
-        entries.insert("agent_secret_token".into(), json!(token));
-        entries.insert("agent_secret_token_pregenerated".into(), Value::Null);
-        if let Some(refusal) = merge(ctx, &node, entries).await? {
-            return Ok(refusal);
+    let token = new_token();
+    let mut entries = Map::new();
+    entries.insert("agent_secret_token".into(), json!(token));
+    entries.insert("agent_secret_token_pregenerated".into(), Value::Null);
+    // Only the first lookup's token is stored; two lookups at once cannot
+    // both hand one out.
+    let token = match merge(ctx, &node, entries, Some("agent_secret_token")).await? {
+        Ok(InternalInfoMerge::Merged) => {
+            tracing::info!(node.uuid = %node.uuid, "agent token generated");
+            token
         }
-        tracing::info!(node.uuid = %node.uuid, "agent token generated");
-        token
+        Ok(_) => {
+            tracing::warn!(node.uuid = %node.uuid, "agent token already handed out; lookup gets it masked");
+            MASKED.to_owned()
+        }
+        Err(refusal) => return Ok(refusal),
     };
     Ok(TaskReply {
         task_id: String::new(),
@@ -137,7 +141,7 @@ pub async fn heartbeat(
             json!(beat.agent_status_message),
         );
     }
-    if let Some(refusal) = merge(ctx, &node, entries).await? {
+    if let Err(refusal) = merge(ctx, &node, entries, None).await? {
         return Ok(refusal);
     }
     tracing::debug!(node.uuid = %node.uuid, "agent heartbeat recorded");

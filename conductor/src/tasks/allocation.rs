@@ -13,6 +13,7 @@ use ferric_common::db::models::allocation::{ALLOCATING, Allocation};
 use ferric_common::db::models::conductor::Conductor;
 use ferric_common::db::models::node::Node;
 use ferric_common::states::ProvisionState;
+use ferric_proto::v1::task_reply::Outcome;
 use ferric_proto::v1::{Allocate, DestroyAllocation, RefusalKind, TaskReply};
 use rand::seq::SliceRandom;
 
@@ -221,22 +222,67 @@ async fn take_one(
 }
 
 /// Records an allocation for a node that is already deployed, after
-/// checking it matches the request (Ironic's backfill, 1.58).
+/// checking it matches the request (Ironic's backfill, 1.58). Whatever
+/// stops it fails the allocation, as Ironic's does.
 async fn backfill(
     ctx: &Context,
     alloc: &Allocation,
     node_uuid: &str,
 ) -> Result<TaskReply, TaskError> {
-    let Some(node) = load_node(ctx, node_uuid).await? else {
-        return Ok(node_not_found(node_uuid));
+    let outcome = async {
+        let Some(node) = load_node(ctx, node_uuid).await? else {
+            return Ok(node_not_found(node_uuid));
+        };
+        let lock = match lock_node(ctx, &node).await? {
+            Ok(lock) => lock,
+            Err(refusal) => return Ok(refusal),
+        };
+        let result = backfill_locked(ctx, alloc, &node).await;
+        let _ = lock.release().await;
+        result
+    }
+    .await;
+    let refusal_text = match &outcome {
+        Ok(TaskReply {
+            outcome: Some(Outcome::Refused(refused)),
+            ..
+        }) => Some(refused.message.clone()),
+        Ok(_) => None,
+        Err(e) => Some(format!("Unexpected exception during allocation: {e}")),
     };
-    let lock = match lock_node(ctx, &node).await? {
-        Ok(lock) => lock,
-        Err(refusal) => return Ok(refusal),
+    if let Some(text) = refusal_text {
+        let id = alloc.id;
+        let stored = if text.starts_with("Failed to process allocation") {
+            text
+        } else {
+            failed_text(&alloc.uuid, &text)
+        };
+        ctx.db
+            .run(move |conn| Allocation::fail(conn, id, &stored))
+            .await?;
+    }
+    outcome
+}
+
+/// Runs an allocation the sweep took over: the same backfill when it named
+/// a node, else the search for one.
+pub async fn resume(ctx: &Context, alloc: Allocation) {
+    let Some(node_id) = alloc.backfill_node_id else {
+        process(ctx, alloc).await;
+        return;
     };
-    let result = backfill_locked(ctx, alloc, &node).await;
-    let _ = lock.release().await;
-    result
+    let node = ctx.db.run(move |conn| Node::by_id(conn, node_id)).await;
+    let node_uuid = match node {
+        Ok(Some(node)) => node.uuid,
+        Ok(None) => String::new(),
+        Err(e) => {
+            tracing::warn!(allocation.uuid = %alloc.uuid, error = %e, "could not resume a backfill");
+            return;
+        }
+    };
+    if let Err(e) = backfill(ctx, &alloc, &node_uuid).await {
+        tracing::warn!(allocation.uuid = %alloc.uuid, error = %e, "backfill failed");
+    }
 }
 
 async fn backfill_locked(

@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use ferric_common::db::models::allocation::Allocation;
 use ferric_common::db::models::node::{Node, StateChange};
 use ferric_common::notify;
 use ferric_common::states::{Event, ProvisionState, Verb};
@@ -202,6 +201,32 @@ async fn write(ctx: &Context, node_id: i32, change: StateChange) -> Result<(), T
     }
 }
 
+/// Writes a flow step's change under this conductor's lock, its
+/// `driver_internal_info` merged over what others wrote since `node` was
+/// read.
+///
+/// # Errors
+/// [`TaskError::LockLost`] when the node is no longer reserved by this host.
+async fn write_step(
+    ctx: &Context,
+    node: &Node,
+    change: StateChange,
+    destroy_allocation: Option<i32>,
+) -> Result<(), TaskError> {
+    let (host, id, seen) = (ctx.host.clone(), node.id, node.driver_internal_info.clone());
+    let written = ctx
+        .db
+        .run(move |conn| {
+            Node::write_flow_state(conn, id, &host, &change, &seen, destroy_allocation)
+        })
+        .await?;
+    if written {
+        Ok(())
+    } else {
+        Err(TaskError::LockLost(node.uuid.clone()))
+    }
+}
+
 /// After a flow error: fail the node from its current state, with
 /// `last_error`, so it never stays in a transient state unlocked.
 async fn fail_after_error(ctx: &Context, node_uuid: &str, error: &TaskError) {
@@ -271,17 +296,12 @@ async fn run_flow(
             change.target_provision_state = Some(Some(ProvisionState::Manageable.as_str().into()));
         }
         let error_text = change.last_error.clone().flatten();
-        if state == ProvisionState::Deleting
-            && event == Event::Clean
-            && let Some(allocation_id) = node.allocation_id
-        {
-            // Tear-down ends the instance's allocation (and frees the
-            // node's instance_uuid with it), as Ironic does.
-            ctx.db
-                .run(move |conn| Allocation::destroy(conn, allocation_id))
-                .await?;
-        }
-        write(ctx, node.id, change).await?;
+        // Tear-down ends the instance's allocation, as Ironic does, in the
+        // same transaction as the state change.
+        let destroy_allocation = node
+            .allocation_id
+            .filter(|_| state == ProvisionState::Deleting && event == Event::Clean);
+        write_step(ctx, &node, change, destroy_allocation).await?;
         ctx.notifier.send(notify::provision_set(
             &node,
             event.as_str(),

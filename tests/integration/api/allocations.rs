@@ -436,6 +436,7 @@ async fn an_abandoned_allocation_is_filled_by_the_sweep() {
                 traits: "[]".into(),
                 candidate_nodes: "[]".into(),
                 extra: "{}".into(),
+                backfill_node_id: None,
             },
         )?;
         let long_ago = ferric_common::db::now() - chrono::Duration::minutes(5);

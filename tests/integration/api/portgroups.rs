@@ -146,6 +146,17 @@ async fn portgroups_group_a_nodes_ports() {
         )
         .await;
     assert_eq!(foreign.status, StatusCode::BAD_REQUEST, "{}", foreign.text);
+    let moved = app
+        .patch(
+            "/v1/portgroups/pg1",
+            json!([{"op": "replace", "path": "/node_uuid", "value": other["uuid"]}]),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::BAD_REQUEST, "{}", moved.text);
+    assert_eq!(
+        moved.fault(),
+        format!("Cannot complete the requested action because portgroup {pg_uuid} contains ports.")
+    );
     let members = app.get("/v1/portgroups/pg1/ports").await.json();
     assert_eq!(members["ports"].as_array().unwrap().len(), 1);
     assert_eq!(members["ports"][0]["address"], "52:54:00:11:22:33");

@@ -353,6 +353,15 @@ async fn runbooks_carry_traits_from_1_112_and_public_ones_have_no_owner() {
         app.get(path).await.json(),
         json!({"traits": ["CUSTOM_Y", "CUSTOM_Z"]})
     );
+    // A PATCH of other fields leaves the traits alone.
+    let renamed = app
+        .patch(
+            "/v1/runbooks/my-rb.1",
+            json!([{"op": "replace", "path": "/description", "value": "new"}]),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
+    assert_eq!(renamed.json()["traits"], json!(["CUSTOM_Y", "CUSTOM_Z"]));
     let old_traits = app.request(Method::GET, path, Some("1.111"), None).await;
     assert_eq!(old_traits.status, StatusCode::NOT_FOUND);
     assert_eq!(

@@ -10,7 +10,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::models::AnyBackend;
+use crate::db::models::{AnyBackend, Ident};
 use crate::db::schema::{allocations, nodes};
 use crate::db::{AnyConnection, DbError, now};
 
@@ -37,6 +37,8 @@ pub struct Allocation {
     pub conductor_affinity: Option<i32>,
     pub created_at: NaiveDateTime,
     pub updated_at: Option<NaiveDateTime>,
+    /// The deployed node a backfill names (kept until it is recorded).
+    pub backfill_node_id: Option<i32>,
 }
 
 /// Columns of a new allocation.
@@ -51,6 +53,7 @@ pub struct NewAllocation {
     pub traits: String,
     pub candidate_nodes: String,
     pub extra: String,
+    pub backfill_node_id: Option<i32>,
 }
 
 /// Filters of `GET /v1/allocations`.
@@ -79,11 +82,14 @@ impl Allocation {
 
     /// By UUID or name.
     pub fn by_ident(conn: &mut AnyConnection, ident: &str) -> Result<Option<Allocation>, DbError> {
-        Ok(allocations::table
-            .filter(allocations::uuid.eq(ident).or(allocations::name.eq(ident)))
+        let query = allocations::table
             .select(Allocation::as_select())
-            .first(conn)
-            .optional()?)
+            .into_boxed();
+        let query = match Ident::parse(ident) {
+            Ident::Uuid(uuid) => query.filter(allocations::uuid.eq(uuid)),
+            Ident::Name(name) => query.filter(allocations::name.eq(name)),
+        };
+        Ok(query.first(conn).optional()?)
     }
 
     pub fn by_id(conn: &mut AnyConnection, id: i32) -> Result<Option<Allocation>, DbError> {
@@ -236,6 +242,19 @@ impl Allocation {
                 .execute(conn)?;
             Ok::<_, DbError>(diesel::delete(allocations::table.find(id)).execute(conn)? == 1)
         })
+    }
+
+    /// Forgets which conductor fills this conductor's `allocating`
+    /// allocations (a conductor starting again has lost that work), so the
+    /// sweep takes them over.
+    pub fn release_affinity(conn: &mut AnyConnection, conductor_id: i32) -> Result<usize, DbError> {
+        Ok(diesel::update(
+            allocations::table
+                .filter(allocations::conductor_affinity.eq(conductor_id))
+                .filter(allocations::state.eq(ALLOCATING)),
+        )
+        .set(allocations::conductor_affinity.eq(None::<i32>))
+        .execute(conn)?)
     }
 
     /// Allocations still `allocating` that were created before `before`

@@ -17,6 +17,23 @@ pub mod volume;
 /// The backend type of [`super::AnyConnection`], for boxed queries.
 pub type AnyBackend = <super::AnyConnection as diesel::Connection>::Backend;
 
+/// How a resource is named in a URL: a UUID (matched on `uuid` only, so a
+/// name that looks like a UUID never shadows another row) or a name.
+pub enum Ident {
+    Uuid(String),
+    Name(String),
+}
+
+impl Ident {
+    pub fn parse(ident: &str) -> Ident {
+        if uuid::Uuid::try_parse(ident).is_ok() {
+            Ident::Uuid(ident.to_lowercase())
+        } else {
+            Ident::Name(ident.to_owned())
+        }
+    }
+}
+
 /// Sort direction of a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortDir {

@@ -982,21 +982,66 @@ pub enum InternalInfoMerge {
     /// Another host holds the node's lock.
     Locked(String),
     NotFound,
+    /// `only_if_absent` was set and that key was already there.
+    AlreadyPresent,
     /// Other writers kept changing the value; nothing was written.
     Contended,
 }
 
+/// Key changes of a `driver_internal_info`: `Some` sets the value (which
+/// may be `null`), `None` removes the key.
+type InfoChanges = Vec<(String, Option<serde_json::Value>)>;
+
+/// `changes` applied to a `driver_internal_info` text.
+fn merged_info(current: &str, changes: &InfoChanges) -> String {
+    let mut info: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(current).unwrap_or_default();
+    for (key, value) in changes {
+        match value {
+            Some(value) => {
+                info.insert(key.clone(), value.clone());
+            }
+            None => {
+                info.remove(key);
+            }
+        }
+    }
+    serde_json::Value::Object(info).to_string()
+}
+
+/// The keys `new` sets, changes or removes relative to `old`, so a writer
+/// applies only its own changes to the current value.
+fn internal_info_changes(old: &str, new: &str) -> InfoChanges {
+    let old: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(old).unwrap_or_default();
+    let new: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(new).unwrap_or_default();
+    let mut changes: InfoChanges = new
+        .iter()
+        .filter(|(key, value)| old.get(*key) != Some(*value))
+        .map(|(key, value)| (key.clone(), Some(value.clone())))
+        .collect();
+    changes.extend(
+        old.keys()
+            .filter(|key| !new.contains_key(*key))
+            .map(|key| (key.clone(), None)),
+    );
+    changes
+}
+
 impl Node {
     /// Sets (or, for `null` values, removes) keys of a node's
-    /// `driver_internal_info` without touching the others, unless a host
-    /// other than `host` holds the node's lock. The write only lands on the
-    /// value it read, so a concurrent writer is never overwritten; the read
-    /// is retried a few times.
+    /// `driver_internal_info` without touching the others, while no host
+    /// other than `host` holds the node's lock (checked by the write
+    /// itself). The write only lands on the value it read, so a concurrent
+    /// writer is never overwritten; the read is retried a few times. With
+    /// `only_if_absent`, nothing is written when that key exists.
     pub fn merge_internal_info(
         conn: &mut AnyConnection,
         id: i32,
         host: &str,
         entries: &serde_json::Map<String, serde_json::Value>,
+        only_if_absent: Option<&str>,
     ) -> Result<InternalInfoMerge, DbError> {
         for _ in 0..5 {
             let Some(node) = Node::by_id(conn, id)? else {
@@ -1005,20 +1050,23 @@ impl Node {
             if let Some(holder) = node.reservation.filter(|h| h != host) {
                 return Ok(InternalInfoMerge::Locked(holder));
             }
-            let mut info: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&node.driver_internal_info).unwrap_or_default();
-            for (key, value) in entries {
-                if value.is_null() {
-                    info.remove(key);
-                } else {
-                    info.insert(key.clone(), value.clone());
+            if let Some(key) = only_if_absent {
+                let info: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(&node.driver_internal_info).unwrap_or_default();
+                if info.get(key).is_some_and(|v| !v.is_null()) {
+                    return Ok(InternalInfoMerge::AlreadyPresent);
                 }
             }
-            let new = serde_json::Value::Object(info).to_string();
+            let changes: InfoChanges = entries
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone()).filter(|v| !v.is_null())))
+                .collect();
+            let new = merged_info(&node.driver_internal_info, &changes);
             let n = diesel::update(
                 nodes::table
                     .find(id)
-                    .filter(nodes::driver_internal_info.eq(&node.driver_internal_info)),
+                    .filter(nodes::driver_internal_info.eq(&node.driver_internal_info))
+                    .filter(nodes::reservation.is_null().or(nodes::reservation.eq(host))),
             )
             .set((
                 nodes::driver_internal_info.eq(&new),
@@ -1030,5 +1078,63 @@ impl Node {
             }
         }
         Ok(InternalInfoMerge::Contended)
+    }
+
+    /// A provision flow's write under `host`'s lock: `change` with its
+    /// `driver_internal_info` applied as the keys it changed relative to
+    /// `seen_internal` (what the flow read), so keys others merged
+    /// meanwhile (an agent's token) survive; with `destroy_allocation`, that
+    /// allocation is deleted and the node's `allocation_id` cleared in the
+    /// same transaction. False when the lock is no longer `host`'s.
+    pub fn write_flow_state(
+        conn: &mut AnyConnection,
+        id: i32,
+        host: &str,
+        change: &StateChange,
+        seen_internal: &str,
+        destroy_allocation: Option<i32>,
+    ) -> Result<bool, DbError> {
+        let changes = change
+            .driver_internal_info
+            .as_deref()
+            .map(|new| internal_info_changes(seen_internal, new));
+        // Reads stay outside the transaction, which only writes: SQLite
+        // cannot upgrade a reading transaction while another writes.
+        for _ in 0..5 {
+            let Some(node) = Node::by_id(conn, id)? else {
+                return Ok(false);
+            };
+            if node.reservation.as_deref() != Some(host) {
+                return Ok(false);
+            }
+            let mut change = change.clone();
+            if let Some(changes) = &changes {
+                change.driver_internal_info =
+                    Some(merged_info(&node.driver_internal_info, changes));
+            }
+            let written = conn.transaction(|conn| {
+                let n = diesel::update(
+                    nodes::table
+                        .find(id)
+                        .filter(nodes::reservation.eq(host))
+                        .filter(nodes::driver_internal_info.eq(&node.driver_internal_info)),
+                )
+                .set((&change, nodes::updated_at.eq(Some(now()))))
+                .execute(conn)?;
+                if n == 1
+                    && let Some(allocation_id) = destroy_allocation
+                {
+                    diesel::delete(allocations::table.find(allocation_id)).execute(conn)?;
+                    diesel::update(nodes::table.find(id))
+                        .set(nodes::allocation_id.eq(None::<i32>))
+                        .execute(conn)?;
+                }
+                Ok::<_, DbError>(n == 1)
+            })?;
+            if written {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }

@@ -5,7 +5,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::models::AnyBackend;
+use crate::db::models::{AnyBackend, Ident};
 use crate::db::schema::{nodes, portgroups, ports};
 use crate::db::{AnyConnection, DbError, now};
 
@@ -69,11 +69,14 @@ impl Portgroup {
 
     /// By UUID or name.
     pub fn by_ident(conn: &mut AnyConnection, ident: &str) -> Result<Option<Portgroup>, DbError> {
-        Ok(portgroups::table
-            .filter(portgroups::uuid.eq(ident).or(portgroups::name.eq(ident)))
+        let query = portgroups::table
             .select(Portgroup::as_select())
-            .first(conn)
-            .optional()?)
+            .into_boxed();
+        let query = match Ident::parse(ident) {
+            Ident::Uuid(uuid) => query.filter(portgroups::uuid.eq(uuid)),
+            Ident::Name(name) => query.filter(portgroups::name.eq(name)),
+        };
+        Ok(query.first(conn).optional()?)
     }
 
     pub fn by_id(conn: &mut AnyConnection, id: i32) -> Result<Option<Portgroup>, DbError> {
@@ -130,7 +133,8 @@ impl Portgroup {
     }
 
     /// Updates a portgroup while its node (and the node it moves to) is
-    /// unlocked; `None` when a lock or a missing row stopped the write.
+    /// unlocked, and moves it to another node only while it has no ports;
+    /// `None` when a lock, ports or a missing row stopped the write.
     pub fn update(
         conn: &mut AnyConnection,
         id: i32,
@@ -143,15 +147,14 @@ impl Portgroup {
             portgroups::table
                 .find(id)
                 .filter(portgroups::node_id.eq_any(unlocked))
-                .filter(
-                    portgroups::node_id
-                        .eq(fields.node_id)
-                        .or(diesel::dsl::exists(
-                            nodes::table
-                                .filter(nodes::id.eq(fields.node_id))
-                                .filter(nodes::reservation.is_null()),
-                        )),
-                ),
+                .filter(diesel::dsl::exists(
+                    nodes::table
+                        .filter(nodes::id.eq(fields.node_id))
+                        .filter(nodes::reservation.is_null()),
+                ))
+                .filter(portgroups::node_id.eq(fields.node_id).or(diesel::dsl::not(
+                    diesel::dsl::exists(ports::table.filter(ports::portgroup_id.eq(id))),
+                ))),
         )
         .set((fields, portgroups::updated_at.eq(Some(now()))))
         .execute(conn)?;

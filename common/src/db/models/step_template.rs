@@ -8,6 +8,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::db::models::Ident;
 use crate::db::schema::{deploy_templates, runbooks};
 use crate::db::{AnyConnection, DbError, now};
 
@@ -51,33 +52,18 @@ pub struct Runbook {
     pub updated_at: Option<NaiveDateTime>,
 }
 
-/// Writable runbook columns.
+/// Writable runbook columns; `traits` change only through
+/// [`Runbook::replace_traits`], so a PATCH never undoes a trait change.
 #[derive(Debug, Clone, Insertable, AsChangeset)]
 #[diesel(table_name = runbooks, treat_none_as_null = true)]
 pub struct RunbookFields {
     pub name: String,
     pub description: Option<String>,
     pub steps: String,
-    pub traits: String,
     pub disable_ramdisk: bool,
     pub public: bool,
     pub owner: Option<String>,
     pub extra: String,
-}
-
-impl RunbookFields {
-    pub fn from_row(row: &Runbook) -> RunbookFields {
-        RunbookFields {
-            name: row.name.clone(),
-            description: row.description.clone(),
-            steps: row.steps.clone(),
-            traits: row.traits.clone(),
-            disable_ramdisk: row.disable_ramdisk,
-            public: row.public,
-            owner: row.owner.clone(),
-            extra: row.extra.clone(),
-        }
-    }
 }
 
 impl DeployTemplate {
@@ -86,15 +72,14 @@ impl DeployTemplate {
         conn: &mut AnyConnection,
         ident: &str,
     ) -> Result<Option<DeployTemplate>, DbError> {
-        Ok(deploy_templates::table
-            .filter(
-                deploy_templates::uuid
-                    .eq(ident)
-                    .or(deploy_templates::name.eq(ident)),
-            )
+        let query = deploy_templates::table
             .select(DeployTemplate::as_select())
-            .first(conn)
-            .optional()?)
+            .into_boxed();
+        let query = match Ident::parse(ident) {
+            Ident::Uuid(uuid) => query.filter(deploy_templates::uuid.eq(uuid)),
+            Ident::Name(name) => query.filter(deploy_templates::name.eq(name)),
+        };
+        Ok(query.first(conn).optional()?)
     }
 
     /// Every template, by id.
@@ -156,11 +141,12 @@ impl DeployTemplate {
 impl Runbook {
     /// By UUID or name.
     pub fn by_ident(conn: &mut AnyConnection, ident: &str) -> Result<Option<Runbook>, DbError> {
-        Ok(runbooks::table
-            .filter(runbooks::uuid.eq(ident).or(runbooks::name.eq(ident)))
-            .select(Runbook::as_select())
-            .first(conn)
-            .optional()?)
+        let query = runbooks::table.select(Runbook::as_select()).into_boxed();
+        let query = match Ident::parse(ident) {
+            Ident::Uuid(uuid) => query.filter(runbooks::uuid.eq(uuid)),
+            Ident::Name(name) => query.filter(runbooks::name.eq(name)),
+        };
+        Ok(query.first(conn).optional()?)
     }
 
     /// Every runbook, by id; only those `owner` may see (its own and the
