@@ -164,6 +164,9 @@ pub struct ConductorSettings {
     pub heartbeat_timeout_secs: u64,
     /// `[conductor]automated_clean`: clean on provide and undeploy.
     pub automated_clean: bool,
+    /// `[conductor]deploy_callback_timeout`: how long a node may wait for
+    /// its deploy ramdisk's heartbeat before the deploy fails.
+    pub deploy_callback_timeout_secs: u64,
     /// `[conductor]allow_deleting_available_nodes`.
     pub allow_deleting_available_nodes: bool,
     /// How long each fake step (verify, clean, deploy) takes, in
@@ -218,6 +221,7 @@ impl Default for ConductorSettings {
             heartbeat_interval_secs: 10,
             heartbeat_timeout_secs: 60,
             automated_clean: true,
+            deploy_callback_timeout_secs: 1800,
             allow_deleting_available_nodes: true,
             fake_step_delay_ms: 0,
             max_concurrent_tasks: 256,
@@ -326,6 +330,9 @@ pub struct DeploySettings {
     pub http_url: String,
     /// When set (`host:port`), Ferric serves `http_root` there itself.
     pub http_listen: Option<String>,
+    /// The API URL a deploy ramdisk's agent is given (`ipa-api-url=`);
+    /// unset = `[api] public_endpoint`, else the API's own address.
+    pub api_url: Option<String>,
 }
 
 impl Default for DeploySettings {
@@ -334,6 +341,7 @@ impl Default for DeploySettings {
             http_root: None,
             http_url: "http://127.0.0.1:8080".into(),
             http_listen: None,
+            api_url: None,
         }
     }
 }
@@ -388,6 +396,8 @@ pub struct DnsmasqSettings {
 /// Network boot settings with every path resolved.
 #[derive(Debug, Clone)]
 pub struct BootConfig {
+    /// What a deploy ramdisk's agent is told the API is.
+    pub api_url: String,
     pub tftp_root: PathBuf,
     pub tftp_server: String,
     pub pxe_append_params: String,
@@ -570,7 +580,14 @@ impl Settings {
         let under = |set: &Option<PathBuf>, name: &str| {
             set.clone().unwrap_or_else(|| self.data_dir.join(name))
         };
+        let api_url = self
+            .deploy
+            .api_url
+            .clone()
+            .or_else(|| self.api.public_endpoint.clone())
+            .unwrap_or_else(|| format!("http://{}:{}", self.api.host, self.api.port));
         BootConfig {
+            api_url: api_url.trim_end_matches('/').to_owned(),
             tftp_root: under(&self.pxe.tftp_root, "tftpboot"),
             tftp_server: self.pxe.tftp_server.clone(),
             pxe_append_params: self.pxe.pxe_append_params.clone(),

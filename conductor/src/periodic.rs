@@ -5,6 +5,8 @@
 //!   that died (or stopped) recently move to the nodes' new owners
 //!   ([`Rerouter`]), so their callers, still waiting, get an answer;
 //! - task receipts past their retention are pruned;
+//! - `direct` deploys whose agent has not called back within
+//!   `deploy_callback_timeout_secs` fail;
 //! - allocations left `allocating` by a conductor that died (or never
 //!   answered) are filled by the live conductor their UUID picks;
 //! - boot files of nodes that no longer exist (deleted while deployed, in
@@ -25,6 +27,7 @@ use ferric_common::db::models::node::Node;
 use ferric_common::db::models::receipt::TaskReceipt;
 use ferric_common::db::{Db, DbError};
 use ferric_common::queue::reroute::Rerouter;
+use ferric_common::states::ProvisionState;
 use ferric_proto::v1::Task;
 use tokio_util::sync::CancellationToken;
 
@@ -74,6 +77,9 @@ impl Periodic {
         if let Err(e) = self.remove_orphan_boot_files().await {
             tracing::warn!(error = %e, "could not look for orphaned boot files");
         }
+        if let Err(e) = self.time_out_deploys().await {
+            tracing::warn!(error = %e, "could not look for deploys waiting too long");
+        }
         if let Err(e) = self.sweep_allocations().await {
             tracing::warn!(error = %e, "could not look for abandoned allocations");
         }
@@ -82,6 +88,33 @@ impl Periodic {
             Ok(n) => tracing::debug!(count = n, "pruned task receipts"),
             Err(e) => tracing::warn!(error = %e, "could not prune task receipts"),
         }
+    }
+
+    /// Fails the deploys of nodes this conductor owns that waited longer
+    /// than `deploy_callback_timeout_secs` for their agent.
+    async fn time_out_deploys(&self) -> Result<(), DbError> {
+        let timeout = self.heartbeat_timeout;
+        let limit = Duration::from_secs(self.tasks.settings.deploy_callback_timeout_secs);
+        let before =
+            ferric_common::db::now() - chrono::Duration::from_std(limit).unwrap_or_default();
+        let (view, waiting) = self
+            .db
+            .run(move |conn| {
+                Ok((
+                    ClusterView::load(conn, timeout)?,
+                    Node::waiting_since(conn, ProvisionState::DeployWait.as_str(), before)?,
+                ))
+            })
+            .await?;
+        for node in waiting {
+            let mine = view.owner(&node.conductor_group, &node.driver, &node.uuid)
+                == Some(self.host.as_str());
+            if mine && crate::drivers::direct::handles(&node) {
+                tracing::warn!(node.uuid = %node.uuid, "deploy timed out waiting for the agent");
+                crate::drivers::direct::time_out(&self.tasks, &node).await;
+            }
+        }
+        Ok(())
     }
 
     /// Fills allocations still `allocating` a heartbeat timeout after they

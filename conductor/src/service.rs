@@ -43,6 +43,8 @@ pub enum StartError {
     Db(#[from] DbError),
     #[error("conductor start-up: {0}")]
     Queue(#[from] ferric_common::queue::QueueError),
+    #[error("conductor start-up: the agent HTTP client: {0}")]
+    Agent(String),
 }
 
 /// Where a conductor's tasks come from, kept to stop it on shutdown.
@@ -167,6 +169,11 @@ async fn start(
         )),
         boot: Arc::new(config.boot.clone()),
         notifier,
+        agent_http: reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| StartError::Agent(e.to_string()))?,
     };
     let heartbeat = tokio::spawn(membership::heartbeat(
         db.clone(),

@@ -5,7 +5,6 @@
 //! the disk with the image served from Ferric's `http_root`, a checksum
 //! mismatch as a failed command, a refused token, power off.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -13,21 +12,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::helpers::process::agent_binary;
 use crate::helpers::{Backend, spawn_app_with, wait_until};
-
-/// The agent binary cargo built beside this test binary (the agent crate's
-/// own tests make cargo build it).
-fn agent_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let agent = dir.join("ferric-agent");
-    assert!(
-        agent.exists(),
-        "{} is missing: build it with `cargo build -p ferric-agent` (the workspace's test run does)",
-        agent.display()
-    );
-    agent
-}
 
 async fn last_command(client: &reqwest::Client, agent_url: &str, token: &str) -> Value {
     let all: Value = client

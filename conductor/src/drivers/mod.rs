@@ -4,12 +4,10 @@
 //! supports and its default; the conductor registers these rows in
 //! `conductor_hardware_interfaces`, which is how the API learns them.
 //! Invariant: every interface name registered here has an implementation in
-//! this module tree that the task handlers dispatch to, except `ipmi`'s
-//! `direct` deploy interface (Ironic's default), registered ahead of the
-//! agent work: until then an action that needs it fails with a `last_error`
-//! saying so.
+//! this module tree that the task handlers dispatch to.
 
 pub mod dhcp;
+pub mod direct;
 pub mod fake;
 pub mod ipmi;
 pub mod pxe;

@@ -24,7 +24,7 @@ pub fn handles(node: &Node) -> bool {
         && matches!(node.boot_interface.as_deref(), Some("ipxe" | "pxe"))
 }
 
-fn boot_kind(node: &Node) -> pxe::BootKind {
+pub(crate) fn boot_kind(node: &Node) -> pxe::BootKind {
     if node.boot_interface.as_deref() == Some("pxe") {
         pxe::BootKind::Pxe { uefi: uefi(node) }
     } else {
@@ -32,7 +32,7 @@ fn boot_kind(node: &Node) -> pxe::BootKind {
     }
 }
 
-async fn pxe_macs(ctx: &Context, node: &Node) -> Result<Vec<String>, String> {
+pub(crate) async fn pxe_macs(ctx: &Context, node: &Node) -> Result<Vec<String>, String> {
     let id = node.id;
     let ports = ctx
         .db
@@ -46,7 +46,7 @@ async fn pxe_macs(ctx: &Context, node: &Node) -> Result<Vec<String>, String> {
         .collect())
 }
 
-fn uefi(node: &Node) -> bool {
+pub(crate) fn uefi(node: &Node) -> bool {
     super::boot_mode_is_uefi(node)
 }
 
@@ -137,7 +137,7 @@ pub async fn deploy(ctx: &Context, node: &Node) -> Result<&'static str, String> 
     result
 }
 
-async fn boot_it(
+pub(crate) async fn boot_it(
     ctx: &Context,
     node: &Node,
     info: &ipmi::driver_info::IpmiInfo,
@@ -151,7 +151,7 @@ async fn boot_it(
         .map_err(|e| format!("Failed to change power state to 'power on' by 'rebooting': {e}"))
 }
 
-async fn remove_files(ctx: &Context, node: &Node, macs: &[String]) {
+pub(crate) async fn remove_files(ctx: &Context, node: &Node, macs: &[String]) {
     let (boot, uuid, macs) = (ctx.boot.clone(), node.uuid.clone(), macs.to_vec());
     let _ = ferric_common::telemetry::spawn_blocking(move || {
         pxe::clean_up(&boot, &uuid, &macs);

@@ -11,6 +11,7 @@
 
 use base64::Engine as _;
 use ferric_common::db::models::node::{InternalInfoMerge, Node};
+use ferric_common::states::ProvisionState;
 use ferric_proto::v1::task_reply::Outcome;
 use ferric_proto::v1::{AgentHeartbeat, AgentToken, RefusalKind, TaskReply};
 use rand::RngCore as _;
@@ -145,5 +146,19 @@ pub async fn heartbeat(
         return Ok(refusal);
     }
     tracing::debug!(node.uuid = %node.uuid, "agent heartbeat recorded");
+    if node.provision_state == ProvisionState::DeployWait.as_str() {
+        // A heartbeat keeps the deploy's callback timeout away, as Ironic's
+        // `touch_provisioning`.
+        let id = node.id;
+        ctx.db
+            .run(move |conn| Node::touch_provisioning(conn, id))
+            .await?;
+        if crate::drivers::direct::handles(&node) {
+            ctx.tracker.spawn(crate::drivers::direct::on_heartbeat(
+                ctx.clone(),
+                node.uuid.clone(),
+            ));
+        }
+    }
     Ok(accepted())
 }

@@ -37,6 +37,8 @@ pub struct Context {
     pub boot: std::sync::Arc<ferric_common::config::BootConfig>,
     /// Where notifications of state changes go.
     pub notifier: ferric_common::notify::Notifier,
+    /// Talks to deploy ramdisks' agents (bounded timeouts).
+    pub agent_http: reqwest::Client,
 }
 
 /// Errors inside a handler; each becomes a refusal.

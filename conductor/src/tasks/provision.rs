@@ -13,7 +13,7 @@ use ferric_common::states::{Event, ProvisionState, Verb};
 use ferric_proto::v1::{ProvisionAction, RefusalKind, TaskReply};
 use serde_json::{Map, Value};
 
-use crate::drivers::{self, ipmi, ramdisk};
+use crate::drivers::{self, direct, ipmi, ramdisk};
 use crate::tasks::{
     Context, TaskError, accepted, commit_start, load_node, lock_node, node_not_found, refused,
 };
@@ -313,6 +313,10 @@ async fn run_flow(
             // A failure state waits for an operator.
             return Ok(());
         }
+        if next == ProvisionState::DeployWait && direct::handles(&node) {
+            // The agent's heartbeats carry the deploy on; the lock goes.
+            return Ok(());
+        }
         state = next;
     }
     Ok(())
@@ -366,7 +370,13 @@ async fn hardware_step(
         ProvisionState::Cleaning if !automated_clean => None,
         // The ramdisk deploy interface has no clean steps (Ironic's needs
         // an agent ramdisk, which Ferric does not have yet).
-        ProvisionState::Cleaning if ramdisk::handles(node) => None,
+        ProvisionState::Cleaning if ramdisk::handles(node) || direct::handles(node) => None,
+        ProvisionState::Deploying if direct::handles(node) => {
+            match direct::start(ctx, node).await {
+                Ok(change) => Some((Event::Wait, change)),
+                Err(e) => failed(format!("Deploy step deploy.deploy failed: {e}.")),
+            }
+        }
         ProvisionState::Deploying if ramdisk::handles(node) => {
             match ramdisk::deploy(ctx, node).await {
                 Ok(power_state) => Some((
@@ -380,7 +390,7 @@ async fn hardware_step(
                 Err(e) => failed(format!("Deploy step deploy.deploy failed: {e}.")),
             }
         }
-        ProvisionState::Deleting if ramdisk::handles(node) => {
+        ProvisionState::Deleting if ramdisk::handles(node) || direct::handles(node) => {
             match ramdisk::tear_down(ctx, node).await {
                 Ok(power_state) => {
                     let (event, mut change) = step(ctx, node, state);

@@ -3,6 +3,7 @@
 //! clean environment plus the variables a test adds; its output goes to a
 //! file (a pipe nobody reads would fill up and block it).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::helpers::wait_until;
@@ -55,4 +56,18 @@ impl FerricProcess {
             _dir: dir,
         }
     }
+}
+
+/// The agent binary cargo built beside this test binary (the agent crate's
+/// own tests make cargo build it).
+pub fn agent_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let agent = dir.join("ferric-agent");
+    assert!(
+        agent.exists(),
+        "{} is missing: build it with `cargo build -p ferric-agent` (the workspace's test run does)",
+        agent.display()
+    );
+    agent
 }

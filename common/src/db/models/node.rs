@@ -1138,3 +1138,28 @@ impl Node {
         Ok(false)
     }
 }
+
+impl Node {
+    /// Stamps `provision_updated_at` (a heartbeat during a wait state).
+    pub fn touch_provisioning(conn: &mut AnyConnection, id: i32) -> Result<(), DbError> {
+        diesel::update(nodes::table.find(id))
+            .set(nodes::provision_updated_at.eq(Some(now())))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Unlocked nodes in `state` since before `before` (wait-state
+    /// timeouts).
+    pub fn waiting_since(
+        conn: &mut AnyConnection,
+        state: &str,
+        before: NaiveDateTime,
+    ) -> Result<Vec<Node>, DbError> {
+        Ok(nodes::table
+            .filter(nodes::provision_state.eq(state))
+            .filter(nodes::reservation.is_null())
+            .filter(nodes::provision_updated_at.lt(before))
+            .select(Node::as_select())
+            .load(conn)?)
+    }
+}

@@ -1,0 +1,233 @@
+//! The `direct` deploy interface end to end without a VM: an `ipmi_sim`
+//! BMC stands for the machine's BMC, `ferric-agent` (started by the test
+//! once the BMC has been told to network-boot, as the deploy ramdisk would
+//! start) for its ramdisk, a file for its disk. The node boots the ramdisk
+//! over IPMI, waits in `wait call-back`, the agent's heartbeats drive the
+//! image write, then the node boots from disk and is `active`; a checksum
+//! mismatch and a silent agent end in `deploy failed`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+use crate::helpers::bmc::SimBmc;
+use crate::helpers::http::FileServer;
+use crate::helpers::process::agent_binary;
+use crate::helpers::{Backend, TestApp, spawn_app_with, wait_until};
+
+const MAC: &str = "52:54:00:de:0c:01";
+
+async fn direct_app(callback_timeout_secs: u64) -> TestApp {
+    spawn_app_with(Backend::Sqlite, |s| {
+        s.conductor.enabled_hardware_types = vec!["ipmi".into()];
+        s.conductor.sync_power_state_interval_secs = 0;
+        s.conductor.check_provision_state_interval_secs = 1;
+        s.conductor.deploy_callback_timeout_secs = callback_timeout_secs;
+        s.dhcp.dhcp_provider = "dnsmasq".into();
+        s.ipmi.min_command_interval_ms = 0;
+        s.ipmi.command_retry_timeout_secs = 3;
+    })
+    .await
+}
+
+/// An available `ipmi` + `ipxe` + `direct` node deploying `image_url`.
+async fn direct_node(
+    app: &TestApp,
+    bmc: &SimBmc,
+    server: &FileServer,
+    image_sha256: &str,
+) -> String {
+    let mut driver_info = bmc.driver_info();
+    driver_info["deploy_kernel"] = json!(server.url("/deploy_kernel"));
+    driver_info["deploy_ramdisk"] = json!(server.url("/deploy_ramdisk"));
+    let created = app
+        .post(
+            "/v1/nodes",
+            json!({"driver": "ipmi", "driver_info": driver_info,
+                   "boot_interface": "ipxe", "deploy_interface": "direct",
+                   "instance_info": {"image_source": server.url("/disk.raw"),
+                                     "image_os_hash_algo": "sha256",
+                                     "image_os_hash_value": image_sha256}}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let uuid = created.json()["uuid"].as_str().unwrap().to_owned();
+    let port = app
+        .post("/v1/ports", json!({"node_uuid": uuid, "address": MAC}))
+        .await;
+    assert_eq!(port.status, StatusCode::CREATED, "{}", port.text);
+    app.provision(&uuid, "manage").await;
+    app.wait_for_state(&uuid, "manageable").await;
+    app.provision(&uuid, "provide").await;
+    app.wait_for_state(&uuid, "available").await;
+    uuid
+}
+
+/// Waits until the node is in `state` and unlocked.
+async fn wait_unlocked_in(app: &TestApp, uuid: &str, states: &[&str]) -> Value {
+    wait_until(Duration::from_secs(60), "the node to settle", || async {
+        let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+        (states.contains(&node["provision_state"].as_str().unwrap_or(""))
+            && node["reservation"].is_null())
+        .then_some(node)
+    })
+    .await
+}
+
+/// The deploy ramdisk coming up: the agent on this machine's loopback.
+fn start_agent(app: &TestApp, work: &Path, disk: &Path) -> tokio::process::Child {
+    let net = work.join("net");
+    std::fs::create_dir_all(net.join("eth0")).unwrap();
+    std::fs::write(net.join("eth0/address"), format!("{MAC}\n")).unwrap();
+    let log = std::fs::File::create(work.join("agent.log")).unwrap();
+    tokio::process::Command::new(agent_binary())
+        .args(["--api-url", &app.base, "--listen", "127.0.0.1:0"])
+        .args([
+            "--advertise-host",
+            "127.0.0.1",
+            "--power-off-command",
+            "true",
+        ])
+        .arg("--root-device")
+        .arg(disk)
+        .arg("--sys-class-net")
+        .arg(&net)
+        .args([
+            "--lookup-interval-secs",
+            "1",
+            "--heartbeat-interval-secs",
+            "1",
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+fn files(image: &[u8]) -> HashMap<String, Vec<u8>> {
+    HashMap::from([
+        ("/deploy_kernel".to_owned(), b"deploy kernel".to_vec()),
+        ("/deploy_ramdisk".to_owned(), b"deploy ramdisk".to_vec()),
+        ("/disk.raw".to_owned(), image.to_vec()),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_deploy_boots_the_agent_writes_the_image_and_boots_from_disk() {
+    let image: Vec<u8> = (0..512 * 1024u32).map(|i| (i * 13 % 241) as u8).collect();
+    let sha = hex::encode(sha2::Sha256::digest(&image));
+    let server = FileServer::start(files(&image)).await;
+    let bmc = SimBmc::start().await;
+    let app = direct_app(1800).await;
+    let boot = app.settings.boot();
+    let uuid = direct_node(&app, &bmc, &server, &sha).await;
+
+    app.provision(&uuid, "active").await;
+    let waiting = wait_unlocked_in(&app, &uuid, &["wait call-back", "deploy failed"]).await;
+    assert_eq!(waiting["provision_state"], "wait call-back", "{waiting}");
+    let config = std::fs::read_to_string(boot.http_root.join(&uuid).join("config")).unwrap();
+    assert!(config.contains("ipa-api-url="), "{config}");
+    assert_eq!(
+        std::fs::read(boot.http_root.join(&uuid).join("ramdisk")).unwrap(),
+        b"deploy ramdisk"
+    );
+    assert!(
+        bmc.ipmitool(&["chassis", "bootparam", "get", "5"])
+            .contains("Force PXE")
+    );
+    assert_eq!(
+        bmc.ipmitool(&["chassis", "power", "status"]),
+        "Chassis Power is on"
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let disk = work.path().join("disk");
+    std::fs::write(&disk, b"").unwrap();
+    let mut agent = start_agent(&app, work.path(), &disk);
+    let active = wait_unlocked_in(&app, &uuid, &["active", "deploy failed"]).await;
+    let log = std::fs::read_to_string(work.path().join("agent.log")).unwrap_or_default();
+    assert_eq!(active["provision_state"], "active", "{active}\n{log}");
+    assert!(active["last_error"].is_null(), "{active}");
+    assert_eq!(
+        std::fs::read(&disk).unwrap(),
+        image,
+        "the disk holds the image"
+    );
+    assert!(
+        bmc.ipmitool(&["chassis", "bootparam", "get", "5"])
+            .contains("Hard-Drive"),
+        "boots from disk"
+    );
+    assert_eq!(
+        bmc.ipmitool(&["chassis", "power", "status"]),
+        "Chassis Power is on"
+    );
+    assert!(
+        !boot.http_root.join(&uuid).exists(),
+        "the ramdisk's boot files are gone"
+    );
+    assert!(active["driver_internal_info"]["agent_url"].is_null());
+    assert_eq!(active["deploy_step"], json!({}));
+    agent.kill().await.unwrap();
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_image_fails_the_deploy_and_powers_the_node_off() {
+    let image = vec![7u8; 64 * 1024];
+    let server = FileServer::start(files(&image)).await;
+    let bmc = SimBmc::start().await;
+    let app = direct_app(1800).await;
+    let wrong = "0".repeat(64);
+    let uuid = direct_node(&app, &bmc, &server, &wrong).await;
+    app.provision(&uuid, "active").await;
+    wait_unlocked_in(&app, &uuid, &["wait call-back"]).await;
+
+    let work = tempfile::tempdir().unwrap();
+    let disk = work.path().join("disk");
+    std::fs::write(&disk, b"").unwrap();
+    let mut agent = start_agent(&app, work.path(), &disk);
+    let failed = wait_unlocked_in(&app, &uuid, &["active", "deploy failed"]).await;
+    assert_eq!(failed["provision_state"], "deploy failed", "{failed}");
+    let error = failed["last_error"].as_str().unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "Deploy step deploy.write_image failed on node {uuid}. Image failed to verify against checksum."
+        )) && error.contains(&wrong),
+        "{error}"
+    );
+    assert_eq!(failed["power_state"], "power off");
+    assert_eq!(
+        bmc.ipmitool(&["chassis", "power", "status"]),
+        "Chassis Power is off"
+    );
+    agent.kill().await.unwrap();
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_whose_agent_never_calls_back_times_out() {
+    let image = vec![1u8; 1024];
+    let sha = hex::encode(sha2::Sha256::digest(&image));
+    let server = FileServer::start(files(&image)).await;
+    let bmc = SimBmc::start().await;
+    let app = direct_app(2).await;
+    let uuid = direct_node(&app, &bmc, &server, &sha).await;
+    app.provision(&uuid, "active").await;
+    let failed = wait_unlocked_in(&app, &uuid, &["deploy failed", "active"]).await;
+    assert_eq!(failed["provision_state"], "deploy failed", "{failed}");
+    assert_eq!(
+        failed["last_error"],
+        format!("Timeout reached while waiting for callback for node {uuid}")
+    );
+    assert_eq!(
+        bmc.ipmitool(&["chassis", "power", "status"]),
+        "Chassis Power is off"
+    );
+    app.stop().await;
+}
