@@ -118,20 +118,22 @@ async fn node_uuid_of(state: &AppState, alloc: &Allocation) -> Result<Option<Str
 }
 
 /// Lists allocations, optionally of one node.
+/// What [`collection`] found: every allocation, their nodes' UUIDs, the
+/// page asked for, the fields to show and the filters to keep.
+type Listed = (
+    Vec<Allocation>,
+    std::collections::HashMap<i32, String>,
+    pagination::Pagination,
+    Option<Vec<String>>,
+    AllocationFilter,
+);
+
 async fn collection(
     req: &HttpRequest,
     state: &AppState,
     version: Microversion,
     node: Option<Node>,
-) -> Result<
-    (
-        Vec<Allocation>,
-        std::collections::HashMap<i32, String>,
-        pagination::Pagination,
-        Option<Vec<String>>,
-    ),
-    ApiError,
-> {
+) -> Result<Listed, ApiError> {
     let query = parse_query(req.query_string());
     let fields = parse_fields(query.get("fields"));
     if let Some(f) = &fields {
@@ -177,10 +179,12 @@ async fn collection(
         filter.owner = Some(owner.clone());
     }
     let known = uuids;
+    let keep = filter.clone();
     let (rows, uuids) = state
         .db
         .run(move |conn| {
-            let rows = Allocation::list(conn, &filter)?;
+            // Every row: the marker may no longer match the filters.
+            let rows = Allocation::list(conn, &AllocationFilter::default())?;
             let mut uuids = known;
             let missing: Vec<i32> = rows
                 .iter()
@@ -193,7 +197,7 @@ async fn collection(
             Ok((rows, uuids))
         })
         .await?;
-    Ok((rows, uuids, pagination, fields))
+    Ok((rows, uuids, pagination, fields, keep))
 }
 
 /// `GET /v1/allocations`.
@@ -203,7 +207,7 @@ pub async fn list(
     version: Microversion,
 ) -> Result<HttpResponse, ApiError> {
     gate(version, &req)?;
-    let (rows, uuids, pagination, fields) = collection(&req, &state, version, None).await?;
+    let (rows, uuids, pagination, fields, filter) = collection(&req, &state, version, None).await?;
     let base = base_url(&req, &state);
     let query = parse_query(req.query_string());
     let page = ListPage {
@@ -214,10 +218,17 @@ pub async fn list(
         filters: &echoed(&query, &["node", "resource_class", "state", "owner"]),
         bytes_per_item: 768,
     };
-    respond(rows, &pagination, &page, not_found, |a| {
-        let node_uuid = a.node_id.and_then(|id| uuids.get(&id)).map(String::as_str);
-        allocation_body(a, node_uuid, &base, version, fields.as_deref())
-    })
+    respond(
+        rows,
+        |a| filter.matches(a),
+        &pagination,
+        &page,
+        not_found,
+        |a| {
+            let node_uuid = a.node_id.and_then(|id| uuids.get(&id)).map(String::as_str);
+            allocation_body(a, node_uuid, &base, version, fields.as_deref())
+        },
+    )
 }
 
 /// `GET /v1/allocations/{ident}`.

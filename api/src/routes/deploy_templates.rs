@@ -143,9 +143,14 @@ pub async fn list(
         filters: &echoed(&query, &["detail"]),
         bytes_per_item: 512,
     };
-    respond(rows, &pagination, &page, not_found, |t| {
-        deploy_template_body(t, &base, shape.fields.as_deref())
-    })
+    respond(
+        rows,
+        |_| true,
+        &pagination,
+        &page,
+        not_found,
+        |t| deploy_template_body(t, &base, shape.fields.as_deref()),
+    )
 }
 
 /// `GET /v1/deploy_templates/{ident}`.

@@ -432,10 +432,7 @@ pub async fn list(
     )?;
     let phase = query.get("phase").cloned();
     let rows = state.db.run(InspectionRule::all).await?;
-    let rows: Vec<InspectionRule> = rows
-        .into_iter()
-        .filter(|r| phase.as_ref().is_none_or(|p| *p == r.phase))
-        .collect();
+    let keep = |r: &InspectionRule| phase.as_ref().is_none_or(|p| *p == r.phase);
     let base = base_url(&req, &state);
     let page = ListPage {
         key: "inspection_rules",
@@ -445,7 +442,7 @@ pub async fn list(
         filters: &echoed(&query, &["phase", "detail"]),
         bytes_per_item: 512,
     };
-    respond(rows, &pagination, &page, not_found, |r| {
+    respond(rows, keep, &pagination, &page, not_found, |r| {
         body(r, &base, shape.fields.as_deref())
     })
 }

@@ -301,7 +301,8 @@ async fn list_portgroups(
     let (rows, node_uuids) = state
         .db
         .run(move |conn| {
-            let rows = Portgroup::list(conn, &filter)?;
+            // Every row: the marker may no longer match the filters.
+            let rows = Portgroup::list(conn, &PortgroupFilter::default())?;
             let mut uuids = known;
             let missing: Vec<i32> = rows
                 .iter()
@@ -323,10 +324,17 @@ async fn list_portgroups(
         filters: &echoed(&query, &["node", "address"]),
         bytes_per_item: 1024,
     };
-    respond(rows, &pagination, &page, not_found, |p| {
-        let node_uuid = node_uuids.get(&p.node_id).map_or("", String::as_str);
-        portgroup_body(p, node_uuid, &base, version, shape.fields.as_deref())
-    })
+    respond(
+        rows,
+        |p| filter.matches(p),
+        &pagination,
+        &page,
+        not_found,
+        |p| {
+            let node_uuid = node_uuids.get(&p.node_id).map_or("", String::as_str);
+            portgroup_body(p, node_uuid, &base, version, shape.fields.as_deref())
+        },
+    )
 }
 
 pub async fn list(
@@ -475,5 +483,10 @@ pub async fn delete(
             pg.uuid
         )));
     }
-    Err(ApiError::node_locked(&node.uuid, "another host"))
+    // Not deleted: gone meanwhile (404 from `find`), or its node locked.
+    let (_, latest) = find(&state, &pg.uuid).await?;
+    Err(ApiError::node_locked(
+        &latest.uuid,
+        latest.reservation.as_deref().unwrap_or("unknown"),
+    ))
 }

@@ -255,9 +255,14 @@ pub async fn list(
         filters: &echoed(&query, &["detail"]),
         bytes_per_item: 512,
     };
-    respond(rows, &pagination, &page, not_found, |r| {
-        runbook_body(r, &base, version, shape.fields.as_deref())
-    })
+    respond(
+        rows,
+        |_| true,
+        &pagination,
+        &page,
+        not_found,
+        |r| runbook_body(r, &base, version, shape.fields.as_deref()),
+    )
 }
 
 /// `GET /v1/runbooks/{ident}`.

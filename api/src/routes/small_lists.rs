@@ -1,8 +1,8 @@
 //! Lists of the small tables (deploy templates, runbooks, allocations,
-//! portgroups, volume connectors and targets, inspection rules): the rows
-//! matching a request's filters are loaded, then sorted by any column,
-//! paged after a marker and answered with Ironic's `next` link here. Also
-//! the version gate these resources share.
+//! portgroups, volume connectors and targets, inspection rules): all rows
+//! are loaded, sorted by any column, filtered, paged after a marker and
+//! answered with Ironic's `next` link here. Also the version gate these
+//! resources share.
 //!
 //! Invariant: a page is sorted by the requested key, then by id, so paging
 //! with a marker never skips or repeats a row.
@@ -46,13 +46,16 @@ fn compare(a: &Value, b: &Value) -> Ordering {
     }
 }
 
-/// Sorts rows by the page's key (then id) and cuts the page after the
-/// marker row (a UUID).
+/// Sorts every row by the page's key (then id), and takes the page of rows
+/// that `keep` (the request's filters) after the marker row (a UUID). The
+/// marker is looked up among all rows, so a marker row that no longer
+/// matches the filters still marks its place, as in Ironic.
 ///
 /// # Errors
 /// 404 `<not_found>` when the marker is unknown.
 pub fn page_of<T: Sortable>(
     mut rows: Vec<T>,
+    keep: impl Fn(&T) -> bool,
     pagination: &Pagination,
     not_found: impl FnOnce(&str) -> ApiError,
 ) -> Result<Vec<T>, ApiError> {
@@ -75,7 +78,12 @@ pub fn page_of<T: Sortable>(
         None => 0,
     };
     let limit = usize::try_from(pagination.page.limit).unwrap_or(usize::MAX);
-    Ok(rows.into_iter().skip(start).take(limit).collect())
+    Ok(rows
+        .into_iter()
+        .skip(start)
+        .filter(|r| keep(r))
+        .take(limit)
+        .collect())
 }
 
 /// A timestamp as a sort value (microseconds; `null` sorts first).
@@ -97,18 +105,20 @@ pub struct ListPage<'a> {
     pub bytes_per_item: usize,
 }
 
-/// Sorts and pages `rows`, then answers the collection of their bodies.
+/// Sorts and pages `rows` (all of the table), keeping those `keep`
+/// accepts, then answers the collection of their bodies.
 ///
 /// # Errors
 /// 404 `not_found(marker)` for an unknown marker.
 pub fn respond<T: Sortable>(
     rows: Vec<T>,
+    keep: impl Fn(&T) -> bool,
     pagination: &Pagination,
     page: &ListPage<'_>,
     not_found: impl FnOnce(&str) -> ApiError,
     body: impl Fn(&T) -> Value,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = page_of(rows, pagination, not_found)?;
+    let rows = page_of(rows, keep, pagination, not_found)?;
     let items: Vec<Value> = rows.iter().map(&body).collect();
     let next = next_link(
         page.base,

@@ -528,7 +528,8 @@ async fn list<R: Resource>(
     let (rows, uuids) = state
         .db
         .run(move |conn| {
-            let rows = R::list(conn, node_id)?;
+            // Every row: the marker may no longer match the filters.
+            let rows = R::list(conn, None)?;
             let ids: Vec<i32> = rows.iter().map(Resource::node_id).collect();
             let uuids = if ids.is_empty() {
                 Default::default()
@@ -557,7 +558,8 @@ async fn list<R: Resource>(
         filters: &echoed(&query, &["node", "detail"]),
         bytes_per_item: 512,
     };
-    respond(rows, &pagination, &page, not_found::<R>, |r| {
+    let keep = |r: &R| node_id.is_none_or(|id| r.node_id() == id);
+    respond(rows, keep, &pagination, &page, not_found::<R>, |r| {
         let node_uuid = uuids.get(&r.node_id()).map_or("", String::as_str);
         body(r, node_uuid, &base, fields.as_deref())
     })
@@ -610,10 +612,23 @@ async fn update<R: Resource>(
         .db
         .run(move |conn| R::update(conn, id, &write))
         .await
-        .map_err(|e| R::duplicate(e, &fields))?
-        .ok_or_else(|| ApiError::node_locked(&node.uuid, "another host"))?;
+        .map_err(|e| R::duplicate(e, &fields))?;
+    let Some(updated) = updated else {
+        return Err(write_stopped::<R>(&state, ident).await);
+    };
     let base = base_url(&req, &state);
     Ok(HttpResponse::Ok().json(body(&updated, &target.uuid, &base, None)))
+}
+
+/// Why a guarded write changed nothing: the row is gone (404) or its node
+/// is locked (409 naming the holder).
+async fn write_stopped<R: Resource>(state: &AppState, ident: &str) -> ApiError {
+    match find::<R>(state, ident).await {
+        Ok((_, node)) => {
+            ApiError::node_locked(&node.uuid, node.reservation.as_deref().unwrap_or("unknown"))
+        }
+        Err(e) => e,
+    }
 }
 
 async fn delete<R: Resource>(
@@ -627,7 +642,7 @@ async fn delete<R: Resource>(
     check_powered_off(&node, &action, true)?;
     let id = Sortable::id(&row);
     if !state.db.run(move |conn| R::delete(conn, id)).await? {
-        return Err(ApiError::node_locked(&node.uuid, "another host"));
+        return Err(write_stopped::<R>(&state, ident).await);
     }
     Ok(HttpResponse::NoContent().finish())
 }

@@ -105,6 +105,39 @@ async fn portgroups_group_a_nodes_ports() {
             .unwrap()
             .is_empty()
     );
+    // Paging keeps its place when the marker row stops matching the filter.
+    let second = app
+        .post("/v1/portgroups", json!({"node_uuid": uuid, "name": "pg-b"}))
+        .await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.text);
+    let first_page = app
+        .get(&format!("/v1/portgroups?node={uuid}&limit=1"))
+        .await
+        .json();
+    assert_eq!(first_page["portgroups"][0]["name"], "pg1");
+    let next = first_page["next"].as_str().unwrap().to_owned();
+    let moved_away = app
+        .patch(
+            "/v1/portgroups/pg1",
+            json!([{"op": "replace", "path": "/node_uuid", "value": other["uuid"]}]),
+        )
+        .await;
+    assert_eq!(moved_away.status, StatusCode::OK, "{}", moved_away.text);
+    let second_page = app.get(next.trim_start_matches(&app.base)).await;
+    assert_eq!(second_page.status, StatusCode::OK, "{}", second_page.text);
+    assert_eq!(second_page.json()["portgroups"][0]["name"], "pg-b");
+    let back = app
+        .patch(
+            "/v1/portgroups/pg1",
+            json!([{"op": "replace", "path": "/node_uuid", "value": uuid}]),
+        )
+        .await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.text);
+    assert_eq!(
+        app.delete("/v1/portgroups/pg-b").await.status,
+        StatusCode::NO_CONTENT
+    );
+
     let old = app
         .request(Method::GET, "/v1/portgroups", Some("1.22"), None)
         .await;

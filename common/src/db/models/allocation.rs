@@ -65,6 +65,22 @@ pub struct AllocationFilter {
     pub owner: Option<String>,
 }
 
+impl AllocationFilter {
+    /// Whether `a` passes every filter set.
+    pub fn matches(&self, a: &Allocation) -> bool {
+        self.node_id.is_none_or(|id| a.node_id == Some(id))
+            && self
+                .resource_class
+                .as_ref()
+                .is_none_or(|rc| a.resource_class.as_ref() == Some(rc))
+            && self.state.as_ref().is_none_or(|s| a.state == *s)
+            && self
+                .owner
+                .as_ref()
+                .is_none_or(|o| a.owner.as_ref() == Some(o))
+    }
+}
+
 type Boxed<'a> = allocations::BoxedQuery<
     'a,
     AnyBackend,

@@ -52,6 +52,17 @@ pub struct PortgroupFilter {
     pub address: Option<String>,
 }
 
+impl PortgroupFilter {
+    /// Whether `pg` passes every filter set.
+    pub fn matches(&self, pg: &Portgroup) -> bool {
+        self.node_id.is_none_or(|id| pg.node_id == id)
+            && self
+                .address
+                .as_ref()
+                .is_none_or(|a| pg.address.as_ref() == Some(a))
+    }
+}
+
 type Boxed<'a> = portgroups::BoxedQuery<
     'a,
     AnyBackend,
