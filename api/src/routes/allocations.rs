@@ -22,7 +22,7 @@ use crate::pagination::{self, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::{base_url, find_node};
 use crate::routes::small_lists::{
-    GateBody, ListPage, Sortable, echoed, resource_gate, respond, time_value,
+    GateBody, ListPage, Sortable, changed_meanwhile, echoed, resource_gate, respond, time_value,
 };
 use crate::state::AppState;
 use crate::validation::{check_trait, expect_uuid, is_valid_logical_name, object_text, py_repr};
@@ -533,13 +533,13 @@ pub async fn update(
             )));
         }
     };
-    let (id, uuid, key) = (alloc.id, alloc.uuid.clone(), name.clone());
+    let (id, uuid, key, seen) = (alloc.id, alloc.uuid.clone(), name.clone(), alloc.updated_at);
     let updated = state
         .db
-        .run(move |conn| Allocation::update_descriptive(conn, id, key.as_deref(), &extra))
+        .run(move |conn| Allocation::update_descriptive(conn, id, seen, key.as_deref(), &extra))
         .await
         .map_err(|e| duplicate(e, name.as_deref(), &uuid))?
-        .ok_or_else(|| not_found(&path))?;
+        .ok_or_else(|| changed_meanwhile("Allocation", &alloc.uuid))?;
     let node_uuid = node_uuid_of(&state, &updated).await?;
     let base = base_url(&req, &state);
     Ok(HttpResponse::Ok().json(allocation_body(

@@ -14,7 +14,7 @@ use crate::pagination::{self, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::base_url;
 use crate::routes::small_lists::{
-    GateBody, ListPage, Sortable, echoed, resource_gate, respond, time_value,
+    GateBody, ListPage, Sortable, changed_meanwhile, echoed, resource_gate, respond, time_value,
 };
 use crate::routes::step_lists::{DEPLOY_TEMPLATE_STEPS, check_steps};
 use crate::state::AppState;
@@ -220,13 +220,18 @@ pub async fn update(
     apply_patch(&mut doc, ops)?;
     let map = check_object("template", &doc, SCHEMA, &["steps", "name"], &[])?;
     let fields = fields_from(map)?;
-    let (name, uuid, id) = (fields.name.clone(), template.uuid.clone(), template.id);
+    let (name, uuid, id, seen) = (
+        fields.name.clone(),
+        template.uuid.clone(),
+        template.id,
+        template.updated_at,
+    );
     let updated = state
         .db
-        .run(move |conn| DeployTemplate::update(conn, id, &fields))
+        .run(move |conn| DeployTemplate::update(conn, id, seen, &fields))
         .await
         .map_err(|e| duplicate(e, &name, &uuid))?
-        .ok_or_else(|| not_found(&path))?;
+        .ok_or_else(|| changed_meanwhile("Deploy template", &template.uuid))?;
     let base = base_url(&req, &state);
     Ok(HttpResponse::Ok().json(deploy_template_body(&updated, &base, None)))
 }

@@ -19,7 +19,7 @@ use crate::pagination::{self, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::base_url;
 use crate::routes::small_lists::{
-    GateBody, ListPage, Sortable, echoed, resource_gate, respond, time_value,
+    GateBody, ListPage, Sortable, changed_meanwhile, echoed, resource_gate, respond, time_value,
 };
 use crate::state::AppState;
 use crate::validation::{expect_uuid, is_uuid_like, py_repr};
@@ -532,12 +532,12 @@ pub async fn update(
         return Err(ApiError::BadRequest("Invalid patch.".into()));
     };
     let fields = fields_from(map)?;
-    let id = rule.id;
+    let (id, seen) = (rule.id, rule.updated_at);
     let updated = state
         .db
-        .run(move |conn| InspectionRule::update(conn, id, &fields))
+        .run(move |conn| InspectionRule::update(conn, id, seen, &fields))
         .await?
-        .ok_or_else(|| not_found(&path))?;
+        .ok_or_else(|| changed_meanwhile("Inspection rule", &rule.uuid))?;
     let base = base_url(&req, &state);
     Ok(HttpResponse::Ok().json(body(&updated, &base, None)))
 }

@@ -18,7 +18,7 @@ use crate::pagination::{self, parse_bool, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::base_url;
 use crate::routes::small_lists::{
-    GateBody, ListPage, Sortable, echoed, resource_gate, respond, time_value,
+    GateBody, ListPage, Sortable, changed_meanwhile, echoed, resource_gate, respond, time_value,
 };
 use crate::routes::step_lists::{RUNBOOK_STEPS, check_steps};
 use crate::state::AppState;
@@ -366,13 +366,18 @@ pub async fn update(
     if !at_112 {
         fields.description = runbook.description.clone();
     }
-    let (name, uuid, id) = (fields.name.clone(), runbook.uuid.clone(), runbook.id);
+    let (name, uuid, id, seen) = (
+        fields.name.clone(),
+        runbook.uuid.clone(),
+        runbook.id,
+        runbook.updated_at,
+    );
     let updated = state
         .db
-        .run(move |conn| Runbook::update(conn, id, &fields))
+        .run(move |conn| Runbook::update(conn, id, seen, &fields))
         .await
         .map_err(|e| duplicate(e, &name, &uuid))?
-        .ok_or_else(|| not_found(&path))?;
+        .ok_or_else(|| changed_meanwhile("Runbook", &runbook.uuid))?;
     let base = base_url(&req, &state);
     Ok(HttpResponse::Ok().json(runbook_body(&updated, &base, version, None)))
 }

@@ -171,3 +171,10 @@ pub fn resource_gate(
         (GateBody::Routing, false) => ApiError::routing(StatusCode::METHOD_NOT_ALLOWED, message),
     })
 }
+
+/// The 409 of a PATCH whose row changed (or went) after it was read.
+pub fn changed_meanwhile(what: &str, uuid: &str) -> ApiError {
+    ApiError::Conflict(format!(
+        "{what} {uuid} was changed or deleted by another request; please retry."
+    ))
+}

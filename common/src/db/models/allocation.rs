@@ -147,20 +147,35 @@ impl Allocation {
         Allocation::by_uuid(conn, &new.uuid)?.ok_or(DbError::Query(diesel::result::Error::NotFound))
     }
 
-    /// Changes `name` and `extra` (the patchable fields).
+    /// Changes `name` and `extra` (the patchable fields); `None` when the row
+    /// changed (`updated_at` is no longer `seen`) or went away meanwhile.
     pub fn update_descriptive(
         conn: &mut AnyConnection,
         id: i32,
+        seen: Option<NaiveDateTime>,
         name: Option<&str>,
         extra: &str,
     ) -> Result<Option<Allocation>, DbError> {
-        diesel::update(allocations::table.find(id))
-            .set((
-                allocations::name.eq(name),
-                allocations::extra.eq(extra),
-                allocations::updated_at.eq(Some(now())),
-            ))
-            .execute(conn)?;
+        let changes = (
+            allocations::name.eq(name),
+            allocations::extra.eq(extra),
+            allocations::updated_at.eq(Some(now())),
+        );
+        let target = allocations::table.find(id);
+        // Only over the version the caller read: a concurrent PATCH is
+        // never silently undone.
+        let n = match seen {
+            Some(at) => diesel::update(target.filter(allocations::updated_at.eq(at)))
+                .set(changes)
+                .execute(conn)?,
+            None => diesel::update(target.filter(allocations::updated_at.is_null()))
+                .set(changes)
+                .execute(conn)?,
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+
         Allocation::by_id(conn, id)
     }
 

@@ -71,14 +71,30 @@ impl InspectionRule {
         InspectionRule::by_uuid(conn, uuid)?.ok_or(DbError::Query(diesel::result::Error::NotFound))
     }
 
+    /// `None` when the row changed (`updated_at` is no longer `seen`) or
+    /// went away meanwhile.
     pub fn update(
         conn: &mut AnyConnection,
         id: i32,
+        seen: Option<NaiveDateTime>,
         fields: &RuleFields,
     ) -> Result<Option<InspectionRule>, DbError> {
-        diesel::update(inspection_rules::table.find(id))
-            .set((fields, inspection_rules::updated_at.eq(Some(now()))))
-            .execute(conn)?;
+        let changes = (fields, inspection_rules::updated_at.eq(Some(now())));
+        let target = inspection_rules::table.find(id);
+        // Only over the version the caller read: a concurrent PATCH is
+        // never silently undone.
+        let n = match seen {
+            Some(at) => diesel::update(target.filter(inspection_rules::updated_at.eq(at)))
+                .set(changes)
+                .execute(conn)?,
+            None => diesel::update(target.filter(inspection_rules::updated_at.is_null()))
+                .set(changes)
+                .execute(conn)?,
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+
         Ok(inspection_rules::table
             .find(id)
             .select(InspectionRule::as_select())

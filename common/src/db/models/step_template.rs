@@ -117,15 +117,30 @@ impl DeployTemplate {
         DeployTemplate::by_ident(conn, uuid)?.ok_or(DbError::Query(diesel::result::Error::NotFound))
     }
 
-    /// `None` when the row went away meanwhile.
+    /// `None` when the row changed (`updated_at` is no longer `seen`) or
+    /// went away meanwhile.
     pub fn update(
         conn: &mut AnyConnection,
         id: i32,
+        seen: Option<NaiveDateTime>,
         fields: &DeployTemplateFields,
     ) -> Result<Option<DeployTemplate>, DbError> {
-        diesel::update(deploy_templates::table.find(id))
-            .set((fields, deploy_templates::updated_at.eq(Some(now()))))
-            .execute(conn)?;
+        let changes = (fields, deploy_templates::updated_at.eq(Some(now())));
+        let target = deploy_templates::table.find(id);
+        // Only over the version the caller read: a concurrent PATCH is
+        // never silently undone.
+        let n = match seen {
+            Some(at) => diesel::update(target.filter(deploy_templates::updated_at.eq(at)))
+                .set(changes)
+                .execute(conn)?,
+            None => diesel::update(target.filter(deploy_templates::updated_at.is_null()))
+                .set(changes)
+                .execute(conn)?,
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+
         Ok(deploy_templates::table
             .find(id)
             .select(DeployTemplate::as_select())
@@ -181,15 +196,30 @@ impl Runbook {
         Runbook::by_ident(conn, uuid)?.ok_or(DbError::Query(diesel::result::Error::NotFound))
     }
 
-    /// `None` when the row went away meanwhile.
+    /// `None` when the row changed (`updated_at` is no longer `seen`) or
+    /// went away meanwhile.
     pub fn update(
         conn: &mut AnyConnection,
         id: i32,
+        seen: Option<NaiveDateTime>,
         fields: &RunbookFields,
     ) -> Result<Option<Runbook>, DbError> {
-        diesel::update(runbooks::table.find(id))
-            .set((fields, runbooks::updated_at.eq(Some(now()))))
-            .execute(conn)?;
+        let changes = (fields, runbooks::updated_at.eq(Some(now())));
+        let target = runbooks::table.find(id);
+        // Only over the version the caller read: a concurrent PATCH is
+        // never silently undone.
+        let n = match seen {
+            Some(at) => diesel::update(target.filter(runbooks::updated_at.eq(at)))
+                .set(changes)
+                .execute(conn)?,
+            None => diesel::update(target.filter(runbooks::updated_at.is_null()))
+                .set(changes)
+                .execute(conn)?,
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+
         Ok(runbooks::table
             .find(id)
             .select(Runbook::as_select())
