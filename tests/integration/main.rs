@@ -19,3 +19,4 @@ mod pxe;
 mod security;
 mod tidy;
 mod traces;
+mod vm;

@@ -1,0 +1,267 @@
+//! A real machine, end to end: a QEMU VM (TCG) powered by `ipmi_sim` in a
+//! network namespace the test creates, network-booting from Ferric. The
+//! real `ferric` binary runs in the namespace with the `ipmi` hardware
+//! type, `ipxe` boot and `direct` deploy; `dnsmasq` serves DHCP from the
+//! files Ferric's dnsmasq provider writes. A `direct` deploy powers the VM
+//! on over IPMI, iPXE chains to Ferric's boot script, the deploy ramdisk
+//! (Debian kernel + busybox + the static `ferric-agent`, built by
+//! `tests/vm/setup.sh`) looks the node up, heartbeats, writes the image
+//! onto the VM's disk, and the node ends `active`, booted from disk.
+//! Nothing leaves the namespace and loopback.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+use crate::helpers::wait_until;
+
+const MAC: &str = "52:54:00:77:00:10";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The fixture; torn down (processes killed, namespace deleted) on drop.
+struct Vm {
+    work: tempfile::TempDir,
+    ns: String,
+    api: String,
+}
+
+impl Vm {
+    fn up() -> Vm {
+        let assets = repo().join("target/vm");
+        assert!(
+            assets.join("vmlinuz").exists() && assets.join("initramfs.gz").exists(),
+            "{} has no kernel and deploy ramdisk: run tests/vm/setup.sh (scripts/test does)",
+            assets.display()
+        );
+        let work = tempfile::tempdir().unwrap();
+        let ns = format!("ferric-vm-{}", std::process::id());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let status = Command::new(repo().join("tests/vm/fixture.sh"))
+            .arg("up")
+            .arg(work.path())
+            .arg(&ns)
+            .arg(env!("CARGO_BIN_EXE_ferric"))
+            .arg(&assets)
+            .arg(port.to_string())
+            .arg(MAC)
+            .status()
+            .unwrap();
+        assert!(status.success(), "fixture.sh up failed");
+        Vm {
+            work,
+            ns,
+            api: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    /// ipmitool against the VM's BMC, from inside the namespace.
+    fn ipmitool(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", &self.ns, "ipmitool", "-I", "lanplus", "-C", "3",
+            ])
+            .args([
+                "-H",
+                "127.0.0.1",
+                "-p",
+                "6623",
+                "-U",
+                "admin",
+                "-P",
+                "s3cret-vm",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn serial(&self) -> String {
+        let mut all = String::new();
+        for n in 1..10 {
+            if let Ok(text) = std::fs::read(self.path(&format!("bmc/serial-{n}.log"))) {
+                all.push_str(&String::from_utf8_lossy(&text));
+            }
+        }
+        all
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("tests/vm/fixture.sh"))
+            .arg("down")
+            .arg(self.work.path())
+            .arg(&self.ns)
+            .status();
+    }
+}
+
+async fn call(
+    client: &reqwest::Client,
+    vm: &Vm,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = client
+        .request(method, format!("{}{path}", vm.api))
+        .header("X-OpenStack-Ironic-API-Version", "latest");
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn wait_state(
+    client: &reqwest::Client,
+    vm: &Vm,
+    node: &str,
+    states: &[&str],
+    secs: u64,
+) -> Value {
+    wait_until(Duration::from_secs(secs), "the node to settle", || async {
+        let (_, body) = call(
+            client,
+            vm,
+            reqwest::Method::GET,
+            &format!("/v1/nodes/{node}"),
+            None,
+        )
+        .await;
+        (states.contains(&body["provision_state"].as_str().unwrap_or(""))
+            && body["reservation"].is_null())
+        .then_some(body)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_powered_by_ipmi_network_boots_the_agent_and_gets_its_image() {
+    let vm = Vm::up();
+    let client = reqwest::Client::new();
+    wait_until(
+        Duration::from_secs(30),
+        "Ferric in the namespace",
+        || async {
+            client
+                .get(format!("{}/", vm.api))
+                .send()
+                .await
+                .ok()
+                .map(|_| ())
+        },
+    )
+    .await;
+
+    // The instance image, served from Ferric's own http_root.
+    let image: Vec<u8> = (0..4 * 1024 * 1024u32)
+        .map(|i| (i * 31 + 7) as u8)
+        .collect();
+    let sha = hex::encode(sha2::Sha256::digest(&image));
+    let http_root = vm.path("ferric/httpboot/images");
+    std::fs::create_dir_all(&http_root).unwrap();
+    std::fs::write(http_root.join("disk.img"), &image).unwrap();
+    let images = vm.path("ferric/images");
+    let file_url = |name: &str| format!("file://{}", images.join(name).display());
+
+    let (status, node) = call(
+        &client,
+        &vm,
+        reqwest::Method::POST,
+        "/v1/nodes",
+        Some(json!({
+            "driver": "ipmi", "name": "vm1", "boot_interface": "ipxe", "deploy_interface": "direct",
+            "driver_info": {"ipmi_address": "127.0.0.1", "ipmi_port": 6623, "ipmi_username": "admin",
+                            "ipmi_password": "s3cret-vm", "deploy_kernel": file_url("vmlinuz"),
+                            "deploy_ramdisk": file_url("initramfs.gz"),
+                            "kernel_append_params": "console=ttyS0"},
+            "instance_info": {"image_source": "http://10.77.0.1:8080/images/disk.img",
+                              "image_os_hash_algo": "sha256", "image_os_hash_value": sha},
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{node}");
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    let (status, port) = call(
+        &client,
+        &vm,
+        reqwest::Method::POST,
+        "/v1/ports",
+        Some(json!({"node_uuid": uuid, "address": MAC})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{port}");
+    for (verb, state) in [("manage", "manageable"), ("provide", "available")] {
+        let (status, body) = call(
+            &client,
+            &vm,
+            reqwest::Method::PUT,
+            &format!("/v1/nodes/{uuid}/states/provision"),
+            Some(json!({"target": verb})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{verb}: {body}");
+        wait_state(&client, &vm, &uuid, &[state], 60).await;
+    }
+
+    let started = Instant::now();
+    let (status, body) = call(
+        &client,
+        &vm,
+        reqwest::Method::PUT,
+        &format!("/v1/nodes/{uuid}/states/provision"),
+        Some(json!({"target": "active"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let done = wait_state(&client, &vm, &uuid, &["active", "deploy failed"], 300).await;
+    let took = started.elapsed();
+    let serial = vm.serial();
+    let log = std::fs::read_to_string(vm.path("ferric.log")).unwrap_or_default();
+    assert_eq!(
+        done["provision_state"],
+        "active",
+        "{done}\n--- serial ---\n{serial}\n--- ferric ---\n{}",
+        log.lines().rev().take(40).collect::<Vec<_>>().join("\n")
+    );
+    let disk = std::fs::read(vm.path("disk.raw")).unwrap();
+    assert_eq!(
+        &disk[..image.len()],
+        &image[..],
+        "the VM's disk holds the image"
+    );
+    assert!(serial.contains("ferric-agent started"), "{serial}");
+    assert!(serial.contains("node found"), "{serial}");
+    assert_eq!(
+        vm.ipmitool(&["chassis", "power", "status"]),
+        "Chassis Power is on"
+    );
+    assert_eq!(done["power_state"], "power on");
+    assert!(
+        Path::new(&vm.path("bmc/serial-2.log")).exists(),
+        "powered on a second time, from disk"
+    );
+    eprintln!("direct deploy of a VM: {took:?}");
+}
