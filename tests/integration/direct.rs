@@ -78,20 +78,22 @@ async fn wait_unlocked_in(app: &TestApp, uuid: &str, states: &[&str]) -> Value {
     .await
 }
 
-/// The deploy ramdisk coming up: the agent on this machine's loopback.
-fn start_agent(app: &TestApp, work: &Path, disk: &Path) -> tokio::process::Child {
+/// The deploy ramdisk coming up: the agent on this machine's loopback; its
+/// power off goes through the BMC, as a real machine's would be seen there.
+fn start_agent(app: &TestApp, bmc: &SimBmc, work: &Path, disk: &Path) -> tokio::process::Child {
     let net = work.join("net");
     std::fs::create_dir_all(net.join("eth0")).unwrap();
     std::fs::write(net.join("eth0/address"), format!("{MAC}\n")).unwrap();
     let log = std::fs::File::create(work.join("agent.log")).unwrap();
     tokio::process::Command::new(agent_binary())
         .args(["--api-url", &app.base, "--listen", "127.0.0.1:0"])
-        .args([
-            "--advertise-host",
-            "127.0.0.1",
-            "--power-off-command",
-            "true",
-        ])
+        .args(["--advertise-host", "127.0.0.1", "--power-off-command"])
+        .arg(format!(
+            "ipmitool -I lanplus -C 3 -H 127.0.0.1 -p {} -U {} -P {} chassis power off",
+            bmc.port,
+            crate::helpers::bmc::USER,
+            crate::helpers::bmc::PASSWORD
+        ))
         .arg("--root-device")
         .arg(disk)
         .arg("--sys-class-net")
@@ -148,7 +150,7 @@ async fn a_direct_deploy_boots_the_agent_writes_the_image_and_boots_from_disk() 
     let work = tempfile::tempdir().unwrap();
     let disk = work.path().join("disk");
     std::fs::write(&disk, b"").unwrap();
-    let mut agent = start_agent(&app, work.path(), &disk);
+    let mut agent = start_agent(&app, &bmc, work.path(), &disk);
     let active = wait_unlocked_in(&app, &uuid, &["active", "deploy failed"]).await;
     let log = std::fs::read_to_string(work.path().join("agent.log")).unwrap_or_default();
     assert_eq!(active["provision_state"], "active", "{active}\n{log}");
@@ -191,7 +193,7 @@ async fn a_corrupted_image_fails_the_deploy_and_powers_the_node_off() {
     let work = tempfile::tempdir().unwrap();
     let disk = work.path().join("disk");
     std::fs::write(&disk, b"").unwrap();
-    let mut agent = start_agent(&app, work.path(), &disk);
+    let mut agent = start_agent(&app, &bmc, work.path(), &disk);
     let failed = wait_unlocked_in(&app, &uuid, &["active", "deploy failed"]).await;
     assert_eq!(failed["provision_state"], "deploy failed", "{failed}");
     let error = failed["last_error"].as_str().unwrap();

@@ -396,12 +396,32 @@ async fn power_off(ctx: &Context, node: &Node) -> Result<(), String> {
         .map_err(|e| format!("Failed to change power state to 'power off' by 'power off': {e}"))
 }
 
+/// Polls the BMC until it reports the node off, at most `limit`.
+async fn wait_powered_off(ctx: &Context, node: &Node, limit: Duration) {
+    let Some(Ok(info)) = super::ipmi_info(node) else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(power::POWER_OFF) = ipmi::power_state(&ctx.bmcs, &info).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// The image is written: power off (the agent first, then the BMC), boot
 /// from disk, power on: `active`.
 async fn finish(ctx: &Context, node: &Node) -> Result<(), String> {
     let resumed = move_to(ctx, node, Event::Resume, StateChange::default()).await?;
-    if let Err(e) = agent_call(ctx, node, "standby.power_off", json!({}), true).await {
-        tracing::info!(node.uuid = %node.uuid, error = %e, "the agent did not power off; the BMC will");
+    // As Ironic's tear_down_agent: ask the agent to power the machine off
+    // (it cannot answer once it has), give it a while, then make sure
+    // through the BMC.
+    match agent_call(ctx, node, "standby.power_off", json!({}), false).await {
+        Ok(_) => wait_powered_off(ctx, node, Duration::from_secs(30)).await,
+        Err(e) => {
+            tracing::info!(node.uuid = %node.uuid, error = %e, "the agent did not power off; the BMC will");
+        }
     }
     let outcome: Result<&'static str, String> = async {
         power_off(ctx, node).await?;
