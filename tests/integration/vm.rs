@@ -9,7 +9,7 @@
 //! onto the VM's disk, and the node ends `active`, booted from disk.
 //! Nothing leaves the namespace and loopback.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -157,10 +157,9 @@ async fn wait_state(
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_vm_powered_by_ipmi_network_boots_the_agent_and_gets_its_image() {
-    let vm = Vm::up();
-    let client = reqwest::Client::new();
+/// The VM's fixture with Ferric answering, and the instance image (4 MiB
+/// of a pattern) in Ferric's `http_root`; returns the image and its sha256.
+async fn ready(vm: &Vm, client: &reqwest::Client) -> (Vec<u8>, String) {
     wait_until(
         Duration::from_secs(30),
         "Ferric in the namespace",
@@ -174,8 +173,6 @@ async fn a_vm_powered_by_ipmi_network_boots_the_agent_and_gets_its_image() {
         },
     )
     .await;
-
-    // The instance image, served from Ferric's own http_root.
     let image: Vec<u8> = (0..4 * 1024 * 1024u32)
         .map(|i| (i * 31 + 7) as u8)
         .collect();
@@ -183,30 +180,40 @@ async fn a_vm_powered_by_ipmi_network_boots_the_agent_and_gets_its_image() {
     let http_root = vm.path("ferric/httpboot/images");
     std::fs::create_dir_all(&http_root).unwrap();
     std::fs::write(http_root.join("disk.img"), &image).unwrap();
+    (image, sha)
+}
+
+/// Enrolls the VM as an `ipmi` + `ipxe` node with `deploy_interface` and
+/// `instance_info`, takes it to `available` and asks for `active`.
+async fn enroll_and_deploy(
+    vm: &Vm,
+    client: &reqwest::Client,
+    deploy_interface: &str,
+    instance_info: Value,
+) -> String {
     let images = vm.path("ferric/images");
     let file_url = |name: &str| format!("file://{}", images.join(name).display());
-
     let (status, node) = call(
-        &client,
-        &vm,
+        client,
+        vm,
         reqwest::Method::POST,
         "/v1/nodes",
         Some(json!({
-            "driver": "ipmi", "name": "vm1", "boot_interface": "ipxe", "deploy_interface": "direct",
+            "driver": "ipmi", "name": "vm1", "boot_interface": "ipxe",
+            "deploy_interface": deploy_interface,
             "driver_info": {"ipmi_address": "127.0.0.1", "ipmi_port": 6623, "ipmi_username": "admin",
                             "ipmi_password": "s3cret-vm", "deploy_kernel": file_url("vmlinuz"),
                             "deploy_ramdisk": file_url("initramfs.gz"),
                             "kernel_append_params": "console=ttyS0"},
-            "instance_info": {"image_source": "http://10.77.0.1:8080/images/disk.img",
-                              "image_os_hash_algo": "sha256", "image_os_hash_value": sha},
+            "instance_info": instance_info,
         })),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{node}");
     let uuid = node["uuid"].as_str().unwrap().to_owned();
     let (status, port) = call(
-        &client,
-        &vm,
+        client,
+        vm,
         reqwest::Method::POST,
         "/v1/ports",
         Some(json!({"node_uuid": uuid, "address": MAC})),
@@ -214,35 +221,54 @@ async fn a_vm_powered_by_ipmi_network_boots_the_agent_and_gets_its_image() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{port}");
     for (verb, state) in [("manage", "manageable"), ("provide", "available")] {
-        let (status, body) = call(
-            &client,
-            &vm,
-            reqwest::Method::PUT,
-            &format!("/v1/nodes/{uuid}/states/provision"),
-            Some(json!({"target": verb})),
-        )
-        .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{verb}: {body}");
-        wait_state(&client, &vm, &uuid, &[state], 60).await;
+        provision(client, vm, &uuid, verb).await;
+        wait_state(client, vm, &uuid, &[state], 60).await;
     }
+    provision(client, vm, &uuid, "active").await;
+    uuid
+}
 
+async fn provision(client: &reqwest::Client, vm: &Vm, uuid: &str, verb: &str) {
     let (status, body) = call(
-        &client,
-        &vm,
+        client,
+        vm,
         reqwest::Method::PUT,
         &format!("/v1/nodes/{uuid}/states/provision"),
-        Some(json!({"target": "active"})),
+        Some(json!({"target": verb})),
     )
     .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let done = wait_state(&client, &vm, &uuid, &["active", "deploy failed"], 300).await;
-    let serial = vm.serial();
+    assert_eq!(status, StatusCode::ACCEPTED, "{verb}: {body}");
+}
+
+/// What to show when a VM test fails: the node, the VM's console, Ferric's log.
+fn evidence(vm: &Vm, node: &Value) -> String {
     let log = std::fs::read_to_string(vm.path("ferric.log")).unwrap_or_default();
+    format!(
+        "{node}\n--- serial ---\n{}\n--- ferric ---\n{}",
+        vm.serial(),
+        log.lines().rev().take(40).collect::<Vec<_>>().join("\n")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_powered_by_ipmi_network_boots_the_agent_and_gets_its_image() {
+    let vm = Vm::up();
+    let client = reqwest::Client::new();
+    let (image, sha) = ready(&vm, &client).await;
+    let uuid = enroll_and_deploy(
+        &vm,
+        &client,
+        "direct",
+        json!({"image_source": "http://10.77.0.1:8080/images/disk.img",
+               "image_os_hash_algo": "sha256", "image_os_hash_value": sha}),
+    )
+    .await;
+    let done = wait_state(&client, &vm, &uuid, &["active", "deploy failed"], 300).await;
     assert_eq!(
         done["provision_state"],
         "active",
-        "{done}\n--- serial ---\n{serial}\n--- ferric ---\n{}",
-        log.lines().rev().take(40).collect::<Vec<_>>().join("\n")
+        "{}",
+        evidence(&vm, &done)
     );
     let disk = std::fs::read(vm.path("disk.raw")).unwrap();
     assert_eq!(
@@ -250,15 +276,101 @@ async fn a_vm_powered_by_ipmi_network_boots_the_agent_and_gets_its_image() {
         &image[..],
         "the VM's disk holds the image"
     );
+    let serial = vm.serial();
     assert!(serial.contains("ferric-agent started"), "{serial}");
-    assert!(serial.contains("node found"), "{serial}");
+    assert!(serial.contains("image written and verified"), "{serial}");
     assert_eq!(
         vm.ipmitool(&["chassis", "power", "status"]),
         "Chassis Power is on"
     );
     assert_eq!(done["power_state"], "power on");
     assert!(
-        Path::new(&vm.path("bmc/serial-2.log")).exists(),
+        vm.path("bmc/serial-2.log").exists(),
         "powered on a second time, from disk"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_given_a_corrupted_image_fails_its_deploy_and_is_powered_off() {
+    let vm = Vm::up();
+    let client = reqwest::Client::new();
+    ready(&vm, &client).await;
+    let wrong = "0".repeat(64);
+    let uuid = enroll_and_deploy(
+        &vm,
+        &client,
+        "direct",
+        json!({"image_source": "http://10.77.0.1:8080/images/disk.img",
+               "image_os_hash_algo": "sha256", "image_os_hash_value": wrong}),
+    )
+    .await;
+    let done = wait_state(&client, &vm, &uuid, &["active", "deploy failed"], 300).await;
+    assert_eq!(
+        done["provision_state"],
+        "deploy failed",
+        "{}",
+        evidence(&vm, &done)
+    );
+    let error = done["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("Image failed to verify against checksum") && error.contains(&wrong),
+        "{error}"
+    );
+    assert_eq!(
+        vm.ipmitool(&["chassis", "power", "status"]),
+        "Chassis Power is off"
+    );
+    assert!(!vm.path("bmc/qemu.pid").exists(), "the VM is gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ramdisk_deploy_boots_the_vm_into_its_ramdisk_which_calls_back() {
+    let vm = Vm::up();
+    let client = reqwest::Client::new();
+    ready(&vm, &client).await;
+    let images = vm.path("ferric/images");
+    let file_url = |name: &str| format!("file://{}", images.join(name).display());
+    // The instance is the same kernel and ramdisk: its agent's lookup is
+    // the callback (refused: an active node waits for no ramdisk).
+    let uuid = enroll_and_deploy(
+        &vm,
+        &client,
+        "ramdisk",
+        json!({"kernel": file_url("vmlinuz"), "ramdisk": file_url("initramfs.gz"),
+               "ramdisk_kernel_arguments": "console=ttyS0 ipa-api-url=http://10.77.0.1:6385"}),
+    )
+    .await;
+    let done = wait_state(&client, &vm, &uuid, &["active", "deploy failed"], 120).await;
+    assert_eq!(
+        done["provision_state"],
+        "active",
+        "{}",
+        evidence(&vm, &done)
+    );
+    assert_eq!(
+        vm.ipmitool(&["chassis", "power", "status"]),
+        "Chassis Power is on"
+    );
+    let callback = wait_until(
+        Duration::from_secs(120),
+        "the ramdisk's callback",
+        || async {
+            let log = std::fs::read_to_string(vm.path("ferric.log")).unwrap_or_default();
+            log.lines()
+                .find(|l| l.contains("http.path=/v1/lookup") && l.contains("http.status="))
+                .map(str::to_owned)
+        },
+    )
+    .await;
+    assert!(callback.contains("http.status=404"), "{callback}");
+    let serial = vm.serial();
+    assert!(serial.contains("ferric-agent started"), "{serial}");
+
+    // Undeploy powers the VM off.
+    provision(&client, &vm, &uuid, "deleted").await;
+    wait_state(&client, &vm, &uuid, &["available"], 120).await;
+    assert_eq!(
+        vm.ipmitool(&["chassis", "power", "status"]),
+        "Chassis Power is off"
     );
 }
