@@ -34,6 +34,11 @@ struct Vm {
 
 impl Vm {
     fn up() -> Vm {
+        Vm::with_callback_timeout(1800)
+    }
+
+    /// The fixture with Ferric's `deploy_callback_timeout_secs` set.
+    fn with_callback_timeout(secs: u64) -> Vm {
         let assets = repo().join("target/vm");
         assert!(
             assets.join("vmlinuz").exists() && assets.join("initramfs.gz").exists(),
@@ -55,6 +60,7 @@ impl Vm {
             .arg(&assets)
             .arg(port.to_string())
             .arg(MAC)
+            .arg(secs.to_string())
             .status()
             .unwrap();
         assert!(status.success(), "fixture.sh up failed");
@@ -103,7 +109,21 @@ impl Vm {
 }
 
 impl Drop for Vm {
+    /// Tears the fixture down; a failed test's logs (serial consoles, Ferric,
+    /// dnsmasq, the BMC) are kept under `target/vm-artifacts/<namespace>/`.
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let keep = repo().join("target/vm-artifacts").join(&self.ns);
+            let _ = std::fs::create_dir_all(&keep);
+            for dir in [self.work.path().to_owned(), self.path("bmc")] {
+                for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                    let path = entry.path();
+                    if path.extension().is_some_and(|e| e == "log" || e == "out") {
+                        let _ = std::fs::copy(&path, keep.join(entry.file_name()));
+                    }
+                }
+            }
+        }
         let _ = Command::new(repo().join("tests/vm/fixture.sh"))
             .arg("down")
             .arg(self.work.path())
@@ -157,8 +177,10 @@ async fn wait_state(
     .await
 }
 
-/// The VM's fixture with Ferric answering, and the instance image (4 MiB
-/// of a pattern) in Ferric's `http_root`; returns the image and its sha256.
+/// The VM's fixture with Ferric answering, and the instance image in
+/// Ferric's `http_root`: an isohybrid image built by `tests/vm/setup.sh`
+/// that boots from a disk into the same kernel and ramdisk, whose agent's
+/// lookup is the instance's call back. Returns the image and its sha256.
 async fn ready(vm: &Vm, client: &reqwest::Client) -> (Vec<u8>, String) {
     wait_until(
         Duration::from_secs(30),
@@ -173,14 +195,22 @@ async fn ready(vm: &Vm, client: &reqwest::Client) -> (Vec<u8>, String) {
         },
     )
     .await;
-    let image: Vec<u8> = (0..4 * 1024 * 1024u32)
-        .map(|i| (i * 31 + 7) as u8)
-        .collect();
+    let image = std::fs::read(repo().join("target/vm/instance.iso"))
+        .expect("target/vm/instance.iso: run tests/vm/setup.sh (scripts/test does)");
     let sha = hex::encode(sha2::Sha256::digest(&image));
     let http_root = vm.path("ferric/httpboot/images");
     std::fs::create_dir_all(&http_root).unwrap();
     std::fs::write(http_root.join("disk.img"), &image).unwrap();
     (image, sha)
+}
+
+/// The API's log lines for the agents' lookups that got an answer.
+fn lookups(vm: &Vm) -> Vec<String> {
+    let log = std::fs::read_to_string(vm.path("ferric.log")).unwrap_or_default();
+    log.lines()
+        .filter(|l| l.contains("http.path=/v1/lookup") && l.contains("http.status="))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Enrolls the VM as an `ipmi` + `ipxe` node with `deploy_interface` and
@@ -251,7 +281,7 @@ fn evidence(vm: &Vm, node: &Value) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_vm_powered_by_ipmi_network_boots_the_agent_and_gets_its_image() {
+async fn a_vm_powered_by_ipmi_network_boots_the_agent_gets_its_image_and_boots_it() {
     let vm = Vm::up();
     let client = reqwest::Client::new();
     let (image, sha) = ready(&vm, &client).await;
@@ -284,9 +314,24 @@ async fn a_vm_powered_by_ipmi_network_boots_the_agent_and_gets_its_image() {
         "Chassis Power is on"
     );
     assert_eq!(done["power_state"], "power on");
+    // The instance boots from the disk and calls back: a second lookup,
+    // refused because an active node waits for no agent.
+    let callback = wait_until(
+        Duration::from_secs(120),
+        "the instance's callback",
+        || async { lookups(&vm).get(1).cloned() },
+    )
+    .await;
+    assert!(callback.contains("http.status=404"), "{callback}");
     assert!(
-        vm.path("bmc/serial-2.log").exists(),
-        "powered on a second time, from disk"
+        lookups(&vm)[0].contains("http.status=200"),
+        "{:?}",
+        lookups(&vm)
+    );
+    let instance = std::fs::read_to_string(vm.path("bmc/serial-2.log")).unwrap_or_default();
+    assert!(
+        instance.contains("ISOLINUX"),
+        "booted from the disk: {instance}"
     );
 }
 
@@ -354,12 +399,7 @@ async fn a_ramdisk_deploy_boots_the_vm_into_its_ramdisk_which_calls_back() {
     let callback = wait_until(
         Duration::from_secs(120),
         "the ramdisk's callback",
-        || async {
-            let log = std::fs::read_to_string(vm.path("ferric.log")).unwrap_or_default();
-            log.lines()
-                .find(|l| l.contains("http.path=/v1/lookup") && l.contains("http.status="))
-                .map(str::to_owned)
-        },
+        || async { lookups(&vm).first().cloned() },
     )
     .await;
     assert!(callback.contains("http.status=404"), "{callback}");
@@ -373,4 +413,92 @@ async fn a_ramdisk_deploy_boots_the_vm_into_its_ramdisk_which_calls_back() {
         vm.ipmitool(&["chassis", "power", "status"]),
         "Chassis Power is off"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_whose_agent_dies_mid_deploy_times_out_into_deploy_failed() {
+    let vm = Vm::with_callback_timeout(20);
+    let client = reqwest::Client::new();
+    let (mut image, _) = ready(&vm, &client).await;
+    // A longer write (48 MiB), so the machine dies while it runs.
+    image.resize(48 << 20, 0);
+    let sha = hex::encode(sha2::Sha256::digest(&image));
+    std::fs::write(vm.path("ferric/httpboot/images/disk.img"), &image).unwrap();
+    let uuid = enroll_and_deploy(
+        &vm,
+        &client,
+        "direct",
+        json!({"image_source": "http://10.77.0.1:8080/images/disk.img",
+               "image_os_hash_algo": "sha256", "image_os_hash_value": sha}),
+    )
+    .await;
+    wait_until(
+        Duration::from_secs(120),
+        "the agent to start writing the image",
+        || async {
+            vm.serial()
+                .contains("deploy.execute_deploy_step")
+                .then_some(())
+        },
+    )
+    .await;
+    // The machine (and its agent) dies: no more heartbeats.
+    let qemu = std::fs::read_to_string(vm.path("bmc/qemu.pid")).unwrap();
+    let killed = Command::new("kill")
+        .args(["-9", qemu.trim()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let done = wait_state(&client, &vm, &uuid, &["active", "deploy failed"], 120).await;
+    assert_eq!(
+        done["provision_state"],
+        "deploy failed",
+        "{}",
+        evidence(&vm, &done)
+    );
+    let error = done["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("Timeout reached while waiting for callback"),
+        "{error}"
+    );
+    assert!(!vm.serial().contains("image written and verified"));
+    assert_eq!(
+        vm.ipmitool(&["chassis", "power", "status"]),
+        "Chassis Power is off"
+    );
+    // Nothing is stuck: the node undeploys to available.
+    provision(&client, &vm, &uuid, "deleted").await;
+    let node = wait_state(&client, &vm, &uuid, &["available"], 60).await;
+    assert_eq!(node["last_error"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ramdisk_deploy_of_an_iso_sanboots_it_over_http() {
+    let vm = Vm::up();
+    let client = reqwest::Client::new();
+    ready(&vm, &client).await;
+    std::fs::copy(
+        repo().join("target/vm/instance.iso"),
+        vm.path("ferric/images/instance.iso"),
+    )
+    .unwrap();
+    let iso = format!("file://{}", vm.path("ferric/images/instance.iso").display());
+    let uuid = enroll_and_deploy(&vm, &client, "ramdisk", json!({"boot_iso": iso})).await;
+    let done = wait_state(&client, &vm, &uuid, &["active", "deploy failed"], 120).await;
+    assert_eq!(
+        done["provision_state"],
+        "active",
+        "{}",
+        evidence(&vm, &done)
+    );
+    // iPXE reads the ISO with HTTP range requests (the VM's disk is blank);
+    // its ISOLINUX boots the instance, whose agent calls back.
+    let callback = wait_until(Duration::from_secs(180), "the ISO's callback", || async {
+        lookups(&vm).first().cloned()
+    })
+    .await;
+    assert!(callback.contains("http.status=404"), "{callback}");
+    let serial = vm.serial();
+    assert!(serial.contains("ISOLINUX"), "{serial}");
+    assert!(serial.contains("ferric.ip=10.77.0.50/24"), "{serial}");
 }

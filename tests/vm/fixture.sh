@@ -23,7 +23,7 @@ if [ "$cmd" = down ]; then
     ip netns del "$NS" 2>/dev/null || true
     exit 0
 fi
-FERRIC=$4; ASSETS=$5; API_PORT=$6; MAC=$7
+FERRIC=$4; ASSETS=$5; API_PORT=$6; MAC=$7; CALLBACK_TIMEOUT=${8:-1800}
 mkdir -p "$W/ferric/images" "$W/bmc" "$W/ferric/dhcp-hostsdir" "$W/ferric/dhcp-optsdir"
 ip netns add "$NS"
 ip -n "$NS" link set lo up
@@ -48,14 +48,14 @@ ip netns exec "$NS" env -i PATH="$PATH" FERRIC_DATA_DIR="$W/ferric" FERRIC_API__
     FERRIC_DHCP__DHCP_PROVIDER=dnsmasq FERRIC_CONDUCTOR__ENABLED_HARDWARE_TYPES=ipmi \
     FERRIC_CONDUCTOR__AUTOMATED_CLEAN=false FERRIC_CONDUCTOR__CHECK_PROVISION_STATE_INTERVAL_SECS=5 \
     FERRIC_CONDUCTOR__SYNC_POWER_STATE_INTERVAL_SECS=0 FERRIC_IPMI__MIN_COMMAND_INTERVAL_MS=0 \
-    "$FERRIC" >"$W/ferric.log" 2>&1 &
+    FERRIC_CONDUCTOR__DEPLOY_CALLBACK_TIMEOUT_SECS="$CALLBACK_TIMEOUT" "$FERRIC" >"$W/ferric.log" 2>&1 &
 echo $! >"$W/ferric.pid"
 sed -e "s|@PORT@|6623|" -e "s|@DIR@|$FIX|" -e "s|@STATE@|$W/bmc|" -e "s|@USER@|admin|" \
     -e "s|@PASS@|s3cret-vm|" "$FIX/lan.conf.in" >"$W/bmc/lan.conf"
 echo 0 >"$W/bmc/power"
 echo default >"$W/bmc/boot"
 cp "$HERE/bmc-hook.sh" "$W/bmc/hook"
-truncate -s 16M "$W/disk.raw"
+truncate -s 64M "$W/disk.raw"
 printf 'TAP=tap0\nMAC=%s\nDISK=%s\n' "$MAC" "$W/disk.raw" >"$W/bmc/vm.env"
 ip netns exec "$NS" ipmi_sim -n -c "$W/bmc/lan.conf" -f "$FIX/sim.emu" -s "$W/bmc" >"$W/bmc.out" 2>&1 &
 echo $! >"$W/bmc.pid"

@@ -1,7 +1,8 @@
 #!/bin/bash
-# Builds what the real-machine test boots into ASSETS (default target/vm):
-# the Debian kernel (downloaded with apt, cached) and a deploy ramdisk with
-# the static ferric-agent. Needs root (apt), qemu-system-x86, busybox-static.
+# Builds what the real-machine tests boot into ASSETS (default target/vm):
+# the Debian kernel (downloaded with apt, cached), a deploy ramdisk with the
+# static ferric-agent, and instance.iso, an isohybrid instance image. Needs
+# root (apt), busybox-static, xorriso, isolinux and syslinux-common.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ASSETS=$(realpath -m "${1:-target/vm}")
@@ -19,3 +20,19 @@ if [ ! -s "$ASSETS/vmlinuz" ] || [ ! -d "$ASSETS/kroot" ]; then
     cp "$ASSETS/kroot/boot/vmlinuz-$kver" "$ASSETS/vmlinuz"
 fi
 tests/vm/build-initramfs.sh "$ASSETS/kroot" "$AGENT" "$ASSETS/initramfs.gz"
+# The instance: an isohybrid image (boots from a disk too) with the same
+# kernel and ramdisk, whose agent's lookup is the instance's call back.
+iso=$(mktemp -d)
+mkdir -p "$iso/isolinux"
+cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$iso/isolinux/"
+cp "$ASSETS/vmlinuz" "$ASSETS/initramfs.gz" "$iso/"
+cat >"$iso/isolinux/isolinux.cfg" <<'CFG'
+DEFAULT instance
+PROMPT 0
+LABEL instance
+  KERNEL /vmlinuz
+  APPEND initrd=/initramfs.gz console=ttyS0 ipa-api-url=http://10.77.0.1:6385 ferric.ip=10.77.0.50/24
+CFG
+xorriso -as mkisofs -quiet -o "$ASSETS/instance.iso" -isohybrid-mbr /usr/lib/ISOLINUX/isohdpfx.bin \
+    -c isolinux/boot.cat -b isolinux/isolinux.bin -no-emul-boot -boot-load-size 4 -boot-info-table "$iso"
+rm -rf "$iso"
