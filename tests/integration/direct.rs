@@ -233,3 +233,35 @@ async fn a_deploy_whose_agent_never_calls_back_times_out() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_image_is_refused_before_the_node_is_touched() {
+    let image = vec![1u8; 1024];
+    let sha = hex::encode(sha2::Sha256::digest(&image));
+    let server = FileServer::start(files(&image)).await;
+    let bmc = SimBmc::start().await;
+    let app = direct_app(60).await;
+    let uuid = direct_node(&app, &bmc, &server, &sha).await;
+    let patched = app
+        .patch(
+            &format!("/v1/nodes/{uuid}"),
+            json!([{"op": "add", "path": "/instance_info/image_type", "value": "partition"}]),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    app.provision(&uuid, "active").await;
+    let failed = wait_unlocked_in(&app, &uuid, &["deploy failed", "active"]).await;
+    assert_eq!(failed["provision_state"], "deploy failed", "{failed}");
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("deploys whole-disk images only"),
+        "{failed}"
+    );
+    assert_eq!(
+        bmc.ipmitool(&["chassis", "power", "status"]),
+        "Chassis Power is off"
+    );
+    app.stop().await;
+}

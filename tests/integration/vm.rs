@@ -6,8 +6,10 @@
 //! on over IPMI, iPXE chains to Ferric's boot script, the deploy ramdisk
 //! (Debian kernel + busybox + the static `ferric-agent`, built by
 //! `tests/vm/setup.sh`) looks the node up, heartbeats, writes the image
-//! onto the VM's disk, and the node ends `active`, booted from disk.
-//! Nothing leaves the namespace and loopback.
+//! onto the VM's disk, and the node ends `active`, booted from disk into
+//! the instance (an isohybrid image), which calls back. Also: a corrupted
+//! image, a machine dying mid-deploy, and `ramdisk` deploys of a kernel and
+//! ramdisk and of an ISO. Nothing leaves the namespace and loopback.
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -93,6 +93,16 @@ pub async fn start(ctx: &Context, node: &Node) -> Result<StateChange, String> {
             node.uuid
         ));
     }
+    // Ironic takes an image with its own kernel and ramdisk, or marked so,
+    // for a partition image; Ferric's agent writes whole disks only.
+    let partition = instance.get("image_type").and_then(Value::as_str) == Some("partition")
+        || (instance.contains_key("kernel") && instance.contains_key("ramdisk"));
+    if partition {
+        return Err(format!(
+            "Node {} asks for a partition image (instance_info image_type, or kernel and ramdisk); the direct deploy interface deploys whole-disk images only.",
+            node.uuid
+        ));
+    }
     let Some(Ok(ipmi_info)) = super::ipmi_info(node) else {
         return Err(format!(
             "The direct deploy of node {} needs valid ipmitool driver_info.",
