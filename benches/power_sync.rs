@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use ferric::embedded::Embedded;
 use ferric_common::config::Settings;
 use ferric_common::db::Db;
-use ferric_conductor::drivers::ipmi::sessions::Sessions;
+use ferric_conductor::drivers::bmc::Bmcs;
 use ferric_conductor::power_sync::PowerSync;
 use serde_json::json;
 
@@ -139,7 +139,7 @@ async fn run(n: usize) {
         assert_eq!(created.status(), reqwest::StatusCode::CREATED);
     }
     let db = Db::connect(&settings.database_url(), 8, Duration::from_secs(10)).unwrap();
-    let sessions = Arc::new(Sessions::new(settings.ipmi.clone()));
+    let sessions = Arc::new(Bmcs::new(settings.ipmi.clone(), settings.redfish.clone()));
     let mut sync = PowerSync::new(
         db,
         "bench-conductor".into(),

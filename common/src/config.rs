@@ -22,6 +22,7 @@ pub struct Settings {
     pub amqp: AmqpSettings,
     pub conductor: ConductorSettings,
     pub ipmi: IpmiSettings,
+    pub redfish: RedfishSettings,
     pub pxe: PxeSettings,
     pub deploy: DeploySettings,
     pub dhcp: DhcpSettings,
@@ -58,6 +59,7 @@ impl Default for Settings {
             amqp: AmqpSettings::default(),
             conductor: ConductorSettings::default(),
             ipmi: IpmiSettings::default(),
+            redfish: RedfishSettings::default(),
             pxe: PxeSettings::default(),
             deploy: DeploySettings::default(),
             dhcp: DhcpSettings::default(),
@@ -217,6 +219,7 @@ impl Default for ConductorSettings {
                 "fake-hardware".into(),
                 "ipmi".into(),
                 "manual-management".into(),
+                "redfish".into(),
             ],
             heartbeat_interval_secs: 10,
             heartbeat_timeout_secs: 60,
@@ -267,6 +270,42 @@ impl Default for IpmiSettings {
             min_command_interval_ms: 50,
             reply_timeout_ms: 2000,
             max_parallel_calls: 64,
+        }
+    }
+}
+
+/// `[redfish]`: the Redfish client, with Ironic's names and defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedfishSettings {
+    /// `[redfish]connection_attempts`: tries of one request that cannot
+    /// reach the BMC before it fails.
+    pub connection_attempts: u32,
+    /// `[redfish]connection_retry_interval`, seconds between those tries.
+    pub connection_retry_interval_secs: u64,
+    /// `[redfish]connect_timeout`, seconds.
+    pub connect_timeout_secs: u64,
+    /// `[redfish]read_timeout`, seconds for a whole request.
+    pub read_timeout_secs: u64,
+    /// `[redfish]auth_type`: `basic`, `session` or `auto` (session, falling
+    /// back to basic), for nodes whose driver_info does not say.
+    pub auth_type: String,
+    /// Most requests in flight to one BMC at once (BMCs are small).
+    pub max_parallel_per_bmc: usize,
+    /// Most Redfish requests in flight at once across all BMCs.
+    pub max_parallel_calls: usize,
+}
+
+impl Default for RedfishSettings {
+    fn default() -> Self {
+        Self {
+            connection_attempts: 5,
+            connection_retry_interval_secs: 4,
+            connect_timeout_secs: 30,
+            read_timeout_secs: 60,
+            auth_type: "auto".into(),
+            max_parallel_per_bmc: 4,
+            max_parallel_calls: 256,
         }
     }
 }
@@ -422,6 +461,7 @@ pub struct BootConfig {
 pub struct ConductorConfig {
     pub conductor: ConductorSettings,
     pub ipmi: IpmiSettings,
+    pub redfish: RedfishSettings,
     pub boot: BootConfig,
 }
 
@@ -547,6 +587,20 @@ impl Settings {
         if self.conductor.sync_power_state_workers == 0 {
             return invalid("conductor.sync_power_state_workers", "must be positive");
         }
+        if !["basic", "session", "auto"].contains(&self.redfish.auth_type.as_str()) {
+            return invalid("redfish.auth_type", "must be basic, session or auto");
+        }
+        if self.redfish.connection_attempts == 0
+            || self.redfish.max_parallel_per_bmc == 0
+            || self.redfish.max_parallel_calls == 0
+            || self.redfish.connect_timeout_secs == 0
+            || self.redfish.read_timeout_secs == 0
+        {
+            return invalid(
+                "redfish.connection_attempts / max_parallel_per_bmc / max_parallel_calls / connect_timeout_secs / read_timeout_secs",
+                "must be positive",
+            );
+        }
         if !["noauth", "http_basic"].contains(&self.auth.strategy.as_str()) {
             return invalid("auth.strategy", "must be noauth or http_basic");
         }
@@ -626,6 +680,7 @@ impl Settings {
         ConductorConfig {
             conductor: self.conductor.clone(),
             ipmi: self.ipmi.clone(),
+            redfish: self.redfish.clone(),
             boot: self.boot(),
         }
     }

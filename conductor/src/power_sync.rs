@@ -24,8 +24,7 @@ use ferric_common::db::{Db, DbError};
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::drivers::ipmi::sessions::Sessions;
-use crate::drivers::{self, ipmi};
+use crate::drivers::bmc::Bmcs;
 
 /// Ironic's `SYNC_EXCLUDED_STATES`.
 const SYNC_EXCLUDED_STATES: [&str; 4] = ["wait call-back", "clean wait", "enroll", "adopt failed"];
@@ -66,13 +65,13 @@ pub struct PowerSync {
     pub db: Db,
     pub host: String,
     pub settings: ConductorSettings,
-    pub bmcs: Arc<Sessions>,
+    pub bmcs: Arc<Bmcs>,
     /// Failed or drifting sweeps in a row, per node id.
     failures: HashMap<i32, u32>,
 }
 
 impl PowerSync {
-    pub fn new(db: Db, host: String, settings: ConductorSettings, bmcs: Arc<Sessions>) -> Self {
+    pub fn new(db: Db, host: String, settings: ConductorSettings, bmcs: Arc<Bmcs>) -> Self {
         PowerSync {
             db,
             host,
@@ -176,12 +175,12 @@ impl PowerSync {
 
     /// Syncs one node; `count` is how many sweeps in a row failed for it.
     async fn sync_node(&self, node: Node, count: u32) -> Outcome {
-        let Some(Ok(info)) = drivers::ipmi_info(&node) else {
+        let Some(Ok(access)) = self.bmcs.access(&node) else {
             // Unusable driver_info: Ironic skips such nodes.
             return Outcome::Skipped;
         };
         let max = self.settings.power_state_sync_max_retries;
-        let actual = match ipmi::power_state(&self.bmcs, &info).await {
+        let actual = match self.bmcs.power_state(&access).await {
             Ok(state) => state,
             Err(e) => {
                 if count + 1 > max {
@@ -237,11 +236,11 @@ impl PowerSync {
         if self.settings.force_power_state_during_sync {
             tracing::warn!(node.uuid = %node.uuid, actual, state = %recorded,
                 "During sync_power_state, node state does not match expected state; changing hardware state");
-            let Some(Ok(info)) = drivers::ipmi_info(node) else {
+            let Some(Ok(access)) = self.bmcs.access(node) else {
                 return Outcome::Skipped;
             };
             let timeout = Duration::from_secs(self.settings.power_state_change_timeout_secs);
-            if let Err(e) = ipmi::set_power(&self.bmcs, &info, &recorded, timeout).await {
+            if let Err(e) = self.bmcs.set_power(&access, &recorded, timeout).await {
                 tracing::error!(node.uuid = %node.uuid, error = %e, state = %recorded,
                     "Failed to change power state of node during sync");
             }

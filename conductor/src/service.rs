@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::drivers::ipmi::sessions::Sessions;
+use crate::drivers::bmc::Bmcs;
 use crate::images::ImageCache;
 use crate::membership;
 use crate::periodic::Periodic;
@@ -160,7 +160,7 @@ async fn start(
         host: host.clone(),
         settings: settings.clone(),
         tracker: tracker.clone(),
-        bmcs: Arc::new(Sessions::new(config.ipmi.clone())),
+        bmcs: Arc::new(Bmcs::new(config.ipmi.clone(), config.redfish.clone())),
         images: Arc::new(ImageCache::new(
             config.boot.image_cache_dir.clone(),
             config.boot.file_url_allowed_paths.clone(),

@@ -16,6 +16,7 @@ mod helpers;
 mod ipmi;
 mod migrations;
 mod pxe;
+mod redfish;
 mod security;
 mod tidy;
 mod traces;

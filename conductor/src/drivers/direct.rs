@@ -23,7 +23,7 @@ use ferric_common::db::models::node::{Node, StateChange};
 use ferric_common::states::{Event, ProvisionState, power};
 use serde_json::{Map, Value, json};
 
-use super::{ipmi, pxe, ramdisk};
+use super::{pxe, ramdisk};
 use crate::images::ChecksumSpec;
 use crate::reservation::NodeLock;
 use crate::tasks::Context;
@@ -46,7 +46,10 @@ const AGENT_KEYS: [&str; 7] = [
 pub fn handles(node: &Node) -> bool {
     node.deploy_interface.as_deref() == Some("direct")
         && matches!(node.boot_interface.as_deref(), Some("ipxe" | "pxe"))
-        && node.power_interface.as_deref() == Some("ipmitool")
+        && matches!(
+            node.power_interface.as_deref(),
+            Some("ipmitool" | "redfish")
+        )
 }
 
 fn internal(node: &Node) -> Map<String, Value> {
@@ -103,9 +106,9 @@ pub async fn start(ctx: &Context, node: &Node) -> Result<StateChange, String> {
             node.uuid
         ));
     }
-    let Some(Ok(ipmi_info)) = super::ipmi_info(node) else {
+    let Some(Ok(access)) = ctx.bmcs.access(node) else {
         return Err(format!(
-            "The direct deploy of node {} needs valid ipmitool driver_info.",
+            "The direct deploy of node {} needs valid ipmitool or redfish driver_info.",
             node.uuid
         ));
     };
@@ -137,7 +140,7 @@ pub async fn start(ctx: &Context, node: &Node) -> Result<StateChange, String> {
     .map_err(|e| e.to_string())
     .and_then(|r| r.map_err(|e| format!("could not write the boot files: {e}")));
     let booted = match written {
-        Ok(()) => ramdisk::boot_it(ctx, node, &ipmi_info).await,
+        Ok(()) => ramdisk::boot_it(ctx, node, &access).await,
         Err(e) => Err(e),
     };
     match booted {
@@ -396,11 +399,12 @@ async fn begin_write(ctx: &Context, node: &Node) -> Result<(), String> {
 }
 
 async fn power_off(ctx: &Context, node: &Node) -> Result<(), String> {
-    let Some(Ok(info)) = super::ipmi_info(node) else {
-        return Err("no ipmitool driver_info".into());
+    let Some(Ok(access)) = ctx.bmcs.access(node) else {
+        return Err("no usable BMC driver_info".into());
     };
     let timeout = Duration::from_secs(ctx.settings.power_state_change_timeout_secs);
-    ipmi::set_power(&ctx.bmcs, &info, power::POWER_OFF, timeout)
+    ctx.bmcs
+        .set_power(&access, power::POWER_OFF, timeout)
         .await
         .map(|_| ())
         .map_err(|e| format!("Failed to change power state to 'power off' by 'power off': {e}"))
@@ -408,12 +412,12 @@ async fn power_off(ctx: &Context, node: &Node) -> Result<(), String> {
 
 /// Polls the BMC until it reports the node off, at most `limit`.
 async fn wait_powered_off(ctx: &Context, node: &Node, limit: Duration) {
-    let Some(Ok(info)) = super::ipmi_info(node) else {
+    let Some(Ok(access)) = ctx.bmcs.access(node) else {
         return;
     };
     let deadline = tokio::time::Instant::now() + limit;
     while tokio::time::Instant::now() < deadline {
-        if let Ok(power::POWER_OFF) = ipmi::power_state(&ctx.bmcs, &info).await {
+        if let Ok(power::POWER_OFF) = ctx.bmcs.power_state(&access).await {
             return;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -437,14 +441,15 @@ async fn finish(ctx: &Context, node: &Node) -> Result<(), String> {
         power_off(ctx, node).await?;
         let macs = ramdisk::pxe_macs(ctx, node).await?;
         ramdisk::remove_files(ctx, node, &macs).await;
-        let Some(Ok(info)) = super::ipmi_info(node) else {
-            return Err("no ipmitool driver_info".into());
+        let Some(Ok(access)) = ctx.bmcs.access(node) else {
+            return Err("no usable BMC driver_info".into());
         };
-        ipmi::set_boot_device(&ctx.bmcs, &info, "disk", true, ramdisk::uefi(node))
-            .await
-            .map_err(|e| e.to_string())?;
+        ctx.bmcs
+            .set_boot_device(&access, "disk", true, ramdisk::uefi(node))
+            .await?;
         let timeout = Duration::from_secs(ctx.settings.power_state_change_timeout_secs);
-        ipmi::set_power(&ctx.bmcs, &info, power::POWER_ON, timeout)
+        ctx.bmcs
+            .set_power(&access, power::POWER_ON, timeout)
             .await
             .map_err(|e| format!("Failed to change power state to 'power on' by 'power on': {e}"))
     }

@@ -6,12 +6,14 @@
 //! Invariant: every interface name registered here has an implementation in
 //! this module tree that the task handlers dispatch to.
 
+pub mod bmc;
 pub mod dhcp;
 pub mod direct;
 pub mod fake;
 pub mod ipmi;
 pub mod pxe;
 pub mod ramdisk;
+pub mod redfish;
 
 /// Ironic's interface types, in the order its API lists them.
 pub const INTERFACE_TYPES: [&str; 13] = [
@@ -80,29 +82,19 @@ pub const MANUAL_MANAGEMENT: HardwareType = HardwareType {
 
 /// Interfaces registered under Ironic's names before Ferric implements them
 /// (see the module invariant).
-pub const NOT_YET_IMPLEMENTED: [&str; 1] = ["direct"];
+pub const NOT_YET_IMPLEMENTED: [&str; 1] = ["redfish-virtual-media"];
 
 /// Every hardware type this conductor can enable.
-pub const HARDWARE_TYPES: [HardwareType; 3] = [FAKE_HARDWARE, MANUAL_MANAGEMENT, ipmi::IPMI];
+pub const HARDWARE_TYPES: [HardwareType; 4] = [
+    FAKE_HARDWARE,
+    MANUAL_MANAGEMENT,
+    ipmi::IPMI,
+    redfish::REDFISH,
+];
 
 /// Looks a hardware type up by name.
 pub fn hardware_type(name: &str) -> Option<&'static HardwareType> {
     HARDWARE_TYPES.iter().find(|hw| hw.name == name)
-}
-
-/// The node's IPMI access when its power or management interface is
-/// `ipmitool`: `None` for other interfaces, `Some(Err)` with Ironic's message
-/// when its `driver_info` is unusable.
-pub fn ipmi_info(
-    node: &ferric_common::db::models::node::Node,
-) -> Option<Result<ipmi::driver_info::IpmiInfo, String>> {
-    let uses_ipmi = node.power_interface.as_deref() == Some("ipmitool")
-        || node.management_interface.as_deref() == Some("ipmitool");
-    uses_ipmi.then(|| {
-        let info: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&node.driver_info).unwrap_or_default();
-        ipmi::driver_info::parse(&node.uuid, &info).map_err(|e| e.to_string())
-    })
 }
 
 /// Whether the node boots in UEFI mode, as Ironic's `get_boot_mode`:
@@ -124,16 +116,4 @@ pub fn boot_mode_is_uefi(node: &ferric_common::db::models::node::Node) -> bool {
         return mode != "bios";
     }
     node.boot_mode.as_deref() != Some("bios")
-}
-
-/// The power interface's `validate`: Ironic's message when the node's
-/// `driver_info` cannot drive it.
-///
-/// # Errors
-/// The message, as Ironic's InvalidParameterValue / MissingParameterValue.
-pub fn check_power_info(node: &ferric_common::db::models::node::Node) -> Result<(), String> {
-    match ipmi_info(node) {
-        Some(Err(message)) => Err(message),
-        _ => Ok(()),
-    }
 }

@@ -14,7 +14,7 @@ use ferric_common::db::models::port::Port;
 use ferric_common::states::power;
 use serde_json::{Map, Value};
 
-use super::{dhcp, ipmi, pxe};
+use super::{bmc, dhcp, pxe};
 use crate::images::ChecksumSpec;
 use crate::tasks::Context;
 
@@ -102,12 +102,12 @@ pub async fn deploy(ctx: &Context, node: &Node) -> Result<&'static str, String> 
             ));
         }
     };
-    let ipmi = match super::ipmi_info(node) {
+    let access = match ctx.bmcs.access(node) {
         Some(Ok(info)) => info,
         Some(Err(message)) => return Err(message),
         None => {
             return Err(format!(
-                "The ramdisk deploy of node {} needs the ipmitool power and management interfaces.",
+                "The ramdisk deploy of node {} needs the ipmitool or redfish power and management interfaces.",
                 node.uuid
             ));
         }
@@ -128,7 +128,7 @@ pub async fn deploy(ctx: &Context, node: &Node) -> Result<&'static str, String> 
     .map_err(|e| e.to_string())
     .and_then(|r| r.map_err(|e| format!("could not write the boot files: {e}")));
     let result = match written {
-        Ok(()) => boot_it(ctx, node, &ipmi).await,
+        Ok(()) => boot_it(ctx, node, &access).await,
         Err(e) => Err(e),
     };
     if result.is_err() {
@@ -140,13 +140,14 @@ pub async fn deploy(ctx: &Context, node: &Node) -> Result<&'static str, String> 
 pub(crate) async fn boot_it(
     ctx: &Context,
     node: &Node,
-    info: &ipmi::driver_info::IpmiInfo,
+    access: &bmc::Access,
 ) -> Result<&'static str, String> {
-    ipmi::set_boot_device(&ctx.bmcs, info, "pxe", true, uefi(node))
-        .await
-        .map_err(|e| e.to_string())?;
+    ctx.bmcs
+        .set_boot_device(access, "pxe", true, uefi(node))
+        .await?;
     let timeout = Duration::from_secs(ctx.settings.power_state_change_timeout_secs);
-    ipmi::set_power(&ctx.bmcs, info, power::REBOOT, timeout)
+    ctx.bmcs
+        .set_power(access, power::REBOOT, timeout)
         .await
         .map_err(|e| format!("Failed to change power state to 'power on' by 'rebooting': {e}"))
 }
@@ -167,11 +168,12 @@ pub(crate) async fn remove_files(ctx: &Context, node: &Node, macs: &[String]) {
 pub async fn tear_down(ctx: &Context, node: &Node) -> Result<&'static str, String> {
     let macs = pxe_macs(ctx, node).await?;
     remove_files(ctx, node, &macs).await;
-    let Some(Ok(info)) = super::ipmi_info(node) else {
+    let Some(Ok(access)) = ctx.bmcs.access(node) else {
         return Ok(power::POWER_OFF);
     };
     let timeout = Duration::from_secs(ctx.settings.power_state_change_timeout_secs);
-    ipmi::set_power(&ctx.bmcs, &info, power::POWER_OFF, timeout)
+    ctx.bmcs
+        .set_power(&access, power::POWER_OFF, timeout)
         .await
         .map_err(|e| format!("Failed to change power state to 'power off' by 'power off': {e}"))
 }

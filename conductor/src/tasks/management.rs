@@ -9,7 +9,7 @@ use ferric_proto::v1::{
     Validation,
 };
 
-use crate::drivers::{self, fake, ipmi};
+use crate::drivers::{self, fake, ipmi, redfish};
 use crate::tasks::{Context, TaskError, load_node, lock_node, node_not_found, refused};
 
 /// Interfaces `validate` reports, in Ironic's order (core, then optional).
@@ -39,6 +39,7 @@ fn supported_devices(node: &Node) -> &'static [&'static str] {
     match node.management_interface.as_deref() {
         Some("fake") => &fake::SUPPORTED_BOOT_DEVICES,
         Some("ipmitool") => &ipmi::SUPPORTED_BOOT_DEVICES,
+        Some("redfish") => &redfish::SUPPORTED_BOOT_DEVICES,
         _ => &fake::NOOP_BOOT_DEVICES,
     }
 }
@@ -72,7 +73,7 @@ pub async fn get_boot_device(ctx: &Context, node_uuid: &str) -> Result<TaskReply
     let Some(node) = load_node(ctx, node_uuid).await? else {
         return Ok(node_not_found(node_uuid));
     };
-    match drivers::ipmi_info(&node) {
+    match ctx.bmcs.access(&node) {
         None if node.management_interface.as_deref() == Some("fake") => {
             Ok(reply(Outcome::BootDevice(BootDevice {
                 boot_device: Some("pxe".into()),
@@ -81,12 +82,12 @@ pub async fn get_boot_device(ctx: &Context, node_uuid: &str) -> Result<TaskReply
         }
         None => Ok(unsupported(&node, "management")),
         Some(Err(message)) => Ok(refused(RefusalKind::Invalid, message)),
-        Some(Ok(info)) => match ipmi::boot_device(&ctx.bmcs, &info).await {
+        Some(Ok(access)) => match ctx.bmcs.boot_device(&access).await {
             Ok((device, persistent)) => Ok(reply(Outcome::BootDevice(BootDevice {
                 boot_device: device.map(str::to_owned),
-                persistent: Some(persistent),
+                persistent,
             }))),
-            Err(e) => Ok(refused(RefusalKind::DriverFailure, e.to_string())),
+            Err(e) => Ok(refused(RefusalKind::DriverFailure, e)),
         },
     }
 }
@@ -99,8 +100,8 @@ pub async fn set_boot_device(
     let Some(node) = load_node(ctx, node_uuid).await? else {
         return Ok(node_not_found(node_uuid));
     };
-    let ipmi_info = drivers::ipmi_info(&node);
-    if ipmi_info.is_none() && node.management_interface.as_deref() != Some("fake") {
+    let access = ctx.bmcs.access(&node);
+    if access.is_none() && node.management_interface.as_deref() != Some("fake") {
         return Ok(unsupported(&node, "management"));
     }
     if !supported_devices(&node).contains(&request.boot_device.as_str()) {
@@ -113,22 +114,18 @@ pub async fn set_boot_device(
         Ok(lock) => lock,
         Err(refusal) => return Ok(refusal),
     };
-    let result = match ipmi_info {
+    let result = match access {
         None => reply(Outcome::Accepted(ferric_proto::v1::Accepted {})),
         Some(Err(message)) => refused(RefusalKind::Invalid, message),
-        Some(Ok(info)) => {
+        Some(Ok(access)) => {
             let uefi = drivers::boot_mode_is_uefi(&node);
-            match ipmi::set_boot_device(
-                &ctx.bmcs,
-                &info,
-                &request.boot_device,
-                request.persistent,
-                uefi,
-            )
-            .await
+            match ctx
+                .bmcs
+                .set_boot_device(&access, &request.boot_device, request.persistent, uefi)
+                .await
             {
                 Ok(()) => reply(Outcome::Accepted(ferric_proto::v1::Accepted {})),
-                Err(e) => refused(RefusalKind::DriverFailure, e.to_string()),
+                Err(e) => refused(RefusalKind::DriverFailure, e),
             }
         }
     };
@@ -143,18 +140,18 @@ pub async fn inject_nmi(ctx: &Context, node_uuid: &str) -> Result<TaskReply, Tas
     let Some(node) = load_node(ctx, node_uuid).await? else {
         return Ok(node_not_found(node_uuid));
     };
-    let info = match drivers::ipmi_info(&node) {
+    let access = match ctx.bmcs.access(&node) {
         None => return Ok(unsupported(&node, "inject_nmi")),
         Some(Err(message)) => return Ok(refused(RefusalKind::Invalid, message)),
-        Some(Ok(info)) => info,
+        Some(Ok(access)) => access,
     };
     let lock = match lock_node(ctx, &node).await? {
         Ok(lock) => lock,
         Err(refusal) => return Ok(refusal),
     };
-    let result = match ipmi::inject_nmi(&ctx.bmcs, &info).await {
+    let result = match ctx.bmcs.inject_nmi(&access).await {
         Ok(()) => reply(Outcome::Accepted(ferric_proto::v1::Accepted {})),
-        Err(e) => refused(RefusalKind::DriverFailure, e.to_string()),
+        Err(e) => refused(RefusalKind::DriverFailure, e),
     };
     lock.release().await?;
     Ok(result)
@@ -181,8 +178,8 @@ pub async fn validate(ctx: &Context, node_uuid: &str) -> Result<TaskReply, TaskE
                 )
             });
             if supported
-                && name == Some("ipmitool")
-                && let Some(Err(message)) = drivers::ipmi_info(&node)
+                && matches!(name, Some("ipmitool" | "redfish"))
+                && let Some(Err(message)) = ctx.bmcs.access(&node)
             {
                 reason = Some(message);
             }

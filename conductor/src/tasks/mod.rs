@@ -30,7 +30,7 @@ pub struct Context {
     /// Tracks background work so shutdown can wait for it.
     pub tracker: TaskTracker,
     /// One IPMI session per BMC.
-    pub bmcs: std::sync::Arc<crate::drivers::ipmi::sessions::Sessions>,
+    pub bmcs: std::sync::Arc<crate::drivers::bmc::Bmcs>,
     /// Downloaded, verified images.
     pub images: std::sync::Arc<crate::images::ImageCache>,
     /// Where boot files go.

@@ -7,7 +7,6 @@ use ferric_common::states::power;
 use ferric_proto::v1::{PowerAction, RefusalKind, TaskReply};
 use serde_json::Value;
 
-use crate::drivers::ipmi;
 use crate::tasks::{
     Context, TaskError, accepted, commit_start, load_node, lock_node, node_not_found, refused,
 };
@@ -36,7 +35,7 @@ pub async fn handle(
         let _ = lock.release().await;
         return Ok(node_not_found(node_uuid));
     };
-    if let Err(message) = crate::drivers::check_power_info(&node) {
+    if let Some(Err(message)) = ctx.bmcs.access(&node) {
         let _ = lock.release().await;
         return Ok(refused(RefusalKind::Invalid, message));
     }
@@ -77,30 +76,30 @@ async fn finish(
 ) -> Result<(), TaskError> {
     let (host, id) = (ctx.host.clone(), node.id);
     let on_off = requested == power::POWER_ON || requested == power::POWER_OFF;
-    let outcome = match crate::drivers::ipmi_info(node) {
+    let outcome = match ctx.bmcs.access(node) {
         None => {
             // Fake power: the recorded state is the hardware's.
             let already = node.power_state.as_deref() == Some(target) && on_off;
             Ok((!already).then(|| target.to_owned()))
         }
         Some(Err(message)) => Err(message),
-        Some(Ok(info)) => {
+        Some(Ok(access)) => {
             let timeout = std::time::Duration::from_secs(match timeout_secs {
                 0 if requested == power::SOFT_POWER_OFF => ctx.settings.soft_power_off_timeout_secs,
                 0 => ctx.settings.power_state_change_timeout_secs,
                 n => u64::from(n),
             });
             async {
-                let current = ipmi::power_state(&ctx.bmcs, &info).await?;
+                let current = ctx.bmcs.power_state(&access).await?;
                 if on_off && current == target {
                     return Ok(None);
                 }
-                ipmi::set_power(&ctx.bmcs, &info, requested, timeout)
+                ctx.bmcs
+                    .set_power(&access, requested, timeout)
                     .await
                     .map(|state| Some(state.to_owned()))
             }
             .await
-            .map_err(|e| e.to_string())
         }
     };
     let mut failed = false;

@@ -13,7 +13,7 @@ use ferric_common::states::{Event, ProvisionState, Verb};
 use ferric_proto::v1::{ProvisionAction, RefusalKind, TaskReply};
 use serde_json::{Map, Value};
 
-use crate::drivers::{self, direct, ipmi, ramdisk};
+use crate::drivers::{self, direct, ramdisk};
 use crate::tasks::{
     Context, TaskError, accepted, commit_start, load_node, lock_node, node_not_found, refused,
 };
@@ -331,7 +331,7 @@ async fn hardware_step(
     node: &Node,
     state: ProvisionState,
 ) -> Option<(Event, StateChange)> {
-    let info = drivers::ipmi_info(node)?;
+    let info = ctx.bmcs.access(node)?;
     let failed = |message: String| {
         Some((
             Event::Fail,
@@ -353,7 +353,7 @@ async fn hardware_step(
                     ));
                 }
             };
-            match ipmi::power_state(&ctx.bmcs, &info).await {
+            match ctx.bmcs.power_state(&info).await {
                 Ok(power_state) => Some((
                     Event::Done,
                     StateChange {

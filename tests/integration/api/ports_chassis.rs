@@ -128,7 +128,7 @@ async fn drivers_and_conductors_reflect_the_running_conductor() {
         .iter()
         .map(|d| d["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["fake-hardware", "ipmi", "manual-management"]);
+    assert_eq!(names, ["fake-hardware", "ipmi", "manual-management", "redfish"]);
     assert_eq!(drivers["drivers"][0]["hosts"], json!([host]));
     assert_eq!(fake["default_power_interface"], "fake");
     assert_eq!(fake["enabled_network_interfaces"], json!(["noop"]));
@@ -137,7 +137,7 @@ async fn drivers_and_conductors_reflect_the_running_conductor() {
     assert_eq!(conductors["conductors"][0]["alive"], true);
     assert_eq!(
         conductor["drivers"],
-        json!(["fake-hardware", "ipmi", "manual-management"])
+        json!(["fake-hardware", "ipmi", "manual-management", "redfish"])
     );
     app.stop().await;
 }

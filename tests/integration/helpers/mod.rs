@@ -1,6 +1,7 @@
 //! Test harness: `spawn_app` (embedded Ferric on 127.0.0.1:0 over a fresh
 //! database), `TestPg` (a PostgreSQL database per test), `SimBmc` (a real
-//! IPMI BMC, `ipmi_sim`), `wait_until`.
+//! IPMI BMC, `ipmi_sim`), `redfish::Emulator` (a real Redfish BMC,
+//! `sushy-emulator`), `wait_until`.
 
 pub mod app;
 pub mod bmc;
@@ -8,6 +9,7 @@ pub mod db;
 pub mod http;
 pub mod otlp;
 pub mod process;
+pub mod redfish;
 pub mod wait;
 
 pub use app::{Backend, TestApp, spawn_app, spawn_app_with};

@@ -1,0 +1,253 @@
+//! The `redfish` hardware type against OpenStack's Redfish BMC emulator
+//! (`sushy-emulator`, fake systems, basic auth), with `curl` on the
+//! system's resource as the witness. The emulator applies a power change
+//! 1–11 s after it is asked, so power waits are generous.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::redfish::Emulator;
+use crate::helpers::{Backend, TestApp, spawn_app_with, wait_until};
+
+async fn redfish_app() -> TestApp {
+    spawn_app_with(Backend::Sqlite, |s| {
+        s.conductor.enabled_hardware_types = vec!["redfish".into()];
+        s.conductor.sync_power_state_interval_secs = 0;
+        s.redfish.connection_attempts = 2;
+        s.redfish.connection_retry_interval_secs = 1;
+    })
+    .await
+}
+
+async fn enroll(app: &TestApp, name: &str, driver_info: Value) -> String {
+    let created = app
+        .post(
+            "/v1/nodes",
+            json!({"driver": "redfish", "name": name, "driver_info": driver_info}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    created.json()["uuid"].as_str().unwrap().to_owned()
+}
+
+/// Requests a power target and waits until the conductor has settled it.
+async fn power(app: &TestApp, uuid: &str, target: &str) -> Value {
+    let reply = app
+        .put(
+            &format!("/v1/nodes/{uuid}/states/power"),
+            json!({"target": target}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    wait_until(
+        Duration::from_secs(90),
+        "the power action to settle",
+        || async {
+            let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+            (node["target_power_state"].is_null() && node["reservation"].is_null()).then_some(node)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redfish_node_validates_verifies_and_powers_as_the_bmc_sees() {
+    let bmc = Emulator::start(2).await;
+    let app = redfish_app().await;
+    let uuid = enroll(&app, "rf0", bmc.driver_info(0)).await;
+    let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+    assert_eq!(node["power_interface"], "redfish");
+    assert_eq!(node["management_interface"], "redfish");
+    assert_eq!(node["driver_info"]["redfish_password"], "******");
+
+    let properties = app.get("/v1/drivers/redfish/properties").await.json();
+    assert!(
+        properties["redfish_address"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("The URL address to the Redfish controller.")),
+        "{properties}"
+    );
+    assert!(properties["deploy_kernel"].is_string(), "{properties}");
+    let validate = app.get(&format!("/v1/nodes/{uuid}/validate")).await.json();
+    assert_eq!(validate["power"]["result"], true, "{validate}");
+    assert_eq!(validate["management"]["result"], true, "{validate}");
+
+    app.provision(&uuid, "manage").await;
+    let manageable = app.wait_for_state(&uuid, "manageable").await;
+    assert_eq!(manageable["power_state"], "power off");
+
+    let on = power(&app, &uuid, "power on").await;
+    assert_eq!(on["power_state"], "power on", "{on}");
+    assert_eq!(bmc.curl(&bmc.system(0))["PowerState"], "On");
+    assert_eq!(
+        bmc.curl(&bmc.system(1))["PowerState"],
+        "Off",
+        "only its own system"
+    );
+    let rebooted = power(&app, &uuid, "rebooting").await;
+    assert_eq!(rebooted["power_state"], "power on", "{rebooted}");
+    let off = power(&app, &uuid, "power off").await;
+    assert_eq!(off["power_state"], "power off", "{off}");
+    assert_eq!(bmc.curl(&bmc.system(0))["PowerState"], "Off");
+    assert!(off["last_error"].is_null(), "{off}");
+
+    // On, ForceOff + On (reboot), ForceOff.
+    let resets = bmc
+        .requests()
+        .iter()
+        .filter(|r| *r == &format!("POST {}/Actions/ComputerSystem.Reset", bmc.system(0)))
+        .count();
+    assert_eq!(resets, 4, "{:?}", bmc.requests());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boot_devices_are_set_and_read_back_at_the_bmc() {
+    let bmc = Emulator::start(1).await;
+    let app = redfish_app().await;
+    let uuid = enroll(&app, "rf-boot", bmc.driver_info(0)).await;
+    let supported = app
+        .get(&format!(
+            "/v1/nodes/{uuid}/management/boot_device/supported"
+        ))
+        .await
+        .json();
+    assert_eq!(
+        supported["supported_boot_devices"],
+        json!(["pxe", "disk", "cdrom", "bios", "uefihttp"])
+    );
+    for (device, target) in [("pxe", "Pxe"), ("cdrom", "Cd"), ("disk", "Hdd")] {
+        let set = app
+            .put(
+                &format!("/v1/nodes/{uuid}/management/boot_device"),
+                json!({"boot_device": device, "persistent": true}),
+            )
+            .await;
+        assert_eq!(set.status, StatusCode::NO_CONTENT, "{}", set.text);
+        let boot = &bmc.curl(&bmc.system(0))["Boot"];
+        assert_eq!(boot["BootSourceOverrideTarget"], target, "{boot}");
+        assert_eq!(boot["BootSourceOverrideEnabled"], "Continuous");
+        let read = app
+            .get(&format!("/v1/nodes/{uuid}/management/boot_device"))
+            .await
+            .json();
+        assert_eq!(read, json!({"boot_device": device, "persistent": true}));
+    }
+    let bad = app
+        .put(
+            &format!("/v1/nodes/{uuid}/management/boot_device"),
+            json!({"boot_device": "safe"}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    assert_eq!(bad.fault(), "Invalid boot device safe specified.");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_driver_info_a_wrong_password_and_a_dead_bmc_fail_clearly() {
+    let mut bmc = Emulator::start(1).await;
+    let app = redfish_app().await;
+
+    let missing = enroll(&app, "rf-missing", json!({})).await;
+    let validate = app
+        .get(&format!("/v1/nodes/{missing}/validate"))
+        .await
+        .json();
+    assert_eq!(validate["power"]["result"], false);
+    assert_eq!(
+        validate["power"]["reason"],
+        format!(
+            "Missing the following Redfish properties in node {missing} driver_info: ['redfish_address']"
+        )
+    );
+    let mut bogus = bmc.driver_info(0);
+    bogus["redfish_auth_type"] = json!("bogus");
+    let bogus = enroll(&app, "rf-bogus", bogus).await;
+    let validate = app.get(&format!("/v1/nodes/{bogus}/validate")).await.json();
+    assert_eq!(
+        validate["management"]["reason"],
+        format!(
+            "Invalid value \"bogus\" set in driver_info/redfish_auth_type on node {bogus}. The value should be one of \"basic\", \"session\" or \"auto\"."
+        )
+    );
+
+    let mut wrong = bmc.driver_info(0);
+    wrong["redfish_password"] = json!("not-the-password");
+    let wrong = enroll(&app, "rf-wrong", wrong).await;
+    let failed = power(&app, &wrong, "power on").await;
+    let error = failed["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("Failed to change power state to 'power on' by 'power on': Redfish exception occurred. Error: HTTP GET ")
+            && error.contains("returned code 401"),
+        "{error}"
+    );
+    assert!(!error.contains("not-the-password"));
+    assert_eq!(bmc.curl(&bmc.system(0))["PowerState"], "Off");
+
+    // A BMC that went away: two attempts a second apart, then a clear error.
+    let good = enroll(&app, "rf-gone", bmc.driver_info(0)).await;
+    bmc.stop();
+    let started = std::time::Instant::now();
+    let failed = power(&app, &good, "power on").await;
+    let error = failed["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "Redfish connection failed for node {good}: Unable to connect to http://127.0.0.1:{}",
+            bmc.port
+        )),
+        "{error}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(failed["power_state"], Value::Null);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_redfish_nodes_power_on_at_once() {
+    const N: usize = 100;
+    let bmc = Emulator::start(N).await;
+    let app = redfish_app().await;
+    let mut nodes = Vec::new();
+    for i in 0..N {
+        nodes.push(enroll(&app, &format!("rf{i}"), bmc.driver_info(i)).await);
+    }
+    let paths: Vec<String> = nodes
+        .iter()
+        .map(|uuid| format!("/v1/nodes/{uuid}/states/power"))
+        .collect();
+    let accepted = join_all(
+        paths
+            .iter()
+            .map(|path| app.put(path, json!({"target": "power on"}))),
+    )
+    .await;
+    for reply in &accepted {
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    }
+    wait_until(Duration::from_secs(120), "all nodes on", || async {
+        let list = app
+            .get("/v1/nodes?fields=uuid,power_state,target_power_state,last_error&limit=1000")
+            .await
+            .json();
+        let nodes = list["nodes"].as_array().cloned().unwrap_or_default();
+        assert_eq!(nodes.len(), N, "{list}");
+        let errors: Vec<&Value> = nodes
+            .iter()
+            .filter(|n| !n["last_error"].is_null())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        nodes
+            .iter()
+            .all(|n| n["power_state"] == "power on" && n["target_power_state"].is_null())
+            .then_some(())
+    })
+    .await;
+    for i in 0..N {
+        assert_eq!(bmc.curl(&bmc.system(i))["PowerState"], "On", "system {i}");
+    }
+    app.stop().await;
+}
