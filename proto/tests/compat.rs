@@ -8,7 +8,7 @@ use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, Val
 
 use ferric_proto::v1::{self, task, task_reply};
 
-const FROZEN: &[&str] = &["compat/949ec05"];
+const FROZEN: &[&str] = &["compat/949ec05", "compat/d2dc106"];
 
 fn pool(include: &str) -> DescriptorPool {
     let set = protox::compile(["ferric/v1/tasks.proto"], [include]).expect("the schema compiles");

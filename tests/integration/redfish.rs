@@ -3,12 +3,14 @@
 //! system's resource as the witness. The emulator applies a power change
 //! 1–11 s after it is asked, so power waits are generous.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::helpers::http::FileServer;
 use crate::helpers::redfish::Emulator;
 use crate::helpers::{Backend, TestApp, spawn_app_with, wait_until};
 
@@ -249,5 +251,201 @@ async fn a_hundred_redfish_nodes_power_on_at_once() {
     for i in 0..N {
         assert_eq!(bmc.curl(&bmc.system(i))["PowerState"], "On", "system {i}");
     }
+    app.stop().await;
+}
+
+/// Waits until the node is in `state` and unlocked (the emulator's power
+/// changes take up to 11 s each).
+async fn settled_in(app: &TestApp, uuid: &str, states: &[&str]) -> Value {
+    wait_until(Duration::from_secs(120), "the node to settle", || async {
+        let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+        (states.contains(&node["provision_state"].as_str().unwrap_or_default())
+            && node["reservation"].is_null())
+        .then_some(node)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_virtual_media_ramdisk_deploy_boots_the_published_iso_and_undeploy_ejects_it() {
+    let bmc = Emulator::start(1).await;
+    let iso: Vec<u8> = (0..256 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let images = FileServer::start(HashMap::from([("/boot.iso".to_owned(), iso.clone())])).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.conductor.enabled_hardware_types = vec!["redfish".into()];
+        s.conductor.sync_power_state_interval_secs = 0;
+        s.conductor.automated_clean = false;
+        s.deploy.http_listen = Some(format!("127.0.0.1:{port}"));
+        s.deploy.http_url = format!("http://127.0.0.1:{port}");
+    })
+    .await;
+    let created = app
+        .post(
+            "/v1/nodes",
+            json!({"driver": "redfish", "name": "rf-vmedia", "driver_info": bmc.driver_info(0),
+                   "boot_interface": "redfish-virtual-media", "deploy_interface": "ramdisk",
+                   "instance_info": {"boot_iso": images.url("/boot.iso")}}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let uuid = created.json()["uuid"].as_str().unwrap().to_owned();
+    let validate = app.get(&format!("/v1/nodes/{uuid}/validate")).await.json();
+    assert_eq!(validate["boot"]["result"], true, "{validate}");
+    assert_eq!(validate["deploy"]["result"], true, "{validate}");
+    for (verb, state) in [("manage", "manageable"), ("provide", "available")] {
+        app.provision(&uuid, verb).await;
+        settled_in(&app, &uuid, &[state]).await;
+    }
+    app.provision(&uuid, "active").await;
+    let active = settled_in(&app, &uuid, &["active", "deploy failed"]).await;
+    assert_eq!(active["provision_state"], "active", "{active}");
+    assert_eq!(active["power_state"], "power on");
+
+    let published = format!("http://127.0.0.1:{port}/redfish/boot-{uuid}.iso");
+    let cd = bmc.curl(&format!("{}/VirtualMedia/Cd", bmc.system(0)));
+    assert_eq!(cd["Inserted"], true, "{cd}");
+    assert_eq!(cd["Image"], published, "{cd}");
+    let system = bmc.curl(&bmc.system(0));
+    assert_eq!(system["PowerState"], "On");
+    assert_eq!(system["Boot"]["BootSourceOverrideTarget"], "Cd");
+    // The BMC downloads what Ferric serves: the ISO, byte for byte.
+    let served = reqwest::get(&published)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(served.as_ref(), iso.as_slice());
+
+    app.provision(&uuid, "deleted").await;
+    let available = settled_in(&app, &uuid, &["available", "error"]).await;
+    assert_eq!(available["provision_state"], "available", "{available}");
+    let cd = bmc.curl(&format!("{}/VirtualMedia/Cd", bmc.system(0)));
+    assert_eq!(cd["Inserted"], false, "{cd}");
+    assert_eq!(bmc.curl(&bmc.system(0))["PowerState"], "Off");
+    let gone = reqwest::get(&published).await.unwrap().status();
+    assert_eq!(gone, StatusCode::NOT_FOUND, "the ISO is withdrawn");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vmedia_api_attaches_lists_and_detaches_at_the_bmc() {
+    let bmc = Emulator::start(1).await;
+    let iso = vec![0x5au8; 64 * 1024];
+    let images = FileServer::start(HashMap::from([("/tools.iso".to_owned(), iso.clone())])).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.conductor.enabled_hardware_types = vec!["redfish".into(), "fake-hardware".into()];
+        s.conductor.sync_power_state_interval_secs = 0;
+        s.deploy.http_listen = Some(format!("127.0.0.1:{port}"));
+        s.deploy.http_url = format!("http://127.0.0.1:{port}");
+    })
+    .await;
+    let uuid = enroll(&app, "rf-api", bmc.driver_info(0)).await;
+    let vmedia = format!("/v1/nodes/{uuid}/vmedia");
+    let cd_path = format!("{}/VirtualMedia/Cd", bmc.system(0));
+
+    // Bad input changes nothing.
+    let bogus = app
+        .post(
+            &vmedia,
+            json!({"device_type": "tape", "image_url": images.url("/tools.iso")}),
+        )
+        .await;
+    assert_eq!(bogus.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bogus.fault(),
+        "Schema error for vmedia: 'tape' is not one of ['disk', 'cdrom', 'floppy']"
+    );
+    let no_scheme = app
+        .post(
+            &vmedia,
+            json!({"device_type": "cdrom", "image_url": "/tmp/x.iso"}),
+        )
+        .await;
+    assert_eq!(no_scheme.fault(), "Unsupported or missing URL scheme: ");
+    let bad_delete = app.delete(&format!("{vmedia}?device_types=tape")).await;
+    assert_eq!(
+        bad_delete.fault(),
+        "Invalid device type(s) tape (valid are disk, cdrom, floppy)"
+    );
+    let old = app
+        .request(reqwest::Method::GET, &vmedia, Some("1.92"), None)
+        .await;
+    assert_eq!(old.status, StatusCode::NOT_FOUND);
+    assert_eq!(bmc.curl(&cd_path)["Inserted"], false);
+
+    let attached = app
+        .post(
+            &vmedia,
+            json!({"device_type": "cdrom", "image_url": images.url("/tools.iso")}),
+        )
+        .await;
+    assert_eq!(attached.status, StatusCode::NO_CONTENT, "{}", attached.text);
+    let published = format!("http://127.0.0.1:{port}/redfish/cdrom-{uuid}.iso");
+    wait_until(Duration::from_secs(30), "the CD to be inserted", || async {
+        let cd = bmc.curl(&cd_path);
+        (cd["Inserted"] == true).then_some(cd)
+    })
+    .await;
+    assert_eq!(bmc.curl(&cd_path)["Image"], published);
+    let served = reqwest::get(&published)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(served.as_ref(), iso.as_slice());
+    let listed = app.get(&vmedia).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    let cd = listed
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["media_types"] == json!(["CD", "DVD"]))
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        cd,
+        json!({"media_types": ["CD", "DVD"], "inserted": true, "image": published})
+    );
+
+    let detached = app.delete(&format!("{vmedia}?device_types=cdrom")).await;
+    assert_eq!(detached.status, StatusCode::NO_CONTENT, "{}", detached.text);
+    wait_until(Duration::from_secs(30), "the CD to be ejected", || async {
+        (bmc.curl(&cd_path)["Inserted"] == false).then_some(())
+    })
+    .await;
+    wait_until(Duration::from_secs(10), "the image withdrawn", || async {
+        let status = reqwest::get(&published).await.unwrap().status();
+        (status == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+    let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+    assert!(node["last_error"].is_null(), "{node}");
+
+    // A driver without virtual media refuses at once.
+    let fake = app.create_node("no-vmedia").await;
+    let refused = app
+        .get(&format!(
+            "/v1/nodes/{}/vmedia",
+            fake["uuid"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refused.fault(),
+        "Driver fake-hardware does not support get_virtual_media (disabled or not implemented)."
+    );
     app.stop().await;
 }

@@ -9,23 +9,26 @@
 //!   `target_raid_config` (the `fake` RAID interface); `no-raid` refuses;
 //! - `management/indicators` (1.63): the `fake` management's two LEDs;
 //! - `vendor_passthru/methods`: the `fake` vendor interface's methods;
-//! - `vmedia` (1.89 attach/detach, 1.93 list): no Ferric interface
-//!   implements virtual media yet, so listing refuses as Ironic does for
-//!   such drivers;
+//! - `vmedia` (1.89 attach/detach, 1.93 list): through the node's
+//!   conductor (the `redfish` management interface; others refuse as
+//!   Ironic does);
 //! - `firmware` (1.86): no firmware components are recorded.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use ferric_common::db::models::node::{Node, NodeSettings};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::body::JsonBody;
 use crate::error::ApiError;
-use crate::microversion::Microversion;
+use crate::microversion::{Microversion, RequestId};
 use crate::pagination::parse_bool;
 use crate::routes::common::{base_url, find_node};
 use crate::state::AppState;
-use crate::validation::py_repr;
+use crate::validation::{Kind as CheckKind, check_object, py_repr};
+use ferric_proto::v1::task::Kind;
+use ferric_proto::v1::task_reply::Outcome;
+use ferric_proto::v1::{AttachVirtualMedia, DetachVirtualMedia, GetVirtualMedia};
 
 fn unknown_path() -> ApiError {
     ApiError::routing(StatusCode::NOT_FOUND, "")
@@ -374,62 +377,144 @@ pub async fn vendor_passthru(
     ))
 }
 
-/// `GET /v1/nodes/{ident}/vmedia` (1.93).
+/// Ironic's `boot_devices.VMEDIA_DEVICES`.
+const VMEDIA_DEVICES: [&str; 3] = ["disk", "cdrom", "floppy"];
+
+/// `GET /v1/nodes/{ident}/vmedia` (1.93): the BMC's virtual media devices
+/// (`redfish` management only).
 pub async fn list_vmedia(
     state: web::Data<AppState>,
     version: Microversion,
+    request_id: RequestId,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     if !version.at_least(93) {
         return Err(unknown_path());
     }
     let node = find_node(&state, &path, version).await?;
-    Err(unsupported(&node, "get_virtual_media"))
+    match state
+        .call(
+            &node,
+            &request_id.0,
+            Kind::GetVirtualMedia(GetVirtualMedia {}),
+        )
+        .await?
+    {
+        Outcome::VirtualMedia(media) => {
+            let devices: Value = serde_json::from_str(&media.devices_json)
+                .map_err(|e| ApiError::Internal(format!("Unexpected conductor reply: {e}")))?;
+            Ok(HttpResponse::Ok().json(devices))
+        }
+        _ => Err(ApiError::Internal("Unexpected conductor reply.".into())),
+    }
 }
 
-/// `POST /v1/nodes/{ident}/vmedia` (1.89): checked, then refused by the
-/// boot interface (Ironic accepts and fails later with `last_error`;
-/// Ferric says so at once).
+/// `POST /v1/nodes/{ident}/vmedia` (1.89): checked as Ironic's schema
+/// checks it, then accepted by the node's conductor (204); the attachment
+/// happens in the background and a failure lands in `last_error`.
 pub async fn attach_vmedia(
     state: web::Data<AppState>,
     version: Microversion,
+    request_id: RequestId,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     if !version.at_least(89) {
         return Err(unknown_path());
     }
-    let map: Map<String, Value> = match body {
-        Value::Object(map) => map,
-        other => {
+    let map = check_object(
+        "vmedia",
+        &body,
+        &[
+            ("device_type", CheckKind::String),
+            ("image_url", CheckKind::String),
+            ("image_download_source", CheckKind::String),
+        ],
+        &["device_type", "image_url"],
+        &[],
+    )?;
+    let text = |key: &str| map.get(key).and_then(Value::as_str).unwrap_or_default();
+    for (key, allowed) in [
+        ("device_type", &VMEDIA_DEVICES[..]),
+        ("image_download_source", &["http", "local", "swift"][..]),
+    ] {
+        if map.contains_key(key) && !allowed.contains(&text(key)) {
             return Err(ApiError::BadRequest(format!(
-                "Schema error for vmedia: {} is not of type 'object'",
-                py_repr(&other)
-            )));
-        }
-    };
-    for key in ["device_type", "image_url"] {
-        if !map.contains_key(key) {
-            return Err(ApiError::BadRequest(format!(
-                "Schema error for vmedia: '{key}' is a required property"
+                "Schema error for vmedia: {} is not one of [{}]",
+                py_repr(&map[key]),
+                allowed
+                    .iter()
+                    .map(|v| format!("'{v}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
     }
+    let image_url = text("image_url");
+    let scheme = image_url
+        .split_once("://")
+        .map(|(scheme, _)| scheme.to_ascii_lowercase())
+        .unwrap_or_default();
+    if !["http", "https", "nfs", "cifs", "smb"].contains(&scheme.as_str()) {
+        return Err(ApiError::BadRequest(format!(
+            "Unsupported or missing URL scheme: {scheme}"
+        )));
+    }
     let node = find_node(&state, &path, version).await?;
-    Err(unsupported(&node, "attach_virtual_media"))
+    let request = AttachVirtualMedia {
+        device_type: text("device_type").to_owned(),
+        image_url: image_url.to_owned(),
+        image_download_source: match text("image_download_source") {
+            "" => "local".to_owned(),
+            source => source.to_owned(),
+        },
+    };
+    state
+        .call(&node, &request_id.0, Kind::AttachVirtualMedia(request))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
-/// `DELETE /v1/nodes/{ident}/vmedia` (1.89): 204, as in Ironic.
+/// `DELETE /v1/nodes/{ident}/vmedia[?device_types=cdrom,floppy]` (1.89):
+/// 204; the devices (all when none is named) are ejected in the background.
 pub async fn detach_vmedia(
     state: web::Data<AppState>,
     version: Microversion,
+    request_id: RequestId,
     path: web::Path<String>,
+    query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, ApiError> {
     if !version.at_least(89) {
         return Err(unknown_path());
     }
-    // Nothing can be attached, so there is nothing to detach.
-    find_node(&state, &path, version).await?;
+    let device_types: Vec<String> = query
+        .iter()
+        .filter(|(key, _)| key == "device_types")
+        .flat_map(|(_, value)| value.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let invalid: Vec<&str> = device_types
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !VMEDIA_DEVICES.contains(t))
+        .collect();
+    if !invalid.is_empty() {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid device type(s) {} (valid are {})",
+            invalid.join(", "),
+            VMEDIA_DEVICES.join(", ")
+        )));
+    }
+    let node = find_node(&state, &path, version).await?;
+    state
+        .call(
+            &node,
+            &request_id.0,
+            Kind::DetachVirtualMedia(DetachVirtualMedia { device_types }),
+        )
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

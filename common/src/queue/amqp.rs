@@ -360,6 +360,9 @@ fn task_type(task: &Task) -> &'static str {
         Some(Kind::SetSecureBoot(_)) => "SetSecureBoot",
         Some(Kind::AgentLookup(_)) => "AgentLookup",
         Some(Kind::AgentHeartbeat(_)) => "AgentHeartbeat",
+        Some(Kind::AttachVirtualMedia(_)) => "AttachVirtualMedia",
+        Some(Kind::DetachVirtualMedia(_)) => "DetachVirtualMedia",
+        Some(Kind::GetVirtualMedia(_)) => "GetVirtualMedia",
         None => "Task",
     }
 }

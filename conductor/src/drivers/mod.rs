@@ -14,6 +14,7 @@ pub mod ipmi;
 pub mod pxe;
 pub mod ramdisk;
 pub mod redfish;
+pub mod virtual_media;
 
 /// Ironic's interface types, in the order its API lists them.
 pub const INTERFACE_TYPES: [&str; 13] = [
@@ -79,10 +80,6 @@ pub const MANUAL_MANAGEMENT: HardwareType = HardwareType {
         ("vendor", &["no-vendor"], "no-vendor"),
     ],
 };
-
-/// Interfaces registered under Ironic's names before Ferric implements them
-/// (see the module invariant).
-pub const NOT_YET_IMPLEMENTED: [&str; 1] = ["redfish-virtual-media"];
 
 /// Every hardware type this conductor can enable.
 pub const HARDWARE_TYPES: [HardwareType; 4] = [

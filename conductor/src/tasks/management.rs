@@ -183,12 +183,6 @@ pub async fn validate(ctx: &Context, node_uuid: &str) -> Result<TaskReply, TaskE
             {
                 reason = Some(message);
             }
-            if supported && drivers::NOT_YET_IMPLEMENTED.contains(&name.unwrap_or_default()) {
-                reason = Some(format!(
-                    "Ferric does not implement the {} {iface} interface yet.",
-                    name.unwrap_or_default()
-                ));
-            }
             let result = reason.is_none();
             InterfaceValidation {
                 interface: (*iface).to_owned(),

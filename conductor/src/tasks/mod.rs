@@ -11,6 +11,7 @@ pub mod allocation;
 pub mod management;
 pub mod power;
 pub mod provision;
+pub mod vmedia;
 
 use ferric_common::config::ConductorSettings;
 use ferric_common::db::models::node::{Node, StateChange};
@@ -92,6 +93,9 @@ fn kind_name(kind: Option<&Kind>) -> &'static str {
         Some(Kind::SetSecureBoot(_)) => "set_secure_boot",
         Some(Kind::AgentLookup(_)) => "agent_lookup",
         Some(Kind::AgentHeartbeat(_)) => "agent_heartbeat",
+        Some(Kind::AttachVirtualMedia(_)) => "attach_virtual_media",
+        Some(Kind::DetachVirtualMedia(_)) => "detach_virtual_media",
+        Some(Kind::GetVirtualMedia(_)) => "get_virtual_media",
         None => "none",
     }
 }
@@ -142,6 +146,13 @@ async fn answer(ctx: &Context, task: Task) -> TaskReply {
         }
         Some(Kind::AgentLookup(_)) => agent::lookup(ctx, &task.node_uuid).await,
         Some(Kind::AgentHeartbeat(beat)) => agent::heartbeat(ctx, &task.node_uuid, beat).await,
+        Some(Kind::AttachVirtualMedia(request)) => {
+            vmedia::attach(ctx, &task.node_uuid, request).await
+        }
+        Some(Kind::DetachVirtualMedia(request)) => {
+            vmedia::detach(ctx, &task.node_uuid, request).await
+        }
+        Some(Kind::GetVirtualMedia(_)) => vmedia::list(ctx, &task.node_uuid).await,
         None => Ok(refused(RefusalKind::Invalid, "Task has no kind.".into())),
     };
     let mut reply = result.unwrap_or_else(|e| {

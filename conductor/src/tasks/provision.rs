@@ -13,7 +13,7 @@ use ferric_common::states::{Event, ProvisionState, Verb};
 use ferric_proto::v1::{ProvisionAction, RefusalKind, TaskReply};
 use serde_json::{Map, Value};
 
-use crate::drivers::{self, direct, ramdisk};
+use crate::drivers::{self, direct, ramdisk, virtual_media};
 use crate::tasks::{
     Context, TaskError, accepted, commit_start, load_node, lock_node, node_not_found, refused,
 };
@@ -370,7 +370,34 @@ async fn hardware_step(
         ProvisionState::Cleaning if !automated_clean => None,
         // The ramdisk deploy interface has no clean steps (Ironic's needs
         // an agent ramdisk, which Ferric does not have yet).
-        ProvisionState::Cleaning if ramdisk::handles(node) || direct::handles(node) => None,
+        ProvisionState::Cleaning
+            if ramdisk::handles(node) || direct::handles(node) || virtual_media::handles(node) =>
+        {
+            None
+        }
+        ProvisionState::Deploying if virtual_media::handles(node) => {
+            match virtual_media::deploy(ctx, node).await {
+                Ok(power_state) => Some((
+                    Event::Done,
+                    StateChange {
+                        power_state: Some(Some(power_state.to_owned())),
+                        deploy_step: Some("{}".into()),
+                        ..StateChange::default()
+                    },
+                )),
+                Err(e) => failed(format!("Deploy step deploy.deploy failed: {e}.")),
+            }
+        }
+        ProvisionState::Deleting if virtual_media::handles(node) => {
+            match virtual_media::tear_down(ctx, node).await {
+                Ok(power_state) => {
+                    let (event, mut change) = step(ctx, node, state);
+                    change.power_state = Some(Some(power_state.to_owned()));
+                    Some((event, change))
+                }
+                Err(e) => failed(e),
+            }
+        }
         ProvisionState::Deploying if direct::handles(node) => {
             match direct::start(ctx, node).await {
                 Ok(change) => Some((Event::Wait, change)),

@@ -157,6 +157,22 @@ async fn indicators_passthru_vmedia_and_firmware_answer_as_ironic() {
         app.delete(&format!("/v1/nodes/{uuid}/vmedia")).await.status,
         StatusCode::NO_CONTENT
     );
+    // As in Ironic, the refusal comes from the background action.
+    let error = crate::helpers::wait_until(
+        std::time::Duration::from_secs(10),
+        "the detach to fail",
+        || async {
+            let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+            node["last_error"].as_str().map(str::to_owned)
+        },
+    )
+    .await;
+    assert_eq!(
+        error,
+        format!(
+            "Could not detach device(s) None from node {uuid}: Driver fake-hardware does not support detach_virtual_media (disabled or not implemented)."
+        )
+    );
     assert_eq!(
         app.get(&format!("/v1/nodes/{uuid}/firmware")).await.json(),
         json!({"firmware": []})

@@ -128,7 +128,10 @@ async fn drivers_and_conductors_reflect_the_running_conductor() {
         .iter()
         .map(|d| d["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["fake-hardware", "ipmi", "manual-management", "redfish"]);
+    assert_eq!(
+        names,
+        ["fake-hardware", "ipmi", "manual-management", "redfish"]
+    );
     assert_eq!(drivers["drivers"][0]["hosts"], json!([host]));
     assert_eq!(fake["default_power_interface"], "fake");
     assert_eq!(fake["enabled_network_interfaces"], json!(["noop"]));

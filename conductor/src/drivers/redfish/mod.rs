@@ -199,7 +199,12 @@ impl<'a> System<'a> {
     ) -> Result<&'static str, RedfishError> {
         let (on, off) = (power::POWER_ON, power::POWER_OFF);
         let (path, system) = self.read().await?;
+        let current = power_of(&system);
         match requested {
+            // Already there: nothing to ask (as Ironic's node_power_action).
+            power::POWER_ON | power::POWER_OFF if current == Some(power::settles_to(requested)) => {
+                Ok(power::settles_to(requested))
+            }
             power::POWER_ON => {
                 self.reset_towards(&path, &system, "On", on, timeout)
                     .await?;
@@ -216,7 +221,7 @@ impl<'a> System<'a> {
                 Ok(on)
             }
             power::REBOOT => {
-                if power_of(&system) == Some(on) {
+                if current == Some(on) {
                     self.reset_towards(&path, &system, "ForceOff", off, timeout)
                         .await?;
                 }
@@ -329,6 +334,27 @@ impl<'a> System<'a> {
             }
         }
         Ok(devices)
+    }
+
+    /// The system's virtual media devices as Ironic's `get_virtual_media`
+    /// lists them: `[{media_types, inserted, image}]`.
+    ///
+    /// # Errors
+    /// The BMC's failure.
+    pub async fn media_summary(&self) -> Result<Value, RedfishError> {
+        Ok(Value::Array(
+            self.virtual_media()
+                .await?
+                .into_iter()
+                .map(|(_, media)| {
+                    json!({
+                        "media_types": media["MediaTypes"],
+                        "inserted": media["Inserted"],
+                        "image": media["Image"],
+                    })
+                })
+                .collect(),
+        ))
     }
 
     /// The virtual media device for Ironic's `device_type`

@@ -1,0 +1,230 @@
+//! The `redfish-virtual-media` boot interface, with the `ramdisk` deploy
+//! interface, as Ironic's `RedfishVirtualMediaBoot`: the node's
+//! `instance_info` `boot_iso` is fetched into the image cache (checksum
+//! verified when given), published under `http_root` as
+//! `redfish/boot-<uuid>.iso` (served with Range requests), inserted into the
+//! system's virtual CD with `VirtualMedia.InsertMedia`, the boot device set
+//! to cdrom (persistent) and the node power-cycled: `active`. Undeploy
+//! powers off, ejects the CD and withdraws the published ISO.
+//!
+//! Also the node vmedia API's attach/detach (`cdrom-<uuid>.iso`,
+//! `floppy-<uuid>.img`, `disk-<uuid>.img`, as Ironic publishes them).
+//!
+//! Invariant: a failed deploy leaves nothing published and nothing
+//! inserted; the error names the image or the step that failed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ferric_common::config::BootConfig;
+use ferric_common::db::models::node::Node;
+use ferric_common::states::power;
+use serde_json::{Map, Value};
+
+use super::bmc::Access;
+use super::redfish::System;
+use crate::images::ChecksumSpec;
+use crate::tasks::Context;
+
+/// The folder of `http_root` Ironic publishes virtual media under.
+const SUBDIR: &str = "redfish";
+
+/// Whether the node deploys with this module.
+pub fn handles(node: &Node) -> bool {
+    node.boot_interface.as_deref() == Some("redfish-virtual-media")
+        && node.deploy_interface.as_deref() == Some("ramdisk")
+}
+
+/// The published file `name` and its URL.
+fn published(boot: &BootConfig, name: &str) -> (PathBuf, String) {
+    (
+        boot.http_root.join(SUBDIR).join(name),
+        format!("{}/{SUBDIR}/{name}", boot.http_url.trim_end_matches('/')),
+    )
+}
+
+/// The deploy's ISO: `boot-<uuid>.iso`.
+fn boot_iso_name(node: &Node) -> String {
+    format!("boot-{}.iso", node.uuid)
+}
+
+/// What the vmedia API publishes for a device: `cdrom-<uuid>.iso`,
+/// `floppy-<uuid>.img`, `disk-<uuid>.img`, as Ironic names them.
+fn attached_name(device_type: &str, node: &Node) -> String {
+    let ext = if device_type == "cdrom" { "iso" } else { "img" };
+    format!("{device_type}-{}.{ext}", node.uuid)
+}
+
+fn redfish_access(ctx: &Context, node: &Node) -> Result<Access, String> {
+    match ctx.bmcs.access(node) {
+        Some(Ok(access @ Access::Redfish { .. })) => Ok(access),
+        Some(Err(message)) => Err(message),
+        _ => Err(format!(
+            "The redfish-virtual-media boot interface of node {} needs the redfish management interface.",
+            node.uuid
+        )),
+    }
+}
+
+/// Runs `f` on the node's Redfish system.
+async fn with_system<T>(
+    ctx: &Context,
+    access: &Access,
+    f: impl AsyncFnOnce(System<'_>) -> Result<T, super::redfish::client::RedfishError>,
+) -> Result<T, String> {
+    let Access::Redfish { node, info } = access else {
+        return Err("not a Redfish node".into());
+    };
+    f(System::new(&ctx.bmcs.redfish, info, node))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Fetches `url` (verified against `checksum` when given) and publishes it
+/// as `name`; returns the published file and its URL.
+async fn publish(
+    ctx: &Context,
+    name: &str,
+    url: &str,
+    checksum: Option<&ChecksumSpec>,
+) -> Result<(PathBuf, String), String> {
+    let checksum = match checksum {
+        Some(spec) => Some(
+            ctx.images
+                .resolve(spec, url)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let master = ctx
+        .images
+        .fetch(url, checksum.as_ref())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (file, public) = published(&ctx.boot, name);
+    let dest = file.clone();
+    ferric_common::telemetry::spawn_blocking(move || crate::images::link_into(&master, &dest))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("could not publish {}: {e}", file.display()))?;
+    Ok((file, public))
+}
+
+/// Deploys: the ISO published and inserted, boot device cdrom, power
+/// cycled. Returns the power state the node is left in.
+///
+/// # Errors
+/// Ironic-style text naming what failed; nothing is left behind.
+pub async fn deploy(ctx: &Context, node: &Node) -> Result<&'static str, String> {
+    let info: Map<String, Value> = serde_json::from_str(&node.instance_info).unwrap_or_default();
+    let Some(iso) = info.get("boot_iso").and_then(Value::as_str) else {
+        return Err(format!(
+            "Node {} has no instance_info boot_iso to boot with the redfish-virtual-media boot interface (Ferric does not build ISOs from a kernel and ramdisk yet).",
+            node.uuid
+        ));
+    };
+    let access = redfish_access(ctx, node)?;
+    let checksum = ChecksumSpec::from_instance_info(&info).map_err(|e| e.to_string())?;
+    let (file, url) = publish(ctx, &boot_iso_name(node), iso, checksum.as_ref()).await?;
+    let timeout = Duration::from_secs(ctx.settings.power_state_change_timeout_secs);
+    let booted = with_system(ctx, &access, async |system| {
+        system.set_power(power::POWER_OFF, timeout).await?;
+        system.insert_media("cdrom", &url).await?;
+        system.set_boot_device("cdrom", true).await?;
+        system.set_power(power::POWER_ON, timeout).await
+    })
+    .await;
+    if booted.is_err() {
+        let _ = with_system(ctx, &access, async |system| {
+            system.eject_media("cdrom").await
+        })
+        .await;
+        let _ = std::fs::remove_file(&file);
+    }
+    booted
+}
+
+/// Undeploys: power off, eject the CD, withdraw the published ISO.
+///
+/// # Errors
+/// When the node cannot be powered off or the CD ejected (the ISO is
+/// withdrawn anyway).
+pub async fn tear_down(ctx: &Context, node: &Node) -> Result<&'static str, String> {
+    let (file, _) = published(&ctx.boot, &boot_iso_name(node));
+    let _ = std::fs::remove_file(&file);
+    let access = redfish_access(ctx, node)?;
+    let timeout = Duration::from_secs(ctx.settings.power_state_change_timeout_secs);
+    with_system(ctx, &access, async |system| {
+        let off = system.set_power(power::POWER_OFF, timeout).await?;
+        system.eject_media("cdrom").await?;
+        Ok(off)
+    })
+    .await
+}
+
+/// The node vmedia API's attach: `image_url` inserted into the
+/// `device_type` device, published first under `http_root` (as
+/// `cdrom-<uuid>.iso`, …) unless `download_source` is `http` and the URL
+/// is one the BMC can read itself.
+///
+/// # Errors
+/// The image or the BMC's failure.
+pub async fn attach(
+    ctx: &Context,
+    node: &Node,
+    device_type: &str,
+    image_url: &str,
+    download_source: &str,
+) -> Result<(), String> {
+    let access = redfish_access(ctx, node)?;
+    let direct = download_source != "local"
+        && (image_url.starts_with("http://") || image_url.starts_with("https://"));
+    let (file, url) = if direct {
+        (None, image_url.to_owned())
+    } else {
+        let name = attached_name(device_type, node);
+        let (file, url) = publish(ctx, &name, image_url, None).await?;
+        (Some(file), url)
+    };
+    let inserted = with_system(ctx, &access, async |system| {
+        system.insert_media(device_type, &url).await
+    })
+    .await;
+    if inserted.is_err()
+        && let Some(file) = file
+    {
+        let _ = std::fs::remove_file(file);
+    }
+    inserted
+}
+
+/// The node vmedia API's detach: every device of `device_types` (all when
+/// empty) ejected, their published images withdrawn.
+///
+/// # Errors
+/// The BMC's failure.
+pub async fn detach(ctx: &Context, node: &Node, device_types: &[String]) -> Result<(), String> {
+    let access = redfish_access(ctx, node)?;
+    let all = ["disk".to_owned(), "cdrom".to_owned(), "floppy".to_owned()];
+    let types = if device_types.is_empty() {
+        &all[..]
+    } else {
+        device_types
+    };
+    for device_type in types {
+        let (file, _) = published(&ctx.boot, &attached_name(device_type, node));
+        let _ = std::fs::remove_file(file);
+        let ejected = with_system(ctx, &access, async |system| {
+            system.eject_media(device_type).await
+        })
+        .await;
+        // A device the system does not have has nothing to eject.
+        if let Err(e) = ejected
+            && !e.contains("No suitable virtual media device")
+        {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
