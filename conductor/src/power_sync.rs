@@ -1,7 +1,7 @@
 //! Periodic power-state sync, as Ironic's `_sync_power_states`: every
 //! `sync_power_state_interval_secs` the conductor reads the power state of
 //! each unlocked node it owns whose power interface talks to hardware
-//! (`ipmitool`), and on a mismatch either sets the hardware back to the
+//! (`ipmitool`, `redfish`), and on a mismatch either sets the hardware back to the
 //! recorded state (`force_power_state_during_sync`, the default) or records
 //! what the hardware says. A node whose state cannot be read (or keeps
 //! drifting) more than `power_state_sync_max_retries` sweeps in a row goes
@@ -116,12 +116,15 @@ impl PowerSync {
             .db
             .run(move |conn| {
                 let view = ClusterView::load(conn, timeout)?;
-                Ok(Node::unreserved_with_power_interface(conn, "ipmitool")?
-                    .into_iter()
-                    .filter(|n| {
-                        view.owner(&n.conductor_group, &n.driver, &n.uuid) == Some(host.as_str())
-                    })
-                    .collect::<Vec<Node>>())
+                Ok(
+                    Node::unreserved_with_power_interfaces(conn, &["ipmitool", "redfish"])?
+                        .into_iter()
+                        .filter(|n| {
+                            view.owner(&n.conductor_group, &n.driver, &n.uuid)
+                                == Some(host.as_str())
+                        })
+                        .collect::<Vec<Node>>(),
+                )
             })
             .await?;
         let this = &*self;

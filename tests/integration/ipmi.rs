@@ -221,7 +221,7 @@ async fn a_wrong_password_fails_verify_and_power_with_ironics_messages() {
     );
     let power_error = failed["last_error"].as_str().unwrap();
     assert!(
-        power_error.starts_with("Failed to change power state to 'power on' by 'power on': "),
+        power_error.starts_with("Failed to change power state to 'power on': "),
         "{power_error}"
     );
     assert!(failed["power_state"].is_null());
@@ -252,7 +252,7 @@ async fn a_bmc_that_went_away_fails_the_action_within_the_retry_timeout() {
 
     let error = failed["last_error"].as_str().unwrap();
     assert!(
-        error.starts_with("Failed to change power state to 'power off' by 'power off': "),
+        error.starts_with("Failed to change power state to 'power off': "),
         "{error}"
     );
     assert_eq!(

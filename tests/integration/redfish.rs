@@ -183,7 +183,7 @@ async fn bad_driver_info_a_wrong_password_and_a_dead_bmc_fail_clearly() {
     let failed = power(&app, &wrong, "power on").await;
     let error = failed["last_error"].as_str().unwrap_or_default();
     assert!(
-        error.starts_with("Failed to change power state to 'power on' by 'power on': Redfish exception occurred. Error: HTTP GET ")
+        error.starts_with("Failed to change power state to 'power on': Redfish exception occurred. Error: HTTP GET ")
             && error.contains("returned code 401"),
         "{error}"
     );
@@ -447,5 +447,42 @@ async fn the_vmedia_api_attaches_lists_and_detaches_at_the_bmc() {
         refused.fault(),
         "Driver fake-hardware does not support get_virtual_media (disabled or not implemented)."
     );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_changed_behind_ferrics_back_is_forced_back_by_the_sync() {
+    let bmc = Emulator::start(1).await;
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.conductor.enabled_hardware_types = vec!["redfish".into()];
+        s.conductor.sync_power_state_interval_secs = 1;
+        s.conductor.force_power_state_during_sync = true;
+    })
+    .await;
+    let uuid = enroll(&app, "rf-sync", bmc.driver_info(0)).await;
+    app.provision(&uuid, "manage").await;
+    settled_in(&app, &uuid, &["manageable"]).await;
+
+    let reset = format!("{}/Actions/ComputerSystem.Reset", bmc.system(0));
+    bmc.curl_post(&reset, &json!({"ResetType": "On"}));
+    wait_until(Duration::from_secs(30), "the system to come on", || async {
+        (bmc.curl(&bmc.system(0))["PowerState"] == "On").then_some(())
+    })
+    .await;
+    wait_until(
+        Duration::from_secs(60),
+        "the sync to power it off again",
+        || async { (bmc.curl(&bmc.system(0))["PowerState"] == "Off").then_some(()) },
+    )
+    .await;
+    let resets = bmc
+        .requests()
+        .iter()
+        .filter(|r| *r == &format!("POST {reset}"))
+        .count();
+    assert_eq!(resets, 2, "ours and the sync's ForceOff");
+    let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+    assert_eq!(node["power_state"], "power off");
+    assert_eq!(node["maintenance"], false);
     app.stop().await;
 }

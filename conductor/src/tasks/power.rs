@@ -82,7 +82,9 @@ async fn finish(
             let already = node.power_state.as_deref() == Some(target) && on_off;
             Ok((!already).then(|| target.to_owned()))
         }
-        Some(Err(message)) => Err(message),
+        Some(Err(message)) => Err(format!(
+            "Failed to change power state to '{target}' by '{requested}': {message}"
+        )),
         Some(Ok(access)) => {
             let timeout = std::time::Duration::from_secs(match timeout_secs {
                 0 if requested == power::SOFT_POWER_OFF => ctx.settings.soft_power_off_timeout_secs,
@@ -90,14 +92,23 @@ async fn finish(
                 n => u64::from(n),
             });
             async {
-                let current = ctx.bmcs.power_state(&access).await?;
-                if on_off && current == target {
-                    return Ok(None);
+                // Ironic reads the state first for on/off; a failure to
+                // read is worded without the "by".
+                if on_off || requested == power::SOFT_POWER_OFF {
+                    let current = ctx.bmcs.power_state(&access).await.map_err(|e| {
+                        format!("Failed to change power state to '{requested}': {e}")
+                    })?;
+                    if on_off && current == target {
+                        return Ok(None);
+                    }
                 }
                 ctx.bmcs
                     .set_power(&access, requested, timeout)
                     .await
                     .map(|state| Some(state.to_owned()))
+                    .map_err(|e| {
+                        format!("Failed to change power state to '{target}' by '{requested}': {e}")
+                    })
             }
             .await
         }
@@ -131,9 +142,7 @@ async fn finish(
             failed = true;
             StateChange {
                 target_power_state: Some(None),
-                last_error: Some(Some(format!(
-                    "Failed to change power state to '{target}' by '{requested}': {error}"
-                ))),
+                last_error: Some(Some(error)),
                 ..StateChange::default()
             }
         }

@@ -152,6 +152,29 @@ impl Emulator {
             .unwrap_or_else(|e| panic!("{path}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
     }
 
+    /// POSTs `body` at `path` with `curl` (a change behind Ferric's back).
+    pub fn curl_post(&self, path: &str, body: &Value) {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-f",
+                "--max-time",
+                "20",
+                "-u",
+                &format!("{USER}:{PASSWORD}"),
+            ])
+            .args([
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                &body.to_string(),
+            ])
+            .arg(self.url(path))
+            .output()
+            .expect("curl runs");
+        assert!(out.status.success(), "curl POST {path} failed");
+    }
+
     /// The requests the emulator served, in order (`METHOD path`).
     pub fn requests(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.path().join("emulator.log"))

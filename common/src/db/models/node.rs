@@ -695,13 +695,13 @@ impl Node {
             .load(conn)?)
     }
 
-    /// Unlocked nodes whose power interface is `power_interface`.
-    pub fn unreserved_with_power_interface(
+    /// Unlocked nodes whose power interface is one of `power_interfaces`.
+    pub fn unreserved_with_power_interfaces(
         conn: &mut AnyConnection,
-        power_interface: &str,
+        power_interfaces: &[&str],
     ) -> Result<Vec<Node>, DbError> {
         Ok(nodes::table
-            .filter(nodes::power_interface.eq(power_interface))
+            .filter(nodes::power_interface.eq_any(power_interfaces))
             .filter(nodes::reservation.is_null())
             .select(Node::as_select())
             .load(conn)?)

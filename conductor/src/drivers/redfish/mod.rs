@@ -395,12 +395,8 @@ impl<'a> System<'a> {
             self.eject(&path, &media).await?;
         }
         let target = action(&path, &media, "#VirtualMedia.InsertMedia")?;
-        self.call(
-            Method::POST,
-            &target,
-            Some(&json!({"Image": image, "Inserted": true, "WriteProtected": true})),
-        )
-        .await?;
+        self.call(Method::POST, &target, Some(&json!({ "Image": image })))
+            .await?;
         Ok(())
     }
 
