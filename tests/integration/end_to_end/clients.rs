@@ -267,3 +267,78 @@ async fn baremetal_cli_works_with_http_basic_auth() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baremetal_cli_drives_a_redfish_node_that_the_bmc_sees() {
+    use crate::helpers::redfish::Emulator;
+    let venv = venv();
+    ensure_venv(&venv).await;
+    let bmc = Emulator::start(1).await;
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
+        s.conductor.sync_power_state_interval_secs = 0;
+    })
+    .await;
+    let cli = Cli {
+        bin: venv.join("bin/baremetal"),
+        endpoint: app.base.clone(),
+    };
+    let info = bmc.driver_info(0);
+    let mut args = vec!["node", "create", "--driver", "redfish", "--name", "rf-cli"];
+    let pairs: Vec<String> = info
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+        .collect();
+    for pair in &pairs {
+        args.extend(["--driver-info", pair.as_str()]);
+    }
+    let created = cli.json(&args).await;
+    let validate = cli.json(&["node", "validate", "rf-cli"]).await;
+    let power = validate
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["Interface"] == "power")
+        .cloned()
+        .unwrap();
+    cli.run(&["node", "power", "on", "rf-cli"]).await;
+    let on = wait_until(Duration::from_secs(60), "power on", || async {
+        let node = cli.json(&["node", "show", "rf-cli"]).await;
+        (node["power_state"] == "power on" && node["target_power_state"].is_null()).then_some(node)
+    })
+    .await;
+    let seen_on = bmc.curl(&bmc.system(0))["PowerState"].clone();
+    cli.run(&[
+        "node",
+        "boot",
+        "device",
+        "set",
+        "rf-cli",
+        "cdrom",
+        "--persistent",
+    ])
+    .await;
+    let device = cli
+        .json(&["node", "boot", "device", "show", "rf-cli"])
+        .await;
+    cli.run(&["node", "power", "off", "rf-cli"]).await;
+    wait_until(Duration::from_secs(60), "power off", || async {
+        let node = cli.json(&["node", "show", "rf-cli"]).await;
+        (node["power_state"] == "power off" && node["target_power_state"].is_null()).then_some(())
+    })
+    .await;
+
+    assert_eq!(created["driver_info"]["redfish_password"], "******");
+    assert_eq!(created["power_interface"], "redfish");
+    assert_eq!(power["Result"], true, "{validate}");
+    assert!(on["last_error"].is_null(), "{on}");
+    assert_eq!(seen_on, "On");
+    assert_eq!(device["boot_device"], "cdrom");
+    assert_eq!(
+        bmc.curl(&bmc.system(0))["Boot"]["BootSourceOverrideTarget"],
+        "Cd"
+    );
+    assert_eq!(bmc.curl(&bmc.system(0))["PowerState"], "Off");
+    app.stop().await;
+}
