@@ -107,7 +107,7 @@ async fn a_redfish_node_validates_verifies_and_powers_as_the_bmc_sees() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn boot_devices_are_set_and_read_back_at_the_bmc() {
+async fn boot_devices_and_boot_modes_are_set_and_read_back_at_the_bmc() {
     let bmc = Emulator::start(1).await;
     let app = redfish_app().await;
     let uuid = enroll(&app, "rf-boot", bmc.driver_info(0)).await;
@@ -138,6 +138,36 @@ async fn boot_devices_are_set_and_read_back_at_the_bmc() {
             .json();
         assert_eq!(read, json!({"boot_device": device, "persistent": true}));
     }
+    // Boot mode and secure boot go to the system, then to the node.
+    let mode = app
+        .put(
+            &format!("/v1/nodes/{uuid}/states/boot_mode"),
+            json!({"target": "bios"}),
+        )
+        .await;
+    assert_eq!(mode.status, StatusCode::ACCEPTED, "{}", mode.text);
+    let secure = app
+        .put(
+            &format!("/v1/nodes/{uuid}/states/secure_boot"),
+            json!({"target": true}),
+        )
+        .await;
+    assert_eq!(secure.status, StatusCode::ACCEPTED, "{}", secure.text);
+    let node = wait_until(Duration::from_secs(20), "boot mode recorded", || async {
+        let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+        (node["boot_mode"] == "bios" && node["secure_boot"] == true).then_some(node)
+    })
+    .await;
+    assert!(node["last_error"].is_null(), "{node}");
+    assert_eq!(
+        bmc.curl(&bmc.system(0))["Boot"]["BootSourceOverrideMode"],
+        "Legacy"
+    );
+    assert_eq!(
+        bmc.curl(&format!("{}/SecureBoot", bmc.system(0)))["SecureBootEnable"],
+        true
+    );
+
     let bad = app
         .put(
             &format!("/v1/nodes/{uuid}/management/boot_device"),
@@ -484,5 +514,57 @@ async fn power_changed_behind_ferrics_back_is_forced_back_by_the_sync() {
     let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
     assert_eq!(node["power_state"], "power off");
     assert_eq!(node["maintenance"], false);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_bmcs_are_verified_as_redfish_verify_ca_says() {
+    let bmc = Emulator::start_tls(3).await;
+    let app = redfish_app().await;
+    let ca = bmc.ca.clone().unwrap();
+    // `auto` (the default): the emulator has no SessionService, so basic.
+    let mut trusting_ca = bmc.driver_info(0);
+    trusting_ca["redfish_verify_ca"] = json!(ca.display().to_string());
+    trusting_ca
+        .as_object_mut()
+        .unwrap()
+        .remove("redfish_auth_type");
+    let mut unverified = bmc.driver_info(1);
+    unverified["redfish_verify_ca"] = json!(false);
+    let system_roots = bmc.driver_info(2);
+    let nodes = [
+        enroll(&app, "rf-ca", trusting_ca).await,
+        enroll(&app, "rf-noverify", unverified).await,
+        enroll(&app, "rf-system-roots", system_roots).await,
+    ];
+    for uuid in &nodes {
+        app.provision(uuid, "manage").await;
+    }
+    let mut outcomes = Vec::new();
+    for uuid in &nodes {
+        outcomes.push(settled_in(&app, uuid, &["manageable", "enroll"]).await);
+    }
+    assert_eq!(
+        outcomes[0]["provision_state"], "manageable",
+        "{}",
+        outcomes[0]
+    );
+    assert_eq!(outcomes[0]["power_state"], "power off");
+    assert_eq!(
+        outcomes[1]["provision_state"], "manageable",
+        "{}",
+        outcomes[1]
+    );
+    // The emulator's CA is not among the system's roots.
+    assert_eq!(outcomes[2]["provision_state"], "enroll", "{}", outcomes[2]);
+    let error = outcomes[2]["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!("Redfish connection failed for node {}", nodes[2]))
+            && error.contains("certificate"),
+        "{error}"
+    );
+    let on = power(&app, &nodes[0], "power on").await;
+    assert_eq!(on["power_state"], "power on", "{on}");
+    assert_eq!(bmc.curl(&bmc.system(0))["PowerState"], "On");
     app.stop().await;
 }

@@ -226,7 +226,8 @@ pub async fn set_boot_mode(
     let Some(node) = load_node(ctx, node_uuid).await? else {
         return Ok(node_not_found(node_uuid));
     };
-    if node.management_interface.as_deref() != Some("fake") {
+    let redfish = node.management_interface.as_deref() == Some("redfish");
+    if node.management_interface.as_deref() != Some("fake") && !redfish {
         let extension = if target.is_some() {
             "set_boot_mode"
         } else {
@@ -238,6 +239,30 @@ pub async fn set_boot_mode(
         Ok(lock) => lock,
         Err(refusal) => return Ok(refusal),
     };
+    // `redfish`: the system's `BootSourceOverrideMode` or `SecureBoot`
+    // first; the node records what the hardware took.
+    if redfish {
+        let changed = match ctx.bmcs.access(&node) {
+            Some(Ok(drivers::bmc::Access::Redfish { node: uuid, info })) => {
+                let system = redfish::System::new(&ctx.bmcs.redfish, &info, &uuid);
+                match (&target, secure) {
+                    (Some(mode), _) => system.set_boot_mode(mode).await,
+                    (None, Some(enabled)) => system.set_secure_boot(enabled).await,
+                    (None, None) => Ok(()),
+                }
+                .map_err(|e| e.to_string())
+            }
+            Some(Err(message)) => Err(message),
+            _ => Err(format!(
+                "Node {} has no usable Redfish driver_info.",
+                node.uuid
+            )),
+        };
+        if let Err(message) = changed {
+            lock.release().await?;
+            return Ok(refused(RefusalKind::DriverFailure, message));
+        }
+    }
     let change = ferric_common::db::models::node::StateChange {
         boot_mode: target.map(Some),
         secure_boot: secure.map(Some),

@@ -16,7 +16,88 @@ pub const PASSWORD: &str = "rf-s3cret-9d1e";
 pub struct Emulator {
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// With TLS: the CA that signed the emulator's certificate.
+    pub ca: Option<PathBuf>,
     child: Option<Child>,
+}
+
+/// Makes a CA and a certificate for 127.0.0.1 signed by it (in `dir`);
+/// returns (CA, certificate, key).
+fn make_certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ferric-test-ca",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "key.pem",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    )
 }
 
 /// The clients' virtualenv, which `scripts/test` gives `sushy-tools`.
@@ -35,6 +116,16 @@ impl Emulator {
     /// Starts an emulator with `systems` fake systems (all off) and waits
     /// until it answers.
     pub async fn start(systems: usize) -> Emulator {
+        Emulator::start_with(systems, false).await
+    }
+
+    /// Starts an emulator serving HTTPS with a certificate for 127.0.0.1
+    /// signed by a CA of its own ([`Emulator::ca`]).
+    pub async fn start_tls(systems: usize) -> Emulator {
+        Emulator::start_with(systems, true).await
+    }
+
+    async fn start_with(systems: usize, tls: bool) -> Emulator {
         let python = venv().join("bin/python");
         assert!(
             venv().join("bin/sushy-emulator").exists(),
@@ -63,11 +154,23 @@ impl Emulator {
             format!("{USER}:{}", String::from_utf8_lossy(&hash.stdout)),
         )
         .unwrap();
+        let (ca, tls_lines) = if tls {
+            let (ca, cert, key) = make_certificates(dir.path());
+            let lines = format!(
+                "SUSHY_EMULATOR_SSL_CERT = '{}'\nSUSHY_EMULATOR_SSL_KEY = '{}'\n",
+                cert.display(),
+                key.display()
+            );
+            (Some(ca), lines)
+        } else {
+            (None, String::new())
+        };
         let config = dir.path().join("emulator.conf");
         std::fs::write(
             &config,
-            format!(
-                "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\n\
+            tls_lines
+                + &format!(
+                    "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\n\
                  SUSHY_EMULATOR_LISTEN_PORT = {port}\n\
                  SUSHY_EMULATOR_FAKE_DRIVER = True\n\
                  SUSHY_EMULATOR_AUTH_FILE = '{}'\n\
@@ -79,9 +182,9 @@ impl Emulator {
                    'nics': [{{'mac': '52:54:00:00:%02x:%02x' % (i // 256, i % 256),\n\
                              'ip': '127.0.%d.%d' % (i // 250, i % 250 + 2)}}]}}\n\
                  for i in range({systems})]\n",
-                htpasswd.display(),
-                dir.path().join("state").display()
-            ),
+                    htpasswd.display(),
+                    dir.path().join("state").display()
+                ),
         )
         .unwrap();
         let log = std::fs::File::create(dir.path().join("emulator.log")).unwrap();
@@ -96,14 +199,21 @@ impl Emulator {
         let emulator = Emulator {
             port,
             dir,
+            ca,
             child: Some(child),
         };
         let root = emulator.url("/redfish/v1/");
+        let probe = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
         super::wait_until(
             Duration::from_secs(30),
             "sushy-emulator to answer",
             || async {
-                reqwest::get(&root)
+                probe
+                    .get(&root)
+                    .send()
                     .await
                     .ok()
                     .filter(|r| r.status().is_success())
@@ -115,7 +225,8 @@ impl Emulator {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}{path}", self.port)
     }
 
     /// The path of fake system `i`.
@@ -126,7 +237,7 @@ impl Emulator {
     /// `driver_info` for a node managed through fake system `i`.
     pub fn driver_info(&self, i: usize) -> Value {
         json!({
-            "redfish_address": format!("http://127.0.0.1:{}", self.port),
+            "redfish_address": self.url(""),
             "redfish_system_id": self.system(i),
             "redfish_username": USER,
             "redfish_password": PASSWORD,
@@ -134,11 +245,21 @@ impl Emulator {
         })
     }
 
+    /// `curl`, trusting the emulator's CA when it serves HTTPS.
+    fn curl_command(&self) -> Command {
+        let mut curl = Command::new("curl");
+        if let Some(ca) = &self.ca {
+            curl.arg("--cacert").arg(ca);
+        }
+        curl
+    }
+
     /// What `curl` reads at `path` (the witness).
     pub fn curl(&self, path: &str) -> Value {
-        let out = Command::new("curl")
+        let out = self
+            .curl_command()
             .args([
-                "-s",
+                "-sS",
                 "--max-time",
                 "20",
                 "-u",
@@ -147,16 +268,22 @@ impl Emulator {
             .arg(self.url(path))
             .output()
             .expect("curl runs");
-        assert!(out.status.success(), "curl {path} failed");
+        assert!(
+            out.status.success(),
+            "curl {path} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("{path}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
     }
 
     /// POSTs `body` at `path` with `curl` (a change behind Ferric's back).
     pub fn curl_post(&self, path: &str, body: &Value) {
-        let out = Command::new("curl")
+        let out = self
+            .curl_command()
             .args([
-                "-s",
+                "-sS",
                 "-f",
                 "--max-time",
                 "20",

@@ -278,6 +278,67 @@ impl<'a> System<'a> {
             })
     }
 
+    /// Sets the boot mode (`uefi` → `UEFI`, `bios` → `Legacy`), a PATCH
+    /// of `Boot` `BootSourceOverrideMode`.
+    ///
+    /// # Errors
+    /// An unknown mode, or the BMC's failure.
+    pub async fn set_boot_mode(&self, mode: &str) -> Result<(), RedfishError> {
+        let redfish_mode = match mode {
+            "uefi" => "UEFI",
+            "bios" => "Legacy",
+            other => {
+                return Err(RedfishError::Service(format!(
+                    "Invalid boot mode {other} requested for node {}",
+                    self.node
+                )));
+            }
+        };
+        let (path, _) = self.read().await?;
+        self.call(
+            Method::PATCH,
+            &path,
+            Some(&json!({ "Boot": { "BootSourceOverrideMode": redfish_mode } })),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            RedfishError::Service(format!(
+                "Setting boot mode to {mode} failed for node {}. Error: {}",
+                self.node,
+                inner(&e)
+            ))
+        })
+    }
+
+    /// Turns UEFI secure boot on or off: a PATCH of the system's
+    /// `SecureBoot` resource's `SecureBootEnable`.
+    ///
+    /// # Errors
+    /// A system without `SecureBoot`, or the BMC's failure.
+    pub async fn set_secure_boot(&self, enabled: bool) -> Result<(), RedfishError> {
+        let (path, system) = self.read().await?;
+        let secure = system["SecureBoot"]["@odata.id"].as_str().ok_or_else(|| {
+            RedfishError::Service(format!(
+                "The attribute SecureBoot is missing from the resource {path}"
+            ))
+        })?;
+        self.call(
+            Method::PATCH,
+            secure,
+            Some(&json!({ "SecureBootEnable": enabled })),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            RedfishError::Service(format!(
+                "Setting secure boot state to {enabled} failed for node {}. Error: {}",
+                self.node,
+                inner(&e)
+            ))
+        })
+    }
+
     /// The boot device the system will use and whether it persists.
     ///
     /// # Errors
