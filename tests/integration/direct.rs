@@ -4,7 +4,8 @@
 //! start) for its ramdisk, a file for its disk. The node boots the ramdisk
 //! over IPMI, waits in `wait call-back`, the agent's heartbeats drive the
 //! image write, then the node boots from disk and is `active`; a checksum
-//! mismatch and a silent agent end in `deploy failed`.
+//! mismatch and a silent agent end in `deploy failed`. Over Redfish virtual
+//! media, `sushy-emulator` is the BMC and the deploy ISO goes into its CD.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -81,6 +82,22 @@ async fn wait_unlocked_in(app: &TestApp, uuid: &str, states: &[&str]) -> Value {
 /// The deploy ramdisk coming up: the agent on this machine's loopback; its
 /// power off goes through the BMC, as a real machine's would be seen there.
 fn start_agent(app: &TestApp, bmc: &SimBmc, work: &Path, disk: &Path) -> tokio::process::Child {
+    let power_off = format!(
+        "ipmitool -I lanplus -C 3 -H 127.0.0.1 -p {} -U {} -P {} chassis power off",
+        bmc.port,
+        crate::helpers::bmc::USER,
+        crate::helpers::bmc::PASSWORD
+    );
+    start_agent_with(app, &power_off, work, disk)
+}
+
+/// The agent, powering its machine off with `power_off`.
+fn start_agent_with(
+    app: &TestApp,
+    power_off: &str,
+    work: &Path,
+    disk: &Path,
+) -> tokio::process::Child {
     let net = work.join("net");
     std::fs::create_dir_all(net.join("eth0")).unwrap();
     std::fs::write(net.join("eth0/address"), format!("{MAC}\n")).unwrap();
@@ -88,12 +105,7 @@ fn start_agent(app: &TestApp, bmc: &SimBmc, work: &Path, disk: &Path) -> tokio::
     tokio::process::Command::new(agent_binary())
         .args(["--api-url", &app.base, "--listen", "127.0.0.1:0"])
         .args(["--advertise-host", "127.0.0.1", "--power-off-command"])
-        .arg(format!(
-            "ipmitool -I lanplus -C 3 -H 127.0.0.1 -p {} -U {} -P {} chassis power off",
-            bmc.port,
-            crate::helpers::bmc::USER,
-            crate::helpers::bmc::PASSWORD
-        ))
+        .arg(power_off)
         .arg("--root-device")
         .arg(disk)
         .arg("--sys-class-net")
@@ -263,5 +275,114 @@ async fn a_partition_image_is_refused_before_the_node_is_touched() {
         bmc.ipmitool(&["chassis", "power", "status"]),
         "Chassis Power is off"
     );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_deploy_over_redfish_virtual_media_boots_the_deploy_iso_and_ejects_it() {
+    use crate::helpers::redfish::{Emulator, PASSWORD, USER};
+    let image: Vec<u8> = (0..256 * 1024u32).map(|i| (i * 17 % 239) as u8).collect();
+    let sha = hex::encode(sha2::Sha256::digest(&image));
+    let server = FileServer::start(HashMap::from([
+        ("/deploy.iso".to_owned(), b"a deploy ISO".to_vec()),
+        ("/disk.raw".to_owned(), image.clone()),
+    ]))
+    .await;
+    let bmc = Emulator::start(1).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.conductor.enabled_hardware_types = vec!["redfish".into()];
+        s.conductor.sync_power_state_interval_secs = 0;
+        s.conductor.automated_clean = false;
+        s.deploy.http_listen = Some(format!("127.0.0.1:{port}"));
+        s.deploy.http_url = format!("http://127.0.0.1:{port}");
+    })
+    .await;
+    let mut driver_info = bmc.driver_info(0);
+    driver_info["deploy_iso"] = json!(server.url("/deploy.iso"));
+    let created = app
+        .post(
+            "/v1/nodes",
+            json!({"driver": "redfish", "driver_info": driver_info,
+                   "boot_interface": "redfish-virtual-media", "deploy_interface": "direct",
+                   "instance_info": {"image_source": server.url("/disk.raw"),
+                                     "image_os_hash_algo": "sha256",
+                                     "image_os_hash_value": sha}}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let uuid = created.json()["uuid"].as_str().unwrap().to_owned();
+    let port_reply = app
+        .post("/v1/ports", json!({"node_uuid": uuid, "address": MAC}))
+        .await;
+    assert_eq!(
+        port_reply.status,
+        StatusCode::CREATED,
+        "{}",
+        port_reply.text
+    );
+    for (verb, state) in [("manage", "manageable"), ("provide", "available")] {
+        app.provision(&uuid, verb).await;
+        wait_unlocked_in(&app, &uuid, &[state]).await;
+    }
+
+    app.provision(&uuid, "active").await;
+    let waiting = wait_unlocked_in(&app, &uuid, &["wait call-back", "deploy failed"]).await;
+    assert_eq!(waiting["provision_state"], "wait call-back", "{waiting}");
+    let published = format!("http://127.0.0.1:{port}/redfish/boot-{uuid}.iso");
+    let cd_path = format!("{}/VirtualMedia/Cd", bmc.system(0));
+    let cd = bmc.curl(&cd_path);
+    assert_eq!(
+        (&cd["Inserted"], &cd["Image"]),
+        (&json!(true), &json!(published))
+    );
+    let system = bmc.curl(&bmc.system(0));
+    assert_eq!(system["Boot"]["BootSourceOverrideTarget"], "Cd");
+    assert_eq!(system["PowerState"], "On");
+
+    // The deploy ISO's agent comes up; it powers off through the BMC.
+    let work = tempfile::tempdir().unwrap();
+    let disk = work.path().join("disk");
+    std::fs::write(&disk, b"").unwrap();
+    let script = work.path().join("poweroff.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "curl -s -u {USER}:{PASSWORD} -H 'Content-Type: application/json' -d '{{\"ResetType\": \"ForceOff\"}}' {}\n",
+            bmc.url(&format!("{}/Actions/ComputerSystem.Reset", bmc.system(0)))
+        ),
+    )
+    .unwrap();
+    let power_off = format!("sh {}", script.display());
+    let mut agent = start_agent_with(&app, &power_off, work.path(), &disk);
+    let active = wait_until(Duration::from_secs(120), "the deploy to end", || async {
+        let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+        (["active", "deploy failed"].contains(&node["provision_state"].as_str().unwrap_or(""))
+            && node["reservation"].is_null())
+        .then_some(node)
+    })
+    .await;
+    let log = std::fs::read_to_string(work.path().join("agent.log")).unwrap_or_default();
+    assert_eq!(active["provision_state"], "active", "{active}\n{log}");
+    assert_eq!(
+        std::fs::read(&disk).unwrap(),
+        image,
+        "the disk holds the image"
+    );
+    let system = bmc.curl(&bmc.system(0));
+    assert_eq!(system["Boot"]["BootSourceOverrideTarget"], "Hdd");
+    assert_eq!(system["PowerState"], "On");
+    assert_eq!(
+        bmc.curl(&cd_path)["Inserted"],
+        false,
+        "the deploy ISO is ejected"
+    );
+    let gone = reqwest::get(&published).await.unwrap().status();
+    assert_eq!(gone, StatusCode::NOT_FOUND, "and withdrawn");
+    agent.kill().await.unwrap();
     app.stop().await;
 }

@@ -1,9 +1,11 @@
-//! The `direct` deploy interface over `ipxe`/`pxe` boot and `ipmitool`
-//! power and management, following Ironic's agent deploy:
+//! The `direct` deploy interface over `ipxe`/`pxe` or
+//! `redfish-virtual-media` boot and `ipmitool` or `redfish` power and
+//! management, following Ironic's agent deploy:
 //! 1. `deploying`: the deploy ramdisk (`driver_info` `deploy_kernel` and
 //!    `deploy_ramdisk`, booted with `ipa-api-url=`) is written where the
-//!    node network-boots, the boot device set to pxe and the node rebooted;
-//!    the node waits in `wait call-back`, unlocked.
+//!    node network-boots, the boot device set to pxe and the node rebooted
+//!    (or, over virtual media, the prebuilt `deploy_iso` is inserted and
+//!    booted once); the node waits in `wait call-back`, unlocked.
 //! 2. Each heartbeat of its agent (which looked the node up and holds its
 //!    token) continues the deploy under the node's lock: the first fetches
 //!    the agent's deploy steps and starts `write_image` with the
@@ -23,7 +25,7 @@ use ferric_common::db::models::node::{Node, StateChange};
 use ferric_common::states::{Event, ProvisionState, power};
 use serde_json::{Map, Value, json};
 
-use super::{pxe, ramdisk};
+use super::{pxe, ramdisk, virtual_media};
 use crate::images::ChecksumSpec;
 use crate::reservation::NodeLock;
 use crate::tasks::Context;
@@ -45,7 +47,10 @@ const AGENT_KEYS: [&str; 7] = [
 /// Whether the node deploys with this module.
 pub fn handles(node: &Node) -> bool {
     node.deploy_interface.as_deref() == Some("direct")
-        && matches!(node.boot_interface.as_deref(), Some("ipxe" | "pxe"))
+        && matches!(
+            node.boot_interface.as_deref(),
+            Some("ipxe" | "pxe" | "redfish-virtual-media")
+        )
         && matches!(
             node.power_interface.as_deref(),
             Some("ipmitool" | "redfish")
@@ -70,20 +75,25 @@ fn without_agent(node: &Node) -> String {
 /// # Errors
 /// Ironic-style text naming what failed; nothing is left behind.
 pub async fn start(ctx: &Context, node: &Node) -> Result<StateChange, String> {
-    let driver_info: Map<String, Value> =
-        serde_json::from_str(&node.driver_info).unwrap_or_default();
-    let text = |k: &str| {
-        driver_info
-            .get(k)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
+    check_instance_image(node)?;
+    let booted = if virtual_media_boot(node) {
+        virtual_media::boot_deploy_iso(ctx, node).await
+    } else {
+        network_boot(ctx, node).await
     };
-    let (Some(kernel), Some(ramdisk_url)) = (text("deploy_kernel"), text("deploy_ramdisk")) else {
-        return Err(format!(
-            "Node {} is missing driver_info deploy_kernel and deploy_ramdisk, needed by the direct deploy interface.",
-            node.uuid
-        ));
-    };
+    booted.map(|power_state| StateChange {
+        power_state: Some(Some(power_state.to_owned())),
+        driver_internal_info: Some(without_agent(node)),
+        ..StateChange::default()
+    })
+}
+
+fn virtual_media_boot(node: &Node) -> bool {
+    node.boot_interface.as_deref() == Some("redfish-virtual-media")
+}
+
+/// A whole-disk `image_source` to deploy, or Ironic-style text saying why not.
+fn check_instance_image(node: &Node) -> Result<(), String> {
     let instance: Map<String, Value> =
         serde_json::from_str(&node.instance_info).unwrap_or_default();
     if instance
@@ -106,6 +116,35 @@ pub async fn start(ctx: &Context, node: &Node) -> Result<StateChange, String> {
             node.uuid
         ));
     }
+    Ok(())
+}
+
+/// Removes what booted the deploy ramdisk: the virtual CD, or the network
+/// boot files and DHCP entries.
+async fn remove_deploy_boot(ctx: &Context, node: &Node) {
+    if virtual_media_boot(node) {
+        virtual_media::withdraw(ctx, node).await;
+    } else if let Ok(macs) = ramdisk::pxe_macs(ctx, node).await {
+        ramdisk::remove_files(ctx, node, &macs).await;
+    }
+}
+
+/// Network-boots the deploy kernel and ramdisk (iPXE or PXE).
+async fn network_boot(ctx: &Context, node: &Node) -> Result<&'static str, String> {
+    let driver_info: Map<String, Value> =
+        serde_json::from_str(&node.driver_info).unwrap_or_default();
+    let text = |k: &str| {
+        driver_info
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let (Some(kernel), Some(ramdisk_url)) = (text("deploy_kernel"), text("deploy_ramdisk")) else {
+        return Err(format!(
+            "Node {} is missing driver_info deploy_kernel and deploy_ramdisk, needed by the direct deploy interface.",
+            node.uuid
+        ));
+    };
     let Some(Ok(access)) = ctx.bmcs.access(node) else {
         return Err(format!(
             "The direct deploy of node {} needs valid ipmitool or redfish driver_info.",
@@ -143,17 +182,10 @@ pub async fn start(ctx: &Context, node: &Node) -> Result<StateChange, String> {
         Ok(()) => ramdisk::boot_it(ctx, node, &access).await,
         Err(e) => Err(e),
     };
-    match booted {
-        Ok(power_state) => Ok(StateChange {
-            power_state: Some(Some(power_state.to_owned())),
-            driver_internal_info: Some(without_agent(node)),
-            ..StateChange::default()
-        }),
-        Err(e) => {
-            ramdisk::remove_files(ctx, node, &macs).await;
-            Err(e)
-        }
+    if booted.is_err() {
+        ramdisk::remove_files(ctx, node, &macs).await;
     }
+    booted
 }
 
 /// The agent's answer to a command, or why there was none.
@@ -439,8 +471,7 @@ async fn finish(ctx: &Context, node: &Node) -> Result<(), String> {
     }
     let outcome: Result<&'static str, String> = async {
         power_off(ctx, node).await?;
-        let macs = ramdisk::pxe_macs(ctx, node).await?;
-        ramdisk::remove_files(ctx, node, &macs).await;
+        remove_deploy_boot(ctx, node).await;
         let Some(Ok(access)) = ctx.bmcs.access(node) else {
             return Err("no usable BMC driver_info".into());
         };
@@ -531,9 +562,7 @@ async fn fail(ctx: &Context, node: &Node, reason: String) -> Result<(), String> 
             None
         }
     };
-    if let Ok(macs) = ramdisk::pxe_macs(ctx, node).await {
-        ramdisk::remove_files(ctx, node, &macs).await;
-    }
+    remove_deploy_boot(ctx, node).await;
     let change = StateChange {
         last_error: Some(Some(reason)),
         power_state,

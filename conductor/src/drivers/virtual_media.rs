@@ -7,6 +7,9 @@
 //! to cdrom (persistent) and the node power-cycled: `active`. Undeploy
 //! powers off, ejects the CD and withdraws the published ISO.
 //!
+//! The `direct` deploy boots its prebuilt deploy ISO (`driver_info`
+//! `deploy_iso`) the same way, once, and withdraws it when the deploy ends.
+//!
 //! Also the node vmedia API's attach/detach (`cdrom-<uuid>.iso`,
 //! `floppy-<uuid>.img`, `disk-<uuid>.img`, as Ironic publishes them).
 //!
@@ -124,25 +127,65 @@ pub async fn deploy(ctx: &Context, node: &Node) -> Result<&'static str, String> 
             node.uuid
         ));
     };
-    let access = redfish_access(ctx, node)?;
     let checksum = ChecksumSpec::from_instance_info(&info).map_err(|e| e.to_string())?;
-    let (file, url) = publish(ctx, &boot_iso_name(node), iso, checksum.as_ref()).await?;
+    boot_iso(ctx, node, iso, checksum.as_ref(), true).await
+}
+
+/// The `direct` deploy's first step over virtual media: the prebuilt
+/// deploy ISO (`driver_info` `deploy_iso`, whose agent knows the API from
+/// its own kernel command line) published, inserted and booted once.
+///
+/// # Errors
+/// No `deploy_iso`, or what failed; nothing is left behind.
+pub async fn boot_deploy_iso(ctx: &Context, node: &Node) -> Result<&'static str, String> {
+    let info: Map<String, Value> = serde_json::from_str(&node.driver_info).unwrap_or_default();
+    let Some(iso) = info.get("deploy_iso").and_then(Value::as_str) else {
+        return Err(format!(
+            "Node {} has no driver_info deploy_iso: the direct deploy over redfish-virtual-media boots a prebuilt deploy ISO (Ferric does not build one from deploy_kernel and deploy_ramdisk yet).",
+            node.uuid
+        ));
+    };
+    boot_iso(ctx, node, iso, None, false).await
+}
+
+/// Publishes `iso` as `boot-<uuid>.iso`, inserts it, sets the boot device
+/// to cdrom and power-cycles the node; on failure ejects and withdraws it.
+async fn boot_iso(
+    ctx: &Context,
+    node: &Node,
+    iso: &str,
+    checksum: Option<&ChecksumSpec>,
+    persistent: bool,
+) -> Result<&'static str, String> {
+    let access = redfish_access(ctx, node)?;
+    let (_, url) = publish(ctx, &boot_iso_name(node), iso, checksum).await?;
     let timeout = Duration::from_secs(ctx.settings.power_state_change_timeout_secs);
     let booted = with_system(ctx, &access, async |system| {
         system.set_power(power::POWER_OFF, timeout).await?;
         system.insert_media("cdrom", &url).await?;
-        system.set_boot_device("cdrom", true).await?;
+        system.set_boot_device("cdrom", persistent).await?;
         system.set_power(power::POWER_ON, timeout).await
     })
     .await;
     if booted.is_err() {
-        let _ = with_system(ctx, &access, async |system| {
+        withdraw(ctx, node).await;
+    }
+    booted
+}
+
+/// Ejects the CD (best effort) and withdraws the published ISO.
+pub async fn withdraw(ctx: &Context, node: &Node) {
+    let (file, _) = published(&ctx.boot, &boot_iso_name(node));
+    let _ = std::fs::remove_file(&file);
+    if let Ok(access) = redfish_access(ctx, node) {
+        let ejected = with_system(ctx, &access, async |system| {
             system.eject_media("cdrom").await
         })
         .await;
-        let _ = std::fs::remove_file(&file);
+        if let Err(e) = ejected {
+            tracing::warn!(node.uuid = %node.uuid, error = %e, "could not eject the virtual CD");
+        }
     }
-    booted
 }
 
 /// Undeploys: power off, eject the CD, withdraw the published ISO.
