@@ -289,11 +289,7 @@ async fn a_direct_deploy_over_redfish_virtual_media_boots_the_deploy_iso_and_eje
     ]))
     .await;
     let bmc = Emulator::start(1).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::process::free_port();
     let app = spawn_app_with(Backend::Sqlite, |s| {
         s.conductor.enabled_hardware_types = vec!["redfish".into()];
         s.conductor.sync_power_state_interval_secs = 0;

@@ -33,22 +33,7 @@ async fn ipmi_node(app: &TestApp, driver_info: Value) -> String {
 
 /// Requests a power target and waits until the conductor has settled it.
 async fn power(app: &TestApp, uuid: &str, target: &str) -> Value {
-    let reply = app
-        .put(
-            &format!("/v1/nodes/{uuid}/states/power"),
-            json!({"target": target}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
-    wait_until(
-        Duration::from_secs(30),
-        "the power action to settle",
-        || async {
-            let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
-            (node["target_power_state"].is_null() && node["reservation"].is_null()).then_some(node)
-        },
-    )
-    .await
+    app.power(uuid, target, 30).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

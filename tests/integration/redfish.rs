@@ -37,22 +37,7 @@ async fn enroll(app: &TestApp, name: &str, driver_info: Value) -> String {
 
 /// Requests a power target and waits until the conductor has settled it.
 async fn power(app: &TestApp, uuid: &str, target: &str) -> Value {
-    let reply = app
-        .put(
-            &format!("/v1/nodes/{uuid}/states/power"),
-            json!({"target": target}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
-    wait_until(
-        Duration::from_secs(90),
-        "the power action to settle",
-        || async {
-            let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
-            (node["target_power_state"].is_null() && node["reservation"].is_null()).then_some(node)
-        },
-    )
-    .await
+    app.power(uuid, target, 90).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,11 +286,7 @@ async fn a_virtual_media_ramdisk_deploy_boots_the_published_iso_and_undeploy_eje
     let bmc = Emulator::start(1).await;
     let iso: Vec<u8> = (0..256 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
     let images = FileServer::start(HashMap::from([("/boot.iso".to_owned(), iso.clone())])).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::process::free_port();
     let app = spawn_app_with(Backend::Sqlite, |s| {
         s.conductor.enabled_hardware_types = vec!["redfish".into()];
         s.conductor.sync_power_state_interval_secs = 0;
@@ -368,11 +349,7 @@ async fn the_vmedia_api_attaches_lists_and_detaches_at_the_bmc() {
     let bmc = Emulator::start(1).await;
     let iso = vec![0x5au8; 64 * 1024];
     let images = FileServer::start(HashMap::from([("/tools.iso".to_owned(), iso.clone())])).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::process::free_port();
     let app = spawn_app_with(Backend::Sqlite, |s| {
         s.conductor.enabled_hardware_types = vec!["redfish".into(), "fake-hardware".into()];
         s.conductor.sync_power_state_interval_secs = 0;

@@ -49,11 +49,7 @@ impl Vm {
         );
         let work = tempfile::tempdir().unwrap();
         let ns = format!("ferric-vm-{}", std::process::id());
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::helpers::process::free_port();
         let status = Command::new(repo().join("tests/vm/fixture.sh"))
             .arg("up")
             .arg(work.path())

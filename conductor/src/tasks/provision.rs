@@ -375,37 +375,20 @@ async fn hardware_step(
         {
             None
         }
-        ProvisionState::Deploying if virtual_media::handles(node) => {
-            match virtual_media::deploy(ctx, node).await {
-                Ok(power_state) => Some((
-                    Event::Done,
-                    StateChange {
-                        power_state: Some(Some(power_state.to_owned())),
-                        deploy_step: Some("{}".into()),
-                        ..StateChange::default()
-                    },
-                )),
-                Err(e) => failed(format!("Deploy step deploy.deploy failed: {e}.")),
-            }
-        }
-        ProvisionState::Deleting if virtual_media::handles(node) => {
-            match virtual_media::tear_down(ctx, node).await {
-                Ok(power_state) => {
-                    let (event, mut change) = step(ctx, node, state);
-                    change.power_state = Some(Some(power_state.to_owned()));
-                    Some((event, change))
-                }
-                Err(e) => failed(e),
-            }
-        }
+
         ProvisionState::Deploying if direct::handles(node) => {
             match direct::start(ctx, node).await {
                 Ok(change) => Some((Event::Wait, change)),
                 Err(e) => failed(format!("Deploy step deploy.deploy failed: {e}.")),
             }
         }
-        ProvisionState::Deploying if ramdisk::handles(node) => {
-            match ramdisk::deploy(ctx, node).await {
+        ProvisionState::Deploying if ramdisk::handles(node) || virtual_media::handles(node) => {
+            let deployed = if virtual_media::handles(node) {
+                virtual_media::deploy(ctx, node).await
+            } else {
+                ramdisk::deploy(ctx, node).await
+            };
+            match deployed {
                 Ok(power_state) => Some((
                     Event::Done,
                     StateChange {
@@ -417,8 +400,15 @@ async fn hardware_step(
                 Err(e) => failed(format!("Deploy step deploy.deploy failed: {e}.")),
             }
         }
-        ProvisionState::Deleting if ramdisk::handles(node) || direct::handles(node) => {
-            match ramdisk::tear_down(ctx, node).await {
+        ProvisionState::Deleting
+            if ramdisk::handles(node) || direct::handles(node) || virtual_media::handles(node) =>
+        {
+            let torn_down = if virtual_media::handles(node) {
+                virtual_media::tear_down(ctx, node).await
+            } else {
+                ramdisk::tear_down(ctx, node).await
+            };
+            match torn_down {
                 Ok(power_state) => {
                     let (event, mut change) = step(ctx, node, state);
                     change.power_state = Some(Some(power_state.to_owned()));

@@ -210,6 +210,28 @@ impl TestApp {
         .await
     }
 
+    /// Requests a power target and waits (at most `secs`) until the
+    /// conductor has settled it; returns the node.
+    pub async fn power(&self, uuid: &str, target: &str, secs: u64) -> Value {
+        let reply = self
+            .put(
+                &format!("/v1/nodes/{uuid}/states/power"),
+                serde_json::json!({"target": target}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+        wait_until(
+            Duration::from_secs(secs),
+            "the power action to settle",
+            || async {
+                let node = self.get(&format!("/v1/nodes/{uuid}")).await.json();
+                (node["target_power_state"].is_null() && node["reservation"].is_null())
+                    .then_some(node)
+            },
+        )
+        .await
+    }
+
     /// Drives a new node to `available`.
     pub async fn available_node(&self, name: &str) -> Value {
         let node = self.create_node(name).await;

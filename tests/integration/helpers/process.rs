@@ -16,7 +16,8 @@ pub struct FerricProcess {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
+/// A TCP port free on loopback now (the caller binds it soon after).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

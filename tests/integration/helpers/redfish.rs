@@ -133,11 +133,7 @@ impl Emulator {
             venv().display()
         );
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::helpers::process::free_port();
         // sushy's basic auth reads bcrypt entries only; cost 4 keeps it fast.
         let hash = Command::new(&python)
             .args([
