@@ -108,9 +108,10 @@ impl Vm {
 
 impl Drop for Vm {
     /// Tears the fixture down; a failed test's logs (serial consoles, Ferric,
-    /// dnsmasq, the BMC) are kept under `target/vm-artifacts/<namespace>/`.
+    /// dnsmasq, the BMC) are kept under `target/vm-artifacts/<namespace>/`,
+    /// and every test's when `FERRIC_VM_KEEP` is set.
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("FERRIC_VM_KEEP").is_some() {
             let keep = repo().join("target/vm-artifacts").join(&self.ns);
             let _ = std::fs::create_dir_all(&keep);
             for dir in [self.work.path().to_owned(), self.path("bmc")] {
