@@ -294,6 +294,11 @@ pub struct RedfishSettings {
     pub max_parallel_per_bmc: usize,
     /// Most Redfish requests in flight at once across all BMCs.
     pub max_parallel_calls: usize,
+    /// `[redfish]power_on_conflict_retry_attempts`: retries of a power on
+    /// the BMC refuses with 409 ActionParameterValueConflict.
+    pub power_on_conflict_retry_attempts: u32,
+    /// `[redfish]power_on_conflict_retry_interval`, seconds.
+    pub power_on_conflict_retry_interval_secs: u64,
 }
 
 impl Default for RedfishSettings {
@@ -306,6 +311,8 @@ impl Default for RedfishSettings {
             auth_type: "auto".into(),
             max_parallel_per_bmc: 4,
             max_parallel_calls: 256,
+            power_on_conflict_retry_attempts: 6,
+            power_on_conflict_retry_interval_secs: 10,
         }
     }
 }

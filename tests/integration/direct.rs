@@ -278,9 +278,21 @@ async fn a_partition_image_is_refused_before_the_node_is_touched() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_direct_deploy_over_redfish_virtual_media_boots_the_deploy_iso_and_ejects_it() {
-    use crate::helpers::redfish::{Emulator, PASSWORD, USER};
+/// A direct deploy over Redfish virtual media, up to `wait call-back`:
+/// `sushy-emulator` as the BMC, the deploy ISO in its CD (checked).
+struct VmediaDeploy {
+    bmc: crate::helpers::redfish::Emulator,
+    _server: FileServer,
+    app: TestApp,
+    uuid: String,
+    image: Vec<u8>,
+    /// Where Ferric publishes the deploy ISO.
+    published: String,
+    cd_path: String,
+}
+
+async fn vmedia_deploy_waiting() -> VmediaDeploy {
+    use crate::helpers::redfish::Emulator;
     let image: Vec<u8> = (0..256 * 1024u32).map(|i| (i * 17 % 239) as u8).collect();
     let sha = hex::encode(sha2::Sha256::digest(&image));
     let server = FileServer::start(HashMap::from([
@@ -339,6 +351,29 @@ async fn a_direct_deploy_over_redfish_virtual_media_boots_the_deploy_iso_and_eje
     let system = bmc.curl(&bmc.system(0));
     assert_eq!(system["Boot"]["BootSourceOverrideTarget"], "Cd");
     assert_eq!(system["PowerState"], "On");
+    VmediaDeploy {
+        bmc,
+        _server: server,
+        app,
+        uuid,
+        image,
+        published,
+        cd_path,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_deploy_over_redfish_virtual_media_boots_the_deploy_iso_and_ejects_it() {
+    use crate::helpers::redfish::{PASSWORD, USER};
+    let VmediaDeploy {
+        bmc,
+        _server,
+        app,
+        uuid,
+        image,
+        published,
+        cd_path,
+    } = vmedia_deploy_waiting().await;
 
     // The deploy ISO's agent comes up; it powers off through the BMC.
     let work = tempfile::tempdir().unwrap();
@@ -381,4 +416,19 @@ async fn a_direct_deploy_over_redfish_virtual_media_boots_the_deploy_iso_and_eje
     assert_eq!(gone, StatusCode::NOT_FOUND, "and withdrawn");
     agent.kill().await.unwrap();
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeploying_a_direct_deploy_waiting_on_virtual_media_ejects_its_deploy_iso() {
+    let deploy = vmedia_deploy_waiting().await;
+    let (app, bmc, uuid) = (&deploy.app, &deploy.bmc, &deploy.uuid);
+    app.provision(uuid, "deleted").await;
+    let node = wait_unlocked_in(app, uuid, &["available", "error"]).await;
+    assert_eq!(node["provision_state"], "available", "{node}");
+    assert_eq!(bmc.curl(&deploy.cd_path)["Inserted"], false);
+    assert_eq!(bmc.curl(&bmc.system(0))["PowerState"], "Off");
+    let gone = reqwest::get(&deploy.published).await.unwrap().status();
+    assert_eq!(gone, StatusCode::NOT_FOUND, "the deploy ISO is withdrawn");
+    assert!(node["driver_internal_info"]["agent_url"].is_null());
+    deploy.app.stop().await;
 }

@@ -450,6 +450,12 @@ pub async fn attach_vmedia(
             )));
         }
     }
+    if text("image_download_source") == "swift" {
+        return Err(ApiError::BadRequest(
+            "image_download_source swift is not supported by Ferric (it has no Swift); use local or http."
+                .into(),
+        ));
+    }
     let image_url = text("image_url");
     let scheme = image_url
         .split_once("://")

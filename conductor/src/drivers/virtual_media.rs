@@ -107,10 +107,15 @@ async fn publish(
         .map_err(|e| e.to_string())?;
     let (file, public) = published(&ctx.boot, name);
     let dest = file.clone();
-    ferric_common::telemetry::spawn_blocking(move || crate::images::link_into(&master, &dest))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("could not publish {}: {e}", file.display()))?;
+    ferric_common::telemetry::spawn_blocking(move || {
+        crate::images::link_into(&master, &dest).inspect_err(|_| {
+            // A copy that failed half way is not left to be served.
+            let _ = std::fs::remove_file(&dest);
+        })
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("could not publish {}: {e}", file.display()))?;
     Ok((file, public))
 }
 
@@ -176,7 +181,6 @@ async fn boot_iso(
 /// Ejects the CD (best effort) and withdraws the published ISO.
 pub async fn withdraw(ctx: &Context, node: &Node) {
     let (file, _) = published(&ctx.boot, &boot_iso_name(node));
-    let _ = std::fs::remove_file(&file);
     if let Ok(access) = redfish_access(ctx, node) {
         let ejected = with_system(ctx, &access, async |system| {
             system.eject_media("cdrom").await
@@ -186,6 +190,8 @@ pub async fn withdraw(ctx: &Context, node: &Node) {
             tracing::warn!(node.uuid = %node.uuid, error = %e, "could not eject the virtual CD");
         }
     }
+    // After the eject: the BMC never points at a URL that is gone.
+    let _ = std::fs::remove_file(&file);
 }
 
 /// Undeploys: power off, eject the CD, withdraw the published ISO.
@@ -194,16 +200,24 @@ pub async fn withdraw(ctx: &Context, node: &Node) {
 /// When the node cannot be powered off or the CD ejected (the ISO is
 /// withdrawn anyway).
 pub async fn tear_down(ctx: &Context, node: &Node) -> Result<&'static str, String> {
-    let (file, _) = published(&ctx.boot, &boot_iso_name(node));
-    let _ = std::fs::remove_file(&file);
     let access = redfish_access(ctx, node)?;
     let timeout = Duration::from_secs(ctx.settings.power_state_change_timeout_secs);
-    with_system(ctx, &access, async |system| {
-        let off = system.set_power(power::POWER_OFF, timeout).await?;
-        system.eject_media("cdrom").await?;
-        Ok(off)
+    let off = with_system(ctx, &access, async |system| {
+        system.set_power(power::POWER_OFF, timeout).await
     })
-    .await
+    .await;
+    // Ejected and withdrawn even when the power off failed.
+    let ejected = with_system(ctx, &access, async |system| {
+        system.eject_media("cdrom").await
+    })
+    .await;
+    let (file, _) = published(&ctx.boot, &boot_iso_name(node));
+    let _ = std::fs::remove_file(&file);
+    match (off, ejected) {
+        (Ok(off), Ok(_)) => Ok(off),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+        (Err(off), Err(eject)) => Err(format!("{off}; {eject}")),
+    }
 }
 
 /// The node vmedia API's attach: `image_url` inserted into the
@@ -256,12 +270,12 @@ pub async fn detach(ctx: &Context, node: &Node, device_types: &[String]) -> Resu
         device_types
     };
     for device_type in types {
-        let (file, _) = published(&ctx.boot, &attached_name(device_type, node));
-        let _ = std::fs::remove_file(file);
         let ejected = with_system(ctx, &access, async |system| {
             system.eject_media(device_type).await
         })
         .await;
+        let (file, _) = published(&ctx.boot, &attached_name(device_type, node));
+        let _ = std::fs::remove_file(file);
         // A device the system does not have has nothing to eject.
         if let Err(e) = ejected
             && !e.contains("No suitable virtual media device")

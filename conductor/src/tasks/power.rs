@@ -63,6 +63,15 @@ pub async fn handle(
     Ok(accepted())
 }
 
+/// What a power action came to.
+enum Outcome {
+    /// Already there (on, off, soft off): nothing asked of the hardware;
+    /// the state read is recorded, as Ironic's `_can_skip_state_change`.
+    Already(String),
+    /// The hardware was driven to this state.
+    Changed(String),
+}
+
 /// Drives the node's power interface to `target` and records the outcome.
 /// Asking for the state the node is already in changes nothing but the
 /// target, as in Ironic; a failure clears the target and sets `last_error`
@@ -79,8 +88,11 @@ async fn finish(
     let outcome = match ctx.bmcs.access(node) {
         None => {
             // Fake power: the recorded state is the hardware's.
-            let already = node.power_state.as_deref() == Some(target) && on_off;
-            Ok((!already).then(|| target.to_owned()))
+            if node.power_state.as_deref() == Some(target) && on_off {
+                Ok(Outcome::Already(target.to_owned()))
+            } else {
+                Ok(Outcome::Changed(target.to_owned()))
+            }
         }
         Some(Err(message)) => Err(format!(
             "Failed to change power state to '{target}' by '{requested}': {message}"
@@ -98,14 +110,14 @@ async fn finish(
                     let current = ctx.bmcs.power_state(&access).await.map_err(|e| {
                         format!("Failed to change power state to '{requested}': {e}")
                     })?;
-                    if on_off && current == target {
-                        return Ok(None);
+                    if current == target {
+                        return Ok(Outcome::Already(current.to_owned()));
                     }
                 }
                 ctx.bmcs
                     .set_power(&access, requested, timeout)
                     .await
-                    .map(|state| Some(state.to_owned()))
+                    .map(|state| Outcome::Changed(state.to_owned()))
                     .map_err(|e| {
                         format!("Failed to change power state to '{target}' by '{requested}': {e}")
                     })
@@ -115,11 +127,12 @@ async fn finish(
     };
     let mut failed = false;
     let change = match outcome {
-        Ok(None) => StateChange {
+        Ok(Outcome::Already(state)) => StateChange {
+            power_state: Some(Some(state)),
             target_power_state: Some(None),
             ..StateChange::default()
         },
-        Ok(Some(state)) => {
+        Ok(Outcome::Changed(state)) => {
             let mut internal: serde_json::Map<String, Value> =
                 serde_json::from_str(&node.driver_internal_info).unwrap_or_default();
             internal.insert(

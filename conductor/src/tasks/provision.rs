@@ -403,7 +403,9 @@ async fn hardware_step(
         ProvisionState::Deleting
             if ramdisk::handles(node) || direct::handles(node) || virtual_media::handles(node) =>
         {
-            let torn_down = if virtual_media::handles(node) {
+            // Whatever the deploy interface, what virtual media booted
+            // (the instance's or a direct deploy's deploy ISO) is ejected.
+            let torn_down = if node.boot_interface.as_deref() == Some("redfish-virtual-media") {
                 virtual_media::tear_down(ctx, node).await
             } else {
                 ramdisk::tear_down(ctx, node).await

@@ -110,6 +110,10 @@ impl Clients {
         }
     }
 
+    pub fn settings(&self) -> &RedfishSettings {
+        &self.settings
+    }
+
     /// The reqwest client for a TLS policy (built once).
     fn http(&self, verify: &VerifyCa) -> Result<reqwest::Client, RedfishError> {
         let mut clients = self
@@ -128,6 +132,8 @@ impl Clients {
             VerifyCa::System => {}
             VerifyCa::Off => builder = builder.danger_accept_invalid_certs(true),
             VerifyCa::Bundle(path) => {
+                // Only the operator's CAs, as requests' `verify=<path>`.
+                builder = builder.tls_built_in_root_certs(false);
                 for cert in certificates(path)? {
                     builder = builder.add_root_certificate(cert);
                 }
@@ -195,7 +201,10 @@ impl Clients {
         let mut fresh_session = false;
         loop {
             let auth = self.authenticate(&http, info, node, &connection).await;
-            let with_session = matches!(auth, Ok(Credentials::Token(_)));
+            let used_token = match &auth {
+                Ok(Credentials::Token(token)) => Some(token.clone()),
+                _ => None,
+            };
             let sent = match auth {
                 Ok(auth) => {
                     self.send(&http, info, &connection, &auth, &method, &url, body)
@@ -207,19 +216,19 @@ impl Clients {
                 // A session the BMC forgot: log in again, once.
                 Ok(reply)
                     if reply.status == StatusCode::UNAUTHORIZED
-                        && with_session
+                        && used_token.is_some()
                         && !fresh_session =>
                 {
-                    *connection.auth.lock().await = Auth::Unknown;
+                    forget(&connection, used_token.as_ref()).await;
                     fresh_session = true;
                 }
                 Ok(reply) if reply.status.is_success() || reply.status.is_redirection() => {
                     return Ok(reply);
                 }
                 Ok(reply) => {
-                    if matches!(reply.status.as_u16(), 401 | 403) {
+                    if reply.status == StatusCode::UNAUTHORIZED {
                         // Ironic drops the cached client after an access error.
-                        *connection.auth.lock().await = Auth::Unknown;
+                        forget(&connection, used_token.as_ref()).await;
                     }
                     return Err(http_error(&method, &url, &reply));
                 }
@@ -374,6 +383,20 @@ impl Clients {
             Some(token) if reply.status.is_success() => Ok(SecretString::from(token.to_owned())),
             _ => Err(format!("logging in answered {}", reply.status)),
         })
+    }
+}
+
+/// Forgets the connection's authentication after a 401, unless another
+/// request already replaced the session that failed (so concurrent
+/// requests do not each log in again and leave sessions behind).
+async fn forget(connection: &Connection, failed: Option<&SecretString>) {
+    let mut auth = connection.auth.lock().await;
+    let replaced = match (&*auth, failed) {
+        (Auth::Session(current), Some(failed)) => current.expose_secret() != failed.expose_secret(),
+        _ => false,
+    };
+    if !replaced {
+        *auth = Auth::Unknown;
     }
 }
 

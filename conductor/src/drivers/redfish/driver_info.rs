@@ -19,7 +19,8 @@ pub const DEFAULT_ROOT: &str = "/redfish/v1/";
 /// How to check the BMC's TLS certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum VerifyCa {
-    /// Against the system's trusted roots (Ironic's default, `True`).
+    /// Against the system's certificate store and the Mozilla roots
+    /// (Ironic's default, `True`).
     System,
     /// Not at all (`False`).
     Off,

@@ -167,8 +167,11 @@ impl<'a> System<'a> {
         }
     }
 
-    /// One reset towards `target`: a 400/409 refusal while the system is
-    /// already there is success, as in Ironic.
+    /// One reset towards `target`: an `On` refused with 409
+    /// `ActionParameterValueConflict` (a BMC still settling after a power
+    /// off) is retried `[redfish] power_on_conflict_retry_attempts` times;
+    /// a 400/409 refusal while the system is already there is success; both
+    /// as in Ironic.
     async fn reset_towards(
         &self,
         path: &str,
@@ -177,7 +180,27 @@ impl<'a> System<'a> {
         target: &'static str,
         timeout: Duration,
     ) -> Result<(), RedfishError> {
-        if let Err(e) = self.reset(path, system, reset_type).await {
+        let settings = self.clients.settings();
+        let mut attempt = 0;
+        let reset = loop {
+            match self.reset(path, system, reset_type).await {
+                Err(e)
+                    if reset_type == "On"
+                        && e.status() == Some(409)
+                        && e.to_string().contains("ActionParameterValueConflict")
+                        && attempt < settings.power_on_conflict_retry_attempts =>
+                {
+                    attempt += 1;
+                    tracing::warn!(node.uuid = %self.node, attempt, "the BMC refused power on (ActionParameterValueConflict); retrying after it settles");
+                    tokio::time::sleep(Duration::from_secs(
+                        settings.power_on_conflict_retry_interval_secs,
+                    ))
+                    .await;
+                }
+                other => break other,
+            }
+        };
+        if let Err(e) = reset {
             let conflict = matches!(e.status(), Some(400 | 409));
             if !(conflict && self.power_state().await.ok() == Some(target)) {
                 return Err(e);
@@ -442,22 +465,30 @@ impl<'a> System<'a> {
             })
     }
 
-    /// Inserts `image` into the `device_type` device (ejecting what else
-    /// is there first).
+    /// Inserts `image` into the `device_type` device. Whatever the device
+    /// says it holds is ejected first (best effort), as Ironic does: some
+    /// BMCs report stale media, and the same URL may now hold another image.
+    /// A device without the `InsertMedia` action is PATCHed, as sushy does.
     ///
     /// # Errors
     /// The BMC's failure.
     pub async fn insert_media(&self, device_type: &str, image: &str) -> Result<(), RedfishError> {
         let (path, media) = self.media_device(device_type).await?;
-        if media["Inserted"] == true {
-            if media["Image"] == image {
-                return Ok(());
-            }
-            self.eject(&path, &media).await?;
+        if media["Inserted"] == true
+            && let Err(e) = self.eject(&path, &media).await
+        {
+            tracing::warn!(node.uuid = %self.node, error = %e, "could not eject before inserting");
         }
-        let target = action(&path, &media, "#VirtualMedia.InsertMedia")?;
-        self.call(Method::POST, &target, Some(&json!({ "Image": image })))
-            .await?;
+        match action(&path, &media, "#VirtualMedia.InsertMedia") {
+            Ok(target) => {
+                self.call(Method::POST, &target, Some(&json!({ "Image": image })))
+                    .await?
+            }
+            Err(_) => {
+                let insert = json!({"Image": image, "Inserted": true, "WriteProtected": true});
+                self.call(Method::PATCH, &path, Some(&insert)).await?
+            }
+        };
         Ok(())
     }
 
@@ -476,10 +507,17 @@ impl<'a> System<'a> {
     }
 
     async fn eject(&self, path: &str, media: &Value) -> Result<(), RedfishError> {
-        let target = action(path, media, "#VirtualMedia.EjectMedia")?;
+        let Ok(target) = action(path, media, "#VirtualMedia.EjectMedia") else {
+            // No action: PATCH the device, as sushy does.
+            let eject = json!({"Image": null, "Inserted": false});
+            return self
+                .call(Method::PATCH, path, Some(&eject))
+                .await
+                .map(|_| ());
+        };
         match self.call(Method::POST, &target, None).await {
             // sushy sends an empty object to BMCs that refuse no body.
-            Err(e) if matches!(e.status(), Some(400..=499)) => {
+            Err(e) if matches!(e.status(), Some(400 | 415)) => {
                 self.call(Method::POST, &target, Some(&json!({}))).await?;
                 Ok(())
             }
