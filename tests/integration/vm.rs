@@ -9,7 +9,7 @@
 //! onto the VM's disk, and the node ends `active`, booted from disk into
 //! the instance (an isohybrid image), which calls back. Also: a corrupted
 //! image, a machine dying mid-deploy, and `ramdisk` deploys of a kernel and
-//! ramdisk and of an ISO. Nothing leaves the namespace and loopback.
+//! ramdisk (over iPXE, and over PXE with pxelinux from TFTP) and of an ISO. Nothing leaves the namespace and loopback.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -212,12 +212,12 @@ fn lookups(vm: &Vm) -> Vec<String> {
         .collect()
 }
 
-/// Enrolls the VM as an `ipmi` + `ipxe` node with `deploy_interface` and
+/// Enrolls the VM as an `ipmi` node with the boot and deploy interfaces and
 /// `instance_info`, takes it to `available` and asks for `active`.
 async fn enroll_and_deploy(
     vm: &Vm,
     client: &reqwest::Client,
-    deploy_interface: &str,
+    (boot_interface, deploy_interface): (&str, &str),
     instance_info: Value,
 ) -> String {
     let images = vm.path("ferric/images");
@@ -228,7 +228,7 @@ async fn enroll_and_deploy(
         reqwest::Method::POST,
         "/v1/nodes",
         Some(json!({
-            "driver": "ipmi", "name": "vm1", "boot_interface": "ipxe",
+            "driver": "ipmi", "name": "vm1", "boot_interface": boot_interface,
             "deploy_interface": deploy_interface,
             "driver_info": {"ipmi_address": "127.0.0.1", "ipmi_port": 6623, "ipmi_username": "admin",
                             "ipmi_password": "s3cret-vm", "deploy_kernel": file_url("vmlinuz"),
@@ -287,7 +287,7 @@ async fn a_vm_powered_by_ipmi_network_boots_the_agent_gets_its_image_and_boots_i
     let uuid = enroll_and_deploy(
         &vm,
         &client,
-        "direct",
+        ("ipxe", "direct"),
         json!({"image_source": "http://10.77.0.1:8080/images/disk.img",
                "image_os_hash_algo": "sha256", "image_os_hash_value": sha}),
     )
@@ -343,7 +343,7 @@ async fn a_vm_given_a_corrupted_image_fails_its_deploy_and_is_powered_off() {
     let uuid = enroll_and_deploy(
         &vm,
         &client,
-        "direct",
+        ("ipxe", "direct"),
         json!({"image_source": "http://10.77.0.1:8080/images/disk.img",
                "image_os_hash_algo": "sha256", "image_os_hash_value": wrong}),
     )
@@ -379,7 +379,7 @@ async fn a_ramdisk_deploy_boots_the_vm_into_its_ramdisk_which_calls_back() {
     let uuid = enroll_and_deploy(
         &vm,
         &client,
-        "ramdisk",
+        ("ipxe", "ramdisk"),
         json!({"kernel": file_url("vmlinuz"), "ramdisk": file_url("initramfs.gz"),
                "ramdisk_kernel_arguments": "console=ttyS0 ipa-api-url=http://10.77.0.1:6385"}),
     )
@@ -426,7 +426,7 @@ async fn a_vm_whose_agent_dies_mid_deploy_times_out_into_deploy_failed() {
     let uuid = enroll_and_deploy(
         &vm,
         &client,
-        "direct",
+        ("ipxe", "direct"),
         json!({"image_source": "http://10.77.0.1:8080/images/disk.img",
                "image_os_hash_algo": "sha256", "image_os_hash_value": sha}),
     )
@@ -482,7 +482,7 @@ async fn a_ramdisk_deploy_of_an_iso_sanboots_it_over_http() {
     )
     .unwrap();
     let iso = format!("file://{}", vm.path("ferric/images/instance.iso").display());
-    let uuid = enroll_and_deploy(&vm, &client, "ramdisk", json!({"boot_iso": iso})).await;
+    let uuid = enroll_and_deploy(&vm, &client, ("ipxe", "ramdisk"), json!({"boot_iso": iso})).await;
     let done = wait_state(&client, &vm, &uuid, &["active", "deploy failed"], 120).await;
     assert_eq!(
         done["provision_state"],
@@ -500,4 +500,44 @@ async fn a_ramdisk_deploy_of_an_iso_sanboots_it_over_http() {
     let serial = vm.serial();
     assert!(serial.contains("ISOLINUX"), "{serial}");
     assert!(serial.contains("ferric.ip=10.77.0.50/24"), "{serial}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pxe_ramdisk_deploy_boots_pxelinux_over_tftp() {
+    let vm = Vm::up();
+    let client = reqwest::Client::new();
+    ready(&vm, &client).await;
+    let images = vm.path("ferric/images");
+    let file_url = |name: &str| format!("file://{}", images.join(name).display());
+    // SeaBIOS is a BIOS: the pxe boot interface hands out pxelinux.0.
+    let uuid = enroll_and_deploy(
+        &vm,
+        &client,
+        ("pxe", "ramdisk"),
+        json!({"kernel": file_url("vmlinuz"), "ramdisk": file_url("initramfs.gz"),
+               "deploy_boot_mode": "bios",
+               "ramdisk_kernel_arguments": "console=ttyS0 ipa-api-url=http://10.77.0.1:6385"}),
+    )
+    .await;
+    let done = wait_state(&client, &vm, &uuid, &["active", "deploy failed"], 120).await;
+    assert_eq!(
+        done["provision_state"],
+        "active",
+        "{}",
+        evidence(&vm, &done)
+    );
+    let callback = wait_until(
+        Duration::from_secs(120),
+        "the ramdisk's callback",
+        || async { lookups(&vm).first().cloned() },
+    )
+    .await;
+    assert!(callback.contains("http.status=404"), "{callback}");
+    let serial = vm.serial();
+    assert!(serial.contains("PXELINUX"), "{serial}");
+    let tftp = std::fs::read_to_string(vm.path("dnsmasq.log")).unwrap_or_default();
+    assert!(
+        tftp.contains("sent") && tftp.contains(&format!("{uuid}/kernel")),
+        "the kernel came over TFTP: {tftp}"
+    );
 }

@@ -4,7 +4,8 @@
 #   fixture.sh down WORK NS
 # up: network namespace NS with bridge br0 (10.77.0.1/24, an IPv6 prefix for
 # iPXE's router advertisements) and tap0; dnsmasq in NS reading the DHCP host
-# and option files Ferric writes; the real `ferric` binary in NS (API
+# and option files Ferric writes, and serving TFTP from its tftp_root (with
+# pxelinux.0); the real `ferric` binary in NS (API
 # 10.77.0.1:6385, http_root on 10.77.0.1:8080, dnsmasq DHCP provider, ipmi);
 # ipmi_sim in NS (127.0.0.1:6623) whose chassis control runs a QEMU VM on tap0
 # (tests/vm/bmc-hook.sh) with a raw disk WORK/disk.raw; and a relay from
@@ -24,7 +25,10 @@ if [ "$cmd" = down ]; then
     exit 0
 fi
 FERRIC=$4; ASSETS=$5; API_PORT=$6; MAC=$7; CALLBACK_TIMEOUT=${8:-1800}
-mkdir -p "$W/ferric/images" "$W/bmc" "$W/ferric/dhcp-hostsdir" "$W/ferric/dhcp-optsdir"
+mkdir -p "$W/ferric/images" "$W/bmc" "$W/ferric/dhcp-hostsdir" "$W/ferric/dhcp-optsdir" "$W/ferric/tftpboot"
+# The pxe boot interface's BIOS loader, where Ferric's tftp_root is (an
+# operator puts it there for Ironic too).
+cp /usr/lib/PXELINUX/pxelinux.0 /usr/lib/syslinux/modules/bios/ldlinux.c32 "$W/ferric/tftpboot/"
 ip netns add "$NS"
 ip -n "$NS" link set lo up
 ip -n "$NS" link add br0 type bridge
@@ -40,12 +44,13 @@ ip netns exec "$NS" /usr/sbin/dnsmasq --keep-in-foreground --conf-file=/dev/null
     --dhcp-leasefile="$W/leases" --dhcp-match=set:ipxe,175 --dhcp-hostsdir="$W/ferric/dhcp-hostsdir" \
     --dhcp-optsdir="$W/ferric/dhcp-optsdir" --dhcp-option=3 --dhcp-option=6 --enable-ra \
     --dhcp-range=fd77::,ra-only --dhcp-option=encap:175,176,1 --log-dhcp \
+    --enable-tftp --tftp-root="$W/ferric/tftpboot" \
     --log-facility="$W/dnsmasq.log" >"$W/dnsmasq.out" 2>&1 &
 echo $! >"$W/dnsmasq.pid"
 ip netns exec "$NS" env -i PATH="$PATH" FERRIC_DATA_DIR="$W/ferric" FERRIC_API__HOST=10.77.0.1 \
     FERRIC_API__PORT=6385 FERRIC_DEPLOY__HTTP_LISTEN=10.77.0.1:8080 \
     FERRIC_DEPLOY__HTTP_URL=http://10.77.0.1:8080 FERRIC_DEPLOY__API_URL=http://10.77.0.1:6385 \
-    FERRIC_DHCP__DHCP_PROVIDER=dnsmasq FERRIC_CONDUCTOR__ENABLED_HARDWARE_TYPES=ipmi \
+    FERRIC_DHCP__DHCP_PROVIDER=dnsmasq FERRIC_CONDUCTOR__ENABLED_HARDWARE_TYPES=ipmi FERRIC_PXE__TFTP_SERVER=10.77.0.1 \
     FERRIC_CONDUCTOR__AUTOMATED_CLEAN=false FERRIC_CONDUCTOR__CHECK_PROVISION_STATE_INTERVAL_SECS=5 \
     FERRIC_CONDUCTOR__SYNC_POWER_STATE_INTERVAL_SECS=0 FERRIC_IPMI__MIN_COMMAND_INTERVAL_MS=0 \
     FERRIC_CONDUCTOR__DEPLOY_CALLBACK_TIMEOUT_SECS="$CALLBACK_TIMEOUT" "$FERRIC" >"$W/ferric.log" 2>&1 &
