@@ -274,14 +274,10 @@ pub async fn detach(ctx: &Context, node: &Node, device_types: &[String]) -> Resu
             system.eject_media(device_type).await
         })
         .await;
+        // Withdrawn once ejected: the BMC never points at a URL that is gone.
+        ejected?;
         let (file, _) = published(&ctx.boot, &attached_name(device_type, node));
         let _ = std::fs::remove_file(file);
-        // A device the system does not have has nothing to eject.
-        if let Err(e) = ejected
-            && !e.contains("No suitable virtual media device")
-        {
-            return Err(e);
-        }
     }
     Ok(())
 }

@@ -40,8 +40,11 @@ pub enum RedfishError {
         url: String,
         error: String,
     },
-    /// Ironic's RedfishError around sushy's HTTPError (or another failure
-    /// of the service: a missing action, a malformed reply).
+    /// Ironic's RedfishError around sushy's HTTPError: the BMC refused.
+    #[error("Redfish exception occurred. Error: {message}")]
+    Http { status: u16, message: String },
+    /// Ironic's RedfishError for another failure of the service (a missing
+    /// action or attribute, a malformed reply).
     #[error("Redfish exception occurred. Error: {0}")]
     Service(String),
     /// Ironic's PowerStateFailure.
@@ -56,11 +59,7 @@ impl RedfishError {
     /// The HTTP status of a service's refusal, when that is what it was.
     pub fn status(&self) -> Option<u16> {
         match self {
-            RedfishError::Service(message) => message
-                .split(" returned code ")
-                .nth(1)
-                .and_then(|rest| rest.get(..3))
-                .and_then(|code| code.parse().ok()),
+            RedfishError::Http { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -167,7 +166,7 @@ impl Clients {
     ///
     /// # Errors
     /// [`RedfishError::Connection`] after the retries, or
-    /// [`RedfishError::Service`] with sushy's message for an HTTP error.
+    /// [`RedfishError::Http`] with sushy's message for an HTTP error.
     pub async fn call(
         &self,
         info: &RedfishInfo,
@@ -424,12 +423,13 @@ fn unreachable(error: reqwest::Error) -> Unreachable {
 
 /// sushy's HTTPError message for a refused request.
 fn http_error(method: &Method, url: &str, reply: &Reply) -> RedfishError {
-    if reply.status == StatusCode::NOT_FOUND {
-        return RedfishError::Service(format!("Resource {url} not found"));
-    }
     let status = reply.status.as_u16();
+    let refused = |message: String| RedfishError::Http { status, message };
+    if reply.status == StatusCode::NOT_FOUND {
+        return refused(format!("Resource {url} not found"));
+    }
     let Some(error) = reply.json.get("error").filter(|e| e.is_object()) else {
-        return RedfishError::Service(format!(
+        return refused(format!(
             "HTTP {method} {url} returned code {status}. unknown error Extended information: None"
         ));
     };
@@ -446,7 +446,7 @@ fn http_error(method: &Method, url: &str, reply: &Reply) -> RedfishError {
     let detail = severe
         .or_else(|| error["message"].as_str())
         .unwrap_or("unknown error.");
-    RedfishError::Service(format!(
+    refused(format!(
         "HTTP {method} {url} returned code {status}. {code}: {detail} Extended information: {}",
         ferric_common::py::py_repr(extended)
     ))
@@ -517,10 +517,12 @@ mod tests {
             ),
         );
         assert!(severe.to_string().contains("Base.1.0.Conflict: busy"));
+        let missing = http_error(&Method::GET, url, &reply(404, Value::Null));
         assert_eq!(
-            http_error(&Method::GET, url, &reply(404, Value::Null)).to_string(),
+            missing.to_string(),
             "Redfish exception occurred. Error: Resource http://bmc/redfish/v1/Systems/1 not found"
         );
+        assert_eq!(missing.status(), Some(404));
         assert!(
             http_error(&Method::GET, url, &reply(500, Value::Null))
                 .to_string()

@@ -443,26 +443,27 @@ impl<'a> System<'a> {
 
     /// The virtual media device for Ironic's `device_type`
     /// (`cdrom`, `floppy`, `usb`/`disk`).
-    async fn media_device(&self, device_type: &str) -> Result<(String, Value), RedfishError> {
+    async fn find_media(&self, device_type: &str) -> Result<Option<(String, Value)>, RedfishError> {
         let wanted: &[&str] = match device_type {
             "cdrom" => &["CD", "DVD"],
             "floppy" => &["Floppy"],
             _ => &["USBStick"],
         };
-        self.virtual_media()
-            .await?
-            .into_iter()
-            .find(|(_, media)| {
-                media["MediaTypes"]
-                    .as_array()
-                    .is_some_and(|types| types.iter().any(|t| wanted.iter().any(|w| t == w)))
-            })
-            .ok_or_else(|| {
-                RedfishError::Service(format!(
-                    "No suitable virtual media device found for {device_type} on node {}",
-                    self.node
-                ))
-            })
+        Ok(self.virtual_media().await?.into_iter().find(|(_, media)| {
+            media["MediaTypes"]
+                .as_array()
+                .is_some_and(|types| types.iter().any(|t| wanted.iter().any(|w| t == w)))
+        }))
+    }
+
+    /// [`System::find_media`], required.
+    async fn media_device(&self, device_type: &str) -> Result<(String, Value), RedfishError> {
+        self.find_media(device_type).await?.ok_or_else(|| {
+            RedfishError::Service(format!(
+                "No suitable virtual media device found for {device_type} on node {}",
+                self.node
+            ))
+        })
     }
 
     /// Inserts `image` into the `device_type` device. Whatever the device
@@ -492,13 +493,16 @@ impl<'a> System<'a> {
         Ok(())
     }
 
-    /// Ejects whatever the `device_type` devices hold; `false` when there
-    /// was nothing to eject.
+    /// Ejects whatever the `device_type` device holds; `false` when there
+    /// was nothing to eject (or no such device).
     ///
     /// # Errors
     /// The BMC's failure.
     pub async fn eject_media(&self, device_type: &str) -> Result<bool, RedfishError> {
-        let (path, media) = self.media_device(device_type).await?;
+        // A system without such a device has nothing to eject.
+        let Some((path, media)) = self.find_media(device_type).await? else {
+            return Ok(false);
+        };
         if media["Inserted"] != true && media["Image"].as_str().is_none_or(str::is_empty) {
             return Ok(false);
         }
@@ -546,11 +550,11 @@ fn action(path: &str, resource: &Value, name: &str) -> Result<String, RedfishErr
         })
 }
 
-/// The message inside a [`RedfishError::Service`] (for Ironic's messages
-/// that wrap sushy's).
+/// The message inside a [`RedfishError::Http`] or
+/// [`RedfishError::Service`] (for Ironic's messages that wrap sushy's).
 fn inner(e: &RedfishError) -> String {
     match e {
-        RedfishError::Service(message) => message.clone(),
+        RedfishError::Http { message, .. } | RedfishError::Service(message) => message.clone(),
         other => other.to_string(),
     }
 }
