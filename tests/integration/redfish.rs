@@ -192,6 +192,28 @@ async fn bad_driver_info_a_wrong_password_and_a_dead_bmc_fail_clearly() {
         )
     );
 
+    // A direct deploy over virtual media needs the deploy ISO Ferric boots.
+    let created = app
+        .post(
+            "/v1/nodes",
+            json!({"driver": "redfish", "driver_info": bmc.driver_info(0),
+                   "boot_interface": "redfish-virtual-media", "deploy_interface": "direct"}),
+        )
+        .await;
+    let no_iso = created.json()["uuid"].as_str().unwrap().to_owned();
+    let validate = app
+        .get(&format!("/v1/nodes/{no_iso}/validate"))
+        .await
+        .json();
+    assert_eq!(validate["boot"]["result"], false, "{validate}");
+    assert!(
+        validate["boot"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Missing are: ['deploy_iso']"),
+        "{validate}"
+    );
+
     let mut wrong = bmc.driver_info(0);
     wrong["redfish_password"] = json!("not-the-password");
     let wrong = enroll(&app, "rf-wrong", wrong).await;

@@ -38,6 +38,23 @@ pub fn handles(node: &Node) -> bool {
         && node.deploy_interface.as_deref() == Some("ramdisk")
 }
 
+/// The boot interface's `validate`: a `direct` deploy needs the prebuilt
+/// `deploy_iso` Ferric boots (Ironic would build one from `deploy_kernel`
+/// and `deploy_ramdisk`).
+///
+/// # Errors
+/// Ironic's message, naming what is missing.
+pub fn validate(node: &Node) -> Result<(), String> {
+    let info: Map<String, Value> = serde_json::from_str(&node.driver_info).unwrap_or_default();
+    if node.deploy_interface.as_deref() == Some("direct") && !info.contains_key("deploy_iso") {
+        return Err(
+            "Error validating Redfish virtual media. Some parameters were missing in node's driver_info. Missing are: ['deploy_iso'] (Ferric does not build a deploy ISO from deploy_kernel and deploy_ramdisk yet)"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
 /// The published file `name` and its URL.
 fn published(boot: &BootConfig, name: &str) -> (PathBuf, String) {
     (

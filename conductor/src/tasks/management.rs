@@ -183,6 +183,9 @@ pub async fn validate(ctx: &Context, node_uuid: &str) -> Result<TaskReply, TaskE
             {
                 reason = Some(message);
             }
+            if supported && *iface == "boot" && name == Some("redfish-virtual-media") {
+                reason = reason.or_else(|| drivers::virtual_media::validate(&node).err());
+            }
             let result = reason.is_none();
             InterfaceValidation {
                 interface: (*iface).to_owned(),
