@@ -18,44 +18,25 @@ use crate::drivers::virtual_media;
 use crate::reservation::NodeLock;
 use crate::tasks::{Context, TaskError, accepted, load_node, lock_node, node_not_found, refused};
 
-/// The node, when its management interface has virtual media.
-async fn redfish_node(
-    ctx: &Context,
-    node_uuid: &str,
-    extension: &str,
-) -> Result<Result<(Node, Access), TaskReply>, TaskError> {
-    let Some(node) = load_node(ctx, node_uuid).await? else {
-        return Ok(Err(node_not_found(node_uuid)));
-    };
-    if node.management_interface.as_deref() != Some("redfish") {
-        return Ok(Err(refused(
-            RefusalKind::Invalid,
-            format!(
-                "Driver {} does not support {extension} (disabled or not implemented).",
-                node.driver
-            ),
-        )));
-    }
-    Ok(match ctx.bmcs.access(&node) {
-        Some(Ok(access)) => Ok((node, access)),
-        Some(Err(message)) => Err(refused(RefusalKind::Invalid, message)),
-        None => Err(refused(
-            RefusalKind::Invalid,
-            format!("Node {node_uuid} has no BMC to attach virtual media to."),
-        )),
-    })
-}
-
 /// `GET vmedia`: the system's devices as Ironic lists them.
 pub async fn list(ctx: &Context, node_uuid: &str) -> Result<TaskReply, TaskError> {
-    let (node, access) = match redfish_node(ctx, node_uuid, "get_virtual_media").await? {
-        Ok(found) => found,
-        Err(refusal) => return Ok(refusal),
+    let Some(node) = load_node(ctx, node_uuid).await? else {
+        return Ok(node_not_found(node_uuid));
     };
-    let Access::Redfish { info, .. } = &access else {
-        return Ok(refused(RefusalKind::Invalid, "not a Redfish node".into()));
+    if let Err(message) = supported(&node, "get_virtual_media") {
+        return Ok(refused(RefusalKind::Invalid, message));
+    }
+    let info = match ctx.bmcs.access(&node) {
+        Some(Ok(Access::Redfish { info, .. })) => info,
+        Some(Err(message)) => return Ok(refused(RefusalKind::Invalid, message)),
+        _ => {
+            return Ok(refused(
+                RefusalKind::Invalid,
+                format!("Node {node_uuid} has no usable Redfish driver_info."),
+            ));
+        }
     };
-    match System::new(&ctx.bmcs.redfish, info, &node.uuid)
+    match System::new(&ctx.bmcs.redfish, &info, &node.uuid)
         .media_summary()
         .await
     {
