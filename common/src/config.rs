@@ -722,8 +722,21 @@ mod tests {
         let mut settings = Settings::default();
         settings.conductor.heartbeat_timeout_secs = 5;
         let err = settings.validate().unwrap_err().to_string();
-        assert!(err.contains("conductor.heartbeat_timeout_secs"), "{err}");
+                assert!(err.contains("conductor.heartbeat_timeout_secs"), "{err}");
     }
+
+    #[test]
+    fn redfish_settings_are_checked() {
+        let mut settings = Settings::default();
+        settings.redfish.auth_type = "kerberos".into();
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.contains("redfish.auth_type"), "{err}");
+        let mut settings = Settings::default();
+        settings.redfish.connection_attempts = 0;
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.contains("redfish.connection_attempts"), "{err}");
+    }
+
 
     #[test]
     fn sqlite_url_defaults_into_the_data_dir() {
