@@ -379,6 +379,14 @@ pub struct DeploySettings {
     /// The API URL a deploy ramdisk's agent is given (`ipa-api-url=`);
     /// unset = `[api] public_endpoint`, else the API's own address.
     pub api_url: Option<String>,
+    /// Ironic's `isolinux_bin` and `ldlinux_c32`: the BIOS boot loader of
+    /// the ISOs Ferric builds for virtual media.
+    pub isolinux_bin: PathBuf,
+    pub ldlinux_c32: PathBuf,
+    /// Ironic's `esp_image`: an EFI system partition image (with a boot
+    /// loader reading `/EFI/BOOT/grub.cfg`) for UEFI ISOs; unset = Ferric
+    /// builds BIOS ISOs only.
+    pub esp_image: Option<PathBuf>,
 }
 
 impl Default for DeploySettings {
@@ -388,6 +396,9 @@ impl Default for DeploySettings {
             http_url: "http://127.0.0.1:8080".into(),
             http_listen: None,
             api_url: None,
+            isolinux_bin: PathBuf::from("/usr/lib/ISOLINUX/isolinux.bin"),
+            ldlinux_c32: PathBuf::from("/usr/lib/syslinux/modules/bios/ldlinux.c32"),
+            esp_image: None,
         }
     }
 }
@@ -459,6 +470,9 @@ pub struct BootConfig {
     pub file_url_allowed_paths: Vec<PathBuf>,
     pub http_root: PathBuf,
     pub http_url: String,
+    pub isolinux_bin: PathBuf,
+    pub ldlinux_c32: PathBuf,
+    pub esp_image: Option<PathBuf>,
     /// `Some((hostsdir, optsdir))` when the dnsmasq provider is on.
     pub dnsmasq: Option<(PathBuf, PathBuf)>,
 }
@@ -673,6 +687,9 @@ impl Settings {
                 }),
             http_root: under(&self.deploy.http_root, "httpboot"),
             http_url: self.deploy.http_url.trim_end_matches('/').to_owned(),
+            isolinux_bin: self.deploy.isolinux_bin.clone(),
+            ldlinux_c32: self.deploy.ldlinux_c32.clone(),
+            esp_image: self.deploy.esp_image.clone(),
             dnsmasq: (self.dhcp.dhcp_provider == "dnsmasq").then(|| {
                 (
                     under(&self.dnsmasq.dhcp_hostsdir, "dhcp-hostsdir"),
@@ -722,7 +739,7 @@ mod tests {
         let mut settings = Settings::default();
         settings.conductor.heartbeat_timeout_secs = 5;
         let err = settings.validate().unwrap_err().to_string();
-                assert!(err.contains("conductor.heartbeat_timeout_secs"), "{err}");
+        assert!(err.contains("conductor.heartbeat_timeout_secs"), "{err}");
     }
 
     #[test]
@@ -736,7 +753,6 @@ mod tests {
         let err = settings.validate().unwrap_err().to_string();
         assert!(err.contains("redfish.connection_attempts"), "{err}");
     }
-
 
     #[test]
     fn sqlite_url_defaults_into_the_data_dir() {

@@ -291,12 +291,16 @@ struct VmediaDeploy {
     cd_path: String,
 }
 
-async fn vmedia_deploy_waiting() -> VmediaDeploy {
+/// `built`: the deploy ISO is built by Ferric from `deploy_kernel` and
+/// `deploy_ramdisk` (BIOS), not given as `deploy_iso`.
+async fn vmedia_deploy_waiting(built: bool) -> VmediaDeploy {
     use crate::helpers::redfish::Emulator;
     let image: Vec<u8> = (0..256 * 1024u32).map(|i| (i * 17 % 239) as u8).collect();
     let sha = hex::encode(sha2::Sha256::digest(&image));
     let server = FileServer::start(HashMap::from([
         ("/deploy.iso".to_owned(), b"a deploy ISO".to_vec()),
+        ("/deploy_kernel".to_owned(), b"deploy kernel".to_vec()),
+        ("/deploy_ramdisk".to_owned(), b"deploy ramdisk".to_vec()),
         ("/disk.raw".to_owned(), image.clone()),
     ]))
     .await;
@@ -311,15 +315,21 @@ async fn vmedia_deploy_waiting() -> VmediaDeploy {
     })
     .await;
     let mut driver_info = bmc.driver_info(0);
-    driver_info["deploy_iso"] = json!(server.url("/deploy.iso"));
+    let mut instance_info = json!({"image_source": server.url("/disk.raw"),
+                                   "image_os_hash_algo": "sha256", "image_os_hash_value": sha});
+    if built {
+        driver_info["deploy_kernel"] = json!(server.url("/deploy_kernel"));
+        driver_info["deploy_ramdisk"] = json!(server.url("/deploy_ramdisk"));
+        instance_info["deploy_boot_mode"] = json!("bios");
+    } else {
+        driver_info["deploy_iso"] = json!(server.url("/deploy.iso"));
+    }
     let created = app
         .post(
             "/v1/nodes",
             json!({"driver": "redfish", "driver_info": driver_info,
                    "boot_interface": "redfish-virtual-media", "deploy_interface": "direct",
-                   "instance_info": {"image_source": server.url("/disk.raw"),
-                                     "image_os_hash_algo": "sha256",
-                                     "image_os_hash_value": sha}}),
+                                      "instance_info": instance_info}),
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
@@ -373,7 +383,7 @@ async fn a_direct_deploy_over_redfish_virtual_media_boots_the_deploy_iso_and_eje
         image,
         published,
         cd_path,
-    } = vmedia_deploy_waiting().await;
+    } = vmedia_deploy_waiting(false).await;
 
     // The deploy ISO's agent comes up; it powers off through the BMC.
     let work = tempfile::tempdir().unwrap();
@@ -419,9 +429,22 @@ async fn a_direct_deploy_over_redfish_virtual_media_boots_the_deploy_iso_and_eje
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn undeploying_a_direct_deploy_waiting_on_virtual_media_ejects_its_deploy_iso() {
-    let deploy = vmedia_deploy_waiting().await;
+async fn a_deploy_iso_built_for_virtual_media_is_ejected_when_the_waiting_deploy_is_undone() {
+    let deploy = vmedia_deploy_waiting(true).await;
     let (app, bmc, uuid) = (&deploy.app, &deploy.bmc, &deploy.uuid);
+    // The deploy ISO Ferric built tells the agent where the API is.
+    let iso = reqwest::get(&deploy.published)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let iso = String::from_utf8_lossy(&iso);
+    assert!(iso.contains("deploy kernel") && iso.contains("deploy ramdisk"));
+    assert!(
+        iso.contains("APPEND initrd=/initrd ipa-api-url=http://"),
+        "the ISO's isolinux.cfg"
+    );
     app.provision(uuid, "deleted").await;
     let node = wait_unlocked_in(app, uuid, &["available", "error"]).await;
     assert_eq!(node["provision_state"], "available", "{node}");

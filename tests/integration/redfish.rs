@@ -192,7 +192,8 @@ async fn bad_driver_info_a_wrong_password_and_a_dead_bmc_fail_clearly() {
         )
     );
 
-    // A direct deploy over virtual media needs the deploy ISO Ferric boots.
+    // A direct deploy over virtual media needs a deploy ISO, or a kernel and
+    // ramdisk to build one from.
     let created = app
         .post(
             "/v1/nodes",
@@ -210,7 +211,7 @@ async fn bad_driver_info_a_wrong_password_and_a_dead_bmc_fail_clearly() {
         validate["boot"]["reason"]
             .as_str()
             .unwrap_or_default()
-            .contains("Missing are: ['deploy_iso']"),
+            .ends_with("Missing are: ['deploy_kernel', 'deploy_ramdisk']"),
         "{validate}"
     );
 
@@ -565,5 +566,49 @@ async fn https_bmcs_are_verified_as_redfish_verify_ca_says() {
     let on = power(&app, &nodes[0], "power on").await;
     assert_eq!(on["power_state"], "power on", "{on}");
     assert_eq!(bmc.curl(&bmc.system(0))["PowerState"], "On");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_uefi_iso_cannot_be_built_without_an_esp_image_and_nothing_is_left() {
+    let bmc = Emulator::start(1).await;
+    let images = FileServer::start(HashMap::from([
+        ("/kernel".to_owned(), b"kernel".to_vec()),
+        ("/ramdisk".to_owned(), b"ramdisk".to_vec()),
+    ]))
+    .await;
+    let app = redfish_app().await;
+    let created = app
+        .post(
+            "/v1/nodes",
+            json!({"driver": "redfish", "driver_info": bmc.driver_info(0),
+                   "boot_interface": "redfish-virtual-media", "deploy_interface": "ramdisk",
+                   "instance_info": {"kernel": images.url("/kernel"), "ramdisk": images.url("/ramdisk")}}),
+        )
+        .await;
+    let uuid = created.json()["uuid"].as_str().unwrap().to_owned();
+    for (verb, state) in [("manage", "manageable"), ("provide", "available")] {
+        app.provision(&uuid, verb).await;
+        settled_in(&app, &uuid, &[state]).await;
+    }
+    app.provision(&uuid, "active").await;
+    let failed = settled_in(&app, &uuid, &["deploy failed", "active"]).await;
+    assert_eq!(failed["provision_state"], "deploy failed", "{failed}");
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("building a UEFI boot ISO needs [deploy] esp_image"),
+        "{failed}"
+    );
+    let redfish_dir = app.settings.boot().http_root.join("redfish");
+    let left: Vec<_> = std::fs::read_dir(&redfish_dir)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(
+        bmc.curl(&format!("{}/VirtualMedia/Cd", bmc.system(0)))["Inserted"],
+        false
+    );
     app.stop().await;
 }

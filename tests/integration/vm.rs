@@ -541,3 +541,96 @@ async fn a_pxe_ramdisk_deploy_boots_pxelinux_over_tftp() {
         "the kernel came over TFTP: {tftp}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_iso_built_for_virtual_media_boots_its_kernel_and_ramdisk() {
+    use crate::helpers::redfish::Emulator;
+    use crate::helpers::{Backend, spawn_app_with};
+    let assets = repo().join("target/vm");
+    let bmc = Emulator::start(1).await;
+    let port = crate::helpers::process::free_port();
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.conductor.enabled_hardware_types = vec!["redfish".into()];
+        s.conductor.sync_power_state_interval_secs = 0;
+        s.conductor.automated_clean = false;
+        s.deploy.http_listen = Some(format!("127.0.0.1:{port}"));
+        s.deploy.http_url = format!("http://127.0.0.1:{port}");
+    })
+    .await;
+    let images = app.settings.data_dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for name in ["vmlinuz", "initramfs.gz"] {
+        std::fs::copy(assets.join(name), images.join(name)).unwrap();
+    }
+    let file_url = |name: &str| format!("file://{}", images.join(name).display());
+    let created = app
+        .post(
+            "/v1/nodes",
+            json!({"driver": "redfish", "driver_info": bmc.driver_info(0),
+                   "boot_interface": "redfish-virtual-media", "deploy_interface": "ramdisk",
+                   "instance_info": {"kernel": file_url("vmlinuz"), "ramdisk": file_url("initramfs.gz"),
+                                     "deploy_boot_mode": "bios",
+                                     "ramdisk_kernel_arguments": "console=ttyS0 ferric.marker=vmedia-iso"}}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let uuid = created.json()["uuid"].as_str().unwrap().to_owned();
+    for (verb, state) in [("manage", "manageable"), ("provide", "available")] {
+        app.provision(&uuid, verb).await;
+        app.wait_for_state(&uuid, state).await;
+    }
+    app.provision(&uuid, "active").await;
+    let active = wait_until(Duration::from_secs(120), "the deploy", || async {
+        let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+        (["active", "deploy failed"].contains(&node["provision_state"].as_str().unwrap_or(""))
+            && node["reservation"].is_null())
+        .then_some(node)
+    })
+    .await;
+    assert_eq!(active["provision_state"], "active", "{active}");
+    let iso = app
+        .settings
+        .boot()
+        .http_root
+        .join(format!("redfish/boot-{uuid}.iso"));
+    let cd = bmc.curl(&format!("{}/VirtualMedia/Cd", bmc.system(0)));
+    assert_eq!(
+        cd["Image"],
+        format!("http://127.0.0.1:{port}/redfish/boot-{uuid}.iso")
+    );
+
+    // What the BMC was given boots: the ISO, as a machine's CD.
+    let work = tempfile::tempdir().unwrap();
+    let serial = work.path().join("serial.log");
+    let _qemu = tokio::process::Command::new("qemu-system-x86_64")
+        .args([
+            "-accel",
+            "tcg",
+            "-m",
+            "384",
+            "-smp",
+            "1",
+            "-nographic",
+            "-nodefaults",
+        ])
+        .arg("-serial")
+        .arg(format!("file:{}", serial.display()))
+        .arg("-cdrom")
+        .arg(&iso)
+        .args(["-boot", "d", "-nic", "none"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let console = wait_until(Duration::from_secs(120), "the ISO to boot", || async {
+        let text =
+            String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
+        text.contains("FERRIC-RAMDISK").then_some(text)
+    })
+    .await;
+    assert!(console.contains("ISOLINUX"), "{console}");
+    assert!(console.contains("ferric.marker=vmedia-iso"), "{console}");
+    app.stop().await;
+}

@@ -11,6 +11,7 @@ pub mod dhcp;
 pub mod direct;
 pub mod fake;
 pub mod ipmi;
+pub mod iso;
 pub mod pxe;
 pub mod ramdisk;
 pub mod redfish;

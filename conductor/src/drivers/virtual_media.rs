@@ -1,14 +1,16 @@
 //! The `redfish-virtual-media` boot interface, with the `ramdisk` deploy
 //! interface, as Ironic's `RedfishVirtualMediaBoot`: the node's
 //! `instance_info` `boot_iso` is fetched into the image cache (checksum
-//! verified when given), published under `http_root` as
+//! verified when given), or an ISO is built from its `kernel` and `ramdisk`
+//! (`iso.rs`, with `ramdisk_kernel_arguments`), published under `http_root` as
 //! `redfish/boot-<uuid>.iso` (served with Range requests), inserted into the
 //! system's virtual CD with `VirtualMedia.InsertMedia`, the boot device set
 //! to cdrom (persistent) and the node power-cycled: `active`. Undeploy
 //! powers off, ejects the CD and withdraws the published ISO.
 //!
-//! The `direct` deploy boots its prebuilt deploy ISO (`driver_info`
-//! `deploy_iso`) the same way, once, and withdraws it when the deploy ends.
+//! The `direct` deploy boots its deploy ISO (`driver_info` `deploy_iso`, or
+//! one built from `deploy_kernel` and `deploy_ramdisk` with `ipa-api-url=`)
+//! the same way, once, and withdraws it when the deploy ends.
 //!
 //! Also the node vmedia API's attach/detach (`cdrom-<uuid>.iso`,
 //! `floppy-<uuid>.img`, `disk-<uuid>.img`, as Ironic publishes them).
@@ -38,19 +40,27 @@ pub fn handles(node: &Node) -> bool {
         && node.deploy_interface.as_deref() == Some("ramdisk")
 }
 
-/// The boot interface's `validate`: a `direct` deploy needs the prebuilt
-/// `deploy_iso` Ferric boots (Ironic would build one from `deploy_kernel`
-/// and `deploy_ramdisk`).
+/// The boot interface's `validate`: a `direct` deploy needs a `deploy_iso`,
+/// or a `deploy_kernel` and `deploy_ramdisk` to build one from.
 ///
 /// # Errors
 /// Ironic's message, naming what is missing.
 pub fn validate(node: &Node) -> Result<(), String> {
     let info: Map<String, Value> = serde_json::from_str(&node.driver_info).unwrap_or_default();
-    if node.deploy_interface.as_deref() == Some("direct") && !info.contains_key("deploy_iso") {
-        return Err(
-            "Error validating Redfish virtual media. Some parameters were missing in node's driver_info. Missing are: ['deploy_iso'] (Ferric does not build a deploy ISO from deploy_kernel and deploy_ramdisk yet)"
-                .to_owned(),
-        );
+    let has = |key: &str| info.contains_key(key);
+    if node.deploy_interface.as_deref() == Some("direct")
+        && !has("deploy_iso")
+        && !(has("deploy_kernel") && has("deploy_ramdisk"))
+    {
+        let missing: Vec<String> = ["deploy_kernel", "deploy_ramdisk"]
+            .iter()
+            .filter(|k| !has(k))
+            .map(|k| format!("'{k}'"))
+            .collect();
+        return Err(format!(
+            "Error validating Redfish virtual media. Some parameters were missing in node's driver_info. Missing are: [{}]",
+            missing.join(", ")
+        ));
     }
     Ok(())
 }
@@ -143,44 +153,127 @@ async fn publish(
 /// Ironic-style text naming what failed; nothing is left behind.
 pub async fn deploy(ctx: &Context, node: &Node) -> Result<&'static str, String> {
     let info: Map<String, Value> = serde_json::from_str(&node.instance_info).unwrap_or_default();
-    let Some(iso) = info.get("boot_iso").and_then(Value::as_str) else {
-        return Err(format!(
-            "Node {} has no instance_info boot_iso to boot with the redfish-virtual-media boot interface (Ferric does not build ISOs from a kernel and ramdisk yet).",
-            node.uuid
-        ));
+    let text = |k: &str| info.get(k).and_then(Value::as_str);
+    let source = match (text("boot_iso"), text("kernel"), text("ramdisk")) {
+        (Some(iso), _, _) => Source::Iso {
+            url: iso.to_owned(),
+            checksum: ChecksumSpec::from_instance_info(&info).map_err(|e| e.to_string())?,
+        },
+        (None, Some(kernel), Some(ramdisk)) => Source::Build {
+            kernel: kernel.to_owned(),
+            ramdisk: ramdisk.to_owned(),
+            params: text("ramdisk_kernel_arguments")
+                .unwrap_or_default()
+                .to_owned(),
+        },
+        _ => {
+            return Err(format!(
+                "Node {} has no instance_info boot_iso, or kernel and ramdisk, to boot with the redfish-virtual-media boot interface.",
+                node.uuid
+            ));
+        }
     };
-    let checksum = ChecksumSpec::from_instance_info(&info).map_err(|e| e.to_string())?;
-    boot_iso(ctx, node, iso, checksum.as_ref(), true).await
+    boot_iso(ctx, node, source, true).await
 }
 
-/// The `direct` deploy's first step over virtual media: the prebuilt
-/// deploy ISO (`driver_info` `deploy_iso`, whose agent knows the API from
-/// its own kernel command line) published, inserted and booted once.
+/// The `direct` deploy's first step over virtual media: the deploy ISO
+/// (`driver_info` `deploy_iso`, whose agent finds the API from its own
+/// kernel command line, or one built from `deploy_kernel` and
+/// `deploy_ramdisk` with `ipa-api-url=`) published, inserted, booted once.
 ///
 /// # Errors
-/// No `deploy_iso`, or what failed; nothing is left behind.
+/// Nothing to boot, or what failed; nothing is left behind.
 pub async fn boot_deploy_iso(ctx: &Context, node: &Node) -> Result<&'static str, String> {
     let info: Map<String, Value> = serde_json::from_str(&node.driver_info).unwrap_or_default();
-    let Some(iso) = info.get("deploy_iso").and_then(Value::as_str) else {
-        return Err(format!(
-            "Node {} has no driver_info deploy_iso: the direct deploy over redfish-virtual-media boots a prebuilt deploy ISO (Ferric does not build one from deploy_kernel and deploy_ramdisk yet).",
-            node.uuid
-        ));
+    let text = |k: &str| info.get(k).and_then(Value::as_str);
+    let source = match (
+        text("deploy_iso"),
+        text("deploy_kernel"),
+        text("deploy_ramdisk"),
+    ) {
+        (Some(iso), _, _) => Source::Iso {
+            url: iso.to_owned(),
+            checksum: None,
+        },
+        (None, Some(kernel), Some(ramdisk)) => {
+            let mut params = format!("ipa-api-url={}", ctx.boot.api_url);
+            if let Some(extra) = text("kernel_append_params") {
+                params.push(' ');
+                params.push_str(extra);
+            }
+            Source::Build {
+                kernel: kernel.to_owned(),
+                ramdisk: ramdisk.to_owned(),
+                params,
+            }
+        }
+        _ => {
+            return Err(format!(
+                "Node {} has no driver_info deploy_iso, or deploy_kernel and deploy_ramdisk, for the direct deploy over redfish-virtual-media.",
+                node.uuid
+            ));
+        }
     };
-    boot_iso(ctx, node, iso, None, false).await
+    boot_iso(ctx, node, source, false).await
 }
 
-/// Publishes `iso` as `boot-<uuid>.iso`, inserts it, sets the boot device
-/// to cdrom and power-cycles the node; on failure ejects and withdraws it.
+/// What a node boots from virtual media.
+enum Source {
+    /// An ISO to fetch (and verify) as it is.
+    Iso {
+        url: String,
+        checksum: Option<ChecksumSpec>,
+    },
+    /// An ISO to build from a kernel, a ramdisk and a command line.
+    Build {
+        kernel: String,
+        ramdisk: String,
+        params: String,
+    },
+}
+
+/// Publishes the node's ISO as `boot-<uuid>.iso` (fetched, or built),
+/// inserts it, sets the boot device to cdrom and power-cycles the node; on
+/// failure ejects and withdraws it.
 async fn boot_iso(
     ctx: &Context,
     node: &Node,
-    iso: &str,
-    checksum: Option<&ChecksumSpec>,
+    source: Source,
     persistent: bool,
 ) -> Result<&'static str, String> {
     let access = redfish_access(ctx, node)?;
-    let (_, url) = publish(ctx, &boot_iso_name(node), iso, checksum).await?;
+    let name = boot_iso_name(node);
+    let url = match source {
+        Source::Iso { url, checksum } => publish(ctx, &name, &url, checksum.as_ref()).await?.1,
+        Source::Build {
+            kernel,
+            ramdisk,
+            params,
+        } => {
+            let (kernel, ramdisk) = tokio::join!(
+                ctx.images.fetch(&kernel, None),
+                ctx.images.fetch(&ramdisk, None)
+            );
+            let (kernel, ramdisk) = (
+                kernel.map_err(|e| e.to_string())?,
+                ramdisk.map_err(|e| e.to_string())?,
+            );
+            let (file, url) = published(&ctx.boot, &name);
+            let (boot, uefi) = (ctx.boot.clone(), super::boot_mode_is_uefi(node));
+            ferric_common::telemetry::spawn_blocking(move || {
+                let spec = super::iso::IsoSpec {
+                    kernel: &kernel,
+                    ramdisk: &ramdisk,
+                    params: &params,
+                    uefi,
+                };
+                super::iso::build(&boot, &spec, &file)
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            url
+        }
+    };
     let timeout = Duration::from_secs(ctx.settings.power_state_change_timeout_secs);
     let booted = with_system(ctx, &access, async |system| {
         system.set_power(power::POWER_OFF, timeout).await?;
