@@ -22,13 +22,13 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferric::embedded::Embedded;
 use ferric_common::config::Settings;
 use ferric_common::db::Db;
-use ferric_conductor::drivers::bmc::Bmcs;
+use ferric_common::notify::Notifier;
+use ferric_conductor::context::Context;
 use ferric_conductor::power_sync::PowerSync;
 use serde_json::json;
 
@@ -153,13 +153,14 @@ async fn run(n: usize) {
         assert_eq!(created.status(), reqwest::StatusCode::CREATED);
     }
     let db = Db::connect(&settings.database_url(), 8, Duration::from_secs(10)).unwrap();
-    let bmcs = Arc::new(Bmcs::new(settings.ipmi.clone(), settings.redfish.clone()));
-    let mut sync = PowerSync::new(
+    let ctx = Context::new(
+        &settings.conductor_config(),
         db,
         "bench-conductor".into(),
-        settings.conductor.clone(),
-        bmcs,
-    );
+        Notifier::disabled(),
+    )
+    .unwrap();
+    let mut sync = PowerSync::new(ctx);
     let cold = sync.sweep().await.unwrap();
     let warm = sync.sweep().await.unwrap();
     let rate = |d: Duration| n as f64 / d.as_secs_f64();

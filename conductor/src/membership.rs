@@ -35,12 +35,12 @@ pub fn registration(
     let mut interfaces = Vec::new();
     for name in enabled {
         let hw = drivers::hardware_type(name).ok_or_else(|| UnknownHardwareType(name.clone()))?;
-        for (interface_type, names, default) in hw.interfaces {
-            for iface in *names {
+        for (interface_type, names, default) in hw.interfaces() {
+            for iface in names {
                 interfaces.push((
                     hw.name.to_owned(),
-                    (*interface_type).to_owned(),
-                    (*iface).to_owned(),
+                    interface_type.to_owned(),
+                    iface.to_owned(),
                     iface == default,
                 ));
             }

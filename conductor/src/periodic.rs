@@ -28,11 +28,13 @@ use ferric_common::db::models::receipt::TaskReceipt;
 use ferric_common::db::{Db, DbError};
 use ferric_common::queue::reroute::Rerouter;
 use ferric_common::states::ProvisionState;
-use ferric_proto::v1::Task;
+use ferric_proto::v1::Task as TaskMessage;
 use tokio_util::sync::CancellationToken;
 
+use crate::context::Context;
 use crate::drivers::pxe;
 use crate::takeover;
+use crate::task::Task;
 
 /// How long after its last heartbeat a dead conductor's queue is still
 /// drained: far past any task's expiration.
@@ -48,7 +50,7 @@ pub struct Periodic {
     pub rerouter: Option<Rerouter>,
     pub boot: Arc<BootConfig>,
     /// What task handlers get: the allocation sweep runs their code.
-    pub tasks: crate::tasks::Context,
+    pub tasks: Context,
 }
 
 impl Periodic {
@@ -109,9 +111,9 @@ impl Periodic {
         for node in waiting {
             let mine = view.owner(&node.conductor_group, &node.driver, &node.uuid)
                 == Some(self.host.as_str());
-            if mine && crate::drivers::direct::handles(&node) {
+            if mine {
                 tracing::warn!(node.uuid = %node.uuid, "deploy timed out waiting for the agent");
-                crate::drivers::direct::time_out(&self.tasks, &node).await;
+                time_out_deploy(&self.tasks, &node).await;
             }
         }
         Ok(())
@@ -210,8 +212,9 @@ impl Periodic {
             .collect();
         let view = Arc::new(view);
         for host in dead {
-            let owner_of =
-                |task: &Task| owner_of(self.db.clone(), view.clone(), task.node_uuid.clone());
+            let owner_of = |task: &TaskMessage| {
+                owner_of(self.db.clone(), view.clone(), task.node_uuid.clone())
+            };
             match rerouter.drain(&host, owner_of).await {
                 Ok(done) if done.moved + done.expired + done.dead_lettered > 0 => {
                     tracing::warn!(dead = %host, moved = done.moved, expired = done.expired, dead_lettered = done.dead_lettered, left = done.left, "drained a dead conductor's queue");
@@ -224,6 +227,34 @@ impl Periodic {
         }
         Ok(())
     }
+}
+
+/// Fails a deploy that waited too long for its agent (Ironic's
+/// `cleanup_after_timeout`): the deploy interface undoes what it started,
+/// the node goes to `deploy failed`. A node taken meanwhile, or one that
+/// moved on since it was read, is left alone.
+async fn time_out_deploy(ctx: &Context, seen: &Node) {
+    let mut task = match Task::try_exclusive(ctx, seen).await {
+        Ok(Some(task)) => task,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(node.uuid = %seen.uuid, error = %e, "could not take a timed-out node");
+            return;
+        }
+    };
+    if task.node.provision_state == ProvisionState::DeployWait.as_str()
+        && task.node.provision_updated_at == seen.provision_updated_at
+    {
+        let reason = format!(
+            "Timeout reached while waiting for callback for node {}",
+            task.node.uuid
+        );
+        let change = task.driver.deploy.clean_up(&task).await;
+        if let Err(e) = task.fail(reason, change).await {
+            tracing::error!(node.uuid = %task.node.uuid, error = %e, "could not fail a timed-out deploy");
+        }
+    }
+    task.release().await;
 }
 
 /// The live owner of the task's node; a task for a node that no longer

@@ -1,7 +1,7 @@
 //! Periodic power-state sync, as Ironic's `_sync_power_states`: every
 //! `sync_power_state_interval_secs` the conductor reads the power state of
 //! each unlocked node it owns whose power interface talks to hardware
-//! (`ipmitool`, `redfish`), and on a mismatch either sets the hardware back to the
+//! (those whose `syncs_power_state` says so), and on a mismatch either sets the hardware back to the
 //! recorded state (`force_power_state_during_sync`, the default) or records
 //! what the hardware says. A node whose state cannot be read (or keeps
 //! drifting) more than `power_state_sync_max_retries` sweeps in a row goes
@@ -13,7 +13,6 @@
 //! `enroll`, `adopt failed` or in maintenance are never changed.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferric_common::cluster::ClusterView;
@@ -24,7 +23,9 @@ use ferric_common::db::{Db, DbError};
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::drivers::bmc::Bmcs;
+use crate::context::Context;
+use crate::drivers;
+use crate::task::Task;
 
 /// Ironic's `SYNC_EXCLUDED_STATES`.
 const SYNC_EXCLUDED_STATES: [&str; 4] = ["wait call-back", "clean wait", "enroll", "adopt failed"];
@@ -62,21 +63,21 @@ enum Outcome {
 
 /// The sync loop of one conductor.
 pub struct PowerSync {
-    pub db: Db,
-    pub host: String,
-    pub settings: ConductorSettings,
-    pub bmcs: Arc<Bmcs>,
+    ctx: Context,
+    db: Db,
+    host: String,
+    settings: ConductorSettings,
     /// Failed or drifting sweeps in a row, per node id.
     failures: HashMap<i32, u32>,
 }
 
 impl PowerSync {
-    pub fn new(db: Db, host: String, settings: ConductorSettings, bmcs: Arc<Bmcs>) -> Self {
+    pub fn new(ctx: Context) -> Self {
         PowerSync {
-            db,
-            host,
-            settings,
-            bmcs,
+            db: ctx.db.clone(),
+            host: ctx.host.clone(),
+            settings: ctx.settings.clone(),
+            ctx,
             failures: HashMap::new(),
         }
     }
@@ -112,19 +113,17 @@ impl PowerSync {
         let started = Instant::now();
         let timeout = Duration::from_secs(self.settings.heartbeat_timeout_secs);
         let host = self.host.clone();
+        let synced = drivers::synced_power_interfaces();
         let nodes = self
             .db
             .run(move |conn| {
                 let view = ClusterView::load(conn, timeout)?;
-                Ok(
-                    Node::unreserved_with_power_interfaces(conn, &["ipmitool", "redfish"])?
-                        .into_iter()
-                        .filter(|n| {
-                            view.owner(&n.conductor_group, &n.driver, &n.uuid)
-                                == Some(host.as_str())
-                        })
-                        .collect::<Vec<Node>>(),
-                )
+                Ok(Node::unreserved_with_power_interfaces(conn, &synced)?
+                    .into_iter()
+                    .filter(|n| {
+                        view.owner(&n.conductor_group, &n.driver, &n.uuid) == Some(host.as_str())
+                    })
+                    .collect::<Vec<Node>>())
             })
             .await?;
         let this = &*self;
@@ -178,16 +177,19 @@ impl PowerSync {
 
     /// Syncs one node; `count` is how many sweeps in a row failed for it.
     async fn sync_node(&self, node: Node, count: u32) -> Outcome {
-        let Some(Ok(access)) = self.bmcs.access(&node) else {
+        let task = Task::shared_of(&self.ctx, node);
+        if task.driver.power.validate(&task).is_err() {
             // Unusable driver_info: Ironic skips such nodes.
             return Outcome::Skipped;
-        };
+        }
+        let node = &task.node;
         let max = self.settings.power_state_sync_max_retries;
-        let actual = match self.bmcs.power_state(&access).await {
-            Ok(state) => state,
+        let actual = match task.driver.power.get_power_state(&task).await {
+            Ok(Some(state)) => state,
+            Ok(None) => return Outcome::Skipped,
             Err(e) => {
                 if count + 1 > max {
-                    return self.give_up(&node, None, Some(&e.to_string())).await;
+                    return self.give_up(node, None, Some(&e.to_string())).await;
                 }
                 tracing::warn!(node.uuid = %node.uuid, attempt = count + 1, retries = max, error = %e,
                     "During sync_power_state, could not get power state");
@@ -197,7 +199,7 @@ impl PowerSync {
         if node.power_state.as_deref() == Some(actual) {
             if node.last_error.is_some() {
                 let _ = self
-                    .under_lock(&node, |conn, id, host| {
+                    .under_lock(node, |conn, id, host| {
                         let change = StateChange {
                             last_error: Some(None),
                             ..StateChange::default()
@@ -209,7 +211,7 @@ impl PowerSync {
             return Outcome::Matched;
         }
         // A mismatch: look again under the lock.
-        let Ok(Some(node)) = self.lock_and_reload(&node).await else {
+        let Ok(Some(node)) = self.lock_and_reload(node).await else {
             return Outcome::Skipped;
         };
         let outcome = self.correct(&node, actual, count).await;
@@ -239,11 +241,14 @@ impl PowerSync {
         if self.settings.force_power_state_during_sync {
             tracing::warn!(node.uuid = %node.uuid, actual, state = %recorded,
                 "During sync_power_state, node state does not match expected state; changing hardware state");
-            let Some(Ok(access)) = self.bmcs.access(node) else {
-                return Outcome::Skipped;
-            };
+            let task = Task::shared_of(&self.ctx, node.clone());
             let timeout = Duration::from_secs(self.settings.power_state_change_timeout_secs);
-            if let Err(e) = self.bmcs.set_power(&access, &recorded, timeout).await {
+            if let Err(e) = task
+                .driver
+                .power
+                .set_power_state(&task, &recorded, timeout)
+                .await
+            {
                 tracing::error!(node.uuid = %node.uuid, error = %e, state = %recorded,
                     "Failed to change power state of node during sync");
             }

@@ -24,15 +24,13 @@ use futures_util::FutureExt;
 use prost::Message;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::drivers::bmc::Bmcs;
-use crate::images::ImageCache;
+use crate::context::Context;
 use crate::membership;
 use crate::periodic::Periodic;
 use crate::power_sync::PowerSync;
-use crate::tasks::{self, Context};
+use crate::tasks;
 
 /// Errors that stop a conductor from starting.
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +41,8 @@ pub enum StartError {
     Db(#[from] DbError),
     #[error("conductor start-up: {0}")]
     Queue(#[from] ferric_common::queue::QueueError),
-    #[error("conductor start-up: the agent HTTP client: {0}")]
-    Agent(String),
+    #[error("conductor start-up: {0}")]
+    Agent(#[from] crate::context::AgentClientError),
 }
 
 /// Where a conductor's tasks come from, kept to stop it on shutdown.
@@ -154,27 +152,8 @@ async fn start(
     tracing::info!(conductor.hostname = %host, hardware_types = ?settings.enabled_hardware_types, "conductor registered");
 
     let stop = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let ctx = Context {
-        db: db.clone(),
-        host: host.clone(),
-        settings: settings.clone(),
-        tracker: tracker.clone(),
-        bmcs: Arc::new(Bmcs::new(config.ipmi.clone(), config.redfish.clone())),
-        images: Arc::new(ImageCache::new(
-            config.boot.image_cache_dir.clone(),
-            config.boot.file_url_allowed_paths.clone(),
-            config.boot.image_cache_size_mb.saturating_mul(1024 * 1024),
-            Duration::from_secs(config.boot.image_cache_ttl_mins.saturating_mul(60)),
-        )),
-        boot: Arc::new(config.boot.clone()),
-        notifier,
-        agent_http: reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| StartError::Agent(e.to_string()))?,
-    };
+    let ctx = Context::new(&config, db.clone(), host.clone(), notifier)?;
+    let tracker = ctx.tracker.clone();
     let heartbeat = tokio::spawn(membership::heartbeat(
         db.clone(),
         host.clone(),
@@ -191,7 +170,7 @@ async fn start(
         tasks: ctx.clone(),
     };
     let periodic = tokio::spawn(periodic.run(stop.clone()));
-    let power_sync = PowerSync::new(db.clone(), host.clone(), settings.clone(), ctx.bmcs.clone());
+    let power_sync = PowerSync::new(ctx.clone());
     let power_sync = tokio::spawn(power_sync.run(stop.clone()));
     let stop2 = stop.clone();
     let host2 = host.clone();

@@ -1,92 +1,394 @@
-//! Ironic's `fake` interfaces: they succeed at once and touch no hardware.
+//! Ironic's `fake`, `noop` and `no-*` interfaces, and the two hardware
+//! types made of them (`fake-hardware`, `manual-management`).
 //!
-//! Behaviour matches `ironic/drivers/modules/fake.py`: fake power records the
-//! requested state; fake management supports only pxe and always reports pxe, not persistent;
-//! fake deploy, clean, inspect and rescue have nothing to do.
+//! Behaviour matches `ironic/drivers/modules/fake.py` and `noop.py`: fake
+//! power records the requested state and reports what was recorded; fake
+//! management supports only pxe and always reports pxe, not persistent;
+//! fake boot, deploy and inspect succeed at once and touch no hardware;
+//! `noop` management can set nothing; `no-*` refuses everything.
 
-/// Boot devices the fake management interface supports.
-pub const SUPPORTED_BOOT_DEVICES: [&str; 1] = ["pxe"];
+use async_trait::async_trait;
+use ferric_common::db::models::node::StateChange;
+use ferric_common::states::power;
+use serde_json::Value;
 
-/// Boot devices `noop` management supports (none: it cannot set one).
-pub const NOOP_BOOT_DEVICES: [&str; 0] = [];
+use super::error::DriverError;
+use super::interfaces::{
+    BootInterface, CleanStep, DeployInterface, Deployed, InspectInterface, InstanceBoot, Interface,
+    ManagementInterface, PowerInterface,
+};
+use super::{Choices, HardwareType};
+use crate::task::Task;
 
-/// A step an interface offers for manual cleaning: interface, name, and
-/// its required arguments with their descriptions.
-pub type CleanStep = (
-    &'static str,
-    &'static str,
-    &'static [(&'static str, &'static str)],
-);
+/// Ironic's `no-*` implementations, and what a node gets for an
+/// implementation its hardware type does not enable: every call is
+/// refused as not supported.
+pub struct NoInterface {
+    name: &'static str,
+}
+
+/// What a node gets for an implementation its hardware type lacks.
+pub const NO_INTERFACE: NoInterface = NoInterface { name: "" };
+pub const NO_BIOS: NoInterface = NoInterface { name: "no-bios" };
+pub const NO_CONSOLE: NoInterface = NoInterface { name: "no-console" };
+pub const NO_FIRMWARE: NoInterface = NoInterface {
+    name: "no-firmware",
+};
+pub const NO_INSPECT: NoInterface = NoInterface { name: "no-inspect" };
+pub const NO_RAID: NoInterface = NoInterface { name: "no-raid" };
+pub const NO_RESCUE: NoInterface = NoInterface { name: "no-rescue" };
+pub const NO_VENDOR: NoInterface = NoInterface { name: "no-vendor" };
+
+impl Interface for NoInterface {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn supported(&self) -> bool {
+        false
+    }
+}
+
+impl PowerInterface for NoInterface {}
+impl ManagementInterface for NoInterface {}
+impl BootInterface for NoInterface {}
+impl InspectInterface for NoInterface {}
+
+#[async_trait]
+impl DeployInterface for NoInterface {
+    async fn deploy(&self, task: &mut Task) -> Result<Deployed, DriverError> {
+        Err(DriverError::not_supported(&task.node, "deploy"))
+    }
+
+    async fn tear_down(&self, task: &mut Task) -> Result<Option<&'static str>, DriverError> {
+        Err(DriverError::not_supported(&task.node, "deploy"))
+    }
+}
+
+/// `noop` (network, storage): accepted, does nothing.
+pub struct Noop;
+
+pub const NOOP: Noop = Noop;
+
+impl Interface for Noop {
+    fn name(&self) -> &'static str {
+        "noop"
+    }
+}
+
+/// `noop` management: it cannot set a boot device (Ironic's
+/// `NoopManagement`).
+pub struct NoopManagement;
+
+impl Interface for NoopManagement {
+    fn name(&self) -> &'static str {
+        "noop"
+    }
+}
+
+impl ManagementInterface for NoopManagement {}
+
+/// `fake` for the interface types that only offer steps (bios, console,
+/// firmware, raid, rescue, storage, vendor).
+pub struct Fake {
+    steps: &'static [CleanStep],
+}
 
 const BIOS_SETTINGS: &str =
     "List of BIOS settings, each item needs to contain a dictionary with name/value pairs";
 const FIRMWARE_SETTINGS: &str =
     "List of Firmware components, each item needs to contain a dictionary with name/value pairs";
 
-/// The manual clean steps a node's interfaces offer, as Ironic's fake
-/// interfaces declare them (`@clean_step` in `drivers/modules/fake.py`; the
-/// fake RAID interface's overrides are not steps).
-pub fn clean_steps(node: &ferric_common::db::models::node::Node) -> Vec<CleanStep> {
-    let mut steps: Vec<CleanStep> = Vec::new();
-    let is_fake = |iface: &Option<String>| iface.as_deref() == Some("fake");
-    if is_fake(&node.vendor_interface) {
-        steps.push(("vendor", "log_passthrough", &[]));
+pub const FAKE: Fake = Fake { steps: &[] };
+/// Ironic's `FakeBIOS` steps (`@clean_step` in `fake.py`).
+pub const FAKE_BIOS: Fake = Fake {
+    steps: &[
+        CleanStep {
+            step: "apply_configuration",
+            required: &[("settings", BIOS_SETTINGS)],
+        },
+        CleanStep {
+            step: "factory_reset",
+            required: &[],
+        },
+        CleanStep {
+            step: "cache_bios_settings",
+            required: &[],
+        },
+    ],
+};
+/// Ironic's `FakeFirmware` step.
+pub const FAKE_FIRMWARE: Fake = Fake {
+    steps: &[CleanStep {
+        step: "update",
+        required: &[("settings", FIRMWARE_SETTINGS)],
+    }],
+};
+/// Ironic's `FakeVendorB` step (the fake RAID interface's overrides are
+/// not steps).
+pub const FAKE_VENDOR: Fake = Fake {
+    steps: &[CleanStep {
+        step: "log_passthrough",
+        required: &[],
+    }],
+};
+
+impl Interface for Fake {
+    fn name(&self) -> &'static str {
+        "fake"
     }
-    if is_fake(&node.bios_interface) {
-        steps.push((
-            "bios",
-            "apply_configuration",
-            &[("settings", BIOS_SETTINGS)],
-        ));
-        steps.push(("bios", "factory_reset", &[]));
-        steps.push(("bios", "cache_bios_settings", &[]));
+
+    fn clean_steps(&self) -> &'static [CleanStep] {
+        self.steps
     }
-    if is_fake(&node.firmware_interface) {
-        steps.push(("firmware", "update", &[("settings", FIRMWARE_SETTINGS)]));
-    }
-    steps
 }
 
-/// Checks requested manual clean steps against what the node offers;
-/// `Err` with Ironic's reason for the first one it cannot run.
-pub fn check_clean_steps(
-    node: &ferric_common::db::models::node::Node,
-    requested: &[serde_json::Value],
-) -> Result<(), String> {
-    use ferric_common::py::py_repr;
-    let offered = clean_steps(node);
-    for step in requested {
-        let interface = step.get("interface").and_then(serde_json::Value::as_str);
-        let name = step.get("step").and_then(serde_json::Value::as_str);
-        let Some((interface, name, required)) = offered
-            .iter()
-            .find(|(i, n, _)| Some(*i) == interface && Some(*n) == name)
-        else {
-            return Err(format!(
-                "node does not support this clean step: {}",
-                py_repr(step)
-            ));
-        };
-        let args = step.get("args");
-        let missing: Vec<String> = required
-            .iter()
-            .filter(|(arg, _)| args.and_then(|args| args.get(*arg)).is_none())
-            .map(|(arg, description)| format!("{arg} ({description})"))
-            .collect();
-        if !missing.is_empty() {
-            // Ironic names the driver's step, with its own keys.
-            let driver_step = serde_json::json!({
-                "interface": interface,
-                "step": name,
-                "abortable": false,
-                "priority": 0,
-            });
-            return Err(format!(
-                "clean step {} is missing these required arguments: {}",
-                py_repr(&driver_step),
-                missing.join(", ")
-            ));
-        }
+/// `fake` power: the recorded state is the hardware's.
+pub struct FakePower;
+
+impl Interface for FakePower {
+    fn name(&self) -> &'static str {
+        "fake"
     }
-    Ok(())
 }
+
+#[async_trait]
+impl PowerInterface for FakePower {
+    fn syncs_power_state(&self) -> bool {
+        false
+    }
+
+    async fn get_power_state(&self, task: &Task) -> Result<Option<&'static str>, DriverError> {
+        Ok(match task.node.power_state.as_deref() {
+            Some(power::POWER_ON) => Some(power::POWER_ON),
+            Some(power::POWER_OFF) => Some(power::POWER_OFF),
+            _ => None,
+        })
+    }
+
+    async fn set_power_state(
+        &self,
+        _task: &Task,
+        requested: &str,
+        _timeout: std::time::Duration,
+    ) -> Result<&'static str, DriverError> {
+        Ok(power::settles_to(requested))
+    }
+}
+
+/// `fake` management.
+pub struct FakeManagement;
+
+impl Interface for FakeManagement {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+}
+
+#[async_trait]
+impl ManagementInterface for FakeManagement {
+    fn supported_boot_devices(&self) -> &'static [&'static str] {
+        &["pxe"]
+    }
+
+    async fn get_boot_device(
+        &self,
+        _task: &Task,
+    ) -> Result<(Option<&'static str>, Option<bool>), DriverError> {
+        Ok((Some("pxe"), Some(false)))
+    }
+
+    async fn set_boot_device(
+        &self,
+        _task: &Task,
+        _device: &str,
+        _persistent: bool,
+    ) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    async fn set_boot_mode(&self, _task: &Task, _mode: &str) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    async fn set_secure_boot(&self, _task: &Task, _enabled: bool) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+/// `fake` boot.
+pub struct FakeBoot;
+
+impl Interface for FakeBoot {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+}
+
+#[async_trait]
+impl BootInterface for FakeBoot {
+    async fn prepare_ramdisk(&self, _task: &Task, _params: &str) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    async fn prepare_instance(&self, _task: &Task, _boot: InstanceBoot) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+/// `fake` deploy: its steps finish at once.
+pub struct FakeDeploy;
+
+impl Interface for FakeDeploy {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+}
+
+#[async_trait]
+impl DeployInterface for FakeDeploy {
+    async fn deploy(&self, task: &mut Task) -> Result<Deployed, DriverError> {
+        let mut internal = task.node.driver_internal_info_map()?;
+        internal.insert("deploy_steps".into(), Value::Null);
+        Ok(Deployed::Done(StateChange {
+            deploy_step: Some("{}".into()),
+            driver_internal_info: Some(Value::Object(internal).to_string()),
+            ..StateChange::default()
+        }))
+    }
+
+    async fn tear_down(&self, _task: &mut Task) -> Result<Option<&'static str>, DriverError> {
+        Ok(None)
+    }
+}
+
+/// `fake` inspect: finishes at once.
+pub struct FakeInspect;
+
+impl Interface for FakeInspect {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+}
+
+#[async_trait]
+impl InspectInterface for FakeInspect {
+    async fn inspect_hardware(&self, _task: &mut Task) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+/// `fake-hardware`: every interface is Ironic's `fake` (network and storage `noop`).
+pub const FAKE_HARDWARE: HardwareType = HardwareType {
+    name: "fake-hardware",
+    bios: Choices {
+        enabled: &[&NO_BIOS, &FAKE_BIOS],
+        default: "fake",
+    },
+    boot: Choices {
+        enabled: &[&FakeBoot],
+        default: "fake",
+    },
+    console: Choices {
+        enabled: &[&NO_CONSOLE, &FAKE],
+        default: "fake",
+    },
+    deploy: Choices {
+        enabled: &[&FakeDeploy],
+        default: "fake",
+    },
+    firmware: Choices {
+        enabled: &[&NO_FIRMWARE, &FAKE_FIRMWARE],
+        default: "fake",
+    },
+    inspect: Choices {
+        enabled: &[&NO_INSPECT, &FakeInspect],
+        default: "fake",
+    },
+    management: Choices {
+        enabled: &[&FakeManagement],
+        default: "fake",
+    },
+    network: Choices {
+        enabled: &[&NOOP],
+        default: "noop",
+    },
+    power: Choices {
+        enabled: &[&FakePower],
+        default: "fake",
+    },
+    raid: Choices {
+        enabled: &[&FAKE, &NO_RAID],
+        default: "fake",
+    },
+    rescue: Choices {
+        enabled: &[&NO_RESCUE, &FAKE],
+        default: "fake",
+    },
+    storage: Choices {
+        enabled: &[&NOOP, &FAKE],
+        default: "noop",
+    },
+    vendor: Choices {
+        enabled: &[&NO_VENDOR, &FAKE_VENDOR],
+        default: "fake",
+    },
+};
+
+/// `manual-management`: power is left to a person (Ironic's `fake` power),
+/// management is `noop`; boot and deploy are `fake`.
+pub const MANUAL_MANAGEMENT: HardwareType = HardwareType {
+    name: "manual-management",
+    bios: Choices {
+        enabled: &[&NO_BIOS],
+        default: "no-bios",
+    },
+    boot: Choices {
+        enabled: &[&FakeBoot],
+        default: "fake",
+    },
+    console: Choices {
+        enabled: &[&NO_CONSOLE],
+        default: "no-console",
+    },
+    deploy: Choices {
+        enabled: &[&FakeDeploy],
+        default: "fake",
+    },
+    firmware: Choices {
+        enabled: &[&NO_FIRMWARE],
+        default: "no-firmware",
+    },
+    inspect: Choices {
+        enabled: &[&NO_INSPECT],
+        default: "no-inspect",
+    },
+    management: Choices {
+        enabled: &[&NoopManagement],
+        default: "noop",
+    },
+    network: Choices {
+        enabled: &[&NOOP],
+        default: "noop",
+    },
+    power: Choices {
+        enabled: &[&FakePower],
+        default: "fake",
+    },
+    raid: Choices {
+        enabled: &[&NO_RAID],
+        default: "no-raid",
+    },
+    rescue: Choices {
+        enabled: &[&NO_RESCUE],
+        default: "no-rescue",
+    },
+    storage: Choices {
+        enabled: &[&NOOP],
+        default: "noop",
+    },
+    vendor: Choices {
+        enabled: &[&NO_VENDOR],
+        default: "no-vendor",
+    },
+};

@@ -1,21 +1,40 @@
-//! Hardware types and their interfaces, named as Ironic names them.
+//! Hardware types and the interface implementations they enable, named as
+//! Ironic names them, and the composition of a node's [`Driver`] from its
+//! hardware type and its `*_interface` fields (Ironic's `driver_factory`).
 //!
-//! A hardware type lists, for each interface type, the implementations it
-//! supports and its default; the conductor registers these rows in
+//! A hardware type lists, for each interface type, its implementations
+//! (the values themselves, so a name without an implementation cannot be
+//! registered) and its default; the conductor registers these rows in
 //! `conductor_hardware_interfaces`, which is how the API learns them.
-//! Invariant: every interface name registered here has an implementation in
-//! this module tree that the task handlers dispatch to.
+//!
+//! Invariants: implementations live in the modules below and are reached
+//! only through the traits of [`interfaces`]; a node whose interface names
+//! an implementation its hardware type does not enable gets
+//! [`fake::NO_INTERFACE`] there, which refuses every call.
 
+pub mod agent_client;
 pub mod bmc;
 pub mod dhcp;
 pub mod direct;
+pub mod error;
 pub mod fake;
+pub mod interfaces;
 pub mod ipmi;
 pub mod iso;
+pub mod power_actions;
 pub mod pxe;
+pub mod pxe_boot;
 pub mod ramdisk;
 pub mod redfish;
 pub mod virtual_media;
+
+use ferric_common::db::models::node::Node;
+
+pub use self::error::DriverError;
+use self::interfaces::{
+    BootInterface, CleanStep, DeployInterface, InspectInterface, Interface, ManagementInterface,
+    PowerInterface,
+};
 
 /// Ironic's interface types, in the order its API lists them.
 pub const INTERFACE_TYPES: [&str; 13] = [
@@ -34,84 +53,225 @@ pub const INTERFACE_TYPES: [&str; 13] = [
     "vendor",
 ];
 
-/// One hardware type: `(interface type, enabled implementations, default)`.
-#[derive(Debug, Clone, Copy)]
-pub struct HardwareType {
-    pub name: &'static str,
-    pub interfaces: &'static [(&'static str, &'static [&'static str], &'static str)],
+/// The implementations a hardware type enables for one interface type, and
+/// the name of its default.
+pub struct Choices<T: ?Sized + 'static> {
+    pub enabled: &'static [&'static T],
+    pub default: &'static str,
 }
 
-/// `fake-hardware`: every interface is Ironic's `fake` (network and storage `noop`).
-pub const FAKE_HARDWARE: HardwareType = HardwareType {
-    name: "fake-hardware",
-    interfaces: &[
-        ("bios", &["no-bios", "fake"], "fake"),
-        ("boot", &["fake"], "fake"),
-        ("console", &["no-console", "fake"], "fake"),
-        ("deploy", &["fake"], "fake"),
-        ("firmware", &["no-firmware", "fake"], "fake"),
-        ("inspect", &["no-inspect", "fake"], "fake"),
-        ("management", &["fake"], "fake"),
-        ("network", &["noop"], "noop"),
-        ("power", &["fake"], "fake"),
-        ("raid", &["fake", "no-raid"], "fake"),
-        ("rescue", &["no-rescue", "fake"], "fake"),
-        ("storage", &["noop", "fake"], "noop"),
-        ("vendor", &["no-vendor", "fake"], "fake"),
-    ],
-};
+impl<T: ?Sized + Interface + 'static> Choices<T> {
+    /// The implementation named `name`, when enabled.
+    fn find(&self, name: Option<&str>) -> Option<&'static T> {
+        let name = name?;
+        self.enabled.iter().copied().find(|i| i.name() == name)
+    }
 
-/// `manual-management`: power is left to a person (Ironic's `fake` power),
-/// management is `noop`. Boot and deploy are `fake` until the PXE interfaces land.
-pub const MANUAL_MANAGEMENT: HardwareType = HardwareType {
-    name: "manual-management",
-    interfaces: &[
-        ("bios", &["no-bios"], "no-bios"),
-        ("boot", &["fake"], "fake"),
-        ("console", &["no-console"], "no-console"),
-        ("deploy", &["fake"], "fake"),
-        ("firmware", &["no-firmware"], "no-firmware"),
-        ("inspect", &["no-inspect"], "no-inspect"),
-        ("management", &["noop"], "noop"),
-        ("network", &["noop"], "noop"),
-        ("power", &["fake"], "fake"),
-        ("raid", &["no-raid"], "no-raid"),
-        ("rescue", &["no-rescue"], "no-rescue"),
-        ("storage", &["noop"], "noop"),
-        ("vendor", &["no-vendor"], "no-vendor"),
-    ],
-};
+    fn names(&self) -> Vec<&'static str> {
+        self.enabled.iter().map(|i| i.name()).collect()
+    }
+}
+
+/// One hardware type.
+pub struct HardwareType {
+    pub name: &'static str,
+    pub bios: Choices<dyn Interface>,
+    pub boot: Choices<dyn BootInterface>,
+    pub console: Choices<dyn Interface>,
+    pub deploy: Choices<dyn DeployInterface>,
+    pub firmware: Choices<dyn Interface>,
+    pub inspect: Choices<dyn InspectInterface>,
+    pub management: Choices<dyn ManagementInterface>,
+    pub network: Choices<dyn Interface>,
+    pub power: Choices<dyn PowerInterface>,
+    pub raid: Choices<dyn Interface>,
+    pub rescue: Choices<dyn Interface>,
+    pub storage: Choices<dyn Interface>,
+    pub vendor: Choices<dyn Interface>,
+}
+
+impl HardwareType {
+    /// `(interface type, enabled implementation names, default)` in
+    /// Ironic's order of interface types: what a conductor registers.
+    pub fn interfaces(&self) -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
+        INTERFACE_TYPES
+            .iter()
+            .map(|t| {
+                let (names, default) = match *t {
+                    "bios" => (self.bios.names(), self.bios.default),
+                    "boot" => (self.boot.names(), self.boot.default),
+                    "console" => (self.console.names(), self.console.default),
+                    "deploy" => (self.deploy.names(), self.deploy.default),
+                    "firmware" => (self.firmware.names(), self.firmware.default),
+                    "inspect" => (self.inspect.names(), self.inspect.default),
+                    "management" => (self.management.names(), self.management.default),
+                    "network" => (self.network.names(), self.network.default),
+                    "power" => (self.power.names(), self.power.default),
+                    "raid" => (self.raid.names(), self.raid.default),
+                    "rescue" => (self.rescue.names(), self.rescue.default),
+                    "storage" => (self.storage.names(), self.storage.default),
+                    _ => (self.vendor.names(), self.vendor.default),
+                };
+                (*t, names, default)
+            })
+            .collect()
+    }
+}
 
 /// Every hardware type this conductor can enable.
-pub const HARDWARE_TYPES: [HardwareType; 4] = [
-    FAKE_HARDWARE,
-    MANUAL_MANAGEMENT,
-    ipmi::IPMI,
-    redfish::REDFISH,
+pub const HARDWARE_TYPES: [&HardwareType; 4] = [
+    &fake::FAKE_HARDWARE,
+    &fake::MANUAL_MANAGEMENT,
+    &ipmi::IPMI,
+    &redfish::REDFISH,
 ];
 
 /// Looks a hardware type up by name.
 pub fn hardware_type(name: &str) -> Option<&'static HardwareType> {
-    HARDWARE_TYPES.iter().find(|hw| hw.name == name)
+    HARDWARE_TYPES.iter().copied().find(|hw| hw.name == name)
+}
+
+/// The names of power implementations the periodic power sync reads.
+pub fn synced_power_interfaces() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = HARDWARE_TYPES
+        .iter()
+        .flat_map(|hw| hw.power.enabled.iter())
+        .filter(|p| p.syncs_power_state())
+        .map(|p| p.name())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// A node's driver (Ironic's `task.driver`): one implementation per
+/// interface type.
+#[derive(Clone, Copy)]
+pub struct Driver {
+    pub bios: &'static dyn Interface,
+    pub boot: &'static dyn BootInterface,
+    pub console: &'static dyn Interface,
+    pub deploy: &'static dyn DeployInterface,
+    pub firmware: &'static dyn Interface,
+    pub inspect: &'static dyn InspectInterface,
+    pub management: &'static dyn ManagementInterface,
+    pub network: &'static dyn Interface,
+    pub power: &'static dyn PowerInterface,
+    pub raid: &'static dyn Interface,
+    pub rescue: &'static dyn Interface,
+    pub storage: &'static dyn Interface,
+    pub vendor: &'static dyn Interface,
+}
+
+impl Driver {
+    /// Composes the node's driver from its hardware type and its
+    /// `*_interface` fields.
+    pub fn for_node(node: &Node) -> Driver {
+        let hw = hardware_type(&node.driver);
+        macro_rules! pick {
+            ($slot:ident, $field:ident) => {
+                hw.and_then(|hw| hw.$slot.find(node.$field.as_deref()))
+                    .unwrap_or(&fake::NO_INTERFACE)
+            };
+        }
+        Driver {
+            bios: pick!(bios, bios_interface),
+            boot: pick!(boot, boot_interface),
+            console: pick!(console, console_interface),
+            deploy: pick!(deploy, deploy_interface),
+            firmware: pick!(firmware, firmware_interface),
+            inspect: pick!(inspect, inspect_interface),
+            management: pick!(management, management_interface),
+            network: pick!(network, network_interface),
+            power: pick!(power, power_interface),
+            raid: pick!(raid, raid_interface),
+            rescue: pick!(rescue, rescue_interface),
+            storage: pick!(storage, storage_interface),
+            vendor: pick!(vendor, vendor_interface),
+        }
+    }
+
+    /// The implementation of `interface_type` (one of [`INTERFACE_TYPES`]).
+    pub fn interface(&self, interface_type: &str) -> Option<&'static dyn Interface> {
+        Some(match interface_type {
+            "bios" => self.bios,
+            "boot" => self.boot,
+            "console" => self.console,
+            "deploy" => self.deploy,
+            "firmware" => self.firmware,
+            "inspect" => self.inspect,
+            "management" => self.management,
+            "network" => self.network,
+            "power" => self.power,
+            "raid" => self.raid,
+            "rescue" => self.rescue,
+            "storage" => self.storage,
+            "vendor" => self.vendor,
+            _ => return None,
+        })
+    }
+
+    /// Every manual clean step the node's interfaces offer, with the
+    /// interface type offering it.
+    pub fn clean_steps(&self) -> Vec<(&'static str, CleanStep)> {
+        INTERFACE_TYPES
+            .iter()
+            .filter_map(|t| self.interface(t).map(|i| (*t, i)))
+            .flat_map(|(t, i)| i.clean_steps().iter().map(move |s| (t, *s)))
+            .collect()
+    }
 }
 
 /// Whether the node boots in UEFI mode, as Ironic's `get_boot_mode`:
 /// `instance_info.deploy_boot_mode`, then the `boot_mode` capability, then
 /// the mode last seen on the hardware, then UEFI (Ironic's default).
-pub fn boot_mode_is_uefi(node: &ferric_common::db::models::node::Node) -> bool {
-    let instance: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&node.instance_info).unwrap_or_default();
+///
+/// # Errors
+/// When `instance_info` or `properties` is corrupt.
+pub fn boot_mode_is_uefi(node: &Node) -> Result<bool, DriverError> {
+    let instance = node.instance_info_map()?;
     if let Some(mode) = instance.get("deploy_boot_mode").and_then(|v| v.as_str()) {
-        return mode != "bios";
+        return Ok(mode != "bios");
     }
-    let properties: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&node.properties).unwrap_or_default();
+    let properties = node.properties_map()?;
     if let Some(capabilities) = properties.get("capabilities").and_then(|v| v.as_str())
         && let Some(mode) = capabilities
             .split(',')
             .find_map(|c| c.trim().strip_prefix("boot_mode:"))
     {
-        return mode != "bios";
+        return Ok(mode != "bios");
     }
-    node.boot_mode.as_deref() != Some("bios")
+    Ok(node.boot_mode.as_deref() != Some("bios"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_is_an_enabled_implementation() {
+        for hw in HARDWARE_TYPES {
+            for (interface_type, names, default) in hw.interfaces() {
+                assert!(
+                    names.contains(&default),
+                    "{}: the default {interface_type} interface {default} is not enabled ({names:?})",
+                    hw.name
+                );
+                let mut unique = names.clone();
+                unique.sort_unstable();
+                unique.dedup();
+                assert_eq!(
+                    unique.len(),
+                    names.len(),
+                    "{}: {interface_type} names twice",
+                    hw.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_fake_power_is_left_out_of_the_power_sync() {
+        assert_eq!(synced_power_interfaces(), ["ipmitool", "redfish"]);
+    }
 }

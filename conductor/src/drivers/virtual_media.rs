@@ -1,68 +1,156 @@
-//! The `redfish-virtual-media` boot interface, with the `ramdisk` deploy
-//! interface, as Ironic's `RedfishVirtualMediaBoot`: the node's
-//! `instance_info` `boot_iso` is fetched into the image cache (checksum
-//! verified when given), or an ISO is built from its `kernel` and `ramdisk`
-//! (`iso.rs`, with `ramdisk_kernel_arguments`), published under `http_root` as
-//! `redfish/boot-<uuid>.iso` (served with Range requests), inserted into the
-//! system's virtual CD with `VirtualMedia.InsertMedia`, the boot device set
-//! to cdrom (persistent) and the node power-cycled: `active`. Undeploy
-//! powers off, ejects the CD and withdraws the published ISO.
+//! The `redfish-virtual-media` boot interface, as Ironic's
+//! `RedfishVirtualMediaBoot`: an ISO is published under `http_root` as
+//! `redfish/boot-<uuid>.iso` (served with Range requests), the node powered
+//! off, the ISO inserted into the system's virtual CD with
+//! `VirtualMedia.InsertMedia` and the boot device set to cdrom; the deploy
+//! interface then powers the node on.
 //!
-//! The `direct` deploy boots its deploy ISO (`driver_info` `deploy_iso`, or
-//! one built from `deploy_kernel` and `deploy_ramdisk` with `ipa-api-url=`)
-//! the same way, once, and withdraws it when the deploy ends.
+//! - Deploy ramdisk: `driver_info` `deploy_iso` (whose agent finds the API
+//!   from its own kernel command line), or an ISO built (`iso.rs`) from
+//!   `deploy_kernel` and `deploy_ramdisk` with the deploy's kernel
+//!   parameters; booted once, ejected and withdrawn when the deploy ends.
+//! - Instance, `ramdisk` deploy: `instance_info` `boot_iso` (checksum
+//!   verified when given), or one built from `kernel` and `ramdisk` with
+//!   `ramdisk_kernel_arguments`; boot device persistent. Undeploy ejects and
+//!   withdraws it.
+//! - Instance, whole disk: the boot device set to disk, persistently.
 //!
 //! Also the node vmedia API's attach/detach (`cdrom-<uuid>.iso`,
-//! `floppy-<uuid>.img`, `disk-<uuid>.img`, as Ironic publishes them).
+//! `floppy-<uuid>.img`, `disk-<uuid>.img`, as Ironic publishes them),
+//! called by the `redfish` management interface.
 //!
-//! Invariant: a failed deploy leaves nothing published and nothing
+//! Invariant: a failed preparation leaves nothing published and nothing
 //! inserted; the error names the image or the step that failed.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
+use async_trait::async_trait;
 use ferric_common::config::BootConfig;
-use ferric_common::db::models::node::Node;
 use ferric_common::states::power;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::bmc::Access;
+use super::error::DriverError;
+use super::interfaces::{BootInterface, InstanceBoot, Interface};
 use super::redfish::System;
+use super::redfish::client::RedfishError;
+use super::redfish::interfaces::info as redfish_info;
 use crate::images::ChecksumSpec;
-use crate::tasks::Context;
+use crate::task::Task;
 
 /// The folder of `http_root` Ironic publishes virtual media under.
 const SUBDIR: &str = "redfish";
 
-/// Whether the node deploys with this module.
-pub fn handles(node: &Node) -> bool {
-    node.boot_interface.as_deref() == Some("redfish-virtual-media")
-        && node.deploy_interface.as_deref() == Some("ramdisk")
+/// `redfish-virtual-media`.
+pub struct RedfishVirtualMediaBoot;
+
+impl Interface for RedfishVirtualMediaBoot {
+    fn name(&self) -> &'static str {
+        "redfish-virtual-media"
+    }
+
+    /// A `direct` deploy needs a `deploy_iso`, or a `deploy_kernel` and
+    /// `deploy_ramdisk` to build one from.
+    fn validate(&self, task: &Task) -> Result<(), DriverError> {
+        let info = task.node.driver_info_map()?;
+        let has = |key: &str| info.contains_key(key);
+        if task.driver.deploy.name() == "direct"
+            && !has("deploy_iso")
+            && !(has("deploy_kernel") && has("deploy_ramdisk"))
+        {
+            let missing: Vec<String> = ["deploy_kernel", "deploy_ramdisk"]
+                .iter()
+                .filter(|k| !has(k))
+                .map(|k| format!("'{k}'"))
+                .collect();
+            return Err(DriverError::InvalidParameter(format!(
+                "Error validating Redfish virtual media. Some parameters were missing in node's driver_info. Missing are: [{}]",
+                missing.join(", ")
+            )));
+        }
+        Ok(())
+    }
 }
 
-/// The boot interface's `validate`: a `direct` deploy needs a `deploy_iso`,
-/// or a `deploy_kernel` and `deploy_ramdisk` to build one from.
-///
-/// # Errors
-/// Ironic's message, naming what is missing.
-pub fn validate(node: &Node) -> Result<(), String> {
-    let info: Map<String, Value> = serde_json::from_str(&node.driver_info).unwrap_or_default();
-    let has = |key: &str| info.contains_key(key);
-    if node.deploy_interface.as_deref() == Some("direct")
-        && !has("deploy_iso")
-        && !(has("deploy_kernel") && has("deploy_ramdisk"))
-    {
-        let missing: Vec<String> = ["deploy_kernel", "deploy_ramdisk"]
-            .iter()
-            .filter(|k| !has(k))
-            .map(|k| format!("'{k}'"))
-            .collect();
-        return Err(format!(
-            "Error validating Redfish virtual media. Some parameters were missing in node's driver_info. Missing are: [{}]",
-            missing.join(", ")
-        ));
+#[async_trait]
+impl BootInterface for RedfishVirtualMediaBoot {
+    async fn prepare_ramdisk(&self, task: &Task, kernel_params: &str) -> Result<(), DriverError> {
+        let info = task.node.driver_info_map()?;
+        let text = |k: &str| info.get(k).and_then(Value::as_str);
+        let source = match (
+            text("deploy_iso"),
+            text("deploy_kernel"),
+            text("deploy_ramdisk"),
+        ) {
+            (Some(iso), _, _) => Source::Iso {
+                url: iso.to_owned(),
+                checksum: None,
+            },
+            (None, Some(kernel), Some(ramdisk)) => {
+                let mut params = kernel_params.to_owned();
+                if let Some(extra) = text("kernel_append_params") {
+                    params.push(' ');
+                    params.push_str(extra);
+                }
+                Source::Build {
+                    kernel: kernel.to_owned(),
+                    ramdisk: ramdisk.to_owned(),
+                    params,
+                }
+            }
+            _ => {
+                return Err(DriverError::InvalidParameter(format!(
+                    "Node {} has no driver_info deploy_iso, or deploy_kernel and deploy_ramdisk, for the direct deploy over redfish-virtual-media.",
+                    task.node.uuid
+                )));
+            }
+        };
+        insert_boot_iso(task, source, false).await
     }
-    Ok(())
+
+    async fn clean_up_ramdisk(&self, task: &Task) {
+        withdraw(task).await;
+    }
+
+    async fn prepare_instance(&self, task: &Task, boot: InstanceBoot) -> Result<(), DriverError> {
+        if boot == InstanceBoot::Disk {
+            return task
+                .driver
+                .management
+                .set_boot_device(task, "disk", true)
+                .await;
+        }
+        let info = task.node.instance_info_map()?;
+        let text = |k: &str| info.get(k).and_then(Value::as_str);
+        let source = match (text("boot_iso"), text("kernel"), text("ramdisk")) {
+            (Some(iso), _, _) => Source::Iso {
+                url: iso.to_owned(),
+                checksum: ChecksumSpec::from_instance_info(&info)?,
+            },
+            (None, Some(kernel), Some(ramdisk)) => Source::Build {
+                kernel: kernel.to_owned(),
+                ramdisk: ramdisk.to_owned(),
+                params: text("ramdisk_kernel_arguments")
+                    .unwrap_or_default()
+                    .to_owned(),
+            },
+            _ => {
+                return Err(DriverError::InvalidParameter(format!(
+                    "Node {} has no instance_info boot_iso, or kernel and ramdisk, to boot with the redfish-virtual-media boot interface.",
+                    task.node.uuid
+                )));
+            }
+        };
+        insert_boot_iso(task, source, true).await
+    }
+
+    /// Ejects the CD and withdraws the published ISO (withdrawn even when
+    /// the eject failed).
+    async fn clean_up_instance(&self, task: &Task) -> Result<(), DriverError> {
+        let ejected = with_system(task, async |system| system.eject_media("cdrom").await).await;
+        let (file, _) = published(&task.ctx().boot, &boot_iso_name(task));
+        let _ = std::fs::remove_file(&file);
+        ejected.map(|_| ())
+    }
 }
 
 /// The published file `name` and its URL.
@@ -74,65 +162,46 @@ fn published(boot: &BootConfig, name: &str) -> (PathBuf, String) {
 }
 
 /// The deploy's ISO: `boot-<uuid>.iso`.
-fn boot_iso_name(node: &Node) -> String {
-    format!("boot-{}.iso", node.uuid)
+fn boot_iso_name(task: &Task) -> String {
+    format!("boot-{}.iso", task.node.uuid)
 }
 
 /// What the vmedia API publishes for a device: `cdrom-<uuid>.iso`,
 /// `floppy-<uuid>.img`, `disk-<uuid>.img`, as Ironic names them.
-fn attached_name(device_type: &str, node: &Node) -> String {
+fn attached_name(device_type: &str, task: &Task) -> String {
     let ext = if device_type == "cdrom" { "iso" } else { "img" };
-    format!("{device_type}-{}.{ext}", node.uuid)
-}
-
-fn redfish_access(ctx: &Context, node: &Node) -> Result<Access, String> {
-    match ctx.bmcs.access(node) {
-        Some(Ok(access @ Access::Redfish { .. })) => Ok(access),
-        Some(Err(message)) => Err(message),
-        _ => Err(format!(
-            "The redfish-virtual-media boot interface of node {} needs the redfish management interface.",
-            node.uuid
-        )),
-    }
+    format!("{device_type}-{}.{ext}", task.node.uuid)
 }
 
 /// Runs `f` on the node's Redfish system.
 async fn with_system<T>(
-    ctx: &Context,
-    access: &Access,
-    f: impl AsyncFnOnce(System<'_>) -> Result<T, super::redfish::client::RedfishError>,
-) -> Result<T, String> {
-    let Access::Redfish { node, info } = access else {
-        return Err("not a Redfish node".into());
-    };
-    f(System::new(&ctx.bmcs.redfish, info, node))
-        .await
-        .map_err(|e| e.to_string())
+    task: &Task,
+    f: impl AsyncFnOnce(System<'_>) -> Result<T, RedfishError>,
+) -> Result<T, DriverError> {
+    let info = redfish_info(task)?;
+    Ok(f(System::new(
+        &task.ctx().bmcs.redfish,
+        &info,
+        &task.node.uuid,
+    ))
+    .await?)
 }
 
 /// Fetches `url` (verified against `checksum` when given) and publishes it
 /// as `name`; returns the published file and its URL.
 async fn publish(
-    ctx: &Context,
+    task: &Task,
     name: &str,
     url: &str,
     checksum: Option<&ChecksumSpec>,
-) -> Result<(PathBuf, String), String> {
+) -> Result<(PathBuf, String), DriverError> {
+    let cache = &task.ctx().images;
     let checksum = match checksum {
-        Some(spec) => Some(
-            ctx.images
-                .resolve(spec, url)
-                .await
-                .map_err(|e| e.to_string())?,
-        ),
+        Some(spec) => Some(cache.resolve(spec, url).await?),
         None => None,
     };
-    let master = ctx
-        .images
-        .fetch(url, checksum.as_ref())
-        .await
-        .map_err(|e| e.to_string())?;
-    let (file, public) = published(&ctx.boot, name);
+    let master = cache.fetch(url, checksum.as_ref()).await?;
+    let (file, public) = published(&task.ctx().boot, name);
     let dest = file.clone();
     ferric_common::telemetry::spawn_blocking(move || {
         crate::images::link_into(&master, &dest).inspect_err(|_| {
@@ -141,80 +210,9 @@ async fn publish(
         })
     })
     .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("could not publish {}: {e}", file.display()))?;
+    .map_err(|e| DriverError::Files(e.to_string()))?
+    .map_err(|e| DriverError::Files(format!("could not publish {}: {e}", file.display())))?;
     Ok((file, public))
-}
-
-/// Deploys: the ISO published and inserted, boot device cdrom, power
-/// cycled. Returns the power state the node is left in.
-///
-/// # Errors
-/// Ironic-style text naming what failed; nothing is left behind.
-pub async fn deploy(ctx: &Context, node: &Node) -> Result<&'static str, String> {
-    let info: Map<String, Value> = serde_json::from_str(&node.instance_info).unwrap_or_default();
-    let text = |k: &str| info.get(k).and_then(Value::as_str);
-    let source = match (text("boot_iso"), text("kernel"), text("ramdisk")) {
-        (Some(iso), _, _) => Source::Iso {
-            url: iso.to_owned(),
-            checksum: ChecksumSpec::from_instance_info(&info).map_err(|e| e.to_string())?,
-        },
-        (None, Some(kernel), Some(ramdisk)) => Source::Build {
-            kernel: kernel.to_owned(),
-            ramdisk: ramdisk.to_owned(),
-            params: text("ramdisk_kernel_arguments")
-                .unwrap_or_default()
-                .to_owned(),
-        },
-        _ => {
-            return Err(format!(
-                "Node {} has no instance_info boot_iso, or kernel and ramdisk, to boot with the redfish-virtual-media boot interface.",
-                node.uuid
-            ));
-        }
-    };
-    boot_iso(ctx, node, source, true).await
-}
-
-/// The `direct` deploy's first step over virtual media: the deploy ISO
-/// (`driver_info` `deploy_iso`, whose agent finds the API from its own
-/// kernel command line, or one built from `deploy_kernel` and
-/// `deploy_ramdisk` with `ipa-api-url=`) published, inserted, booted once.
-///
-/// # Errors
-/// Nothing to boot, or what failed; nothing is left behind.
-pub async fn boot_deploy_iso(ctx: &Context, node: &Node) -> Result<&'static str, String> {
-    let info: Map<String, Value> = serde_json::from_str(&node.driver_info).unwrap_or_default();
-    let text = |k: &str| info.get(k).and_then(Value::as_str);
-    let source = match (
-        text("deploy_iso"),
-        text("deploy_kernel"),
-        text("deploy_ramdisk"),
-    ) {
-        (Some(iso), _, _) => Source::Iso {
-            url: iso.to_owned(),
-            checksum: None,
-        },
-        (None, Some(kernel), Some(ramdisk)) => {
-            let mut params = format!("ipa-api-url={}", ctx.boot.api_url);
-            if let Some(extra) = text("kernel_append_params") {
-                params.push(' ');
-                params.push_str(extra);
-            }
-            Source::Build {
-                kernel: kernel.to_owned(),
-                ramdisk: ramdisk.to_owned(),
-                params,
-            }
-        }
-        _ => {
-            return Err(format!(
-                "Node {} has no driver_info deploy_iso, or deploy_kernel and deploy_ramdisk, for the direct deploy over redfish-virtual-media.",
-                node.uuid
-            ));
-        }
-    };
-    boot_iso(ctx, node, source, false).await
 }
 
 /// What a node boots from virtual media.
@@ -233,33 +231,27 @@ enum Source {
 }
 
 /// Publishes the node's ISO as `boot-<uuid>.iso` (fetched, or built),
-/// inserts it, sets the boot device to cdrom and power-cycles the node; on
-/// failure ejects and withdraws it.
-async fn boot_iso(
-    ctx: &Context,
-    node: &Node,
-    source: Source,
-    persistent: bool,
-) -> Result<&'static str, String> {
-    let access = redfish_access(ctx, node)?;
-    let name = boot_iso_name(node);
+/// powers the node off, inserts the ISO and sets the boot device to cdrom;
+/// on failure ejects and withdraws it.
+async fn insert_boot_iso(task: &Task, source: Source, persistent: bool) -> Result<(), DriverError> {
+    redfish_info(task)?;
+    let name = boot_iso_name(task);
     let url = match source {
-        Source::Iso { url, checksum } => publish(ctx, &name, &url, checksum.as_ref()).await?.1,
+        Source::Iso { url, checksum } => publish(task, &name, &url, checksum.as_ref()).await?.1,
         Source::Build {
             kernel,
             ramdisk,
             params,
         } => {
-            let (kernel, ramdisk) = tokio::join!(
-                ctx.images.fetch(&kernel, None),
-                ctx.images.fetch(&ramdisk, None)
+            let cache = &task.ctx().images;
+            let (kernel, ramdisk) =
+                tokio::join!(cache.fetch(&kernel, None), cache.fetch(&ramdisk, None));
+            let (kernel, ramdisk) = (kernel?, ramdisk?);
+            let (file, url) = published(&task.ctx().boot, &name);
+            let (boot, uefi) = (
+                task.ctx().boot.clone(),
+                super::boot_mode_is_uefi(&task.node)?,
             );
-            let (kernel, ramdisk) = (
-                kernel.map_err(|e| e.to_string())?,
-                ramdisk.map_err(|e| e.to_string())?,
-            );
-            let (file, url) = published(&ctx.boot, &name);
-            let (boot, uefi) = (ctx.boot.clone(), super::boot_mode_is_uefi(node));
             ferric_common::telemetry::spawn_blocking(move || {
                 let spec = super::iso::IsoSpec {
                     kernel: &kernel,
@@ -270,64 +262,33 @@ async fn boot_iso(
                 super::iso::build(&boot, &spec, &file)
             })
             .await
-            .map_err(|e| e.to_string())??;
+            .map_err(|e| DriverError::Files(e.to_string()))?
+            .map_err(DriverError::Files)?;
             url
         }
     };
-    let timeout = Duration::from_secs(ctx.settings.power_state_change_timeout_secs);
-    let booted = with_system(ctx, &access, async |system| {
+    let timeout = task.ctx().power_timeout();
+    let inserted = with_system(task, async |system| {
         system.set_power(power::POWER_OFF, timeout).await?;
         system.insert_media("cdrom", &url).await?;
-        system.set_boot_device("cdrom", persistent).await?;
-        system.set_power(power::POWER_ON, timeout).await
+        system.set_boot_device("cdrom", persistent).await
     })
     .await;
-    if booted.is_err() {
-        withdraw(ctx, node).await;
+    if inserted.is_err() {
+        withdraw(task).await;
     }
-    booted
+    inserted
 }
 
 /// Ejects the CD (best effort) and withdraws the published ISO.
-pub async fn withdraw(ctx: &Context, node: &Node) {
-    let (file, _) = published(&ctx.boot, &boot_iso_name(node));
-    if let Ok(access) = redfish_access(ctx, node) {
-        let ejected = with_system(ctx, &access, async |system| {
-            system.eject_media("cdrom").await
-        })
-        .await;
-        if let Err(e) = ejected {
-            tracing::warn!(node.uuid = %node.uuid, error = %e, "could not eject the virtual CD");
-        }
+async fn withdraw(task: &Task) {
+    let (file, _) = published(&task.ctx().boot, &boot_iso_name(task));
+    let ejected = with_system(task, async |system| system.eject_media("cdrom").await).await;
+    if let Err(e) = ejected {
+        tracing::warn!(node.uuid = %task.node.uuid, error = %e, "could not eject the virtual CD");
     }
     // After the eject: the BMC never points at a URL that is gone.
     let _ = std::fs::remove_file(&file);
-}
-
-/// Undeploys: power off, eject the CD, withdraw the published ISO.
-///
-/// # Errors
-/// When the node cannot be powered off or the CD ejected (the ISO is
-/// withdrawn anyway).
-pub async fn tear_down(ctx: &Context, node: &Node) -> Result<&'static str, String> {
-    let access = redfish_access(ctx, node)?;
-    let timeout = Duration::from_secs(ctx.settings.power_state_change_timeout_secs);
-    let off = with_system(ctx, &access, async |system| {
-        system.set_power(power::POWER_OFF, timeout).await
-    })
-    .await;
-    // Ejected and withdrawn even when the power off failed.
-    let ejected = with_system(ctx, &access, async |system| {
-        system.eject_media("cdrom").await
-    })
-    .await;
-    let (file, _) = published(&ctx.boot, &boot_iso_name(node));
-    let _ = std::fs::remove_file(&file);
-    match (off, ejected) {
-        (Ok(off), Ok(_)) => Ok(off),
-        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
-        (Err(off), Err(eject)) => Err(format!("{off}; {eject}")),
-    }
 }
 
 /// The node vmedia API's attach: `image_url` inserted into the
@@ -338,23 +299,22 @@ pub async fn tear_down(ctx: &Context, node: &Node) -> Result<&'static str, Strin
 /// # Errors
 /// The image or the BMC's failure.
 pub async fn attach(
-    ctx: &Context,
-    node: &Node,
+    task: &Task,
     device_type: &str,
     image_url: &str,
     download_source: &str,
-) -> Result<(), String> {
-    let access = redfish_access(ctx, node)?;
+) -> Result<(), DriverError> {
+    redfish_info(task)?;
     let direct = download_source != "local"
         && (image_url.starts_with("http://") || image_url.starts_with("https://"));
     let (file, url) = if direct {
         (None, image_url.to_owned())
     } else {
-        let name = attached_name(device_type, node);
-        let (file, url) = publish(ctx, &name, image_url, None).await?;
+        let name = attached_name(device_type, task);
+        let (file, url) = publish(task, &name, image_url, None).await?;
         (Some(file), url)
     };
-    let inserted = with_system(ctx, &access, async |system| {
+    let inserted = with_system(task, async |system| {
         system.insert_media(device_type, &url).await
     })
     .await;
@@ -371,8 +331,7 @@ pub async fn attach(
 ///
 /// # Errors
 /// The BMC's failure.
-pub async fn detach(ctx: &Context, node: &Node, device_types: &[String]) -> Result<(), String> {
-    let access = redfish_access(ctx, node)?;
+pub async fn detach(task: &Task, device_types: &[String]) -> Result<(), DriverError> {
     let all = ["disk".to_owned(), "cdrom".to_owned(), "floppy".to_owned()];
     let types = if device_types.is_empty() {
         &all[..]
@@ -380,13 +339,9 @@ pub async fn detach(ctx: &Context, node: &Node, device_types: &[String]) -> Resu
         device_types
     };
     for device_type in types {
-        let ejected = with_system(ctx, &access, async |system| {
-            system.eject_media(device_type).await
-        })
-        .await;
+        with_system(task, async |system| system.eject_media(device_type).await).await?;
         // Withdrawn once ejected: the BMC never points at a URL that is gone.
-        ejected?;
-        let (file, _) = published(&ctx.boot, &attached_name(device_type, node));
+        let (file, _) = published(&task.ctx().boot, &attached_name(device_type, task));
         let _ = std::fs::remove_file(file);
     }
     Ok(())

@@ -18,14 +18,11 @@ use rand::RngCore as _;
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq as _;
 
+use crate::task::Task;
 use crate::tasks::{Context, TaskError, accepted, load_node, node_locked, node_not_found, refused};
 
 /// What a repeated lookup gets instead of the token.
 const MASKED: &str = "******";
-
-fn internal_info(node: &Node) -> Map<String, Value> {
-    serde_json::from_str(&node.driver_internal_info).unwrap_or_default()
-}
 
 /// Merges `entries` into the node's `driver_internal_info`; `Err` with the
 /// reply to send when that could not be done. With `only_if_absent`, an
@@ -88,8 +85,12 @@ pub async fn lookup(ctx: &Context, node_uuid: &str) -> Result<TaskReply, TaskErr
     })
 }
 
+/// Whether `offered` is the node's token (a corrupt
+/// `driver_internal_info` holds none).
 fn token_valid(node: &Node, offered: Option<&str>) -> bool {
-    let info = internal_info(node);
+    let Ok(info) = node.driver_internal_info_map() else {
+        return false;
+    };
     match (
         info.get("agent_secret_token").and_then(Value::as_str),
         offered,
@@ -153,12 +154,28 @@ pub async fn heartbeat(
         ctx.db
             .run(move |conn| Node::touch_provisioning(conn, id))
             .await?;
-        if crate::drivers::direct::handles(&node) {
-            ctx.tracker.spawn(crate::drivers::direct::on_heartbeat(
-                ctx.clone(),
-                node.uuid.clone(),
-            ));
-        }
+        ctx.tracker.spawn(continue_deploy(ctx.clone(), node));
     }
     Ok(accepted())
+}
+
+/// What a heartbeat does in the background: the node's deploy interface
+/// carries the deploy on, under the node's lock. Another heartbeat holding
+/// the lock, or a node no longer waiting, makes it do nothing.
+async fn continue_deploy(ctx: Context, node: Node) {
+    let mut task = match Task::try_exclusive(&ctx, &node).await {
+        Ok(Some(task)) => task,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(node.uuid = %node.uuid, error = %e, "could not take the node to continue its deploy");
+            return;
+        }
+    };
+    if task.node.provision_state == ProvisionState::DeployWait.as_str() {
+        let deploy = task.driver.deploy;
+        if let Err(e) = deploy.heartbeat(&mut task).await {
+            tracing::error!(node.uuid = %node.uuid, error = %e, "could not continue the deploy");
+        }
+    }
+    task.release().await;
 }

@@ -233,12 +233,12 @@ async fn backfill(
         let Some(node) = load_node(ctx, node_uuid).await? else {
             return Ok(node_not_found(node_uuid));
         };
-        let lock = match lock_node(ctx, &node).await? {
-            Ok(lock) => lock,
+        let task = match lock_node(ctx, &node.uuid).await? {
+            Ok(task) => task,
             Err(refusal) => return Ok(refusal),
         };
-        let result = backfill_locked(ctx, alloc, &node).await;
-        let _ = lock.release().await;
+        let result = backfill_locked(ctx, alloc, &task.node).await;
+        task.release().await;
         result
     }
     .await;
@@ -407,12 +407,12 @@ pub async fn destroy(
             }
         }
     };
-    let lock = match lock_node(ctx, &node).await? {
-        Ok(lock) => lock,
+    let task = match lock_node(ctx, &node.uuid).await? {
+        Ok(task) => task,
         Err(refusal) => return Ok(refusal),
     };
-    let result = destroy_locked(ctx, &alloc, &node).await;
-    let _ = lock.release().await;
+    let result = destroy_locked(ctx, &alloc, &task.node).await;
+    task.release().await;
     result
 }
 

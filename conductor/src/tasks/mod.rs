@@ -11,47 +11,19 @@ pub mod allocation;
 pub mod management;
 pub mod power;
 pub mod provision;
+pub mod steps;
 pub mod vmedia;
 
-use ferric_common::config::ConductorSettings;
-use ferric_common::db::models::node::{Node, StateChange};
+use ferric_common::db::DbError;
+use ferric_common::db::models::node::StateChange;
 use ferric_common::db::models::receipt::TaskReceipt;
-use ferric_common::db::{Db, DbError};
 use ferric_proto::v1::task::Kind;
 use ferric_proto::v1::{Accepted, RefusalKind, Refused, Task, TaskReply, task_reply::Outcome};
-use tokio_util::task::TaskTracker;
 
-/// What every handler needs.
-#[derive(Clone)]
-pub struct Context {
-    pub db: Db,
-    /// This conductor's host name: the value it writes into `reservation`.
-    pub host: String,
-    pub settings: ConductorSettings,
-    /// Tracks background work so shutdown can wait for it.
-    pub tracker: TaskTracker,
-    /// One IPMI session per BMC.
-    pub bmcs: std::sync::Arc<crate::drivers::bmc::Bmcs>,
-    /// Downloaded, verified images.
-    pub images: std::sync::Arc<crate::images::ImageCache>,
-    /// Where boot files go.
-    pub boot: std::sync::Arc<ferric_common::config::BootConfig>,
-    /// Where notifications of state changes go.
-    pub notifier: ferric_common::notify::Notifier,
-    /// Talks to deploy ramdisks' agents (bounded timeouts).
-    pub agent_http: reqwest::Client,
-}
-
-/// Errors inside a handler; each becomes a refusal.
-#[derive(Debug, thiserror::Error)]
-pub enum TaskError {
-    /// The database failed.
-    #[error(transparent)]
-    Db(#[from] DbError),
-    /// A write found the node no longer reserved by this conductor.
-    #[error("lost the lock on node {0}")]
-    LockLost(String),
-}
+pub use crate::context::Context;
+use crate::drivers::DriverError;
+use crate::task::Acquired;
+pub use crate::task::TaskError;
 
 /// Runs one decoded task. A task that changes state and was already
 /// accepted (a redelivery) is answered `Accepted` again without acting.
@@ -231,34 +203,53 @@ pub fn node_locked(node_uuid: &str, holder: &str) -> TaskReply {
     )
 }
 
-/// Takes a node's lock with the configured retries; on failure, the
-/// NodeLocked refusal naming the current holder.
+/// Takes a node's lock with the configured retries (Ironic's
+/// `node_locked_retry_*`); on failure, the refusal to answer with.
+///
+/// # Errors
+/// On a database failure.
 pub async fn lock_node(
     ctx: &Context,
-    node: &Node,
-) -> Result<Result<crate::reservation::NodeLock, TaskReply>, TaskError> {
-    let lock = crate::reservation::NodeLock::acquire_patiently(
-        &ctx.db,
-        &ctx.host,
-        node.id,
-        ctx.settings.node_locked_retry_attempts,
-        std::time::Duration::from_millis(ctx.settings.node_locked_retry_interval_ms),
-    )
-    .await?;
-    match lock {
-        Some(lock) => Ok(Ok(lock)),
-        None => {
-            let holder = load_node(ctx, &node.uuid)
-                .await?
-                .and_then(|n| n.reservation)
-                .unwrap_or_else(|| "unknown".into());
-            Ok(Err(node_locked(&node.uuid, &holder)))
-        }
-    }
+    node_uuid: &str,
+) -> Result<Result<crate::task::Task, TaskReply>, TaskError> {
+    Ok(match crate::task::Task::exclusive(ctx, node_uuid).await? {
+        Acquired::Locked(task) => Ok(*task),
+        Acquired::NotFound => Err(node_not_found(node_uuid)),
+        Acquired::HeldBy(holder) => Err(node_locked(node_uuid, &holder)),
+    })
+}
+
+/// A shared task on the node; on failure, the refusal to answer with.
+///
+/// # Errors
+/// On a database failure.
+pub async fn read_node(
+    ctx: &Context,
+    node_uuid: &str,
+) -> Result<Result<crate::task::Task, TaskReply>, TaskError> {
+    Ok(crate::task::Task::shared(ctx, node_uuid)
+        .await?
+        .ok_or_else(|| node_not_found(node_uuid)))
+}
+
+/// The refusal for a driver's failure: the request's fault (invalid
+/// parameter, unsupported extension, corrupt column) or the hardware's.
+pub fn driver_refusal(error: &DriverError) -> TaskReply {
+    let kind = if error.is_invalid_request() {
+        RefusalKind::Invalid
+    } else {
+        RefusalKind::DriverFailure
+    };
+    refused(kind, error.to_string())
 }
 
 /// Loads a node by UUID.
-pub async fn load_node(ctx: &Context, node_uuid: &str) -> Result<Option<Node>, DbError> {
-    let uuid = node_uuid.to_owned();
-    ctx.db.run(move |conn| Node::by_uuid(conn, &uuid)).await
+///
+/// # Errors
+/// On a database failure.
+pub async fn load_node(
+    ctx: &Context,
+    node_uuid: &str,
+) -> Result<Option<ferric_common::db::models::node::Node>, DbError> {
+    crate::task::load(ctx, node_uuid).await
 }

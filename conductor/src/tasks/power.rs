@@ -1,5 +1,5 @@
 //! Power actions (`PUT /states/power`): lock, record the target, answer, then
-//! drive the power interface and record the outcome.
+//! drive the node's power interface and record the outcome.
 
 use ferric_common::db::models::node::{Node, StateChange};
 use ferric_common::notify;
@@ -7,8 +7,11 @@ use ferric_common::states::power;
 use ferric_proto::v1::{PowerAction, RefusalKind, TaskReply};
 use serde_json::Value;
 
+use crate::drivers::DriverError;
+use crate::task::Task;
 use crate::tasks::{
-    Context, TaskError, accepted, commit_start, load_node, lock_node, node_not_found, refused,
+    Context, TaskError, accepted, commit_start, driver_refusal, load_node, lock_node,
+    node_not_found, refused,
 };
 
 pub async fn handle(
@@ -17,27 +20,22 @@ pub async fn handle(
     task_id: &str,
     action: PowerAction,
 ) -> Result<TaskReply, TaskError> {
-    let Some(node) = load_node(ctx, node_uuid).await? else {
+    if load_node(ctx, node_uuid).await?.is_none() {
         return Ok(node_not_found(node_uuid));
-    };
+    }
     if !power::TARGETS.iter().any(|(t, _)| *t == action.target) {
         return Ok(refused(
             RefusalKind::Invalid,
             format!("Invalid power state {}.", action.target),
         ));
     }
-    let lock = match lock_node(ctx, &node).await? {
-        Ok(lock) => lock,
+    let task = match lock_node(ctx, node_uuid).await? {
+        Ok(task) => task,
         Err(refusal) => return Ok(refusal),
     };
-    // Re-read under the lock: the row may have changed since the first read.
-    let Some(node) = load_node(ctx, node_uuid).await? else {
-        let _ = lock.release().await;
-        return Ok(node_not_found(node_uuid));
-    };
-    if let Some(Err(message)) = ctx.bmcs.access(&node) {
-        let _ = lock.release().await;
-        return Ok(refused(RefusalKind::Invalid, message));
+    if let Err(e) = task.driver.power.validate(&task) {
+        task.release().await;
+        return Ok(driver_refusal(&e));
     }
     let target = power::settles_to(&action.target).to_owned();
     let requested = action.target.clone();
@@ -47,18 +45,17 @@ pub async fn handle(
         last_error: Some(None),
         ..StateChange::default()
     };
-    if let Err(e) = commit_start(ctx, node.id, task_id, change).await {
-        let _ = lock.release().await;
+    if let Err(e) = commit_start(ctx, task.node.id, task_id, change).await {
+        task.release().await;
         return Err(e);
     }
     ctx.notifier
-        .send(notify::power_set(&node, &requested, "start"));
-    let ctx2 = ctx.clone();
-    ctx.tracker.spawn(async move {
-        if let Err(e) = finish(&ctx2, &node, &requested, &target, timeout).await {
-            tracing::error!(node.uuid = %node.uuid, error = %e, "power action failed");
+        .send(notify::power_set(&task.node, &requested, "start"));
+    task.spawn_after(move |task| async move {
+        if let Err(e) = finish(&task, &requested, &target, timeout).await {
+            tracing::error!(node.uuid = %task.node.uuid, error = %e, "power action failed");
         }
-        let _ = lock.release().await;
+        task
     });
     Ok(accepted())
 }
@@ -72,69 +69,70 @@ enum Outcome {
     Changed(String),
 }
 
-/// Drives the node's power interface to `target` and records the outcome.
-/// Asking for the state the node is already in changes nothing but the
-/// target, as in Ironic; a failure clears the target and sets `last_error`
-/// with Ironic's wording.
+/// Drives the node's power interface to `target`. Asking for the state
+/// the node is already in changes nothing (Ironic reads the state first
+/// for on, off and soft off; a failure to read is worded without the
+/// "by").
+async fn drive(
+    task: &Task,
+    requested: &str,
+    target: &str,
+    timeout_secs: u32,
+) -> Result<Outcome, String> {
+    let power_interface = task.driver.power;
+    let settings = &task.ctx().settings;
+    let timeout = std::time::Duration::from_secs(match timeout_secs {
+        0 if requested == power::SOFT_POWER_OFF => settings.soft_power_off_timeout_secs,
+        0 => settings.power_state_change_timeout_secs,
+        n => u64::from(n),
+    });
+    let failed_by = |e: DriverError| {
+        format!("Failed to change power state to '{target}' by '{requested}': {e}")
+    };
+    if matches!(
+        requested,
+        power::POWER_ON | power::POWER_OFF | power::SOFT_POWER_OFF
+    ) {
+        let current = match power_interface.get_power_state(task).await {
+            Ok(current) => current,
+            Err(e @ (DriverError::InvalidParameter(_) | DriverError::Corrupt(_))) => {
+                return Err(failed_by(e));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "Failed to change power state to '{requested}': {e}"
+                ));
+            }
+        };
+        if current == Some(target) {
+            return Ok(Outcome::Already(target.to_owned()));
+        }
+    }
+    power_interface
+        .set_power_state(task, requested, timeout)
+        .await
+        .map(|state| Outcome::Changed(state.to_owned()))
+        .map_err(failed_by)
+}
+
+/// Drives the power interface and records the outcome; a failure clears
+/// the target and sets `last_error` with Ironic's wording.
 async fn finish(
-    ctx: &Context,
-    node: &Node,
+    task: &Task,
     requested: &str,
     target: &str,
     timeout_secs: u32,
 ) -> Result<(), TaskError> {
-    let (host, id) = (ctx.host.clone(), node.id);
-    let on_off = requested == power::POWER_ON || requested == power::POWER_OFF;
-    let outcome = match ctx.bmcs.access(node) {
-        None => {
-            // Fake power: the recorded state is the hardware's.
-            if node.power_state.as_deref() == Some(target) && on_off {
-                Ok(Outcome::Already(target.to_owned()))
-            } else {
-                Ok(Outcome::Changed(target.to_owned()))
-            }
-        }
-        Some(Err(message)) => Err(format!(
-            "Failed to change power state to '{target}' by '{requested}': {message}"
-        )),
-        Some(Ok(access)) => {
-            let timeout = std::time::Duration::from_secs(match timeout_secs {
-                0 if requested == power::SOFT_POWER_OFF => ctx.settings.soft_power_off_timeout_secs,
-                0 => ctx.settings.power_state_change_timeout_secs,
-                n => u64::from(n),
-            });
-            async {
-                // Ironic reads the state first for on/off; a failure to
-                // read is worded without the "by".
-                if on_off || requested == power::SOFT_POWER_OFF {
-                    let current = ctx.bmcs.power_state(&access).await.map_err(|e| {
-                        format!("Failed to change power state to '{requested}': {e}")
-                    })?;
-                    if current == target {
-                        return Ok(Outcome::Already(current.to_owned()));
-                    }
-                }
-                ctx.bmcs
-                    .set_power(&access, requested, timeout)
-                    .await
-                    .map(|state| Outcome::Changed(state.to_owned()))
-                    .map_err(|e| {
-                        format!("Failed to change power state to '{target}' by '{requested}': {e}")
-                    })
-            }
-            .await
-        }
-    };
+    let node = &task.node;
     let mut failed = false;
-    let change = match outcome {
+    let change = match drive(task, requested, target, timeout_secs).await {
         Ok(Outcome::Already(state)) => StateChange {
             power_state: Some(Some(state)),
             target_power_state: Some(None),
             ..StateChange::default()
         },
         Ok(Outcome::Changed(state)) => {
-            let mut internal: serde_json::Map<String, Value> =
-                serde_json::from_str(&node.driver_internal_info).unwrap_or_default();
+            let mut internal = node.driver_internal_info_map()?;
             internal.insert(
                 "last_power_state_change".into(),
                 Value::String(
@@ -160,9 +158,11 @@ async fn finish(
             }
         }
     };
+    let (host, id) = (task.ctx().host.clone(), node.id);
     // The row is read back only for the notification's payload.
-    let notify = ctx.notifier.is_enabled();
-    let written = ctx
+    let notify = task.ctx().notifier.is_enabled();
+    let written = task
+        .ctx()
         .db
         .run(move |conn| {
             Node::write_state(conn, id, &host, &change)?;
@@ -175,7 +175,8 @@ async fn finish(
         .await?;
     if let Some(after) = written {
         let status = if failed { "error" } else { "end" };
-        ctx.notifier
+        task.ctx()
+            .notifier
             .send(notify::power_set(&after, requested, status));
     }
     Ok(())

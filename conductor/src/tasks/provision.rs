@@ -2,8 +2,11 @@
 //!
 //! The handler locks the node, checks the verb against the state machine
 //! under the lock, commits the in-progress state and answers; the flow then
-//! runs the (fake) driver steps and fires `done` (or `fail`, with
-//! `last_error`) until the node is stable, and releases the lock.
+//! asks the node's interfaces for each transient state's work (power for
+//! verify, deploy for deploy and tear-down, inspect for inspection) and
+//! fires `done` (or `fail`, with `last_error`) until the node is stable or
+//! waits for an agent, and releases the lock. It never names an interface
+//! implementation.
 
 use std::time::Duration;
 
@@ -11,9 +14,12 @@ use ferric_common::db::models::node::{Node, StateChange};
 use ferric_common::notify;
 use ferric_common::states::{Event, ProvisionState, Verb};
 use ferric_proto::v1::{ProvisionAction, RefusalKind, TaskReply};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::drivers::{self, direct, ramdisk, virtual_media};
+use crate::drivers::DriverError;
+use crate::drivers::interfaces::Deployed;
+use crate::task::Task;
+use crate::tasks::steps::check_clean_steps;
 use crate::tasks::{
     Context, TaskError, accepted, commit_start, load_node, lock_node, node_not_found, refused,
 };
@@ -30,43 +36,35 @@ pub async fn handle(
             format!("\"{}\" is not a valid provision verb.", action.verb),
         ));
     };
-    let Some(node) = load_node(ctx, node_uuid).await? else {
+    if load_node(ctx, node_uuid).await?.is_none() {
         return Ok(node_not_found(node_uuid));
-    };
-    let lock = match lock_node(ctx, &node).await? {
-        Ok(lock) => lock,
+    }
+    let task = match lock_node(ctx, node_uuid).await? {
+        Ok(task) => task,
         Err(refusal) => return Ok(refusal),
     };
-    let Some(node) = load_node(ctx, node_uuid).await? else {
-        let _ = lock.release().await;
-        return Ok(node_not_found(node_uuid));
-    };
-    match begin(ctx, &node, task_id, verb, &action).await {
+    match begin(ctx, &task.node, task_id, verb, &action).await {
         Ok(Begin::Refused(reply)) => {
-            let _ = lock.release().await;
+            task.release().await;
             Ok(reply)
         }
         Ok(Begin::Done) => {
-            lock.release().await?;
+            task.release().await;
             Ok(accepted())
         }
         Ok(Begin::Started(state)) => {
-            tracing::info!(node.uuid = %node.uuid, verb = verb.as_str(), to = %state, "provision action started");
-            let ctx2 = ctx.clone();
-            let node_uuid = node.uuid.clone();
-            ctx.tracker.spawn(async move {
-                if let Err(e) = run_flow(&ctx2, &node_uuid, verb, state).await {
-                    tracing::error!(node.uuid = %node_uuid, error = %e, "provision flow failed");
-                    fail_after_error(&ctx2, &node_uuid, &e).await;
+            tracing::info!(node.uuid = %task.node.uuid, verb = verb.as_str(), to = %state, "provision action started");
+            task.spawn_after(move |mut task| async move {
+                if let Err(e) = run_flow(&mut task, verb, state).await {
+                    tracing::error!(node.uuid = %task.node.uuid, error = %e, "provision flow failed");
+                    fail_after_error(&mut task, &e).await;
                 }
-                if let Err(e) = lock.release().await {
-                    tracing::error!(node.uuid = %node_uuid, error = %e, "could not release node lock");
-                }
+                task
             });
             Ok(accepted())
         }
         Err(e) => {
-            let _ = lock.release().await;
+            task.release().await;
             Err(e)
         }
     }
@@ -129,8 +127,7 @@ async fn begin(
     match verb {
         Verb::Active | Verb::Deploy | Verb::Rebuild => {
             if let Some(configdrive) = &action.configdrive_json {
-                let mut info: Map<String, Value> =
-                    serde_json::from_str(&node.instance_info).unwrap_or_default();
+                let mut info = node.instance_info_map()?;
                 let value = serde_json::from_str(configdrive)
                     .unwrap_or_else(|_| Value::String(configdrive.clone()));
                 info.insert("configdrive".into(), value);
@@ -146,8 +143,7 @@ async fn begin(
                 .as_deref()
                 .and_then(|s| serde_json::from_str(s).ok())
                 .unwrap_or(Value::Array(Vec::new()));
-            let mut internal: Map<String, Value> =
-                serde_json::from_str(&node.driver_internal_info).unwrap_or_default();
+            let mut internal = node.driver_internal_info_map()?;
             internal.insert("clean_steps".into(), steps);
             change.driver_internal_info = Some(Value::Object(internal).to_string());
         }
@@ -184,88 +180,56 @@ fn invalid_state(verb: Verb, node: &Node, current: ProvisionState) -> TaskReply 
     )
 }
 
-/// Writes a change under this conductor's lock.
-///
-/// # Errors
-/// [`TaskError::LockLost`] when the node is no longer reserved by this host.
-async fn write(ctx: &Context, node_id: i32, change: StateChange) -> Result<(), TaskError> {
-    let host = ctx.host.clone();
-    let written = ctx
-        .db
-        .run(move |conn| Node::write_state(conn, node_id, &host, &change))
-        .await?;
-    if written {
-        Ok(())
-    } else {
-        Err(TaskError::LockLost(node_id.to_string()))
-    }
-}
-
-/// Writes a flow step's change under this conductor's lock, its
-/// `driver_internal_info` merged over what others wrote since `node` was
-/// read.
-///
-/// # Errors
-/// [`TaskError::LockLost`] when the node is no longer reserved by this host.
-async fn write_step(
-    ctx: &Context,
-    node: &Node,
-    change: StateChange,
-    destroy_allocation: Option<i32>,
-) -> Result<(), TaskError> {
-    let (host, id, seen) = (ctx.host.clone(), node.id, node.driver_internal_info.clone());
-    let written = ctx
-        .db
-        .run(move |conn| {
-            Node::write_flow_state(conn, id, &host, &change, &seen, destroy_allocation)
-        })
-        .await?;
-    if written {
-        Ok(())
-    } else {
-        Err(TaskError::LockLost(node.uuid.clone()))
-    }
-}
-
 /// After a flow error: fail the node from its current state, with
 /// `last_error`, so it never stays in a transient state unlocked.
-async fn fail_after_error(ctx: &Context, node_uuid: &str, error: &TaskError) {
-    let Ok(Some(node)) = load_node(ctx, node_uuid).await else {
+async fn fail_after_error(task: &mut Task, error: &TaskError) {
+    if task.reload().await.is_err() {
+        return;
+    }
+    let Ok(state) = task.provision_state() else {
         return;
     };
-    let Ok(state) = node.provision_state.parse::<ProvisionState>() else {
+    if state.next(Event::Fail).is_none() {
         return;
-    };
-    let Some(failed) = state.next(Event::Fail) else {
-        return;
-    };
-    let mut change = StateChange::provision(failed);
-    change.last_error = Some(Some(format!(
-        "{state} failed on conductor {}: {error}",
-        ctx.host
-    )));
-    let error_text = change.last_error.clone().flatten();
-    match write(ctx, node.id, change).await {
-        Ok(()) => ctx.notifier.send(notify::provision_set(
-            &node,
-            Event::Fail.as_str(),
-            failed,
-            error_text.as_deref(),
-        )),
-        Err(e) => {
-            tracing::error!(node.uuid = %node_uuid, error = %e, "could not record the failure");
-        }
+    }
+    let reason = format!("{state} failed on conductor {}: {error}", task.ctx().host);
+    if let Err(e) = task.fail(reason, StateChange::default()).await {
+        tracing::error!(node.uuid = %task.node.uuid, error = %e, "could not record the failure");
     }
 }
 
-/// Drives a node from a transient state to a stable one.
-async fn run_flow(
-    ctx: &Context,
-    node_uuid: &str,
-    verb: Verb,
-    mut state: ProvisionState,
-) -> Result<(), TaskError> {
-    let delay = Duration::from_millis(ctx.settings.fake_step_delay_ms);
+/// What one transient state's work came to.
+struct Step {
+    event: Event,
+    change: StateChange,
+    /// The node now waits for its agent: the flow ends, the lock goes.
+    waits: bool,
+}
+
+impl Step {
+    fn fires(event: Event, change: StateChange) -> Step {
+        Step {
+            event,
+            change,
+            waits: false,
+        }
+    }
+
+    fn fails(message: String) -> Step {
+        Step::fires(
+            Event::Fail,
+            StateChange {
+                last_error: Some(Some(message)),
+                ..StateChange::default()
+            },
+        )
+    }
+}
+
+/// Drives a node from a transient state to a stable one (or to a wait for
+/// its agent).
+async fn run_flow(task: &mut Task, verb: Verb, mut state: ProvisionState) -> Result<(), TaskError> {
+    let delay = Duration::from_millis(task.ctx().settings.fake_step_delay_ms);
     let manual_clean = verb == Verb::Clean;
     while !state.is_stable() {
         if !delay.is_zero() {
@@ -273,13 +237,16 @@ async fn run_flow(
         }
         // Read after the step's work, so what others wrote meanwhile (an
         // agent's token) is carried into this step's write.
-        let Some(node) = load_node(ctx, node_uuid).await? else {
-            return Ok(());
-        };
-        let (event, mut change) = match hardware_step(ctx, &node, state).await {
-            Some(done) => done,
-            None => step(ctx, &node, state),
-        };
+        match task.reload().await {
+            Ok(()) => {}
+            Err(TaskError::NodeGone(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let Step {
+            event,
+            mut change,
+            waits,
+        } = interface_step(task, state).await?;
         let Some(mut next) = state.next(event) else {
             // A transient state without a way forward (a `* failed` one).
             return Ok(());
@@ -288,33 +255,12 @@ async fn run_flow(
             // Manual cleaning ends where it started.
             next = ProvisionState::Manageable;
         }
-        let base = StateChange::provision(next);
-        change.provision_state = base.provision_state;
-        change.target_provision_state = base.target_provision_state;
-        change.provision_updated_at = base.provision_updated_at;
         if manual_clean && next.target() == Some(ProvisionState::Available) {
             change.target_provision_state = Some(Some(ProvisionState::Manageable.as_str().into()));
         }
-        let error_text = change.last_error.clone().flatten();
-        // Tear-down ends the instance's allocation, as Ironic does, in the
-        // same transaction as the state change.
-        let destroy_allocation = node
-            .allocation_id
-            .filter(|_| state == ProvisionState::Deleting && event == Event::Clean);
-        write_step(ctx, &node, change, destroy_allocation).await?;
-        ctx.notifier.send(notify::provision_set(
-            &node,
-            event.as_str(),
-            next,
-            error_text.as_deref(),
-        ));
-        tracing::info!(node.uuid = %node.uuid, from = %state, event = event.as_str(), to = %next, "provision state changed");
-        if event == Event::Fail {
-            // A failure state waits for an operator.
-            return Ok(());
-        }
-        if next == ProvisionState::DeployWait && direct::handles(&node) {
-            // The agent's heartbeats carry the deploy on; the lock goes.
+        task.move_to(event, next, change).await?;
+        if event == Event::Fail || waits {
+            // A failure state waits for an operator; a wait, for the agent.
             return Ok(());
         }
         state = next;
@@ -322,151 +268,87 @@ async fn run_flow(
     Ok(())
 }
 
-/// The work of real hardware interfaces in `state` (`None`: nothing beyond
-/// what [`step`] does). Ironic's verify for `ipmitool` checks the
-/// driver_info and reads the power state; boot and deploy interfaces are
-/// not implemented yet, so the steps that need them fail saying so.
-async fn hardware_step(
-    ctx: &Context,
-    node: &Node,
-    state: ProvisionState,
-) -> Option<(Event, StateChange)> {
-    let info = ctx.bmcs.access(node)?;
-    let failed = |message: String| {
-        Some((
-            Event::Fail,
-            StateChange {
-                last_error: Some(Some(message)),
-                ..StateChange::default()
-            },
-        ))
-    };
-    let automated_clean = ctx.settings.automated_clean && node.automated_clean != Some(false);
-    match state {
+/// The node's interfaces' work in `state`, then the conductor's own
+/// bookkeeping ([`bookkeeping`]).
+async fn interface_step(task: &mut Task, state: ProvisionState) -> Result<Step, TaskError> {
+    let driver = task.driver;
+    let node_uuid = task.node.uuid.clone();
+    Ok(match state {
         ProvisionState::Verifying => {
-            let info = match info {
-                Ok(info) => info,
-                Err(message) => {
-                    return failed(format!(
-                        "Failed to validate power driver interface for node {}. Error: {message}",
-                        node.uuid
-                    ));
-                }
-            };
-            match ctx.bmcs.power_state(&info).await {
-                Ok(power_state) => Some((
+            if let Err(e) = driver.power.validate(task) {
+                return Ok(Step::fails(format!(
+                    "Failed to validate power driver interface for node {node_uuid}. Error: {e}"
+                )));
+            }
+            match driver.power.get_power_state(task).await {
+                Ok(power_state) => Step::fires(
                     Event::Done,
                     StateChange {
-                        power_state: Some(Some(power_state.to_owned())),
+                        power_state: power_state.map(|s| Some(s.to_owned())),
                         ..StateChange::default()
                     },
-                )),
-                Err(e) => failed(format!(
-                    "Failed to get power state for node {}. Error: {e}",
-                    node.uuid
+                ),
+                Err(e) => Step::fails(format!(
+                    "Failed to get power state for node {node_uuid}. Error: {e}"
                 )),
             }
         }
-        ProvisionState::Cleaning if !automated_clean => None,
-        // The ramdisk deploy interface has no clean steps (Ironic's needs
-        // an agent ramdisk, which Ferric does not have yet).
-        ProvisionState::Cleaning
-            if ramdisk::handles(node) || direct::handles(node) || virtual_media::handles(node) =>
-        {
-            None
-        }
-
-        ProvisionState::Deploying if direct::handles(node) => {
-            match direct::start(ctx, node).await {
-                Ok(change) => Some((Event::Wait, change)),
-                Err(e) => failed(format!("Deploy step deploy.deploy failed: {e}.")),
-            }
-        }
-        ProvisionState::Deploying if ramdisk::handles(node) || virtual_media::handles(node) => {
-            let deployed = if virtual_media::handles(node) {
-                virtual_media::deploy(ctx, node).await
-            } else {
-                ramdisk::deploy(ctx, node).await
-            };
-            match deployed {
-                Ok(power_state) => Some((
-                    Event::Done,
-                    StateChange {
-                        power_state: Some(Some(power_state.to_owned())),
-                        deploy_step: Some("{}".into()),
-                        ..StateChange::default()
-                    },
-                )),
-                Err(e) => failed(format!("Deploy step deploy.deploy failed: {e}.")),
-            }
-        }
-        ProvisionState::Deleting
-            if ramdisk::handles(node) || direct::handles(node) || virtual_media::handles(node) =>
-        {
-            // Whatever the deploy interface, what virtual media booted
-            // (the instance's or a direct deploy's deploy ISO) is ejected.
-            let torn_down = if node.boot_interface.as_deref() == Some("redfish-virtual-media") {
-                virtual_media::tear_down(ctx, node).await
-            } else {
-                ramdisk::tear_down(ctx, node).await
-            };
-            match torn_down {
-                Ok(power_state) => {
-                    let (event, mut change) = step(ctx, node, state);
-                    change.power_state = Some(Some(power_state.to_owned()));
-                    Some((event, change))
+        ProvisionState::Deploying => match driver.deploy.deploy(task).await {
+            Ok(Deployed::Done(change)) => Step::fires(Event::Done, change),
+            Ok(Deployed::Waiting(change)) => Step {
+                event: Event::Wait,
+                change,
+                waits: true,
+            },
+            Err(e) => Step::fails(format!("Deploy step deploy.deploy failed: {e}.")),
+        },
+        ProvisionState::Deleting => match driver.deploy.tear_down(task).await {
+            Ok(power_state) => {
+                let mut step = bookkeeping(task, state)?;
+                if let Some(power_state) = power_state {
+                    step.change.power_state = Some(Some(power_state.to_owned()));
                 }
-                Err(e) => failed(e),
+                step
             }
+            Err(e) => Step::fails(e.to_string()),
+        },
+        ProvisionState::Inspecting => match driver.inspect.inspect_hardware(task).await {
+            Ok(()) => bookkeeping(task, state)?,
+            Err(e) => Step::fails(e.to_string()),
+        },
+        ProvisionState::Rescuing if !driver.rescue.supported() => {
+            Step::fails(DriverError::not_supported(&task.node, "rescue").to_string())
         }
-        ProvisionState::Deploying
-        | ProvisionState::Cleaning
-        | ProvisionState::Rescuing
-        | ProvisionState::Inspecting => failed(format!(
-            "{state} needs the {} boot and {} deploy interfaces, which Ferric does not implement yet.",
-            node.boot_interface.as_deref().unwrap_or("none"),
-            node.deploy_interface.as_deref().unwrap_or("none")
-        )),
-        _ => None,
-    }
+        _ => bookkeeping(task, state)?,
+    })
 }
 
-/// Why the manual clean steps recorded on the node cannot run, if they
-/// cannot.
-fn manual_steps_refused(node: &Node, internal: &Map<String, Value>) -> Option<String> {
-    let Some(Value::Array(steps)) = internal.get("clean_steps") else {
-        return None;
-    };
-    drivers::fake::check_clean_steps(node, steps).err()
-}
-
-/// The fake driver's work in `state`: the event it fires and the columns it
-/// changes on the way.
-fn step(ctx: &Context, node: &Node, state: ProvisionState) -> (Event, StateChange) {
+/// The conductor's own work in `state` once the interfaces have done
+/// theirs: the event it fires and the columns it changes on the way.
+fn bookkeeping(task: &Task, state: ProvisionState) -> Result<Step, TaskError> {
+    let (node, settings) = (&task.node, &task.ctx().settings);
     let mut change = StateChange::default();
-    let mut internal: Map<String, Value> =
-        serde_json::from_str(&node.driver_internal_info).unwrap_or_default();
+    let mut internal = node.driver_internal_info_map()?;
+    let refused_steps = match internal.get("clean_steps") {
+        Some(Value::Array(steps)) => check_clean_steps(&task.driver, steps).err(),
+        _ => None,
+    };
     let event = match state {
         ProvisionState::Verifying => Event::Done,
-        ProvisionState::Cleaning if manual_steps_refused(node, &internal).is_some() => {
-            let reason = manual_steps_refused(node, &internal).unwrap_or_default();
+        ProvisionState::Cleaning if refused_steps.is_some() => {
+            let reason = refused_steps.unwrap_or_default();
             internal.remove("clean_steps");
             change.last_error = Some(Some(format!("Cannot clean node {}: {reason}", node.uuid)));
             Event::Fail
         }
         ProvisionState::Cleaning => {
-            // The fake interfaces' steps (and automated cleaning, which has
+            // The interfaces' steps (and automated cleaning, which has
             // none) finish at once.
             internal.insert("clean_steps".into(), Value::Null);
             change.clean_step = Some("{}".into());
-            if !ctx.settings.automated_clean || node.automated_clean == Some(false) {
+            if !settings.automated_clean || node.automated_clean == Some(false) {
                 internal.remove("clean_steps");
             }
-            Event::Done
-        }
-        ProvisionState::Deploying => {
-            internal.insert("deploy_steps".into(), Value::Null);
-            change.deploy_step = Some("{}".into());
             Event::Done
         }
         ProvisionState::Deleting => {
@@ -486,7 +368,7 @@ fn step(ctx: &Context, node: &Node, state: ProvisionState) -> (Event, StateChang
             Event::Done
         }
         ProvisionState::Servicing => Event::Done,
-        // Wait states resume at once with fake drivers.
+        // Wait states resume at once when nothing waits for an agent.
         ProvisionState::CleanWait
         | ProvisionState::DeployWait
         | ProvisionState::InspectWait
@@ -497,9 +379,9 @@ fn step(ctx: &Context, node: &Node, state: ProvisionState) -> (Event, StateChang
     if event == Event::Fail && change.last_error.is_none() {
         change.last_error = Some(Some(format!(
             "The {state} state can't be resumed by conductor {}. Moving to fail state.",
-            ctx.host
+            task.ctx().host
         )));
     }
     change.driver_internal_info = Some(Value::Object(internal).to_string());
-    (event, change)
+    Ok(Step::fires(event, change))
 }

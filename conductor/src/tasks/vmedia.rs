@@ -6,48 +6,30 @@
 //! the `redfish` management interface has virtual media.
 
 use ferric_common::db::models::history::HistoryEvent;
-use ferric_common::db::models::node::{Node, StateChange};
+use ferric_common::db::models::node::StateChange;
 use ferric_proto::v1::task_reply::Outcome;
-use ferric_proto::v1::{
-    AttachVirtualMedia, DetachVirtualMedia, RefusalKind, TaskReply, VirtualMedia,
-};
+use ferric_proto::v1::{AttachVirtualMedia, DetachVirtualMedia, TaskReply, VirtualMedia};
 
-use crate::drivers::bmc::Access;
-use crate::drivers::redfish::System;
-use crate::drivers::virtual_media;
-use crate::reservation::NodeLock;
-use crate::tasks::{Context, TaskError, accepted, load_node, lock_node, node_not_found, refused};
+use crate::task::Task;
+use crate::tasks::{Context, TaskError, accepted, driver_refusal, lock_node, read_node};
 
 /// `GET vmedia`: the system's devices as Ironic lists them.
 pub async fn list(ctx: &Context, node_uuid: &str) -> Result<TaskReply, TaskError> {
-    let Some(node) = load_node(ctx, node_uuid).await? else {
-        return Ok(node_not_found(node_uuid));
+    let task = match read_node(ctx, node_uuid).await? {
+        Ok(task) => task,
+        Err(refusal) => return Ok(refusal),
     };
-    if let Err(message) = supported(&node, "get_virtual_media") {
-        return Ok(refused(RefusalKind::Invalid, message));
-    }
-    let info = match ctx.bmcs.access(&node) {
-        Some(Ok(Access::Redfish { info, .. })) => info,
-        Some(Err(message)) => return Ok(refused(RefusalKind::Invalid, message)),
-        _ => {
-            return Ok(refused(
-                RefusalKind::Invalid,
-                format!("Node {node_uuid} has no usable Redfish driver_info."),
-            ));
-        }
-    };
-    match System::new(&ctx.bmcs.redfish, &info, &node.uuid)
-        .media_summary()
-        .await
-    {
-        Ok(devices) => Ok(TaskReply {
-            task_id: String::new(),
-            outcome: Some(Outcome::VirtualMedia(VirtualMedia {
-                devices_json: devices.to_string(),
-            })),
-        }),
-        Err(e) => Ok(refused(RefusalKind::DriverFailure, e.to_string())),
-    }
+    Ok(
+        match task.driver.management.get_virtual_media(&task).await {
+            Ok(devices) => TaskReply {
+                task_id: String::new(),
+                outcome: Some(Outcome::VirtualMedia(VirtualMedia {
+                    devices_json: devices.to_string(),
+                })),
+            },
+            Err(e) => driver_refusal(&e),
+        },
+    )
 }
 
 /// `POST vmedia`: accepted under the node's lock, done in the background.
@@ -56,35 +38,27 @@ pub async fn attach(
     node_uuid: &str,
     request: AttachVirtualMedia,
 ) -> Result<TaskReply, TaskError> {
-    let (node, lock) = match lock_for(ctx, node_uuid).await? {
-        Ok(locked) => locked,
+    let task = match lock_for(ctx, node_uuid).await? {
+        Ok(task) => task,
         Err(refusal) => return Ok(refusal),
     };
-    let (ctx2, node2) = (ctx.clone(), node.clone());
-    in_background(ctx, node, lock, async move {
+    task.spawn_after(move |task| async move {
         let source = match request.image_download_source.as_str() {
             "" => "local",
             other => other,
         };
-        let done = match supported(&node2, "attach_virtual_media") {
-            Ok(()) => {
-                virtual_media::attach(
-                    &ctx2,
-                    &node2,
-                    &request.device_type,
-                    &request.image_url,
-                    source,
+        let done = task
+            .driver
+            .management
+            .attach_virtual_media(&task, &request.device_type, &request.image_url, source)
+            .await
+            .map_err(|e| {
+                format!(
+                    "Could not attach device {} to node {}: {e}",
+                    request.device_type, task.node.uuid
                 )
-                .await
-            }
-            Err(e) => Err(e),
-        };
-        done.map_err(|e| {
-            format!(
-                "Could not attach device {} to node {}: {e}",
-                request.device_type, node2.uuid
-            )
-        })
+            });
+        record_failure(task, done).await
     });
     Ok(accepted())
 }
@@ -95,117 +69,101 @@ pub async fn detach(
     node_uuid: &str,
     request: DetachVirtualMedia,
 ) -> Result<TaskReply, TaskError> {
-    let (node, lock) = match lock_for(ctx, node_uuid).await? {
-        Ok(locked) => locked,
+    let task = match lock_for(ctx, node_uuid).await? {
+        Ok(task) => task,
         Err(refusal) => return Ok(refusal),
     };
-    let (ctx2, node2) = (ctx.clone(), node.clone());
-    in_background(ctx, node, lock, async move {
-        let done = match supported(&node2, "detach_virtual_media") {
-            Ok(()) => virtual_media::detach(&ctx2, &node2, &request.device_types).await,
-            Err(e) => Err(e),
-        };
-        done.map_err(|e| {
-            // Ironic prints the list as Python does, None when absent.
-            let types = if request.device_types.is_empty() {
-                "None".to_owned()
-            } else {
+    task.spawn_after(move |task| async move {
+        let done = task
+            .driver
+            .management
+            .detach_virtual_media(&task, &request.device_types)
+            .await
+            .map_err(|e| {
+                // Ironic prints the list as Python does, None when absent.
+                let types = if request.device_types.is_empty() {
+                    "None".to_owned()
+                } else {
+                    format!(
+                        "[{}]",
+                        request
+                            .device_types
+                            .iter()
+                            .map(|t| format!("'{t}'"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
                 format!(
-                    "[{}]",
-                    request
-                        .device_types
-                        .iter()
-                        .map(|t| format!("'{t}'"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "Could not detach device(s) {types} from node {}: {e}",
+                    task.node.uuid
                 )
-            };
-            format!(
-                "Could not detach device(s) {types} from node {}: {e}",
-                node2.uuid
-            )
-        })
+            });
+        record_failure(task, done).await
     });
     Ok(accepted())
 }
 
-/// Ironic's UnsupportedDriverExtension for interfaces without virtual media.
-fn supported(node: &Node, extension: &str) -> Result<(), String> {
-    if node.management_interface.as_deref() == Some("redfish") {
-        Ok(())
-    } else {
-        Err(format!(
-            "Driver {} does not support {extension} (disabled or not implemented).",
-            node.driver
-        ))
-    }
-}
-
 /// Locks the node and clears its `last_error`, as Ironic does before a
-/// virtual media action.
-async fn lock_for(
-    ctx: &Context,
-    node_uuid: &str,
-) -> Result<Result<(Node, NodeLock), TaskReply>, TaskError> {
-    let Some(node) = load_node(ctx, node_uuid).await? else {
-        return Ok(Err(node_not_found(node_uuid)));
-    };
-    if let Some(Err(message)) = ctx.bmcs.access(&node) {
-        return Ok(Err(refused(RefusalKind::Invalid, message)));
-    }
-    let lock = match lock_node(ctx, &node).await? {
-        Ok(lock) => lock,
+/// virtual media action; a node whose management `driver_info` is unusable
+/// is refused first.
+async fn lock_for(ctx: &Context, node_uuid: &str) -> Result<Result<Task, TaskReply>, TaskError> {
+    let task = match read_node(ctx, node_uuid).await? {
+        Ok(task) => task,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    let (host, id) = (ctx.host.clone(), node.id);
+    if let Err(e) = task.driver.management.validate(&task) {
+        return Ok(Err(driver_refusal(&e)));
+    }
+    let task = match lock_node(ctx, node_uuid).await? {
+        Ok(task) => task,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
     let cleared = StateChange {
         last_error: Some(None),
         ..StateChange::default()
     };
-    if let Err(e) = ctx
-        .db
-        .run(move |conn| Node::write_state(conn, id, &host, &cleared))
-        .await
-    {
-        let _ = lock.release().await;
-        return Err(e.into());
+    if let Err(e) = task.write(cleared).await {
+        task.release().await;
+        return Err(e);
     }
-    Ok(Ok((node, lock)))
+    Ok(Ok(task))
 }
 
-/// Runs `work` after the answer; its failure becomes `last_error` and an
-/// ERROR history event; the lock is released either way.
-fn in_background(
-    ctx: &Context,
-    node: Node,
-    lock: NodeLock,
-    work: impl Future<Output = Result<(), String>> + Send + 'static,
-) {
-    let ctx = ctx.clone();
-    ctx.tracker.clone().spawn(async move {
-        if let Err(error) = work.await {
-            tracing::warn!(node.uuid = %node.uuid, %error, "virtual media action failed");
-            let (host, id, state) = (ctx.host.clone(), node.id, node.provision_state.clone());
-            let _ = ctx
-                .db
-                .run(move |conn| {
-                    HistoryEvent {
-                        node_id: id,
-                        conductor: &host,
-                        event_type: "UNKNOWN",
-                        severity: "ERROR",
-                        event: &error,
-                        state: &state,
-                    }
-                    .record(conn)?;
-                    let change = StateChange {
-                        last_error: Some(Some(error.clone())),
-                        ..StateChange::default()
-                    };
-                    Node::write_state(conn, id, &host, &change)
-                })
-                .await;
-        }
-        let _ = lock.release().await;
-    });
+/// After the work: its failure becomes `last_error` and an ERROR history
+/// event; the task goes back to be released.
+async fn record_failure(task: Task, done: Result<(), String>) -> Task {
+    let Err(error) = done else {
+        return task;
+    };
+    tracing::warn!(node.uuid = %task.node.uuid, %error, "virtual media action failed");
+    let (host, id, state) = (
+        task.ctx().host.clone(),
+        task.node.id,
+        task.node.provision_state.clone(),
+    );
+    let recorded = task
+        .ctx()
+        .db
+        .run(move |conn| {
+            HistoryEvent {
+                node_id: id,
+                conductor: &host,
+                event_type: "UNKNOWN",
+                severity: "ERROR",
+                event: &error,
+                state: &state,
+            }
+            .record(conn)?;
+            let change = StateChange {
+                last_error: Some(Some(error.clone())),
+                ..StateChange::default()
+            };
+            ferric_common::db::models::node::Node::write_state(conn, id, &host, &change)
+        })
+        .await;
+    if let Err(e) = recorded {
+        tracing::error!(node.uuid = %task.node.uuid, error = %e, "could not record a virtual media failure");
+    }
+    task
 }

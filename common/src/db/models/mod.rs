@@ -8,6 +8,7 @@ pub mod conductor;
 pub mod history;
 pub mod inspection_rule;
 pub mod node;
+pub mod node_json;
 pub mod port;
 pub mod portgroup;
 pub mod receipt;

@@ -11,7 +11,10 @@
 
 pub mod bmc;
 pub mod driver_info;
+pub mod interfaces;
 pub mod sessions;
+
+pub use self::interfaces::IPMI;
 
 use std::time::{Duration, Instant};
 
@@ -20,27 +23,6 @@ use ferric_common::states::power;
 use self::bmc::{BOOT_DEVICES, BmcError, ChassisControl};
 use self::driver_info::IpmiInfo;
 use self::sessions::Sessions;
-use super::HardwareType;
-
-/// `ipmi`: as Ironic 39 enables it by default.
-pub const IPMI: HardwareType = HardwareType {
-    name: "ipmi",
-    interfaces: &[
-        ("bios", &["no-bios"], "no-bios"),
-        ("boot", &["ipxe", "pxe"], "ipxe"),
-        ("console", &["no-console"], "no-console"),
-        ("deploy", &["direct", "ramdisk"], "direct"),
-        ("firmware", &["no-firmware"], "no-firmware"),
-        ("inspect", &["no-inspect"], "no-inspect"),
-        ("management", &["ipmitool"], "ipmitool"),
-        ("network", &["noop"], "noop"),
-        ("power", &["ipmitool"], "ipmitool"),
-        ("raid", &["no-raid"], "no-raid"),
-        ("rescue", &["no-rescue"], "no-rescue"),
-        ("storage", &["noop"], "noop"),
-        ("vendor", &["ipmitool", "no-vendor"], "ipmitool"),
-    ],
-};
 
 /// Boot devices the `ipmitool` management interface supports, in Ironic's order.
 pub const SUPPORTED_BOOT_DEVICES: [&str; 5] = ["pxe", "disk", "cdrom", "bios", "safe"];

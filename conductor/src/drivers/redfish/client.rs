@@ -42,7 +42,14 @@ pub enum RedfishError {
     },
     /// Ironic's RedfishError around sushy's HTTPError: the BMC refused.
     #[error("Redfish exception occurred. Error: {message}")]
-    Http { status: u16, message: String },
+    Http {
+        status: u16,
+        message: String,
+        /// The error's `code` and its extended messages' `MessageId`s
+        /// (`Base.1.0.ActionParameterValueConflict`, …), for callers that
+        /// branch on what the BMC said.
+        message_ids: Vec<String>,
+    },
     /// Ironic's RedfishError for another failure of the service (a missing
     /// action or attribute, a malformed reply).
     #[error("Redfish exception occurred. Error: {0}")]
@@ -62,6 +69,18 @@ impl RedfishError {
             RedfishError::Http { status, .. } => Some(*status),
             _ => None,
         }
+    }
+
+    /// Whether the service's refusal carries a message id ending in
+    /// `.{name}` (registry and version aside), e.g.
+    /// `ActionParameterValueConflict`.
+    pub fn has_message_id(&self, name: &str) -> bool {
+        let RedfishError::Http { message_ids, .. } = self else {
+            return false;
+        };
+        message_ids
+            .iter()
+            .any(|id| id.rsplit('.').next() == Some(name))
     }
 }
 
@@ -421,10 +440,31 @@ fn unreachable(error: reqwest::Error) -> Unreachable {
     Unreachable(text)
 }
 
+/// The `code` of a Redfish error body and the `MessageId` of each of its
+/// extended messages.
+fn message_ids(body: &Value) -> Vec<String> {
+    let error = &body["error"];
+    let extended = error["@Message.ExtendedInfo"]
+        .as_array()
+        .into_iter()
+        .flatten();
+    error["code"]
+        .as_str()
+        .into_iter()
+        .chain(extended.filter_map(|m| m["MessageId"].as_str()))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// sushy's HTTPError message for a refused request.
 fn http_error(method: &Method, url: &str, reply: &Reply) -> RedfishError {
     let status = reply.status.as_u16();
-    let refused = |message: String| RedfishError::Http { status, message };
+    let message_ids = message_ids(&reply.json);
+    let refused = |message: String| RedfishError::Http {
+        status,
+        message,
+        message_ids: message_ids.clone(),
+    };
     if reply.status == StatusCode::NOT_FOUND {
         return refused(format!("Resource {url} not found"));
     }
@@ -517,6 +557,18 @@ mod tests {
             ),
         );
         assert!(severe.to_string().contains("Base.1.0.Conflict: busy"));
+        assert!(severe.has_message_id("Conflict"));
+        assert!(!severe.has_message_id("ActionParameterValueConflict"));
+        let conflict = http_error(
+            &Method::POST,
+            url,
+            &reply(
+                409,
+                json!({"error": {"code": "Base.1.0.GeneralError", "message": "busy",
+                       "@Message.ExtendedInfo": [{"MessageId": "Base.1.8.ActionParameterValueConflict"}]}}),
+            ),
+        );
+        assert!(conflict.has_message_id("ActionParameterValueConflict"));
         let missing = http_error(&Method::GET, url, &reply(404, Value::Null));
         assert_eq!(
             missing.to_string(),

@@ -13,6 +13,9 @@
 
 pub mod client;
 pub mod driver_info;
+pub mod interfaces;
+
+pub use self::interfaces::REDFISH;
 
 use std::time::{Duration, Instant};
 
@@ -22,27 +25,6 @@ use serde_json::{Value, json};
 
 use self::client::{Clients, RedfishError};
 use self::driver_info::RedfishInfo;
-use super::HardwareType;
-
-/// `redfish`: as Ironic 39 enables it, with what Ferric implements.
-pub const REDFISH: HardwareType = HardwareType {
-    name: "redfish",
-    interfaces: &[
-        ("bios", &["no-bios"], "no-bios"),
-        ("boot", &["ipxe", "pxe", "redfish-virtual-media"], "ipxe"),
-        ("console", &["no-console"], "no-console"),
-        ("deploy", &["direct", "ramdisk"], "direct"),
-        ("firmware", &["no-firmware"], "no-firmware"),
-        ("inspect", &["no-inspect"], "no-inspect"),
-        ("management", &["redfish"], "redfish"),
-        ("network", &["noop"], "noop"),
-        ("power", &["redfish"], "redfish"),
-        ("raid", &["no-raid"], "no-raid"),
-        ("rescue", &["no-rescue"], "no-rescue"),
-        ("storage", &["noop"], "noop"),
-        ("vendor", &["no-vendor"], "no-vendor"),
-    ],
-};
 
 /// Boot devices the `redfish` management interface supports, in Ironic's
 /// order, with their `BootSourceOverrideTarget`.
@@ -187,7 +169,7 @@ impl<'a> System<'a> {
                 Err(e)
                     if reset_type == "On"
                         && e.status() == Some(409)
-                        && e.to_string().contains("ActionParameterValueConflict")
+                        && e.has_message_id("ActionParameterValueConflict")
                         && attempt < settings.power_on_conflict_retry_attempts =>
                 {
                     attempt += 1;

@@ -1,0 +1,89 @@
+//! [`Context`]: the services every task and every interface implementation
+//! shares (database, BMC connections, image cache, boot settings, the
+//! notifier, the agent HTTP client), built once when a conductor starts.
+//!
+//! Invariant: cloning a context shares these services (they are handles);
+//! nothing here holds a node's state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferric_common::config::{BootConfig, ConductorConfig, ConductorSettings};
+use ferric_common::db::Db;
+use ferric_common::notify::Notifier;
+use tokio_util::task::TaskTracker;
+
+use crate::drivers::bmc::Bmcs;
+use crate::images::ImageCache;
+
+/// How long the conductor waits to connect to a deploy ramdisk's agent.
+const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one call to an agent may take (`wait=true` calls included).
+const AGENT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What every task needs.
+#[derive(Clone)]
+pub struct Context {
+    pub db: Db,
+    /// This conductor's host name: the value it writes into `reservation`.
+    pub host: String,
+    pub settings: ConductorSettings,
+    /// Tracks background work so shutdown can wait for it.
+    pub tracker: TaskTracker,
+    /// BMC connections (IPMI sessions, Redfish clients).
+    pub bmcs: Arc<Bmcs>,
+    /// Downloaded, verified images.
+    pub images: Arc<ImageCache>,
+    /// Where boot files go.
+    pub boot: Arc<BootConfig>,
+    /// Where notifications of state changes go.
+    pub notifier: Notifier,
+    /// Talks to deploy ramdisks' agents (bounded timeouts).
+    pub agent_http: reqwest::Client,
+}
+
+/// The agent HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("the agent HTTP client: {0}")]
+pub struct AgentClientError(String);
+
+impl Context {
+    /// The services of a conductor named `host`, with a new tracker for
+    /// its background work.
+    ///
+    /// # Errors
+    /// When the agent HTTP client cannot be built (no TLS backend).
+    pub fn new(
+        config: &ConductorConfig,
+        db: Db,
+        host: String,
+        notifier: Notifier,
+    ) -> Result<Context, AgentClientError> {
+        let boot = &config.boot;
+        Ok(Context {
+            db,
+            host,
+            settings: config.conductor.clone(),
+            tracker: TaskTracker::new(),
+            bmcs: Arc::new(Bmcs::new(config.ipmi.clone(), config.redfish.clone())),
+            images: Arc::new(ImageCache::new(
+                boot.image_cache_dir.clone(),
+                boot.file_url_allowed_paths.clone(),
+                boot.image_cache_size_mb.saturating_mul(1024 * 1024),
+                Duration::from_secs(boot.image_cache_ttl_mins.saturating_mul(60)),
+            )),
+            boot: Arc::new(boot.clone()),
+            notifier,
+            agent_http: reqwest::Client::builder()
+                .connect_timeout(AGENT_CONNECT_TIMEOUT)
+                .timeout(AGENT_CALL_TIMEOUT)
+                .build()
+                .map_err(|e| AgentClientError(e.to_string()))?,
+        })
+    }
+
+    /// `power_state_change_timeout_secs` as a duration.
+    pub fn power_timeout(&self) -> Duration {
+        Duration::from_secs(self.settings.power_state_change_timeout_secs)
+    }
+}
