@@ -65,7 +65,7 @@ impl AppState {
     /// # Errors
     /// When the strategy is `http_basic` and the file cannot be used.
     pub fn with_auth_from_settings(mut self) -> Result<AppState, crate::auth::ConfigInvalid> {
-        if self.settings.auth.strategy == "http_basic" {
+        if self.settings.auth.strategy == ferric_common::config::AuthStrategy::HttpBasic {
             let auth = Arc::new(crate::auth::BasicAuth::load(
                 &self.settings.auth.http_basic_auth_user_file,
             )?);

@@ -289,7 +289,7 @@ pub struct RedfishSettings {
     pub read_timeout_secs: u64,
     /// `[redfish]auth_type`: `basic`, `session` or `auto` (session, falling
     /// back to basic), for nodes whose driver_info does not say.
-    pub auth_type: String,
+    pub auth_type: RedfishAuthType,
     /// Most requests in flight to one BMC at once (BMCs are small).
     pub max_parallel_per_bmc: usize,
     /// Most Redfish requests in flight at once across all BMCs.
@@ -308,7 +308,7 @@ impl Default for RedfishSettings {
             connection_retry_interval_secs: 4,
             connect_timeout_secs: 30,
             read_timeout_secs: 60,
-            auth_type: "auto".into(),
+            auth_type: RedfishAuthType::Auto,
             max_parallel_per_bmc: 4,
             max_parallel_calls: 256,
             power_on_conflict_retry_attempts: 6,
@@ -403,12 +403,44 @@ impl Default for DeploySettings {
     }
 }
 
+/// `[redfish] auth_type`: how Ferric authenticates to a Redfish BMC whose
+/// `driver_info` does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedfishAuthType {
+    Basic,
+    Session,
+    /// A session when the service offers one, else basic.
+    Auto,
+}
+
+/// `[auth] strategy` (Ironic's `auth_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthStrategy {
+    /// Anyone may use the API (Ironic's standalone default).
+    Noauth,
+    /// Apache htpasswd users with bcrypt passwords.
+    HttpBasic,
+}
+
+/// `[dhcp] dhcp_provider`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DhcpProvider {
+    /// DHCP is someone else's.
+    None,
+    /// Host and option files for a dnsmasq reading `dhcp-hostsdir` /
+    /// `dhcp-optsdir`.
+    Dnsmasq,
+}
+
 /// `[auth]`: who may use the API (Ironic's `auth_strategy`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// `noauth` (anyone; Ironic's standalone default) or `http_basic`.
-    pub strategy: String,
+    pub strategy: AuthStrategy,
     /// `http_basic_auth_user_file`: an Apache htpasswd file with bcrypt
     /// entries, read at start and on SIGHUP.
     pub http_basic_auth_user_file: PathBuf,
@@ -417,7 +449,7 @@ pub struct AuthSettings {
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {
-            strategy: "noauth".into(),
+            strategy: AuthStrategy::Noauth,
             http_basic_auth_user_file: PathBuf::from("/etc/ironic/htpasswd"),
         }
     }
@@ -429,13 +461,13 @@ impl Default for AuthSettings {
 pub struct DhcpSettings {
     /// `none` (DHCP is someone else's) or `dnsmasq` (host and option files
     /// for a dnsmasq reading `dhcp-hostsdir` / `dhcp-optsdir`).
-    pub dhcp_provider: String,
+    pub dhcp_provider: DhcpProvider,
 }
 
 impl Default for DhcpSettings {
     fn default() -> Self {
         Self {
-            dhcp_provider: "none".into(),
+            dhcp_provider: DhcpProvider::None,
         }
     }
 }
@@ -608,9 +640,6 @@ impl Settings {
         if self.conductor.sync_power_state_workers == 0 {
             return invalid("conductor.sync_power_state_workers", "must be positive");
         }
-        if !["basic", "session", "auto"].contains(&self.redfish.auth_type.as_str()) {
-            return invalid("redfish.auth_type", "must be basic, session or auto");
-        }
         if self.redfish.connection_attempts == 0
             || self.redfish.max_parallel_per_bmc == 0
             || self.redfish.max_parallel_calls == 0
@@ -621,12 +650,6 @@ impl Settings {
                 "redfish.connection_attempts / max_parallel_per_bmc / max_parallel_calls / connect_timeout_secs / read_timeout_secs",
                 "must be positive",
             );
-        }
-        if !["noauth", "http_basic"].contains(&self.auth.strategy.as_str()) {
-            return invalid("auth.strategy", "must be noauth or http_basic");
-        }
-        if !["none", "dnsmasq"].contains(&self.dhcp.dhcp_provider.as_str()) {
-            return invalid("dhcp.dhcp_provider", "must be none or dnsmasq");
         }
         if !(self.deploy.http_url.starts_with("http://")
             || self.deploy.http_url.starts_with("https://"))
@@ -690,7 +713,7 @@ impl Settings {
             isolinux_bin: self.deploy.isolinux_bin.clone(),
             ldlinux_c32: self.deploy.ldlinux_c32.clone(),
             esp_image: self.deploy.esp_image.clone(),
-            dnsmasq: (self.dhcp.dhcp_provider == "dnsmasq").then(|| {
+            dnsmasq: (self.dhcp.dhcp_provider == DhcpProvider::Dnsmasq).then(|| {
                 (
                     under(&self.dnsmasq.dhcp_hostsdir, "dhcp-hostsdir"),
                     under(&self.dnsmasq.dhcp_optsdir, "dhcp-optsdir"),
@@ -744,10 +767,27 @@ mod tests {
 
     #[test]
     fn redfish_settings_are_checked() {
-        let mut settings = Settings::default();
-        settings.redfish.auth_type = "kerberos".into();
-        let err = settings.validate().unwrap_err().to_string();
+        let env = |key: &str, value: &str| {
+            Some(std::collections::HashMap::from([(
+                key.to_owned(),
+                value.to_owned(),
+            )]))
+        };
+        let err = Settings::load_with_env(None, env("FERRIC_REDFISH__AUTH_TYPE", "kerberos"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("redfish.auth_type"), "{err}");
+        assert!(err.contains("kerberos"), "{err}");
+        let loaded =
+            Settings::load_with_env(None, env("FERRIC_REDFISH__AUTH_TYPE", "session")).unwrap();
+        assert_eq!(loaded.redfish.auth_type, RedfishAuthType::Session);
+        let err = Settings::load_with_env(None, env("FERRIC_DHCP__DHCP_PROVIDER", "isc"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dhcp.dhcp_provider"), "{err}");
+        let loaded =
+            Settings::load_with_env(None, env("FERRIC_AUTH__STRATEGY", "http_basic")).unwrap();
+        assert_eq!(loaded.auth.strategy, AuthStrategy::HttpBasic);
         let mut settings = Settings::default();
         settings.redfish.connection_attempts = 0;
         let err = settings.validate().unwrap_err().to_string();

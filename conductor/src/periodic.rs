@@ -32,7 +32,7 @@ use ferric_proto::v1::Task as TaskMessage;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
-use crate::drivers::pxe;
+use crate::drivers;
 use crate::takeover;
 use crate::task::Task;
 
@@ -167,9 +167,10 @@ impl Periodic {
 
     async fn remove_orphan_boot_files(&self) -> Result<(), DbError> {
         let boot = self.boot.clone();
-        let dirs = ferric_common::telemetry::spawn_blocking(move || pxe::node_dirs(&boot))
-            .await
-            .unwrap_or_default();
+        let dirs =
+            ferric_common::telemetry::spawn_blocking(move || drivers::nodes_with_boot_files(&boot))
+                .await
+                .unwrap_or_default();
         if dirs.is_empty() {
             return Ok(());
         }
@@ -182,7 +183,7 @@ impl Periodic {
         let boot = self.boot.clone();
         let _ = ferric_common::telemetry::spawn_blocking(move || {
             for uuid in orphans {
-                if pxe::remove_orphan(&boot, &uuid) {
+                if drivers::remove_boot_files_of(&boot, &uuid) {
                     tracing::info!(node.uuid = %uuid, "removed the boot files of a deleted node");
                 }
             }

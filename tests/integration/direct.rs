@@ -28,7 +28,7 @@ async fn direct_app(callback_timeout_secs: u64) -> TestApp {
         s.conductor.sync_power_state_interval_secs = 0;
         s.conductor.check_provision_state_interval_secs = 1;
         s.conductor.deploy_callback_timeout_secs = callback_timeout_secs;
-        s.dhcp.dhcp_provider = "dnsmasq".into();
+        s.dhcp.dhcp_provider = ferric_common::config::DhcpProvider::Dnsmasq;
         s.ipmi.min_command_interval_ms = 0;
         s.ipmi.command_retry_timeout_secs = 3;
     })

@@ -21,7 +21,7 @@ async fn pxe_app() -> TestApp {
         s.conductor.enabled_hardware_types = vec!["ipmi".into()];
         s.conductor.sync_power_state_interval_secs = 0;
         s.conductor.check_provision_state_interval_secs = 1;
-        s.dhcp.dhcp_provider = "dnsmasq".into();
+        s.dhcp.dhcp_provider = ferric_common::config::DhcpProvider::Dnsmasq;
         s.ipmi.min_command_interval_ms = 0;
         s.ipmi.command_retry_timeout_secs = 3;
     })

@@ -89,3 +89,86 @@ fn crates_import_only_what_the_design_allows() {
         "ferric-agent imports another Ferric crate"
     );
 }
+
+/// The conductor's task layer: the flows, the periodic passes, the task.
+fn task_layer_files(conductor: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    rust_files(&conductor.join("src/tasks"), &mut files);
+    for file in ["periodic.rs", "power_sync.rs", "takeover.rs", "task.rs"] {
+        files.push(conductor.join("src").join(file));
+    }
+    files
+}
+
+#[test]
+fn the_task_layer_never_names_an_interface_implementation() {
+    let conductor = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conductor");
+    // Every module of drivers/ but the traits, the errors and the table.
+    let public = ["mod", "interfaces", "error"];
+    let implementations: Vec<String> = std::fs::read_dir(conductor.join("src/drivers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().file_stem().unwrap().to_string_lossy().into_owned())
+        .filter(|m| !public.contains(&m.as_str()))
+        .collect();
+    assert!(
+        implementations.iter().any(|m| m == "direct"),
+        "{implementations:?}"
+    );
+    let names: Vec<String> = ferric_conductor::drivers::HARDWARE_TYPES
+        .iter()
+        .flat_map(|hw| hw.interfaces())
+        .flat_map(|(_, names, _)| names)
+        .map(|name| format!("\"{name}\""))
+        .collect();
+    assert!(names.contains(&"\"ipmitool\"".to_owned()));
+    for file in task_layer_files(&conductor) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for module in &implementations {
+            assert!(
+                !text.contains(&format!("drivers::{module}")),
+                "{} names the implementation module drivers::{module}",
+                file.display()
+            );
+        }
+        for name in &names {
+            assert!(
+                !text.contains(name.as_str()),
+                "{} compares the interface name {name}",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn drivers_never_import_the_task_handlers() {
+    let drivers = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conductor/src/drivers");
+    let mut files = Vec::new();
+    rust_files(&drivers, &mut files);
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            !text.contains("crate::tasks"),
+            "{} imports the task handlers",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn conductor_errors_are_typed_not_stringified() {
+    let conductor = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conductor/src");
+    let mut files = Vec::new();
+    rust_files(&conductor, &mut files);
+    let stringified: usize = files
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .matches(".map_err(|e| e.to_string())")
+                .count()
+        })
+        .sum();
+    assert!(stringified <= 5, "{stringified} errors turned into text");
+}

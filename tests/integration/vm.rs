@@ -416,7 +416,11 @@ async fn a_ramdisk_deploy_boots_the_vm_into_its_ramdisk_which_calls_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vm_whose_agent_dies_mid_deploy_times_out_into_deploy_failed() {
-    let vm = Vm::with_callback_timeout(20);
+    const CALLBACK_TIMEOUT_SECS: u64 = 90;
+    // Long enough for the slowest machine's boot before the agent's first
+    // heartbeat (TCG boots took from 10 s to more than 22 s); the fault
+    // comes only once the agent writes.
+    let vm = Vm::with_callback_timeout(CALLBACK_TIMEOUT_SECS);
     let client = reqwest::Client::new();
     let (mut image, _) = ready(&vm, &client).await;
     // A longer write (48 MiB), so the machine dies while it runs.
@@ -448,7 +452,16 @@ async fn a_vm_whose_agent_dies_mid_deploy_times_out_into_deploy_failed() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let done = wait_state(&client, &vm, &uuid, &["active", "deploy failed"], 120).await;
+    // The last heartbeat was at most a heartbeat interval ago; the
+    // conductor looks every 5 s.
+    let done = wait_state(
+        &client,
+        &vm,
+        &uuid,
+        &["active", "deploy failed"],
+        CALLBACK_TIMEOUT_SECS + 60,
+    )
+    .await;
     assert_eq!(
         done["provision_state"],
         "deploy failed",

@@ -5,7 +5,7 @@
 //! Invariant: the pools only connect; which protocol a node speaks is its
 //! driver's business (`ipmi::interfaces`, `redfish::interfaces`).
 
-use ferric_common::config::{IpmiSettings, RedfishSettings};
+use ferric_common::config::{IpmiSettings, RedfishAuthType, RedfishSettings};
 
 use super::ipmi::sessions::Sessions;
 use super::redfish::client::Clients;
@@ -15,12 +15,12 @@ pub struct Bmcs {
     pub ipmi: Sessions,
     pub redfish: Clients,
     /// `[redfish] auth_type`, for driver_info that does not say.
-    redfish_auth: String,
+    redfish_auth: RedfishAuthType,
 }
 
 impl Bmcs {
     pub fn new(ipmi: IpmiSettings, redfish: RedfishSettings) -> Bmcs {
-        let redfish_auth = redfish.auth_type.clone();
+        let redfish_auth = redfish.auth_type;
         Bmcs {
             ipmi: Sessions::new(ipmi),
             redfish: Clients::new(redfish),
@@ -30,7 +30,7 @@ impl Bmcs {
 
     /// `[redfish] auth_type`: what a node's `driver_info` that names none
     /// uses.
-    pub fn redfish_auth(&self) -> &str {
-        &self.redfish_auth
+    pub fn redfish_auth(&self) -> RedfishAuthType {
+        self.redfish_auth
     }
 }

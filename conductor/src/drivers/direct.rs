@@ -61,6 +61,10 @@ impl Interface for DirectDeploy {
 
 #[async_trait]
 impl DeployInterface for DirectDeploy {
+    fn boots_deploy_ramdisk(&self) -> bool {
+        true
+    }
+
     async fn deploy(&self, task: &mut Task) -> Result<Deployed, DriverError> {
         check_instance_image(&task.node)?;
         let boot = task.driver.boot;

@@ -256,6 +256,12 @@ pub enum Deployed {
 /// Ironic's `DeployInterface`.
 #[async_trait]
 pub trait DeployInterface: Interface {
+    /// Whether deploying boots a deploy ramdisk (an agent), so the boot
+    /// interface needs one configured.
+    fn boots_deploy_ramdisk(&self) -> bool {
+        false
+    }
+
     /// `deploying`: deploys, or starts deploying and waits for an agent.
     ///
     /// # Errors

@@ -35,6 +35,9 @@ use self::interfaces::{
     BootInterface, CleanStep, DeployInterface, InspectInterface, Interface, ManagementInterface,
     PowerInterface,
 };
+/// The boot files this host keeps, by node (the periodic pass removes
+/// those of nodes that no longer exist).
+pub use self::pxe::{node_dirs as nodes_with_boot_files, remove_orphan as remove_boot_files_of};
 
 /// Ironic's interface types, in the order its API lists them.
 pub const INTERFACE_TYPES: [&str; 13] = [

@@ -48,12 +48,13 @@ impl Interface for RedfishVirtualMediaBoot {
         "redfish-virtual-media"
     }
 
-    /// A `direct` deploy needs a `deploy_iso`, or a `deploy_kernel` and
-    /// `deploy_ramdisk` to build one from.
+    /// A deploy that boots a deploy ramdisk (`direct`) needs a
+    /// `deploy_iso`, or a `deploy_kernel` and `deploy_ramdisk` to build one
+    /// from.
     fn validate(&self, task: &Task) -> Result<(), DriverError> {
         let info = task.node.driver_info_map()?;
         let has = |key: &str| info.contains_key(key);
-        if task.driver.deploy.name() == "direct"
+        if task.driver.deploy.boots_deploy_ramdisk()
             && !has("deploy_iso")
             && !(has("deploy_kernel") && has("deploy_ramdisk"))
         {

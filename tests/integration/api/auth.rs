@@ -47,7 +47,7 @@ async fn basic_app(dir: &Path) -> TestApp {
     let file = dir.join("htpasswd");
     htpasswd(&file, &[("admin", "s3cret"), ("ops", "other")]);
     spawn_app_with(Backend::Sqlite, |s| {
-        s.auth.strategy = "http_basic".into();
+        s.auth.strategy = ferric_common::config::AuthStrategy::HttpBasic;
         s.auth.http_basic_auth_user_file = file;
     })
     .await
@@ -180,7 +180,7 @@ async fn a_user_file_with_a_non_bcrypt_entry_stops_start_up() {
         ..Default::default()
     };
     settings.api.port = 0;
-    settings.auth.strategy = "http_basic".into();
+    settings.auth.strategy = ferric_common::config::AuthStrategy::HttpBasic;
     settings.auth.http_basic_auth_user_file = file;
 
     let error = ferric::embedded::Embedded::start(settings)

@@ -52,7 +52,7 @@ async fn metrics_move_with_the_work_done() {
     let hash = bcrypt::hash("secret", 4).unwrap();
     std::fs::write(&users, format!("admin:{hash}\n")).unwrap();
     let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.auth.strategy = "http_basic".into();
+        s.auth.strategy = ferric_common::config::AuthStrategy::HttpBasic;
         s.auth.http_basic_auth_user_file = users.clone();
     })
     .await;

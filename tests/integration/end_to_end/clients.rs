@@ -224,7 +224,7 @@ async fn baremetal_cli_works_with_http_basic_auth() {
     )
     .unwrap();
     let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
-        s.auth.strategy = "http_basic".into();
+        s.auth.strategy = ferric_common::config::AuthStrategy::HttpBasic;
         s.auth.http_basic_auth_user_file = file;
     })
     .await;

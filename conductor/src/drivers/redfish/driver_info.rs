@@ -28,14 +28,8 @@ pub enum VerifyCa {
     Bundle(PathBuf),
 }
 
-/// How to authenticate to the BMC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AuthType {
-    Basic,
-    Session,
-    /// A session when the service offers one, else basic.
-    Auto,
-}
+/// How to authenticate to the BMC (`[redfish] auth_type`'s values).
+pub use ferric_common::config::RedfishAuthType as AuthType;
 
 /// Where and how to reach one Redfish system.
 #[derive(Debug, Clone)]
@@ -92,7 +86,7 @@ fn text(value: &Value) -> Option<String> {
 pub fn parse(
     node: &str,
     info: &Map<String, Value>,
-    default_auth: &str,
+    default_auth: AuthType,
 ) -> Result<RedfishInfo, InfoError> {
     let Some(raw) = info
         .get("redfish_address")
@@ -160,15 +154,12 @@ pub fn parse(
         Some(other) => return Err(bad_verify_ca(node, &other.to_string())),
     };
 
-    let auth = info
-        .get("redfish_auth_type")
-        .and_then(text)
-        .unwrap_or_else(|| default_auth.to_owned());
-    let auth_type = match auth.as_str() {
-        "basic" => AuthType::Basic,
-        "session" => AuthType::Session,
-        "auto" => AuthType::Auto,
-        _ => {
+    let auth_type = match info.get("redfish_auth_type").and_then(text).as_deref() {
+        None => default_auth,
+        Some("basic") => AuthType::Basic,
+        Some("session") => AuthType::Session,
+        Some("auto") => AuthType::Auto,
+        Some(auth) => {
             return Err(InfoError::Invalid(format!(
                 "Invalid value \"{auth}\" set in driver_info/redfish_auth_type on node {node}. The value should be one of \"basic\", \"session\" or \"auto\"."
             )));
@@ -202,7 +193,7 @@ mod tests {
     use serde_json::json;
 
     fn parse_json(info: Value) -> Result<RedfishInfo, InfoError> {
-        parse("n1", info.as_object().unwrap(), "auto")
+        parse("n1", info.as_object().unwrap(), AuthType::Auto)
     }
 
     #[test]
