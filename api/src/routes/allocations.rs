@@ -22,7 +22,7 @@ use crate::pagination::{self, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::{base_url, find_node};
 use crate::routes::small_lists::{
-    GateBody, ListPage, Sortable, changed_meanwhile, echoed, resource_gate, respond, time_value,
+    GateBody, ListPage, changed_meanwhile, echoed, resource_gate, respond, sortable,
 };
 use crate::state::AppState;
 use crate::validation::{check_trait, expect_uuid, is_valid_logical_name, object_text, py_repr};
@@ -74,28 +74,18 @@ fn duplicate(e: DbError, name: Option<&str>, uuid: &str) -> ApiError {
     }
 }
 
-impl Sortable for Allocation {
-    fn id(&self) -> i32 {
-        self.id
-    }
-    fn uuid(&self) -> &str {
-        &self.uuid
-    }
-    fn sort_value(&self, key: &str) -> Value {
-        match key {
-            "uuid" => json!(self.uuid),
-            "name" => json!(self.name),
-            "node_id" => json!(self.node_id),
-            "state" => json!(self.state),
-            "owner" => json!(self.owner),
-            "last_error" => json!(self.last_error),
-            "resource_class" => json!(self.resource_class),
-            "created_at" => time_value(Some(self.created_at)),
-            "updated_at" => time_value(self.updated_at),
-            _ => json!(self.id),
-        }
-    }
-}
+sortable!(
+    Allocation,
+    [
+        uuid,
+        name,
+        node_id,
+        state,
+        owner,
+        last_error,
+        resource_class
+    ]
+);
 
 async fn find(state: &AppState, ident: &str) -> Result<Allocation, ApiError> {
     let key = ident.to_owned();

@@ -8,22 +8,20 @@
 //! answers 500), and `links` point at `/v1/inspection_rules/{uuid}` (Ironic
 //! 39 links to `/v1/inspection/{uuid}`, which does not exist).
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::HttpRequest;
+use chrono::NaiveDateTime;
 use ferric_common::db::models::inspection_rule::{InspectionRule, RuleFields};
+use ferric_common::db::{AnyConnection, DbError};
 use serde_json::{Map, Value, json};
 
-use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
-use crate::pagination::{self, parse_query};
-use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
-use crate::routes::common::base_url;
-use crate::routes::small_lists::{
-    GateBody, ListPage, Sortable, changed_meanwhile, echoed, resource_gate, respond, time_value,
-};
-use crate::state::AppState;
-use crate::validation::{expect_uuid, is_uuid_like, py_repr};
-use crate::views::{json_column, links, opt, parse_fields, timestamp};
+use crate::pagination::Query;
+use crate::patch::{apply_patch, check_allowed_paths};
+use crate::routes::resource::{Resource, unique_conflict};
+use crate::routes::small_lists::{GateBody, resource_gate, sortable};
+use crate::validation::{is_uuid_like, py_repr};
+use crate::views::{json_column, links, opt, timestamp};
 
 const VERSION: u32 = 96;
 
@@ -102,43 +100,11 @@ const SORT_KEYS: [&str; 7] = [
     "updated_at",
 ];
 
-fn gate(version: Microversion, req: &HttpRequest) -> Result<(), ApiError> {
-    resource_gate(
-        req,
-        version,
-        VERSION,
-        "The API version does not allow inspection rules",
-        GateBody::Fault,
-    )
-}
-
-fn not_found(ident: &str) -> ApiError {
-    ApiError::NotFound(format!("Inspection rule {ident} could not be found."))
-}
-
 fn schema_error(message: String) -> ApiError {
     ApiError::BadRequest(format!("Schema error: {message}"))
 }
 
-impl Sortable for InspectionRule {
-    fn id(&self) -> i32 {
-        self.id
-    }
-    fn uuid(&self) -> &str {
-        &self.uuid
-    }
-    fn sort_value(&self, key: &str) -> Value {
-        match key {
-            "uuid" => json!(self.uuid),
-            "description" => json!(self.description),
-            "priority" => json!(self.priority),
-            "phase" => json!(self.phase),
-            "created_at" => time_value(Some(self.created_at)),
-            "updated_at" => time_value(self.updated_at),
-            _ => json!(self.id),
-        }
-    }
-}
+sortable!(InspectionRule, [uuid, description, priority, phase]);
 
 /// Checks an operator's arguments against its signature: a list binds
 /// positionally, an object by name.
@@ -400,164 +366,104 @@ fn check_fields(fields: &[String]) -> Result<(), ApiError> {
     }
 }
 
-async fn find(state: &AppState, ident: &str) -> Result<InspectionRule, ApiError> {
-    if !is_uuid_like(ident) {
-        return Err(not_found(ident));
+impl Resource for InspectionRule {
+    type Fields = RuleFields;
+    const COLLECTION: &'static str = "inspection_rules";
+    const TITLE: &'static str = "Inspection rule";
+    const SORT_KEYS: &'static [&'static str] = &SORT_KEYS;
+    const UNSORTABLE: &'static [&'static str] = &["actions", "conditions"];
+    const DEFAULT_LIST_FIELDS: &'static [&'static str] = &DEFAULT_LIST_FIELDS;
+    const FILTERS: &'static [&'static str] = &["phase"];
+
+    fn gate(version: Microversion, req: &HttpRequest) -> Result<(), ApiError> {
+        resource_gate(
+            req,
+            version,
+            VERSION,
+            "The API version does not allow inspection rules",
+            GateBody::Fault,
+        )
     }
-    let key = ident.to_lowercase();
-    state
-        .db
-        .run(move |conn| InspectionRule::by_uuid(conn, &key))
-        .await?
-        .ok_or_else(|| not_found(ident))
-}
 
-/// `GET /v1/inspection_rules`.
-pub async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-) -> Result<HttpResponse, ApiError> {
-    gate(version, &req)?;
-    let query = parse_query(req.query_string());
-    let shape = pagination::list_shape(&query, version, false, &DEFAULT_LIST_FIELDS)?;
-    if let Some(f) = &shape.fields {
-        check_fields(f)?;
+    fn check_fields(fields: &[String], _: Microversion) -> Result<(), ApiError> {
+        check_fields(fields)
     }
-    let pagination = pagination::pagination(
-        &query,
-        state.settings.api.max_limit,
-        &SORT_KEYS,
-        &["actions", "conditions"],
-    )?;
-    let phase = query.get("phase").cloned();
-    let rows = state.db.run(InspectionRule::all).await?;
-    let keep = |r: &InspectionRule| phase.as_ref().is_none_or(|p| *p == r.phase);
-    let base = base_url(&req, &state);
-    let page = ListPage {
-        key: "inspection_rules",
-        path: "inspection_rules",
-        base: &base,
-        fields: shape.fields.as_deref(),
-        filters: &echoed(&query, &["phase", "detail"]),
-        bytes_per_item: 512,
-    };
-    respond(rows, keep, &pagination, &page, not_found, |r| {
-        body(r, &base, shape.fields.as_deref())
-    })
-}
 
-/// `GET /v1/inspection_rules/{uuid}`.
-pub async fn show(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    gate(version, &req)?;
-    let query = parse_query(req.query_string());
-    let fields = parse_fields(query.get("fields"));
-    if let Some(f) = &fields {
-        check_fields(f)?;
+    fn listed(&self, query: &Query) -> bool {
+        query.get("phase").is_none_or(|p| *p == self.phase)
     }
-    let rule = find(&state, &path).await?;
-    let base = base_url(&req, &state);
-    Ok(HttpResponse::Ok().json(body(&rule, &base, fields.as_deref())))
-}
 
-/// `POST /v1/inspection_rules`.
-pub async fn create(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-    JsonBody(body_value): JsonBody,
-) -> Result<HttpResponse, ApiError> {
-    gate(version, &req)?;
-    let Value::Object(map) = &body_value else {
-        return Err(schema_error(format!(
-            "{} is not of type 'object'",
-            py_repr(&body_value)
-        )));
-    };
-    let fields = fields_from(map)?;
-    let uuid = match map.get("uuid").and_then(Value::as_str) {
-        Some(u) => expect_uuid("uuid", u)?,
-        None => uuid::Uuid::new_v4().to_string(),
-    };
-    let key = uuid.clone();
-    let rule = state
-        .db
-        .run(move |conn| InspectionRule::insert(conn, &key, &fields))
-        .await
-        .map_err(|e| {
-            if e.is_unique_violation() {
-                ApiError::Conflict(format!(
-                    "An inspection rule with UUID {uuid} already exists."
-                ))
-            } else {
-                e.into()
-            }
-        })?;
-    let base = base_url(&req, &state);
-    Ok(HttpResponse::Created()
-        .insert_header((
-            "Location",
-            format!("{base}/v1/inspection_rules/{}", rule.uuid),
-        ))
-        .json(body(&rule, &base, None)))
-}
-
-/// `PATCH /v1/inspection_rules/{uuid}`.
-pub async fn update(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-    path: web::Path<String>,
-    JsonBody(patch): JsonBody,
-) -> Result<HttpResponse, ApiError> {
-    gate(version, &req)?;
-    let ops = check_patch_ops(&patch)?;
-    check_allowed_paths(ops, &PATCH_ALLOWED)?;
-    let rule = find(&state, &path).await?;
-    let mut doc = json!({
-        "description": rule.description,
-        "priority": rule.priority,
-        "sensitive": rule.sensitive,
-        "phase": rule.phase,
-        "conditions": json_column(&rule.conditions),
-        "actions": json_column(&rule.actions),
-    });
-    apply_patch(&mut doc, ops)?;
-    let Value::Object(map) = &doc else {
-        return Err(ApiError::BadRequest("Invalid patch.".into()));
-    };
-    let fields = fields_from(map)?;
-    let (id, seen) = (rule.id, rule.updated_at);
-    let updated = state
-        .db
-        .run(move |conn| InspectionRule::update(conn, id, seen, &fields))
-        .await?
-        .ok_or_else(|| changed_meanwhile("Inspection rule", &rule.uuid))?;
-    let base = base_url(&req, &state);
-    Ok(HttpResponse::Ok().json(body(&updated, &base, None)))
-}
-
-/// `DELETE /v1/inspection_rules/{uuid}`.
-pub async fn delete(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    gate(version, &req)?;
-    let rule = find(&state, &path).await?;
-    let id = rule.id;
-    if !state
-        .db
-        .run(move |conn| InspectionRule::delete(conn, id))
-        .await?
-    {
-        return Err(not_found(&path));
+    fn body(&self, base: &str, _: Microversion, fields: Option<&[String]>) -> Value {
+        body(self, base, fields)
     }
-    Ok(HttpResponse::NoContent().finish())
+
+    fn create_fields(
+        body: &Value,
+        _: Microversion,
+    ) -> Result<(RuleFields, Option<String>), ApiError> {
+        let Value::Object(map) = body else {
+            return Err(schema_error(format!(
+                "{} is not of type 'object'",
+                py_repr(body)
+            )));
+        };
+        let uuid = map.get("uuid").and_then(Value::as_str).map(str::to_owned);
+        Ok((fields_from(map)?, uuid))
+    }
+
+    fn check_patch_paths(ops: &[Value], _: Microversion) -> Result<(), ApiError> {
+        check_allowed_paths(ops, &PATCH_ALLOWED).map(|_| ())
+    }
+
+    fn patched(&self, ops: &[Value], _: Microversion) -> Result<RuleFields, ApiError> {
+        let mut doc = json!({
+            "description": self.description,
+            "priority": self.priority,
+            "sensitive": self.sensitive,
+            "phase": self.phase,
+            "conditions": json_column(&self.conditions),
+            "actions": json_column(&self.actions),
+        });
+        apply_patch(&mut doc, ops)?;
+        let Value::Object(map) = &doc else {
+            return Err(ApiError::BadRequest("Invalid patch.".into()));
+        };
+        fields_from(map)
+    }
+
+    fn duplicate(e: DbError, _: &RuleFields, uuid: &str) -> ApiError {
+        unique_conflict(
+            e,
+            &[],
+            format!("An inspection rule with UUID {uuid} already exists."),
+        )
+    }
+
+    fn updated_at(&self) -> Option<NaiveDateTime> {
+        self.updated_at
+    }
+    /// Rules are found by UUID only.
+    fn by_ident(conn: &mut AnyConnection, ident: &str) -> Result<Option<Self>, DbError> {
+        if !is_uuid_like(ident) {
+            return Ok(None);
+        }
+        InspectionRule::by_uuid(conn, &ident.to_lowercase())
+    }
+    fn all(conn: &mut AnyConnection) -> Result<Vec<Self>, DbError> {
+        InspectionRule::all(conn)
+    }
+    fn insert(conn: &mut AnyConnection, uuid: &str, fields: &RuleFields) -> Result<Self, DbError> {
+        InspectionRule::insert(conn, uuid, fields)
+    }
+    fn update(
+        conn: &mut AnyConnection,
+        id: i32,
+        seen: Option<NaiveDateTime>,
+        fields: &RuleFields,
+    ) -> Result<Option<Self>, DbError> {
+        InspectionRule::update(conn, id, seen, fields)
+    }
+    fn delete(conn: &mut AnyConnection, id: i32) -> Result<bool, DbError> {
+        InspectionRule::delete(conn, id)
+    }
 }

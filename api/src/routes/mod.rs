@@ -16,6 +16,7 @@ pub mod nodes;
 pub mod portgroups;
 pub mod ports;
 pub mod ramdisk;
+pub mod resource;
 pub mod root;
 pub mod runbooks;
 pub mod small_lists;
@@ -24,6 +25,8 @@ pub mod volumes;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use ferric_common::db::models::inspection_rule::InspectionRule;
+use ferric_common::db::models::step_template::{DeployTemplate, Runbook};
 
 use crate::error::ApiError;
 
@@ -393,15 +396,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
     cfg.service(
         web::resource("/v1/inspection_rules")
-            .route(web::get().to(inspection_rules::list))
-            .route(web::post().to(inspection_rules::create))
+            .route(web::get().to(resource::list::<InspectionRule>))
+            .route(web::post().to(resource::create::<InspectionRule>))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/inspection_rules/{uuid}")
-            .route(web::get().to(inspection_rules::show))
-            .route(web::patch().to(inspection_rules::update))
-            .route(web::delete().to(inspection_rules::delete))
+            .route(web::get().to(resource::show::<InspectionRule>))
+            .route(web::patch().to(resource::update::<InspectionRule>))
+            .route(web::delete().to(resource::delete::<InspectionRule>))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
@@ -425,28 +428,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
     cfg.service(
         web::resource("/v1/deploy_templates")
-            .route(web::get().to(deploy_templates::list))
-            .route(web::post().to(deploy_templates::create))
+            .route(web::get().to(resource::list::<DeployTemplate>))
+            .route(web::post().to(resource::create::<DeployTemplate>))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/deploy_templates/{ident}")
-            .route(web::get().to(deploy_templates::show))
-            .route(web::patch().to(deploy_templates::update))
-            .route(web::delete().to(deploy_templates::delete))
+            .route(web::get().to(resource::show::<DeployTemplate>))
+            .route(web::patch().to(resource::update::<DeployTemplate>))
+            .route(web::delete().to(resource::delete::<DeployTemplate>))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/runbooks")
-            .route(web::get().to(runbooks::list))
-            .route(web::post().to(runbooks::create))
+            .route(web::get().to(resource::list::<Runbook>))
+            .route(web::post().to(resource::create::<Runbook>))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/runbooks/{ident}")
-            .route(web::get().to(runbooks::show))
-            .route(web::patch().to(runbooks::update))
-            .route(web::delete().to(runbooks::delete))
+            .route(web::get().to(resource::show::<Runbook>))
+            .route(web::patch().to(resource::update::<Runbook>))
+            .route(web::delete().to(resource::delete::<Runbook>))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(

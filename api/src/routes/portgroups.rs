@@ -16,7 +16,7 @@ use crate::microversion::Microversion;
 use crate::pagination::{self, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::{base_url, find_node};
-use crate::routes::small_lists::{ListPage, Sortable, echoed, respond, time_value};
+use crate::routes::small_lists::{ListPage, echoed, respond, sortable};
 use crate::state::AppState;
 use crate::validation::{
     Kind, boolean, check_object, expect_uuid, is_uuid_like, is_valid_logical_name, mac_address,
@@ -115,29 +115,19 @@ fn duplicate(e: DbError, fields: &PortgroupFields, uuid: &str) -> ApiError {
     }
 }
 
-impl Sortable for Portgroup {
-    fn id(&self) -> i32 {
-        self.id
-    }
-    fn uuid(&self) -> &str {
-        &self.uuid
-    }
-    fn sort_value(&self, key: &str) -> Value {
-        match key {
-            "uuid" => json!(self.uuid),
-            "name" => json!(self.name),
-            "address" => json!(self.address),
-            "node_id" => json!(self.node_id),
-            "mode" => json!(self.mode),
-            "standalone_ports_supported" => json!(self.standalone_ports_supported),
-            "physical_network" => json!(self.physical_network),
-            "category" => json!(self.category),
-            "created_at" => time_value(Some(self.created_at)),
-            "updated_at" => time_value(self.updated_at),
-            _ => json!(self.id),
-        }
-    }
-}
+sortable!(
+    Portgroup,
+    [
+        uuid,
+        name,
+        address,
+        node_id,
+        mode,
+        standalone_ports_supported,
+        physical_network,
+        category
+    ]
+);
 
 /// Builds row fields from a checked portgroup document.
 fn fields_from_map(map: &Map<String, Value>, node_id: i32) -> Result<PortgroupFields, ApiError> {

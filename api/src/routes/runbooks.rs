@@ -7,6 +7,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::NaiveDateTime;
+use ferric_common::db::AnyConnection;
 use ferric_common::db::DbError;
 use ferric_common::db::models::step_template::{Runbook, RunbookFields};
 use serde_json::{Map, Value, json};
@@ -14,16 +16,15 @@ use serde_json::{Map, Value, json};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
-use crate::pagination::{self, parse_bool, parse_query};
-use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
+use crate::pagination::Query;
+use crate::pagination::parse_bool;
+use crate::patch::{apply_patch, check_allowed_paths};
 use crate::routes::common::base_url;
-use crate::routes::small_lists::{
-    GateBody, ListPage, Sortable, changed_meanwhile, echoed, resource_gate, respond, time_value,
-};
+use crate::routes::resource::{self, Resource, unique_conflict};
+use crate::routes::small_lists::{GateBody, resource_gate, sortable};
 use crate::routes::step_lists::{RUNBOOK_STEPS, check_steps};
 use crate::state::AppState;
-use crate::validation::{Kind, check_object, check_trait, expect_uuid, object_text, py_repr};
-use crate::views::parse_fields;
+use crate::validation::{Kind, check_object, check_trait, object_text, py_repr};
 use crate::views::step_template::{
     DEFAULT_LIST_FIELDS, RUNBOOK_TRAITS_VERSION, check_runbook_fields, runbook_body,
 };
@@ -108,42 +109,10 @@ fn traits_gate(version: Microversion, req: &HttpRequest) -> Result<(), ApiError>
     }
 }
 
-fn not_found(ident: &str) -> ApiError {
-    ApiError::NotFound(format!("Runbook {ident} could not be found."))
-}
-
-fn duplicate(e: DbError, name: &str, uuid: &str) -> ApiError {
-    if !e.is_unique_violation() {
-        return e.into();
-    }
-    if e.violation_detail().contains("name") {
-        ApiError::Conflict(format!("A runbook with name {name} already exists."))
-    } else {
-        ApiError::Conflict(format!("A runbook with UUID {uuid} already exists."))
-    }
-}
-
-impl Sortable for Runbook {
-    fn id(&self) -> i32 {
-        self.id
-    }
-    fn uuid(&self) -> &str {
-        &self.uuid
-    }
-    fn sort_value(&self, key: &str) -> Value {
-        match key {
-            "uuid" => json!(self.uuid),
-            "name" => json!(self.name),
-            "created_at" => time_value(Some(self.created_at)),
-            "updated_at" => time_value(self.updated_at),
-            "public" => json!(self.public),
-            "owner" => json!(self.owner),
-            "disable_ramdisk" => json!(self.disable_ramdisk),
-            "description" => json!(self.description),
-            _ => json!(self.id),
-        }
-    }
-}
+sortable!(
+    Runbook,
+    [uuid, name, public, owner, disable_ramdisk, description]
+);
 
 /// A runbook name: a trait before 1.112, RFC 3986 unreserved characters
 /// from then on.
@@ -209,193 +178,152 @@ fn fields_from(map: &Map<String, Value>, version: Microversion) -> Result<Runboo
     })
 }
 
+/// The schema of a runbook at `version` (`description` from 1.112).
+fn schema(version: Microversion) -> &'static [(&'static str, Kind)] {
+    if version.at_least(RUNBOOK_TRAITS_VERSION) {
+        SCHEMA_112
+    } else {
+        SCHEMA
+    }
+}
+
 /// Looks a runbook up by UUID or name.
 ///
 /// # Errors
 /// 404 when none matches.
 pub async fn find(state: &AppState, ident: &str) -> Result<Runbook, ApiError> {
-    let key = ident.to_owned();
-    state
-        .db
-        .run(move |conn| Runbook::by_ident(conn, &key))
-        .await?
-        .ok_or_else(|| not_found(ident))
+    resource::find(state, ident).await
 }
 
-/// `GET /v1/runbooks`.
-pub async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-) -> Result<HttpResponse, ApiError> {
-    gate(version, &req)?;
-    let query = parse_query(req.query_string());
-    // `project` narrows to the caller's project; an operator (the only
-    // caller Ferric knows) sees every runbook either way.
-    if let Some(project) = query.get("project") {
-        parse_bool("project", project)?;
+impl Resource for Runbook {
+    type Fields = RunbookFields;
+    const COLLECTION: &'static str = "runbooks";
+    const TITLE: &'static str = "Runbook";
+    const SORT_KEYS: &'static [&'static str] = &SORT_KEYS;
+    const UNSORTABLE: &'static [&'static str] = &["extra", "steps", "traits"];
+    const DEFAULT_LIST_FIELDS: &'static [&'static str] = &DEFAULT_LIST_FIELDS;
+
+    fn gate(version: Microversion, req: &HttpRequest) -> Result<(), ApiError> {
+        gate(version, req)
     }
-    let shape = pagination::list_shape(&query, version, false, &DEFAULT_LIST_FIELDS)?;
-    if let Some(fields) = &shape.fields {
-        check_runbook_fields(fields, version)?;
+
+    fn check_fields(fields: &[String], version: Microversion) -> Result<(), ApiError> {
+        check_runbook_fields(fields, version)
     }
-    let pagination = pagination::pagination(
-        &query,
-        state.settings.api.max_limit,
-        &SORT_KEYS,
-        &["extra", "steps", "traits"],
-    )?;
-    let rows = state.db.run(|conn| Runbook::all(conn, None)).await?;
-    let base = base_url(&req, &state);
-    let page = ListPage {
-        key: "runbooks",
-        path: "runbooks",
-        base: &base,
-        fields: shape.fields.as_deref(),
-        filters: &echoed(&query, &["detail"]),
-        bytes_per_item: 512,
-    };
-    respond(
-        rows,
-        |_| true,
-        &pagination,
-        &page,
-        not_found,
-        |r| runbook_body(r, &base, version, shape.fields.as_deref()),
-    )
-}
 
-/// `GET /v1/runbooks/{ident}`.
-pub async fn show(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    gate(version, &req)?;
-    let runbook = find(&state, &path).await?;
-    let query = parse_query(req.query_string());
-    let fields = parse_fields(query.get("fields"));
-    if let Some(f) = &fields {
-        check_runbook_fields(f, version)?;
-    }
-    let base = base_url(&req, &state);
-    Ok(HttpResponse::Ok().json(runbook_body(&runbook, &base, version, fields.as_deref())))
-}
-
-/// `POST /v1/runbooks`.
-pub async fn create(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-    JsonBody(body): JsonBody,
-) -> Result<HttpResponse, ApiError> {
-    gate(version, &req)?;
-    let schema = if version.at_least(RUNBOOK_TRAITS_VERSION) {
-        SCHEMA_112
-    } else {
-        SCHEMA
-    };
-    let map = check_object("runbook", &body, schema, &["steps", "name"], &[])?;
-    let fields = fields_from(map, version)?;
-    let uuid = match map.get("uuid").and_then(Value::as_str) {
-        Some(u) => expect_uuid("uuid", u)?,
-        None => uuid::Uuid::new_v4().to_string(),
-    };
-    let (name, key) = (fields.name.clone(), uuid.clone());
-    let runbook = state
-        .db
-        .run(move |conn| Runbook::insert(conn, &key, &fields))
-        .await
-        .map_err(|e| duplicate(e, &name, &uuid))?;
-    let base = base_url(&req, &state);
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("{base}/v1/runbooks/{}", runbook.uuid)))
-        .json(runbook_body(&runbook, &base, version, None)))
-}
-
-/// `PATCH /v1/runbooks/{ident}`.
-pub async fn update(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-    path: web::Path<String>,
-    JsonBody(body): JsonBody,
-) -> Result<HttpResponse, ApiError> {
-    gate(version, &req)?;
-    let ops = check_patch_ops(&body)?;
-    let at_112 = version.at_least(RUNBOOK_TRAITS_VERSION);
-    let touched = if at_112 {
-        check_allowed_paths(ops, &PATCH_ALLOWED_112)?
-    } else {
-        check_allowed_paths(ops, &PATCH_ALLOWED)?
-    };
-    let runbook = find(&state, &path).await?;
-    let patch_value = |field: &str| {
-        ops.iter()
-            .find(|op| op.get("path").and_then(Value::as_str) == Some(&format!("/{field}")))
-            .and_then(|op| op.get("value"))
-    };
-    let new_owner = patch_value("owner").filter(|v| !v.is_null());
-    let new_public = patch_value("public");
-    if new_owner.is_some() {
-        let public_after = new_public.and_then(Value::as_bool).unwrap_or(false);
-        if (runbook.public && new_public.is_none()) || public_after {
-            return Err(ApiError::BadRequest(format!(
-                "Couldn't apply patch '{}'. Reason: There cannot be an owner for a public runbook",
-                py_repr(&Value::Array(ops.clone()))
-            )));
+    /// `project` narrows to the caller's project; an operator (the only
+    /// caller Ferric knows) sees every runbook either way.
+    fn check_list_query(query: &Query) -> Result<(), ApiError> {
+        if let Some(project) = query.get("project") {
+            parse_bool("project", project)?;
         }
+        Ok(())
     }
-    let mut doc = json!({
-        "name": runbook.name,
-        "steps": serde_json::from_str::<Value>(&runbook.steps).unwrap_or_else(|_| json!([])),
-        "disable_ramdisk": runbook.disable_ramdisk,
-        "extra": serde_json::from_str::<Value>(&runbook.extra).unwrap_or_else(|_| json!({})),
-        "public": runbook.public,
-        // Making a runbook public drops its owner, as Ironic does.
-        "owner": if touched.iter().any(|t| t == "public") { None } else { runbook.owner.clone() },
-    });
-    if at_112 {
-        doc["description"] = json!(runbook.description);
+
+    fn body(&self, base: &str, version: Microversion, fields: Option<&[String]>) -> Value {
+        runbook_body(self, base, version, fields)
     }
-    apply_patch(&mut doc, ops)?;
-    let schema = if at_112 { SCHEMA_112 } else { SCHEMA };
-    let map = check_object("runbook", &doc, schema, &["steps", "name"], &[])?;
-    let mut fields = fields_from(map, version)?;
-    if !at_112 {
-        fields.description = runbook.description.clone();
+
+    fn create_fields(
+        body: &Value,
+        version: Microversion,
+    ) -> Result<(RunbookFields, Option<String>), ApiError> {
+        let map = check_object("runbook", body, schema(version), &["steps", "name"], &[])?;
+        let uuid = map.get("uuid").and_then(Value::as_str).map(str::to_owned);
+        Ok((fields_from(map, version)?, uuid))
     }
-    let (name, uuid, id, seen) = (
-        fields.name.clone(),
-        runbook.uuid.clone(),
-        runbook.id,
-        runbook.updated_at,
-    );
-    let updated = state
-        .db
-        .run(move |conn| Runbook::update(conn, id, seen, &fields))
-        .await
-        .map_err(|e| duplicate(e, &name, &uuid))?
-        .ok_or_else(|| changed_meanwhile("Runbook", &runbook.uuid))?;
-    let base = base_url(&req, &state);
-    Ok(HttpResponse::Ok().json(runbook_body(&updated, &base, version, None)))
+
+    fn check_patch_paths(ops: &[Value], version: Microversion) -> Result<(), ApiError> {
+        patch_paths(ops, version).map(|_| ())
+    }
+
+    fn patched(&self, ops: &[Value], version: Microversion) -> Result<RunbookFields, ApiError> {
+        let at_112 = version.at_least(RUNBOOK_TRAITS_VERSION);
+        let touched = patch_paths(ops, version)?;
+        let patch_value = |field: &str| {
+            ops.iter()
+                .find(|op| op.get("path").and_then(Value::as_str) == Some(&format!("/{field}")))
+                .and_then(|op| op.get("value"))
+        };
+        let new_owner = patch_value("owner").filter(|v| !v.is_null());
+        let new_public = patch_value("public");
+        if new_owner.is_some() {
+            let public_after = new_public.and_then(Value::as_bool).unwrap_or(false);
+            if (self.public && new_public.is_none()) || public_after {
+                return Err(ApiError::BadRequest(format!(
+                    "Couldn't apply patch '{}'. Reason: There cannot be an owner for a public runbook",
+                    py_repr(&Value::Array(ops.to_vec()))
+                )));
+            }
+        }
+        let mut doc = json!({
+            "name": self.name,
+            "steps": serde_json::from_str::<Value>(&self.steps).unwrap_or_else(|_| json!([])),
+            "disable_ramdisk": self.disable_ramdisk,
+            "extra": serde_json::from_str::<Value>(&self.extra).unwrap_or_else(|_| json!({})),
+            "public": self.public,
+            // Making a runbook public drops its owner, as Ironic does.
+            "owner": if touched.iter().any(|t| t == "public") { None } else { self.owner.clone() },
+        });
+        if at_112 {
+            doc["description"] = json!(self.description);
+        }
+        apply_patch(&mut doc, ops)?;
+        let map = check_object("runbook", &doc, schema(version), &["steps", "name"], &[])?;
+        let mut fields = fields_from(map, version)?;
+        if !at_112 {
+            fields.description = self.description.clone();
+        }
+        Ok(fields)
+    }
+
+    fn duplicate(e: DbError, fields: &RunbookFields, uuid: &str) -> ApiError {
+        unique_conflict(
+            e,
+            &[(
+                "name",
+                format!("A runbook with name {} already exists.", fields.name),
+            )],
+            format!("A runbook with UUID {uuid} already exists."),
+        )
+    }
+
+    fn updated_at(&self) -> Option<NaiveDateTime> {
+        self.updated_at
+    }
+    fn by_ident(conn: &mut AnyConnection, ident: &str) -> Result<Option<Self>, DbError> {
+        Runbook::by_ident(conn, ident)
+    }
+    fn all(conn: &mut AnyConnection) -> Result<Vec<Self>, DbError> {
+        Runbook::all(conn, None)
+    }
+    fn insert(
+        conn: &mut AnyConnection,
+        uuid: &str,
+        fields: &RunbookFields,
+    ) -> Result<Self, DbError> {
+        Runbook::insert(conn, uuid, fields)
+    }
+    fn update(
+        conn: &mut AnyConnection,
+        id: i32,
+        seen: Option<NaiveDateTime>,
+        fields: &RunbookFields,
+    ) -> Result<Option<Self>, DbError> {
+        Runbook::update(conn, id, seen, fields)
+    }
+    fn delete(conn: &mut AnyConnection, id: i32) -> Result<bool, DbError> {
+        Runbook::delete(conn, id)
+    }
 }
 
-/// `DELETE /v1/runbooks/{ident}`.
-pub async fn delete(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    gate(version, &req)?;
-    let runbook = find(&state, &path).await?;
-    let id = runbook.id;
-    if !state.db.run(move |conn| Runbook::delete(conn, id)).await? {
-        return Err(not_found(&path));
+/// The fields a PATCH at `version` touches, each one Ironic lets change.
+fn patch_paths(ops: &[Value], version: Microversion) -> Result<Vec<String>, ApiError> {
+    if version.at_least(RUNBOOK_TRAITS_VERSION) {
+        check_allowed_paths(ops, &PATCH_ALLOWED_112)
+    } else {
+        check_allowed_paths(ops, &PATCH_ALLOWED)
     }
-    Ok(HttpResponse::NoContent().finish())
 }
 
 fn stored_traits(runbook: &Runbook) -> Vec<String> {

@@ -29,6 +29,36 @@ pub trait Sortable {
     fn sort_value(&self, key: &str) -> Value;
 }
 
+/// Implements [`Sortable`] for a row with `id`, `uuid`, `created_at` and
+/// `updated_at`: each listed column sorts by its value (`"key" => field`
+/// where the key is not the field's name); any other key sorts by id.
+macro_rules! sortable {
+    ($row:ty, [$($column:ident),* $(,)?] $(, {$($key:literal => $field:ident),* $(,)?})?) => {
+        impl $crate::routes::small_lists::Sortable for $row {
+            fn id(&self) -> i32 {
+                self.id
+            }
+            fn uuid(&self) -> &str {
+                &self.uuid
+            }
+            fn sort_value(&self, key: &str) -> serde_json::Value {
+                $(if key == stringify!($column) {
+                    return serde_json::json!(self.$column);
+                })*
+                $($(if key == $key {
+                    return serde_json::json!(self.$field);
+                })*)?
+                match key {
+                    "created_at" => $crate::routes::small_lists::time_value(Some(self.created_at)),
+                    "updated_at" => $crate::routes::small_lists::time_value(self.updated_at),
+                    _ => serde_json::json!(self.id),
+                }
+            }
+        }
+    };
+}
+pub(crate) use sortable;
+
 fn compare(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
         (Value::Null, Value::Null) => Ordering::Equal,

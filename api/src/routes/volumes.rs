@@ -21,7 +21,7 @@ use crate::microversion::Microversion;
 use crate::pagination::{self, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::{base_url, find_node};
-use crate::routes::small_lists::{ListPage, Sortable, echoed, respond, time_value};
+use crate::routes::small_lists::{ListPage, Sortable, echoed, respond, sortable};
 use crate::state::AppState;
 use crate::validation::{Kind, check_object, expect_uuid, is_uuid_like, object_text};
 use crate::views::masking::mask_secrets;
@@ -64,25 +64,7 @@ trait Resource: Sized + Sortable + Send + 'static {
     fn delete(conn: &mut AnyConnection, id: i32) -> Result<bool, DbError>;
 }
 
-impl Sortable for VolumeConnector {
-    fn id(&self) -> i32 {
-        self.id
-    }
-    fn uuid(&self) -> &str {
-        &self.uuid
-    }
-    fn sort_value(&self, key: &str) -> Value {
-        match key {
-            "uuid" => json!(self.uuid),
-            "type" => json!(self.connector_type),
-            "connector_id" => json!(self.connector_id),
-            "node_id" => json!(self.node_id),
-            "created_at" => time_value(Some(self.created_at)),
-            "updated_at" => time_value(self.updated_at),
-            _ => json!(self.id),
-        }
-    }
-}
+sortable!(VolumeConnector, [uuid, connector_id, node_id], {"type" => connector_type});
 
 impl Resource for VolumeConnector {
     type Fields = ConnectorFields;
@@ -188,26 +170,10 @@ impl Resource for VolumeConnector {
     }
 }
 
-impl Sortable for VolumeTarget {
-    fn id(&self) -> i32 {
-        self.id
-    }
-    fn uuid(&self) -> &str {
-        &self.uuid
-    }
-    fn sort_value(&self, key: &str) -> Value {
-        match key {
-            "uuid" => json!(self.uuid),
-            "volume_type" => json!(self.volume_type),
-            "volume_id" => json!(self.volume_id),
-            "boot_index" => json!(self.boot_index),
-            "node_id" => json!(self.node_id),
-            "created_at" => time_value(Some(self.created_at)),
-            "updated_at" => time_value(self.updated_at),
-            _ => json!(self.id),
-        }
-    }
-}
+sortable!(
+    VolumeTarget,
+    [uuid, volume_type, volume_id, boot_index, node_id]
+);
 
 impl Resource for VolumeTarget {
     type Fields = TargetFields;
