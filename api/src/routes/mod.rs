@@ -9,10 +9,8 @@ pub mod drivers;
 pub mod events;
 pub mod history;
 pub mod inspection_rules;
-pub mod node_controls;
-pub mod node_extras;
-pub mod node_states;
-pub mod nodes;
+
+pub mod node;
 pub mod portgroups;
 pub mod ports;
 pub mod ramdisk;
@@ -50,80 +48,80 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
     cfg.service(
         web::resource("/v1/nodes")
-            .route(web::get().to(nodes::list))
-            .route(web::post().to(nodes::create))
+            .route(web::get().to(node::crud::list))
+            .route(web::post().to(node::crud::create))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/detail")
-            .route(web::get().to(nodes::list_detail))
+            .route(web::get().to(node::crud::list_detail))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/validate")
-            .route(web::get().to(node_states::validate_by_query))
+            .route(web::get().to(node::validate::validate_by_query))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}")
-            .route(web::get().to(nodes::show))
-            .route(web::patch().to(nodes::update))
-            .route(web::delete().to(nodes::delete))
+            .route(web::get().to(node::crud::show))
+            .route(web::patch().to(node::crud::update))
+            .route(web::delete().to(node::crud::delete))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/states")
-            .route(web::get().to(node_states::get_states))
+            .route(web::get().to(node::states::get_states))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/states/power")
-            .route(web::put().to(node_states::set_power))
+            .route(web::put().to(node::states::set_power))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/states/provision")
-            .route(web::put().to(node_states::set_provision))
+            .route(web::put().to(node::provision::set_provision))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/management/boot_device")
-            .route(web::get().to(node_states::get_boot_device))
-            .route(web::put().to(node_states::set_boot_device))
+            .route(web::get().to(node::management::get_boot_device))
+            .route(web::put().to(node::management::set_boot_device))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/management/boot_device/supported")
-            .route(web::get().to(node_states::supported_boot_devices))
+            .route(web::get().to(node::management::supported_boot_devices))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/management/inject_nmi")
-            .route(web::put().to(node_states::inject_nmi))
+            .route(web::put().to(node::management::inject_nmi))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/maintenance")
-            .route(web::put().to(node_states::set_maintenance))
-            .route(web::delete().to(node_states::unset_maintenance))
+            .route(web::put().to(node::maintenance::set_maintenance))
+            .route(web::delete().to(node::maintenance::unset_maintenance))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/validate")
-            .route(web::get().to(node_states::validate_node))
+            .route(web::get().to(node::validate::validate_node))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/traits")
-            .route(web::get().to(node_states::get_traits))
-            .route(web::put().to(node_states::set_traits))
-            .route(web::delete().to(node_states::delete_traits))
+            .route(web::get().to(node::traits::get_traits))
+            .route(web::put().to(node::traits::set_traits))
+            .route(web::delete().to(node::traits::delete_traits))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/traits/{trait}")
-            .route(web::put().to(node_states::add_trait))
-            .route(web::delete().to(node_states::delete_trait))
+            .route(web::put().to(node::traits::add_trait))
+            .route(web::delete().to(node::traits::delete_trait))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
@@ -138,22 +136,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/bios")
-            .route(web::get().to(node_extras::bios))
+            .route(web::get().to(node::inventory::bios))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/inventory")
-            .route(web::get().to(node_extras::inventory))
+            .route(web::get().to(node::inventory::inventory))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/children")
-            .route(web::get().to(node_extras::children))
+            .route(web::get().to(node::inventory::children))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/bios/{setting}")
-            .route(web::get().to(node_extras::bios_setting))
+            .route(web::get().to(node::inventory::bios_setting))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
@@ -237,7 +235,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
     cfg.service(
         web::resource("/v1/chassis/{uuid}/nodes")
-            .route(web::get().to(nodes::list_in_chassis))
+            .route(web::get().to(node::crud::list_in_chassis))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
@@ -267,65 +265,65 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/states/boot_mode")
-            .route(web::put().to(node_states::set_boot_mode))
+            .route(web::put().to(node::states::set_boot_mode))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/states/secure_boot")
-            .route(web::put().to(node_states::set_secure_boot))
+            .route(web::put().to(node::states::set_secure_boot))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/vifs")
-            .route(web::get().to(node_controls::list_vifs))
-            .route(web::post().to(node_controls::attach_vif))
+            .route(web::get().to(node::vifs::list_vifs))
+            .route(web::post().to(node::vifs::attach_vif))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/vifs/{vif}")
-            .route(web::delete().to(node_controls::detach_vif))
+            .route(web::delete().to(node::vifs::detach_vif))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/states/console")
-            .route(web::get().to(node_controls::get_console))
-            .route(web::put().to(node_controls::set_console))
+            .route(web::get().to(node::console::get_console))
+            .route(web::put().to(node::console::set_console))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/states/raid")
-            .route(web::put().to(node_controls::set_raid))
+            .route(web::put().to(node::raid::set_raid))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/management/indicators")
-            .route(web::get().to(node_controls::indicators))
+            .route(web::get().to(node::management::indicators))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/vendor_passthru/methods")
-            .route(web::get().to(node_controls::vendor_methods))
+            .route(web::get().to(node::vendor::vendor_methods))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/vendor_passthru")
-            .route(web::get().to(node_controls::vendor_passthru))
-            .route(web::post().to(node_controls::vendor_passthru))
-            .route(web::put().to(node_controls::vendor_passthru))
-            .route(web::delete().to(node_controls::vendor_passthru))
-            .route(web::patch().to(node_controls::vendor_passthru))
+            .route(web::get().to(node::vendor::vendor_passthru))
+            .route(web::post().to(node::vendor::vendor_passthru))
+            .route(web::put().to(node::vendor::vendor_passthru))
+            .route(web::delete().to(node::vendor::vendor_passthru))
+            .route(web::patch().to(node::vendor::vendor_passthru))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/vmedia")
-            .route(web::get().to(node_controls::list_vmedia))
-            .route(web::post().to(node_controls::attach_vmedia))
-            .route(web::delete().to(node_controls::detach_vmedia))
+            .route(web::get().to(node::vmedia::list_vmedia))
+            .route(web::post().to(node::vmedia::attach_vmedia))
+            .route(web::delete().to(node::vmedia::detach_vmedia))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/firmware")
-            .route(web::get().to(node_controls::firmware))
+            .route(web::get().to(node::inventory::firmware))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(

@@ -1,22 +1,19 @@
-//! Read-only node sub-resources whose data Ferric does not collect yet, with
-//! Ironic's gates and answers: `bios` (1.40; fake hardware has no settings,
-//! so always empty), `inventory` (1.81; no inspection yet, so Ironic's "not
-//! found" naming the node's database id), and `children` (1.83: the nodes
-//! whose `parent_node` is this one).
+//! What is recorded about a node's hardware and family, read-only, with
+//! Ironic's gates and answers: `bios` (1.40; fake hardware has no
+//! settings, so always empty), `inventory` (1.81; no inspection yet, so
+//! Ironic's "not found" naming the node's database id), `firmware` (1.86;
+//! no components recorded) and `children` (1.83: the nodes whose
+//! `parent_node` is this one).
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use ferric_common::db::models::node::Node;
 use serde_json::json;
 
+use super::unknown_path;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
 use crate::routes::common::{base_url, find_node};
 use crate::state::AppState;
-
-fn unknown_path() -> ApiError {
-    ApiError::routing(StatusCode::NOT_FOUND, "")
-}
 
 /// `GET /v1/nodes/{ident}/bios`.
 ///
@@ -110,4 +107,17 @@ pub async fn children(
             "rel": "children",
         },
     })))
+}
+
+/// `GET /v1/nodes/{ident}/firmware` (1.86).
+pub async fn firmware(
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    if !version.at_least(86) {
+        return Err(unknown_path());
+    }
+    find_node(&state, &path, version).await?;
+    Ok(HttpResponse::Ok().json(json!({ "firmware": [] })))
 }

@@ -4,17 +4,20 @@
 
 use std::collections::HashMap;
 
-use actix_web::{HttpRequest, HttpResponse, web};
 use ferric_common::db::DbError;
 use ferric_common::db::models::chassis::Chassis;
-use ferric_common::db::models::node::{self as node_model, Node, NodeFields, NodeFilter};
 use ferric_common::notify;
 use ferric_common::states::ProvisionState;
-use serde_json::{Map, Value, json};
 
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
+use crate::views::parse_fields;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use ferric_common::db::models::node::{self as node_model, Node, NodeFields, NodeFilter};
+use serde_json::{Map, Value, json};
+
 use crate::pagination::{self, Query, next_link, parse_bool, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::{base_url, find_node, find_node_with_context, node_context};
@@ -24,7 +27,6 @@ use crate::validation::{
     is_valid_logical_name,
 };
 use crate::views::node::{DEFAULT_LIST_FIELDS, NodeContext, check_fields, node_body};
-use crate::views::parse_fields;
 
 /// Node create schema (`node_schema()`), key → kind.
 const NODE_SCHEMA: &[(&str, Kind)] = &[

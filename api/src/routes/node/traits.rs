@@ -1,0 +1,171 @@
+//! `traits` (1.37): list, replace, add one, remove one or all; at most 50.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use ferric_common::db::models::node::Node;
+use serde_json::{Value, json};
+
+use super::unlocked;
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::microversion::Microversion;
+use crate::routes::common::{base_url, find_node};
+use crate::state::AppState;
+use crate::validation::check_trait;
+
+/// Most traits a node may have.
+const MAX_TRAITS: usize = 50;
+
+fn traits_gate(version: Microversion) -> Result<(), ApiError> {
+    if version.at_least(37) {
+        Ok(())
+    } else {
+        Err(ApiError::not_acceptable())
+    }
+}
+
+pub async fn get_traits(
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    traits_gate(version)?;
+    let node = find_node(&state, &path, version).await?;
+    let id = node.id;
+    let traits = state.db.run(move |conn| Node::traits(conn, id)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "traits": traits })))
+}
+
+pub async fn set_traits(
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    traits_gate(version)?;
+    let map = match &body {
+        Value::Object(map) if map.contains_key("traits") => map,
+        _ => {
+            return Err(ApiError::BadRequest(
+                "A single node trait may be added via PUT /v1/nodes/<node identifier>/traits/<trait> with no body, or all node traits may be replaced via PUT /v1/nodes/<node identifier>/traits with the list of traits specified in the request body.".into(),
+            ));
+        }
+    };
+    if let Some(key) = map.keys().find(|k| *k != "traits") {
+        return Err(ApiError::BadRequest(format!(
+            "Schema error for body: Additional properties are not allowed ('{key}' was unexpected)"
+        )));
+    }
+    let Value::Array(items) = &map["traits"] else {
+        return Err(ApiError::BadRequest(format!(
+            "Schema error for body: {} is not of type 'array'",
+            crate::validation::py_repr(&map["traits"])
+        )));
+    };
+    let mut traits: Vec<String> = Vec::new();
+    for item in items {
+        let t = check_trait("body", item)?;
+        if !traits.contains(&t) {
+            traits.push(t);
+        }
+    }
+    let node = unlocked(&state, &path, version).await?;
+    if traits.len() > MAX_TRAITS {
+        return Err(ApiError::BadRequest(format!(
+            "Could not modify traits for node {} as it would exceed the maximum number of traits per node ({} vs. {MAX_TRAITS})",
+            node.id,
+            traits.len()
+        )));
+    }
+    let id = node.id;
+    state
+        .db
+        .run(move |conn| Node::set_traits(conn, id, &traits))
+        .await
+        .map_err(|e| {
+            if e.is_unique_violation() {
+                ApiError::Conflict(format!(
+                    "The traits of node {} were changed by another request; please retry.",
+                    node.uuid
+                ))
+            } else {
+                e.into()
+            }
+        })?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn add_trait(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    traits_gate(version)?;
+    let (ident, name) = path.into_inner();
+    let name = check_trait("trait", &json!(name))?;
+    let node = unlocked(&state, &ident, version).await?;
+    let id = node.id;
+    let key = name.clone();
+    let count = state
+        .db
+        .run(move |conn| {
+            let mut traits = Node::traits(conn, id)?;
+            if !traits.contains(&key) {
+                traits.push(key.clone());
+            }
+            Ok(traits.len())
+        })
+        .await?;
+    if count > MAX_TRAITS {
+        return Err(ApiError::BadRequest(format!(
+            "Could not modify traits for node {id} as it would exceed the maximum number of traits per node ({count} vs. {MAX_TRAITS})"
+        )));
+    }
+    let key = name.clone();
+    state
+        .db
+        .run(move |conn| Node::add_trait(conn, id, &key))
+        .await?;
+    let base = base_url(&req, &state);
+    Ok(HttpResponse::NoContent()
+        .insert_header(("Location", format!("{base}/v1/nodes/{ident}/traits/{name}")))
+        .finish())
+}
+
+pub async fn delete_traits(
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    traits_gate(version)?;
+    let node = unlocked(&state, &path, version).await?;
+    let id = node.id;
+    state
+        .db
+        .run(move |conn| Node::set_traits(conn, id, &[]))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn delete_trait(
+    state: web::Data<AppState>,
+    version: Microversion,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    traits_gate(version)?;
+    let (ident, name) = path.into_inner();
+    let node = unlocked(&state, &ident, version).await?;
+    let id = node.id;
+    let key = name.clone();
+    let removed = state
+        .db
+        .run(move |conn| Node::remove_trait(conn, id, &key))
+        .await?;
+    if !removed {
+        return Err(ApiError::NotFound(format!(
+            "Node {} doesn't have a trait '{name}'",
+            node.uuid
+        )));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
