@@ -128,6 +128,22 @@ impl AppState {
         self.call_host(&owner, &node.uuid, request_id, kind).await
     }
 
+    /// [`AppState::call`] for a task whose reply carries an answer: the one
+    /// `expected` picks out of the outcome (any other is a 500).
+    ///
+    /// # Errors
+    /// As [`AppState::call`].
+    pub async fn ask<T>(
+        &self,
+        node: &Node,
+        request_id: &str,
+        kind: task::Kind,
+        expected: impl FnOnce(Outcome) -> Option<T>,
+    ) -> Result<T, ApiError> {
+        let outcome = self.call(node, request_id, kind).await?;
+        expected(outcome).ok_or_else(|| ApiError::Internal("Unexpected conductor reply.".into()))
+    }
+
     /// Sends a task that no node owns (an allocation's) to a live
     /// conductor picked by `key`, and waits for the reply.
     ///

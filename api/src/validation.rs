@@ -229,6 +229,80 @@ pub fn no_unexpected(map: &Map<String, Value>, allowed: &[&str]) -> Result<(), A
     }
 }
 
+/// jsonschema's "Additional properties are not allowed ('a', 'b' were
+/// unexpected)" for keys of `map` outside `allowed` (sorted, as Python
+/// prints them).
+///
+/// # Errors
+/// That text, for the caller to wrap in its schema error.
+pub fn additional_properties(map: &Map<String, Value>, allowed: &[&str]) -> Result<(), String> {
+    let mut unexpected: Vec<&String> = map
+        .keys()
+        .filter(|k| !allowed.contains(&k.as_str()))
+        .collect();
+    if unexpected.is_empty() {
+        return Ok(());
+    }
+    unexpected.sort();
+    let list: Vec<String> = unexpected.iter().map(|k| format!("'{k}'")).collect();
+    let verb = if list.len() == 1 { "was" } else { "were" };
+    Err(format!(
+        "Additional properties are not allowed ({} {verb} unexpected)",
+        list.join(", ")
+    ))
+}
+
+/// A `fields` parameter checked against what a resource shows.
+///
+/// # Errors
+/// Ironic's 400 naming the unknown fields.
+pub fn check_known_fields(fields: &[String], known: impl Fn(&str) -> bool) -> Result<(), ApiError> {
+    let bad: Vec<&str> = fields
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !known(f))
+        .collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "Field(s) \"{}\" are not valid",
+            bad.join(", ")
+        )))
+    }
+}
+
+/// The body of a `PUT …/traits`: `{"traits": [...]}`, each a valid trait,
+/// duplicates dropped; `usage` is the 400 for any other shape.
+///
+/// # Errors
+/// `usage`, or Ironic's schema error.
+pub fn trait_list(body: &Value, usage: &str) -> Result<Vec<String>, ApiError> {
+    let map = match body {
+        Value::Object(map) if map.contains_key("traits") => map,
+        _ => return Err(ApiError::BadRequest(usage.to_owned())),
+    };
+    if let Some(key) = map.keys().find(|k| *k != "traits") {
+        return Err(ApiError::BadRequest(format!(
+            "Schema error for body: Additional properties are not allowed ('{key}' was unexpected)"
+        )));
+    }
+    let Value::Array(items) = &map["traits"] else {
+        return Err(ApiError::BadRequest(format!(
+            "Schema error for body: {} is not of type 'array'",
+            py_repr(&map["traits"])
+        )));
+    };
+    let mut traits: Vec<String> = Vec::new();
+    for item in items {
+        let t = check_trait("body", item)?;
+        if !traits.contains(&t) {
+            traits.push(t);
+        }
+    }
+    Ok(traits)
+}
+
 /// A checked body's object field as stored JSON text (`{}` when absent
 /// or null).
 pub fn object_text(map: &Map<String, Value>, key: &str) -> String {

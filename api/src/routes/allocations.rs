@@ -16,8 +16,9 @@ use ferric_proto::v1::{Allocate, DestroyAllocation};
 use serde_json::{Map, Value, json};
 
 use crate::body::JsonBody;
+use crate::call::Call;
 use crate::error::ApiError;
-use crate::microversion::{Microversion, RequestId};
+use crate::microversion::Microversion;
 use crate::pagination::{self, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::{base_url, find_node};
@@ -25,7 +26,9 @@ use crate::routes::small_lists::{
     GateBody, ListPage, changed_meanwhile, echoed, resource_gate, respond, sortable,
 };
 use crate::state::AppState;
-use crate::validation::{check_trait, expect_uuid, is_valid_logical_name, object_text, py_repr};
+use crate::validation::{
+    additional_properties, check_trait, expect_uuid, is_valid_logical_name, object_text, py_repr,
+};
 use crate::views::allocation::{OWNER_VERSION, allocation_body, check_fields};
 use crate::views::parse_fields;
 
@@ -175,15 +178,7 @@ async fn collection(
         .run(move |conn| {
             // Every row: the marker may no longer match the filters.
             let rows = Allocation::list(conn, &AllocationFilter::default())?;
-            let mut uuids = known;
-            let missing: Vec<i32> = rows
-                .iter()
-                .filter_map(|a| a.node_id)
-                .filter(|id| !uuids.contains_key(id))
-                .collect();
-            if !missing.is_empty() {
-                uuids.extend(Node::uuids_of(conn, &missing)?);
-            }
+            let uuids = Node::uuids_completing(conn, known, rows.iter().filter_map(|a| a.node_id))?;
             Ok((rows, uuids))
         })
         .await?;
@@ -191,11 +186,7 @@ async fn collection(
 }
 
 /// `GET /v1/allocations`.
-pub async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(Call(req, state, version, _): Call) -> Result<HttpResponse, ApiError> {
     gate(version, &req)?;
     let (rows, uuids, pagination, fields, filter) = collection(&req, &state, version, None).await?;
     let base = base_url(&req, &state);
@@ -223,9 +214,7 @@ pub async fn list(
 
 /// `GET /v1/allocations/{ident}`.
 pub async fn show(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     gate(version, &req)?;
@@ -278,19 +267,7 @@ fn check_body(body: &Value, version: Microversion) -> Result<&Map<String, Value>
     if version.at_least(OWNER_VERSION) {
         allowed.push("owner");
     }
-    let mut unexpected: Vec<&String> = map
-        .keys()
-        .filter(|k| !allowed.contains(&k.as_str()))
-        .collect();
-    if !unexpected.is_empty() {
-        unexpected.sort();
-        let list: Vec<String> = unexpected.iter().map(|k| format!("'{k}'")).collect();
-        let verb = if list.len() == 1 { "was" } else { "were" };
-        return Err(schema_error(format!(
-            "Additional properties are not allowed ({} {verb} unexpected)",
-            list.join(", ")
-        )));
-    }
+    additional_properties(map, &allowed).map_err(schema_error)?;
     for (key, value) in map {
         let ok = match key.as_str() {
             "candidate_nodes" | "traits" => value.is_array() || value.is_null(),
@@ -329,10 +306,7 @@ fn check_body(body: &Value, version: Microversion) -> Result<&Map<String, Value>
 
 /// `POST /v1/allocations`.
 pub async fn create(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-    request_id: RequestId,
+    Call(req, state, version, request_id): Call,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     gate(version, &req)?;
@@ -473,9 +447,7 @@ async fn candidate_uuids(state: &AppState, idents: Vec<String>) -> Result<Vec<St
 
 /// `PATCH /v1/allocations/{ident}` (1.57): `name` and `extra` only.
 pub async fn update(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
@@ -560,10 +532,7 @@ async fn destroy(state: &AppState, alloc: &Allocation, request_id: &str) -> Resu
 
 /// `DELETE /v1/allocations/{ident}`.
 pub async fn delete(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-    request_id: RequestId,
+    Call(req, state, version, request_id): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     gate(version, &req)?;
@@ -610,9 +579,7 @@ async fn node_allocation(
 
 /// `GET /v1/nodes/{ident}/allocation`.
 pub async fn show_for_node(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     node_gate(version)?;
@@ -634,9 +601,7 @@ pub async fn show_for_node(
 
 /// `DELETE /v1/nodes/{ident}/allocation`.
 pub async fn delete_for_node(
-    state: web::Data<AppState>,
-    version: Microversion,
-    request_id: RequestId,
+    Call(_, state, version, request_id): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     node_gate(version)?;

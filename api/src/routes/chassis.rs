@@ -6,6 +6,7 @@ use ferric_common::db::models::node::Node;
 use serde_json::{Map, Value, json};
 
 use crate::body::JsonBody;
+use crate::call::Call;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
 use crate::pagination::{self, next_link, parse_query};
@@ -46,8 +47,7 @@ async fn find(state: &AppState, ident: &str) -> Result<Chassis, ApiError> {
 }
 
 pub async fn create(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    Call(req, state, _, _): Call,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let body = if body.is_null() { json!({}) } else { body };
@@ -82,8 +82,7 @@ pub async fn create(
 }
 
 pub async fn show(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    Call(req, state, _, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let chassis = find(&state, &path).await?;
@@ -136,25 +135,16 @@ async fn list_chassis(
     Ok(HttpResponse::Ok().json(pagination::collection("chassis", items, next)))
 }
 
-pub async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(Call(req, state, version, _): Call) -> Result<HttpResponse, ApiError> {
     list_chassis(req, state, version, false).await
 }
 
-pub async fn list_detail(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list_detail(Call(req, state, version, _): Call) -> Result<HttpResponse, ApiError> {
     list_chassis(req, state, version, true).await
 }
 
 pub async fn update(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    Call(req, state, _, _): Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {

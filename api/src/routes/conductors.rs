@@ -1,13 +1,13 @@
 //! `/v1/conductors` (1.49+).
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
 
+use crate::call::Call;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
 use crate::pagination::{parse_bool, parse_query};
 use crate::routes::common::base_url;
-use crate::state::AppState;
 use crate::views::conductor::conductor_body;
 
 fn gate(version: Microversion) -> Result<(), ApiError> {
@@ -20,11 +20,7 @@ fn gate(version: Microversion) -> Result<(), ApiError> {
     }
 }
 
-pub async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(Call(req, state, version, _): Call) -> Result<HttpResponse, ApiError> {
     gate(version)?;
     let query = parse_query(req.query_string());
     let detail = match query.get("detail") {
@@ -42,9 +38,7 @@ pub async fn list(
 }
 
 pub async fn show(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     gate(version)?;

@@ -1,21 +1,17 @@
 //! `/v1/drivers`: hardware types enabled by alive conductors.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
 
+use crate::call::Call;
 use crate::error::ApiError;
-use crate::microversion::Microversion;
 use crate::pagination::{parse_bool, parse_query};
 use crate::routes::common::base_url;
 use crate::state::AppState;
 use crate::validation::no_unexpected;
 use crate::views::driver::{driver_body, properties};
 
-pub async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(Call(req, state, version, _): Call) -> Result<HttpResponse, ApiError> {
     let query = parse_query(req.query_string());
     no_unexpected(
         &query.iter().map(|(k, v)| (k.clone(), json!(v))).collect(),
@@ -56,9 +52,7 @@ fn unknown_driver(name: &str) -> ApiError {
 }
 
 pub async fn show(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let mut view = state.cluster(false).await?;

@@ -4,16 +4,16 @@
 //! paths (404), as in Ironic.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use ferric_common::db::models::history::HistoryRow;
 use ferric_common::db::models::node::Node;
 use serde_json::json;
 
+use crate::call::Call;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
 use crate::pagination::{self, next_link, parse_bool, parse_query};
 use crate::routes::common::{base_url, find_node};
-use crate::state::AppState;
 use crate::validation::expect_uuid;
 use crate::views::history::{fields, history_body};
 
@@ -26,9 +26,7 @@ fn history_record_not_found(event: &str) -> ApiError {
 /// # Errors
 /// 404 below 1.78 or for an unknown node or marker; 400 for bad arguments.
 pub async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     if !version.at_least(78) {
@@ -107,9 +105,7 @@ pub async fn list(
 /// # Errors
 /// 404 below 1.78 or for an unknown node or event.
 pub async fn show(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     if !version.at_least(78) {
@@ -132,10 +128,7 @@ pub async fn show(
 ///
 /// # Errors
 /// 404 below 1.82 (with Ironic's fault body).
-pub async fn shards(
-    state: web::Data<AppState>,
-    version: Microversion,
-) -> Result<HttpResponse, ApiError> {
+pub async fn shards(Call(_, state, version, _): Call) -> Result<HttpResponse, ApiError> {
     shards_allowed(version)?;
     let counts = state.db.run(Node::shard_counts).await?;
     let shards: Vec<_> = counts

@@ -20,7 +20,7 @@ use crate::pagination::Query;
 use crate::patch::{apply_patch, check_allowed_paths};
 use crate::routes::resource::{Resource, unique_conflict};
 use crate::routes::small_lists::{GateBody, resource_gate, sortable};
-use crate::validation::{is_uuid_like, py_repr};
+use crate::validation::{check_known_fields, is_uuid_like, py_repr};
 use crate::views::{json_column, links, opt, timestamp};
 
 const VERSION: u32 = 96;
@@ -70,18 +70,6 @@ const OPERATORS: [(&str, &[&str], &[&str]); 11] = [
 ];
 
 const DEFAULT_LIST_FIELDS: [&str; 4] = ["uuid", "priority", "phase", "description"];
-const FIELDS: [&str; 10] = [
-    "uuid",
-    "created_at",
-    "updated_at",
-    "description",
-    "priority",
-    "sensitive",
-    "phase",
-    "conditions",
-    "actions",
-    "links",
-];
 const PATCH_ALLOWED: [&str; 6] = [
     "description",
     "priority",
@@ -350,22 +338,6 @@ fn body(rule: &InspectionRule, base: &str, fields: Option<&[String]>) -> Value {
     Value::Object(out)
 }
 
-fn check_fields(fields: &[String]) -> Result<(), ApiError> {
-    let bad: Vec<&str> = fields
-        .iter()
-        .map(String::as_str)
-        .filter(|f| !FIELDS.contains(f))
-        .collect();
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(format!(
-            "Field(s) \"{}\" are not valid",
-            bad.join(", ")
-        )))
-    }
-}
-
 impl Resource for InspectionRule {
     type Fields = RuleFields;
     const COLLECTION: &'static str = "inspection_rules";
@@ -386,7 +358,9 @@ impl Resource for InspectionRule {
     }
 
     fn check_fields(fields: &[String], _: Microversion) -> Result<(), ApiError> {
-        check_fields(fields)
+        check_known_fields(fields, |f| {
+            PATCH_ALLOWED.contains(&f) || ["uuid", "created_at", "updated_at", "links"].contains(&f)
+        })
     }
 
     fn listed(&self, query: &Query) -> bool {

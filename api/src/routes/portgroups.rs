@@ -11,6 +11,7 @@ use ferric_common::db::models::portgroup::{Portgroup, PortgroupFields, Portgroup
 use serde_json::{Map, Value, json};
 
 use crate::body::JsonBody;
+use crate::call::Call;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
 use crate::pagination::{self, parse_query};
@@ -187,9 +188,7 @@ async fn node_of(state: &AppState, node_uuid: &str) -> Result<Node, ApiError> {
 
 /// `POST /v1/portgroups`.
 pub async fn create(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     gate(version)?;
@@ -227,9 +226,7 @@ pub async fn create(
 
 /// `GET /v1/portgroups/{ident}`.
 pub async fn show(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     gate(version)?;
@@ -293,15 +290,7 @@ async fn list_portgroups(
         .run(move |conn| {
             // Every row: the marker may no longer match the filters.
             let rows = Portgroup::list(conn, &PortgroupFilter::default())?;
-            let mut uuids = known;
-            let missing: Vec<i32> = rows
-                .iter()
-                .map(|p| p.node_id)
-                .filter(|id| !uuids.contains_key(id))
-                .collect();
-            if !missing.is_empty() {
-                uuids.extend(Node::uuids_of(conn, &missing)?);
-            }
+            let uuids = Node::uuids_completing(conn, known, rows.iter().map(|p| p.node_id))?;
             Ok((rows, uuids))
         })
         .await?;
@@ -327,27 +316,17 @@ async fn list_portgroups(
     )
 }
 
-pub async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(Call(req, state, version, _): Call) -> Result<HttpResponse, ApiError> {
     list_portgroups(req, state, version, false, None, "portgroups").await
 }
 
-pub async fn list_detail(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list_detail(Call(req, state, version, _): Call) -> Result<HttpResponse, ApiError> {
     list_portgroups(req, state, version, true, None, "portgroups/detail").await
 }
 
 /// `GET /v1/nodes/{ident}/portgroups`.
 pub async fn list_for_node(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     gate(version)?;
@@ -358,9 +337,7 @@ pub async fn list_for_node(
 
 /// `PATCH /v1/portgroups/{ident}`.
 pub async fn update(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
@@ -442,8 +419,7 @@ pub async fn update(
 
 /// `DELETE /v1/portgroups/{ident}`.
 pub async fn delete(
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(_, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     gate(version)?;

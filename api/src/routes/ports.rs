@@ -8,6 +8,7 @@ use ferric_common::db::models::port::{Port, PortFields, PortFilter};
 use serde_json::{Map, Value, json};
 
 use crate::body::JsonBody;
+use crate::call::Call;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
 use crate::pagination::{self, next_link, parse_query};
@@ -189,9 +190,7 @@ async fn portgroup_for_port(
 
 /// `POST /v1/ports`.
 pub async fn create(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let body = if body.is_null() { json!({}) } else { body };
@@ -266,9 +265,7 @@ async fn find_port(state: &AppState, ident: &str) -> Result<(Port, Node), ApiErr
 
 /// `GET /v1/ports/{ident}`.
 pub async fn show(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let query = parse_query(req.query_string());
@@ -409,27 +406,17 @@ async fn list_ports(
     Ok(HttpResponse::Ok().json(pagination::collection("ports", items, next)))
 }
 
-pub async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(Call(req, state, version, _): Call) -> Result<HttpResponse, ApiError> {
     list_ports(req, state, version, false, Scope::All, "ports").await
 }
 
-pub async fn list_detail(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list_detail(Call(req, state, version, _): Call) -> Result<HttpResponse, ApiError> {
     list_ports(req, state, version, true, Scope::All, "ports/detail").await
 }
 
 /// `GET /v1/nodes/{uuid}/ports`.
 pub async fn list_for_node(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let node = find_node(&state, &path, version).await?;
@@ -447,9 +434,7 @@ pub async fn list_for_node(
 
 /// `GET /v1/portgroups/{ident}/ports` (1.24).
 pub async fn list_for_portgroup(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     if !version.at_least(24) {
@@ -464,9 +449,7 @@ pub async fn list_for_portgroup(
 
 /// `PATCH /v1/ports/{ident}`.
 pub async fn update(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {

@@ -5,7 +5,7 @@
 //! node's conductor, which checks the token. Both are public, as in Ironic
 //! (the ramdisk has no credentials, only the token).
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use ferric_common::db::models::node::Node;
 use ferric_common::db::models::port::{Port, PortFilter};
 use ferric_common::db::models::{Page, SortDir};
@@ -15,8 +15,9 @@ use ferric_proto::v1::{AgentHeartbeat, AgentLookup};
 use serde_json::{Map, Value, json};
 
 use crate::body::JsonBody;
+use crate::call::Call;
 use crate::error::ApiError;
-use crate::microversion::{Microversion, RequestId};
+use crate::microversion::Microversion;
 use crate::pagination::parse_query;
 use crate::routes::common::{base_url, find_node};
 use crate::state::AppState;
@@ -120,12 +121,7 @@ fn agent_config(token: &str, node: &Node, state: &AppState) -> Value {
 }
 
 /// `GET /v1/lookup?addresses=…&node_uuid=…`.
-pub async fn lookup(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-    request_id: RequestId,
-) -> Result<HttpResponse, ApiError> {
+pub async fn lookup(Call(req, state, version, request_id): Call) -> Result<HttpResponse, ApiError> {
     gate(version)?;
     let query = parse_query(req.query_string());
     // Invalid MACs are ignored, as in Ironic.
@@ -161,17 +157,13 @@ pub async fn lookup(
         tracing::warn!(node.uuid = %node.uuid, state = %node.provision_state, "lookup refused in this provision state");
         return Err(not_found());
     }
-    let token = match state
-        .call(&node, &request_id.0, Kind::AgentLookup(AgentLookup {}))
-        .await?
-    {
-        Outcome::AgentToken(t) => t.token,
-        _ => {
-            return Err(ApiError::Internal(
-                "The conductor sent no agent token.".into(),
-            ));
-        }
-    };
+    let kind = Kind::AgentLookup(AgentLookup {});
+    let token = state
+        .ask(&node, &request_id.0, kind, |reply| match reply {
+            Outcome::AgentToken(t) => Some(t.token),
+            _ => None,
+        })
+        .await?;
     let node = find_node(&state, &node.uuid, version).await?;
     let base = base_url(&req, &state);
     let mut instance_info = json_column(&node.instance_info);
@@ -204,9 +196,7 @@ fn optional_string(map: &Map<String, Value>, key: &str) -> Result<Option<String>
 /// `agent_version` (1.36), `agent_verify_ca` (1.68), `agent_status` and
 /// `agent_status_message` (1.72): 202 once the conductor accepted it.
 pub async fn heartbeat(
-    state: web::Data<AppState>,
-    version: Microversion,
-    request_id: RequestId,
+    Call(_, state, version, request_id): Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {

@@ -14,6 +14,7 @@ use ferric_common::db::{AnyConnection, DbError};
 use serde_json::Value;
 
 use crate::body::JsonBody;
+use crate::call::Call;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
 use crate::pagination::{self, Query, parse_query};
@@ -144,9 +145,7 @@ pub async fn find<R: Resource>(state: &AppState, ident: &str) -> Result<R, ApiEr
 
 /// `GET /v1/<collection>`.
 pub async fn list<R: Resource>(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
 ) -> Result<HttpResponse, ApiError> {
     R::gate(version, &req)?;
     let query = parse_query(req.query_string());
@@ -185,9 +184,7 @@ pub async fn list<R: Resource>(
 
 /// `GET /v1/<collection>/{ident}`.
 pub async fn show<R: Resource>(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     R::gate(version, &req)?;
@@ -203,9 +200,7 @@ pub async fn show<R: Resource>(
 
 /// `POST /v1/<collection>`: 201 with the row and its `Location`.
 pub async fn create<R: Resource>(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     R::gate(version, &req)?;
@@ -234,9 +229,7 @@ pub async fn create<R: Resource>(
 
 /// `PATCH /v1/<collection>/{ident}`.
 pub async fn update<R: Resource>(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
@@ -262,9 +255,7 @@ pub async fn update<R: Resource>(
 
 /// `DELETE /v1/<collection>/{ident}`: 204.
 pub async fn delete<R: Resource>(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     R::gate(version, &req)?;

@@ -14,6 +14,7 @@ use ferric_common::db::models::step_template::{Runbook, RunbookFields};
 use serde_json::{Map, Value, json};
 
 use crate::body::JsonBody;
+use crate::call::Call;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
 use crate::pagination::Query;
@@ -24,24 +25,15 @@ use crate::routes::resource::{self, Resource, unique_conflict};
 use crate::routes::small_lists::{GateBody, resource_gate, sortable};
 use crate::routes::step_lists::{RUNBOOK_STEPS, check_steps};
 use crate::state::AppState;
-use crate::validation::{Kind, check_object, check_trait, object_text, py_repr};
+use crate::validation::{Kind, check_object, check_trait, object_text, py_repr, trait_list};
 use crate::views::step_template::{
     DEFAULT_LIST_FIELDS, RUNBOOK_TRAITS_VERSION, check_runbook_fields, runbook_body,
 };
 
 const VERSION: u32 = 92;
 
-const SCHEMA: &[(&str, Kind)] = &[
-    ("uuid", Kind::StringOrNull),
-    ("name", Kind::String),
-    ("steps", Kind::Any),
-    ("disable_ramdisk", Kind::BoolOrNull),
-    ("extra", Kind::ObjectOrNull),
-    ("public", Kind::BoolOrNull),
-    ("owner", Kind::StringOrNull),
-];
-
-const SCHEMA_112: &[(&str, Kind)] = &[
+/// The schema of a runbook from 1.112; before, without `description`.
+const SCHEMA_112: [(&str, Kind); 8] = [
     ("uuid", Kind::StringOrNull),
     ("name", Kind::String),
     ("steps", Kind::Any),
@@ -51,16 +43,9 @@ const SCHEMA_112: &[(&str, Kind)] = &[
     ("owner", Kind::StringOrNull),
     ("description", Kind::StringOrNull),
 ];
+const SCHEMA: &[(&str, Kind)] = SCHEMA_112.split_at(7).0;
 
-const PATCH_ALLOWED: [&str; 6] = [
-    "disable_ramdisk",
-    "extra",
-    "name",
-    "owner",
-    "public",
-    "steps",
-];
-
+/// What a PATCH may change from 1.112; before, not `description`.
 const PATCH_ALLOWED_112: [&str; 7] = [
     "disable_ramdisk",
     "extra",
@@ -70,6 +55,7 @@ const PATCH_ALLOWED_112: [&str; 7] = [
     "steps",
     "description",
 ];
+const PATCH_ALLOWED: &[&str] = PATCH_ALLOWED_112.split_at(6).0;
 
 const SORT_KEYS: [&str; 9] = [
     "id",
@@ -181,7 +167,7 @@ fn fields_from(map: &Map<String, Value>, version: Microversion) -> Result<Runboo
 /// The schema of a runbook at `version` (`description` from 1.112).
 fn schema(version: Microversion) -> &'static [(&'static str, Kind)] {
     if version.at_least(RUNBOOK_TRAITS_VERSION) {
-        SCHEMA_112
+        &SCHEMA_112
     } else {
         SCHEMA
     }
@@ -322,7 +308,7 @@ fn patch_paths(ops: &[Value], version: Microversion) -> Result<Vec<String>, ApiE
     if version.at_least(RUNBOOK_TRAITS_VERSION) {
         check_allowed_paths(ops, &PATCH_ALLOWED_112)
     } else {
-        check_allowed_paths(ops, &PATCH_ALLOWED)
+        check_allowed_paths(ops, PATCH_ALLOWED)
     }
 }
 
@@ -361,9 +347,7 @@ async fn change_traits(
 
 /// `GET /v1/runbooks/{ident}/traits` (1.112).
 pub async fn get_traits(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     traits_gate(version, &req)?;
@@ -373,44 +357,19 @@ pub async fn get_traits(
 
 /// `PUT /v1/runbooks/{ident}/traits` with `{"traits": [...]}`: replaces them.
 pub async fn set_traits(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     traits_gate(version, &req)?;
-    let map = match &body {
-        Value::Object(map) if map.contains_key("traits") => map,
-        _ => return Err(ApiError::BadRequest(TRAITS_USAGE.into())),
-    };
-    if let Some(key) = map.keys().find(|k| *k != "traits") {
-        return Err(ApiError::BadRequest(format!(
-            "Schema error for body: Additional properties are not allowed ('{key}' was unexpected)"
-        )));
-    }
-    let Value::Array(items) = &map["traits"] else {
-        return Err(ApiError::BadRequest(format!(
-            "Schema error for body: {} is not of type 'array'",
-            py_repr(&map["traits"])
-        )));
-    };
-    let mut traits: Vec<String> = Vec::new();
-    for item in items {
-        let t = check_trait("body", item)?;
-        if !traits.contains(&t) {
-            traits.push(t);
-        }
-    }
+    let traits = trait_list(&body, TRAITS_USAGE)?;
     change_traits(&state, &path, |current| current.clone_from(&traits)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// `PUT /v1/runbooks/{ident}/traits/{trait}`: adds one, with no body.
 pub async fn add_trait(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
@@ -439,9 +398,7 @@ pub async fn add_trait(
 
 /// `DELETE /v1/runbooks/{ident}/traits`: removes them all.
 pub async fn delete_traits(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     traits_gate(version, &req)?;
@@ -452,9 +409,7 @@ pub async fn delete_traits(
 /// `DELETE /v1/runbooks/{ident}/traits/{trait}`: removes one; a trait the
 /// runbook lacks is not an error (as in Ironic).
 pub async fn delete_trait(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     traits_gate(version, &req)?;

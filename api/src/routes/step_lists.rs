@@ -9,6 +9,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
+use crate::validation::additional_properties;
 use crate::validation::py_repr;
 
 /// The step interfaces a deploy template or runbook may name
@@ -74,19 +75,7 @@ pub fn check_steps(schema_name: &str, kind: StepKind, steps: &Value) -> Result<V
             return Err(err(format!("'{missing}' is a required property")));
         }
         let allowed = ["args", "interface", "step", kind.rank];
-        let mut unexpected: Vec<&String> = step
-            .keys()
-            .filter(|k| !allowed.contains(&k.as_str()))
-            .collect();
-        if !unexpected.is_empty() {
-            unexpected.sort();
-            let list: Vec<String> = unexpected.iter().map(|k| format!("'{k}'")).collect();
-            let verb = if list.len() == 1 { "was" } else { "were" };
-            return Err(err(format!(
-                "Additional properties are not allowed ({} {verb} unexpected)",
-                list.join(", ")
-            )));
-        }
+        additional_properties(step, &allowed).map_err(err)?;
         let interface = &step["interface"];
         match interface.as_str() {
             Some(i) if INTERFACES.contains(&i) => {}

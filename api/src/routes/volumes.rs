@@ -16,6 +16,7 @@ use ferric_common::db::{AnyConnection, DbError};
 use serde_json::{Map, Value, json};
 
 use crate::body::JsonBody;
+use crate::call::Call;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
 use crate::pagination::{self, parse_query};
@@ -23,7 +24,9 @@ use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::{base_url, find_node};
 use crate::routes::small_lists::{ListPage, Sortable, echoed, respond, sortable};
 use crate::state::AppState;
-use crate::validation::{Kind, check_object, expect_uuid, is_uuid_like, object_text};
+use crate::validation::{
+    Kind, check_known_fields, check_object, expect_uuid, is_uuid_like, object_text,
+};
 use crate::views::masking::mask_secrets;
 use crate::views::{json_column, links, parse_fields, timestamp};
 
@@ -349,19 +352,9 @@ fn check_fields<R: Resource>(fields: &[String], version: Microversion) -> Result
     if !version.at_least(8) {
         return Err(ApiError::not_acceptable());
     }
-    let bad: Vec<&str> = fields
-        .iter()
-        .map(String::as_str)
-        .filter(|f| !R::FIELDS.contains(f) && !["links", "node_uuid"].contains(f))
-        .collect();
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(format!(
-            "Field(s) \"{}\" are not valid",
-            bad.join(", ")
-        )))
-    }
+    check_known_fields(fields, |f| {
+        R::FIELDS.contains(&f) || ["links", "node_uuid"].contains(&f)
+    })
 }
 
 async fn find<R: Resource>(state: &AppState, ident: &str) -> Result<(R, Node), ApiError> {
@@ -614,19 +607,13 @@ async fn delete<R: Resource>(
 }
 
 /// `GET /v1/volume`: links to connectors and targets.
-pub async fn root(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-) -> Result<HttpResponse, ApiError> {
+pub async fn root(Call(req, state, version, _): Call) -> Result<HttpResponse, ApiError> {
     root_links(&req, &state, version, "volume".into())
 }
 
 /// `GET /v1/nodes/{ident}/volume`: links to the node's.
 pub async fn node_root(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let node = find_node(&state, &path, version).await?;

@@ -1,17 +1,16 @@
 //! `states/console`: the `fake` console only flips `console_enabled`;
 //! `no-console` refuses.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use ferric_common::db::models::node::{Node, NodeSettings};
 use serde_json::{Value, json};
 
 use super::{unlocked, unsupported, write};
 use crate::body::JsonBody;
+use crate::call::Call;
 use crate::error::ApiError;
-use crate::microversion::Microversion;
 use crate::pagination::parse_bool;
 use crate::routes::common::{base_url, find_node};
-use crate::state::AppState;
 
 fn console_supported(node: &Node) -> bool {
     node.console_interface
@@ -21,8 +20,7 @@ fn console_supported(node: &Node) -> bool {
 
 /// `GET /v1/nodes/{ident}/states/console`.
 pub async fn get_console(
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(_, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let node = find_node(&state, &path, version).await?;
@@ -42,9 +40,7 @@ pub async fn get_console(
 
 /// `PUT /v1/nodes/{ident}/states/console` with `{"enabled": bool}`: 202.
 pub async fn set_console(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {

@@ -10,6 +10,7 @@ use ferric_common::notify;
 use ferric_common::states::ProvisionState;
 
 use crate::body::JsonBody;
+use crate::call::Call;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
 use crate::views::parse_fields;
@@ -375,9 +376,7 @@ fn fields_from_map(map: &Map<String, Value>, base: NodeFields) -> Result<NodeFie
 
 /// `POST /v1/nodes`.
 pub async fn create(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let body = if body.is_null() { json!({}) } else { body };
@@ -440,9 +439,7 @@ pub async fn create(
 
 /// `GET /v1/nodes/{ident}`.
 pub async fn show(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let query = parse_query(req.query_string());
@@ -761,27 +758,17 @@ async fn list_nodes(
     pagination::collection("nodes", items, next).respond(per_item)
 }
 
-pub async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(Call(req, state, version, _): Call) -> Result<HttpResponse, ApiError> {
     list_nodes(req, state, version, false, None, "nodes").await
 }
 
-pub async fn list_detail(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list_detail(Call(req, state, version, _): Call) -> Result<HttpResponse, ApiError> {
     list_nodes(req, state, version, true, None, "nodes/detail").await
 }
 
 /// `GET /v1/chassis/{uuid}/nodes`.
 pub async fn list_in_chassis(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let uuid = expect_uuid("chassis_uuid", &path)?;
@@ -838,9 +825,7 @@ fn patch_document(node: &Node, chassis_uuid: Option<String>) -> Value {
 
 /// `PATCH /v1/nodes/{ident}`.
 pub async fn update(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
@@ -1023,8 +1008,7 @@ pub async fn changed_meanwhile(state: &AppState, node: &Node, version: Microvers
 
 /// `DELETE /v1/nodes/{ident}`.
 pub async fn delete(
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(_, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let node = find_node(&state, &path, version).await?;

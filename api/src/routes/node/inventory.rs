@@ -5,23 +5,21 @@
 //! no components recorded) and `children` (1.83: the nodes whose
 //! `parent_node` is this one).
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use ferric_common::db::models::node::Node;
 use serde_json::json;
 
 use super::unknown_path;
+use crate::call::Call;
 use crate::error::ApiError;
-use crate::microversion::Microversion;
 use crate::routes::common::{base_url, find_node};
-use crate::state::AppState;
 
 /// `GET /v1/nodes/{ident}/bios`.
 ///
 /// # Errors
 /// 404 below 1.40 or for an unknown node.
 pub async fn bios(
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(_, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     if !version.at_least(40) {
@@ -37,8 +35,7 @@ pub async fn bios(
 /// Always 404: below 1.40, an unknown node, or Ironic's "doesn't have a
 /// BIOS setting".
 pub async fn bios_setting(
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(_, state, version, _): Call,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     if !version.at_least(40) {
@@ -57,8 +54,7 @@ pub async fn bios_setting(
 /// # Errors
 /// Always 404: below 1.81, an unknown node, or Ironic's inventory message.
 pub async fn inventory(
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(_, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     if !version.at_least(81) {
@@ -77,9 +73,7 @@ pub async fn inventory(
 /// # Errors
 /// 404 below 1.83 or for an unknown node; 400 for any query argument.
 pub async fn children(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     if !version.at_least(83) {
@@ -111,8 +105,7 @@ pub async fn children(
 
 /// `GET /v1/nodes/{ident}/firmware` (1.86).
 pub async fn firmware(
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(_, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     if !version.at_least(86) {

@@ -1,12 +1,13 @@
 //! `maintenance`: set (with a reason) and unset, written by the API under
 //! the unlocked-node guard.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use ferric_common::db::models::node::Node;
 use serde_json::Value;
 
 use super::object;
 use crate::body::JsonBody;
+use crate::call::Call;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
 use crate::routes::common::find_node;
@@ -43,9 +44,7 @@ async fn maintenance(
 }
 
 pub async fn set_maintenance(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
@@ -65,8 +64,7 @@ pub async fn set_maintenance(
 }
 
 pub async fn unset_maintenance(
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(_, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     maintenance(state, version, &path, false, None).await

@@ -1,7 +1,7 @@
 //! `management`: the boot device (get, set, supported), `inject_nmi`
 //! (1.29) through the node's conductor, and `indicators` (1.63).
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use ferric_proto::v1::task::Kind;
 use ferric_proto::v1::task_reply::Outcome;
 use ferric_proto::v1::{GetBootDevice, GetSupportedBootDevices, InjectNmi, SetBootDevice};
@@ -9,54 +9,49 @@ use serde_json::json;
 
 use super::{object, required_str, unknown_path, unsupported};
 use crate::body::JsonBody;
+use crate::call::Call;
 use crate::error::ApiError;
-use crate::microversion::{Microversion, RequestId};
 use crate::routes::common::{base_url, find_node};
-use crate::state::AppState;
 use crate::validation::{boolean, no_unexpected};
 
 /// `GET /v1/nodes/{ident}/management/boot_device`.
 pub async fn get_boot_device(
-    state: web::Data<AppState>,
-    version: Microversion,
-    request_id: RequestId,
+    Call(_, state, version, request_id): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let node = find_node(&state, &path, version).await?;
-    match state
-        .call(&node, &request_id.0, Kind::GetBootDevice(GetBootDevice {}))
-        .await?
-    {
-        Outcome::BootDevice(device) => Ok(HttpResponse::Ok().json(json!({
-            "boot_device": device.boot_device,
-            "persistent": device.persistent,
-        }))),
-        _ => Err(ApiError::Internal("Unexpected conductor reply.".into())),
-    }
+    let kind = Kind::GetBootDevice(GetBootDevice {});
+    let device = state
+        .ask(&node, &request_id.0, kind, |reply| match reply {
+            Outcome::BootDevice(device) => Some(device),
+            _ => None,
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "boot_device": device.boot_device,
+        "persistent": device.persistent,
+    })))
 }
 
 /// `GET /v1/nodes/{ident}/management/boot_device/supported`.
 pub async fn supported_boot_devices(
-    state: web::Data<AppState>,
-    version: Microversion,
-    request_id: RequestId,
+    Call(_, state, version, request_id): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let node = find_node(&state, &path, version).await?;
     let kind = Kind::GetSupportedBootDevices(GetSupportedBootDevices {});
-    match state.call(&node, &request_id.0, kind).await? {
-        Outcome::SupportedBootDevices(devices) => {
-            Ok(HttpResponse::Ok().json(json!({ "supported_boot_devices": devices.boot_devices })))
-        }
-        _ => Err(ApiError::Internal("Unexpected conductor reply.".into())),
-    }
+    let devices = state
+        .ask(&node, &request_id.0, kind, |reply| match reply {
+            Outcome::SupportedBootDevices(devices) => Some(devices.boot_devices),
+            _ => None,
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "supported_boot_devices": devices })))
 }
 
 /// `PUT /v1/nodes/{ident}/management/boot_device`.
 pub async fn set_boot_device(
-    state: web::Data<AppState>,
-    version: Microversion,
-    request_id: RequestId,
+    Call(_, state, version, request_id): Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
@@ -78,9 +73,7 @@ pub async fn set_boot_device(
 
 /// `PUT /v1/nodes/{ident}/management/inject_nmi` (1.29+): 204.
 pub async fn inject_nmi(
-    state: web::Data<AppState>,
-    version: Microversion,
-    request_id: RequestId,
+    Call(_, state, version, request_id): Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
@@ -98,9 +91,7 @@ pub async fn inject_nmi(
 /// `GET /v1/nodes/{ident}/management/indicators` (1.63): the `fake`
 /// management interface's LEDs.
 pub async fn indicators(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     if !version.at_least(63) {

@@ -7,9 +7,8 @@ use serde_json::Value;
 
 use super::{unknown_path, unlocked, unsupported, write};
 use crate::body::JsonBody;
+use crate::call::Call;
 use crate::error::ApiError;
-use crate::microversion::Microversion;
-use crate::state::AppState;
 use crate::validation::py_repr;
 
 /// Checks one logical disk of a RAID layout (Ironic's
@@ -49,8 +48,7 @@ fn check_logical_disk(disk: &Value) -> Result<(), String> {
 
 /// `PUT /v1/nodes/{ident}/states/raid` (1.12): the target RAID layout.
 pub async fn set_raid(
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(_, state, version, _): Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {

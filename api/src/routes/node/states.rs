@@ -2,7 +2,7 @@
 //! `states/power`, `states/boot_mode` and `states/secure_boot` (1.76).
 //! Each is a task for the node's conductor; the API checks input and relays.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use ferric_common::db::models::node::Node;
 use ferric_common::states::{ProvisionState, power};
 use ferric_proto::v1::PowerAction;
@@ -11,17 +11,16 @@ use serde_json::Value;
 
 use super::{accepted_at, object, required_str};
 use crate::body::JsonBody;
+use crate::call::Call;
 use crate::error::ApiError;
-use crate::microversion::{Microversion, RequestId};
+use crate::microversion::Microversion;
 use crate::routes::common::find_node;
-use crate::state::AppState;
 use crate::validation::no_unexpected;
 use crate::views::node::states_body;
 
 /// `GET /v1/nodes/{ident}/states`.
 pub async fn get_states(
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(_, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let node = find_node(&state, &path, version).await?;
@@ -30,10 +29,7 @@ pub async fn get_states(
 
 /// `PUT /v1/nodes/{ident}/states/power`.
 pub async fn set_power(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-    request_id: RequestId,
+    Call(req, state, version, request_id): Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
@@ -89,60 +85,68 @@ pub async fn set_power(
 
 /// `PUT /v1/nodes/{ident}/states/boot_mode` (1.76) with `{"target": …}`.
 pub async fn set_boot_mode(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-    request_id: RequestId,
+    call: Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let node = find_node(&state, &path, version).await?;
-    boot_mode_gate(version)?;
-    let target = body
-        .get("target")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if !["bios", "uefi"].contains(&target) {
-        return Err(ApiError::BadRequest(format!(
-            "Invalid boot mode {target} requested for node. Allowed boot modes are: bios, uefi"
-        )));
-    }
-    refuse_while_transitioning(&node)?;
-    let kind = Kind::SetBootMode(ferric_proto::v1::SetBootMode {
-        target: target.to_owned(),
-    });
-    state.call(&node, &request_id.0, kind).await?;
-    Ok(accepted_at(&req, &state, &path))
+    set_boot_setting(call, &path, || {
+        let target = body
+            .get("target")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !["bios", "uefi"].contains(&target) {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid boot mode {target} requested for node. Allowed boot modes are: bios, uefi"
+            )));
+        }
+        Ok(Kind::SetBootMode(ferric_proto::v1::SetBootMode {
+            target: target.to_owned(),
+        }))
+    })
+    .await
 }
 
 /// `PUT /v1/nodes/{ident}/states/secure_boot` (1.76) with `{"target": bool}`.
 pub async fn set_secure_boot(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-    request_id: RequestId,
+    call: Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let node = find_node(&state, &path, version).await?;
+    set_boot_setting(call, &path, || {
+        let bad = |raw: String| {
+            ApiError::BadRequest(format!(
+                "Invalid target: Unrecognized value '{raw}', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'"
+            ))
+        };
+        let enabled = match body.get("target") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => {
+                crate::pagination::parse_bool("target", s).map_err(|_| bad(s.clone()))?
+            }
+            Some(other) => return Err(bad(other.to_string())),
+            None => return Err(bad("None".into())),
+        };
+        Ok(Kind::SetSecureBoot(ferric_proto::v1::SetSecureBoot {
+            enabled,
+        }))
+    })
+    .await
+}
+
+/// A boot mode or secure boot change (1.76): the node found, the version
+/// checked, the request read by `task`, refused while the node moves
+/// between states, then the node's conductor's.
+async fn set_boot_setting(
+    Call(req, state, version, request_id): Call,
+    path: &str,
+    task: impl FnOnce() -> Result<Kind, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let node = find_node(&state, path, version).await?;
     boot_mode_gate(version)?;
-    let bad = |raw: String| {
-        ApiError::BadRequest(format!(
-            "Invalid target: Unrecognized value '{raw}', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'"
-        ))
-    };
-    let enabled = match body.get("target") {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => {
-            crate::pagination::parse_bool("target", s).map_err(|_| bad(s.clone()))?
-        }
-        Some(other) => return Err(bad(other.to_string())),
-        None => return Err(bad("None".into())),
-    };
+    let kind = task()?;
     refuse_while_transitioning(&node)?;
-    let kind = Kind::SetSecureBoot(ferric_proto::v1::SetSecureBoot { enabled });
     state.call(&node, &request_id.0, kind).await?;
-    Ok(accepted_at(&req, &state, &path))
+    Ok(accepted_at(&req, &state, path))
 }
 
 fn boot_mode_gate(version: Microversion) -> Result<(), ApiError> {

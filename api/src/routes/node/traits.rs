@@ -1,16 +1,18 @@
 //! `traits` (1.37): list, replace, add one, remove one or all; at most 50.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use ferric_common::db::models::node::Node;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::unlocked;
 use crate::body::JsonBody;
+use crate::call::Call;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
 use crate::routes::common::{base_url, find_node};
-use crate::state::AppState;
-use crate::validation::check_trait;
+use crate::validation::{check_trait, trait_list};
+
+const NODE_TRAITS_USAGE: &str = "A single node trait may be added via PUT /v1/nodes/<node identifier>/traits/<trait> with no body, or all node traits may be replaced via PUT /v1/nodes/<node identifier>/traits with the list of traits specified in the request body.";
 
 /// Most traits a node may have.
 const MAX_TRAITS: usize = 50;
@@ -24,8 +26,7 @@ fn traits_gate(version: Microversion) -> Result<(), ApiError> {
 }
 
 pub async fn get_traits(
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(_, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     traits_gate(version)?;
@@ -36,38 +37,12 @@ pub async fn get_traits(
 }
 
 pub async fn set_traits(
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(_, state, version, _): Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     traits_gate(version)?;
-    let map = match &body {
-        Value::Object(map) if map.contains_key("traits") => map,
-        _ => {
-            return Err(ApiError::BadRequest(
-                "A single node trait may be added via PUT /v1/nodes/<node identifier>/traits/<trait> with no body, or all node traits may be replaced via PUT /v1/nodes/<node identifier>/traits with the list of traits specified in the request body.".into(),
-            ));
-        }
-    };
-    if let Some(key) = map.keys().find(|k| *k != "traits") {
-        return Err(ApiError::BadRequest(format!(
-            "Schema error for body: Additional properties are not allowed ('{key}' was unexpected)"
-        )));
-    }
-    let Value::Array(items) = &map["traits"] else {
-        return Err(ApiError::BadRequest(format!(
-            "Schema error for body: {} is not of type 'array'",
-            crate::validation::py_repr(&map["traits"])
-        )));
-    };
-    let mut traits: Vec<String> = Vec::new();
-    for item in items {
-        let t = check_trait("body", item)?;
-        if !traits.contains(&t) {
-            traits.push(t);
-        }
-    }
+    let traits = trait_list(&body, NODE_TRAITS_USAGE)?;
     let node = unlocked(&state, &path, version).await?;
     if traits.len() > MAX_TRAITS {
         return Err(ApiError::BadRequest(format!(
@@ -95,9 +70,7 @@ pub async fn set_traits(
 }
 
 pub async fn add_trait(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     traits_gate(version)?;
@@ -133,8 +106,7 @@ pub async fn add_trait(
 }
 
 pub async fn delete_traits(
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(_, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     traits_gate(version)?;
@@ -148,8 +120,7 @@ pub async fn delete_traits(
 }
 
 pub async fn delete_trait(
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(_, state, version, _): Call,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     traits_gate(version)?;

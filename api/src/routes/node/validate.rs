@@ -1,15 +1,16 @@
 //! `validate` (`/v1/nodes/{ident}/validate` and `/v1/nodes/validate?node=`):
 //! each interface's validation, as the node's conductor reports it.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use ferric_common::db::models::node::Node;
 use ferric_proto::v1::ValidateInterfaces;
 use ferric_proto::v1::task::Kind;
 use ferric_proto::v1::task_reply::Outcome;
 use serde_json::{Map, Value, json};
 
+use crate::call::Call;
 use crate::error::ApiError;
-use crate::microversion::{Microversion, RequestId};
+use crate::microversion::RequestId;
 use crate::routes::common::find_node;
 use crate::state::AppState;
 
@@ -19,30 +20,27 @@ async fn validate(
     request_id: RequestId,
     node: &Node,
 ) -> Result<HttpResponse, ApiError> {
-    match state
-        .call(node, &request_id.0, Kind::Validate(ValidateInterfaces {}))
-        .await?
-    {
-        Outcome::Validation(validation) => {
-            let mut out = Map::new();
-            for iface in validation.interfaces {
-                let mut entry = Map::new();
-                entry.insert("result".into(), json!(iface.result));
-                if let Some(reason) = iface.reason {
-                    entry.insert("reason".into(), json!(reason));
-                }
-                out.insert(iface.interface, Value::Object(entry));
-            }
-            Ok(HttpResponse::Ok().json(Value::Object(out)))
+    let kind = Kind::Validate(ValidateInterfaces {});
+    let validation = state
+        .ask(node, &request_id.0, kind, |reply| match reply {
+            Outcome::Validation(validation) => Some(validation),
+            _ => None,
+        })
+        .await?;
+    let mut out = Map::new();
+    for iface in validation.interfaces {
+        let mut entry = Map::new();
+        entry.insert("result".into(), json!(iface.result));
+        if let Some(reason) = iface.reason {
+            entry.insert("reason".into(), json!(reason));
         }
-        _ => Err(ApiError::Internal("Unexpected conductor reply.".into())),
+        out.insert(iface.interface, Value::Object(entry));
     }
+    Ok(HttpResponse::Ok().json(Value::Object(out)))
 }
 
 pub async fn validate_node(
-    state: web::Data<AppState>,
-    version: Microversion,
-    request_id: RequestId,
+    Call(_, state, version, request_id): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let node = find_node(&state, &path, version).await?;
@@ -50,10 +48,7 @@ pub async fn validate_node(
 }
 
 pub async fn validate_by_query(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
-    request_id: RequestId,
+    Call(req, state, version, request_id): Call,
 ) -> Result<HttpResponse, ApiError> {
     let query = crate::pagination::parse_query(req.query_string());
     let ident = query

@@ -1,14 +1,13 @@
 //! `vendor_passthru/methods` and `vendor_passthru`: the `fake` vendor
 //! interface's methods.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
 
 use super::unsupported;
+use crate::call::Call;
 use crate::error::ApiError;
-use crate::microversion::Microversion;
 use crate::routes::common::find_node;
-use crate::state::AppState;
 
 /// The `fake` vendor interface's passthru methods.
 fn fake_vendor_methods() -> Value {
@@ -31,8 +30,7 @@ fn fake_vendor_methods() -> Value {
 
 /// `GET /v1/nodes/{ident}/vendor_passthru/methods`.
 pub async fn vendor_methods(
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(_, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let node = find_node(&state, &path, version).await?;
@@ -45,9 +43,7 @@ pub async fn vendor_methods(
 /// `/v1/nodes/{ident}/vendor_passthru?method=…`: Ferric runs no vendor
 /// methods yet; an unknown one gets Ironic's message.
 pub async fn vendor_passthru(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let query = crate::pagination::parse_query(req.query_string());

@@ -7,16 +7,14 @@ use serde_json::{Value, json};
 
 use super::{unknown_path, unlocked};
 use crate::body::JsonBody;
+use crate::call::Call;
 use crate::error::ApiError;
-use crate::microversion::Microversion;
 use crate::routes::common::find_node;
-use crate::state::AppState;
 use crate::validation::py_repr;
 
 /// `GET /v1/nodes/{ident}/vifs`: `noop` networking records no VIFs.
 pub async fn list_vifs(
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(_, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     if !version.at_least(28) {
@@ -28,8 +26,7 @@ pub async fn list_vifs(
 
 /// `POST /v1/nodes/{ident}/vifs` with `{"id": …}`.
 pub async fn attach_vif(
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(_, state, version, _): Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
@@ -59,8 +56,7 @@ pub async fn attach_vif(
 
 /// `DELETE /v1/nodes/{ident}/vifs/{vif}`.
 pub async fn detach_vif(
-    state: web::Data<AppState>,
-    version: Microversion,
+    Call(_, state, version, _): Call,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     if !version.at_least(28) {

@@ -9,10 +9,9 @@ use serde_json::Value;
 
 use super::unknown_path;
 use crate::body::JsonBody;
+use crate::call::Call;
 use crate::error::ApiError;
-use crate::microversion::{Microversion, RequestId};
 use crate::routes::common::find_node;
-use crate::state::AppState;
 use crate::validation::{Kind as CheckKind, check_object, py_repr};
 
 /// Ironic's `boot_devices.VMEDIA_DEVICES`.
@@ -21,39 +20,30 @@ const VMEDIA_DEVICES: [&str; 3] = ["disk", "cdrom", "floppy"];
 /// `GET /v1/nodes/{ident}/vmedia` (1.93): the BMC's virtual media devices
 /// (`redfish` management only).
 pub async fn list_vmedia(
-    state: web::Data<AppState>,
-    version: Microversion,
-    request_id: RequestId,
+    Call(_, state, version, request_id): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     if !version.at_least(93) {
         return Err(unknown_path());
     }
     let node = find_node(&state, &path, version).await?;
-    match state
-        .call(
-            &node,
-            &request_id.0,
-            Kind::GetVirtualMedia(GetVirtualMedia {}),
-        )
-        .await?
-    {
-        Outcome::VirtualMedia(media) => {
-            let devices: Value = serde_json::from_str(&media.devices_json)
-                .map_err(|e| ApiError::Internal(format!("Unexpected conductor reply: {e}")))?;
-            Ok(HttpResponse::Ok().json(devices))
-        }
-        _ => Err(ApiError::Internal("Unexpected conductor reply.".into())),
-    }
+    let kind = Kind::GetVirtualMedia(GetVirtualMedia {});
+    let media = state
+        .ask(&node, &request_id.0, kind, |reply| match reply {
+            Outcome::VirtualMedia(media) => Some(media.devices_json),
+            _ => None,
+        })
+        .await?;
+    let devices: Value = serde_json::from_str(&media)
+        .map_err(|e| ApiError::Internal(format!("Unexpected conductor reply: {e}")))?;
+    Ok(HttpResponse::Ok().json(devices))
 }
 
 /// `POST /v1/nodes/{ident}/vmedia` (1.89): checked as Ironic's schema
 /// checks it, then accepted by the node's conductor (204); the attachment
 /// happens in the background and a failure lands in `last_error`.
 pub async fn attach_vmedia(
-    state: web::Data<AppState>,
-    version: Microversion,
-    request_id: RequestId,
+    Call(_, state, version, request_id): Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
@@ -122,9 +112,7 @@ pub async fn attach_vmedia(
 /// `DELETE /v1/nodes/{ident}/vmedia[?device_types=cdrom,floppy]` (1.89):
 /// 204; the devices (all when none is named) are ejected in the background.
 pub async fn detach_vmedia(
-    state: web::Data<AppState>,
-    version: Microversion,
-    request_id: RequestId,
+    Call(_, state, version, request_id): Call,
     path: web::Path<String>,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, ApiError> {

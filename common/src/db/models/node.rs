@@ -914,6 +914,20 @@ impl Node {
             .load(conn)?;
         Ok(rows.into_iter().collect())
     }
+
+    /// `known` (node id → UUID) completed with the UUIDs of `ids` it lacks,
+    /// in one query.
+    pub fn uuids_completing(
+        conn: &mut AnyConnection,
+        mut known: std::collections::HashMap<i32, String>,
+        ids: impl Iterator<Item = i32>,
+    ) -> Result<std::collections::HashMap<i32, String>, DbError> {
+        let missing: Vec<i32> = ids.filter(|id| !known.contains_key(id)).collect();
+        if !missing.is_empty() {
+            known.extend(Node::uuids_of(conn, &missing)?);
+        }
+        Ok(known)
+    }
 }
 
 impl Node {
