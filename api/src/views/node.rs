@@ -112,17 +112,7 @@ pub struct NodeContext<'a> {
 /// # Errors
 /// 400 for an unknown field, 406 for one newer than the request's version.
 pub fn check_fields(fields: &[String], version: Microversion) -> Result<(), ApiError> {
-    let unknown: Vec<&str> = fields
-        .iter()
-        .filter(|f| !FIELDS.iter().any(|(name, _)| name == f))
-        .map(String::as_str)
-        .collect();
-    if !unknown.is_empty() {
-        return Err(ApiError::BadRequest(format!(
-            "Field(s) \"{}\" are not valid",
-            unknown.join(", ")
-        )));
-    }
+    crate::validation::check_known_fields(fields, |f| FIELDS.iter().any(|(name, _)| *name == f))?;
     if fields.iter().any(|f| {
         FIELDS
             .iter()

@@ -69,19 +69,7 @@ fn runbook_field_names(version: Microversion) -> Vec<&'static str> {
 /// have at this version.
 pub fn check_runbook_fields(fields: &[String], version: Microversion) -> Result<(), ApiError> {
     let names = runbook_field_names(version);
-    let bad: Vec<&str> = fields
-        .iter()
-        .map(String::as_str)
-        .filter(|f| !names.contains(f))
-        .collect();
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(format!(
-            "Field(s) \"{}\" are not valid",
-            bad.join(", ")
-        )))
-    }
+    crate::validation::check_known_fields(fields, |f| names.contains(&f))
 }
 
 fn masked_steps(stored: &str) -> Value {

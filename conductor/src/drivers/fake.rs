@@ -281,114 +281,27 @@ impl InspectInterface for FakeInspect {
 /// `fake-hardware`: every interface is Ironic's `fake` (network and storage `noop`).
 pub const FAKE_HARDWARE: HardwareType = HardwareType {
     name: "fake-hardware",
-    bios: Choices {
-        enabled: &[&NO_BIOS, &FAKE_BIOS],
-        default: "fake",
-    },
-    boot: Choices {
-        enabled: &[&FakeBoot],
-        default: "fake",
-    },
-    console: Choices {
-        enabled: &[&NO_CONSOLE, &FAKE],
-        default: "fake",
-    },
-    deploy: Choices {
-        enabled: &[&FakeDeploy],
-        default: "fake",
-    },
-    firmware: Choices {
-        enabled: &[&NO_FIRMWARE, &FAKE_FIRMWARE],
-        default: "fake",
-    },
-    inspect: Choices {
-        enabled: &[&NO_INSPECT, &FakeInspect],
-        default: "fake",
-    },
-    management: Choices {
-        enabled: &[&FakeManagement],
-        default: "fake",
-    },
-    network: Choices {
-        enabled: &[&NOOP],
-        default: "noop",
-    },
-    power: Choices {
-        enabled: &[&FakePower],
-        default: "fake",
-    },
-    raid: Choices {
-        enabled: &[&FAKE, &NO_RAID],
-        default: "fake",
-    },
-    rescue: Choices {
-        enabled: &[&NO_RESCUE, &FAKE],
-        default: "fake",
-    },
-    storage: Choices {
-        enabled: &[&NOOP, &FAKE],
-        default: "noop",
-    },
-    vendor: Choices {
-        enabled: &[&NO_VENDOR, &FAKE_VENDOR],
-        default: "fake",
-    },
+    bios: Choices::new(&[&NO_BIOS, &FAKE_BIOS], "fake"),
+    boot: Choices::new(&[&FakeBoot], "fake"),
+    console: Choices::new(&[&NO_CONSOLE, &FAKE], "fake"),
+    deploy: Choices::new(&[&FakeDeploy], "fake"),
+    firmware: Choices::new(&[&NO_FIRMWARE, &FAKE_FIRMWARE], "fake"),
+    inspect: Choices::new(&[&NO_INSPECT, &FakeInspect], "fake"),
+    management: Choices::new(&[&FakeManagement], "fake"),
+    network: Choices::new(&[&NOOP], "noop"),
+    power: Choices::new(&[&FakePower], "fake"),
+    raid: Choices::new(&[&FAKE, &NO_RAID], "fake"),
+    rescue: Choices::new(&[&NO_RESCUE, &FAKE], "fake"),
+    storage: Choices::new(&[&NOOP, &FAKE], "noop"),
+    vendor: Choices::new(&[&NO_VENDOR, &FAKE_VENDOR], "fake"),
 };
 
 /// `manual-management`: power is left to a person (Ironic's `fake` power),
 /// management is `noop`; boot and deploy are `fake`.
-pub const MANUAL_MANAGEMENT: HardwareType = HardwareType {
-    name: "manual-management",
-    bios: Choices {
-        enabled: &[&NO_BIOS],
-        default: "no-bios",
-    },
-    boot: Choices {
-        enabled: &[&FakeBoot],
-        default: "fake",
-    },
-    console: Choices {
-        enabled: &[&NO_CONSOLE],
-        default: "no-console",
-    },
-    deploy: Choices {
-        enabled: &[&FakeDeploy],
-        default: "fake",
-    },
-    firmware: Choices {
-        enabled: &[&NO_FIRMWARE],
-        default: "no-firmware",
-    },
-    inspect: Choices {
-        enabled: &[&NO_INSPECT],
-        default: "no-inspect",
-    },
-    management: Choices {
-        enabled: &[&NoopManagement],
-        default: "noop",
-    },
-    network: Choices {
-        enabled: &[&NOOP],
-        default: "noop",
-    },
-    power: Choices {
-        enabled: &[&FakePower],
-        default: "fake",
-    },
-    raid: Choices {
-        enabled: &[&NO_RAID],
-        default: "no-raid",
-    },
-    rescue: Choices {
-        enabled: &[&NO_RESCUE],
-        default: "no-rescue",
-    },
-    storage: Choices {
-        enabled: &[&NOOP],
-        default: "noop",
-    },
-    vendor: Choices {
-        enabled: &[&NO_VENDOR],
-        default: "no-vendor",
-    },
-};
+pub const MANUAL_MANAGEMENT: HardwareType = HardwareType::with_core(
+    "manual-management",
+    Choices::new(&[&FakeBoot], "fake"),
+    Choices::new(&[&FakeDeploy], "fake"),
+    Choices::new(&[&NoopManagement], "noop"),
+    Choices::new(&[&FakePower], "fake"),
+);

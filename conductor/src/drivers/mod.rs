@@ -63,6 +63,12 @@ pub struct Choices<T: ?Sized + 'static> {
     pub default: &'static str,
 }
 
+impl<T: ?Sized + 'static> Choices<T> {
+    pub const fn new(enabled: &'static [&'static T], default: &'static str) -> Choices<T> {
+        Choices { enabled, default }
+    }
+}
+
 impl<T: ?Sized + Interface + 'static> Choices<T> {
     /// The implementation named `name`, when enabled.
     fn find(&self, name: Option<&str>) -> Option<&'static T> {
@@ -94,6 +100,37 @@ pub struct HardwareType {
 }
 
 impl HardwareType {
+    /// A hardware type with the given core interfaces, `noop` network and
+    /// storage, and Ironic's `no-*` for every optional interface; a type
+    /// that offers more overrides those fields.
+    pub const fn with_core(
+        name: &'static str,
+        boot: Choices<dyn BootInterface>,
+        deploy: Choices<dyn DeployInterface>,
+        management: Choices<dyn ManagementInterface>,
+        power: Choices<dyn PowerInterface>,
+    ) -> HardwareType {
+        use self::fake::{
+            NO_BIOS, NO_CONSOLE, NO_FIRMWARE, NO_INSPECT, NO_RAID, NO_RESCUE, NO_VENDOR, NOOP,
+        };
+        HardwareType {
+            name,
+            bios: Choices::new(&[&NO_BIOS], "no-bios"),
+            boot,
+            console: Choices::new(&[&NO_CONSOLE], "no-console"),
+            deploy,
+            firmware: Choices::new(&[&NO_FIRMWARE], "no-firmware"),
+            inspect: Choices::new(&[&NO_INSPECT], "no-inspect"),
+            management,
+            network: Choices::new(&[&NOOP], "noop"),
+            power,
+            raid: Choices::new(&[&NO_RAID], "no-raid"),
+            rescue: Choices::new(&[&NO_RESCUE], "no-rescue"),
+            storage: Choices::new(&[&NOOP], "noop"),
+            vendor: Choices::new(&[&NO_VENDOR], "no-vendor"),
+        }
+    }
+
     /// `(interface type, enabled implementation names, default)` in
     /// Ironic's order of interface types: what a conductor registers.
     pub fn interfaces(&self) -> Vec<(&'static str, Vec<&'static str>, &'static str)> {

@@ -31,9 +31,7 @@ use serde_json::Value;
 
 use super::error::DriverError;
 use super::interfaces::{BootInterface, InstanceBoot, Interface};
-use super::redfish::System;
-use super::redfish::client::RedfishError;
-use super::redfish::interfaces::info as redfish_info;
+use super::redfish::interfaces::{info as redfish_info, with_system};
 use crate::images::ChecksumSpec;
 use crate::task::Task;
 
@@ -172,20 +170,6 @@ fn boot_iso_name(task: &Task) -> String {
 fn attached_name(device_type: &str, task: &Task) -> String {
     let ext = if device_type == "cdrom" { "iso" } else { "img" };
     format!("{device_type}-{}.{ext}", task.node.uuid)
-}
-
-/// Runs `f` on the node's Redfish system.
-async fn with_system<T>(
-    task: &Task,
-    f: impl AsyncFnOnce(System<'_>) -> Result<T, RedfishError>,
-) -> Result<T, DriverError> {
-    let info = redfish_info(task)?;
-    Ok(f(System::new(
-        &task.ctx().bmcs.redfish,
-        &info,
-        &task.node.uuid,
-    ))
-    .await?)
 }
 
 /// Fetches `url` (verified against `checksum` when given) and publishes it

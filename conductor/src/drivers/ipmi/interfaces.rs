@@ -14,9 +14,7 @@ use super::{
     SUPPORTED_BOOT_DEVICES, boot_device, inject_nmi, power_state, set_boot_device, set_power,
 };
 use crate::drivers::error::DriverError;
-use crate::drivers::fake::{
-    NO_BIOS, NO_CONSOLE, NO_FIRMWARE, NO_INSPECT, NO_RAID, NO_RESCUE, NO_VENDOR, NOOP,
-};
+use crate::drivers::fake::NO_VENDOR;
 use crate::drivers::interfaces::{Interface, ManagementInterface, PowerInterface};
 use crate::drivers::{Choices, HardwareType, boot_mode_is_uefi, direct, pxe_boot, ramdisk};
 use crate::task::Task;
@@ -121,57 +119,12 @@ impl Interface for IpmitoolVendor {
 
 /// `ipmi`: as Ironic 39 enables it by default.
 pub const IPMI: HardwareType = HardwareType {
-    name: "ipmi",
-    bios: Choices {
-        enabled: &[&NO_BIOS],
-        default: "no-bios",
-    },
-    boot: Choices {
-        enabled: &[&pxe_boot::IPXE, &pxe_boot::PXE],
-        default: "ipxe",
-    },
-    console: Choices {
-        enabled: &[&NO_CONSOLE],
-        default: "no-console",
-    },
-    deploy: Choices {
-        enabled: &[&direct::DirectDeploy, &ramdisk::RamdiskDeploy],
-        default: "direct",
-    },
-    firmware: Choices {
-        enabled: &[&NO_FIRMWARE],
-        default: "no-firmware",
-    },
-    inspect: Choices {
-        enabled: &[&NO_INSPECT],
-        default: "no-inspect",
-    },
-    management: Choices {
-        enabled: &[&IpmitoolManagement],
-        default: "ipmitool",
-    },
-    network: Choices {
-        enabled: &[&NOOP],
-        default: "noop",
-    },
-    power: Choices {
-        enabled: &[&IpmitoolPower],
-        default: "ipmitool",
-    },
-    raid: Choices {
-        enabled: &[&NO_RAID],
-        default: "no-raid",
-    },
-    rescue: Choices {
-        enabled: &[&NO_RESCUE],
-        default: "no-rescue",
-    },
-    storage: Choices {
-        enabled: &[&NOOP],
-        default: "noop",
-    },
-    vendor: Choices {
-        enabled: &[&IpmitoolVendor, &NO_VENDOR],
-        default: "ipmitool",
-    },
+    vendor: Choices::new(&[&IpmitoolVendor, &NO_VENDOR], "ipmitool"),
+    ..HardwareType::with_core(
+        "ipmi",
+        Choices::new(&[&pxe_boot::IPXE, &pxe_boot::PXE], "ipxe"),
+        Choices::new(&[&direct::DirectDeploy, &ramdisk::RamdiskDeploy], "direct"),
+        Choices::new(&[&IpmitoolManagement], "ipmitool"),
+        Choices::new(&[&IpmitoolPower], "ipmitool"),
+    )
 };

@@ -10,12 +10,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::client::RedfishError;
 use super::driver_info::{self, RedfishInfo};
 use super::{SUPPORTED_BOOT_DEVICES, System};
 use crate::drivers::error::DriverError;
-use crate::drivers::fake::{
-    NO_BIOS, NO_CONSOLE, NO_FIRMWARE, NO_INSPECT, NO_RAID, NO_RESCUE, NO_VENDOR, NOOP,
-};
 use crate::drivers::interfaces::{Interface, ManagementInterface, PowerInterface};
 use crate::drivers::{Choices, HardwareType, direct, pxe_boot, ramdisk, virtual_media};
 use crate::task::Task;
@@ -30,6 +28,23 @@ pub fn info(task: &Task) -> Result<RedfishInfo, DriverError> {
         &task.node.driver_info_map()?,
         task.ctx().bmcs.redfish_auth(),
     )?)
+}
+
+/// Runs `f` on the node's Redfish system.
+///
+/// # Errors
+/// The node's `driver_info`, or `f`'s failure.
+pub async fn with_system<T>(
+    task: &Task,
+    f: impl AsyncFnOnce(System<'_>) -> Result<T, RedfishError>,
+) -> Result<T, DriverError> {
+    let info = info(task)?;
+    Ok(f(System::new(
+        &task.ctx().bmcs.redfish,
+        &info,
+        &task.node.uuid,
+    ))
+    .await?)
 }
 
 /// `redfish` power.
@@ -48,9 +63,7 @@ impl Interface for RedfishPower {
 #[async_trait]
 impl PowerInterface for RedfishPower {
     async fn get_power_state(&self, task: &Task) -> Result<Option<&'static str>, DriverError> {
-        let info = info(task)?;
-        let system = System::new(&task.ctx().bmcs.redfish, &info, &task.node.uuid);
-        Ok(Some(system.power_state().await?))
+        with_system(task, async |system| system.power_state().await.map(Some)).await
     }
 
     async fn set_power_state(
@@ -59,9 +72,10 @@ impl PowerInterface for RedfishPower {
         requested: &str,
         timeout: Duration,
     ) -> Result<&'static str, DriverError> {
-        let info = info(task)?;
-        let system = System::new(&task.ctx().bmcs.redfish, &info, &task.node.uuid);
-        Ok(system.set_power(requested, timeout).await?)
+        with_system(task, async |system| {
+            system.set_power(requested, timeout).await
+        })
+        .await
     }
 }
 
@@ -88,9 +102,7 @@ impl ManagementInterface for RedfishManagement {
         &self,
         task: &Task,
     ) -> Result<(Option<&'static str>, Option<bool>), DriverError> {
-        let info = info(task)?;
-        let system = System::new(&task.ctx().bmcs.redfish, &info, &task.node.uuid);
-        Ok(system.boot_device().await?)
+        with_system(task, async |system| system.boot_device().await).await
     }
 
     /// Redfish keeps the system's own boot mode.
@@ -100,33 +112,26 @@ impl ManagementInterface for RedfishManagement {
         device: &str,
         persistent: bool,
     ) -> Result<(), DriverError> {
-        let info = info(task)?;
-        let system = System::new(&task.ctx().bmcs.redfish, &info, &task.node.uuid);
-        Ok(system.set_boot_device(device, persistent).await?)
+        with_system(task, async |system| {
+            system.set_boot_device(device, persistent).await
+        })
+        .await
     }
 
     async fn inject_nmi(&self, task: &Task) -> Result<(), DriverError> {
-        let info = info(task)?;
-        let system = System::new(&task.ctx().bmcs.redfish, &info, &task.node.uuid);
-        Ok(system.inject_nmi().await?)
+        with_system(task, async |system| system.inject_nmi().await).await
     }
 
     async fn set_boot_mode(&self, task: &Task, mode: &str) -> Result<(), DriverError> {
-        let info = info(task)?;
-        let system = System::new(&task.ctx().bmcs.redfish, &info, &task.node.uuid);
-        Ok(system.set_boot_mode(mode).await?)
+        with_system(task, async |system| system.set_boot_mode(mode).await).await
     }
 
     async fn set_secure_boot(&self, task: &Task, enabled: bool) -> Result<(), DriverError> {
-        let info = info(task)?;
-        let system = System::new(&task.ctx().bmcs.redfish, &info, &task.node.uuid);
-        Ok(system.set_secure_boot(enabled).await?)
+        with_system(task, async |system| system.set_secure_boot(enabled).await).await
     }
 
     async fn get_virtual_media(&self, task: &Task) -> Result<Value, DriverError> {
-        let info = info(task)?;
-        let system = System::new(&task.ctx().bmcs.redfish, &info, &task.node.uuid);
-        Ok(system.media_summary().await?)
+        with_system(task, async |system| system.media_summary().await).await
     }
 
     async fn attach_virtual_media(
@@ -149,62 +154,17 @@ impl ManagementInterface for RedfishManagement {
 }
 
 /// `redfish`: as Ironic 39 enables it, with what Ferric implements.
-pub const REDFISH: HardwareType = HardwareType {
-    name: "redfish",
-    bios: Choices {
-        enabled: &[&NO_BIOS],
-        default: "no-bios",
-    },
-    boot: Choices {
-        enabled: &[
+pub const REDFISH: HardwareType = HardwareType::with_core(
+    "redfish",
+    Choices::new(
+        &[
             &pxe_boot::IPXE,
             &pxe_boot::PXE,
             &virtual_media::RedfishVirtualMediaBoot,
         ],
-        default: "ipxe",
-    },
-    console: Choices {
-        enabled: &[&NO_CONSOLE],
-        default: "no-console",
-    },
-    deploy: Choices {
-        enabled: &[&direct::DirectDeploy, &ramdisk::RamdiskDeploy],
-        default: "direct",
-    },
-    firmware: Choices {
-        enabled: &[&NO_FIRMWARE],
-        default: "no-firmware",
-    },
-    inspect: Choices {
-        enabled: &[&NO_INSPECT],
-        default: "no-inspect",
-    },
-    management: Choices {
-        enabled: &[&RedfishManagement],
-        default: "redfish",
-    },
-    network: Choices {
-        enabled: &[&NOOP],
-        default: "noop",
-    },
-    power: Choices {
-        enabled: &[&RedfishPower],
-        default: "redfish",
-    },
-    raid: Choices {
-        enabled: &[&NO_RAID],
-        default: "no-raid",
-    },
-    rescue: Choices {
-        enabled: &[&NO_RESCUE],
-        default: "no-rescue",
-    },
-    storage: Choices {
-        enabled: &[&NOOP],
-        default: "noop",
-    },
-    vendor: Choices {
-        enabled: &[&NO_VENDOR],
-        default: "no-vendor",
-    },
-};
+        "ipxe",
+    ),
+    Choices::new(&[&direct::DirectDeploy, &ramdisk::RamdiskDeploy], "direct"),
+    Choices::new(&[&RedfishManagement], "redfish"),
+    Choices::new(&[&RedfishPower], "redfish"),
+);
