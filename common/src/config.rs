@@ -244,6 +244,59 @@ impl Default for ConductorSettings {
     }
 }
 
+/// The durations of `[conductor]`, as the code uses them.
+impl ConductorSettings {
+    /// `heartbeat_interval_secs` as a duration.
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_interval_secs)
+    }
+
+    /// `heartbeat_timeout_secs` as a duration.
+    pub fn heartbeat_timeout(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_timeout_secs)
+    }
+
+    /// `deploy_callback_timeout_secs` as a duration.
+    pub fn deploy_callback_timeout(&self) -> Duration {
+        Duration::from_secs(self.deploy_callback_timeout_secs)
+    }
+
+    /// `fake_step_delay_ms` as a duration.
+    pub fn fake_step_delay(&self) -> Duration {
+        Duration::from_millis(self.fake_step_delay_ms)
+    }
+
+    /// `check_provision_state_interval_secs` as a duration.
+    pub fn check_provision_state_interval(&self) -> Duration {
+        Duration::from_secs(self.check_provision_state_interval_secs)
+    }
+
+    /// `node_locked_retry_interval_ms` as a duration.
+    pub fn node_locked_retry_interval(&self) -> Duration {
+        Duration::from_millis(self.node_locked_retry_interval_ms)
+    }
+
+    /// `graceful_shutdown_timeout_secs` as a duration.
+    pub fn graceful_shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.graceful_shutdown_timeout_secs)
+    }
+
+    /// `power_state_change_timeout_secs` as a duration.
+    pub fn power_state_change_timeout(&self) -> Duration {
+        Duration::from_secs(self.power_state_change_timeout_secs)
+    }
+
+    /// `soft_power_off_timeout_secs` as a duration.
+    pub fn soft_power_off_timeout(&self) -> Duration {
+        Duration::from_secs(self.soft_power_off_timeout_secs)
+    }
+
+    /// `sync_power_state_interval_secs` as a duration.
+    pub fn sync_power_state_interval(&self) -> Duration {
+        Duration::from_secs(self.sync_power_state_interval_secs)
+    }
+}
+
 /// `[ipmi]`: the `ipmitool` power and management interfaces (spoken
 /// natively over RMCP+, not by running ipmitool).
 #[derive(Debug, Clone, Deserialize)]

@@ -81,9 +81,4 @@ impl Context {
                 .map_err(|e| AgentClientError(e.to_string()))?,
         })
     }
-
-    /// `power_state_change_timeout_secs` as a duration.
-    pub fn power_timeout(&self) -> Duration {
-        Duration::from_secs(self.settings.power_state_change_timeout_secs)
-    }
 }

@@ -96,7 +96,7 @@ impl Periodic {
     /// than `deploy_callback_timeout_secs` for their agent.
     async fn time_out_deploys(&self) -> Result<(), DbError> {
         let timeout = self.heartbeat_timeout;
-        let limit = Duration::from_secs(self.tasks.settings.deploy_callback_timeout_secs);
+        let limit = self.tasks.settings.deploy_callback_timeout();
         let before =
             ferric_common::db::now() - chrono::Duration::from_std(limit).unwrap_or_default();
         let (view, waiting) = self

@@ -111,7 +111,7 @@ impl PowerSync {
     /// When the database cannot be read.
     pub async fn sweep(&mut self) -> Result<SweepReport, DbError> {
         let started = Instant::now();
-        let timeout = Duration::from_secs(self.settings.heartbeat_timeout_secs);
+        let timeout = self.settings.heartbeat_timeout();
         let host = self.host.clone();
         let synced = drivers::synced_power_interfaces();
         let nodes = self
@@ -242,7 +242,7 @@ impl PowerSync {
             tracing::warn!(node.uuid = %node.uuid, actual, state = %recorded,
                 "During sync_power_state, node state does not match expected state; changing hardware state");
             let task = Task::shared_of(&self.ctx, node.clone());
-            let timeout = Duration::from_secs(self.settings.power_state_change_timeout_secs);
+            let timeout = self.settings.power_state_change_timeout();
             if let Err(e) = task
                 .driver
                 .power

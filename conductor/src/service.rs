@@ -7,7 +7,6 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ferric_common::config::ConductorConfig;
 use ferric_common::db::models::conductor::Conductor;
@@ -157,14 +156,14 @@ async fn start(
     let heartbeat = tokio::spawn(membership::heartbeat(
         db.clone(),
         host.clone(),
-        Duration::from_secs(settings.heartbeat_interval_secs),
+        settings.heartbeat_interval(),
         stop.clone(),
     ));
     let periodic = Periodic {
         db: db.clone(),
         host: host.clone(),
-        interval: Duration::from_secs(settings.check_provision_state_interval_secs),
-        heartbeat_timeout: Duration::from_secs(settings.heartbeat_timeout_secs),
+        interval: settings.check_provision_state_interval(),
+        heartbeat_timeout: settings.heartbeat_timeout(),
         rerouter,
         boot: Arc::new(config.boot.clone()),
         tasks: ctx.clone(),
@@ -178,7 +177,7 @@ async fn start(
         consume(&ctx, deliveries, stop2.clone()).await;
         source.stop(&host2).await;
         tracker.close();
-        let grace = Duration::from_secs(settings.graceful_shutdown_timeout_secs);
+        let grace = settings.graceful_shutdown_timeout();
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             tracing::warn!("tasks still running after the graceful shutdown timeout");
         }

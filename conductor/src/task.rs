@@ -111,7 +111,7 @@ impl Task {
             &ctx.host,
             node.id,
             ctx.settings.node_locked_retry_attempts,
-            std::time::Duration::from_millis(ctx.settings.node_locked_retry_interval_ms),
+            ctx.settings.node_locked_retry_interval(),
         )
         .await?;
         let Some(lock) = lock else {

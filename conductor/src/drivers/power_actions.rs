@@ -16,7 +16,7 @@ use crate::task::Task;
 /// # Errors
 /// The power interface's failure, worded as Ironic's.
 pub async fn reboot(task: &Task) -> Result<&'static str, DriverError> {
-    let timeout = task.ctx().power_timeout();
+    let timeout = task.ctx().settings.power_state_change_timeout();
     task.driver
         .power
         .set_power_state(task, power::REBOOT, timeout)
@@ -29,7 +29,7 @@ pub async fn reboot(task: &Task) -> Result<&'static str, DriverError> {
 /// # Errors
 /// The power interface's failure, worded as Ironic's.
 pub async fn power_on(task: &Task) -> Result<&'static str, DriverError> {
-    let timeout = task.ctx().power_timeout();
+    let timeout = task.ctx().settings.power_state_change_timeout();
     task.driver
         .power
         .set_power_state(task, power::POWER_ON, timeout)
@@ -42,7 +42,7 @@ pub async fn power_on(task: &Task) -> Result<&'static str, DriverError> {
 /// # Errors
 /// The power interface's failure, worded as Ironic's.
 pub async fn power_off(task: &Task) -> Result<&'static str, DriverError> {
-    let timeout = task.ctx().power_timeout();
+    let timeout = task.ctx().settings.power_state_change_timeout();
     task.driver
         .power
         .set_power_state(task, power::POWER_OFF, timeout)

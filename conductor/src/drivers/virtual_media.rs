@@ -252,7 +252,7 @@ async fn insert_boot_iso(task: &Task, source: Source, persistent: bool) -> Resul
             url
         }
     };
-    let timeout = task.ctx().power_timeout();
+    let timeout = task.ctx().settings.power_state_change_timeout();
     let inserted = with_system(task, async |system| {
         system.set_power(power::POWER_OFF, timeout).await?;
         system.insert_media("cdrom", &url).await?;

@@ -7,8 +7,6 @@
 //! racing for the same allocation or node can never both win. Failing an
 //! allocation touches only one still `allocating`.
 
-use std::time::Duration;
-
 use ferric_common::db::models::allocation::{ALLOCATING, Allocation};
 use ferric_common::db::models::conductor::Conductor;
 use ferric_common::db::models::node::Node;
@@ -171,7 +169,7 @@ async fn take_one(
 ) -> Result<Result<String, String>, TaskError> {
     let traits = strings(&alloc.traits);
     let attempts = ctx.settings.node_locked_retry_attempts.max(1);
-    let interval = Duration::from_millis(ctx.settings.node_locked_retry_interval_ms);
+    let interval = ctx.settings.node_locked_retry_interval();
     for attempt in 0..attempts {
         let mut locked = Vec::new();
         for node in nodes {

@@ -8,8 +8,6 @@
 //! waits for an agent, and releases the lock. It never names an interface
 //! implementation.
 
-use std::time::Duration;
-
 use ferric_common::db::models::node::{Node, StateChange};
 use ferric_common::notify;
 use ferric_common::states::{Event, ProvisionState, Verb};
@@ -229,7 +227,7 @@ impl Step {
 /// Drives a node from a transient state to a stable one (or to a wait for
 /// its agent).
 async fn run_flow(task: &mut Task, verb: Verb, mut state: ProvisionState) -> Result<(), TaskError> {
-    let delay = Duration::from_millis(task.ctx().settings.fake_step_delay_ms);
+    let delay = task.ctx().settings.fake_step_delay();
     let manual_clean = verb == Verb::Clean;
     while !state.is_stable() {
         if !delay.is_zero() {
