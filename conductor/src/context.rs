@@ -27,7 +27,8 @@ pub struct Context {
     pub db: Db,
     /// This conductor's host name: the value it writes into `reservation`.
     pub host: String,
-    pub settings: ConductorSettings,
+    /// `[conductor]`, shared (a task clones the context).
+    pub settings: Arc<ConductorSettings>,
     /// Tracks background work so shutdown can wait for it.
     pub tracker: TaskTracker,
     /// BMC connections (IPMI sessions, Redfish clients).
@@ -63,7 +64,7 @@ impl Context {
         Ok(Context {
             db,
             host,
-            settings: config.conductor.clone(),
+            settings: Arc::new(config.conductor.clone()),
             tracker: TaskTracker::new(),
             bmcs: Arc::new(Bmcs::new(config.ipmi.clone(), config.redfish.clone())),
             images: Arc::new(ImageCache::new(

@@ -19,9 +19,19 @@ use crate::drivers;
 /// A hardware type name in the configuration that this build does not have.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "configuration: invalid value for conductor.enabled_hardware_types: unknown hardware type {0:?} (known: fake-hardware, manual-management, ipmi)"
+    "configuration: invalid value for conductor.enabled_hardware_types: unknown hardware type {0:?} (known: {known})",
+    known = known_hardware_types()
 )]
 pub struct UnknownHardwareType(pub String);
+
+/// The names of the hardware types this build has, for the error.
+fn known_hardware_types() -> String {
+    drivers::HARDWARE_TYPES
+        .iter()
+        .map(|hw| hw.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// The registration row set for the enabled hardware types.
 ///
@@ -115,5 +125,40 @@ pub async fn heartbeat(db: Db, host: String, interval: Duration, stop: Cancellat
         if let Err(e) = db.run(move |conn| Conductor::touch(conn, &h)).await {
             tracing::warn!(error = %e, "heartbeat failed; will retry");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_hardware_type_is_refused_naming_every_known_one() {
+        let err = registration("c1", "", &["ipmi".into(), "idrac".into()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "configuration: invalid value for conductor.enabled_hardware_types: unknown hardware type \"idrac\" (known: fake-hardware, manual-management, ipmi, redfish)"
+        );
+    }
+
+    #[test]
+    fn registration_lists_every_interface_of_the_enabled_types_with_their_defaults() {
+        let registered = registration("c1", "Group", &["redfish".into()]).unwrap();
+        assert_eq!(registered.conductor_group, "group");
+        let defaults: Vec<(&str, &str)> = registered
+            .interfaces
+            .iter()
+            .filter(|(_, _, _, default)| *default)
+            .map(|(_, t, name, _)| (t.as_str(), name.as_str()))
+            .collect();
+        assert!(defaults.contains(&("boot", "ipxe")), "{defaults:?}");
+        assert!(defaults.contains(&("deploy", "direct")), "{defaults:?}");
+        assert_eq!(defaults.len(), 13, "one default per interface type");
+        assert!(
+            registered
+                .interfaces
+                .iter()
+                .any(|(_, t, name, _)| t == "boot" && name == "redfish-virtual-media")
+        );
     }
 }

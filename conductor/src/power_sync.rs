@@ -66,7 +66,7 @@ pub struct PowerSync {
     ctx: Context,
     db: Db,
     host: String,
-    settings: ConductorSettings,
+    settings: std::sync::Arc<ConductorSettings>,
     /// Failed or drifting sweeps in a row, per node id.
     failures: HashMap<i32, u32>,
 }

@@ -10,8 +10,7 @@ use serde_json::Value;
 use crate::drivers::DriverError;
 use crate::task::Task;
 use crate::tasks::{
-    Context, TaskError, accepted, commit_start, driver_refusal, load_node, lock_node,
-    node_not_found, refused,
+    Context, TaskError, accepted, commit_start, driver_refusal, lock_node, refused,
 };
 
 pub async fn handle(
@@ -20,9 +19,6 @@ pub async fn handle(
     task_id: &str,
     action: PowerAction,
 ) -> Result<TaskReply, TaskError> {
-    if load_node(ctx, node_uuid).await?.is_none() {
-        return Ok(node_not_found(node_uuid));
-    }
     if !power::TARGETS.iter().any(|(t, _)| *t == action.target) {
         return Ok(refused(
             RefusalKind::Invalid,

@@ -18,9 +18,7 @@ use crate::drivers::DriverError;
 use crate::drivers::interfaces::Deployed;
 use crate::task::Task;
 use crate::tasks::steps::check_clean_steps;
-use crate::tasks::{
-    Context, TaskError, accepted, commit_start, load_node, lock_node, node_not_found, refused,
-};
+use crate::tasks::{Context, TaskError, accepted, commit_start, lock_node, refused};
 
 pub async fn handle(
     ctx: &Context,
@@ -34,9 +32,6 @@ pub async fn handle(
             format!("\"{}\" is not a valid provision verb.", action.verb),
         ));
     };
-    if load_node(ctx, node_uuid).await?.is_none() {
-        return Ok(node_not_found(node_uuid));
-    }
     let task = match lock_node(ctx, node_uuid).await? {
         Ok(task) => task,
         Err(refusal) => return Ok(refusal),
