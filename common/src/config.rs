@@ -709,6 +709,9 @@ impl Settings {
         {
             return invalid("deploy.http_url", "must be an http:// or https:// URL");
         }
+        if let Err(e) = crate::kernel_args::KernelArgs::parse(&self.pxe.pxe_append_params) {
+            return invalid("pxe.pxe_append_params", &e.to_string());
+        }
         if self.ipmi.reply_timeout_ms == 0 {
             return invalid("ipmi.reply_timeout_ms", "must be positive");
         }
@@ -845,6 +848,15 @@ mod tests {
         settings.redfish.connection_attempts = 0;
         let err = settings.validate().unwrap_err().to_string();
         assert!(err.contains("redfish.connection_attempts"), "{err}");
+    }
+
+    #[test]
+    fn pxe_append_params_must_stay_on_one_kernel_line() {
+        let mut settings = Settings::default();
+        settings.pxe.pxe_append_params = "nofb\nshell".into();
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.contains("pxe.pxe_append_params"), "{err}");
+        assert!(err.contains("control character"), "{err}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod hash_ring;
+pub mod kernel_args;
 pub mod metrics;
 pub mod notify;
 pub mod py;

@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 use super::agent_client;
 use super::error::DriverError;
 use super::interfaces::{DeployInterface, Deployed, InstanceBoot, Interface};
-use super::power_actions;
+use super::{deploy_kernel_args, power_actions};
 use crate::images::ChecksumSpec;
 use crate::task::Task;
 
@@ -68,7 +68,7 @@ impl DeployInterface for DirectDeploy {
     async fn deploy(&self, task: &mut Task) -> Result<Deployed, DriverError> {
         check_instance_image(&task.node)?;
         let boot = task.driver.boot;
-        let params = format!("ipa-api-url={}", task.ctx().boot.api_url);
+        let params = deploy_kernel_args(&format!("ipa-api-url={}", task.ctx().boot.api_url))?;
         boot.prepare_ramdisk(task, &params).await?;
         match power_actions::reboot(task).await {
             Ok(power_state) => Ok(Deployed::Waiting(StateChange {

@@ -9,6 +9,7 @@
 
 use async_trait::async_trait;
 use ferric_common::db::models::node::StateChange;
+use ferric_common::kernel_args::KernelArgs;
 use ferric_common::states::power;
 use serde_json::Value;
 
@@ -227,7 +228,7 @@ impl Interface for FakeBoot {
 
 #[async_trait]
 impl BootInterface for FakeBoot {
-    async fn prepare_ramdisk(&self, _task: &Task, _params: &str) -> Result<(), DriverError> {
+    async fn prepare_ramdisk(&self, _task: &Task, _params: &KernelArgs) -> Result<(), DriverError> {
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferric_common::db::models::node::StateChange;
+use ferric_common::kernel_args::KernelArgs;
 use serde_json::Value;
 
 use super::error::DriverError;
@@ -211,11 +212,15 @@ pub enum InstanceBoot {
 pub trait BootInterface: Interface {
     /// Makes the node boot the deploy ramdisk (`driver_info`
     /// `deploy_kernel`/`deploy_ramdisk`, or `deploy_iso`) with
-    /// `kernel_params` (plus `driver_info` `kernel_append_params`).
+    /// `kernel_params` (then `driver_info` `kernel_append_params`).
     ///
     /// # Errors
     /// What failed; nothing is left behind.
-    async fn prepare_ramdisk(&self, task: &Task, kernel_params: &str) -> Result<(), DriverError> {
+    async fn prepare_ramdisk(
+        &self,
+        task: &Task,
+        kernel_params: &KernelArgs,
+    ) -> Result<(), DriverError> {
         let _ = kernel_params;
         Err(DriverError::not_supported(&task.node, "boot"))
     }

@@ -12,13 +12,14 @@ use std::path::Path;
 use std::process::Command;
 
 use ferric_common::config::BootConfig;
+use ferric_common::kernel_args::KernelArgs;
 
 /// What to put on the ISO.
 pub struct IsoSpec<'a> {
     pub kernel: &'a Path,
     pub ramdisk: &'a Path,
     /// The kernel command line.
-    pub params: &'a str,
+    pub params: &'a KernelArgs,
     pub uefi: bool,
 }
 

@@ -29,6 +29,7 @@ pub mod redfish;
 pub mod virtual_media;
 
 use ferric_common::db::models::node::Node;
+use ferric_common::kernel_args::{self, KernelArgs};
 
 pub use self::error::DriverError;
 use self::interfaces::{
@@ -260,6 +261,40 @@ impl Driver {
             .flat_map(|(t, i)| i.clean_steps().iter().map(move |s| (t, *s)))
             .collect()
     }
+}
+
+/// The kernel arguments a node keeps at `column`/`key` (e.g.
+/// `driver_info/kernel_append_params`), checked before they reach a boot
+/// file; none when absent.
+///
+/// # Errors
+/// [`DriverError::InvalidParameter`] naming the field and the character.
+pub fn node_kernel_args(
+    map: &serde_json::Map<String, serde_json::Value>,
+    column: &str,
+    key: &str,
+) -> Result<KernelArgs, DriverError> {
+    let Some(text) = map.get(key).and_then(serde_json::Value::as_str) else {
+        return Ok(KernelArgs::default());
+    };
+    KernelArgs::parse(text).map_err(|e| {
+        DriverError::InvalidParameter(kernel_args::refusal(&format!("{column}/{key}"), text, &e))
+    })
+}
+
+/// Kernel arguments a deploy interface passes to the deploy ramdisk,
+/// checked (they come from Ferric's own settings).
+///
+/// # Errors
+/// [`DriverError::InvalidParameter`] naming the character.
+pub fn deploy_kernel_args(text: &str) -> Result<KernelArgs, DriverError> {
+    KernelArgs::parse(text).map_err(|e| {
+        DriverError::InvalidParameter(kernel_args::refusal(
+            "the deploy ramdisk's arguments",
+            text,
+            &e,
+        ))
+    })
 }
 
 /// Whether the node boots in UEFI mode, as Ironic's `get_boot_mode`:

@@ -19,6 +19,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ferric_common::config::BootConfig;
+use ferric_common::kernel_args::KernelArgs;
 
 /// Which boot interface the files are for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,13 +122,22 @@ pub fn boot_script(boot: &BootConfig) -> String {
     )
 }
 
+/// A deploy ramdisk's kernel arguments: `root=/dev/ram0 text`, then
+/// `[pxe] pxe_append_params` (checked when the settings were loaded; left
+/// out should it not parse), then the node's.
+fn append_line(boot: &BootConfig, node_args: &KernelArgs) -> KernelArgs {
+    let base = KernelArgs::parse("root=/dev/ram0 text").unwrap_or_default();
+    let configured = KernelArgs::parse(&boot.pxe_append_params).unwrap_or_default();
+    base.and(&configured).and(node_args)
+}
+
 /// The node's script for a ramdisk deploy (Ironic's template, switched to
 /// `boot_ramdisk`).
 pub fn ramdisk_config(
     boot: &BootConfig,
     node_uuid: &str,
     images: &RamdiskImages,
-    ramdisk_opts: Option<&str>,
+    ramdisk_opts: &KernelArgs,
 ) -> String {
     let url = |label: &str| format!("{}/{node_uuid}/{label}", boot.http_url);
     let timeout = if boot.ipxe_timeout > 0 {
@@ -138,12 +148,11 @@ pub fn ramdisk_config(
     let body = match images {
         RamdiskImages::Iso(_) => format!("sanboot {}\n", url("boot_iso")),
         RamdiskImages::KernelRamdisk { .. } => format!(
-            "kernel {timeout}{} root=/dev/ram0 text {} {} initrd=ramdisk || goto boot_ramdisk\n\
+            "kernel {timeout}{} {} initrd=ramdisk || goto boot_ramdisk\n\
              initrd {timeout}{} || goto boot_ramdisk\n\
              boot\n",
             url("kernel"),
-            boot.pxe_append_params,
-            ramdisk_opts.unwrap_or(""),
+            append_line(boot, ramdisk_opts),
             url("ramdisk"),
         ),
     };
@@ -164,15 +173,11 @@ pub fn pxe_ramdisk_config(
     boot: &BootConfig,
     node_uuid: &str,
     uefi: bool,
-    ramdisk_opts: Option<&str>,
+    ramdisk_opts: &KernelArgs,
 ) -> String {
     let kernel = format!("{node_uuid}/kernel");
     let ramdisk = format!("{node_uuid}/ramdisk");
-    let append = format!(
-        "root=/dev/ram0 text {} {}",
-        boot.pxe_append_params,
-        ramdisk_opts.unwrap_or("")
-    );
+    let append = append_line(boot, ramdisk_opts);
     if uefi {
         format!(
             "set default=boot_ramdisk\n\
@@ -204,7 +209,7 @@ pub fn prepare_ramdisk(
     node_uuid: &str,
     macs: &[String],
     images: &RamdiskImages,
-    ramdisk_opts: Option<&str>,
+    ramdisk_opts: &KernelArgs,
 ) -> std::io::Result<Vec<PathBuf>> {
     // Paths are built from these: refuse anything that could leave the roots.
     let safe_mac =
@@ -319,5 +324,81 @@ pub fn clean_up(boot: &BootConfig, node_uuid: &str, macs: &[String]) {
             }
         }
         let _ = std::fs::remove_dir_all(root(boot, kind).join(node_uuid));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const NODE: &str = "1be26c0b-03f2-4d2e-ae87-c02d7f33c123";
+
+    fn boot() -> BootConfig {
+        ferric_common::config::Settings::default().boot()
+    }
+
+    /// Every file a ramdisk boot writes, for these arguments.
+    fn files(args: &KernelArgs) -> Vec<String> {
+        let boot = boot();
+        let images = RamdiskImages::KernelRamdisk {
+            kernel: PathBuf::from("k"),
+            ramdisk: PathBuf::from("r"),
+        };
+        vec![
+            ramdisk_config(&boot, NODE, &images, args),
+            pxe_ramdisk_config(&boot, NODE, false, args),
+            pxe_ramdisk_config(&boot, NODE, true, args),
+        ]
+    }
+
+    /// Whether `file` is `template` with ` {args}` inserted into some of its
+    /// lines, and nothing else.
+    fn only_inserts(file: &str, template: &str, args: &KernelArgs) -> bool {
+        let inserted = format!(" {args}");
+        file.lines().count() == template.lines().count()
+            && file.lines().zip(template.lines()).all(|(line, expected)| {
+                line == expected
+                    || line.rfind(&inserted).is_some_and(|at| {
+                        format!("{}{}", &line[..at], &line[at + inserted.len()..]) == expected
+                    })
+            })
+    }
+
+    proptest! {
+        /// Whatever text an API user sends, it is refused, or every boot
+        /// file has exactly the template's lines and directives, the
+        /// arguments inside one line.
+        #[test]
+        fn no_text_adds_a_line_or_a_directive_to_a_boot_file(text in "\\PC*|[ -~\\n\\t\\r]*") {
+            let Ok(args) = KernelArgs::parse(&text) else {
+                return Ok(());
+            };
+            let empty = files(&KernelArgs::default());
+            for (file, template) in files(&args).iter().zip(&empty) {
+                prop_assert!(only_inserts(file, template, &args), "{file:?}");
+                for word in args.words() {
+                    prop_assert!(!word.contains(|c: char| c.is_control() || REFUSED_IN_TEST.contains(c)));
+                }
+            }
+        }
+    }
+
+    const REFUSED_IN_TEST: &str = ferric_common::kernel_args::REFUSED;
+
+    #[test]
+    fn the_node_arguments_stay_on_the_kernel_line() {
+        let args = KernelArgs::parse("console=ttyS0 ipa-debug=1").unwrap();
+        let [ipxe, pxelinux, grub] = files(&args).try_into().unwrap();
+        assert!(ipxe.contains(
+            "/kernel root=/dev/ram0 text nofb vga=normal console=ttyS0 ipa-debug=1 initrd=ramdisk || goto boot_ramdisk\n"
+        ), "{ipxe}");
+        assert!(pxelinux.contains(&format!(
+            "append initrd={NODE}/ramdisk root=/dev/ram0 text nofb vga=normal console=ttyS0 ipa-debug=1\n"
+        )), "{pxelinux}");
+        assert!(grub.contains(&format!(
+            "    linux {NODE}/kernel root=/dev/ram0 text nofb vga=normal console=ttyS0 ipa-debug=1\n"
+        )), "{grub}");
     }
 }

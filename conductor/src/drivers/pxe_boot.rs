@@ -14,12 +14,13 @@
 
 use async_trait::async_trait;
 use ferric_common::db::models::port::Port;
+use ferric_common::kernel_args::KernelArgs;
 use serde_json::Value;
 
 use super::error::DriverError;
 use super::interfaces::{BootInterface, InstanceBoot, Interface};
 use super::pxe::{self, BootKind, RamdiskImages};
-use super::{boot_mode_is_uefi, dhcp};
+use super::{boot_mode_is_uefi, dhcp, node_kernel_args};
 use crate::images::ChecksumSpec;
 use crate::task::Task;
 
@@ -48,7 +49,7 @@ impl PxeBoot {
         &self,
         task: &Task,
         images: RamdiskImages,
-        kernel_params: Option<String>,
+        kernel_params: KernelArgs,
     ) -> Result<(), DriverError> {
         task.driver.management.validate(task)?;
         let kind = self.kind(task)?;
@@ -60,14 +61,7 @@ impl PxeBoot {
         };
         let (uuid, macs2) = (task.node.uuid.clone(), macs.clone());
         let written = ferric_common::telemetry::spawn_blocking(move || {
-            pxe::prepare_ramdisk(
-                &boot,
-                kind,
-                &uuid,
-                &macs2,
-                &images,
-                kernel_params.as_deref(),
-            )?;
+            pxe::prepare_ramdisk(&boot, kind, &uuid, &macs2, &images, &kernel_params)?;
             dhcp::update(&boot, &uuid, &macs2, &options)
         })
         .await
@@ -99,7 +93,11 @@ impl Interface for PxeBoot {
 
 #[async_trait]
 impl BootInterface for PxeBoot {
-    async fn prepare_ramdisk(&self, task: &Task, kernel_params: &str) -> Result<(), DriverError> {
+    async fn prepare_ramdisk(
+        &self,
+        task: &Task,
+        kernel_params: &KernelArgs,
+    ) -> Result<(), DriverError> {
         let driver_info = task.node.driver_info_map()?;
         let text = |k: &str| {
             driver_info
@@ -113,6 +111,11 @@ impl BootInterface for PxeBoot {
                 task.node.uuid
             )));
         };
+        let params = kernel_params.clone().and(&node_kernel_args(
+            &driver_info,
+            "driver_info",
+            "kernel_append_params",
+        )?);
         task.driver.management.validate(task)?;
         let images = &task.ctx().images;
         let (kernel, ramdisk) =
@@ -121,12 +124,7 @@ impl BootInterface for PxeBoot {
             kernel: kernel?,
             ramdisk: ramdisk?,
         };
-        let mut params = kernel_params.to_owned();
-        if let Some(extra) = text("kernel_append_params") {
-            params.push(' ');
-            params.push_str(&extra);
-        }
-        self.boot_from(task, images, Some(params)).await
+        self.boot_from(task, images, params).await
     }
 
     async fn clean_up_ramdisk(&self, task: &Task) {
@@ -146,6 +144,7 @@ impl BootInterface for PxeBoot {
         let info = task.node.instance_info_map()?;
         let text = |k: &str| info.get(k).and_then(Value::as_str).map(str::to_owned);
         let checksum = ChecksumSpec::from_instance_info(&info)?;
+        let params = node_kernel_args(&info, "instance_info", "ramdisk_kernel_arguments")?;
         if !self.ipxe && text("boot_iso").is_some() {
             return Err(DriverError::InvalidParameter(format!(
                 "Node {} boots with the pxe boot interface, which cannot boot an ISO (boot_iso); use ipxe.",
@@ -176,8 +175,7 @@ impl BootInterface for PxeBoot {
                 )));
             }
         };
-        self.boot_from(task, images, text("ramdisk_kernel_arguments"))
-            .await
+        self.boot_from(task, images, params).await
     }
 
     async fn clean_up_instance(&self, task: &Task) -> Result<(), DriverError> {

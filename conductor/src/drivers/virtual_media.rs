@@ -26,11 +26,13 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use ferric_common::config::BootConfig;
+use ferric_common::kernel_args::KernelArgs;
 use ferric_common::states::power;
 use serde_json::Value;
 
 use super::error::DriverError;
 use super::interfaces::{BootInterface, InstanceBoot, Interface};
+use super::node_kernel_args;
 use super::redfish::interfaces::{info as redfish_info, with_system};
 use crate::images::ChecksumSpec;
 use crate::task::Task;
@@ -72,7 +74,11 @@ impl Interface for RedfishVirtualMediaBoot {
 
 #[async_trait]
 impl BootInterface for RedfishVirtualMediaBoot {
-    async fn prepare_ramdisk(&self, task: &Task, kernel_params: &str) -> Result<(), DriverError> {
+    async fn prepare_ramdisk(
+        &self,
+        task: &Task,
+        kernel_params: &KernelArgs,
+    ) -> Result<(), DriverError> {
         let info = task.node.driver_info_map()?;
         let text = |k: &str| info.get(k).and_then(Value::as_str);
         let source = match (
@@ -84,18 +90,15 @@ impl BootInterface for RedfishVirtualMediaBoot {
                 url: iso.to_owned(),
                 checksum: None,
             },
-            (None, Some(kernel), Some(ramdisk)) => {
-                let mut params = kernel_params.to_owned();
-                if let Some(extra) = text("kernel_append_params") {
-                    params.push(' ');
-                    params.push_str(extra);
-                }
-                Source::Build {
-                    kernel: kernel.to_owned(),
-                    ramdisk: ramdisk.to_owned(),
-                    params,
-                }
-            }
+            (None, Some(kernel), Some(ramdisk)) => Source::Build {
+                kernel: kernel.to_owned(),
+                ramdisk: ramdisk.to_owned(),
+                params: kernel_params.clone().and(&node_kernel_args(
+                    &info,
+                    "driver_info",
+                    "kernel_append_params",
+                )?),
+            },
             _ => {
                 return Err(DriverError::InvalidParameter(format!(
                     "Node {} has no driver_info deploy_iso, or deploy_kernel and deploy_ramdisk, for the direct deploy over redfish-virtual-media.",
@@ -128,9 +131,7 @@ impl BootInterface for RedfishVirtualMediaBoot {
             (None, Some(kernel), Some(ramdisk)) => Source::Build {
                 kernel: kernel.to_owned(),
                 ramdisk: ramdisk.to_owned(),
-                params: text("ramdisk_kernel_arguments")
-                    .unwrap_or_default()
-                    .to_owned(),
+                params: node_kernel_args(&info, "instance_info", "ramdisk_kernel_arguments")?,
             },
             _ => {
                 return Err(DriverError::InvalidParameter(format!(
@@ -211,7 +212,7 @@ enum Source {
     Build {
         kernel: String,
         ramdisk: String,
-        params: String,
+        params: KernelArgs,
     },
 }
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use ferric_common::db::DbError;
 use ferric_common::db::models::chassis::Chassis;
+use ferric_common::kernel_args::{self, KernelArgs};
 use ferric_common::notify;
 use ferric_common::states::ProvisionState;
 
@@ -329,8 +330,38 @@ fn duplicate(e: DbError, name: Option<&str>, uuid: &str, instance_uuid: Option<&
     }
 }
 
+/// The node's values that end up on a kernel command line in a boot file
+/// (`instance_info/ramdisk_kernel_arguments`,
+/// `driver_info/kernel_append_params`): words of printable ASCII, nothing
+/// any boot file format reads as syntax. Ferric goes beyond Ironic here,
+/// which writes them into its templates as they are.
+///
+/// # Errors
+/// 400 naming the field and the character.
+fn check_kernel_args(map: &Map<String, Value>) -> Result<(), ApiError> {
+    for (column, key) in [
+        ("instance_info", "ramdisk_kernel_arguments"),
+        ("driver_info", "kernel_append_params"),
+    ] {
+        if let Some(text) = map
+            .get(column)
+            .and_then(|c| c.get(key))
+            .and_then(Value::as_str)
+            && let Err(e) = KernelArgs::parse(text)
+        {
+            return Err(ApiError::BadRequest(kernel_args::refusal(
+                &format!("{column}/{key}"),
+                text,
+                &e,
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Turns a validated body (create) or patched document into row fields.
 fn fields_from_map(map: &Map<String, Value>, base: NodeFields) -> Result<NodeFields, ApiError> {
+    check_kernel_args(map)?;
     let mut f = base;
     let opt_bool = |key: &str| -> Result<Option<bool>, ApiError> {
         match map.get(key) {
