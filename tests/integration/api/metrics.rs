@@ -168,3 +168,52 @@ async fn metrics_move_with_the_work_done() {
     server.await.unwrap().unwrap();
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_methods_do_not_grow_the_metrics() {
+    let app = crate::helpers::spawn_app().await;
+    let client = reqwest::Client::new();
+    let before = client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for n in 0..200 {
+        let method = reqwest::Method::from_bytes(format!("INVENTED{n}").as_bytes()).unwrap();
+        let answer = client
+            .request(method, format!("{}/v1/nodes", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_client_error(), "{}", answer.status());
+    }
+    let after = client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !after.contains("INVENTED"),
+        "a made-up method became a label"
+    );
+    let samples = parse(&after);
+    assert!(
+        samples
+            .keys()
+            .any(|series| series.contains(r#"method="other""#)),
+        "the requests are counted as other"
+    );
+    // 200 requests add at most the few series of one `other` label set.
+    assert!(
+        after.len() < before.len() + 4096,
+        "{} → {} bytes",
+        before.len(),
+        after.len()
+    );
+}
