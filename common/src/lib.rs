@@ -16,5 +16,6 @@ pub mod metrics;
 pub mod notify;
 pub mod py;
 pub mod queue;
+pub mod redact;
 pub mod states;
 pub mod telemetry;

@@ -331,7 +331,7 @@ impl ImageCache {
             ChecksumSpec::Url { url, algo } => (url, algo),
         };
         let failed = |reason: String| ImageError::Fetch {
-            image: url.clone(),
+            image: ferric_common::redact::url_credentials(url).into_owned(),
             reason,
         };
         let text = if url.starts_with("file://") {
@@ -381,7 +381,7 @@ impl ImageCache {
             return Ok(master);
         }
         let failed = |reason: String| ImageError::Fetch {
-            image: source.to_owned(),
+            image: ferric_common::redact::url_credentials(source).into_owned(),
             reason,
         };
         tokio::fs::create_dir_all(&self.dir)
@@ -422,7 +422,7 @@ impl ImageCache {
         checksum: Option<&Checksum>,
     ) -> Result<(), ImageError> {
         let failed = |reason: String| ImageError::Fetch {
-            image: source.to_owned(),
+            image: ferric_common::redact::url_credentials(source).into_owned(),
             reason,
         };
         let local = if source.starts_with("file://") {
@@ -476,7 +476,7 @@ impl ImageCache {
             let actual = hasher.finish();
             if actual != expected.hex {
                 return Err(ImageError::Mismatch {
-                    image: source.to_owned(),
+                    image: ferric_common::redact::url_credentials(source).into_owned(),
                     algo: expected.algo.name(),
                     expected: expected.hex.clone(),
                     actual,

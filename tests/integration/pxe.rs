@@ -585,3 +585,45 @@ async fn ferric_serves_http_root_with_range_requests_when_asked() {
     assert_ne!(listing, StatusCode::OK, "no directory listing");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_in_image_urls_never_come_back() {
+    let bmc = SimBmc::start().await;
+    let app = pxe_app().await;
+    let closed = crate::helpers::process::free_port();
+    let url = |name: &str| format!("http://admin:hunter2@127.0.0.1:{closed}/{name}");
+    let uuid = ramdisk_node(
+        &app,
+        &bmc,
+        MAC,
+        json!({"kernel": url("kernel"), "ramdisk": url("ramdisk"), "image_source": url("disk.img")}),
+    )
+    .await;
+    let shown = app.get(&format!("/v1/nodes/{uuid}")).await.text;
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(
+        shown.contains(&format!("http://admin:******@127.0.0.1:{closed}/kernel")),
+        "{shown}"
+    );
+
+    let failed = deploy_and_wait(&app, &uuid).await;
+    assert_eq!(failed["provision_state"], "deploy failed", "{failed}");
+    let error = failed["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "Failed to fetch image http://admin:******@127.0.0.1:{closed}/"
+        )),
+        "{error}"
+    );
+    for answer in [
+        app.get(&format!("/v1/nodes/{uuid}")).await.text,
+        app.get("/v1/nodes/detail").await.text,
+        app.get(&format!("/v1/nodes/{uuid}/states")).await.text,
+        app.get(&format!("/v1/nodes/{uuid}/history?detail=true"))
+            .await
+            .text,
+    ] {
+        assert!(!answer.contains("hunter2"), "{answer}");
+    }
+    app.stop().await;
+}

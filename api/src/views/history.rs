@@ -32,12 +32,14 @@ pub fn fields(detail: bool) -> Vec<String> {
     names.iter().map(|n| (*n).to_owned()).collect()
 }
 
-/// Ironic keeps the first 251 characters and adds `...` past 255.
+/// Ironic keeps the first 251 characters and adds `...` past 255; the
+/// password of a URL in it is masked (older rows may hold one).
 fn shortened(event: &str) -> String {
+    let event = ferric_common::redact::url_credentials(event);
     if event.chars().count() > 255 {
         format!("{}...", event.chars().take(251).collect::<String>())
     } else {
-        event.to_owned()
+        event.into_owned()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Masking of secrets in responses, as Ironic's `node_sanitize` does with
 //! `oslo_utils.strutils.mask_dict_password`: values of secret-looking keys
-//! become `"******"`, recursively.
+//! become `"******"`, recursively; beyond Ironic, so does the password of
+//! any URL in a string (`http://user:******@host/image`).
 
 use serde_json::Value;
 
@@ -30,9 +31,15 @@ pub fn is_secret_key(key: &str) -> bool {
     key.ends_with("key") || SECRET_PARTS.iter().any(|part| key.contains(part))
 }
 
-/// Masks secret keys in `value`, recursively.
+/// Masks secret keys in `value`, and the password of every URL in its
+/// strings, recursively.
 pub fn mask_secrets(value: &mut Value) {
     match value {
+        Value::String(text) => {
+            if let std::borrow::Cow::Owned(masked) = ferric_common::redact::url_credentials(text) {
+                *text = masked;
+            }
+        }
         Value::Object(map) => {
             for (key, v) in map.iter_mut() {
                 if is_secret_key(key) && !v.is_null() {

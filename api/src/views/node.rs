@@ -185,7 +185,11 @@ impl Serialize for FieldValue<'_> {
             }
             "instance_name" => node.instance_name.serialize(s),
             "instance_uuid" => node.instance_uuid.serialize(s),
-            "last_error" => node.last_error.serialize(s),
+            "last_error" => node
+                .last_error
+                .as_deref()
+                .map(ferric_common::redact::url_credentials)
+                .serialize(s),
             "lessee" => node.lessee.serialize(s),
             "maintenance" => s.serialize_bool(node.maintenance),
             "maintenance_reason" => node.maintenance_reason.serialize(s),
@@ -302,7 +306,11 @@ impl Serialize for NodeBody<'_> {
 pub fn states_body(node: &Node, version: Microversion) -> Value {
     let mut out = Map::new();
     out.insert("console_enabled".into(), json!(node.console_enabled));
-    out.insert("last_error".into(), opt(&node.last_error));
+    let last_error = node
+        .last_error
+        .as_deref()
+        .map(|e| ferric_common::redact::url_credentials(e).into_owned());
+    out.insert("last_error".into(), opt(&last_error));
     out.insert("power_state".into(), opt(&node.power_state));
     out.insert(
         "provision_state".into(),

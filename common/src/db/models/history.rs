@@ -32,7 +32,7 @@ impl HistoryEvent<'_> {
                 node_history::conductor.eq(Some(self.conductor)),
                 node_history::event_type.eq(Some(self.event_type)),
                 node_history::severity.eq(Some(self.severity)),
-                node_history::event.eq(Some(self.event)),
+                node_history::event.eq(Some(crate::redact::url_credentials(self.event).as_ref())),
                 node_history::state.eq(Some(self.state)),
                 node_history::created_at.eq(now()),
             ))

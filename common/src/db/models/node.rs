@@ -677,12 +677,13 @@ impl Node {
         host: &str,
         change: &StateChange,
     ) -> Result<bool, DbError> {
+        let change = change.redacted();
         let n = diesel::update(
             nodes::table
                 .filter(nodes::id.eq(id))
                 .filter(nodes::reservation.eq(host)),
         )
-        .set((change, nodes::updated_at.eq(Some(now()))))
+        .set((&change, nodes::updated_at.eq(Some(now()))))
         .execute(conn)?;
         Ok(n == 1)
     }
@@ -869,6 +870,16 @@ pub struct StateChange {
 }
 
 impl StateChange {
+    /// This change with the passwords of URLs in its `last_error` masked:
+    /// what every write stores.
+    pub fn redacted(&self) -> StateChange {
+        let mut change = self.clone();
+        if let Some(Some(error)) = &mut change.last_error {
+            *error = crate::redact::url_credentials(error).into_owned();
+        }
+        change
+    }
+
     /// Moves to `state` with its target, stamping `provision_updated_at`.
     pub fn provision(state: crate::states::ProvisionState) -> StateChange {
         StateChange {
@@ -1121,7 +1132,7 @@ impl Node {
             if node.reservation.as_deref() != Some(host) {
                 return Ok(false);
             }
-            let mut change = change.clone();
+            let mut change = change.redacted();
             if let Some(changes) = &changes {
                 change.driver_internal_info =
                     Some(merged_info(&node.driver_internal_info, changes));
