@@ -205,6 +205,18 @@ pub struct ConductorSettings {
     /// image URLs may read from; unset = `/var/lib/ironic` and
     /// `<data_dir>/images`; empty = no `file://` URLs at all.
     pub file_url_allowed_paths: Option<Vec<PathBuf>>,
+    /// `[conductor]image_download_connect_timeout_secs`: how long an image
+    /// server may take to accept the connection.
+    pub image_download_connect_timeout_secs: u64,
+    /// `[conductor]image_download_read_timeout_secs`: the longest silence
+    /// while an image downloads (no byte in that long fails it).
+    pub image_download_read_timeout_secs: u64,
+    /// `[conductor]image_download_timeout_secs`: the longest a whole image
+    /// download may take.
+    pub image_download_timeout_secs: u64,
+    /// `[conductor]image_download_max_mb`: the largest image Ferric
+    /// downloads (MiB); larger ones fail the deploy.
+    pub image_download_max_mb: u64,
     /// Where a `ferric conductor` serves its Prometheus `/metrics`
     /// (`host:port`); unset = not served (the embedded mode's API serves them).
     pub metrics_listen: Option<String>,
@@ -239,6 +251,10 @@ impl Default for ConductorSettings {
             power_state_sync_max_retries: 3,
             sync_power_state_workers: 64,
             file_url_allowed_paths: None,
+            image_download_connect_timeout_secs: 10,
+            image_download_read_timeout_secs: 60,
+            image_download_timeout_secs: 3600,
+            image_download_max_mb: 102_400,
             metrics_listen: None,
         }
     }
@@ -289,6 +305,21 @@ impl ConductorSettings {
     /// `soft_power_off_timeout_secs` as a duration.
     pub fn soft_power_off_timeout(&self) -> Duration {
         Duration::from_secs(self.soft_power_off_timeout_secs)
+    }
+
+    /// `image_download_connect_timeout_secs` as a duration.
+    pub fn image_download_connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.image_download_connect_timeout_secs)
+    }
+
+    /// `image_download_read_timeout_secs` as a duration.
+    pub fn image_download_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.image_download_read_timeout_secs)
+    }
+
+    /// `image_download_timeout_secs` as a duration.
+    pub fn image_download_timeout(&self) -> Duration {
+        Duration::from_secs(self.image_download_timeout_secs)
     }
 
     /// `sync_power_state_interval_secs` as a duration.
@@ -688,6 +719,16 @@ impl Settings {
             return invalid(
                 "conductor.power_state_change_timeout_secs",
                 "must be at least 2",
+            );
+        }
+        if self.conductor.image_download_connect_timeout_secs == 0
+            || self.conductor.image_download_read_timeout_secs == 0
+            || self.conductor.image_download_timeout_secs == 0
+            || self.conductor.image_download_max_mb == 0
+        {
+            return invalid(
+                "conductor.image_download_connect_timeout_secs / read_timeout_secs / timeout_secs / max_mb",
+                "must be positive",
             );
         }
         if self.conductor.sync_power_state_workers == 0 {

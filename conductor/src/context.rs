@@ -14,7 +14,7 @@ use ferric_common::notify::Notifier;
 use tokio_util::task::TaskTracker;
 
 use crate::drivers::bmc::Bmcs;
-use crate::images::ImageCache;
+use crate::images::{DownloadLimits, ImageCache};
 
 /// How long the conductor waits to connect to a deploy ramdisk's agent.
 const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,10 +43,10 @@ pub struct Context {
     pub agent_http: reqwest::Client,
 }
 
-/// The agent HTTP client could not be built.
+/// An HTTP client (for agents, for images) could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("the agent HTTP client: {0}")]
-pub struct AgentClientError(String);
+#[error("{0}")]
+pub struct HttpClientError(String);
 
 impl Context {
     /// The services of a conductor named `host`, with a new tracker for
@@ -59,27 +59,37 @@ impl Context {
         db: Db,
         host: String,
         notifier: Notifier,
-    ) -> Result<Context, AgentClientError> {
+    ) -> Result<Context, HttpClientError> {
         let boot = &config.boot;
+        let settings = &config.conductor;
         Ok(Context {
             db,
             host,
             settings: Arc::new(config.conductor.clone()),
             tracker: TaskTracker::new(),
             bmcs: Arc::new(Bmcs::new(config.ipmi.clone(), config.redfish.clone())),
-            images: Arc::new(ImageCache::new(
-                boot.image_cache_dir.clone(),
-                boot.file_url_allowed_paths.clone(),
-                boot.image_cache_size_mb.saturating_mul(1024 * 1024),
-                Duration::from_secs(boot.image_cache_ttl_mins.saturating_mul(60)),
-            )),
+            images: Arc::new(
+                ImageCache::new(
+                    boot.image_cache_dir.clone(),
+                    boot.file_url_allowed_paths.clone(),
+                    boot.image_cache_size_mb.saturating_mul(1024 * 1024),
+                    Duration::from_secs(boot.image_cache_ttl_mins.saturating_mul(60)),
+                    DownloadLimits {
+                        connect: settings.image_download_connect_timeout(),
+                        read: settings.image_download_read_timeout(),
+                        total: settings.image_download_timeout(),
+                        max_bytes: settings.image_download_max_mb.saturating_mul(1024 * 1024),
+                    },
+                )
+                .map_err(|e| HttpClientError(format!("the image download client: {e}")))?,
+            ),
             boot: Arc::new(boot.clone()),
             notifier,
             agent_http: reqwest::Client::builder()
                 .connect_timeout(AGENT_CONNECT_TIMEOUT)
                 .timeout(AGENT_CALL_TIMEOUT)
                 .build()
-                .map_err(|e| AgentClientError(e.to_string()))?,
+                .map_err(|e| HttpClientError(format!("the agent HTTP client: {e}")))?,
         })
     }
 }

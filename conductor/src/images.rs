@@ -278,6 +278,7 @@ pub struct ImageCache {
     allowed_file_paths: Vec<PathBuf>,
     max_bytes: u64,
     ttl: std::time::Duration,
+    limits: DownloadLimits,
     http: reqwest::Client,
     /// One lock per source, so concurrent fetches of one image run once.
     inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -285,21 +286,67 @@ pub struct ImageCache {
     downloads: Mutex<HashMap<String, usize>>,
 }
 
+/// Bounds of one image download (`[conductor] image_download_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct DownloadLimits {
+    /// To have the server accept the connection.
+    pub connect: std::time::Duration,
+    /// The longest silence while the image comes.
+    pub read: std::time::Duration,
+    /// The whole download.
+    pub total: std::time::Duration,
+    /// The largest image.
+    pub max_bytes: u64,
+}
+
 impl ImageCache {
+    /// A cache in `dir` of at most `max_bytes`, images unused for `ttl`
+    /// cleaned, each download within `limits`.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built (no TLS backend).
     pub fn new(
         dir: PathBuf,
         allowed_file_paths: Vec<PathBuf>,
         max_bytes: u64,
         ttl: std::time::Duration,
-    ) -> ImageCache {
-        ImageCache {
+        limits: DownloadLimits,
+    ) -> Result<ImageCache, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(limits.connect)
+            .read_timeout(limits.read)
+            .build()?;
+        Ok(ImageCache {
             dir,
             allowed_file_paths,
             max_bytes,
             ttl,
-            http: reqwest::Client::new(),
+            limits,
+            http,
             inflight: Mutex::default(),
             downloads: Mutex::default(),
+        })
+    }
+
+    /// Why a download failed, from reqwest's error, in words an operator
+    /// acts on (never with the URL: it may hold credentials).
+    fn http_failure(&self, e: &reqwest::Error) -> String {
+        if e.is_connect() && e.is_timeout() {
+            format!(
+                "the image server did not accept the connection within {} s ([conductor] image_download_connect_timeout_secs)",
+                self.limits.connect.as_secs()
+            )
+        } else if e.is_timeout() {
+            format!(
+                "the image server sent nothing for {} s ([conductor] image_download_read_timeout_secs)",
+                self.limits.read.as_secs()
+            )
+        } else {
+            let mut text = e.to_string();
+            if let Some(url) = e.url() {
+                text = text.replace(url.as_str(), "the image");
+            }
+            text
         }
     }
 
@@ -388,7 +435,17 @@ impl ImageCache {
             .await
             .map_err(|e| failed(format!("cannot create {}: {e}", self.dir.display())))?;
         let partial = master.with_extension(format!("part-{}", uuid::Uuid::new_v4().simple()));
-        let result = self.download(source, &partial, checksum).await;
+        let result = tokio::time::timeout(
+            self.limits.total,
+            self.download(source, &partial, checksum),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(failed(format!(
+                "the download did not finish within {} s ([conductor] image_download_timeout_secs)",
+                self.limits.total.as_secs()
+            )))
+        });
         match result {
             Ok(()) => {
                 tokio::fs::rename(&partial, &master)
@@ -397,7 +454,7 @@ impl ImageCache {
                 if let Ok(mut d) = self.downloads.lock() {
                     *d.entry(source.to_owned()).or_default() += 1;
                 }
-                tracing::info!(image = source, "image cached");
+                tracing::info!(image = %ferric_common::redact::url_credentials(source), "image cached");
                 let (dir, max, ttl) = (self.dir.clone(), self.max_bytes, self.ttl);
                 let removed =
                     ferric_common::telemetry::spawn_blocking(move || clean(&dir, max, ttl))
@@ -436,6 +493,17 @@ impl ImageCache {
             let mut input = tokio::fs::File::open(path)
                 .await
                 .map_err(|e| failed(e.to_string()))?;
+            let size = input
+                .metadata()
+                .await
+                .map_err(|e| failed(e.to_string()))?
+                .len();
+            if size > self.limits.max_bytes {
+                return Err(failed(format!(
+                    "the image is larger than {} MiB ([conductor] image_download_max_mb)",
+                    self.limits.max_bytes / (1024 * 1024)
+                )));
+            }
             let mut buf = vec![0u8; 1 << 20];
             loop {
                 let n = tokio::io::AsyncReadExt::read(&mut input, &mut buf)
@@ -457,10 +525,27 @@ impl ImageCache {
                 .send()
                 .await
                 .and_then(reqwest::Response::error_for_status)
-                .map_err(|e| failed(e.to_string()))?;
+                .map_err(|e| failed(self.http_failure(&e)))?;
+            let too_big = || {
+                failed(format!(
+                    "the image is larger than {} MiB ([conductor] image_download_max_mb)",
+                    self.limits.max_bytes / (1024 * 1024)
+                ))
+            };
+            if response
+                .content_length()
+                .is_some_and(|n| n > self.limits.max_bytes)
+            {
+                return Err(too_big());
+            }
+            let mut received: u64 = 0;
             let mut body = response.bytes_stream();
             while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| failed(e.to_string()))?;
+                let chunk = chunk.map_err(|e| failed(self.http_failure(&e)))?;
+                received = received.saturating_add(chunk.len() as u64);
+                if received > self.limits.max_bytes {
+                    return Err(too_big());
+                }
                 if let Some(h) = hasher.as_mut() {
                     h.update(&chunk);
                 }

@@ -41,7 +41,7 @@ pub enum StartError {
     #[error("conductor start-up: {0}")]
     Queue(#[from] ferric_common::queue::QueueError),
     #[error("conductor start-up: {0}")]
-    Agent(#[from] crate::context::AgentClientError),
+    Http(#[from] crate::context::HttpClientError),
 }
 
 /// Where a conductor's tasks come from, kept to stop it on shutdown.

@@ -627,3 +627,88 @@ async fn passwords_in_image_urls_never_come_back() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_server_that_never_answers_fails_the_deploy_and_frees_the_node() {
+    // A server that accepts connections and never says a word.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            held.push(connection);
+        }
+    });
+    let bmc = SimBmc::start().await;
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.conductor.enabled_hardware_types = vec!["ipmi".into()];
+        s.conductor.sync_power_state_interval_secs = 0;
+        s.dhcp.dhcp_provider = ferric_common::config::DhcpProvider::Dnsmasq;
+        s.ipmi.min_command_interval_ms = 0;
+        s.conductor.image_download_read_timeout_secs = 2;
+    })
+    .await;
+    let url = format!("http://127.0.0.1:{port}/kernel");
+    let uuid = ramdisk_node(&app, &bmc, MAC, json!({"kernel": url, "ramdisk": url})).await;
+
+    let failed = deploy_and_wait(&app, &uuid).await;
+
+    assert_eq!(failed["provision_state"], "deploy failed", "{failed}");
+    let error = failed["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(
+            "the image server sent nothing for 2 s ([conductor] image_download_read_timeout_secs)"
+        ),
+        "{error}"
+    );
+    // The lock is gone: the node can be changed and undeployed.
+    let patched = app
+        .patch(
+            &format!("/v1/nodes/{uuid}"),
+            json!([{"op": "add", "path": "/extra/after", "value": "timeout"}]),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    app.provision(&uuid, "deleted").await;
+    app.wait_for_state(&uuid, "available").await;
+    silent.abort();
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_over_the_size_cap_fails_the_deploy_and_leaves_nothing() {
+    let big = vec![7u8; 2 << 20];
+    let server = FileServer::start(HashMap::from([("/kernel".to_owned(), big)])).await;
+    let bmc = SimBmc::start().await;
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.conductor.enabled_hardware_types = vec!["ipmi".into()];
+        s.conductor.sync_power_state_interval_secs = 0;
+        s.dhcp.dhcp_provider = ferric_common::config::DhcpProvider::Dnsmasq;
+        s.ipmi.min_command_interval_ms = 0;
+        s.conductor.image_download_max_mb = 1;
+    })
+    .await;
+    let kernel = server.url("/kernel");
+    let uuid = ramdisk_node(
+        &app,
+        &bmc,
+        MAC,
+        json!({"kernel": kernel, "ramdisk": kernel}),
+    )
+    .await;
+
+    let failed = deploy_and_wait(&app, &uuid).await;
+
+    assert_eq!(failed["provision_state"], "deploy failed", "{failed}");
+    let error = failed["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("the image is larger than 1 MiB ([conductor] image_download_max_mb)"),
+        "{error}"
+    );
+    let cache = app.settings.boot().image_cache_dir;
+    let left: Vec<_> = std::fs::read_dir(&cache)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    app.stop().await;
+}
