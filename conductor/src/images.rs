@@ -254,20 +254,46 @@ pub fn allowed_file(source: &str, allowed: &[PathBuf]) -> Result<PathBuf, ImageE
         ))
     };
     let path = source.strip_prefix("file://").unwrap_or(source);
-    let real = std::fs::canonicalize(path)
-        .map_err(|_| refused("Specified image file not found.".into()))?;
-    if let Some(bad) = BLOCKED_FILE_URL_PATHS.iter().find(|b| real.starts_with(b)) {
-        return Err(refused(format!(
-            "Security: The path {bad} is not permitted in file URLs"
-        )));
+    let blocked = |p: &Path| {
+        BLOCKED_FILE_URL_PATHS
+            .iter()
+            .find(|b| p.starts_with(b))
+            .map(|bad| {
+                refused(format!(
+                    "Security: The path {bad} is not permitted in file URLs"
+                ))
+            })
+    };
+    let not_allowed = || {
+        refused(format!(
+            "Security: Path {path} is not allowed for image source file URLs"
+        ))
+    };
+    // Judged on the path as written first, so the answer never tells
+    // whether a file exists where no image may be read.
+    let written = Path::new(path);
+    if let Some(refusal) = blocked(written) {
+        return Err(refusal);
+    }
+    let lexically_allowed = !written
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+        && allowed.iter().any(|dir| written.starts_with(dir));
+    let real = match std::fs::canonicalize(path) {
+        Ok(real) => real,
+        Err(_) if lexically_allowed => {
+            return Err(refused("Specified image file not found.".into()));
+        }
+        Err(_) => return Err(not_allowed()),
+    };
+    if let Some(refusal) = blocked(&real) {
+        return Err(refusal);
     }
     let permitted = allowed
         .iter()
         .any(|dir| std::fs::canonicalize(dir).is_ok_and(|dir| real.starts_with(dir)));
     if !permitted || !real.is_file() {
-        return Err(refused(format!(
-            "Security: Path {path} is not allowed for image source file URLs"
-        )));
+        return Err(not_allowed());
     }
     Ok(real)
 }
@@ -714,6 +740,28 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("The path /etc is not permitted")
+        );
+        // Outside the allowed directories, a file that exists and one that
+        // does not are refused alike.
+        let reason = |source: &str| {
+            let err = allowed_file(source, &dirs).unwrap_err().to_string();
+            err.split_once("reason: ")
+                .map(|(_, r)| r.to_owned())
+                .unwrap_or(err)
+        };
+        let existing = url(&outside.path().join("secret"));
+        let missing = url(&outside.path().join("no-such-file"));
+        assert_eq!(
+            reason(&existing).replace("secret", "X"),
+            reason(&missing).replace("no-such-file", "X")
+        );
+        assert_eq!(
+            reason("file:///etc/passwd"),
+            reason("file:///etc/no-such-file")
+        );
+        assert_eq!(
+            reason(&url(&allowed.path().join("missing"))),
+            "Specified image file not found."
         );
     }
 

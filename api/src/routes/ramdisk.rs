@@ -120,19 +120,28 @@ fn agent_config(token: &str, node: &Node, state: &AppState) -> Value {
     })
 }
 
+/// The most MAC addresses one lookup may name: more network interfaces
+/// than a server carries (ironic-python-agent sends one per interface it
+/// sees, a handful), far fewer than it takes to sweep a fleet.
+const MAX_LOOKUP_ADDRESSES: usize = 64;
+
 /// `GET /v1/lookup?addresses=…&node_uuid=…`.
 pub async fn lookup(Call(req, state, version, request_id): Call) -> Result<HttpResponse, ApiError> {
     gate(version)?;
     let query = parse_query(req.query_string());
-    // Invalid MACs are ignored, as in Ironic.
-    let addresses: Vec<String> = query
-        .get("addresses")
-        .map(|raw| {
-            raw.split(',')
-                .filter_map(|a| mac_address("addresses", a.trim()).ok())
-                .collect()
-        })
-        .unwrap_or_default();
+    // Invalid MACs are ignored, as in Ironic; more than a machine has are
+    // refused (beyond Ironic: one lookup must not probe every node).
+    let raw_addresses = query.get("addresses").map(String::as_str).unwrap_or("");
+    if raw_addresses.split(',').count() > MAX_LOOKUP_ADDRESSES {
+        return Err(ApiError::BadRequest(format!(
+            "A lookup takes at most {MAX_LOOKUP_ADDRESSES} addresses."
+        )));
+    }
+    let addresses: Vec<String> = raw_addresses
+        .split(',')
+        .filter(|a| !a.trim().is_empty())
+        .filter_map(|a| mac_address("addresses", a.trim()).ok())
+        .collect();
     let node_uuid = match query.get("node_uuid") {
         Some(u) if is_uuid_like(u) => Some(u.to_lowercase()),
         Some(u) => {

@@ -8,8 +8,10 @@ use serde_json::Value;
 /// The mask Ironic uses.
 pub const MASK: &str = "******";
 
-/// Substrings that make a key secret (oslo's `_SANITIZE_KEYS`, lower-cased).
-const SECRET_PARTS: [&str; 12] = [
+/// Substrings that make a key secret (oslo's `_SANITIZE_KEYS`, lower-cased,
+/// and, beyond Ironic, `credential`: `bmc_credentials` and the like).
+const SECRET_PARTS: [&str; 13] = [
+    "credential",
     "password",
     "passwd",
     "pswd",
@@ -79,6 +81,8 @@ mod tests {
             "redfish_password": "x",
             "ipmi_hex_kg_key": "abcd",
             "nested": {"snmp_auth_key": "k", "user": "admin"},
+            "bmc_credentials": {"user": "root", "pass": "calvin"},
+            "deploy_kernel": "http://u:pw@images/k",
         });
         mask_secrets(&mut v);
         assert_eq!(
@@ -89,6 +93,8 @@ mod tests {
                 "redfish_password": "******",
                 "ipmi_hex_kg_key": "******",
                 "nested": {"snmp_auth_key": "******", "user": "admin"},
+                "bmc_credentials": "******",
+                "deploy_kernel": "http://u:******@images/k",
             })
         );
     }

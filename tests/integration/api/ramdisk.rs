@@ -121,3 +121,50 @@ async fn lookup_hands_out_the_token_once_and_heartbeats_must_carry_it() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_lookup_naming_more_macs_than_a_machine_has_is_refused_and_hands_out_nothing() {
+    let app = spawn_app().await;
+    let node = app.create_node("sweep").await;
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    let mac = "52:54:00:12:34:77";
+    let port = app
+        .post("/v1/ports", json!({"node_uuid": uuid, "address": mac}))
+        .await;
+    assert_eq!(port.status, StatusCode::CREATED, "{}", port.text);
+    let db = app.embedded.as_ref().unwrap().db.clone();
+    let key = uuid.clone();
+    db.run(move |conn| {
+        use ferric_common::db::schema::nodes;
+        diesel::update(nodes::table.filter(nodes::uuid.eq(&key)))
+            .set((
+                nodes::provision_state.eq("wait call-back"),
+                nodes::target_provision_state.eq(Some("active")),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    // An attacker sweeping the provisioning network: 1,000 MACs, the
+    // node's among them.
+    let mut sweep: Vec<String> = (0..999)
+        .map(|i| format!("52:54:00:00:{:02x}:{:02x}", i / 256, i % 256))
+        .collect();
+    sweep.push(mac.to_owned());
+    let refused = app
+        .get(&format!("/v1/lookup?addresses={}", sweep.join(",")))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    assert_eq!(refused.fault(), "A lookup takes at most 64 addresses.");
+
+    // The token was not handed out: the node's own agent still gets it.
+    let found = app.get(&format!("/v1/lookup?addresses={mac}")).await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.text);
+    let token = found.json()["config"]["agent_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(token, "******");
+}
