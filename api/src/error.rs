@@ -44,6 +44,9 @@ pub enum ApiError {
     /// 409: locked node, duplicate, or a conflicting state.
     #[error("{0}")]
     Conflict(String),
+    /// 408: the body did not arrive within `[api]body_read_timeout_secs`.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 413: the body is over `[api]max_body_bytes`.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -107,6 +110,7 @@ impl ResponseError for ApiError {
             ApiError::Routing { status, .. } => *status,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -95,6 +95,9 @@ pub struct ApiSettings {
     /// A client must send its whole request head within this, or the
     /// connection is closed (slow-client protection).
     pub client_request_timeout_ms: u64,
+    /// A client must send its whole request body within this once its head
+    /// arrived (a body dripped a byte at a time ties up nothing longer).
+    pub body_read_timeout_secs: u64,
     /// How long an idle keep-alive connection stays open.
     pub keep_alive_secs: u64,
     /// Largest request head (all header names and values) accepted; more
@@ -123,6 +126,7 @@ impl Default for ApiSettings {
             task_timeout_secs: 60,
             max_connections: 25_000,
             client_request_timeout_ms: 5_000,
+            body_read_timeout_secs: 60,
             keep_alive_secs: 5,
             max_header_bytes: 32 * 1024,
             enable_proxy_headers_parsing: false,
@@ -679,6 +683,9 @@ impl Settings {
                 "api.tls_cert_file / api.tls_key_file",
                 "set both or neither",
             );
+        }
+        if self.api.body_read_timeout_secs == 0 {
+            return invalid("api.body_read_timeout_secs", "must be positive");
         }
         if self.api.task_timeout_secs == 0 {
             return invalid("api.task_timeout_secs", "must be positive");

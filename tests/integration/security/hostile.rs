@@ -238,3 +238,47 @@ async fn hostile_requests_get_4xx_and_change_nothing() {
     assert_eq!(before_ports, after_ports, "no port changed");
     app.stop().await;
 }
+
+/// A client dripping its body a byte at a time is answered 408 once
+/// `[api] body_read_timeout_secs` has passed, on any route that reads a body
+/// (the unauthenticated heartbeat included), and the connection is freed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_dripped_a_byte_at_a_time_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
+        s.api.body_read_timeout_secs = 2;
+    })
+    .await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    for path in [
+        "/v1/nodes".to_owned(),
+        "/v1/heartbeat/1be26c0b-03f2-4d2e-ae87-c02d7f33c123".to_owned(),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nX-OpenStack-Ironic-API-Version: 1.72\r\nContent-Length: 100\r\n\r\n{{"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let started = std::time::Instant::now();
+        let drip = async {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                if stream.write_all(b" ").await.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(4), drip).await;
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+            .await
+            .expect("the server never answered the dripping client")
+            .unwrap_or(0);
+        let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        assert!(answer.contains("did not arrive within 2 s"), "{answer}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    }
+    app.stop().await;
+}
