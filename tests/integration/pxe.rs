@@ -712,3 +712,65 @@ async fn an_image_over_the_size_cap_fails_the_deploy_and_leaves_nothing() {
     assert!(left.is_empty(), "{left:?}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_deleted_while_deployed_leaves_no_dhcp_entry_or_link_after_undeploy() {
+    let kernel = b"kernel".to_vec();
+    let server = FileServer::start(HashMap::from([
+        ("/vmlinuz".to_owned(), kernel.clone()),
+        ("/initrd".to_owned(), kernel),
+    ]))
+    .await;
+    let bmc = SimBmc::start().await;
+    let app = pxe_app().await;
+    let boot = app.settings.boot();
+    let uuid = ramdisk_node(
+        &app,
+        &bmc,
+        MAC,
+        json!({"kernel": server.url("/vmlinuz"), "ramdisk": server.url("/initrd")}),
+    )
+    .await;
+    let active = deploy_and_wait(&app, &uuid).await;
+    assert_eq!(active["provision_state"], "active", "{active}");
+    let (hostsdir, _) = boot.dnsmasq.clone().unwrap();
+    let host_file = hostsdir.join(format!("ironic-{MAC}.conf"));
+    let link = boot
+        .http_root
+        .join(&boot.pxe_config_subdir)
+        .join(MAC.replace(':', "-"));
+    assert!(
+        std::fs::symlink_metadata(&link).is_ok(),
+        "no link to start with"
+    );
+    assert!(
+        std::fs::read_to_string(&host_file)
+            .unwrap()
+            .contains("set:ironic")
+    );
+
+    let ports = app.get(&format!("/v1/nodes/{uuid}/ports")).await.json();
+    let port = ports["ports"][0]["uuid"].as_str().unwrap().to_owned();
+    let deleted = app.delete(&format!("/v1/ports/{port}")).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+    app.provision(&uuid, "deleted").await;
+    app.wait_for_state(&uuid, "available").await;
+
+    assert_eq!(
+        std::fs::read_to_string(&host_file).unwrap(),
+        format!("{MAC},ignore\n"),
+        "DHCP still answers the deleted port's MAC"
+    );
+    assert!(
+        std::fs::symlink_metadata(&link).is_err(),
+        "a dangling pxelinux.cfg link is left"
+    );
+    let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+    assert!(
+        node["driver_internal_info"]
+            .get("ferric_boot_macs")
+            .is_none(),
+        "{node}"
+    );
+    app.stop().await;
+}

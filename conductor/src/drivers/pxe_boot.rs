@@ -70,6 +70,10 @@ impl PxeBoot {
             r.map_err(|e| DriverError::Files(format!("could not write the boot files: {e}")))
         });
         let booted = match written {
+            Ok(()) => remember_macs(task, &macs).await,
+            Err(e) => Err(e),
+        };
+        let booted = match booted {
             Ok(()) => {
                 task.driver
                     .management
@@ -128,8 +132,9 @@ impl BootInterface for PxeBoot {
     }
 
     async fn clean_up_ramdisk(&self, task: &Task) {
-        if let Ok(macs) = pxe_macs(task).await {
+        if let Ok(macs) = booted_macs(task).await {
             remove_files(task, &macs).await;
+            forget_macs(task).await;
         }
     }
 
@@ -179,8 +184,9 @@ impl BootInterface for PxeBoot {
     }
 
     async fn clean_up_instance(&self, task: &Task) -> Result<(), DriverError> {
-        let macs = pxe_macs(task).await?;
+        let macs = booted_macs(task).await?;
         remove_files(task, &macs).await;
+        forget_macs(task).await;
         Ok(())
     }
 }
@@ -198,6 +204,54 @@ async fn pxe_macs(task: &Task) -> Result<Vec<String>, DriverError> {
         .filter(|p| p.pxe_enabled)
         .map(|p| p.address.to_lowercase())
         .collect())
+}
+
+/// `driver_internal_info` key: the MACs whose DHCP entries and boot links
+/// the node's last network boot wrote, so they are removed even when a
+/// port went away meanwhile.
+const BOOTED_MACS: &str = "ferric_boot_macs";
+
+/// Records the MACs a network boot wrote entries for.
+async fn remember_macs(task: &Task, macs: &[String]) -> Result<(), DriverError> {
+    let mut entries = serde_json::Map::new();
+    entries.insert(BOOTED_MACS.into(), serde_json::json!(macs));
+    Ok(task.merge_internal_info(entries).await?)
+}
+
+/// The MACs to clean: the node's PXE-enabled ports now, and those its
+/// last network boot wrote entries for.
+async fn booted_macs(task: &Task) -> Result<Vec<String>, DriverError> {
+    let mut macs = pxe_macs(task).await?;
+    let recorded = task
+        .node
+        .driver_internal_info_map()?
+        .get(BOOTED_MACS)
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    // Only what a MAC can be: these become file names.
+    let safe = |m: &String| m.len() <= 59 && m.chars().all(|c| c.is_ascii_hexdigit() || c == ':');
+    for mac in recorded.into_iter().filter(safe) {
+        if !macs.contains(&mac) {
+            macs.push(mac);
+        }
+    }
+    Ok(macs)
+}
+
+/// Forgets the recorded MACs once their entries are gone (a MAC may later
+/// belong to another node).
+async fn forget_macs(task: &Task) {
+    let mut entries = serde_json::Map::new();
+    entries.insert(BOOTED_MACS.into(), Value::Null);
+    if let Err(e) = task.merge_internal_info(entries).await {
+        tracing::warn!(node.uuid = %task.node.uuid, error = %e, "could not forget the booted MACs");
+    }
 }
 
 /// Removes the node's boot files and sets its MACs to be ignored by DHCP.
