@@ -6,7 +6,9 @@
 //! with `WWW-Authenticate: Basic realm="Baremetal API"`.
 //!
 //! Invariants: passwords are compared by bcrypt only (constant time in the
-//! digest); verified pairs are cached by a SHA-256 of the password, never
+//! digest); an unknown user's password is checked against a decoy digest of
+//! the users' cost, so the answer does not tell whether a user exists;
+//! verified pairs are cached by a SHA-256 of the password, never
 //! the password itself, and the cache is dropped on reload; a file that
 //! cannot be read or holds a non-bcrypt entry stops start-up, and on reload
 //! keeps the previous users.
@@ -44,8 +46,36 @@ pub struct ConfigInvalid(String);
 /// The users of an htpasswd file.
 pub struct BasicAuth {
     file: PathBuf,
-    users: RwLock<Arc<HashMap<String, String>>>,
+    users: RwLock<Arc<Users>>,
     cache: Mutex<HashMap<(String, [u8; 32]), bool>>,
+}
+
+/// The users of the file, and a digest of the same cost that no password
+/// matches: an unknown user's password is checked against it, so the
+/// answer takes as long as for a known user (no user enumeration by
+/// timing).
+struct Users {
+    digests: HashMap<String, String>,
+    decoy: String,
+}
+
+impl Users {
+    fn new(digests: HashMap<String, String>) -> Users {
+        // The cost most users have (`$2y$NN$…`), else bcrypt's default.
+        let mut costs: HashMap<u32, usize> = HashMap::new();
+        for digest in digests.values() {
+            if let Some(cost) = digest.split('$').nth(2).and_then(|c| c.parse().ok()) {
+                *costs.entry(cost).or_default() += 1;
+            }
+        }
+        let cost = costs
+            .into_iter()
+            .max_by_key(|(cost, n)| (*n, *cost))
+            .map_or(bcrypt::DEFAULT_COST, |(cost, _)| cost);
+        let secret = uuid::Uuid::new_v4().to_string();
+        let decoy = bcrypt::hash(secret, cost).unwrap_or_default();
+        Users { digests, decoy }
+    }
 }
 
 fn read_users(file: &Path) -> Result<HashMap<String, String>, ConfigInvalid> {
@@ -116,7 +146,7 @@ impl BasicAuth {
     pub fn load(file: &Path) -> Result<BasicAuth, ConfigInvalid> {
         Ok(BasicAuth {
             file: file.to_path_buf(),
-            users: RwLock::new(Arc::new(read_users(file)?)),
+            users: RwLock::new(Arc::new(Users::new(read_users(file)?))),
             cache: Mutex::default(),
         })
     }
@@ -126,8 +156,8 @@ impl BasicAuth {
     /// # Errors
     /// As [`BasicAuth::load`].
     pub fn reload(&self) -> Result<usize, ConfigInvalid> {
-        let users = read_users(&self.file)?;
-        let count = users.len();
+        let users = Users::new(read_users(&self.file)?);
+        let count = users.digests.len();
         if let Ok(mut current) = self.users.write() {
             *current = Arc::new(users);
         }
@@ -192,14 +222,17 @@ impl BasicAuth {
             return Err(undecodable());
         };
         let user = String::from_utf8(user.to_vec()).map_err(|_| undecodable())?;
-        let digest = self
-            .users
-            .read()
-            .ok()
-            .and_then(|users| users.get(&user).cloned());
-        let Some(digest) = digest else {
+        let Some(users) = self.users.read().ok().map(|users| Arc::clone(&users)) else {
             return Err(Failure::unauthorized("Incorrect username or password"));
         };
+        // An unknown user is checked against the decoy: the same work, and
+        // never a match.
+        let known = users.digests.contains_key(&user);
+        let digest = users
+            .digests
+            .get(&user)
+            .cloned()
+            .unwrap_or_else(|| users.decoy.clone());
         let key = (user.clone(), sha2::Sha256::digest(password).into());
         let cached = self.cache.lock().ok().and_then(|c| c.get(&key).copied());
         let ok = match cached {
@@ -220,7 +253,7 @@ impl BasicAuth {
                 ok
             }
         };
-        if ok {
+        if ok && known {
             Ok(user)
         } else {
             Err(Failure::unauthorized("Incorrect username or password"))

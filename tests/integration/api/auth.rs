@@ -193,3 +193,44 @@ async fn a_user_file_with_a_non_bcrypt_entry_stops_start_up() {
         "{error:#}"
     );
 }
+
+/// An unknown user's password is checked as long as a known user's (the
+/// decoy digest): the answer's time does not tell whether a user exists.
+/// Every attempt has its own password, so none is answered from the cache;
+/// the two differ a hundredfold without the decoy, so half is a wide margin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_user_takes_as_long_as_a_wrong_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("htpasswd");
+    // Cost 10, as a real file's: about 50 ms a check.
+    let digest = bcrypt::hash("s3cret", 10).unwrap();
+    std::fs::write(&file, format!("admin:{digest}\n")).unwrap();
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.auth.strategy = ferric_common::config::AuthStrategy::HttpBasic;
+        s.auth.http_basic_auth_user_file = file;
+    })
+    .await;
+    let median = |times: &mut Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for attempt in 0..7 {
+        for (user, times) in [("admin", &mut known), ("mallory", &mut unknown)] {
+            let started = std::time::Instant::now();
+            let (status, _, _) = get(
+                &app,
+                "/v1/nodes",
+                Some(&basic(user, &format!("guess-{attempt}"))),
+            )
+            .await;
+            times.push(started.elapsed());
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    let (known, unknown) = (median(&mut known), median(&mut unknown));
+    assert!(
+        unknown * 2 > known,
+        "unknown user answered in {unknown:?}, a known one's wrong password in {known:?}"
+    );
+}
