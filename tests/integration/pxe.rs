@@ -17,6 +17,11 @@ use crate::helpers::{Backend, TestApp, spawn_app_with, wait_until};
 const MAC: &str = "52:54:00:12:34:56";
 
 async fn pxe_app() -> TestApp {
+    pxe_app_with(|_| {}).await
+}
+
+/// The `ipmi` app these tests use, with `more` settings.
+async fn pxe_app_with(more: impl FnOnce(&mut ferric_common::config::Settings)) -> TestApp {
     spawn_app_with(Backend::Sqlite, |s| {
         s.conductor.enabled_hardware_types = vec!["ipmi".into()];
         s.conductor.sync_power_state_interval_secs = 0;
@@ -24,6 +29,7 @@ async fn pxe_app() -> TestApp {
         s.dhcp.dhcp_provider = ferric_common::config::DhcpProvider::Dnsmasq;
         s.ipmi.min_command_interval_ms = 0;
         s.ipmi.command_retry_timeout_secs = 3;
+        more(s);
     })
     .await
 }
@@ -640,11 +646,7 @@ async fn an_image_server_that_never_answers_fails_the_deploy_and_frees_the_node(
         }
     });
     let bmc = SimBmc::start().await;
-    let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.conductor.enabled_hardware_types = vec!["ipmi".into()];
-        s.conductor.sync_power_state_interval_secs = 0;
-        s.dhcp.dhcp_provider = ferric_common::config::DhcpProvider::Dnsmasq;
-        s.ipmi.min_command_interval_ms = 0;
+    let app = pxe_app_with(|s| {
         s.conductor.image_download_read_timeout_secs = 2;
     })
     .await;
@@ -680,11 +682,7 @@ async fn an_image_over_the_size_cap_fails_the_deploy_and_leaves_nothing() {
     let big = vec![7u8; 2 << 20];
     let server = FileServer::start(HashMap::from([("/kernel".to_owned(), big)])).await;
     let bmc = SimBmc::start().await;
-    let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.conductor.enabled_hardware_types = vec!["ipmi".into()];
-        s.conductor.sync_power_state_interval_secs = 0;
-        s.dhcp.dhcp_provider = ferric_common::config::DhcpProvider::Dnsmasq;
-        s.ipmi.min_command_interval_ms = 0;
+    let app = pxe_app_with(|s| {
         s.conductor.image_download_max_mb = 1;
     })
     .await;

@@ -173,14 +173,17 @@ async fn metrics_move_with_the_work_done() {
 async fn made_up_methods_do_not_grow_the_metrics() {
     let app = crate::helpers::spawn_app().await;
     let client = reqwest::Client::new();
-    let before = client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = async || {
+        client
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let before = scrape().await;
     for n in 0..200 {
         let method = reqwest::Method::from_bytes(format!("INVENTED{n}").as_bytes()).unwrap();
         let answer = client
@@ -190,14 +193,7 @@ async fn made_up_methods_do_not_grow_the_metrics() {
             .unwrap();
         assert!(answer.status().is_client_error(), "{}", answer.status());
     }
-    let after = client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let after = scrape().await;
     assert!(
         !after.contains("INVENTED"),
         "a made-up method became a label"

@@ -9,6 +9,25 @@ use serde_json::json;
 
 use crate::helpers::spawn_app;
 
+/// Leaves the node as a deploy does while it waits for its ramdisk
+/// (`wait call-back`, unlocked).
+async fn waiting_for_ramdisk(app: &crate::helpers::TestApp, uuid: &str) {
+    let db = app.embedded.as_ref().unwrap().db.clone();
+    let key = uuid.to_owned();
+    db.run(move |conn| {
+        use ferric_common::db::schema::nodes;
+        diesel::update(nodes::table.filter(nodes::uuid.eq(&key)))
+            .set((
+                nodes::provision_state.eq("wait call-back"),
+                nodes::target_provision_state.eq(Some("active")),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn lookup_hands_out_the_token_once_and_heartbeats_must_carry_it() {
     let app = spawn_app().await;
@@ -33,21 +52,7 @@ async fn lookup_hands_out_the_token_once_and_heartbeats_must_carry_it() {
         "At least one of 'addresses' and 'node_uuid' parameters is required"
     );
 
-    // As a deploy leaves a node waiting for its ramdisk (unlocked).
-    let db = app.embedded.as_ref().unwrap().db.clone();
-    let key = uuid.clone();
-    db.run(move |conn| {
-        use ferric_common::db::schema::nodes;
-        diesel::update(nodes::table.filter(nodes::uuid.eq(&key)))
-            .set((
-                nodes::provision_state.eq("wait call-back"),
-                nodes::target_provision_state.eq(Some("active")),
-            ))
-            .execute(conn)?;
-        Ok(())
-    })
-    .await
-    .unwrap();
+    waiting_for_ramdisk(&app, &uuid).await;
 
     let found = app.get(lookup).await;
     assert_eq!(found.status, StatusCode::OK, "{}", found.text);
@@ -132,20 +137,7 @@ async fn a_lookup_naming_more_macs_than_a_machine_has_is_refused_and_hands_out_n
         .post("/v1/ports", json!({"node_uuid": uuid, "address": mac}))
         .await;
     assert_eq!(port.status, StatusCode::CREATED, "{}", port.text);
-    let db = app.embedded.as_ref().unwrap().db.clone();
-    let key = uuid.clone();
-    db.run(move |conn| {
-        use ferric_common::db::schema::nodes;
-        diesel::update(nodes::table.filter(nodes::uuid.eq(&key)))
-            .set((
-                nodes::provision_state.eq("wait call-back"),
-                nodes::target_provision_state.eq(Some("active")),
-            ))
-            .execute(conn)?;
-        Ok(())
-    })
-    .await
-    .unwrap();
+    waiting_for_ramdisk(&app, &uuid).await;
 
     // An attacker sweeping the provisioning network: 1,000 MACs, the
     // node's among them.
