@@ -3,7 +3,8 @@
 //! http_listen` is set. A datacenter may use its own web server instead.
 //!
 //! Invariant: only files under the root are served (no listing, no path
-//! escaping it); nothing here writes.
+//! escaping it, no symbolic link leading out of it; the per-MAC links into
+//! node directories stay inside and are served); nothing here writes.
 
 use std::path::PathBuf;
 
@@ -17,9 +18,20 @@ use crate::startup::SideServer;
 /// When the root cannot be created or the address cannot be bound.
 pub fn bind(root: PathBuf, listen: &str) -> std::io::Result<SideServer> {
     std::fs::create_dir_all(&root)?;
+    let real_root = std::fs::canonicalize(&root)?;
     SideServer::bind(listen, |listener| {
         Ok(HttpServer::new(move || {
-            App::new().service(actix_files::Files::new("/", root.clone()).use_etag(true))
+            let inside = real_root.clone();
+            App::new().service(
+                actix_files::Files::new("/", root.clone())
+                    .use_etag(true)
+                    .path_filter(move |path, _| {
+                        // Where the request leads once every link is
+                        // followed: it must still be under the root.
+                        std::fs::canonicalize(inside.join(path))
+                            .is_ok_and(|real| real.starts_with(&inside))
+                    }),
+            )
         })
         .workers(1)
         .disable_signals()

@@ -582,6 +582,31 @@ async fn ferric_serves_http_root_with_range_requests_when_asked() {
         .await
         .unwrap()
         .status();
+    // A link leading out of the root is not followed; one inside it (as the
+    // per-MAC links into node directories) is.
+    let secret_dir = tempfile::tempdir().unwrap();
+    std::fs::write(secret_dir.path().join("secret"), b"outside").unwrap();
+    std::os::unix::fs::symlink(secret_dir.path().join("secret"), root.join("n/out")).unwrap();
+    std::fs::create_dir_all(root.join("pxelinux.cfg")).unwrap();
+    std::os::unix::fs::symlink("../n/boot_iso", root.join("pxelinux.cfg/01-aa")).unwrap();
+    let status_of = async |path: &str| {
+        client
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(
+        status_of("/n/out").await,
+        StatusCode::NOT_FOUND,
+        "a link out of http_root"
+    );
+    assert_eq!(
+        status_of("/pxelinux.cfg/01-aa").await,
+        StatusCode::OK,
+        "a link inside"
+    );
 
     assert_eq!(whole_status, StatusCode::OK);
     assert_eq!(whole_body.as_ref(), iso.as_slice());
