@@ -460,8 +460,10 @@ impl Default for PxeSettings {
 pub struct DeploySettings {
     /// Where iPXE scripts and images are written; unset = `<data_dir>/httpboot`.
     pub http_root: Option<PathBuf>,
-    /// The URL machines reach `http_root` at.
-    pub http_url: String,
+    /// The URL machines reach `http_root` at; unset = derived from
+    /// `http_listen` (its host, or `[pxe] tftp_server` when it listens on
+    /// every address), else `http://127.0.0.1:8080`.
+    pub http_url: Option<String>,
     /// When set (`host:port`), Ferric serves `http_root` there itself.
     pub http_listen: Option<String>,
     /// The API URL a deploy ramdisk's agent is given (`ipa-api-url=`);
@@ -481,7 +483,7 @@ impl Default for DeploySettings {
     fn default() -> Self {
         Self {
             http_root: None,
-            http_url: "http://127.0.0.1:8080".into(),
+            http_url: None,
             http_listen: None,
             api_url: None,
             isolinux_bin: PathBuf::from("/usr/lib/ISOLINUX/isolinux.bin"),
@@ -752,9 +754,8 @@ impl Settings {
                 "must be positive",
             );
         }
-        if !(self.deploy.http_url.starts_with("http://")
-            || self.deploy.http_url.starts_with("https://"))
-        {
+        let http_url = self.http_url();
+        if !(http_url.starts_with("http://") || http_url.starts_with("https://")) {
             return invalid("deploy.http_url", "must be an http:// or https:// URL");
         }
         if let Err(e) = crate::kernel_args::KernelArgs::parse(&self.pxe.pxe_append_params) {
@@ -813,7 +814,7 @@ impl Settings {
                     ]
                 }),
             http_root: under(&self.deploy.http_root, "httpboot"),
-            http_url: self.deploy.http_url.trim_end_matches('/').to_owned(),
+            http_url: self.http_url(),
             isolinux_bin: self.deploy.isolinux_bin.clone(),
             ldlinux_c32: self.deploy.ldlinux_c32.clone(),
             esp_image: self.deploy.esp_image.clone(),
@@ -824,6 +825,23 @@ impl Settings {
                 )
             }),
         }
+    }
+
+    /// `[deploy] http_url`, or the address `http_listen` serves, so the
+    /// DHCP options and boot scripts point where Ferric listens.
+    pub fn http_url(&self) -> String {
+        if let Some(url) = &self.deploy.http_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let Some(listen) = &self.deploy.http_listen else {
+            return "http://127.0.0.1:8080".to_owned();
+        };
+        let (host, port) = listen.rsplit_once(':').unwrap_or((listen.as_str(), "80"));
+        let host = match host.trim_matches(|c| c == '[' || c == ']') {
+            "" | "0.0.0.0" | "::" => self.pxe.tftp_server.clone(),
+            _ => host.to_owned(),
+        };
+        format!("http://{host}:{port}")
     }
 
     /// What a conductor needs.
@@ -896,6 +914,20 @@ mod tests {
         settings.redfish.connection_attempts = 0;
         let err = settings.validate().unwrap_err().to_string();
         assert!(err.contains("redfish.connection_attempts"), "{err}");
+    }
+
+    #[test]
+    fn http_url_follows_http_listen_unless_set() {
+        let mut settings = Settings::default();
+        assert_eq!(settings.http_url(), "http://127.0.0.1:8080");
+        settings.deploy.http_listen = Some("10.0.0.5:8081".into());
+        assert_eq!(settings.http_url(), "http://10.0.0.5:8081");
+        settings.deploy.http_listen = Some("0.0.0.0:8081".into());
+        settings.pxe.tftp_server = "10.0.0.1".into();
+        assert_eq!(settings.http_url(), "http://10.0.0.1:8081");
+        assert_eq!(settings.boot().http_url, "http://10.0.0.1:8081");
+        settings.deploy.http_url = Some("http://boot.example:80/".into());
+        assert_eq!(settings.http_url(), "http://boot.example:80");
     }
 
     #[test]

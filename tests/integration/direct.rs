@@ -311,7 +311,7 @@ async fn vmedia_deploy_waiting(built: bool) -> VmediaDeploy {
         s.conductor.sync_power_state_interval_secs = 0;
         s.conductor.automated_clean = false;
         s.deploy.http_listen = Some(format!("127.0.0.1:{port}"));
-        s.deploy.http_url = format!("http://127.0.0.1:{port}");
+        s.deploy.http_url = Some(format!("http://127.0.0.1:{port}"));
     })
     .await;
     let mut driver_info = bmc.driver_info(0);

@@ -315,7 +315,7 @@ async fn a_virtual_media_ramdisk_deploy_boots_the_published_iso_and_undeploy_eje
         s.conductor.sync_power_state_interval_secs = 0;
         s.conductor.automated_clean = false;
         s.deploy.http_listen = Some(format!("127.0.0.1:{port}"));
-        s.deploy.http_url = format!("http://127.0.0.1:{port}");
+        s.deploy.http_url = Some(format!("http://127.0.0.1:{port}"));
     })
     .await;
     let created = app
@@ -377,7 +377,7 @@ async fn the_vmedia_api_attaches_lists_and_detaches_at_the_bmc() {
         s.conductor.enabled_hardware_types = vec!["redfish".into(), "fake-hardware".into()];
         s.conductor.sync_power_state_interval_secs = 0;
         s.deploy.http_listen = Some(format!("127.0.0.1:{port}"));
-        s.deploy.http_url = format!("http://127.0.0.1:{port}");
+        s.deploy.http_url = Some(format!("http://127.0.0.1:{port}"));
     })
     .await;
     let uuid = enroll(&app, "rf-api", bmc.driver_info(0)).await;

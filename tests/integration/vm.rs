@@ -567,7 +567,7 @@ async fn an_iso_built_for_virtual_media_boots_its_kernel_and_ramdisk() {
         s.conductor.sync_power_state_interval_secs = 0;
         s.conductor.automated_clean = false;
         s.deploy.http_listen = Some(format!("127.0.0.1:{port}"));
-        s.deploy.http_url = format!("http://127.0.0.1:{port}");
+        s.deploy.http_url = Some(format!("http://127.0.0.1:{port}"));
     })
     .await;
     let images = app.settings.data_dir.join("images");
