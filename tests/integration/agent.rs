@@ -61,20 +61,8 @@ async fn the_agent_finds_its_node_heartbeats_and_writes_a_verified_image() {
     let log = std::fs::File::create(work.path().join("agent.log")).unwrap();
 
     // As a deploy leaves the node: waiting for its ramdisk, unlocked.
+    app.leave_waiting_for_ramdisk(&uuid).await;
     let db = app.embedded.as_ref().unwrap().db.clone();
-    let key = uuid.clone();
-    db.run(move |conn| {
-        use ferric_common::db::schema::nodes;
-        diesel::update(nodes::table.filter(nodes::uuid.eq(&key)))
-            .set((
-                nodes::provision_state.eq("wait call-back"),
-                nodes::target_provision_state.eq(Some("active")),
-            ))
-            .execute(conn)?;
-        Ok(())
-    })
-    .await
-    .unwrap();
 
     let mut agent = tokio::process::Command::new(agent_binary())
         .args(["--api-url", &app.base, "--listen", "127.0.0.1:0"])

@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq as _;
 
 use crate::task::Task;
-use crate::tasks::{Context, TaskError, accepted, load_node, node_locked, node_not_found, refused};
+use crate::tasks::{Context, TaskError, accepted, node_locked, node_not_found, refused};
 
 /// What a repeated lookup gets instead of the token.
 const MASKED: &str = "******";
@@ -59,7 +59,7 @@ fn new_token() -> String {
 
 /// `AgentLookup`: the token the first time, `******` afterwards.
 pub async fn lookup(ctx: &Context, node_uuid: &str) -> Result<TaskReply, TaskError> {
-    let Some(node) = load_node(ctx, node_uuid).await? else {
+    let Some(node) = crate::task::load(ctx, node_uuid).await? else {
         return Ok(node_not_found(node_uuid));
     };
     let token = new_token();
@@ -106,7 +106,7 @@ pub async fn heartbeat(
     node_uuid: &str,
     beat: AgentHeartbeat,
 ) -> Result<TaskReply, TaskError> {
-    let Some(node) = load_node(ctx, node_uuid).await? else {
+    let Some(node) = crate::task::load(ctx, node_uuid).await? else {
         return Ok(node_not_found(node_uuid));
     };
     if beat.agent_version.is_none() && beat.agent_status.is_none() {

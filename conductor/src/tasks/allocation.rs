@@ -16,7 +16,7 @@ use ferric_proto::v1::{Allocate, DestroyAllocation, RefusalKind, TaskReply};
 use rand::seq::SliceRandom;
 
 use crate::reservation::NodeLock;
-use crate::tasks::{Context, TaskError, accepted, load_node, lock_node, node_not_found, refused};
+use crate::tasks::{Context, TaskError, accepted, lock_node, node_not_found, refused};
 
 fn not_found(uuid: &str) -> TaskReply {
     refused(
@@ -228,7 +228,7 @@ async fn backfill(
     node_uuid: &str,
 ) -> Result<TaskReply, TaskError> {
     let outcome = async {
-        let Some(node) = load_node(ctx, node_uuid).await? else {
+        let Some(node) = crate::task::load(ctx, node_uuid).await? else {
             return Ok(node_not_found(node_uuid));
         };
         let task = match lock_node(ctx, &node.uuid).await? {
@@ -389,7 +389,7 @@ pub async fn destroy(
             .await?;
         return Ok(accepted());
     };
-    let node = match load_node(ctx, node_uuid).await? {
+    let node = match crate::task::load(ctx, node_uuid).await? {
         Some(node) if node.id == node_id => node,
         _ => {
             let found = ctx.db.run(move |conn| Node::by_id(conn, node_id)).await?;
@@ -419,7 +419,7 @@ async fn destroy_locked(
     alloc: &Allocation,
     node: &Node,
 ) -> Result<TaskReply, TaskError> {
-    let Some(node) = load_node(ctx, &node.uuid).await? else {
+    let Some(node) = crate::task::load(ctx, &node.uuid).await? else {
         return Ok(node_not_found(&node.uuid));
     };
     if !node.maintenance {

@@ -242,14 +242,3 @@ pub fn driver_refusal(error: &DriverError) -> TaskReply {
     };
     refused(kind, error.to_string())
 }
-
-/// Loads a node by UUID.
-///
-/// # Errors
-/// On a database failure.
-pub async fn load_node(
-    ctx: &Context,
-    node_uuid: &str,
-) -> Result<Option<ferric_common::db::models::node::Node>, DbError> {
-    crate::task::load(ctx, node_uuid).await
-}

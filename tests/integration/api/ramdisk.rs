@@ -3,30 +3,10 @@
 //! carry it and are recorded, a changed callback URL is refused — Ironic's
 //! agent API with 1.62+ token semantics.
 
-use diesel::prelude::*;
 use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::spawn_app;
-
-/// Leaves the node as a deploy does while it waits for its ramdisk
-/// (`wait call-back`, unlocked).
-async fn waiting_for_ramdisk(app: &crate::helpers::TestApp, uuid: &str) {
-    let db = app.embedded.as_ref().unwrap().db.clone();
-    let key = uuid.to_owned();
-    db.run(move |conn| {
-        use ferric_common::db::schema::nodes;
-        diesel::update(nodes::table.filter(nodes::uuid.eq(&key)))
-            .set((
-                nodes::provision_state.eq("wait call-back"),
-                nodes::target_provision_state.eq(Some("active")),
-            ))
-            .execute(conn)?;
-        Ok(())
-    })
-    .await
-    .unwrap();
-}
 
 #[tokio::test]
 async fn lookup_hands_out_the_token_once_and_heartbeats_must_carry_it() {
@@ -52,7 +32,7 @@ async fn lookup_hands_out_the_token_once_and_heartbeats_must_carry_it() {
         "At least one of 'addresses' and 'node_uuid' parameters is required"
     );
 
-    waiting_for_ramdisk(&app, &uuid).await;
+    app.leave_waiting_for_ramdisk(&uuid).await;
 
     let found = app.get(lookup).await;
     assert_eq!(found.status, StatusCode::OK, "{}", found.text);
@@ -137,7 +117,7 @@ async fn a_lookup_naming_more_macs_than_a_machine_has_is_refused_and_hands_out_n
         .post("/v1/ports", json!({"node_uuid": uuid, "address": mac}))
         .await;
     assert_eq!(port.status, StatusCode::CREATED, "{}", port.text);
-    waiting_for_ramdisk(&app, &uuid).await;
+    app.leave_waiting_for_ramdisk(&uuid).await;
 
     // An attacker sweeping the provisioning network: 1,000 MACs, the
     // node's among them.

@@ -197,6 +197,26 @@ impl TestApp {
         );
     }
 
+    /// Leaves the node as a deploy does while it waits for its ramdisk:
+    /// `wait call-back` (target `active`), unlocked. Embedded apps only.
+    pub async fn leave_waiting_for_ramdisk(&self, uuid: &str) {
+        use diesel::prelude::*;
+        let db = self.embedded.as_ref().unwrap().db.clone();
+        let key = uuid.to_owned();
+        db.run(move |conn| {
+            use ferric_common::db::schema::nodes;
+            diesel::update(nodes::table.filter(nodes::uuid.eq(&key)))
+                .set((
+                    nodes::provision_state.eq("wait call-back"),
+                    nodes::target_provision_state.eq(Some("active")),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+
     /// Waits until the node is in `state` and unlocked; returns its body.
     pub async fn wait_for_state(&self, node: &str, state: &str) -> Value {
         wait_until(
