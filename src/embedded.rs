@@ -47,8 +47,10 @@ impl Embedded {
             tracing::info!(migrations = ?applied, "database migrated");
         }
         let queue = LocalQueue::new();
+        let conductor_config = settings.conductor_config();
+        let own_listeners = conductor_config.own_listeners.clone();
         let conductor = service::start_local(
-            settings.conductor_config(),
+            conductor_config,
             settings.conductor_host(),
             db.clone(),
             queue.clone(),
@@ -60,11 +62,24 @@ impl Embedded {
             Some((port, task)) => (Some(port), Some(task)),
             None => (None, None),
         };
+        let settings_api_host = settings.api.host.clone();
+        let boot_files_listen = settings.deploy.http_listen.clone();
         let state = AppState::new(db.clone(), Arc::new(queue.clone()), settings)
             .with_auth_from_settings()
             .context("reading the auth user file")?;
         let app = Application::build(state).context("binding the API listener")?;
         let port = app.port();
+        // The ports bound now (port 0 in the settings picks any) are no
+        // place for an image fetch either.
+        own_listeners.add_host(&settings_api_host, port);
+        if let (Some(files), Some((host, _))) = (
+            boot_files_port,
+            boot_files_listen
+                .as_deref()
+                .and_then(|l| l.rsplit_once(':')),
+        ) {
+            own_listeners.add_host(host, files);
+        }
         let stopped = stop.clone();
         let server = tokio::spawn(app.run_until(async move { stopped.cancelled().await }));
         Ok(Embedded {

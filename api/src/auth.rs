@@ -27,6 +27,9 @@ use sha2::Digest;
 
 use crate::state::AppState;
 
+/// Ironic's answer to a wrong user name or password.
+const WRONG_CREDENTIALS: &str = "Incorrect username or password";
+
 /// Most cached verifications (Ironic keeps 256 too).
 const CACHE_SIZE: usize = 256;
 
@@ -110,6 +113,8 @@ fn read_users(file: &Path) -> Result<HashMap<String, String>, ConfigInvalid> {
 pub struct Failure {
     pub status: StatusCode,
     pub message: String,
+    /// Sent as `Retry-After` (a source backing off).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl Failure {
@@ -117,6 +122,7 @@ impl Failure {
         Failure {
             status: StatusCode::UNAUTHORIZED,
             message: message.to_owned(),
+            retry_after_secs: None,
         }
     }
 
@@ -124,13 +130,33 @@ impl Failure {
         Failure {
             status: StatusCode::BAD_REQUEST,
             message,
+            retry_after_secs: None,
         }
+    }
+
+    fn backing_off(wait: std::time::Duration) -> Failure {
+        let secs = wait.as_secs().max(1);
+        Failure {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!(
+                "Too many failed authentications from this address; retry in {secs} s."
+            ),
+            retry_after_secs: Some(secs),
+        }
+    }
+
+    /// Whether this is a wrong user name or password (what backoff counts).
+    fn is_wrong_credentials(&self) -> bool {
+        self.status == StatusCode::UNAUTHORIZED && self.message == WRONG_CREDENTIALS
     }
 
     fn response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Basic realm=\"Baremetal API\""));
+        }
+        if let Some(secs) = self.retry_after_secs {
+            response.insert_header(("Retry-After", secs.to_string()));
         }
         response.json(serde_json::json!({
             "error": {"message": self.message, "code": self.status.as_u16()}
@@ -223,7 +249,7 @@ impl BasicAuth {
         };
         let user = String::from_utf8(user.to_vec()).map_err(|_| undecodable())?;
         let Some(users) = self.users.read().ok().map(|users| Arc::clone(&users)) else {
-            return Err(Failure::unauthorized("Incorrect username or password"));
+            return Err(Failure::unauthorized(WRONG_CREDENTIALS));
         };
         // An unknown user is checked against the decoy: the same work, and
         // never a match.
@@ -256,7 +282,7 @@ impl BasicAuth {
         if ok && known {
             Ok(user)
         } else {
-            Err(Failure::unauthorized("Incorrect username or password"))
+            Err(Failure::unauthorized(WRONG_CREDENTIALS))
         }
     }
 }
@@ -266,10 +292,8 @@ pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
-    let auth = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|state| state.auth.clone());
-    let Some(auth) = auth else {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let Some((auth, state)) = state.and_then(|s| Some((s.auth.clone()?, s))) else {
         return next
             .call(req)
             .await
@@ -281,15 +305,35 @@ pub async fn authenticate(
             .await
             .map(ServiceResponse::map_into_left_body);
     }
+    let source = crate::throttle::client_ip(
+        req.request(),
+        state.settings.api.enable_proxy_headers_parsing,
+    );
+    // A source backing off is not even checked (its guesses cost nothing
+    // to refuse, and bcrypt's work is not spent on them).
+    if let Some(wait) = source.and_then(|ip| state.auth_backoff.waiting(ip)) {
+        let failure = Failure::backing_off(wait);
+        return Ok(req.into_response(failure.response()).map_into_right_body());
+    }
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .map(|v| v.as_bytes().to_vec());
     match auth.check(header.as_deref()).await {
-        Ok(_user) => next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body),
-        Err(failure) => Ok(req.into_response(failure.response()).map_into_right_body()),
+        Ok(_user) => {
+            if let Some(ip) = source {
+                state.auth_backoff.succeeded(ip);
+            }
+            next.call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body)
+        }
+        Err(failure) => {
+            if let Some(ip) = source.filter(|_| failure.is_wrong_credentials()) {
+                state.auth_backoff.failed(ip);
+                tracing::warn!(source = %ip, "failed authentication");
+            }
+            Ok(req.into_response(failure.response()).map_into_right_body())
+        }
     }
 }

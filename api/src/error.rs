@@ -50,6 +50,13 @@ pub enum ApiError {
     /// 413: the body is over `[api]max_body_bytes`.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 429: this source is over a rate or backing off; retry after the
+    /// seconds given (sent as `Retry-After`).
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// 503: a dependency (database, conductor) is unavailable.
     #[error("{0}")]
     Unavailable(String),
@@ -112,6 +119,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -132,7 +140,14 @@ impl ResponseError for ApiError {
             }),
         };
         let body = json!({ "error_message": python_json(&inner) });
-        HttpResponse::build(status)
+        let mut response = HttpResponse::build(status);
+        if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
+            response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
+        response
             .insert_header((
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),

@@ -19,5 +19,6 @@ pub mod patch;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod throttle;
 pub mod validation;
 pub mod views;

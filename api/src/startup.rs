@@ -38,6 +38,29 @@ fn tls_config(
     .map_err(|e| invalid("the TLS certificate and key do not fit", cert, &e))
 }
 
+/// The local address of a request's connection: the address the client
+/// reached, which links use when no public endpoint is configured (never
+/// the client's `Host` header).
+#[derive(Debug, Clone, Copy)]
+pub struct LocalAddr(pub std::net::SocketAddr);
+
+/// Records each connection's [`LocalAddr`], plain or TLS.
+fn record_local_addr(connection: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
+    use actix_tls::accept::rustls_0_23::TlsStream;
+    use actix_web::rt::net::TcpStream;
+    let local = connection
+        .downcast_ref::<TcpStream>()
+        .and_then(|s| s.local_addr().ok())
+        .or_else(|| {
+            connection
+                .downcast_ref::<TlsStream<TcpStream>>()
+                .and_then(|s| s.get_ref().0.local_addr().ok())
+        });
+    if let Some(addr) = local {
+        data.insert(LocalAddr(addr));
+    }
+}
+
 struct Limits {
     max_connections: usize,
     client_request_timeout: std::time::Duration,
@@ -86,6 +109,7 @@ impl Application {
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })
+        .on_connect(record_local_addr)
         .workers(workers)
         .max_connections(limits.max_connections)
         .client_request_timeout(limits.client_request_timeout)

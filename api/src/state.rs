@@ -37,17 +37,32 @@ pub struct AppState {
     pub auth: Option<Arc<crate::auth::BasicAuth>>,
     /// Where node create/update/delete notifications go.
     pub notifier: ferric_common::notify::Notifier,
+    /// The per-source rate of `/v1/lookup` and `/v1/heartbeat`.
+    pub ramdisk_rate: Arc<crate::throttle::SourceRate>,
+    /// The per-source backoff after `http_basic` failures.
+    pub auth_backoff: Arc<crate::throttle::FailureBackoff>,
     cluster: CachedView,
 }
 
 impl AppState {
     pub fn new(db: Db, queue: Arc<dyn TaskQueue>, settings: Settings) -> AppState {
+        let api = &settings.api;
+        let ramdisk_rate = Arc::new(crate::throttle::SourceRate::new(
+            api.ramdisk_requests_per_minute,
+            api.ramdisk_request_burst,
+        ));
+        let auth_backoff = Arc::new(crate::throttle::FailureBackoff::new(
+            api.auth_failures_before_backoff,
+            std::time::Duration::from_secs(api.auth_backoff_max_secs),
+        ));
         AppState {
             db,
             queue,
             settings: Arc::new(settings),
             auth: None,
             notifier: ferric_common::notify::Notifier::disabled(),
+            ramdisk_rate,
+            auth_backoff,
             cluster: Arc::new(Mutex::new(None)),
         }
     }

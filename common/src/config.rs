@@ -105,12 +105,26 @@ pub struct ApiSettings {
     pub max_header_bytes: usize,
     /// Ironic's `[oslo_middleware]enable_proxy_headers_parsing`: build links
     /// from `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto` (only
-    /// behind a proxy that sets them); otherwise from the `Host` header.
+    /// behind a proxy that sets them); otherwise from the address the
+    /// client reached (never from its `Host` header).
     pub enable_proxy_headers_parsing: bool,
     /// TLS: a PEM certificate chain and its PEM private key; both set =
     /// the API speaks HTTPS only.
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    /// Requests a minute one source may make to the ramdisk endpoints
+    /// (`/v1/lookup`, `/v1/heartbeat`), in bursts of
+    /// `ramdisk_request_burst`; more get 429. 0 = unlimited.
+    pub ramdisk_requests_per_minute: u32,
+    pub ramdisk_request_burst: u32,
+    /// When not empty, the only networks lookups and heartbeats are
+    /// answered from (the provisioning networks); others get 403.
+    pub ramdisk_allowed_networks: Vec<ipnet::IpNet>,
+    /// `http_basic`: failures one source may have before each further one
+    /// makes it wait (1 s, 2 s, 4 s … up to `auth_backoff_max_secs`,
+    /// answered 429 without checking a password); 0 s = no backoff.
+    pub auth_failures_before_backoff: u32,
+    pub auth_backoff_max_secs: u64,
 }
 
 impl Default for ApiSettings {
@@ -132,6 +146,11 @@ impl Default for ApiSettings {
             enable_proxy_headers_parsing: false,
             tls_cert_file: None,
             tls_key_file: None,
+            ramdisk_requests_per_minute: 120,
+            ramdisk_request_burst: 30,
+            ramdisk_allowed_networks: Vec::new(),
+            auth_failures_before_backoff: 5,
+            auth_backoff_max_secs: 30,
         }
     }
 }
@@ -221,6 +240,18 @@ pub struct ConductorSettings {
     /// `[conductor]image_download_max_mb`: the largest image Ferric
     /// downloads (MiB); larger ones fail the deploy.
     pub image_download_max_mb: u64,
+    /// `[conductor]image_url_allowed_networks`: when not empty, the only
+    /// networks an http(s) image or checksum URL may reach (after every
+    /// redirect and name resolution); empty = any not denied.
+    pub image_url_allowed_networks: Vec<ipnet::IpNet>,
+    /// `[conductor]image_url_denied_networks`: networks no image URL
+    /// reaches (default: link-local and cloud metadata addresses). Ferric's
+    /// own listeners are always refused.
+    pub image_url_denied_networks: Vec<ipnet::IpNet>,
+    /// Binds an agent to the address its lookup came from: its heartbeats
+    /// must come from there and its `callback_url` must name it (beyond
+    /// Ironic; turn off only when agents reach the API through NAT).
+    pub agent_bind_source_address: bool,
     /// Where a `ferric conductor` serves its Prometheus `/metrics`
     /// (`host:port`); unset = not served (the embedded mode's API serves them).
     pub metrics_listen: Option<String>,
@@ -259,6 +290,12 @@ impl Default for ConductorSettings {
             image_download_read_timeout_secs: 60,
             image_download_timeout_secs: 3600,
             image_download_max_mb: 102_400,
+            image_url_allowed_networks: Vec::new(),
+            image_url_denied_networks: crate::destinations::DEFAULT_DENIED_NETWORKS
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
+            agent_bind_source_address: true,
             metrics_listen: None,
         }
     }
@@ -606,6 +643,9 @@ pub struct ConductorConfig {
     pub ipmi: IpmiSettings,
     pub redfish: RedfishSettings,
     pub boot: BootConfig,
+    /// The addresses this installation's servers listen on (no image
+    /// fetch may reach them); start-up adds the ports it binds.
+    pub own_listeners: crate::destinations::OwnListeners,
 }
 
 /// A configuration that cannot be used, naming the key.
@@ -851,7 +891,36 @@ impl Settings {
             ipmi: self.ipmi.clone(),
             redfish: self.redfish.clone(),
             boot: self.boot(),
+            own_listeners: self.own_listeners(),
         }
+    }
+
+    /// The listeners this configuration names: the API, the boot-file
+    /// server, the conductor's metrics, and the public endpoint's address.
+    pub fn own_listeners(&self) -> crate::destinations::OwnListeners {
+        let own = crate::destinations::OwnListeners::default();
+        own.add_host(&self.api.host, self.api.port);
+        for listen in [&self.deploy.http_listen, &self.conductor.metrics_listen]
+            .into_iter()
+            .flatten()
+        {
+            own.add_spec(listen);
+        }
+        if let Some(endpoint) = &self.api.public_endpoint
+            && let Some((scheme, rest)) = endpoint.split_once("://")
+        {
+            let authority = rest.split('/').next().unwrap_or_default();
+            let has_port = authority
+                .rsplit_once(':')
+                .is_some_and(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()));
+            if has_port {
+                own.add_spec(authority);
+            } else {
+                let port = if scheme == "https" { 443 } else { 80 };
+                own.add_spec(&format!("{authority}:{port}"));
+            }
+        }
+        own
     }
 
     /// The conductor's host name.

@@ -10,6 +10,7 @@
 pub mod cluster;
 pub mod config;
 pub mod db;
+pub mod destinations;
 pub mod hash_ring;
 pub mod kernel_args;
 pub mod metrics;

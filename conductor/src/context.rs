@@ -13,8 +13,9 @@ use ferric_common::db::Db;
 use ferric_common::notify::Notifier;
 use tokio_util::task::TaskTracker;
 
+use crate::destinations::DestinationPolicy;
 use crate::drivers::bmc::Bmcs;
-use crate::images::{DownloadLimits, ImageCache};
+use crate::images::{DownloadLimits, ImageCache, Sources};
 
 /// How long the conductor waits to connect to a deploy ramdisk's agent.
 const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,7 +72,14 @@ impl Context {
             images: Arc::new(
                 ImageCache::new(
                     boot.image_cache_dir.clone(),
-                    boot.file_url_allowed_paths.clone(),
+                    Sources {
+                        allowed_file_paths: boot.file_url_allowed_paths.clone(),
+                        destinations: DestinationPolicy::new(
+                            settings.image_url_allowed_networks.clone(),
+                            settings.image_url_denied_networks.clone(),
+                            config.own_listeners.clone(),
+                        ),
+                    },
                     boot.image_cache_size_mb.saturating_mul(1024 * 1024),
                     Duration::from_secs(boot.image_cache_ttl_mins.saturating_mul(60)),
                     DownloadLimits {

@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use sha2::Digest;
 
+use crate::destinations::{DestinationPolicy, PolicyResolver};
+
 /// The hash an image must have.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checksum {
@@ -305,6 +307,7 @@ pub struct ImageCache {
     max_bytes: u64,
     ttl: std::time::Duration,
     limits: DownloadLimits,
+    policy: Arc<DestinationPolicy>,
     http: reqwest::Client,
     /// One lock per source, so concurrent fetches of one image run once.
     inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -325,29 +328,42 @@ pub struct DownloadLimits {
     pub max_bytes: u64,
 }
 
+/// Where image and checksum files may be read from.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The only directories `file://` URLs read.
+    pub allowed_file_paths: Vec<PathBuf>,
+    /// Where http(s) URLs may lead.
+    pub destinations: DestinationPolicy,
+}
+
 impl ImageCache {
     /// A cache in `dir` of at most `max_bytes`, images unused for `ttl`
-    /// cleaned, each download within `limits`.
+    /// cleaned, each download from `sources` within `limits`.
     ///
     /// # Errors
     /// When the HTTP client cannot be built (no TLS backend).
     pub fn new(
         dir: PathBuf,
-        allowed_file_paths: Vec<PathBuf>,
+        sources: Sources,
         max_bytes: u64,
         ttl: std::time::Duration,
         limits: DownloadLimits,
     ) -> Result<ImageCache, reqwest::Error> {
+        let policy = Arc::new(sources.destinations);
         let http = reqwest::Client::builder()
             .connect_timeout(limits.connect)
             .read_timeout(limits.read)
+            .redirect(policy.redirects())
+            .dns_resolver(Arc::new(PolicyResolver(Arc::clone(&policy))))
             .build()?;
         Ok(ImageCache {
             dir,
-            allowed_file_paths,
+            allowed_file_paths: sources.allowed_file_paths,
             max_bytes,
             ttl,
             limits,
+            policy,
             http,
             inflight: Mutex::default(),
             downloads: Mutex::default(),
@@ -357,7 +373,9 @@ impl ImageCache {
     /// Why a download failed, from reqwest's error, in words an operator
     /// acts on (never with the URL: it may hold credentials).
     fn http_failure(&self, e: &reqwest::Error) -> String {
-        if e.is_connect() && e.is_timeout() {
+        if let Some(refused) = DestinationPolicy::refusal_in(e) {
+            refused.to_string()
+        } else if e.is_connect() && e.is_timeout() {
             format!(
                 "the image server did not accept the connection within {} s ([conductor] image_download_connect_timeout_secs)",
                 self.limits.connect.as_secs()
@@ -374,6 +392,25 @@ impl ImageCache {
             }
             text
         }
+    }
+
+    /// The answer to a GET of `url`, refused before anything is sent when
+    /// the URL names a refused address, and before its body is read when
+    /// it came from one (see [`crate::destinations`]).
+    async fn get(&self, url: &str) -> Result<reqwest::Response, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+        self.policy.check_url(&parsed).map_err(|r| r.to_string())?;
+        let response = self
+            .http
+            .get(parsed)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| self.http_failure(&e))?;
+        if let Some(peer) = response.remote_addr() {
+            self.policy.check(peer).map_err(|r| r.to_string())?;
+        }
+        Ok(response)
     }
 
     /// How many times `source` was downloaded by this cache.
@@ -413,15 +450,12 @@ impl ImageCache {
                 .await
                 .map_err(|e| failed(e.to_string()))?
         } else {
-            self.http
-                .get(url)
-                .send()
+            self.get(url)
                 .await
-                .and_then(reqwest::Response::error_for_status)
-                .map_err(|e| failed(e.to_string()))?
+                .map_err(failed)?
                 .text()
                 .await
-                .map_err(|e| failed(e.to_string()))?
+                .map_err(|e| failed(self.http_failure(&e)))?
         };
         let mut checksum = checksum_from_file(&text, source).map_err(failed)?;
         if let Some(algo) = algo {
@@ -545,13 +579,7 @@ impl ImageCache {
                 file.write_all(chunk).map_err(|e| failed(e.to_string()))?;
             }
         } else if source.starts_with("http://") || source.starts_with("https://") {
-            let response = self
-                .http
-                .get(source)
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .map_err(|e| failed(self.http_failure(&e)))?;
+            let response = self.get(source).await.map_err(failed)?;
             let too_big = || {
                 failed(format!(
                     "the image is larger than {} MiB ([conductor] image_download_max_mb)",

@@ -10,6 +10,7 @@
 //! the conductor lives on.
 
 pub mod context;
+pub mod destinations;
 pub mod drivers;
 pub mod images;
 pub mod membership;

@@ -216,15 +216,17 @@ impl Task {
     /// # Errors
     /// [`TaskError::LockLost`] when the node is no longer this host's.
     pub async fn merge_internal_info(&self, entries: Map<String, Value>) -> Result<(), TaskError> {
-        use ferric_common::db::models::node::InternalInfoMerge;
+        use ferric_common::db::models::node::{InternalInfoMerge, MergeGuard};
         let (host, id) = (self.ctx.host.clone(), self.node.id);
         let merged = self
             .ctx
             .db
-            .run(move |conn| Node::merge_internal_info(conn, id, &host, &entries, None))
+            .run(move |conn| Node::merge_internal_info(conn, id, &host, &entries, MergeGuard::None))
             .await?;
         match merged {
-            InternalInfoMerge::Merged | InternalInfoMerge::AlreadyPresent => Ok(()),
+            InternalInfoMerge::Merged
+            | InternalInfoMerge::AlreadyPresent
+            | InternalInfoMerge::Differs(_) => Ok(()),
             InternalInfoMerge::NotFound => Err(TaskError::NodeGone(self.node.uuid.clone())),
             InternalInfoMerge::Locked(_) | InternalInfoMerge::Contended => {
                 Err(TaskError::LockLost(self.node.uuid.clone()))

@@ -660,6 +660,55 @@ async fn passwords_in_image_urls_never_come_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_urls_never_reach_ferric_itself_or_metadata_addresses() {
+    let bmc = SimBmc::start().await;
+    let app = pxe_app().await;
+    let api_port = app.base.rsplit(':').next().unwrap().to_owned();
+    let node_list = format!("{}/v1/nodes/detail", app.base);
+    let redirector = FileServer::with_redirects(
+        HashMap::new(),
+        HashMap::from([("/kernel".to_owned(), node_list.clone())]),
+    )
+    .await;
+    let own = "where Ferric itself listens";
+    let cases = [
+        (node_list.clone(), own, "52:54:00:55:00:01"),
+        (
+            format!("http://localhost:{api_port}/v1/nodes/detail"),
+            own,
+            "52:54:00:55:00:02",
+        ),
+        (redirector.url("/kernel"), own, "52:54:00:55:00:03"),
+        (
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+            "in [conductor] image_url_denied_networks",
+            "52:54:00:55:00:04",
+        ),
+    ];
+    let mut nodes = Vec::new();
+    for (url, _, mac) in &cases {
+        let uuid = ramdisk_node(&app, &bmc, mac, json!({"kernel": url, "ramdisk": url})).await;
+        app.provision(&uuid, "active").await;
+        nodes.push(uuid);
+    }
+
+    for ((url, expected, _), uuid) in cases.iter().zip(&nodes) {
+        let failed = wait_deployed(&app, uuid).await;
+        assert_eq!(
+            failed["provision_state"], "deploy failed",
+            "{url}: {failed}"
+        );
+        let error = failed["last_error"].as_str().unwrap_or_default();
+        assert!(error.contains(expected), "{url}: {error}");
+        let published = files_under(&app.settings.boot().http_root.join(uuid));
+        assert!(published.is_empty(), "{url}: {published:?}");
+    }
+    // The redirect was asked for (kernel and ramdisk), and refused.
+    assert!(redirector.hits("/kernel") >= 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_server_that_never_answers_fails_the_deploy_and_frees_the_node() {
     // A server that accepts connections and never says a word.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -8,12 +8,15 @@ use ferric_common::db::{AnyConnection, DbError};
 
 use crate::error::ApiError;
 use crate::microversion::Microversion;
+use crate::startup::LocalAddr;
 use crate::state::AppState;
 use crate::validation::{is_uuid_like, is_valid_hostname, is_valid_logical_name};
 use crate::views::node::NodeContext;
 
 /// The URL clients reach this API at: `[api]public_endpoint`, else the
-/// request's scheme and host.
+/// forwarded scheme and host when a trusted proxy sets them, else the
+/// scheme and the address the connection reached (never the client's
+/// `Host` header: links must not say what a client claims).
 pub fn base_url(req: &HttpRequest, state: &AppState) -> String {
     if let Some(endpoint) = &state.settings.api.public_endpoint {
         return endpoint.trim_end_matches('/').to_owned();
@@ -22,14 +25,12 @@ pub fn base_url(req: &HttpRequest, state: &AppState) -> String {
         let info = req.connection_info();
         return format!("{}://{}", info.scheme(), info.host());
     }
-    // Without a trusted proxy, forwarded headers are a client's claim:
-    // only the Host header (or the address we listen on) names us.
-    let host = req
-        .headers()
-        .get(actix_web::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| req.app_config().host().to_owned(), str::to_owned);
+    // Without a trusted proxy, forwarded headers and the Host header are a
+    // client's claim: the address the client reached names us.
+    let host = req.conn_data::<LocalAddr>().map_or_else(
+        || req.app_config().host().to_owned(),
+        |local| local.0.to_string(),
+    );
     let scheme = if state.settings.api.tls_cert_file.is_some() {
         "https"
     } else {

@@ -2,8 +2,16 @@
 //! a ramdisk runs on (by MAC addresses or UUID, only while the node waits
 //! for a ramdisk) and returns its agent configuration with the agent
 //! token; `POST /v1/heartbeat/{node}` passes the agent's heartbeat to the
-//! node's conductor, which checks the token. Both are public, as in Ironic
-//! (the ramdisk has no credentials, only the token).
+//! node's conductor, which checks the token and the agent's identity. Both
+//! are public, as in Ironic (the ramdisk has no credentials, only the
+//! token).
+//!
+//! Beyond Ironic, as anyone on the provisioning network can call them:
+//! each source has a request rate (`[api] ramdisk_requests_per_minute`),
+//! only `[api] ramdisk_allowed_networks` are answered when set, a lookup
+//! names at most [`MAX_LOOKUP_ADDRESSES`] MACs, the lookup's node carries
+//! only what an agent reads (no image locations), and the source address
+//! goes to the conductor, which binds the token to it.
 
 use actix_web::{HttpResponse, web};
 use ferric_common::db::models::node::Node;
@@ -21,8 +29,9 @@ use crate::microversion::Microversion;
 use crate::pagination::parse_query;
 use crate::routes::common::{base_url, find_node};
 use crate::state::AppState;
+use crate::throttle::client_ip;
 use crate::validation::{is_uuid_like, mac_address};
-use crate::views::masking::{mask_instance_info, mask_secrets};
+use crate::views::masking::mask_secrets;
 use crate::views::{json_column, links};
 
 /// Where a ramdisk may look its node up: Ironic's `LOOKUP_ALLOWED_STATES`.
@@ -51,6 +60,71 @@ fn gate(version: Microversion) -> Result<(), ApiError> {
 
 fn not_found() -> ApiError {
     ApiError::NotFound("Resource could not be found.".into())
+}
+
+/// The source of a ramdisk request, once it passed the network allow-list
+/// and its rate.
+fn admit(
+    req: &actix_web::HttpRequest,
+    state: &AppState,
+    what: &str,
+) -> Result<Option<std::net::IpAddr>, ApiError> {
+    let api = &state.settings.api;
+    let source = client_ip(req, api.enable_proxy_headers_parsing);
+    let Some(ip) = source else {
+        return Ok(None);
+    };
+    if !api.ramdisk_allowed_networks.is_empty()
+        && !ferric_common::destinations::in_any(&api.ramdisk_allowed_networks, ip)
+    {
+        tracing::warn!(source = %ip, "{what} from outside [api] ramdisk_allowed_networks refused");
+        return Err(ApiError::Forbidden(format!(
+            "{what} requests are accepted only from [api] ramdisk_allowed_networks."
+        )));
+    }
+    state.ramdisk_rate.check(ip, what)?;
+    Ok(Some(ip))
+}
+
+/// `instance_info` keys an agent reads from its lookup (root device hints,
+/// boot mode and disk label): never where the images are.
+const LOOKUP_INSTANCE_INFO: [&str; 3] = ["root_device", "capabilities", "deploy_boot_mode"];
+
+/// Whether ironic-python-agent reads this `driver_internal_info` key
+/// (erase and boot-mode settings); the agent's token, URL and certificate,
+/// steps and everything else stay out of an unauthenticated answer.
+fn agent_reads_internal(key: &str) -> bool {
+    ["agent_erase", "agent_continue_if", "agent_enable"]
+        .iter()
+        .any(|p| key.starts_with(p))
+        || [
+            "disk_erasure_concurrency",
+            "wipe_special_filesystems",
+            "deploy_boot_mode",
+        ]
+        .contains(&key)
+}
+
+/// The node as a lookup shows it: Ironic's fields, holding only what an
+/// agent needs.
+fn lookup_node(node: &Node, base: &str) -> Value {
+    let pick = |column: &str, keep: &dyn Fn(&str) -> bool| -> Value {
+        let Value::Object(map) = json_column(column) else {
+            return json!({});
+        };
+        let mut value = Value::Object(map.into_iter().filter(|(k, _)| keep(k)).collect());
+        mask_secrets(&mut value);
+        value
+    };
+    let mut properties = json_column(&node.properties);
+    mask_secrets(&mut properties);
+    json!({
+        "uuid": node.uuid,
+        "properties": properties,
+        "instance_info": pick(&node.instance_info, &|k| LOOKUP_INSTANCE_INFO.contains(&k)),
+        "driver_internal_info": pick(&node.driver_internal_info, &agent_reads_internal),
+        "links": links(base, &format!("nodes/{}", node.uuid)),
+    })
 }
 
 /// The node of these MAC addresses: exactly one node must own them.
@@ -128,6 +202,7 @@ const MAX_LOOKUP_ADDRESSES: usize = 64;
 /// `GET /v1/lookup?addresses=…&node_uuid=…`.
 pub async fn lookup(Call(req, state, version, request_id): Call) -> Result<HttpResponse, ApiError> {
     gate(version)?;
+    let source = admit(&req, &state, "lookup")?;
     let query = parse_query(req.query_string());
     // Invalid MACs are ignored, as in Ironic; more than a machine has are
     // refused (beyond Ironic: one lookup must not probe every node).
@@ -166,7 +241,9 @@ pub async fn lookup(Call(req, state, version, request_id): Call) -> Result<HttpR
         tracing::warn!(node.uuid = %node.uuid, state = %node.provision_state, "lookup refused in this provision state");
         return Err(not_found());
     }
-    let kind = Kind::AgentLookup(AgentLookup {});
+    let kind = Kind::AgentLookup(AgentLookup {
+        source_address: source.map(|ip| ip.to_string()),
+    });
     let token = state
         .ask(&node, &request_id.0, kind, |reply| match reply {
             Outcome::AgentToken(t) => Some(t.token),
@@ -175,18 +252,8 @@ pub async fn lookup(Call(req, state, version, request_id): Call) -> Result<HttpR
         .await?;
     let node = find_node(&state, &node.uuid, version).await?;
     let base = base_url(&req, &state);
-    let mut instance_info = json_column(&node.instance_info);
-    mask_instance_info(&mut instance_info);
-    let mut internal = json_column(&node.driver_internal_info);
-    mask_secrets(&mut internal);
     Ok(HttpResponse::Ok().json(json!({
-        "node": {
-            "uuid": node.uuid,
-            "properties": json_column(&node.properties),
-            "instance_info": instance_info,
-            "driver_internal_info": internal,
-            "links": links(&base, &format!("nodes/{}", node.uuid)),
-        },
+        "node": lookup_node(&node, &base),
         "config": agent_config(&token, &node, &state),
     })))
 }
@@ -205,11 +272,12 @@ fn optional_string(map: &Map<String, Value>, key: &str) -> Result<Option<String>
 /// `agent_version` (1.36), `agent_verify_ca` (1.68), `agent_status` and
 /// `agent_status_message` (1.72): 202 once the conductor accepted it.
 pub async fn heartbeat(
-    Call(_, state, version, request_id): Call,
+    Call(req, state, version, request_id): Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     gate(version)?;
+    let source = admit(&req, &state, "heartbeat")?;
     let map = match body {
         Value::Object(map) => map,
         Value::Null => Map::new(),
@@ -253,15 +321,6 @@ pub async fn heartbeat(
             "An issue with the supplied \"callback_url\" has been detected.".into(),
         ));
     }
-    let internal = json_column(&node.driver_internal_info);
-    if let Some(known) = internal.get("agent_url").and_then(Value::as_str)
-        && known != callback_url
-    {
-        tracing::warn!(node.uuid = %node.uuid, "heartbeat from a changed callback URL refused");
-        return Err(ApiError::BadRequest(
-            "Detected change in ramdisk provided \"callback_url\"".into(),
-        ));
-    }
     let agent_token = optional_string(&map, "agent_token")?;
     if agent_token.is_none() {
         return Err(ApiError::BadRequest(
@@ -282,6 +341,7 @@ pub async fn heartbeat(
         agent_verify_ca,
         agent_status,
         agent_status_message,
+        source_address: source.map(|ip| ip.to_string()),
     };
     state
         .call(&node, &request_id.0, Kind::AgentHeartbeat(beat))

@@ -36,12 +36,16 @@ use crate::task::Task;
 const PHASE: &str = "ferric_deploy_phase";
 
 /// Keys of an agent's visit, wiped when a deploy starts and when it ends.
-const AGENT_KEYS: [&str; 7] = [
+const AGENT_KEYS: [&str; 11] = [
     "agent_url",
+    "agent_verify_ca",
+    "agent_lookup_address",
     "agent_secret_token",
     "agent_secret_token_pregenerated",
     "agent_last_heartbeat",
     "agent_version",
+    "agent_status",
+    "agent_status_message",
     "agent_cached_deploy_steps",
     PHASE,
 ];

@@ -8,12 +8,23 @@
 //! lookup's reply (later lookups get `******`); it is compared in constant
 //! time and never logged. These writes touch only their own keys of
 //! `driver_internal_info`, so they never undo a flow's changes.
+//!
+//! The agent's identity, beyond Ironic (a stolen token is not enough to
+//! redirect a deploy): the first heartbeat pins `agent_url` and
+//! `agent_verify_ca` for that boot (a changed one is refused, atomically
+//! with the write); with `[conductor] agent_bind_source_address` the token
+//! is bound to the address its lookup came from
+//! (`agent_lookup_address`): heartbeats must come from there and the
+//! callback URL must name it.
+
+use std::net::IpAddr;
 
 use base64::Engine as _;
-use ferric_common::db::models::node::{InternalInfoMerge, Node};
+use ferric_common::db::models::node::{InternalInfoMerge, MergeGuard, Node};
+use ferric_common::destinations::canonical;
 use ferric_common::states::ProvisionState;
 use ferric_proto::v1::task_reply::Outcome;
-use ferric_proto::v1::{AgentHeartbeat, AgentToken, RefusalKind, TaskReply};
+use ferric_proto::v1::{AgentHeartbeat, AgentLookup, AgentToken, RefusalKind, TaskReply};
 use rand::RngCore as _;
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq as _;
@@ -24,22 +35,68 @@ use crate::tasks::{Context, TaskError, accepted, node_locked, node_not_found, re
 /// What a repeated lookup gets instead of the token.
 const MASKED: &str = "******";
 
-/// Merges `entries` into the node's `driver_internal_info`; `Err` with the
-/// reply to send when that could not be done. With `only_if_absent`, an
-/// existing key makes it [`InternalInfoMerge::AlreadyPresent`] (`Ok`).
+/// Where the lookup that received the token came from.
+const LOOKUP_ADDRESS: &str = "agent_lookup_address";
+
+/// What the first heartbeat pins for the rest of the boot.
+const PINNED: [&str; 2] = ["agent_url", "agent_verify_ca"];
+
+/// Why a heartbeat does not come from the agent its token was handed to,
+/// if it does not: it must come from the lookup's address, and its
+/// callback URL must name that address (a heartbeat relayed by an older
+/// API, without a source, is not judged).
+fn foreign_source(info: &Map<String, Value>, beat: &AgentHeartbeat) -> Option<String> {
+    let source: IpAddr = beat.source_address.as_deref()?.parse().ok()?;
+    let source = canonical(source);
+    let bound = info
+        .get(LOOKUP_ADDRESS)
+        .and_then(Value::as_str)
+        .and_then(|a| a.parse().ok())
+        .map(canonical);
+    if bound.is_some_and(|bound| bound != source) {
+        return Some(
+            "Heartbeat refused: the agent token was handed to an agent at another address.".into(),
+        );
+    }
+    if beat.callback_url.is_empty() {
+        return None;
+    }
+    let names_source = reqwest::Url::parse(&beat.callback_url)
+        .ok()
+        .and_then(|url| {
+            let host = url
+                .host_str()?
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            host.parse::<IpAddr>().ok()
+        })
+        .is_some_and(|ip| canonical(ip) == source);
+    (!names_source).then(|| {
+        format!(
+            "Heartbeat refused: callback_url must name the address the agent heartbeats from ({source})."
+        )
+    })
+}
+
+/// Merges `entries` into the node's `driver_internal_info` under `guard`;
+/// `Err` with the reply to send when that could not be done (a guard that
+/// does not hold is `Ok`: [`InternalInfoMerge::AlreadyPresent`] or
+/// [`InternalInfoMerge::Differs`]).
 async fn merge(
     ctx: &Context,
     node: &Node,
     entries: Map<String, Value>,
-    only_if_absent: Option<&'static str>,
+    guard: MergeGuard<'static>,
 ) -> Result<Result<InternalInfoMerge, TaskReply>, TaskError> {
     let (id, host) = (node.id, ctx.host.clone());
     let merged = ctx
         .db
-        .run(move |conn| Node::merge_internal_info(conn, id, &host, &entries, only_if_absent))
+        .run(move |conn| Node::merge_internal_info(conn, id, &host, &entries, guard))
         .await?;
     Ok(match merged {
-        done @ (InternalInfoMerge::Merged | InternalInfoMerge::AlreadyPresent) => Ok(done),
+        done @ (InternalInfoMerge::Merged
+        | InternalInfoMerge::AlreadyPresent
+        | InternalInfoMerge::Differs(_)) => Ok(done),
         InternalInfoMerge::Locked(holder) => Err(node_locked(&node.uuid, &holder)),
         InternalInfoMerge::NotFound => Err(node_not_found(&node.uuid)),
         InternalInfoMerge::Contended => Err(refused(
@@ -57,8 +114,13 @@ fn new_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// `AgentLookup`: the token the first time, `******` afterwards.
-pub async fn lookup(ctx: &Context, node_uuid: &str) -> Result<TaskReply, TaskError> {
+/// `AgentLookup`: the token the first time (bound to the lookup's source
+/// address), `******` afterwards.
+pub async fn lookup(
+    ctx: &Context,
+    node_uuid: &str,
+    lookup: AgentLookup,
+) -> Result<TaskReply, TaskError> {
     let Some(node) = crate::task::load(ctx, node_uuid).await? else {
         return Ok(node_not_found(node_uuid));
     };
@@ -66,9 +128,11 @@ pub async fn lookup(ctx: &Context, node_uuid: &str) -> Result<TaskReply, TaskErr
     let mut entries = Map::new();
     entries.insert("agent_secret_token".into(), json!(token));
     entries.insert("agent_secret_token_pregenerated".into(), Value::Null);
+    entries.insert(LOOKUP_ADDRESS.into(), json!(lookup.source_address));
     // Only the first lookup's token is stored; two lookups at once cannot
     // both hand one out.
-    let token = match merge(ctx, &node, entries, Some("agent_secret_token")).await? {
+    let guard = MergeGuard::Absent("agent_secret_token");
+    let token = match merge(ctx, &node, entries, guard).await? {
         Ok(InternalInfoMerge::Merged) => {
             tracing::info!(node.uuid = %node.uuid, "agent token generated");
             token
@@ -122,6 +186,15 @@ pub async fn heartbeat(
             "Invalid or missing agent token received.".into(),
         ));
     }
+    if ctx.settings.agent_bind_source_address
+        && let Some(reason) = node
+            .driver_internal_info_map()
+            .ok()
+            .and_then(|info| foreign_source(&info, &beat))
+    {
+        tracing::warn!(node.uuid = %node.uuid, source = ?beat.source_address, "heartbeat from another address than the agent's refused");
+        return Ok(refused(RefusalKind::Invalid, reason));
+    }
     let mut entries = Map::new();
     entries.insert("agent_url".into(), json!(beat.callback_url));
     entries.insert("agent_version".into(), json!(beat.agent_version));
@@ -143,8 +216,18 @@ pub async fn heartbeat(
             json!(beat.agent_status_message),
         );
     }
-    if let Err(refusal) = merge(ctx, &node, entries, None).await? {
-        return Ok(refusal);
+    match merge(ctx, &node, entries, MergeGuard::AbsentOrSame(&PINNED)).await? {
+        Err(refusal) => return Ok(refusal),
+        Ok(InternalInfoMerge::Differs(key)) => {
+            tracing::warn!(node.uuid = %node.uuid, changed = %key, "heartbeat changing what the agent's first heartbeat pinned refused");
+            let message = if key == "agent_url" {
+                "Detected change in ramdisk provided \"callback_url\"".to_owned()
+            } else {
+                "Detected change in the agent's TLS certificate (agent_verify_ca); the first heartbeat's is kept for this boot.".to_owned()
+            };
+            return Ok(refused(RefusalKind::Invalid, message));
+        }
+        Ok(_) => {}
     }
     tracing::debug!(node.uuid = %node.uuid, "agent heartbeat recorded");
     if node.provision_state == ProvisionState::DeployWait.as_str() {

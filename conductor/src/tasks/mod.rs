@@ -116,7 +116,7 @@ async fn answer(ctx: &Context, task: Task) -> TaskReply {
         Some(Kind::SetSecureBoot(request)) => {
             management::set_boot_mode(ctx, &task.node_uuid, None, Some(request.enabled)).await
         }
-        Some(Kind::AgentLookup(_)) => agent::lookup(ctx, &task.node_uuid).await,
+        Some(Kind::AgentLookup(lookup)) => agent::lookup(ctx, &task.node_uuid, lookup).await,
         Some(Kind::AgentHeartbeat(beat)) => agent::heartbeat(ctx, &task.node_uuid, beat).await,
         Some(Kind::AttachVirtualMedia(request)) => {
             vmedia::attach(ctx, &task.node_uuid, request).await

@@ -208,6 +208,8 @@ async fn an_unknown_user_takes_as_long_as_a_wrong_password() {
     let app = spawn_app_with(Backend::Sqlite, |s| {
         s.auth.strategy = ferric_common::config::AuthStrategy::HttpBasic;
         s.auth.http_basic_auth_user_file = file;
+        // Every guess must be checked here: no backoff.
+        s.api.auth_backoff_max_secs = 0;
     })
     .await;
     let median = |times: &mut Vec<Duration>| {
@@ -233,4 +235,55 @@ async fn an_unknown_user_takes_as_long_as_a_wrong_password() {
         unknown * 2 > known,
         "unknown user answered in {unknown:?}, a known one's wrong password in {known:?}"
     );
+}
+
+/// Wrong passwords from one address make it wait: past the free failures,
+/// 429 with `Retry-After` (even for the right password: nothing is checked
+/// while it waits); another address is not held up; once the wait is over
+/// the right password gets in and the count starts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failures_from_one_address_make_it_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("htpasswd");
+    htpasswd(&file, &[("admin", "s3cret")]);
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.auth.strategy = ferric_common::config::AuthStrategy::HttpBasic;
+        s.auth.http_basic_auth_user_file = file;
+        s.api.auth_failures_before_backoff = 2;
+        s.api.auth_backoff_max_secs = 30;
+    })
+    .await;
+    let from = |address: &str| {
+        reqwest::Client::builder()
+            .local_address(address.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let status_of = |client: reqwest::Client, password: &str| {
+        let request = client
+            .get(format!("{}/v1/nodes", app.base))
+            .header("Authorization", basic("admin", password));
+        async move { request.send().await.unwrap() }
+    };
+    for _ in 0..3 {
+        let wrong = status_of(from("127.0.0.5"), "guess").await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let held = status_of(from("127.0.0.5"), "s3cret").await;
+    assert_eq!(held.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(held.headers()["retry-after"], "1");
+    let other = status_of(from("127.0.0.6"), "s3cret").await;
+    assert_eq!(other.status(), StatusCode::OK);
+
+    wait_until(Duration::from_secs(5), "the backoff to end", || async {
+        (status_of(from("127.0.0.5"), "s3cret").await.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    let wrong = status_of(from("127.0.0.5"), "guess").await;
+    assert_eq!(
+        wrong.status(),
+        StatusCode::UNAUTHORIZED,
+        "the count started again"
+    );
+    app.stop().await;
 }

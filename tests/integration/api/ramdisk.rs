@@ -1,12 +1,60 @@
 //! The deploy ramdisk's endpoints: lookup by MAC address hands out the agent
 //! token once (only while the node waits for a ramdisk), heartbeats must
 //! carry it and are recorded, a changed callback URL is refused — Ironic's
-//! agent API with 1.62+ token semantics.
+//! agent API with 1.62+ token semantics — and, beyond Ironic, a token
+//! works only for the agent it was handed to, each source has a rate, and
+//! a lookup shows no image location.
+
+use std::net::IpAddr;
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::helpers::spawn_app;
+use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
+
+/// A client whose requests come from `address` (any of 127.0.0.0/8).
+fn client_from(address: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(address.parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+/// A heartbeat of `token` from `client` with `callback`; status and fault.
+async fn heartbeat(
+    app: &TestApp,
+    client: &reqwest::Client,
+    uuid: &str,
+    body: Value,
+) -> (StatusCode, String) {
+    let response = client
+        .post(format!("{}/v1/heartbeat/{uuid}", app.base))
+        .header("X-OpenStack-Ironic-API-Version", "1.72")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let fault = body["error_message"]
+        .as_str()
+        .and_then(|m| serde_json::from_str::<Value>(m).ok())
+        .and_then(|m| m["faultstring"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    (status, fault)
+}
+
+/// A node waiting for its ramdisk with one port `mac`; its UUID.
+async fn waiting_node(app: &TestApp, name: &str, mac: &str) -> String {
+    let node = app.create_node(name).await;
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    let port = app
+        .post("/v1/ports", json!({"node_uuid": uuid, "address": mac}))
+        .await;
+    assert_eq!(port.status, StatusCode::CREATED, "{}", port.text);
+    app.leave_waiting_for_ramdisk(&uuid).await;
+    uuid
+}
 
 #[tokio::test]
 async fn lookup_hands_out_the_token_once_and_heartbeats_must_carry_it() {
@@ -32,6 +80,16 @@ async fn lookup_hands_out_the_token_once_and_heartbeats_must_carry_it() {
         "At least one of 'addresses' and 'node_uuid' parameters is required"
     );
 
+    let patched = app
+        .patch(
+            &format!("/v1/nodes/{uuid}"),
+            json!([{"op": "add", "path": "/instance_info",
+                    "value": {"image_source": "http://admin:hunter2@images.example/disk.img",
+                              "kernel": "http://images.example/k",
+                              "root_device": {"serial": "S1"}}}]),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
     app.leave_waiting_for_ramdisk(&uuid).await;
 
     let found = app.get(lookup).await;
@@ -42,10 +100,13 @@ async fn lookup_hands_out_the_token_once_and_heartbeats_must_carry_it() {
     assert!(token.len() >= 40 && token != "******", "{token}");
     assert_eq!(found["config"]["agent_token_required"], true);
     assert_eq!(found["config"]["heartbeat_timeout"], 300);
+    // Only what an agent reads: root device hints, never where images are
+    // nor the agent's secrets.
     assert_eq!(
-        found["node"]["driver_internal_info"]["agent_secret_token"],
-        "******"
+        found["node"]["instance_info"],
+        json!({"root_device": {"serial": "S1"}})
     );
+    assert_eq!(found["node"]["driver_internal_info"], json!({}));
     let again = app
         .get(&format!("/v1/lookup?node_uuid={uuid}"))
         .await
@@ -58,7 +119,7 @@ async fn lookup_hands_out_the_token_once_and_heartbeats_must_carry_it() {
     );
 
     let beat = format!("/v1/heartbeat/{uuid}");
-    let callback = "http://192.0.2.10:9999";
+    let callback = "http://127.0.0.1:9999";
     let no_token = app
         .post(
             &beat,
@@ -97,7 +158,7 @@ async fn lookup_hands_out_the_token_once_and_heartbeats_must_carry_it() {
     let moved = app
         .post(
             &beat,
-            json!({"callback_url": "http://192.0.2.11:9999", "agent_version": "10.0.0", "agent_token": token}),
+            json!({"callback_url": "http://127.0.0.1:9998", "agent_version": "10.0.0", "agent_token": token}),
         )
         .await;
     assert_eq!(
@@ -139,4 +200,122 @@ async fn a_lookup_naming_more_macs_than_a_machine_has_is_refused_and_hands_out_n
         .unwrap()
         .to_owned();
     assert_ne!(token, "******");
+}
+
+/// A token taken by someone else is not enough to move the deploy: the
+/// token works only from the address whose lookup received it, the
+/// callback URL must name that address, and what the first heartbeat
+/// pinned (its URL and TLS certificate) stays for the boot.
+#[tokio::test]
+async fn a_stolen_token_cannot_point_the_deploy_at_another_agent() {
+    let app = spawn_app().await;
+    let uuid = waiting_node(&app, "bound", "52:54:00:12:34:55").await;
+    let agent = client_from("127.0.0.1");
+    let thief = client_from("127.0.0.2");
+    let found: Value = agent
+        .get(format!("{}/v1/lookup?node_uuid={uuid}", app.base))
+        .header("X-OpenStack-Ironic-API-Version", "1.72")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = found["config"]["agent_token"].as_str().unwrap().to_owned();
+    let beat = |callback: &str, ca: &str| {
+        json!({"callback_url": callback, "agent_version": "10.0.0",
+               "agent_token": token, "agent_verify_ca": ca})
+    };
+
+    // The thief, with the token, from its own address and naming itself.
+    let (status, fault) = heartbeat(&app, &thief, &uuid, beat("http://127.0.0.2:9999", "A")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        fault,
+        "Heartbeat refused: the agent token was handed to an agent at another address."
+    );
+    // From the agent's address, naming another host.
+    let (status, fault) = heartbeat(&app, &agent, &uuid, beat("http://192.0.2.66:9999", "A")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        fault.contains("callback_url must name the address"),
+        "{fault}"
+    );
+    let internal =
+        app.get(&format!("/v1/nodes/{uuid}")).await.json()["driver_internal_info"].clone();
+    assert!(internal["agent_url"].is_null(), "{internal}");
+
+    // The real agent's heartbeat pins its URL and certificate.
+    let (status, _) = heartbeat(&app, &agent, &uuid, beat("http://127.0.0.1:9999", "A")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, fault) = heartbeat(&app, &agent, &uuid, beat("http://127.0.0.1:9999", "B")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(fault.contains("agent_verify_ca"), "{fault}");
+    let (status, _) = heartbeat(&app, &agent, &uuid, beat("http://127.0.0.1:9999", "A")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let internal =
+        app.get(&format!("/v1/nodes/{uuid}")).await.json()["driver_internal_info"].clone();
+    assert_eq!(internal["agent_url"], "http://127.0.0.1:9999");
+    assert_eq!(internal["agent_verify_ca"], "A");
+    app.stop().await;
+}
+
+/// Each source has its rate on the ramdisk endpoints (429 with
+/// `Retry-After` past it, other sources unaffected), and with
+/// `ramdisk_allowed_networks` only those networks are answered.
+#[tokio::test]
+async fn ramdisk_endpoints_have_a_rate_per_source_and_an_allowed_network() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.api.ramdisk_requests_per_minute = 60;
+        s.api.ramdisk_request_burst = 5;
+    })
+    .await;
+    let lookup = |client: reqwest::Client| {
+        let url = format!("{}/v1/lookup?addresses=52:54:00:00:00:01", app.base);
+        async move {
+            client
+                .get(url)
+                .header("X-OpenStack-Ironic-API-Version", "1.72")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(
+            lookup(client_from("127.0.0.3")).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+    let limited = lookup(client_from("127.0.0.3")).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    let (status, _) = heartbeat(&app, &client_from("127.0.0.3"), "some-node", json!({})).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "heartbeats share the rate"
+    );
+    assert_eq!(
+        lookup(client_from("127.0.0.4")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    app.stop().await;
+
+    let fenced = spawn_app_with(Backend::Sqlite, |s| {
+        s.api.ramdisk_allowed_networks = vec!["10.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let outside = fenced.get("/v1/lookup?addresses=52:54:00:00:00:01").await;
+    assert_eq!(outside.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        outside.fault(),
+        "lookup requests are accepted only from [api] ramdisk_allowed_networks."
+    );
+    fenced.stop().await;
 }

@@ -1,5 +1,6 @@
 //! A small HTTP file server on loopback for image downloads: serves fixed
-//! bytes per path (404 otherwise) and counts the requests per path.
+//! bytes per path, or redirects (302) a path elsewhere, 404 otherwise, and
+//! counts the requests per path.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,16 @@ pub struct FileServer {
 impl FileServer {
     /// Serves `files` (path → bytes) until dropped.
     pub async fn start(files: HashMap<String, Vec<u8>>) -> FileServer {
+        FileServer::with_redirects(files, HashMap::new()).await
+    }
+
+    /// Serves `files`, and answers the paths of `redirects` with a 302 to
+    /// their location.
+    pub async fn with_redirects(
+        files: HashMap<String, Vec<u8>>,
+        redirects: HashMap<String, String>,
+    ) -> FileServer {
+        let redirects = Arc::new(redirects);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
@@ -22,7 +33,8 @@ impl FileServer {
         let counter = hits.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
-                let (files, counter) = (files.clone(), counter.clone());
+                let (files, counter, redirects) =
+                    (files.clone(), counter.clone(), redirects.clone());
                 tokio::spawn(async move {
                     let mut request = Vec::new();
                     let mut buf = [0u8; 1024];
@@ -35,8 +47,12 @@ impl FileServer {
                     let text = String::from_utf8_lossy(&request);
                     let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
                     *counter.lock().unwrap().entry(path.clone()).or_default() += 1;
-                    let response = match files.get(&path) {
-                        Some(body) => {
+                    let response = match (files.get(&path), redirects.get(&path)) {
+                        (_, Some(location)) => format!(
+                            "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        )
+                        .into_bytes(),
+                        (Some(body), None) => {
                             let mut r = format!(
                                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                                 body.len()
@@ -45,7 +61,7 @@ impl FileServer {
                             r.extend_from_slice(body);
                             r
                         }
-                        None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        (None, None) => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                             .to_vec(),
                     };
                     let _ = stream.write_all(&response).await;

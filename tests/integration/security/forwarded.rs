@@ -1,5 +1,7 @@
 //! `X-Forwarded-*` headers are a client's claim: links follow them only
 //! when `[api] enable_proxy_headers_parsing` says a trusted proxy sets them.
+//! The `Host` header is a claim too: without a public endpoint, links name
+//! the address the client reached.
 
 use reqwest::StatusCode;
 
@@ -11,6 +13,7 @@ async fn root_link(app: &TestApp) -> String {
         .get(format!("{}/v1", app.base))
         .header("X-Forwarded-Host", "evil.example")
         .header("X-Forwarded-Proto", "https")
+        .header("Host", "evil.example:6385")
         .send()
         .await
         .unwrap();

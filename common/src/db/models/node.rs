@@ -1007,10 +1007,24 @@ pub enum InternalInfoMerge {
     /// Another host holds the node's lock.
     Locked(String),
     NotFound,
-    /// `only_if_absent` was set and that key was already there.
+    /// [`MergeGuard::Absent`]'s key was already there.
     AlreadyPresent,
+    /// A key of [`MergeGuard::AbsentOrSame`] holds another value (named).
+    Differs(String),
     /// Other writers kept changing the value; nothing was written.
     Contended,
+}
+
+/// What [`Node::merge_internal_info`] requires of the keys already there.
+#[derive(Debug, Clone, Copy)]
+pub enum MergeGuard<'a> {
+    /// Nothing.
+    None,
+    /// Write only when this key is absent (first writer wins).
+    Absent(&'a str),
+    /// Write only when each of these keys is absent or already holds the
+    /// value being written (a value pinned by the first writer).
+    AbsentOrSame(&'a [&'a str]),
 }
 
 /// Key changes of a `driver_internal_info`: `Some` sets the value (which
@@ -1059,14 +1073,14 @@ impl Node {
     /// `driver_internal_info` without touching the others, while no host
     /// other than `host` holds the node's lock (checked by the write
     /// itself). The write only lands on the value it read, so a concurrent
-    /// writer is never overwritten; the read is retried a few times. With
-    /// `only_if_absent`, nothing is written when that key exists.
+    /// writer is never overwritten; the read is retried a few times.
+    /// Nothing is written when `guard` does not hold on the value read.
     pub fn merge_internal_info(
         conn: &mut AnyConnection,
         id: i32,
         host: &str,
         entries: &serde_json::Map<String, serde_json::Value>,
-        only_if_absent: Option<&str>,
+        guard: MergeGuard<'_>,
     ) -> Result<InternalInfoMerge, DbError> {
         for _ in 0..5 {
             let Some(node) = Node::by_id(conn, id)? else {
@@ -1075,11 +1089,24 @@ impl Node {
             if let Some(holder) = node.reservation.filter(|h| h != host) {
                 return Ok(InternalInfoMerge::Locked(holder));
             }
-            if let Some(key) = only_if_absent {
-                let info: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_str(&node.driver_internal_info).unwrap_or_default();
-                if info.get(key).is_some_and(|v| !v.is_null()) {
-                    return Ok(InternalInfoMerge::AlreadyPresent);
+            let info: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&node.driver_internal_info).unwrap_or_default();
+            let present = |key: &str| info.get(key).filter(|v| !v.is_null());
+            match guard {
+                MergeGuard::None => {}
+                MergeGuard::Absent(key) => {
+                    if present(key).is_some() {
+                        return Ok(InternalInfoMerge::AlreadyPresent);
+                    }
+                }
+                MergeGuard::AbsentOrSame(keys) => {
+                    for key in keys {
+                        if let (Some(known), Some(new)) = (present(key), entries.get(*key))
+                            && known != new
+                        {
+                            return Ok(InternalInfoMerge::Differs((*key).to_owned()));
+                        }
+                    }
                 }
             }
             let changes: InfoChanges = entries
