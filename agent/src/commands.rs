@@ -254,6 +254,17 @@ async fn run(machine: &Machine, name: &str, params: Value) -> Result<Value, Comm
                 .or_else(|| params.get("image_info"))
                 .cloned()
                 .unwrap_or(Value::Null);
+            if let Some(drive) = step
+                .get("args")
+                .and_then(|a| a.get("configdrive"))
+                .and_then(Value::as_str)
+            {
+                // Its contents are the instance's secrets: only its size.
+                tracing::warn!(
+                    chars = drive.len(),
+                    "config drive received; ferric-agent does not write config drives yet (ironic-python-agent does)"
+                );
+            }
             let written = write(machine, &image_info).await?;
             Ok(json!({"deploy_result": written, "deploy_step": redact(&step)}))
         }

@@ -141,7 +141,16 @@ async fn a_direct_deploy_boots_the_agent_writes_the_image_and_boots_from_disk() 
     let boot = app.settings.boot();
     let uuid = direct_node(&app, &bmc, &server, &sha).await;
 
-    app.provision(&uuid, "active").await;
+    // With a config drive given as JSON (1.56): Ferric builds it and the
+    // write_image step carries it to the agent.
+    let deploy = app
+        .put(
+            &format!("/v1/nodes/{uuid}/states/provision"),
+            json!({"target": "active",
+                   "configdrive": {"meta_data": {"hostname": "web-1"}, "user_data": "#cloud-config\n"}}),
+        )
+        .await;
+    assert_eq!(deploy.status, StatusCode::ACCEPTED, "{}", deploy.text);
     let waiting = wait_unlocked_in(&app, &uuid, &["wait call-back", "deploy failed"]).await;
     assert_eq!(waiting["provision_state"], "wait call-back", "{waiting}");
     let config = std::fs::read_to_string(boot.http_root.join(&uuid).join("config")).unwrap();
@@ -167,6 +176,11 @@ async fn a_direct_deploy_boots_the_agent_writes_the_image_and_boots_from_disk() 
     let log = std::fs::read_to_string(work.path().join("agent.log")).unwrap_or_default();
     assert_eq!(active["provision_state"], "active", "{active}\n{log}");
     assert!(active["last_error"].is_null(), "{active}");
+    assert!(log.contains("config drive received"), "{log}");
+    assert!(
+        !log.contains("web-1"),
+        "the config drive is never logged: {log}"
+    );
     assert_eq!(
         std::fs::read(&disk).unwrap(),
         image,

@@ -25,9 +25,9 @@ use ferric_common::db::models::node::{Node, StateChange};
 use ferric_common::states::{Event, power};
 use serde_json::{Map, Value, json};
 
-use super::agent_client;
 use super::error::DriverError;
 use super::interfaces::{DeployInterface, Deployed, InstanceBoot, Interface};
+use super::{agent_client, configdrive};
 use super::{deploy_kernel_args, power_actions};
 use crate::images::ChecksumSpec;
 use crate::task::Task;
@@ -217,13 +217,32 @@ fn image_info(node: &Node) -> Result<Value, DriverError> {
     Ok(image)
 }
 
-fn write_image_step(image: Value) -> Value {
+fn write_image_step(image: Value, configdrive: Option<String>) -> Value {
     json!({
         "interface": "deploy",
         "step": "write_image",
         "priority": 80,
-        "args": {"image_info": image, "configdrive": null},
+        "args": {"image_info": image, "configdrive": configdrive},
     })
+}
+
+/// The node's config drive for the agent (built on the blocking pool when
+/// it is given as JSON).
+async fn configdrive_for_agent(task: &Task) -> Result<Option<String>, DriverError> {
+    let node = &task.node;
+    let info = node.instance_info_map()?;
+    let (uuid, name) = (node.uuid.clone(), node.name.clone());
+    let work = task
+        .ctx()
+        .boot
+        .image_cache_dir
+        .join(format!("configdrive-{}", uuid::Uuid::new_v4().simple()));
+    ferric_common::telemetry::spawn_blocking(move || {
+        configdrive::for_agent(&info, &uuid, name.as_deref(), &work)
+    })
+    .await
+    .map_err(|e| DriverError::Files(format!("building the config drive: {e}")))?
+    .map_err(DriverError::Files)
 }
 
 /// The first heartbeat: cache the agent's deploy steps, start writing.
@@ -237,7 +256,7 @@ async fn begin_write(task: &Task) -> Result<(), DriverError> {
         true,
     )
     .await?;
-    let step = write_image_step(image_info(node)?);
+    let step = write_image_step(image_info(node)?, configdrive_for_agent(task).await?);
     let started = agent_client::call(
         ctx,
         node,

@@ -14,6 +14,7 @@
 
 pub mod agent_client;
 pub mod bmc;
+pub mod configdrive;
 pub mod dhcp;
 pub mod direct;
 pub mod error;
