@@ -67,8 +67,38 @@ pub fn parse(value: Option<&str>) -> Result<Microversion, String> {
 }
 
 /// Middleware: negotiates the version and adds Ironic's headers.
+/// The microversion from which a trailing `.json` is part of a name (1.91).
+pub const DOT_JSON_MINOR: u32 = 91;
+
+/// Below 1.91, asked for with Ironic's own version header, a path ending
+/// in `.json` is served as the path without it (Ironic's
+/// `JsonExtensionMiddleware`, for clients of the pecan days). Without the
+/// header, or from 1.91, `.json` is part of the path.
+fn strip_json_suffix(req: &mut ServiceRequest, ironic_header: Option<&str>) {
+    let below_91 = ironic_header
+        .filter(|h| h.trim() != "latest")
+        .and_then(|h| parse(Some(h)).ok())
+        .is_some_and(|v| v.0 < DOT_JSON_MINOR);
+    if !below_91 {
+        return;
+    }
+    let path = req.path().trim_end_matches('/');
+    let Some(stripped) = path.strip_suffix(".json") else {
+        return;
+    };
+    let target = match req.query_string() {
+        "" => stripped.to_owned(),
+        query => format!("{stripped}?{query}"),
+    };
+    let Ok(uri) = target.parse::<actix_web::http::Uri>() else {
+        return;
+    };
+    req.match_info_mut().get_mut().update(&uri);
+    req.head_mut().uri = uri;
+}
+
 pub async fn negotiate(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
     let limit = req
@@ -86,6 +116,12 @@ pub async fn negotiate(
         )
         .into());
     }
+    let ironic_header = req
+        .headers()
+        .get(VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    strip_json_suffix(&mut req, ironic_header.as_deref());
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let started = std::time::Instant::now();

@@ -219,7 +219,9 @@ pub struct ListShape {
 }
 
 /// Parses `detail` and `fields` of a list request, with Ironic's version
-/// gates (`fields` 1.8, `detail` 1.43) and defaults.
+/// gates (`fields` 1.8, `detail` from `detail_since`: 1.43 for the
+/// resources that predate it, none for volumes, which always had it) and
+/// defaults.
 ///
 /// # Errors
 /// 400 for a bad `detail` or both at once, 406 for `fields` below 1.8.
@@ -227,12 +229,13 @@ pub fn list_shape(
     query: &Query,
     version: Microversion,
     detail_path: bool,
+    detail_since: u32,
     default_fields: &[&str],
 ) -> Result<ListShape, ApiError> {
     let detail_param = match query.get("detail") {
         Some(v) => {
             let detail = parse_bool("detail", v)?;
-            if !version.at_least(43) {
+            if !version.at_least(detail_since) {
                 return Err(ApiError::BadRequest(format!(
                     "Invalid query parameter ?detail={} received.",
                     if detail { "True" } else { "False" }

@@ -99,7 +99,7 @@ async fn list_chassis(
     detail_path: bool,
 ) -> Result<HttpResponse, ApiError> {
     let query = parse_query(req.query_string());
-    let shape = pagination::list_shape(&query, version, detail_path, &DEFAULT_LIST_FIELDS)?;
+    let shape = pagination::list_shape(&query, version, detail_path, 43, &DEFAULT_LIST_FIELDS)?;
     let fields = shape.fields;
     let pagination =
         pagination::pagination(&query, state.settings.api.max_limit, &["id"], &["extra"])?;

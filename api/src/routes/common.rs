@@ -39,6 +39,37 @@ pub fn base_url(req: &HttpRequest, state: &AppState) -> String {
     format!("{scheme}://{host}")
 }
 
+/// `node` once no conductor holds its lock. As Ironic's lock retry, a
+/// locked node is read again every `[conductor]
+/// node_locked_retry_interval_ms`, `node_locked_retry_attempts` times in
+/// all, before the answer is 409 naming the holder (an operation that just
+/// ended, such as a power action, is waited for, not refused).
+///
+/// # Errors
+/// 409 when it stays locked, 404 when it is deleted meanwhile.
+pub async fn wait_unlocked(state: &AppState, mut node: Node) -> Result<Node, ApiError> {
+    let settings = &state.settings.conductor;
+    let interval = std::time::Duration::from_millis(settings.node_locked_retry_interval_ms);
+    for _ in 1..settings.node_locked_retry_attempts.max(1) {
+        if node.reservation.is_none() {
+            return Ok(node);
+        }
+        // Waiting for the lock, as Ironic does; no event tells the API
+        // when a conductor releases one.
+        tokio::time::sleep(interval).await;
+        let id = node.id;
+        node = state
+            .db
+            .run(move |conn| Node::by_id(conn, id))
+            .await?
+            .ok_or_else(|| ApiError::node_not_found(&node.uuid))?;
+    }
+    match &node.reservation {
+        None => Ok(node),
+        Some(holder) => Err(ApiError::node_locked(&node.uuid, holder)),
+    }
+}
+
 /// Looks a node up by UUID or (from 1.5) name, as `get_rpc_node` does.
 ///
 /// # Errors

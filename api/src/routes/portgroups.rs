@@ -16,7 +16,7 @@ use crate::error::ApiError;
 use crate::microversion::Microversion;
 use crate::pagination::{self, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
-use crate::routes::common::{base_url, find_node};
+use crate::routes::common::{base_url, find_node, wait_unlocked};
 use crate::routes::small_lists::{ListPage, echoed, respond, sortable};
 use crate::state::AppState;
 use crate::validation::{
@@ -256,7 +256,7 @@ async fn list_portgroups(
 ) -> Result<HttpResponse, ApiError> {
     gate(version)?;
     let query = parse_query(req.query_string());
-    let shape = pagination::list_shape(&query, version, detail_path, &DEFAULT_LIST_FIELDS)?;
+    let shape = pagination::list_shape(&query, version, detail_path, 43, &DEFAULT_LIST_FIELDS)?;
     if query.contains_key("fields")
         && let Some(f) = &shape.fields
     {
@@ -357,9 +357,7 @@ pub async fn update(
         }
     }
     let (pg, node) = find(&state, &path).await?;
-    if let Some(holder) = &node.reservation {
-        return Err(ApiError::node_locked(&node.uuid, holder));
-    }
+    let node = wait_unlocked(&state, node).await?;
     let mut doc = json!({
         "address": pg.address,
         "extra": serde_json::from_str::<Value>(&pg.extra).unwrap_or_else(|_| json!({})),
@@ -424,9 +422,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     gate(version)?;
     let (pg, node) = find(&state, &path).await?;
-    if let Some(holder) = &node.reservation {
-        return Err(ApiError::node_locked(&node.uuid, holder));
-    }
+    wait_unlocked(&state, node).await?;
     let id = pg.id;
     let (deleted, ports) = state
         .db

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::microversion::Microversion;
 use crate::pagination::{self, next_link, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
-use crate::routes::common::{base_url, find_node};
+use crate::routes::common::{base_url, find_node, wait_unlocked};
 use crate::state::AppState;
 use crate::validation::{Kind, boolean, check_object, expect_uuid, is_uuid_like, mac_address};
 use crate::views::parse_fields;
@@ -306,7 +306,7 @@ async fn list_ports(
     path: &str,
 ) -> Result<HttpResponse, ApiError> {
     let query = parse_query(req.query_string());
-    let shape = pagination::list_shape(&query, version, detail_path, &DEFAULT_LIST_FIELDS)?;
+    let shape = pagination::list_shape(&query, version, detail_path, 43, &DEFAULT_LIST_FIELDS)?;
     if query.contains_key("fields")
         && let Some(f) = &shape.fields
     {
@@ -456,9 +456,7 @@ pub async fn update(
     let ops = check_patch_ops(&body)?;
     check_allowed_paths(ops, &PATCH_ALLOWED)?;
     let (port, node) = find_port(&state, &path).await?;
-    if let Some(holder) = &node.reservation {
-        return Err(ApiError::node_locked(&node.uuid, holder));
-    }
+    let node = wait_unlocked(&state, node).await?;
     let mut doc = json!({
         "address": port.address,
         "node_uuid": node.uuid,
@@ -521,9 +519,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let uuid = expect_uuid("port_uuid", &path)?;
     let (port, node) = find_port(&state, &uuid).await?;
-    if let Some(holder) = &node.reservation {
-        return Err(ApiError::node_locked(&node.uuid, holder));
-    }
+    let node = wait_unlocked(&state, node).await?;
     let id = port.id;
     if !state.db.run(move |conn| Port::delete(conn, id)).await? {
         let latest = find_node(

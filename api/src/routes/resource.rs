@@ -150,7 +150,7 @@ pub async fn list<R: Resource>(
     R::gate(version, &req)?;
     let query = parse_query(req.query_string());
     R::check_list_query(&query)?;
-    let shape = pagination::list_shape(&query, version, false, R::DEFAULT_LIST_FIELDS)?;
+    let shape = pagination::list_shape(&query, version, false, 43, R::DEFAULT_LIST_FIELDS)?;
     if let Some(fields) = &shape.fields {
         R::check_fields(fields, version)?;
     }

@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::microversion::Microversion;
 use crate::pagination::{self, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
-use crate::routes::common::{base_url, find_node};
+use crate::routes::common::{base_url, find_node, wait_unlocked};
 use crate::routes::small_lists::{ListPage, Sortable, echoed, respond, sortable};
 use crate::state::AppState;
 use crate::validation::{
@@ -467,7 +467,7 @@ async fn list<R: Resource>(
 ) -> Result<HttpResponse, ApiError> {
     gate(version)?;
     let query = parse_query(req.query_string());
-    let shape = pagination::list_shape(&query, version, false, R::LIST_FIELDS)?;
+    let shape = pagination::list_shape(&query, version, false, 0, R::LIST_FIELDS)?;
     if query.contains_key("fields")
         && let Some(f) = &shape.fields
     {
@@ -552,6 +552,7 @@ async fn update<R: Resource>(
     let ops = check_patch_ops(&patch)?;
     check_allowed_paths(ops, R::PATCH_ALLOWED)?;
     let (row, node) = find::<R>(&state, ident).await?;
+    let node = wait_unlocked(&state, node).await?;
     let mut doc = row.document(&node.uuid);
     apply_patch(&mut doc, ops)?;
     let map = check_object(R::SINGULAR, &doc, R::SCHEMA, R::REQUIRED, R::MAX_LENGTHS)?;
@@ -597,6 +598,7 @@ async fn delete<R: Resource>(
 ) -> Result<HttpResponse, ApiError> {
     gate(version)?;
     let (row, node) = find::<R>(&state, ident).await?;
+    let node = wait_unlocked(&state, node).await?;
     let action = format!("{} deletion", R::TITLE.to_lowercase());
     check_powered_off(&node, &action, true)?;
     let id = Sortable::id(&row);

@@ -15,5 +15,6 @@ mod portgroups;
 mod ports_chassis;
 mod ramdisk;
 mod step_templates;
+mod upstream;
 mod versions;
 mod volumes;

@@ -22,7 +22,9 @@ use serde_json::{Map, Value, json};
 
 use crate::pagination::{self, Query, next_link, parse_bool, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
-use crate::routes::common::{base_url, find_node, find_node_with_context, node_context};
+use crate::routes::common::{
+    base_url, find_node, find_node_with_context, node_context, wait_unlocked,
+};
 use crate::state::{AppState, no_valid_host};
 use crate::validation::{
     Kind, RESERVED_NODE_NAMES, boolean, check_object, expect_uuid, is_uuid_like, is_valid_hostname,
@@ -682,7 +684,7 @@ async fn list_nodes(
             unexpected.join(", ")
         )));
     }
-    let shape = pagination::list_shape(&query, version, detail_path, &DEFAULT_LIST_FIELDS)?;
+    let shape = pagination::list_shape(&query, version, detail_path, 43, &DEFAULT_LIST_FIELDS)?;
     if query.contains_key("fields")
         && let Some(f) = &shape.fields
     {
@@ -929,6 +931,20 @@ pub async fn update(
             ));
         }
         fields.retired_reason = None;
+    } else if !node.retired && current == ProvisionState::Available {
+        return Err(ApiError::Conflict(format!(
+            "Node {} can not have 'retired' set in provision state 'available', the current state is 'available'",
+            node.uuid
+        )));
+    }
+    // As Ironic, for forward compatibility: a changed instance_info's
+    // display_name becomes instance_name unless one is set.
+    if fields.instance_info != node.instance_info
+        && fields.instance_name.is_none()
+        && let Ok(Value::Object(info)) = serde_json::from_str::<Value>(&fields.instance_info)
+        && let Some(Value::String(display_name)) = info.get("display_name")
+    {
+        fields.instance_name = Some(display_name.clone());
     }
     if let Some(name) = &fields.name
         && fields.name != node.name
@@ -1042,10 +1058,7 @@ pub async fn delete(
     Call(_, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let node = find_node(&state, &path, version).await?;
-    if let Some(holder) = &node.reservation {
-        return Err(ApiError::node_locked(&node.uuid, holder));
-    }
+    let node = wait_unlocked(&state, find_node(&state, &path, version).await?).await?;
     if !node.maintenance
         && let Some(instance) = &node.instance_uuid
     {

@@ -10,7 +10,7 @@ use crate::body::JsonBody;
 use crate::call::Call;
 use crate::error::ApiError;
 use crate::microversion::Microversion;
-use crate::routes::common::find_node;
+use crate::routes::common::{find_node, wait_unlocked};
 use crate::state::AppState;
 use crate::validation::no_unexpected;
 
@@ -22,10 +22,7 @@ async fn maintenance(
     enable: bool,
     reason: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let node = find_node(&state, ident, version).await?;
-    if let Some(holder) = &node.reservation {
-        return Err(ApiError::node_locked(&node.uuid, holder));
-    }
+    let node = wait_unlocked(&state, find_node(&state, ident, version).await?).await?;
     let mut fields = ferric_common::db::models::node::NodeFields::from_node(&node);
     fields.maintenance = enable;
     fields.maintenance_reason = if enable { reason } else { None };

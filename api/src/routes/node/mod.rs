@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 use crate::microversion::Microversion;
-use crate::routes::common::{base_url, find_node};
+use crate::routes::common::{base_url, find_node, wait_unlocked};
 use crate::state::AppState;
 
 pub(super) fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
@@ -72,11 +72,7 @@ pub(super) async fn unlocked(
     ident: &str,
     version: Microversion,
 ) -> Result<Node, ApiError> {
-    let node = find_node(state, ident, version).await?;
-    if let Some(holder) = &node.reservation {
-        return Err(ApiError::node_locked(&node.uuid, holder));
-    }
-    Ok(node)
+    wait_unlocked(state, find_node(state, ident, version).await?).await
 }
 
 pub(super) async fn write(

@@ -1,0 +1,217 @@
+//! Behaviours OpenStack's own suites rely on (ironic-tempest-plugin's API
+//! tests, openstacksdk's functional tests), each as Ironic 39 answers it:
+//! the `.json` suffix below 1.91, node fields PATCH derives or refuses,
+//! `?detail` on volume lists, and a node's lock waited for as Ironic's lock
+//! retry does instead of refused at once.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{TestApp, spawn_app, wait_until};
+
+/// Sets (or clears) a node's lock in the database, as a conductor's
+/// operation would.
+async fn set_lock(app: &TestApp, uuid: &str, holder: Option<&str>) {
+    use diesel::prelude::*;
+    let db = app.embedded.as_ref().unwrap().db.clone();
+    let (key, holder) = (uuid.to_owned(), holder.map(str::to_owned));
+    db.run(move |conn| {
+        use ferric_common::db::schema::nodes;
+        diesel::update(nodes::table.filter(nodes::uuid.eq(&key)))
+            .set(nodes::reservation.eq(holder))
+            .execute(conn)?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_json_suffix_is_stripped_below_1_91_and_part_of_the_name_from_it() {
+    let app = spawn_app().await;
+    let node = app.create_node("suffix").await;
+    let uuid = node["uuid"].as_str().unwrap();
+    let port = app
+        .post(
+            "/v1/ports",
+            json!({"node_uuid": uuid, "address": "52:54:00:aa:00:01"}),
+        )
+        .await;
+    let port_uuid = port.json()["uuid"].as_str().unwrap().to_owned();
+
+    for (path, found) in [
+        (format!("/v1/nodes/{uuid}.json"), uuid.to_owned()),
+        (format!("/v1/nodes/suffix.json"), uuid.to_owned()),
+        (format!("/v1/ports/{port_uuid}.json"), port_uuid.clone()),
+    ] {
+        let old = app.request(Method::GET, &path, Some("1.90"), None).await;
+        assert_eq!(old.status, StatusCode::OK, "{path}: {}", old.text);
+        assert_eq!(old.json()["uuid"], found.as_str());
+        let new = app.request(Method::GET, &path, Some("1.91"), None).await;
+        assert_eq!(new.status, StatusCode::NOT_FOUND, "{path}: {}", new.text);
+    }
+    // Without Ironic's version header nothing is stripped, as in Ironic.
+    let bare = app
+        .request(Method::GET, &format!("/v1/nodes/{uuid}.json"), None, None)
+        .await;
+    assert_eq!(bare.status, StatusCode::NOT_FOUND);
+    // A list and a delete with the suffix.
+    let list = app
+        .request(Method::GET, "/v1/nodes.json", Some("1.60"), None)
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    assert_eq!(list.json()["nodes"][0]["uuid"], uuid);
+    let deleted = app
+        .request(
+            Method::DELETE,
+            &format!("/v1/ports/{port_uuid}.json"),
+            Some("1.60"),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn display_name_becomes_instance_name_and_available_nodes_cannot_retire() {
+    let app = spawn_app().await;
+    let node = app.create_node("named").await;
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    let patched = app
+        .patch(
+            &format!("/v1/nodes/{uuid}"),
+            json!([{"op": "add", "path": "/instance_info/display_name", "value": "web-1"}]),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    assert_eq!(patched.json()["instance_name"], "web-1");
+    // A set instance_name is kept.
+    let again = app
+        .patch(
+            &format!("/v1/nodes/{uuid}"),
+            json!([{"op": "add", "path": "/instance_info/display_name", "value": "web-2"}]),
+        )
+        .await;
+    assert_eq!(again.json()["instance_name"], "web-1");
+
+    app.provision(&uuid, "manage").await;
+    app.wait_for_state(&uuid, "manageable").await;
+    app.provision(&uuid, "provide").await;
+    app.wait_for_state(&uuid, "available").await;
+    let retired = app
+        .patch(
+            &format!("/v1/nodes/{uuid}"),
+            json!([{"op": "replace", "path": "/retired", "value": true}]),
+        )
+        .await;
+    assert_eq!(retired.status, StatusCode::CONFLICT, "{}", retired.text);
+    assert_eq!(
+        retired.fault(),
+        format!(
+            "Node {uuid} can not have 'retired' set in provision state 'available', the current state is 'available'"
+        )
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn volume_lists_take_detail_at_their_first_version() {
+    let app = spawn_app().await;
+    let node = app.create_node("vol").await;
+    let uuid = node["uuid"].as_str().unwrap();
+    let created = app
+        .post(
+            "/v1/volume/connectors",
+            json!({"node_uuid": uuid, "type": "iqn", "connector_id": "iqn.2010-10.org.openstack:1"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    for path in [
+        "/v1/volume/connectors?detail=True",
+        "/v1/volume/targets?detail=True",
+    ] {
+        let listed = app.request(Method::GET, path, Some("1.32"), None).await;
+        assert_eq!(listed.status, StatusCode::OK, "{path}: {}", listed.text);
+    }
+    let detailed = app
+        .request(
+            Method::GET,
+            "/v1/volume/connectors?detail=True",
+            Some("1.32"),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        detailed["connectors"][0]["connector_id"],
+        "iqn.2010-10.org.openstack:1"
+    );
+    assert!(detailed["connectors"][0]["extra"].is_object(), "{detailed}");
+    app.stop().await;
+}
+
+/// A node locked by a conductor's operation is waited for (Ironic retries
+/// its lock `node_locked_retry_attempts` times) rather than refused at
+/// once; one that stays locked is refused with 409 naming the holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_to_a_locked_node_wait_for_the_lock_as_ironic_does() {
+    let app = spawn_app().await;
+    let node = app.create_node("busy").await;
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    let off = app
+        .put(
+            &format!("/v1/nodes/{uuid}/states/power"),
+            json!({"target": "power off"}),
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::ACCEPTED, "{}", off.text);
+    wait_until(Duration::from_secs(20), "power off", || async {
+        let body = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+        (body["power_state"] == "power off" && body["reservation"].is_null()).then_some(())
+    })
+    .await;
+    let connector = app
+        .post(
+            "/v1/volume/connectors",
+            json!({"node_uuid": uuid, "type": "iqn", "connector_id": "iqn.2010-10.org.openstack:2"}),
+        )
+        .await
+        .json();
+    let path = format!(
+        "/v1/volume/connectors/{}",
+        connector["uuid"].as_str().unwrap()
+    );
+    let extra = |v: &str| json!([{"op": "add", "path": "/extra/k", "value": v}]);
+
+    // A conductor's operation holds the lock for half a second.
+    set_lock(&app, &uuid, Some("other-conductor")).await;
+    let (waited, ()) = tokio::join!(app.patch(&path, extra("after")), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        set_lock(&app, &uuid, None).await;
+    });
+    assert_eq!(waited.status, StatusCode::OK, "{}", waited.text);
+    assert_eq!(waited.json()["extra"]["k"], "after");
+
+    set_lock(&app, &uuid, Some("other-conductor")).await;
+    let refused = app.patch(&path, extra("never")).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(
+        refused
+            .fault()
+            .contains("is locked by host other-conductor"),
+        "{}",
+        refused.text
+    );
+    let node_patch = app
+        .patch(
+            &format!("/v1/nodes/{uuid}"),
+            json!([{"op": "add", "path": "/extra/k", "value": "v"}]),
+        )
+        .await;
+    assert_eq!(node_patch.status, StatusCode::CONFLICT);
+    set_lock(&app, &uuid, None).await;
+    app.stop().await;
+}
