@@ -380,7 +380,7 @@ pub async fn create(
         extra: object_text(map, "extra"),
         backfill_node_id: node.as_ref().map(|n| n.id),
     };
-    state
+    let created = state
         .db
         .run(move |conn| Allocation::insert(conn, &new))
         .await
@@ -395,7 +395,13 @@ pub async fn create(
         // `allocating`; the conductors' sweep takes it over.
         None => state.call_any(&uuid, &request_id.0, task).await?,
     };
-    let alloc = find(&state, &uuid).await?;
+    // As Ironic: a backfill is answered as recorded (`active`); a new
+    // allocation as created (`allocating`, no node yet): the conductor
+    // fills it in the background, and clients wait for it.
+    let alloc = match &node {
+        Some(_) => find(&state, &uuid).await?,
+        None => created,
+    };
     let node_uuid = node_uuid_of(&state, &alloc).await?;
     let base = base_url(&req, &state);
     Ok(HttpResponse::Created()

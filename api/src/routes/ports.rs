@@ -15,7 +15,9 @@ use crate::pagination::{self, next_link, parse_query};
 use crate::patch::{apply_patch, check_allowed_paths, check_patch_ops};
 use crate::routes::common::{base_url, find_node, wait_unlocked};
 use crate::state::AppState;
-use crate::validation::{Kind, boolean, check_object, expect_uuid, is_uuid_like, mac_address};
+use crate::validation::{
+    Kind, boolean, check_object, expect_uuid, is_uuid_like, is_valid_logical_name, mac_address,
+};
 use crate::views::parse_fields;
 use crate::views::port::{DEFAULT_LIST_FIELDS, FIELDS, PortOwners, check_fields, port_body};
 use ferric_common::db::models::portgroup::Portgroup;
@@ -242,6 +244,13 @@ async fn portgroup_uuid_of(state: &AppState, port: &Port) -> Result<Option<Strin
 }
 
 async fn find_port(state: &AppState, ident: &str) -> Result<(Port, Node), ApiError> {
+    // Ironic's `uuid_or_name` argument check: a MAC address or any other
+    // text is no port identifier (list with `?address=` to find by MAC).
+    if !is_uuid_like(ident) && !is_valid_logical_name(ident) {
+        return Err(ApiError::BadRequest(format!(
+            "Expected UUID or name for port_ident: {ident}"
+        )));
+    }
     let key = ident.to_owned();
     let found = state
         .db

@@ -136,6 +136,9 @@ async fn an_allocation_reserves_a_matching_node_and_deleting_it_frees_the_node()
         )
         .await;
     assert_eq!(good.status, StatusCode::CREATED, "{}", good.text);
+    // Answered as created, as Ironic: the conductor fills it afterwards.
+    assert_eq!(good.json()["state"], "allocating", "{}", good.text);
+    assert!(good.json()["node_uuid"].is_null(), "{}", good.text);
     let a3 = settled(&app, "a3").await;
     assert_eq!(a3["state"], "active", "{a3}");
     assert_eq!(a3["node_uuid"], node.as_str());

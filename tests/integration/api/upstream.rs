@@ -215,3 +215,34 @@ async fn writes_to_a_locked_node_wait_for_the_lock_as_ironic_does() {
     set_lock(&app, &uuid, None).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_port_is_shown_by_uuid_or_name_and_found_by_address_in_a_list() {
+    let app = spawn_app().await;
+    let node = app.create_node("ported").await;
+    let mac = "52:54:00:aa:bb:cc";
+    let port = app
+        .post(
+            "/v1/ports",
+            json!({"node_uuid": node["uuid"], "address": mac}),
+        )
+        .await;
+    assert_eq!(port.status, StatusCode::CREATED, "{}", port.text);
+    for ident in [mac, "malformed:uuid"] {
+        let shown = app.get(&format!("/v1/ports/{ident}")).await;
+        assert_eq!(
+            shown.status,
+            StatusCode::BAD_REQUEST,
+            "{ident}: {}",
+            shown.text
+        );
+        assert_eq!(
+            shown.fault(),
+            format!("Expected UUID or name for port_ident: {ident}")
+        );
+    }
+    let listed = app.get(&format!("/v1/ports/detail?address={mac}")).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    assert_eq!(listed.json()["ports"][0]["uuid"], port.json()["uuid"]);
+    app.stop().await;
+}
