@@ -43,7 +43,7 @@ async fn a_json_suffix_is_stripped_below_1_91_and_part_of_the_name_from_it() {
 
     for (path, found) in [
         (format!("/v1/nodes/{uuid}.json"), uuid.to_owned()),
-        (format!("/v1/nodes/suffix.json"), uuid.to_owned()),
+        ("/v1/nodes/suffix.json".to_owned(), uuid.to_owned()),
         (format!("/v1/ports/{port_uuid}.json"), port_uuid.clone()),
     ] {
         let old = app.request(Method::GET, &path, Some("1.90"), None).await;
