@@ -1,4 +1,6 @@
-//! `/v1/drivers`: hardware types enabled by alive conductors.
+//! `/v1/drivers`: hardware types enabled by alive conductors, their
+//! properties, their RAID interface's logical disk properties and their
+//! driver-level vendor methods.
 
 use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
@@ -55,10 +57,7 @@ pub async fn show(
     Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut view = state.cluster(false).await?;
-    if !view.hardware_types().contains_key(path.as_str()) {
-        view = state.cluster(true).await?;
-    }
+    let view = known_driver(&state, &path).await?;
     let hosts = view
         .hardware_types()
         .get(path.as_str())
@@ -79,4 +78,106 @@ pub async fn show_properties(
         )));
     }
     Ok(HttpResponse::Ok().json(properties(&path)))
+}
+
+/// The driver, refreshed from the database when the cached view lacks it.
+async fn known_driver(
+    state: &AppState,
+    name: &str,
+) -> Result<std::sync::Arc<ferric_common::cluster::ClusterView>, ApiError> {
+    let mut view = state.cluster(false).await?;
+    if !view.hardware_types().contains_key(name) {
+        view = state.cluster(true).await?;
+    }
+    if view.hardware_types().contains_key(name) {
+        Ok(view)
+    } else {
+        Err(unknown_driver(name))
+    }
+}
+
+/// What a logical disk of `target_raid_config` may say, with Ironic's
+/// descriptions (its `raid_config_schema.json`, the schema every RAID
+/// interface validates against).
+const LOGICAL_DISK_PROPERTIES: [(&str, &str); 10] = [
+    (
+        "raid_level",
+        "RAID level for the logical disk. Valid values are 'JBOD', '0', '1', '2', '5', '6', '1+0', '5+0' and '6+0'. Required.",
+    ),
+    (
+        "size_gb",
+        "Size in GiB (Integer) for the logical disk. Use 'MAX' as size_gb if this logical disk is supposed to use the rest of the space available. Required.",
+    ),
+    (
+        "volume_name",
+        "Name of the volume to be created. If this is not specified, it will be auto-generated. Optional.",
+    ),
+    (
+        "is_root_volume",
+        "Specifies whether this disk is a root volume. By default, this is False. Optional.",
+    ),
+    (
+        "share_physical_disks",
+        "Specifies whether other logical disks can share physical disks with this logical disk. By default, this is False. Optional.",
+    ),
+    (
+        "disk_type",
+        "The type of disk preferred. Valid values are 'hdd' and 'ssd'. If this is not specified, disk type will not be a selection criterion for choosing backing physical disks. Optional.",
+    ),
+    (
+        "interface_type",
+        "The interface type of disk. Valid values are 'sata', 'scsi' and 'sas'. If this is not specified, interface type will not be a selection criterion for choosing backing physical disks. Optional.",
+    ),
+    (
+        "number_of_physical_disks",
+        "Number of physical disks to use for this logical disk. By default, the driver uses the minimum number of disks required for that RAID level. Optional.",
+    ),
+    (
+        "controller",
+        "Controller to use for this logical disk. If not specified, the driver will choose a suitable RAID controller on the bare metal node. Optional.",
+    ),
+    (
+        "physical_disks",
+        "The physical disks to use for this logical disk. If not specified, the driver will choose suitable physical disks to use. Optional.",
+    ),
+];
+
+/// `GET /v1/drivers/{name}/raid/logical_disk_properties` (1.12): the
+/// properties the driver's default RAID interface takes; 404 when it has
+/// none (`no-raid`), as Ironic.
+pub async fn raid_logical_disk_properties(
+    Call(_, state, version, _): Call,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    if !version.at_least(12) {
+        return Err(ApiError::not_acceptable());
+    }
+    let view = known_driver(&state, &path).await?;
+    let raid = view
+        .interfaces(&path)
+        .and_then(|i| i.get("raid"))
+        .and_then(|c| c.default.clone());
+    if raid.as_deref().is_none_or(|r| r == "no-raid") {
+        return Err(ApiError::NotFound(format!(
+            "Driver {} does not support raid (disabled or not implemented).",
+            path.as_str()
+        )));
+    }
+    let table: serde_json::Map<String, Value> = LOGICAL_DISK_PROPERTIES
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
+    Ok(HttpResponse::Ok().json(table))
+}
+
+/// `GET /v1/drivers/{name}/vendor_passthru/methods`: the driver-level
+/// methods of its default vendor interface; none of Ferric's vendor
+/// interfaces has any (their methods are per node), as Ironic's `fake`,
+/// `ipmitool` and `redfish` ones.
+pub async fn vendor_methods(
+    Call(_, state, _, _): Call,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    known_driver(&state, &path).await?;
+    Ok(HttpResponse::Ok().json(json!({})))
 }

@@ -170,8 +170,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
+        web::resource("/v1/nodes/{ident}/ports/detail")
+            .route(web::get().to(ports::list_detail_for_node))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
         web::resource("/v1/nodes/{ident}/portgroups")
             .route(web::get().to(portgroups::list_for_node))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/nodes/{ident}/portgroups/detail")
+            .route(web::get().to(portgroups::list_detail_for_node))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
@@ -195,6 +205,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/portgroups/{ident}/ports")
             .route(web::get().to(ports::list_for_portgroup))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/portgroups/{ident}/ports/detail")
+            .route(web::get().to(ports::list_detail_for_portgroup))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
@@ -251,6 +266,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/drivers/{name}/properties")
             .route(web::get().to(drivers::show_properties))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/drivers/{name}/raid/logical_disk_properties")
+            .route(web::get().to(drivers::raid_logical_disk_properties))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/drivers/{name}/vendor_passthru/methods")
+            .route(web::get().to(drivers::vendor_methods))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(

@@ -324,15 +324,34 @@ pub async fn list_detail(Call(req, state, version, _): Call) -> Result<HttpRespo
     list_portgroups(req, state, version, true, None, "portgroups/detail").await
 }
 
+/// `GET /v1/nodes/{ident}/portgroups[/detail]`.
+async fn portgroups_of_node(
+    call: Call,
+    ident: &str,
+    detail: bool,
+) -> Result<HttpResponse, ApiError> {
+    let Call(req, state, version, _) = call;
+    gate(version)?;
+    let node = find_node(&state, ident, version).await?;
+    let sub = format!(
+        "nodes/{}/portgroups{}",
+        node.uuid,
+        if detail { "/detail" } else { "" }
+    );
+    list_portgroups(req, state, version, detail, Some(node), &sub).await
+}
+
 /// `GET /v1/nodes/{ident}/portgroups`.
-pub async fn list_for_node(
-    Call(req, state, version, _): Call,
+pub async fn list_for_node(call: Call, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    portgroups_of_node(call, &path, false).await
+}
+
+/// `GET /v1/nodes/{ident}/portgroups/detail`.
+pub async fn list_detail_for_node(
+    call: Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    gate(version)?;
-    let node = find_node(&state, &path, version).await?;
-    let sub = format!("nodes/{}/portgroups", node.uuid);
-    list_portgroups(req, state, version, false, Some(node), &sub).await
+    portgroups_of_node(call, &path, true).await
 }
 
 /// `PATCH /v1/portgroups/{ident}`.

@@ -423,37 +423,74 @@ pub async fn list_detail(Call(req, state, version, _): Call) -> Result<HttpRespo
     list_ports(req, state, version, true, Scope::All, "ports/detail").await
 }
 
-/// `GET /v1/nodes/{uuid}/ports`.
-pub async fn list_for_node(
-    Call(req, state, version, _): Call,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let node = find_node(&state, &path, version).await?;
-    let sub = format!("nodes/{}/ports", node.uuid);
+/// `GET /v1/nodes/{ident}/ports[/detail]`.
+async fn ports_of_node(call: Call, ident: &str, detail: bool) -> Result<HttpResponse, ApiError> {
+    let Call(req, state, version, _) = call;
+    let node = find_node(&state, ident, version).await?;
+    let sub = format!(
+        "nodes/{}/ports{}",
+        node.uuid,
+        if detail { "/detail" } else { "" }
+    );
     list_ports(
         req,
         state,
         version,
-        false,
+        detail,
         Scope::Node(node.id, node.uuid),
         &sub,
     )
     .await
 }
 
-/// `GET /v1/portgroups/{ident}/ports` (1.24).
-pub async fn list_for_portgroup(
-    Call(req, state, version, _): Call,
+/// `GET /v1/nodes/{ident}/ports`.
+pub async fn list_for_node(call: Call, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    ports_of_node(call, &path, false).await
+}
+
+/// `GET /v1/nodes/{ident}/ports/detail`.
+pub async fn list_detail_for_node(
+    call: Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    ports_of_node(call, &path, true).await
+}
+
+/// `GET /v1/portgroups/{ident}/ports[/detail]` (1.24).
+async fn ports_of_portgroup(
+    call: Call,
+    ident: &str,
+    detail: bool,
+) -> Result<HttpResponse, ApiError> {
+    let Call(req, state, version, _) = call;
     if !version.at_least(24) {
         return Err(ApiError::NotFound(
             "The API is not supported for this version".into(),
         ));
     }
-    let (pg, _) = crate::routes::portgroups::find(&state, &path).await?;
-    let sub = format!("portgroups/{}/ports", pg.uuid);
-    list_ports(req, state, version, false, Scope::Portgroup(pg.id), &sub).await
+    let (pg, _) = crate::routes::portgroups::find(&state, ident).await?;
+    let sub = format!(
+        "portgroups/{}/ports{}",
+        pg.uuid,
+        if detail { "/detail" } else { "" }
+    );
+    list_ports(req, state, version, detail, Scope::Portgroup(pg.id), &sub).await
+}
+
+/// `GET /v1/portgroups/{ident}/ports`.
+pub async fn list_for_portgroup(
+    call: Call,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    ports_of_portgroup(call, &path, false).await
+}
+
+/// `GET /v1/portgroups/{ident}/ports/detail`.
+pub async fn list_detail_for_portgroup(
+    call: Call,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    ports_of_portgroup(call, &path, true).await
 }
 
 /// `PATCH /v1/ports/{ident}`.

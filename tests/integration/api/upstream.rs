@@ -246,3 +246,77 @@ async fn a_port_is_shown_by_uuid_or_name_and_found_by_address_in_a_list() {
     assert_eq!(listed.json()["ports"][0]["uuid"], port.json()["uuid"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn sub_resources_have_their_detail_lists_and_drivers_their_raid_and_vendor_tables() {
+    let app = spawn_app().await;
+    let node = app.create_node("lists").await;
+    let uuid = node["uuid"].as_str().unwrap();
+    let port = app
+        .post(
+            "/v1/ports",
+            json!({"node_uuid": uuid, "address": "52:54:00:aa:00:09"}),
+        )
+        .await;
+    assert_eq!(port.status, StatusCode::CREATED, "{}", port.text);
+    let group = app
+        .post(
+            "/v1/portgroups",
+            json!({"node_uuid": uuid, "name": "bond0"}),
+        )
+        .await;
+    assert_eq!(group.status, StatusCode::CREATED, "{}", group.text);
+
+    let ports = app.get(&format!("/v1/nodes/{uuid}/ports/detail")).await;
+    assert_eq!(ports.status, StatusCode::OK, "{}", ports.text);
+    assert_eq!(ports.json()["ports"][0]["address"], "52:54:00:aa:00:09");
+    assert!(
+        ports.json()["ports"][0]["extra"].is_object(),
+        "detail: {}",
+        ports.text
+    );
+    let groups = app
+        .get(&format!("/v1/nodes/{uuid}/portgroups/detail"))
+        .await;
+    assert_eq!(groups.status, StatusCode::OK, "{}", groups.text);
+    assert_eq!(groups.json()["portgroups"][0]["name"], "bond0");
+    let in_group = app.get("/v1/portgroups/bond0/ports/detail").await;
+    assert_eq!(in_group.status, StatusCode::OK, "{}", in_group.text);
+
+    let raid = app
+        .request(
+            Method::GET,
+            "/v1/drivers/fake-hardware/raid/logical_disk_properties",
+            Some("1.12"),
+            None,
+        )
+        .await;
+    assert_eq!(raid.status, StatusCode::OK, "{}", raid.text);
+    let table = raid.json();
+    assert_eq!(table.as_object().unwrap().len(), 10);
+    assert!(
+        table["raid_level"]
+            .as_str()
+            .unwrap()
+            .starts_with("RAID level for the logical disk.")
+    );
+    let old = app
+        .request(
+            Method::GET,
+            "/v1/drivers/fake-hardware/raid/logical_disk_properties",
+            Some("1.11"),
+            None,
+        )
+        .await;
+    assert_eq!(old.status, StatusCode::NOT_ACCEPTABLE);
+    let unknown = app
+        .get("/v1/drivers/nope/raid/logical_disk_properties")
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let methods = app
+        .get("/v1/drivers/fake-hardware/vendor_passthru/methods")
+        .await;
+    assert_eq!(methods.status, StatusCode::OK, "{}", methods.text);
+    assert_eq!(methods.json(), json!({}));
+    app.stop().await;
+}
