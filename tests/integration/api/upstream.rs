@@ -320,3 +320,67 @@ async fn sub_resources_have_their_detail_lists_and_drivers_their_raid_and_vendor
     assert_eq!(methods.json(), json!({}));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_driver_change_resets_the_interfaces_when_asked() {
+    let app = spawn_app().await;
+    let node = app.create_node("reset").await;
+    let uuid = node["uuid"].as_str().unwrap();
+    let to_ipmi = json!([{"op": "replace", "path": "/driver", "value": "ipmi"}]);
+    let kept = app
+        .patch(&format!("/v1/nodes/{uuid}"), to_ipmi.clone())
+        .await;
+    assert_eq!(kept.status, StatusCode::BAD_REQUEST, "{}", kept.text);
+    assert_eq!(
+        app.get(&format!("/v1/nodes/{uuid}")).await.json()["driver"],
+        "fake-hardware"
+    );
+
+    let old = app
+        .request(
+            Method::PATCH,
+            &format!("/v1/nodes/{uuid}?reset_interfaces=true"),
+            Some("1.44"),
+            Some(&to_ipmi),
+        )
+        .await;
+    assert_eq!(old.status, StatusCode::NOT_ACCEPTABLE);
+    let same_driver = app
+        .request(
+            Method::PATCH,
+            &format!("/v1/nodes/{uuid}?reset_interfaces=true"),
+            Some("1.45"),
+            Some(&json!([{"op": "add", "path": "/extra/k", "value": 1}])),
+        )
+        .await;
+    assert_eq!(same_driver.status, StatusCode::BAD_REQUEST);
+    let reset = app
+        .request(
+            Method::PATCH,
+            &format!("/v1/nodes/{uuid}?reset_interfaces=true"),
+            Some("latest"),
+            Some(&to_ipmi),
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.text);
+    let node = reset.json();
+    assert_eq!(node["driver"], "ipmi");
+    for iface in [
+        "boot",
+        "console",
+        "deploy",
+        "inspect",
+        "management",
+        "power",
+        "raid",
+        "vendor",
+    ] {
+        assert_ne!(
+            node[format!("{iface}_interface")],
+            "fake",
+            "{iface}: {node}"
+        );
+    }
+    assert_eq!(node["power_interface"], "ipmitool");
+    app.stop().await;
+}

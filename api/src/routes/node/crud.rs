@@ -874,6 +874,12 @@ pub async fn update(
             return Err(ApiError::not_acceptable());
         }
     }
+    let query = parse_query(req.query_string());
+    let reset_interfaces = match query.get("reset_interfaces") {
+        None => false,
+        Some(_) if !version.at_least(45) => return Err(ApiError::not_acceptable()),
+        Some(v) => parse_bool("reset_interfaces", v)?,
+    };
     let ident = path.into_inner();
     let node = find_node(&state, &ident, version).await?;
     let current: ProvisionState = node
@@ -984,6 +990,21 @@ pub async fn update(
             "Node {} can not have {field} updated unless it is in one of allowed (enroll, inspecting, inspect wait, manageable, available) states or in maintenance mode. Current state is '{}'.",
             node.uuid, node.provision_state
         )));
+    }
+    if reset_interfaces {
+        if fields.driver == node.driver {
+            return Err(ApiError::BadRequest(
+                "The reset_interfaces parameter can only be used when changing the node's driver."
+                    .into(),
+            ));
+        }
+        // Every interface this request does not name takes the new
+        // hardware type's default.
+        for (iface, _) in INTERFACE_FIELDS {
+            if !touched.contains(&format!("{iface}_interface")) {
+                *interface_slot(&mut fields, iface) = None;
+            }
+        }
     }
     if fields.driver != node.driver
         || interfaces_changed
