@@ -70,25 +70,41 @@ pub fn parse(value: Option<&str>) -> Result<Microversion, String> {
 /// The microversion from which a trailing `.json` is part of a name (1.91).
 pub const DOT_JSON_MINOR: u32 = 91;
 
-/// Below 1.91, asked for with Ironic's own version header, a path ending
-/// in `.json` is served as the path without it (Ironic's
-/// `JsonExtensionMiddleware`, for clients of the pecan days). Without the
-/// header, or from 1.91, `.json` is part of the path.
-fn strip_json_suffix(req: &mut ServiceRequest, ironic_header: Option<&str>) {
+/// Paths outside every API version that Ferric serves as they are.
+const UNVERSIONED: [&str; 2] = ["/", "/metrics"];
+
+/// The path a request is routed by, as Ironic's root controller and
+/// `JsonExtensionMiddleware` route it: a path without the version element
+/// is served by v1 (`/nodes` is `/v1/nodes`); a trailing `/` is dropped
+/// (`/v1/` stays); and below 1.91, asked for with Ironic's own version
+/// header, a trailing `.json` is dropped too (for clients of the pecan
+/// days; without the header, or from 1.91, it is part of the path).
+fn routed_path(path: &str, ironic_header: Option<&str>) -> Option<String> {
+    let mut routed = path.to_owned();
+    if !UNVERSIONED.contains(&path) && path != "/v1" && !path.starts_with("/v1/") {
+        routed = format!("/v1{path}");
+    }
+    if routed.len() > "/v1/".len() && routed.ends_with('/') {
+        routed = routed.trim_end_matches('/').to_owned();
+    }
     let below_91 = ironic_header
         .filter(|h| h.trim() != "latest")
         .and_then(|h| parse(Some(h)).ok())
         .is_some_and(|v| v.0 < DOT_JSON_MINOR);
-    if !below_91 {
-        return;
+    if below_91 && let Some(stripped) = routed.strip_suffix(".json") {
+        routed = stripped.to_owned();
     }
-    let path = req.path().trim_end_matches('/');
-    let Some(stripped) = path.strip_suffix(".json") else {
+    (routed != path).then_some(routed)
+}
+
+/// Rewrites the request's path to [`routed_path`]'s, before routing.
+fn reroute(req: &mut ServiceRequest, ironic_header: Option<&str>) {
+    let Some(path) = routed_path(req.path(), ironic_header) else {
         return;
     };
     let target = match req.query_string() {
-        "" => stripped.to_owned(),
-        query => format!("{stripped}?{query}"),
+        "" => path,
+        query => format!("{path}?{query}"),
     };
     let Ok(uri) = target.parse::<actix_web::http::Uri>() else {
         return;
@@ -121,7 +137,7 @@ pub async fn negotiate(
         .get(VERSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    strip_json_suffix(&mut req, ironic_header.as_deref());
+    reroute(&mut req, ironic_header.as_deref());
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let started = std::time::Instant::now();
@@ -268,5 +284,30 @@ mod tests {
         assert!(parse(Some("1.0")).is_err());
         assert!(parse(Some("abc")).is_err());
         assert!(parse(Some("1.")).is_err());
+    }
+
+    #[test]
+    fn paths_are_routed_as_ironics_root_controller_routes_them() {
+        let r = |p: &str, h: Option<&str>| routed_path(p, h);
+        assert_eq!(
+            r("/nodes/x/allocation", None).as_deref(),
+            Some("/v1/nodes/x/allocation")
+        );
+        assert_eq!(r("/drivers", None).as_deref(), Some("/v1/drivers"));
+        assert_eq!(r("/v1/nodes/", None).as_deref(), Some("/v1/nodes"));
+        assert_eq!(
+            r("/v1/nodes/x.json", Some("1.90")).as_deref(),
+            Some("/v1/nodes/x")
+        );
+        assert_eq!(
+            r("/nodes/x.json/", Some("1.2")).as_deref(),
+            Some("/v1/nodes/x")
+        );
+        assert_eq!(r("/v1/nodes/x.json", Some("1.91")), None);
+        assert_eq!(r("/v1/nodes/x.json", Some("latest")), None);
+        assert_eq!(r("/v1/nodes/x.json", None), None);
+        for unchanged in ["/", "/v1", "/v1/", "/metrics", "/v1/nodes"] {
+            assert_eq!(r(unchanged, None), None, "{unchanged}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Behaviours OpenStack's own suites rely on (ironic-tempest-plugin's API
 //! tests, openstacksdk's functional tests), each as Ironic 39 answers it:
-//! the `.json` suffix below 1.91, node fields PATCH derives or refuses,
+//! paths without `/v1`, the `.json` suffix below 1.91, node fields PATCH
+//! derives or refuses,
 //! `?detail` on volume lists, and a node's lock waited for as Ironic's lock
 //! retry does instead of refused at once.
 
@@ -57,6 +58,18 @@ async fn a_json_suffix_is_stripped_below_1_91_and_part_of_the_name_from_it() {
         .request(Method::GET, &format!("/v1/nodes/{uuid}.json"), None, None)
         .await;
     assert_eq!(bare.status, StatusCode::NOT_FOUND);
+    // A path without its version element is v1's, as Ironic's root
+    // controller routes it; a trailing slash changes nothing.
+    for path in [format!("/nodes/{uuid}"), format!("/v1/nodes/{uuid}/")] {
+        let unversioned = app.get(&path).await;
+        assert_eq!(
+            unversioned.status,
+            StatusCode::OK,
+            "{path}: {}",
+            unversioned.text
+        );
+        assert_eq!(unversioned.json()["uuid"], uuid);
+    }
     // A list and a delete with the suffix.
     let list = app
         .request(Method::GET, "/v1/nodes.json", Some("1.60"), None)
