@@ -561,7 +561,13 @@ async fn node_allocation(
     ident: &str,
     version: Microversion,
 ) -> Result<(Node, Allocation), ApiError> {
-    let node = find_node(state, ident, version).await?;
+    // A node that does not exist is a bad request here, as in Ironic.
+    let node = find_node(state, ident, version)
+        .await
+        .map_err(|e| match e {
+            ApiError::NotFound(m) => ApiError::BadRequest(m),
+            other => other,
+        })?;
     let node_id = node.id;
     let found = state
         .db

@@ -344,7 +344,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(node::vmedia::list_vmedia))
             .route(web::post().to(node::vmedia::attach_vmedia))
             .route(web::delete().to(node::vmedia::detach_vmedia))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(web::to(method_not_allowed_since(89))),
     );
     cfg.service(
         web::resource("/v1/nodes/{ident}/firmware")
@@ -410,6 +410,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/lookup")
             .route(web::get().to(ramdisk::lookup))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/v1/heartbeat")
+            .route(web::post().to(ramdisk::heartbeat_by_body))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
@@ -503,4 +508,21 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
 /// A known path with a method it does not take: webob's 405.
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
     Err(ApiError::routing(StatusCode::METHOD_NOT_ALLOWED, ""))
+}
+
+/// A method a sub-resource of a node does not have: 405 from the version
+/// that introduced it, 404 below (Ironic's node controller refuses the
+/// sub-resource before looking at the method).
+fn method_not_allowed_since(
+    minor: u32,
+) -> impl Fn(crate::microversion::Microversion) -> std::future::Ready<Result<HttpResponse, ApiError>>
++ Clone
++ 'static {
+    move |version| {
+        std::future::ready(Err(if version.at_least(minor) {
+            ApiError::routing(StatusCode::METHOD_NOT_ALLOWED, "")
+        } else {
+            ApiError::routing(StatusCode::NOT_FOUND, "")
+        }))
+    }
 }

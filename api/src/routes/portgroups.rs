@@ -331,7 +331,14 @@ async fn portgroups_of_node(
     detail: bool,
 ) -> Result<HttpResponse, ApiError> {
     let Call(req, state, version, _) = call;
-    gate(version)?;
+    // A node's portgroups came with 1.24; below, Ironic's node controller
+    // knows no such sub-resource.
+    if !version.at_least(24) {
+        return Err(ApiError::routing(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "",
+        ));
+    }
     let node = find_node(&state, ident, version).await?;
     let sub = format!(
         "nodes/{}/portgroups{}",

@@ -349,6 +349,14 @@ async fn list_ports(
     if let Some(address) = query.get("address") {
         filter.address = Some(mac_address("address", address)?);
     }
+    // `?portgroup=` (1.24): the ports of that portgroup (UUID or name).
+    if let Some(ident) = query.get("portgroup") {
+        if !version.at_least(24) {
+            return Err(ApiError::not_acceptable());
+        }
+        let (pg, _) = crate::routes::portgroups::find(&state, ident).await?;
+        filter.portgroup_id = Some(pg.id);
+    }
     let marker = match &pagination.marker {
         Some(m) => {
             let uuid = expect_uuid("marker", m)?;

@@ -272,21 +272,47 @@ fn optional_string(map: &Map<String, Value>, key: &str) -> Result<Option<String>
 /// `agent_version` (1.36), `agent_verify_ca` (1.68), `agent_status` and
 /// `agent_status_message` (1.72): 202 once the conductor accepted it.
 pub async fn heartbeat(
-    Call(req, state, version, request_id): Call,
+    call: Call,
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    gate(version)?;
-    let source = admit(&req, &state, "heartbeat")?;
-    let map = match body {
-        Value::Object(map) => map,
-        Value::Null => Map::new(),
-        _ => {
-            return Err(ApiError::BadRequest(
-                "Invalid request body: expected a JSON object.".into(),
-            ));
-        }
+    gate(call.2)?;
+    heartbeat_of(call, &path, body_map(body)?).await
+}
+
+/// `POST /v1/heartbeat` with the node in the body (`node_ident`), as
+/// Ironic's pecan controller also takes it.
+pub async fn heartbeat_by_body(
+    call: Call,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    gate(call.2)?;
+    let mut map = body_map(body)?;
+    let Some(node) = optional_string(&map, "node_ident")? else {
+        return Err(ApiError::BadRequest(
+            "Missing mandatory parameter: node_ident".into(),
+        ));
     };
+    map.remove("node_ident");
+    heartbeat_of(call, &node, map).await
+}
+
+fn body_map(body: Value) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Object(map) => Ok(map),
+        Value::Null => Ok(Map::new()),
+        _ => Err(ApiError::BadRequest(
+            "Invalid request body: expected a JSON object.".into(),
+        )),
+    }
+}
+
+async fn heartbeat_of(
+    Call(req, state, version, request_id): Call,
+    node_ident: &str,
+    map: Map<String, Value>,
+) -> Result<HttpResponse, ApiError> {
+    let source = admit(&req, &state, "heartbeat")?;
     let Some(callback_url) = optional_string(&map, "callback_url")? else {
         return Err(ApiError::BadRequest(
             "Missing mandatory parameter: callback_url".into(),
@@ -311,7 +337,7 @@ pub async fn heartbeat(
             "Field \"agent_verify_ca\" not recognised in this version".into(),
         ));
     }
-    let node = find_node(&state, &path, version).await?;
+    let node = find_node(&state, node_ident, version).await?;
     // Ironic's check: the URL's scheme mentions http.
     let valid_url = callback_url
         .split_once("://")

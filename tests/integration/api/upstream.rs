@@ -397,3 +397,158 @@ async fn a_driver_change_resets_the_interfaces_when_asked() {
     assert_eq!(node["power_interface"], "ipmitool");
     app.stop().await;
 }
+
+/// Below the version that introduced a resource, the answer Ironic 39
+/// gives there (ironic-tempest-plugin's `test_microversion_enforcement`
+/// sends each request one version below and at the version).
+#[tokio::test]
+async fn resources_below_their_version_answer_as_ironic_does() {
+    let app = spawn_app().await;
+    let node = app.create_node("gated").await;
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    let group = app
+        .post("/v1/portgroups", json!({"node_uuid": uuid, "name": "pg0"}))
+        .await
+        .json();
+    let port = app
+        .post(
+            "/v1/ports",
+            json!({"node_uuid": uuid, "address": "52:54:00:aa:00:0a", "portgroup_uuid": group["uuid"]}),
+        )
+        .await;
+    assert_eq!(port.status, StatusCode::CREATED, "{}", port.text);
+    let status =
+        |method: Method, path: String, version: &'static str, body: Option<serde_json::Value>| {
+            let app = &app;
+            async move {
+                let reply = app
+                    .request(method, &path, Some(version), body.as_ref())
+                    .await;
+                (reply.status, reply.text)
+            }
+        };
+    let node_path = |sub: &str| format!("/v1/nodes/{uuid}/{sub}");
+    let cases = [
+        (
+            Method::GET,
+            node_path("traits"),
+            "1.36",
+            None,
+            StatusCode::NOT_ACCEPTABLE,
+        ),
+        (
+            Method::PUT,
+            node_path("traits"),
+            "1.27",
+            Some(json!({"traits": []})),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::PUT,
+            node_path("traits/CUSTOM_A"),
+            "1.36",
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::DELETE,
+            node_path("traits/CUSTOM_A"),
+            "1.36",
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::DELETE,
+            node_path("traits"),
+            "1.27",
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::PUT,
+            node_path("states/raid"),
+            "1.11",
+            Some(json!({})),
+            StatusCode::NOT_ACCEPTABLE,
+        ),
+        (
+            Method::PUT,
+            node_path("vmedia"),
+            "1.88",
+            Some(json!({})),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::PUT,
+            node_path("vmedia"),
+            "1.89",
+            Some(json!({})),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::GET,
+            node_path("portgroups"),
+            "1.23",
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::GET,
+            node_path("portgroups/detail"),
+            "1.23",
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::GET,
+            node_path("portgroups"),
+            "1.24",
+            None,
+            StatusCode::OK,
+        ),
+        (
+            Method::GET,
+            format!("/v1/ports?portgroup={}", group["uuid"].as_str().unwrap()),
+            "1.23",
+            None,
+            StatusCode::NOT_ACCEPTABLE,
+        ),
+        (
+            Method::GET,
+            "/nodes/None/allocation".to_owned(),
+            "1.51",
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::GET,
+            "/nodes/None/allocation".to_owned(),
+            "1.52",
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (method, path, version, body, expected) in cases {
+        let (got, text) = status(method.clone(), path.clone(), version, body).await;
+        assert_eq!(got, expected, "{method} {path} at {version}: {text}");
+    }
+    let by_group = app
+        .request(Method::GET, "/v1/ports?portgroup=pg0", Some("1.24"), None)
+        .await;
+    assert_eq!(by_group.json()["ports"][0]["uuid"], port.json()["uuid"]);
+
+    // The heartbeat with its node in the body, as the pecan controller took it.
+    let beat = json!({"node_ident": uuid, "callback_url": "http://127.0.0.1:9999",
+                      "agent_version": "10.0.0", "agent_token": "x"});
+    let old = app
+        .request(Method::POST, "/v1/heartbeat", Some("1.21"), Some(&beat))
+        .await;
+    assert_eq!(old.status, StatusCode::NOT_FOUND);
+    assert_eq!(old.fault(), "Resource could not be found.");
+    let first = app
+        .request(Method::POST, "/v1/heartbeat", Some("1.22"), Some(&beat))
+        .await;
+    assert_eq!(first.status, StatusCode::BAD_REQUEST);
+    assert_eq!(first.fault(), "Field \"agent_version\" not recognised");
+    app.stop().await;
+}

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use ferric_common::db::models::node::NodeSettings;
 use serde_json::Value;
 
-use super::{unknown_path, unlocked, unsupported, write};
+use super::{unlocked, unsupported, write};
 use crate::body::JsonBody;
 use crate::call::Call;
 use crate::error::ApiError;
@@ -53,7 +53,7 @@ pub async fn set_raid(
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     if !version.at_least(12) {
-        return Err(unknown_path());
+        return Err(ApiError::not_acceptable());
     }
     let invalid = |m: String| ApiError::BadRequest(format!("RAID config validation error: {m}"));
     let Value::Object(config) = &body else {

@@ -1,5 +1,6 @@
 //! `traits` (1.37): list, replace, add one, remove one or all; at most 50.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use ferric_common::db::models::node::Node;
 use serde_json::json;
@@ -17,11 +18,21 @@ const NODE_TRAITS_USAGE: &str = "A single node trait may be added via PUT /v1/no
 /// Most traits a node may have.
 const MAX_TRAITS: usize = 50;
 
+/// Below 1.37 a node has no traits: Ironic answers as its releases before
+/// them did, 406 to a GET, 405 to a PUT and 404 to a DELETE.
 fn traits_gate(version: Microversion) -> Result<(), ApiError> {
     if version.at_least(37) {
         Ok(())
     } else {
         Err(ApiError::not_acceptable())
+    }
+}
+
+fn traits_write_gate(version: Microversion, method: StatusCode) -> Result<(), ApiError> {
+    if version.at_least(37) {
+        Ok(())
+    } else {
+        Err(ApiError::routing(method, ""))
     }
 }
 
@@ -41,7 +52,7 @@ pub async fn set_traits(
     path: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    traits_gate(version)?;
+    traits_write_gate(version, StatusCode::METHOD_NOT_ALLOWED)?;
     let traits = trait_list(&body, NODE_TRAITS_USAGE)?;
     let node = unlocked(&state, &path, version).await?;
     if traits.len() > MAX_TRAITS {
@@ -73,7 +84,7 @@ pub async fn add_trait(
     Call(req, state, version, _): Call,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    traits_gate(version)?;
+    traits_write_gate(version, StatusCode::METHOD_NOT_ALLOWED)?;
     let (ident, name) = path.into_inner();
     let name = check_trait("trait", &json!(name))?;
     let node = unlocked(&state, &ident, version).await?;
@@ -109,7 +120,7 @@ pub async fn delete_traits(
     Call(_, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    traits_gate(version)?;
+    traits_write_gate(version, StatusCode::NOT_FOUND)?;
     let node = unlocked(&state, &path, version).await?;
     let id = node.id;
     state
@@ -123,7 +134,7 @@ pub async fn delete_trait(
     Call(_, state, version, _): Call,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    traits_gate(version)?;
+    traits_write_gate(version, StatusCode::NOT_FOUND)?;
     let (ident, name) = path.into_inner();
     let node = unlocked(&state, &ident, version).await?;
     let id = node.id;
