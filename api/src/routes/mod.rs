@@ -315,6 +315,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::put().to(node::console::set_console))
             .default_service(web::to(method_not_allowed)),
     );
+    // Ironic's object dispatch also reaches a node's console state as
+    // `/v1/nodes/states/console/{ident}` (ironic-tempest-plugin reads it so).
+    cfg.service(
+        web::resource("/v1/nodes/states/console/{ident}")
+            .route(web::get().to(node::console::get_console))
+            .default_service(web::to(method_not_allowed)),
+    );
     cfg.service(
         web::resource("/v1/nodes/{ident}/states/raid")
             .route(web::put().to(node::raid::set_raid))

@@ -190,6 +190,65 @@ async fn portgroup_for_port(
     Ok(Some(pg))
 }
 
+/// Ironic's check that the ports of a portgroup share one physical
+/// network: a port joining `portgroup` (or changing its physical network
+/// in it) must be on the network its other ports are on, or the
+/// portgroup's own; the first port with one gives it to a portgroup that
+/// has none.
+///
+/// # Errors
+/// 409 naming both networks.
+async fn check_physnet(
+    state: &AppState,
+    portgroup: &Portgroup,
+    port_id: Option<i32>,
+    physnet: Option<String>,
+) -> Result<(), ApiError> {
+    let (pg_id, pg_physnet) = (portgroup.id, portgroup.physical_network.clone());
+    let own = physnet.clone();
+    let members = state
+        .db
+        .run(move |conn| {
+            let members = Portgroup::member_physnets(conn, pg_id, port_id)?;
+            if members.is_empty()
+                && pg_physnet.is_none()
+                && let Some(physnet) = &own
+            {
+                Portgroup::adopt_physical_network(conn, pg_id, physnet)?;
+            }
+            Ok(members)
+        })
+        .await?;
+    let expected = match members.len() {
+        0 => match &portgroup.physical_network {
+            Some(pg) => Some(pg.clone()),
+            None => return Ok(()),
+        },
+        1 => members.into_iter().next().flatten(),
+        _ => {
+            let names: Vec<String> = members
+                .iter()
+                .map(|m| m.clone().unwrap_or_else(|| "None".into()))
+                .collect();
+            return Err(ApiError::Conflict(format!(
+                "Port group {} has member ports with inconsistent physical networks ({}). All ports in a port group must have the same physical network.",
+                portgroup.uuid,
+                names.join(", ")
+            )));
+        }
+    };
+    if physnet == expected {
+        return Ok(());
+    }
+    let show = |n: &Option<String>| n.clone().unwrap_or_else(|| "None".into());
+    Err(ApiError::Conflict(format!(
+        "Port with physical network {} cannot become a member of port group {} which has ports in physical network {}.",
+        show(&physnet),
+        portgroup.uuid,
+        show(&expected)
+    )))
+}
+
 /// `POST /v1/ports`.
 pub async fn create(
     Call(req, state, version, _): Call,
@@ -210,6 +269,9 @@ pub async fn create(
     let mut fields = fields_from_map(map, node.id)?;
     let portgroup = portgroup_for_port(&state, map, &node).await?;
     fields.portgroup_id = portgroup.as_ref().map(|pg| pg.id);
+    if let Some(pg) = &portgroup {
+        check_physnet(&state, pg, None, fields.physical_network.clone()).await?;
+    }
     let (address, name, key) = (fields.address.clone(), fields.name.clone(), uuid.clone());
     let port = state
         .db
@@ -508,7 +570,14 @@ pub async fn update(
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let ops = check_patch_ops(&body)?;
-    check_allowed_paths(ops, &PATCH_ALLOWED)?;
+    let touched = check_allowed_paths(ops, &PATCH_ALLOWED)?;
+    // A field newer than the request's version cannot be changed (406).
+    if touched
+        .iter()
+        .any(|field| !version.at_least(min_version(field)))
+    {
+        return Err(ApiError::not_acceptable());
+    }
     let (port, node) = find_port(&state, &path).await?;
     let node = wait_unlocked(&state, node).await?;
     let mut doc = json!({
@@ -536,6 +605,12 @@ pub async fn update(
     let mut fields = fields_from_map(map, target_node.id)?;
     let portgroup = portgroup_for_port(&state, map, &target_node).await?;
     fields.portgroup_id = portgroup.as_ref().map(|pg| pg.id);
+    if let Some(pg) = &portgroup
+        && (fields.portgroup_id != port.portgroup_id
+            || fields.physical_network != port.physical_network)
+    {
+        check_physnet(&state, pg, Some(port.id), fields.physical_network.clone()).await?;
+    }
     let (address, name, uuid, id) = (
         fields.address.clone(),
         fields.name.clone(),

@@ -70,6 +70,13 @@ async fn a_json_suffix_is_stripped_below_1_91_and_part_of_the_name_from_it() {
         );
         assert_eq!(unversioned.json()["uuid"], uuid);
     }
+    // The console state at the path Ironic's object dispatch also serves.
+    let console = app.get(&format!("/v1/nodes/states/console/{uuid}")).await;
+    assert_eq!(console.status, StatusCode::OK, "{}", console.text);
+    assert_eq!(
+        console.json(),
+        json!({"console_enabled": false, "console_info": null})
+    );
     // A list and a delete with the suffix.
     let list = app
         .request(Method::GET, "/v1/nodes.json", Some("1.60"), None)
@@ -550,5 +557,63 @@ async fn resources_below_their_version_answer_as_ironic_does() {
         .await;
     assert_eq!(first.status, StatusCode::BAD_REQUEST);
     assert_eq!(first.fault(), "Field \"agent_version\" not recognised");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_ports_of_a_portgroup_share_one_physical_network() {
+    let app = spawn_app().await;
+    let node = app.create_node("physnets").await;
+    let uuid = node["uuid"].as_str().unwrap();
+    let group = app
+        .post(
+            "/v1/portgroups",
+            json!({"node_uuid": uuid, "name": "bond1"}),
+        )
+        .await
+        .json();
+    let port = |mac: &str, physnet: &str| {
+        json!({"node_uuid": uuid, "address": mac, "physical_network": physnet,
+               "portgroup_uuid": group["uuid"]})
+    };
+    let first = app
+        .post("/v1/ports", port("52:54:00:bb:00:01", "physnet1"))
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    // The portgroup took its first port's network.
+    let shown = app.get("/v1/portgroups/bond1").await.json();
+    assert_eq!(shown["physical_network"], "physnet1");
+    let other = app
+        .post("/v1/ports", port("52:54:00:bb:00:02", "physnet2"))
+        .await;
+    assert_eq!(other.status, StatusCode::CONFLICT, "{}", other.text);
+    assert_eq!(
+        other.fault(),
+        format!(
+            "Port with physical network physnet2 cannot become a member of port group {} which has ports in physical network physnet1.",
+            group["uuid"].as_str().unwrap()
+        )
+    );
+    let same = app
+        .post("/v1/ports", port("52:54:00:bb:00:03", "physnet1"))
+        .await;
+    assert_eq!(same.status, StatusCode::CREATED, "{}", same.text);
+    let moved = app
+        .patch(
+            &format!("/v1/ports/{}", same.json()["uuid"].as_str().unwrap()),
+            json!([{"op": "replace", "path": "/physical_network", "value": "physnet2"}]),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::CONFLICT, "{}", moved.text);
+    // physical_network came with 1.34: an older client cannot set it.
+    let old = app
+        .request(
+            Method::PATCH,
+            &format!("/v1/ports/{}", first.json()["uuid"].as_str().unwrap()),
+            Some("1.33"),
+            Some(&json!([{"op": "replace", "path": "/physical_network", "value": "physnet1"}])),
+        )
+        .await;
+    assert_eq!(old.status, StatusCode::NOT_ACCEPTABLE, "{}", old.text);
     app.stop().await;
 }

@@ -175,6 +175,43 @@ impl Portgroup {
         Portgroup::by_id(conn, id)
     }
 
+    /// The physical networks of the portgroup's ports (`None` for a port
+    /// without one), `exclude_port` left out.
+    pub fn member_physnets(
+        conn: &mut AnyConnection,
+        id: i32,
+        exclude_port: Option<i32>,
+    ) -> Result<std::collections::BTreeSet<Option<String>>, DbError> {
+        let mut query = ports::table
+            .filter(ports::portgroup_id.eq(id))
+            .select(ports::physical_network)
+            .into_boxed();
+        if let Some(port) = exclude_port {
+            query = query.filter(ports::id.ne(port));
+        }
+        Ok(query.load::<Option<String>>(conn)?.into_iter().collect())
+    }
+
+    /// Gives a portgroup without a physical network `physnet` (its first
+    /// member port's, as Ironic does); one that has one keeps it.
+    pub fn adopt_physical_network(
+        conn: &mut AnyConnection,
+        id: i32,
+        physnet: &str,
+    ) -> Result<(), DbError> {
+        diesel::update(
+            portgroups::table
+                .find(id)
+                .filter(portgroups::physical_network.is_null()),
+        )
+        .set((
+            portgroups::physical_network.eq(physnet),
+            portgroups::updated_at.eq(Some(now())),
+        ))
+        .execute(conn)?;
+        Ok(())
+    }
+
     /// How many ports belong to the portgroup.
     pub fn port_count(conn: &mut AnyConnection, id: i32) -> Result<i64, DbError> {
         Ok(ports::table
