@@ -28,6 +28,24 @@ pub struct Settings {
     pub dhcp: DhcpSettings,
     pub dnsmasq: DnsmasqSettings,
     pub auth: AuthSettings,
+    pub vnc: VncSettings,
+}
+
+/// `[vnc]`: graphical consoles.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VncSettings {
+    /// Ironic's `[vnc]public_url`: the noVNC page a graphical console's
+    /// link opens (behind a proxy, the proxy's).
+    pub public_url: String,
+}
+
+impl Default for VncSettings {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:6090/vnc_auto.html".into(),
+        }
+    }
 }
 
 /// `[amqp]`: the broker of the distributed mode.
@@ -65,6 +83,7 @@ impl Default for Settings {
             dhcp: DhcpSettings::default(),
             dnsmasq: DnsmasqSettings::default(),
             auth: AuthSettings::default(),
+            vnc: VncSettings::default(),
         }
     }
 }

@@ -144,6 +144,17 @@ impl Interface for Fake {
     }
 }
 
+/// `fake-graphical`: Ironic's fake graphical console, whose console
+/// "container" is always at 192.0.2.1:5900 (the API records and clears
+/// it, with the noVNC token, as the console is enabled and disabled).
+pub struct FakeGraphicalConsole;
+
+impl Interface for FakeGraphicalConsole {
+    fn name(&self) -> &'static str {
+        "fake-graphical"
+    }
+}
+
 /// `fake` power: the recorded state is the hardware's.
 pub struct FakePower;
 
@@ -284,7 +295,7 @@ pub const FAKE_HARDWARE: HardwareType = HardwareType {
     name: "fake-hardware",
     bios: Choices::new(&[&NO_BIOS, &FAKE_BIOS], "fake"),
     boot: Choices::new(&[&FakeBoot], "fake"),
-    console: Choices::new(&[&NO_CONSOLE, &FAKE], "fake"),
+    console: Choices::new(&[&NO_CONSOLE, &FAKE, &FakeGraphicalConsole], "fake"),
     deploy: Choices::new(&[&FakeDeploy], "fake"),
     firmware: Choices::new(&[&NO_FIRMWARE, &FAKE_FIRMWARE], "fake"),
     inspect: Choices::new(&[&NO_INSPECT, &FakeInspect], "fake"),

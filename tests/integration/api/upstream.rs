@@ -617,3 +617,51 @@ async fn the_ports_of_a_portgroup_share_one_physical_network() {
     assert_eq!(old.status, StatusCode::NOT_ACCEPTABLE, "{}", old.text);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_fake_graphical_console_publishes_a_vnc_endpoint_and_a_novnc_link() {
+    let app = spawn_app().await;
+    let created = app
+        .post(
+            "/v1/nodes",
+            json!({"driver": "fake-hardware", "console_interface": "fake-graphical"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let uuid = created.json()["uuid"].as_str().unwrap().to_owned();
+    let console = format!("/v1/nodes/{uuid}/states/console");
+
+    let on = app.put(&console, json!({"enabled": true})).await;
+    assert_eq!(on.status, StatusCode::ACCEPTED, "{}", on.text);
+    let shown = app.get(&console).await.json();
+    assert_eq!(shown["console_enabled"], true);
+    assert_eq!(shown["console_info"]["type"], "vnc");
+    let url = shown["console_info"]["url"].as_str().unwrap();
+    assert!(
+        url.starts_with("http://127.0.0.1:6090/vnc_auto.html?path=websockify%3Fnode%3D"),
+        "{url}"
+    );
+    assert!(url.contains(&uuid), "{url}");
+    let internal =
+        app.get(&format!("/v1/nodes/{uuid}")).await.json()["driver_internal_info"].clone();
+    assert_eq!(internal["vnc_host"], "192.0.2.1");
+    assert_eq!(internal["vnc_port"], 5900);
+    assert_eq!(
+        internal["novnc_secret_token"], "******",
+        "the token is a secret"
+    );
+
+    let off = app.put(&console, json!({"enabled": false})).await;
+    assert_eq!(off.status, StatusCode::ACCEPTED, "{}", off.text);
+    assert_eq!(
+        app.get(&console).await.json(),
+        json!({"console_enabled": false, "console_info": null})
+    );
+    let internal =
+        app.get(&format!("/v1/nodes/{uuid}")).await.json()["driver_internal_info"].clone();
+    assert!(
+        internal.get("vnc_host").is_none() && internal.get("novnc_secret_token").is_none(),
+        "{internal}"
+    );
+    app.stop().await;
+}

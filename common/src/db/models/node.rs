@@ -1000,6 +1000,33 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Sets `console_enabled` and `driver_internal_info` together if the
+    /// node is unlocked and its `driver_internal_info` is still `seen`;
+    /// false otherwise (nothing written).
+    pub fn write_console(
+        conn: &mut AnyConnection,
+        id: i32,
+        seen: &str,
+        enabled: bool,
+        internal: &str,
+    ) -> Result<bool, DbError> {
+        Ok(diesel::update(
+            nodes::table
+                .find(id)
+                .filter(nodes::reservation.is_null())
+                .filter(nodes::driver_internal_info.eq(seen)),
+        )
+        .set((
+            nodes::console_enabled.eq(enabled),
+            nodes::driver_internal_info.eq(internal),
+            nodes::updated_at.eq(Some(now())),
+        ))
+        .execute(conn)?
+            == 1)
+    }
+}
+
 /// What [`Node::merge_internal_info`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InternalInfoMerge {
