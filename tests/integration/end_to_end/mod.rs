@@ -1,4 +1,6 @@
-//! The real OpenStack clients against Ferric.
+//! The real OpenStack clients and OpenStack's own API test suite against
+//! Ferric.
 
 mod clients;
 mod sdk;
+pub mod upstream;
