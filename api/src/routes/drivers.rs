@@ -28,6 +28,12 @@ pub async fn list(Call(req, state, version, _): Call) -> Result<HttpResponse, Ap
         Some(v) => parse_bool("detail", v)?,
         None => false,
     };
+    let fields = driver_fields(query.get("fields"), version)?;
+    if fields.is_some() && detail {
+        return Err(ApiError::BadRequest(
+            "Can not specify ?detail=True and fields in the same request.".into(),
+        ));
+    }
     match query.get("type").map(String::as_str) {
         None | Some("dynamic") => {}
         Some("classic") => return Ok(HttpResponse::Ok().json(json!({"drivers": []}))),
@@ -39,11 +45,21 @@ pub async fn list(Call(req, state, version, _): Call) -> Result<HttpResponse, Ap
     }
     let view = state.cluster(false).await?;
     let base = base_url(&req, &state);
-    let drivers: Vec<Value> = view
+    let drivers = view
         .hardware_types()
         .iter()
-        .map(|(name, hosts)| driver_body(name, hosts, &view, &base, version, detail))
-        .collect();
+        .map(|(name, hosts)| {
+            let body = driver_body(
+                name,
+                hosts,
+                &view,
+                &base,
+                version,
+                detail || fields.is_some(),
+            );
+            only_fields(body, fields.as_deref())
+        })
+        .collect::<Result<Vec<Value>, ApiError>>()?;
     Ok(HttpResponse::Ok().json(json!({ "drivers": drivers })))
 }
 
@@ -53,30 +69,66 @@ fn unknown_driver(name: &str) -> ApiError {
     ))
 }
 
+/// `?fields=` of a driver request (1.77; 406 below).
+fn driver_fields(
+    raw: Option<&String>,
+    version: crate::microversion::Microversion,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let fields = crate::views::parse_fields(raw);
+    if fields.is_some() && !version.at_least(77) {
+        return Err(ApiError::not_acceptable());
+    }
+    Ok(fields)
+}
+
+/// `body` with only `fields` (and its links), as Ironic's
+/// `sanitize_dict`; a field the driver does not have is a 400.
+fn only_fields(body: Value, fields: Option<&[String]>) -> Result<Value, ApiError> {
+    let (Some(fields), Value::Object(map)) = (fields, &body) else {
+        return Ok(body);
+    };
+    let invalid: Vec<&str> = fields
+        .iter()
+        .filter(|f| !map.contains_key(f.as_str()))
+        .map(String::as_str)
+        .collect();
+    if !invalid.is_empty() {
+        return Err(ApiError::BadRequest(format!(
+            "Field(s) \"{}\" are not valid",
+            invalid.join(", ")
+        )));
+    }
+    Ok(Value::Object(
+        map.iter()
+            .filter(|(k, _)| k.as_str() == "links" || fields.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    ))
+}
+
 pub async fn show(
     Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let query = parse_query(req.query_string());
+    let fields = driver_fields(query.get("fields"), version)?;
     let view = known_driver(&state, &path).await?;
     let hosts = view
         .hardware_types()
         .get(path.as_str())
         .ok_or_else(|| unknown_driver(&path))?;
     let base = base_url(&req, &state);
-    Ok(HttpResponse::Ok().json(driver_body(&path, hosts, &view, &base, version, true)))
+    let body = driver_body(&path, hosts, &view, &base, version, true);
+    Ok(HttpResponse::Ok().json(only_fields(body, fields.as_deref())?))
 }
 
 pub async fn show_properties(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = state.cluster(false).await?;
-    if !view.hardware_types().contains_key(path.as_str()) {
-        return Err(ApiError::NotFound(format!(
-            "The driver '{}' is unknown.",
-            path.as_str()
-        )));
-    }
+    known_driver(&state, &path)
+        .await
+        .map_err(|_| driver_unknown(&path))?;
     Ok(HttpResponse::Ok().json(properties(&path)))
 }
 
@@ -142,6 +194,12 @@ const LOGICAL_DISK_PROPERTIES: [(&str, &str); 10] = [
     ),
 ];
 
+/// Ironic's answer for a driver no conductor offers, on the paths that
+/// ask a conductor about it.
+fn driver_unknown(name: &str) -> ApiError {
+    ApiError::NotFound(format!("The driver '{name}' is unknown."))
+}
+
 /// `GET /v1/drivers/{name}/raid/logical_disk_properties` (1.12): the
 /// properties the driver's default RAID interface takes; 404 when it has
 /// none (`no-raid`), as Ironic.
@@ -152,7 +210,9 @@ pub async fn raid_logical_disk_properties(
     if !version.at_least(12) {
         return Err(ApiError::not_acceptable());
     }
-    let view = known_driver(&state, &path).await?;
+    let view = known_driver(&state, &path)
+        .await
+        .map_err(|_| driver_unknown(&path))?;
     let raid = view
         .interfaces(&path)
         .and_then(|i| i.get("raid"))
@@ -178,6 +238,8 @@ pub async fn vendor_methods(
     Call(_, state, _, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    known_driver(&state, &path).await?;
+    known_driver(&state, &path)
+        .await
+        .map_err(|_| driver_unknown(&path))?;
     Ok(HttpResponse::Ok().json(json!({})))
 }

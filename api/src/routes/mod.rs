@@ -333,6 +333,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
+        web::resource("/v1/nodes/{ident}/management/indicators/{indicator}")
+            .route(web::get().to(node::management::indicator_state))
+            .route(web::put().to(node::management::set_indicator_state))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
         web::resource("/v1/nodes/{ident}/vendor_passthru/methods")
             .route(web::get().to(node::vendor::vendor_methods))
             .default_service(web::to(method_not_allowed)),

@@ -665,3 +665,76 @@ async fn the_fake_graphical_console_publishes_a_vnc_endpoint_and_a_novnc_link() 
     );
     app.stop().await;
 }
+
+/// Answers the suite does not check but a side-by-side probe against
+/// Ironic 39 did: indicators at every version and one by one, driver
+/// `?fields` (1.77), an empty RAID configuration, an unknown driver's name.
+#[tokio::test]
+async fn indicators_driver_fields_and_empty_raid_configs_answer_as_ironic() {
+    let app = spawn_app().await;
+    let node = app.create_node("leds").await;
+    let uuid = node["uuid"].as_str().unwrap();
+    let leds = app
+        .request(
+            Method::GET,
+            &format!("/v1/nodes/{uuid}/management/indicators"),
+            Some("1.1"),
+            None,
+        )
+        .await;
+    assert_eq!(leds.status, StatusCode::OK, "{}", leds.text);
+    assert_eq!(leds.json()["indicators"][1]["name"], "led@system");
+    let one = app
+        .get(&format!(
+            "/v1/nodes/{uuid}/management/indicators/led@system"
+        ))
+        .await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.text);
+    assert_eq!(one.json(), json!({"state": "on"}));
+    let malformed = app
+        .get(&format!("/v1/nodes/{uuid}/management/indicators/led"))
+        .await;
+    assert_eq!(malformed.fault(), "Malformed indicator name \"led\"");
+    let set = app
+        .put(
+            &format!("/v1/nodes/{uuid}/management/indicators/led@system"),
+            json!({"state": "off"}),
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        set.fault(),
+        "Driver fake-hardware does not support set_indicator_state (disabled or not implemented)."
+    );
+
+    let old = app
+        .request(Method::GET, "/v1/drivers?fields=name", Some("1.76"), None)
+        .await;
+    assert_eq!(old.status, StatusCode::NOT_ACCEPTABLE);
+    let named = app
+        .request(
+            Method::GET,
+            "/v1/drivers/fake-hardware?fields=name",
+            Some("1.77"),
+            None,
+        )
+        .await;
+    assert_eq!(named.status, StatusCode::OK, "{}", named.text);
+    let keys: Vec<String> = named.json().as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, ["name", "links"]);
+
+    let raid = app
+        .request(
+            Method::PUT,
+            &format!("/v1/nodes/{uuid}/states/raid"),
+            Some("1.12"),
+            Some(&json!({})),
+        )
+        .await;
+    assert_eq!(raid.status, StatusCode::NO_CONTENT, "{}", raid.text);
+    let unknown = app
+        .get("/v1/drivers/testdriver/raid/logical_disk_properties")
+        .await;
+    assert_eq!(unknown.fault(), "The driver 'testdriver' is unknown.");
+    app.stop().await;
+}

@@ -5,9 +5,9 @@ use actix_web::{HttpResponse, web};
 use ferric_proto::v1::task::Kind;
 use ferric_proto::v1::task_reply::Outcome;
 use ferric_proto::v1::{GetBootDevice, GetSupportedBootDevices, InjectNmi, SetBootDevice};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::{object, required_str, unknown_path, unsupported};
+use super::{object, required_str, unsupported};
 use crate::body::JsonBody;
 use crate::call::Call;
 use crate::error::ApiError;
@@ -88,15 +88,20 @@ pub async fn inject_nmi(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `GET /v1/nodes/{ident}/management/indicators` (1.63): the `fake`
+/// The `fake` management interface's LEDs: name, component, read-only,
+/// states.
+const FAKE_INDICATORS: [(&str, &str, bool, &[&str]); 2] = [
+    ("led-0", "chassis", true, &["off", "on"]),
+    ("led", "system", false, &["blinking", "off", "on"]),
+];
+
+/// `GET /v1/nodes/{ident}/management/indicators` (documented from 1.63;
+/// Ironic 39 serves it at every version, and so does Ferric): the `fake`
 /// management interface's LEDs.
 pub async fn indicators(
     Call(req, state, version, _): Call,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    if !version.at_least(63) {
-        return Err(unknown_path());
-    }
     let node = find_node(&state, &path, version).await?;
     if node.management_interface.as_deref() != Some("fake") {
         return Err(unsupported(&node, "get_supported_indicators"));
@@ -112,10 +117,53 @@ pub async fn indicators(
             "links": crate::views::links(&base, &format!("nodes/{ident}/management/indicators/{name}")),
         })
     };
-    Ok(HttpResponse::Ok().json(json!({
-        "indicators": [
-            indicator("led-0@chassis", "chassis", true, &["off", "on"]),
-            indicator("led@system", "system", false, &["blinking", "off", "on"]),
-        ]
-    })))
+    let all: Vec<Value> = FAKE_INDICATORS
+        .iter()
+        .map(|(name, component, readonly, states)| {
+            indicator(&format!("{name}@{component}"), component, *readonly, states)
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "indicators": all })))
+}
+
+/// `GET /v1/nodes/{ident}/management/indicators/{name@component}`: the
+/// `fake` interface's LEDs are all on, as Ironic's.
+pub async fn indicator_state(
+    Call(_, state, version, _): Call,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (ident, unique) = path.into_inner();
+    let node = find_node(&state, &ident, version).await?;
+    if node.management_interface.as_deref() != Some("fake") {
+        return Err(unsupported(&node, "get_indicator_state"));
+    }
+    let Some((name, component)) = unique.split_once('@') else {
+        return Err(ApiError::BadRequest(format!(
+            "Malformed indicator name \"{unique}\""
+        )));
+    };
+    if !FAKE_INDICATORS.iter().any(|(_, c, _, _)| *c == component) {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid component {component} specified."
+        )));
+    }
+    if !FAKE_INDICATORS
+        .iter()
+        .any(|(n, c, _, _)| *n == name && *c == component)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid indicator {name} specified."
+        )));
+    }
+    Ok(HttpResponse::Ok().json(json!({"state": "on"})))
+}
+
+/// `PUT /v1/nodes/{ident}/management/indicators/{name@component}`: no
+/// interface of Ferric's sets indicators (Ironic's `fake` does not either).
+pub async fn set_indicator_state(
+    Call(_, state, version, _): Call,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let node = find_node(&state, &path.0, version).await?;
+    Err(unsupported(&node, "set_indicator_state"))
 }

@@ -62,8 +62,12 @@ pub async fn set_raid(
             py_repr(&body)
         )));
     };
-    let Some(disks) = config.get("logical_disks") else {
-        return Err(invalid("'logical_disks' is a required property".into()));
+    // An empty configuration clears the target, as in Ironic.
+    let no_disks = Value::Array(Vec::new());
+    let disks = match config.get("logical_disks") {
+        Some(disks) => disks,
+        None if config.is_empty() => &no_disks,
+        None => return Err(invalid("'logical_disks' is a required property".into())),
     };
     let Value::Array(disks) = disks else {
         return Err(invalid(format!(
