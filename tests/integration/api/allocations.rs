@@ -29,18 +29,7 @@ async fn gold_node(app: &TestApp, name: &str, traits: &[&str]) -> String {
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
     // Allocations take only nodes with a known power state (as Ironic's
     // `with_power_state` filter); a fresh fake node has none until synced.
-    let off = app
-        .put(
-            &format!("/v1/nodes/{uuid}/states/power"),
-            json!({"target": "power off"}),
-        )
-        .await;
-    assert_eq!(off.status, StatusCode::ACCEPTED, "{}", off.text);
-    wait_until(Duration::from_secs(20), "power state known", || async {
-        let body = app.get(&format!("/v1/nodes/{uuid}")).await.json();
-        (body["power_state"] == "power off" && body["reservation"].is_null()).then_some(())
-    })
-    .await;
+    app.power_off(&uuid).await;
     if !traits.is_empty() {
         let reply = app
             .put(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app, wait_until};
+use crate::helpers::{TestApp, spawn_app};
 
 /// Sets (or clears) a node's lock in the database, as a conductor's
 /// operation would.
@@ -181,18 +181,7 @@ async fn writes_to_a_locked_node_wait_for_the_lock_as_ironic_does() {
     let app = spawn_app().await;
     let node = app.create_node("busy").await;
     let uuid = node["uuid"].as_str().unwrap().to_owned();
-    let off = app
-        .put(
-            &format!("/v1/nodes/{uuid}/states/power"),
-            json!({"target": "power off"}),
-        )
-        .await;
-    assert_eq!(off.status, StatusCode::ACCEPTED, "{}", off.text);
-    wait_until(Duration::from_secs(20), "power off", || async {
-        let body = app.get(&format!("/v1/nodes/{uuid}")).await.json();
-        (body["power_state"] == "power off" && body["reservation"].is_null()).then_some(())
-    })
-    .await;
+    app.power_off(&uuid).await;
     let connector = app
         .post(
             "/v1/volume/connectors",

@@ -143,18 +143,7 @@ async fn volume_connectors_and_targets_are_managed_per_node() {
             "The requested action \"volume connector update\" can not be performed on node \"{uuid}\" while it is in state \"None\"."
         )
     );
-    let off = app
-        .put(
-            &format!("/v1/nodes/{uuid}/states/power"),
-            json!({"target": "power off"}),
-        )
-        .await;
-    assert_eq!(off.status, StatusCode::ACCEPTED, "{}", off.text);
-    crate::helpers::wait_until(std::time::Duration::from_secs(20), "power off", || async {
-        let body = app.get(&format!("/v1/nodes/{uuid}")).await.json();
-        (body["power_state"] == "power off" && body["reservation"].is_null()).then_some(())
-    })
-    .await;
+    app.power_off(&uuid).await;
     let patched = app.patch(&connector_path, patch).await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
     assert_eq!(patched.json()["extra"], json!({"rack": "r1"}));

@@ -217,6 +217,23 @@ impl TestApp {
         .unwrap();
     }
 
+    /// Powers the node off through the API and waits until it is off and
+    /// unlocked (a fresh fake node has no power state until then).
+    pub async fn power_off(&self, node: &str) {
+        let off = self
+            .put(
+                &format!("/v1/nodes/{node}/states/power"),
+                serde_json::json!({"target": "power off"}),
+            )
+            .await;
+        assert_eq!(off.status, reqwest::StatusCode::ACCEPTED, "{}", off.text);
+        wait_until(Duration::from_secs(20), "power off", || async {
+            let body = self.get(&format!("/v1/nodes/{node}")).await.json();
+            (body["power_state"] == "power off" && body["reservation"].is_null()).then_some(())
+        })
+        .await;
+    }
+
     /// Waits until the node is in `state` and unlocked; returns its body.
     pub async fn wait_for_state(&self, node: &str, state: &str) -> Value {
         wait_until(
