@@ -534,8 +534,9 @@ async fn ports_of_portgroup(
 ) -> Result<HttpResponse, ApiError> {
     let Call(req, state, version, _) = call;
     if !version.at_least(24) {
-        return Err(ApiError::NotFound(
-            "The API is not supported for this version".into(),
+        return Err(ApiError::routing(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "",
         ));
     }
     let (pg, _) = crate::routes::portgroups::find(&state, ident).await?;

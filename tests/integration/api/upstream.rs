@@ -528,6 +528,29 @@ async fn resources_below_their_version_answer_as_ironic_does() {
         let (got, text) = status(method.clone(), path.clone(), version, body).await;
         assert_eq!(got, expected, "{method} {path} at {version}: {text}");
     }
+    // The bodies Ironic gives there: a missing route's, or a fault.
+    let delete = app
+        .request(
+            Method::DELETE,
+            &node_path("traits/CUSTOM_A"),
+            Some("1.36"),
+            None,
+        )
+        .await;
+    assert_eq!(delete.fault(), "Resource could not be found.");
+    let put = app
+        .request(
+            Method::PUT,
+            &node_path("traits/CUSTOM_A"),
+            Some("1.36"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(put.json()["error_message"].as_str().unwrap())
+            .unwrap(),
+        json!({"code": 405, "title": "Method Not Allowed", "description": ""})
+    );
     let by_group = app
         .request(Method::GET, "/v1/ports?portgroup=pg0", Some("1.24"), None)
         .await;

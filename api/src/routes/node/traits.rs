@@ -28,9 +28,13 @@ fn traits_gate(version: Microversion) -> Result<(), ApiError> {
     }
 }
 
+/// A PUT below 1.37 meets no route (405, routing body); a DELETE falls
+/// through to the node controller, which finds nothing (404 fault body).
 fn traits_write_gate(version: Microversion, method: StatusCode) -> Result<(), ApiError> {
     if version.at_least(37) {
         Ok(())
+    } else if method == StatusCode::NOT_FOUND {
+        Err(ApiError::NotFound("Resource could not be found.".into()))
     } else {
         Err(ApiError::routing(method, ""))
     }
