@@ -1073,16 +1073,20 @@ async fn a_request_and_its_conductor_task_are_one_trace() {
     let _ = provider.shutdown();
 }
 
-/// OpenStack's own API suite (see `end_to_end::upstream`) against
+/// OpenStack's own suites (see `end_to_end::upstream`) against
 /// `ferric api` and three conductors on PostgreSQL and RabbitMQ: the same
-/// answers as the embedded mode, locks waited for across processes.
+/// answers as the embedded mode, locks waited for across processes. Each
+/// suite gets a fresh cluster (their tests leave fixed names behind).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_upstream_api_suite_passes_against_three_conductors() {
-    let cluster = Cluster::start_with(3, |s| {
-        s.conductor.enabled_hardware_types = vec!["fake-hardware".into(), "ipmi".into()];
-        s.conductor.sync_power_state_interval_secs = 0;
-    })
-    .await;
-    let label = format!("distributed-{}", cluster.prefix.trim_end_matches('.'));
-    crate::end_to_end::upstream::run_upstream_suite(&cluster.base, &label).await;
+async fn the_upstream_suites_pass_against_three_conductors() {
+    use crate::end_to_end::upstream::{Suite, run_upstream_suite};
+    for suite in [Suite::Tempest, Suite::Sdk] {
+        let cluster = Cluster::start_with(3, |s| {
+            s.conductor.enabled_hardware_types = vec!["fake-hardware".into(), "ipmi".into()];
+            s.conductor.sync_power_state_interval_secs = 0;
+        })
+        .await;
+        let label = format!("distributed-{}", cluster.prefix.trim_end_matches('.'));
+        run_upstream_suite(suite, &cluster.base, &label).await;
+    }
 }
