@@ -5,56 +5,7 @@
 
 use serde_json::Value;
 
-/// The mask Ironic uses.
-pub const MASK: &str = "******";
-
-/// Substrings that make a key secret (oslo's `_SANITIZE_KEYS`, lower-cased,
-/// and, beyond Ironic, `credential`: `bmc_credentials` and the like).
-const SECRET_PARTS: [&str; 13] = [
-    "credential",
-    "password",
-    "passwd",
-    "pswd",
-    "secret",
-    "token",
-    "passphrase",
-    "admin_pass",
-    "adminpass",
-    "new_pass",
-    "private_key",
-    "encrypted_key",
-    "fernetkey",
-];
-
-/// Whether a key names a secret: a secret-looking part, or ends in `key`
-/// (`ipmi_hex_kg_key`, `snmp_auth_key`, `sslkey`…).
-pub fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    key.ends_with("key") || SECRET_PARTS.iter().any(|part| key.contains(part))
-}
-
-/// Masks secret keys in `value`, and the password of every URL in its
-/// strings, recursively.
-pub fn mask_secrets(value: &mut Value) {
-    match value {
-        Value::String(text) => {
-            if let std::borrow::Cow::Owned(masked) = ferric_common::redact::url_credentials(text) {
-                *text = masked;
-            }
-        }
-        Value::Object(map) => {
-            for (key, v) in map.iter_mut() {
-                if is_secret_key(key) && !v.is_null() {
-                    *v = Value::String(MASK.into());
-                } else {
-                    mask_secrets(v);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(mask_secrets),
-        _ => {}
-    }
-}
+pub use ferric_common::redact::{MASK, is_secret_key, mask_secrets};
 
 /// `instance_info`: secrets, `configdrive` and `image_url` are masked.
 pub fn mask_instance_info(value: &mut Value) {

@@ -3,13 +3,117 @@
 //!
 //! Invariants: the token travels only to that URL and is never logged; a
 //! failure never carries the URL (it may hold credentials) and is a
-//! [`DriverError::Agent`].
+//! [`DriverError::Agent`]. The node an agent is sent is Ironic's
+//! `as_dict(secure=True)`: secret-looking keys masked (the config drive
+//! kept for the steps that write it), and none of the agent's own secrets.
 
 use ferric_common::db::models::node::Node;
-use serde_json::{Value, json};
+use ferric_common::db::models::port::Port;
+use ferric_common::redact::mask_secrets;
+use serde_json::{Map, Value, json};
 
 use super::error::DriverError;
 use crate::context::Context;
+
+/// A JSON column as the object it holds (`{}` when it holds none).
+fn object(text: &str) -> Value {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Value::Object(map),
+        _ => Value::Object(Map::new()),
+    }
+}
+
+/// The node as Ironic sends it in an agent command (`node.as_dict(secure=
+/// True)`): its fields, JSON columns as objects, secrets masked. With
+/// `configdrive`, `instance_info.configdrive` goes as it is (the deploy
+/// step that writes it needs it), else it is masked too.
+pub fn agent_node(node: &Node, configdrive: bool) -> Value {
+    let masked = |text: &str| {
+        let mut value = object(text);
+        mask_secrets(&mut value);
+        value
+    };
+    let instance_info = agent_instance_info(&node.instance_info, configdrive);
+    json!({
+        "uuid": node.uuid,
+        "name": node.name,
+        "driver": node.driver,
+        "driver_info": masked(&node.driver_info),
+        "driver_internal_info": masked(&node.driver_internal_info),
+        "instance_info": instance_info,
+        "instance_uuid": node.instance_uuid,
+        "properties": masked(&node.properties),
+        "extra": object(&node.extra),
+        "provision_state": node.provision_state,
+        "target_provision_state": node.target_provision_state,
+        "power_state": node.power_state,
+        "maintenance": node.maintenance,
+        "resource_class": node.resource_class,
+        "raid_config": object(&node.raid_config),
+        "target_raid_config": object(&node.target_raid_config),
+        "boot_mode": node.boot_mode,
+        "secure_boot": node.secure_boot,
+        "boot_interface": node.boot_interface,
+        "deploy_interface": node.deploy_interface,
+        "management_interface": node.management_interface,
+        "power_interface": node.power_interface,
+        "raid_interface": node.raid_interface,
+    })
+}
+
+/// `instance_info` as an agent is sent it: secrets masked, the config
+/// drive as it is when `configdrive`, else masked.
+fn agent_instance_info(text: &str, configdrive: bool) -> Value {
+    let mut info = object(text);
+    let drive = info
+        .as_object_mut()
+        .and_then(|map| map.remove("configdrive"));
+    mask_secrets(&mut info);
+    if let (Some(drive), Some(map)) = (drive, info.as_object_mut()) {
+        let shown = if configdrive { drive } else { json!("******") };
+        map.insert("configdrive".into(), shown);
+    }
+    info
+}
+
+/// The node's ports as Ironic sends them in an agent command.
+pub fn agent_ports(ports: &[Port]) -> Value {
+    Value::Array(
+        ports
+            .iter()
+            .map(|p| {
+                json!({
+                    "uuid": p.uuid,
+                    "address": p.address,
+                    "pxe_enabled": p.pxe_enabled,
+                    "physical_network": p.physical_network,
+                    "local_link_connection": object(&p.local_link_connection),
+                    "extra": object(&p.extra),
+                    "is_smartnic": p.is_smartnic,
+                    "name": p.name,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The node and ports parameters of an agent command, read now.
+///
+/// # Errors
+/// When the ports cannot be read.
+pub async fn node_params(
+    ctx: &Context,
+    node: &Node,
+    configdrive: bool,
+) -> Result<(Value, Value), DriverError> {
+    let id = node.id;
+    let ports = ctx
+        .db
+        .run(move |conn| Port::of_node(conn, id))
+        .await
+        .map_err(|e| DriverError::Agent(format!("cannot read the node's ports: {e}")))?;
+    Ok((agent_node(node, configdrive), agent_ports(&ports)))
+}
 
 /// Where the node's agent listens and its token, from
 /// `driver_internal_info`.
@@ -98,4 +202,28 @@ pub async fn last_command(ctx: &Context, node: &Node) -> Result<Value, DriverErr
         .and_then(|c| c.last())
         .cloned()
         .ok_or_else(|| DriverError::Agent("the agent reports no command".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agent_gets_instance_info_with_secrets_masked_and_the_config_drive_where_it_is_written() {
+        let text = json!({
+            "image_source": "http://u:pw@images/disk.img",
+            "root_device": {"serial": "S1"},
+            "image_password": "x",
+            "configdrive": "H4sI-base64",
+        })
+        .to_string();
+        let writing = agent_instance_info(&text, true);
+        assert_eq!(writing["root_device"], json!({"serial": "S1"}));
+        assert_eq!(writing["image_password"], "******");
+        assert_eq!(writing["image_source"], "http://u:******@images/disk.img");
+        assert_eq!(writing["configdrive"], "H4sI-base64");
+        let listing = agent_instance_info(&text, false);
+        assert_eq!(listing["configdrive"], "******");
+        assert_eq!(agent_instance_info("not json", true), json!({}));
+    }
 }

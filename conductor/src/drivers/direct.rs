@@ -248,20 +248,25 @@ async fn configdrive_for_agent(task: &Task) -> Result<Option<String>, DriverErro
 /// The first heartbeat: cache the agent's deploy steps, start writing.
 async fn begin_write(task: &Task) -> Result<(), DriverError> {
     let (ctx, node) = (task.ctx(), &task.node);
+    // As Ironic: the whole node (secrets masked) and its ports with every
+    // command; the config drive only where the step writes it.
+    let (listed_node, ports) = agent_client::node_params(ctx, node, false).await?;
     let steps = agent_client::call(
         ctx,
         node,
         "deploy.get_deploy_steps",
-        json!({"node": {"uuid": node.uuid}, "ports": []}),
+        json!({"node": listed_node, "ports": ports}),
         true,
     )
     .await?;
     let step = write_image_step(image_info(node)?, configdrive_for_agent(task).await?);
+    let deploy_version = steps["command_result"]["hardware_manager_version"].clone();
     let started = agent_client::call(
         ctx,
         node,
         "deploy.execute_deploy_step",
-        json!({"step": step, "node": {"uuid": node.uuid}, "ports": []}),
+        json!({"step": step, "node": agent_client::agent_node(node, true), "ports": ports,
+               "deploy_version": deploy_version}),
         false,
     )
     .await?;
