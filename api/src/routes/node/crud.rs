@@ -881,7 +881,9 @@ pub async fn update(
         Some(v) => parse_bool("reset_interfaces", v)?,
     };
     let ident = path.into_inner();
-    let node = find_node(&state, &ident, version).await?;
+    // A conductor's operation that just ended (a power action) is waited
+    // for, as Ironic's lock retry; one that stays is a 409.
+    let node = wait_unlocked(&state, find_node(&state, &ident, version).await?).await?;
     let current: ProvisionState = node
         .provision_state
         .parse()
@@ -890,12 +892,6 @@ pub async fn update(
         return Err(ApiError::Conflict(format!(
             "Node {ident} can not be updated while a state transition is in progress."
         )));
-    }
-    if node.reservation.is_some() {
-        return Err(ApiError::node_locked(
-            &node.uuid,
-            node.reservation.as_deref().unwrap_or_default(),
-        ));
     }
     let chassis_id = node.chassis_id;
     let chassis_uuid = match chassis_id {
