@@ -195,12 +195,21 @@ async fn writes_to_a_locked_node_wait_for_the_lock_as_ironic_does() {
     );
     let extra = |v: &str| json!([{"op": "add", "path": "/extra/k", "value": v}]);
 
-    // A conductor's operation holds the lock for half a second.
-    set_lock(&app, &uuid, Some("other-conductor")).await;
-    let (waited, ()) = tokio::join!(app.patch(&path, extra("after")), async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    // A conductor's operation holds the lock: the PATCH is still waiting
+    // (not refused) a while later, and goes through once it is released.
+    let waited = {
+        set_lock(&app, &uuid, Some("other-conductor")).await;
+        let patch = app.patch(&path, extra("after"));
+        tokio::pin!(patch);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut patch)
+                .await
+                .is_err(),
+            "a write to a locked node is answered at once instead of waiting for the lock"
+        );
         set_lock(&app, &uuid, None).await;
-    });
+        patch.await
+    };
     assert_eq!(waited.status, StatusCode::OK, "{}", waited.text);
     assert_eq!(waited.json()["extra"]["k"], "after");
 
