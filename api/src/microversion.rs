@@ -80,8 +80,16 @@ const UNVERSIONED: [&str; 2] = ["/", "/metrics"];
 /// header, a trailing `.json` is dropped too (for clients of the pecan
 /// days; without the header, or from 1.91, it is part of the path).
 fn routed_path(path: &str, ironic_header: Option<&str>) -> Option<String> {
+    let versioned = path == "/v1" || path.starts_with("/v1/");
+    // Nearly every request: nothing to rewrite, nothing allocated.
+    if (versioned || UNVERSIONED.contains(&path))
+        && (path.len() <= "/v1/".len() || !path.ends_with('/'))
+        && !path.ends_with(".json")
+    {
+        return None;
+    }
     let mut routed = path.to_owned();
-    if !UNVERSIONED.contains(&path) && path != "/v1" && !path.starts_with("/v1/") {
+    if !versioned && !UNVERSIONED.contains(&path) {
         routed = format!("/v1{path}");
     }
     if routed.len() > "/v1/".len() && routed.ends_with('/') {

@@ -214,7 +214,6 @@ pub async fn lookup(Call(req, state, version, request_id): Call) -> Result<HttpR
     }
     let addresses: Vec<String> = raw_addresses
         .split(',')
-        .filter(|a| !a.trim().is_empty())
         .filter_map(|a| mac_address("addresses", a.trim()).ok())
         .collect();
     let node_uuid = match query.get("node_uuid") {

@@ -22,17 +22,14 @@ const GRAPHICAL: &str = "fake-graphical";
 /// What Ironic's fake console container provider answers.
 const FAKE_VNC: (&str, u16) = ("192.0.2.1", 5900);
 
-/// Python's `urllib.parse.quote` with its default safe `/`.
-fn quote(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
+/// What Python's `urllib.parse.quote` leaves as it is (its default safe
+/// `/`, and the unreserved characters).
+const QUOTE_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'~')
+    .remove(b'/');
 
 /// Starts or stops the fake graphical console: its VNC endpoint and a new
 /// noVNC token in `driver_internal_info` (removed when it stops), with
@@ -114,7 +111,7 @@ pub async fn get_console(
             let path = format!("websockify?node={}&token={token}", node.uuid);
             json!({
                 "type": "vnc",
-                "url": format!("{}?path={}", state.settings.vnc.public_url, quote(&path)),
+                "url": format!("{}?path={}", state.settings.vnc.public_url, percent_encoding::utf8_percent_encode(&path, QUOTE_SAFE)),
             })
         }
         (true, _) => json!({}),
