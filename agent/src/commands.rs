@@ -171,7 +171,8 @@ impl Commands {
             }
             let result = CommandResult {
                 id: uuid::Uuid::new_v4().to_string(),
-                command_name: name.to_owned(),
+                // As IPA: the command without its extension.
+                command_name: name.rsplit('.').next().unwrap_or(name).to_owned(),
                 command_params: redact(&params),
                 command_status: Status::Running,
                 command_error: None,

@@ -17,11 +17,6 @@ use crate::destinations::DestinationPolicy;
 use crate::drivers::bmc::Bmcs;
 use crate::images::{DownloadLimits, ImageCache, Sources};
 
-/// How long the conductor waits to connect to a deploy ramdisk's agent.
-const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long one call to an agent may take (`wait=true` calls included).
-const AGENT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// What every task needs.
 #[derive(Clone)]
 pub struct Context {
@@ -93,10 +88,7 @@ impl Context {
             ),
             boot: Arc::new(boot.clone()),
             notifier,
-            agent_http: reqwest::Client::builder()
-                .connect_timeout(AGENT_CONNECT_TIMEOUT)
-                .timeout(AGENT_CALL_TIMEOUT)
-                .build()
+            agent_http: crate::drivers::agent_tls::plain_client()
                 .map_err(|e| HttpClientError(format!("the agent HTTP client: {e}")))?,
         })
     }

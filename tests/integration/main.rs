@@ -13,6 +13,7 @@ mod direct;
 mod distributed;
 mod end_to_end;
 mod helpers;
+mod ipa;
 mod ipmi;
 mod migrations;
 mod pxe;

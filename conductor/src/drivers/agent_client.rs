@@ -1,5 +1,7 @@
 //! The conductor's side of Ironic's agent command API: calls to a deploy
-//! ramdisk's agent at the `agent_url` its heartbeat gave, with its token.
+//! ramdisk's agent at the `agent_url` its heartbeat gave, with its token,
+//! over TLS pinned to the certificate it sent when it sent one
+//! ([`super::agent_tls`]).
 //!
 //! Invariants: the token travels only to that URL and is never logged; a
 //! failure never carries the URL (it may hold credentials) and is a
@@ -12,6 +14,7 @@ use ferric_common::db::models::port::Port;
 use ferric_common::redact::mask_secrets;
 use serde_json::{Map, Value, json};
 
+use super::agent_tls;
 use super::error::DriverError;
 use crate::context::Context;
 
@@ -115,19 +118,38 @@ pub async fn node_params(
     Ok((agent_node(node, configdrive), agent_ports(&ports)))
 }
 
-/// Where the node's agent listens and its token, from
+/// Where the node's agent listens, its token, and the client that reaches
+/// it (pinned to the certificate its heartbeat sent, if it sent one), from
 /// `driver_internal_info`.
-fn endpoint(node: &Node) -> Result<(String, String), DriverError> {
+fn endpoint(ctx: &Context, node: &Node) -> Result<(String, String, reqwest::Client), DriverError> {
     let info = node.driver_internal_info_map()?;
-    match (
+    let (Some(url), Some(token)) = (
         info.get("agent_url").and_then(Value::as_str),
         info.get("agent_secret_token").and_then(Value::as_str),
-    ) {
-        (Some(url), Some(token)) => Ok((url.to_owned(), token.to_owned())),
-        _ => Err(DriverError::Agent(
+    ) else {
+        return Err(DriverError::Agent(
             "Agent driver requires agent_url in driver_internal_info".into(),
-        )),
+        ));
+    };
+    let client = match info.get("agent_verify_ca").and_then(Value::as_str) {
+        Some(pem) => agent_tls::pinned_client(pem).map_err(DriverError::Agent)?,
+        None => ctx.agent_http.clone(),
+    };
+    Ok((url.to_owned(), token.to_owned(), client))
+}
+
+/// A request's failure with its causes ("error sending request: … invalid
+/// peer certificate: …"), without the URL (it may hold credentials).
+fn described(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
     }
+    text
 }
 
 /// Runs command `name` on the node's agent; its answer (the command's
@@ -142,9 +164,8 @@ pub async fn call(
     params: Value,
     wait: bool,
 ) -> Result<Value, DriverError> {
-    let (url, token) = endpoint(node)?;
-    let response = ctx
-        .agent_http
+    let (url, token, client) = endpoint(ctx, node)?;
+    let response = client
         .post(format!("{url}/v1/commands/"))
         .query(&[
             ("wait", if wait { "true" } else { "false" }),
@@ -154,13 +175,13 @@ pub async fn call(
         .send()
         .await
         .map_err(|e| {
-            DriverError::Agent(format!("Agent command {name} failed: {}", e.without_url()))
+            DriverError::Agent(format!("Agent command {name} failed: {}", described(e)))
         })?;
     let status = response.status();
     let body: Value = response.json().await.map_err(|e| {
         DriverError::Agent(format!(
             "Agent command {name} answered no JSON: {}",
-            e.without_url()
+            described(e)
         ))
     })?;
     if !status.is_success() {
@@ -179,15 +200,14 @@ pub async fn call(
 /// # Errors
 /// The agent could not be reached, or reports no command.
 pub async fn last_command(ctx: &Context, node: &Node) -> Result<Value, DriverError> {
-    let (url, token) = endpoint(node)?;
+    let (url, token, client) = endpoint(ctx, node)?;
     let unreadable = |e: reqwest::Error| {
         DriverError::Agent(format!(
             "could not read the agent's commands: {}",
-            e.without_url()
+            described(e)
         ))
     };
-    let body: Value = ctx
-        .agent_http
+    let body: Value = client
         .get(format!("{url}/v1/commands/"))
         .query(&[("agent_token", token.as_str())])
         .send()

@@ -111,10 +111,20 @@ impl DeployInterface for DirectDeploy {
                 return Ok(());
             }
         };
+        // As Ironic: only the deploy step's own command counts; anything
+        // else (a step not yet started, an out-of-band command) waits for
+        // the next heartbeat.
+        if last["command_name"] != "execute_deploy_step" {
+            return Ok(());
+        }
         match last["command_status"].as_str() {
             Some("RUNNING") => Ok(()),
-            Some("SUCCEEDED") if last["command_name"] == "deploy.execute_deploy_step" => {
-                finish(self, task).await
+            Some("SUCCEEDED") => {
+                if last["command_result"]["deploy_step"]["step"] == "write_image" {
+                    finish(self, task).await
+                } else {
+                    Ok(())
+                }
             }
             _ => {
                 let error = last["command_error"]["message"]
@@ -296,6 +306,21 @@ async fn begin_write(task: &Task) -> Result<(), DriverError> {
     Ok(())
 }
 
+/// `driver_info.deploy_forces_oob_reboot` (Ironic's, off unless set; a
+/// boolean or a string as oslo's `bool_from_string` reads it).
+fn forces_oob_reboot(node: &Node) -> Result<bool, DriverError> {
+    Ok(
+        match node.driver_info_map()?.get("deploy_forces_oob_reboot") {
+            Some(Value::Bool(on)) => *on,
+            Some(Value::String(text)) => matches!(
+                text.trim().to_ascii_lowercase().as_str(),
+                "1" | "t" | "true" | "on" | "y" | "yes"
+            ),
+            _ => false,
+        },
+    )
+}
+
 /// Polls the power interface until it reports the node off, at most `limit`.
 async fn wait_powered_off(task: &Task, limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
@@ -313,21 +338,34 @@ async fn finish(deploy: &DirectDeploy, task: &mut Task) -> Result<(), DriverErro
     task.transition(Event::Resume, StateChange::default())
         .await?;
     task.reload().await?;
-    // As Ironic's tear_down_agent: ask the agent to power the machine off
-    // (it cannot answer once it has), give it a while, then make sure
-    // through the power interface.
-    match agent_client::call(
-        task.ctx(),
-        &task.node,
-        "standby.power_off",
-        json!({}),
-        false,
-    )
-    .await
-    {
-        Ok(_) => wait_powered_off(task, AGENT_POWER_OFF_WAIT).await,
-        Err(e) => {
-            tracing::info!(node.uuid = %task.node.uuid, error = %e, "the agent did not power off; the BMC will");
+    // As Ironic's tear_down_agent: with driver_info deploy_forces_oob_reboot
+    // flush the agent's buffers and power off out of band at once; else ask
+    // the agent to power the machine off (it cannot answer once it has),
+    // give it a while, then make sure through the power interface.
+    if forces_oob_reboot(&task.node)? {
+        match agent_client::call(task.ctx(), &task.node, "standby.sync", json!({}), true).await {
+            Ok(answer) if answer["command_status"] == "FAILED" => {
+                tracing::warn!(node.uuid = %task.node.uuid, error = %answer["command_error"], "the agent could not flush its buffers before the hard power off");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(node.uuid = %task.node.uuid, error = %e, "the agent could not flush its buffers before the hard power off");
+            }
+        }
+    } else {
+        match agent_client::call(
+            task.ctx(),
+            &task.node,
+            "standby.power_off",
+            json!({}),
+            false,
+        )
+        .await
+        {
+            Ok(_) => wait_powered_off(task, AGENT_POWER_OFF_WAIT).await,
+            Err(e) => {
+                tracing::info!(node.uuid = %task.node.uuid, error = %e, "the agent did not power off; the BMC will");
+            }
         }
     }
     let boot = task.driver.boot;

@@ -77,8 +77,10 @@ impl Interface for Noop {
     }
 }
 
-/// `noop` management: it cannot set a boot device (Ironic's
-/// `NoopManagement`).
+/// `noop` management (Ironic's `NoopManagement`): the machine's boot order
+/// is set up by hand to try the network first, then the disk, so setting
+/// `pxe` or `disk` succeeds without doing anything and the boot device
+/// always reads `pxe`, persistent.
 pub struct NoopManagement;
 
 impl Interface for NoopManagement {
@@ -87,7 +89,35 @@ impl Interface for NoopManagement {
     }
 }
 
-impl ManagementInterface for NoopManagement {}
+#[async_trait]
+impl ManagementInterface for NoopManagement {
+    fn supported_boot_devices(&self) -> &'static [&'static str] {
+        &["pxe", "disk"]
+    }
+
+    async fn get_boot_device(
+        &self,
+        _task: &Task,
+    ) -> Result<(Option<&'static str>, Option<bool>), DriverError> {
+        Ok((Some("pxe"), Some(true)))
+    }
+
+    async fn set_boot_device(
+        &self,
+        task: &Task,
+        device: &str,
+        _persistent: bool,
+    ) -> Result<(), DriverError> {
+        if self.supported_boot_devices().contains(&device) {
+            tracing::debug!(node.uuid = %task.node.uuid, device, "noop management: the boot order is configured by hand");
+            Ok(())
+        } else {
+            Err(DriverError::InvalidParameter(format!(
+                "Invalid boot device {device} specified, supported are pxe, disk."
+            )))
+        }
+    }
+}
 
 /// `fake` for the interface types that only offer steps (bios, console,
 /// firmware, raid, rescue, storage, vendor).
@@ -309,11 +339,23 @@ pub const FAKE_HARDWARE: HardwareType = HardwareType {
 };
 
 /// `manual-management`: power is left to a person (Ironic's `fake` power),
-/// management is `noop`; boot and deploy are `fake`.
+/// management is `noop`; boot and deploy default to `fake`, and as in
+/// Ironic a node may network-boot a real ramdisk (`pxe`, `ipxe`) and deploy
+/// through its agent (`direct`, `ramdisk`).
 pub const MANUAL_MANAGEMENT: HardwareType = HardwareType::with_core(
     "manual-management",
-    Choices::new(&[&FakeBoot], "fake"),
-    Choices::new(&[&FakeDeploy], "fake"),
+    Choices::new(
+        &[&FakeBoot, &super::pxe_boot::IPXE, &super::pxe_boot::PXE],
+        "fake",
+    ),
+    Choices::new(
+        &[
+            &FakeDeploy,
+            &super::direct::DirectDeploy,
+            &super::ramdisk::RamdiskDeploy,
+        ],
+        "fake",
+    ),
     Choices::new(&[&NoopManagement], "noop"),
     Choices::new(&[&FakePower], "fake"),
 );

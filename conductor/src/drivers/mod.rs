@@ -13,6 +13,7 @@
 //! [`fake::NO_INTERFACE`] there, which refuses every call.
 
 pub mod agent_client;
+pub mod agent_tls;
 pub mod bmc;
 pub mod configdrive;
 pub mod dhcp;

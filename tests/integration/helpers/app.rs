@@ -88,7 +88,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
         .await
         .expect("Ferric starts");
     TestApp {
-        base: format!("http://127.0.0.1:{}", embedded.port),
+        base: format!("http://{}:{}", settings.api.host, embedded.port),
         // No idle keep-alive connections: a graceful stop would wait for them.
         client: reqwest::Client::builder()
             .pool_max_idle_per_host(0)

@@ -1,12 +1,14 @@
 //! Test harness: `spawn_app` (embedded Ferric on 127.0.0.1:0 over a fresh
 //! database), `TestPg` (a PostgreSQL database per test), `SimBmc` (a real
 //! IPMI BMC, `ipmi_sim`), `redfish::Emulator` (a real Redfish BMC,
-//! `sushy-emulator`), `wait_until`.
+//! `sushy-emulator`), `ipa` (the real ironic-python-agent, confined to a
+//! loop device in its own namespaces), `wait_until`.
 
 pub mod app;
 pub mod bmc;
 pub mod db;
 pub mod http;
+pub mod ipa;
 pub mod otlp;
 pub mod process;
 pub mod redfish;

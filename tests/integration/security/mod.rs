@@ -2,6 +2,7 @@
 //! clear (responses at every microversion, logs at debug level, error
 //! messages, start-up failures), and concurrent writers never lose an update.
 
+mod agent_tls;
 mod boot_files;
 mod concurrency;
 mod forwarded;

@@ -1,0 +1,11 @@
+#!/bin/sh
+# The real ironic-python-agent (PyPI) and the tests' loop-only hardware
+# manager, in a venv: tests/ipa/setup.sh <venv>.
+set -eu
+venv=$1
+here=$(cd "$(dirname "$0")" && pwd)
+if [ ! -x "$venv/bin/ironic-python-agent" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q ironic-python-agent==13.0.0
+fi
+"$venv/bin/pip" install -q --no-deps --force-reinstall "$here/loop_only_hwm"
