@@ -70,10 +70,17 @@ pub fn pinned_client(pem: &str) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("TLS to the agent: {e}"))
 }
 
-/// Why an agent's certificate was refused.
-#[derive(Debug, thiserror::Error)]
+/// Why an agent's certificate was refused (rustls shows it with `Debug`,
+/// so both say it in words).
+#[derive(thiserror::Error)]
 #[error("not the certificate this node's agent sent in its heartbeat (agent_verify_ca)")]
 struct NotThePinned;
+
+impl std::fmt::Debug for NotThePinned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
 
 /// Accepts exactly one certificate.
 #[derive(Debug)]
