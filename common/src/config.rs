@@ -211,6 +211,13 @@ pub struct ConductorSettings {
     /// `[conductor]deploy_callback_timeout`: how long a node may wait for
     /// its deploy ramdisk's heartbeat before the deploy fails.
     pub deploy_callback_timeout_secs: u64,
+    /// `[conductor]inspect_wait_timeout`: how long a node may wait in
+    /// `inspect wait` for its agent's data before the inspection fails.
+    pub inspect_wait_timeout_secs: u64,
+    /// `[inspector]add_ports`: which interfaces an agent inspection creates
+    /// ports for: `pxe` (the one it booted from; those with an address
+    /// when unknown), `active` (with an address), `all` or `disabled`.
+    pub inspect_add_ports: String,
     /// `[conductor]allow_deleting_available_nodes`.
     pub allow_deleting_available_nodes: bool,
     /// How long each fake step (verify, clean, deploy) takes, in
@@ -291,6 +298,8 @@ impl Default for ConductorSettings {
             heartbeat_timeout_secs: 60,
             automated_clean: true,
             deploy_callback_timeout_secs: 1800,
+            inspect_wait_timeout_secs: 1800,
+            inspect_add_ports: "pxe".into(),
             allow_deleting_available_nodes: true,
             fake_step_delay_ms: 0,
             max_concurrent_tasks: 256,
@@ -330,6 +339,11 @@ impl ConductorSettings {
     /// `heartbeat_timeout_secs` as a duration.
     pub fn heartbeat_timeout(&self) -> Duration {
         Duration::from_secs(self.heartbeat_timeout_secs)
+    }
+
+    /// `inspect_wait_timeout_secs` as a duration.
+    pub fn inspect_wait_timeout(&self) -> Duration {
+        Duration::from_secs(self.inspect_wait_timeout_secs)
     }
 
     /// `deploy_callback_timeout_secs` as a duration.
@@ -758,6 +772,14 @@ impl Settings {
         }
         if self.database.pool_size == 0 {
             return invalid("database.pool_size", "must be positive");
+        }
+        if !["pxe", "active", "all", "disabled"]
+            .contains(&self.conductor.inspect_add_ports.as_str())
+        {
+            return invalid(
+                "conductor.inspect_add_ports",
+                "must be pxe, active, all or disabled",
+            );
         }
         if self.conductor.enabled_hardware_types.is_empty() {
             return invalid("conductor.enabled_hardware_types", "must not be empty");

@@ -13,6 +13,8 @@ pub mod context;
 pub mod destinations;
 pub mod drivers;
 pub mod images;
+pub mod inspection;
+pub mod inspection_rules;
 pub mod membership;
 pub mod periodic;
 pub mod power_sync;

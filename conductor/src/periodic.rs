@@ -6,7 +6,8 @@
 //!   ([`Rerouter`]), so their callers, still waiting, get an answer;
 //! - task receipts past their retention are pruned;
 //! - `direct` deploys whose agent has not called back within
-//!   `deploy_callback_timeout_secs` fail;
+//!   `deploy_callback_timeout_secs` fail, and agent inspections with no data
+//!   within `inspect_wait_timeout_secs`;
 //! - allocations left `allocating` by a conductor that died (or never
 //!   answered) are filled by the live conductor their UUID picks;
 //! - boot files of nodes that no longer exist (deleted while deployed, in
@@ -79,7 +80,7 @@ impl Periodic {
         if let Err(e) = self.remove_orphan_boot_files().await {
             tracing::warn!(error = %e, "could not look for orphaned boot files");
         }
-        if let Err(e) = self.time_out_deploys().await {
+        if let Err(e) = self.time_out_waits().await {
             tracing::warn!(error = %e, "could not look for deploys waiting too long");
         }
         if let Err(e) = self.sweep_allocations().await {
@@ -92,28 +93,38 @@ impl Periodic {
         }
     }
 
-    /// Fails the deploys of nodes this conductor owns that waited longer
-    /// than `deploy_callback_timeout_secs` for their agent.
-    async fn time_out_deploys(&self) -> Result<(), DbError> {
+    /// Fails the deploys and inspections of nodes this conductor owns that
+    /// waited longer than `deploy_callback_timeout_secs` /
+    /// `inspect_wait_timeout_secs` for their agent.
+    async fn time_out_waits(&self) -> Result<(), DbError> {
         let timeout = self.heartbeat_timeout;
-        let limit = self.tasks.settings.deploy_callback_timeout();
-        let before =
-            ferric_common::db::now() - chrono::Duration::from_std(limit).unwrap_or_default();
+        let settings = &self.tasks.settings;
+        let since = |limit: Duration| {
+            ferric_common::db::now() - chrono::Duration::from_std(limit).unwrap_or_default()
+        };
+        let (deploys, inspections) = (
+            since(settings.deploy_callback_timeout()),
+            since(settings.inspect_wait_timeout()),
+        );
         let (view, waiting) = self
             .db
             .run(move |conn| {
-                Ok((
-                    ClusterView::load(conn, timeout)?,
-                    Node::waiting_since(conn, ProvisionState::DeployWait.as_str(), before)?,
-                ))
+                let mut waiting =
+                    Node::waiting_since(conn, ProvisionState::DeployWait.as_str(), deploys)?;
+                waiting.extend(Node::waiting_since(
+                    conn,
+                    ProvisionState::InspectWait.as_str(),
+                    inspections,
+                )?);
+                Ok((ClusterView::load(conn, timeout)?, waiting))
             })
             .await?;
         for node in waiting {
             let mine = view.owner(&node.conductor_group, &node.driver, &node.uuid)
                 == Some(self.host.as_str());
             if mine {
-                tracing::warn!(node.uuid = %node.uuid, "deploy timed out waiting for the agent");
-                time_out_deploy(&self.tasks, &node).await;
+                tracing::warn!(node.uuid = %node.uuid, state = %node.provision_state, "timed out waiting for the agent");
+                time_out_wait(&self.tasks, &node).await;
             }
         }
         Ok(())
@@ -230,11 +241,12 @@ impl Periodic {
     }
 }
 
-/// Fails a deploy that waited too long for its agent (Ironic's
-/// `cleanup_after_timeout`): the deploy interface undoes what it started,
-/// the node goes to `deploy failed`. A node taken meanwhile, or one that
-/// moved on since it was read, is left alone.
-async fn time_out_deploy(ctx: &Context, seen: &Node) {
+/// Fails a deploy or an inspection that waited too long for its agent
+/// (Ironic's `cleanup_after_timeout` and inspect-wait timeout): the deploy
+/// or inspect interface undoes what it started, the node goes to `deploy
+/// failed` / `inspect failed`. A node taken meanwhile, or one that moved on
+/// since it was read, is left alone.
+async fn time_out_wait(ctx: &Context, seen: &Node) {
     let mut task = match Task::try_exclusive(ctx, seen).await {
         Ok(Some(task)) => task,
         Ok(None) => return,
@@ -243,17 +255,28 @@ async fn time_out_deploy(ctx: &Context, seen: &Node) {
             return;
         }
     };
-    if task.node.provision_state == ProvisionState::DeployWait.as_str()
-        && task.node.provision_updated_at == seen.provision_updated_at
-    {
+    let unchanged = task.node.provision_state == seen.provision_state
+        && task.node.provision_updated_at == seen.provision_updated_at;
+    let outcome = if !unchanged {
+        None
+    } else if seen.provision_state == ProvisionState::DeployWait.as_str() {
         let reason = format!(
             "Timeout reached while waiting for callback for node {}",
             task.node.uuid
         );
         let change = task.driver.deploy.clean_up(&task).await;
-        if let Err(e) = task.fail(reason, change).await {
-            tracing::error!(node.uuid = %task.node.uuid, error = %e, "could not fail a timed-out deploy");
-        }
+        Some(task.fail(reason, change).await)
+    } else if seen.provision_state == ProvisionState::InspectWait.as_str() {
+        let change = task.driver.inspect.clean_up(&task).await;
+        Some(
+            task.fail("Timeout reached while inspecting the node".into(), change)
+                .await,
+        )
+    } else {
+        None
+    };
+    if let Some(Err(e)) = outcome {
+        tracing::error!(node.uuid = %task.node.uuid, error = %e, "could not fail a timed-out node");
     }
     task.release().await;
 }

@@ -14,7 +14,8 @@
 use std::future::Future;
 
 use ferric_common::db::DbError;
-use ferric_common::db::models::node::{Node, StateChange};
+use ferric_common::db::models::inventory::InspectionRecord;
+use ferric_common::db::models::node::{AlsoWritten, Node, StateChange};
 use ferric_common::db::models::node_json::CorruptColumn;
 use ferric_common::notify;
 use ferric_common::states::{Event, ProvisionState};
@@ -69,6 +70,9 @@ pub struct Task {
     /// `*_interface` fields.
     pub driver: Driver,
     lock: Option<NodeLock>,
+    /// An inspection's findings, written with the next state move only
+    /// (see [`Task::finish_inspection`]).
+    inspection: Option<InspectionRecord>,
 }
 
 impl Task {
@@ -78,6 +82,7 @@ impl Task {
             driver: Driver::for_node(&node),
             node,
             lock,
+            inspection: None,
         }
     }
 
@@ -280,13 +285,19 @@ impl Task {
             .node
             .allocation_id
             .filter(|_| current == ProvisionState::Deleting && event == Event::Clean);
+        let inspection = self.inspection.take();
         let (host, id) = (self.ctx.host.clone(), self.node.id);
         let seen = self.node.driver_internal_info.clone();
         let written = self
             .ctx
             .db
             .run(move |conn| {
-                Node::write_flow_state(conn, id, &host, &change, &seen, destroy_allocation)
+                let also = match (&inspection, destroy_allocation) {
+                    (Some(record), _) => AlsoWritten::Inspection(record),
+                    (None, Some(allocation)) => AlsoWritten::AllocationDestroyed(allocation),
+                    (None, None) => AlsoWritten::Nothing,
+                };
+                Node::write_flow_state(conn, id, &host, &change, &seen, also)
             })
             .await?;
         if !written {
@@ -302,6 +313,23 @@ impl Task {
         // What the next step reads: the state moved.
         self.node.provision_state = next.as_str().to_owned();
         Ok(())
+    }
+
+    /// Ends an inspection: fires `event` with `change`, writing `record`
+    /// (ports, traits, the stored inventory) in the same transaction.
+    ///
+    /// # Errors
+    /// As [`Task::transition`]; nothing of `record` is written then.
+    pub async fn finish_inspection(
+        &mut self,
+        event: Event,
+        change: StateChange,
+        record: InspectionRecord,
+    ) -> Result<ProvisionState, TaskError> {
+        self.inspection = Some(record);
+        let moved = self.transition(event, change).await;
+        self.inspection = None;
+        moved
     }
 
     /// Fails the node from its state with `reason` as `last_error` (and

@@ -1,9 +1,11 @@
 //! The real ironic-python-agent (PyPI 13.0.0) driven by Ferric, with IPA's
 //! defaults (auto-TLS on): a `direct` deploy of a `manual-management` node
 //! writes the image onto the agent's only disk, a loop device the test
-//! made, and the node goes `active`. IPA runs confined (see
-//! `helpers::ipa`): its own network, mount and PID namespaces, no other
-//! disk's device node, no clock, no power.
+//! made, and the node goes `active`; an `agent` inspection stores IPA's
+//! inventory, creates the port of its second NIC, sets the properties and
+//! applies an inspection rule. IPA runs confined (see `helpers::ipa`): its
+//! own network, mount and PID namespaces, no other disk's device node, no
+//! clock, no power.
 
 use std::time::Duration;
 
@@ -31,10 +33,9 @@ fn disk_image(len: usize) -> Vec<u8> {
     image
 }
 
-/// Ferric on the host's end of `net`, its boot-file server serving the
-/// image, and an available `manual-management` + `direct` node whose port
-/// is the agent's NIC: (app, node uuid, image).
-async fn ferric_for(net: &AgentNet, driver_info: Value) -> (TestApp, String, Vec<u8>) {
+/// Ferric on the host's end of `net`, its boot-file server serving a disk
+/// image: (app, image URL, image).
+async fn ferric_on(net: &AgentNet) -> (TestApp, String, Vec<u8>) {
     let app = spawn_app_with(Backend::Sqlite, |s| {
         s.api.host = net.host_ip.clone();
         // IPA heartbeats every 0.3–0.6 of this.
@@ -48,45 +49,56 @@ async fn ferric_for(net: &AgentNet, driver_info: Value) -> (TestApp, String, Vec
     std::fs::create_dir_all(root.join("images")).unwrap();
     std::fs::write(root.join("images/disk.raw"), &image).unwrap();
     let files = app.embedded.as_ref().unwrap().boot_files_port.unwrap();
+    let url = format!("http://{}:{files}/images/disk.raw", net.host_ip);
+    (app, url, image)
+}
 
-    let created = app
-        .post(
-            "/v1/nodes",
-            json!({"name": "ipa-node", "driver": "manual-management",
-                   "deploy_interface": "direct", "driver_info": driver_info}),
-        )
-        .await;
+/// A `manual-management` node created with `fields`, its port the
+/// agent's first NIC (as an operator enrols the MAC it boots from), in
+/// `manageable`.
+async fn enroll(app: &TestApp, net: &AgentNet, fields: Value) -> String {
+    let mut body = json!({"name": "ipa-node", "driver": "manual-management"});
+    body.as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    let created = app.post("/v1/nodes", body).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let uuid = created.json()["uuid"].as_str().unwrap().to_owned();
     let port = app
         .post("/v1/ports", json!({"node_uuid": uuid, "address": net.mac}))
         .await;
     assert_eq!(port.status, StatusCode::CREATED, "{}", port.text);
-    let patched = app
-        .patch(
-            &format!("/v1/nodes/{uuid}"),
-            json!([
-                {"op": "add", "path": "/instance_info/image_source",
-                 "value": format!("http://{}:{files}/images/disk.raw", net.host_ip)},
-                {"op": "add", "path": "/instance_info/image_os_hash_algo", "value": "sha256"},
-                {"op": "add", "path": "/instance_info/image_os_hash_value",
-                 "value": hex::encode(Sha256::digest(&image))},
-            ]),
-        )
-        .await;
-    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
     app.provision(&uuid, "manage").await;
     app.wait_for_state(&uuid, "manageable").await;
-    app.provision(&uuid, "provide").await;
-    app.wait_for_state(&uuid, "available").await;
-    (app, uuid, image)
+    uuid
+}
+
+/// Waits (at most 90 s) until the node is unlocked in one of `states`.
+async fn settled_in(app: &TestApp, uuid: &str, states: &[&str]) -> Value {
+    wait_until(Duration::from_secs(90), "the node to settle", || async {
+        let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+        let state = node["provision_state"].as_str().unwrap_or_default();
+        (node["reservation"].is_null() && states.contains(&state)).then_some(node)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_ironic_python_agent_deploys_an_image_over_auto_tls() {
     let net = AgentNet::new();
     let disk = LoopDisk::new(64 << 20);
-    let (app, uuid, image) = ferric_for(&net, json!({"deploy_forces_oob_reboot": true})).await;
+    let (app, image_url, image) = ferric_on(&net).await;
+    let uuid = enroll(
+        &app,
+        &net,
+        json!({"deploy_interface": "direct",
+               "driver_info": {"deploy_forces_oob_reboot": true},
+               "instance_info": {"image_source": image_url, "image_os_hash_algo": "sha256",
+                                 "image_os_hash_value": hex::encode(Sha256::digest(&image))}}),
+    )
+    .await;
+    app.provision(&uuid, "provide").await;
+    app.wait_for_state(&uuid, "available").await;
     app.provision(&uuid, "active").await;
     app.wait_for_state(&uuid, "wait call-back").await;
 
@@ -118,16 +130,7 @@ async fn the_real_ironic_python_agent_deploys_an_image_over_auto_tls() {
     );
     assert!(internal["agent_version"] == "13.0.0", "{internal}");
 
-    let node = wait_until(Duration::from_secs(90), "the deploy to end", || async {
-        let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
-        let state = node["provision_state"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        (node["reservation"].is_null() && (state == "active" || state == "deploy failed"))
-            .then_some(node)
-    })
-    .await;
+    let node = settled_in(&app, &uuid, &["active", "deploy failed"]).await;
     let log = ipa.log();
     assert_eq!(
         node["provision_state"], "active",
@@ -149,4 +152,80 @@ async fn the_real_ironic_python_agent_deploys_an_image_over_auto_tls() {
     // The agent's keys (its certificate with them) are gone with the deploy.
     assert!(node["driver_internal_info"]["agent_verify_ca"].is_null());
     assert!(node["driver_internal_info"]["agent_url"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_ironic_python_agent_inspects_a_node() {
+    let net = AgentNet::new();
+    let disk = LoopDisk::new(64 << 20);
+    let (app, _, _) = ferric_on(&net).await;
+    let rule = app
+        .post(
+            "/v1/inspection_rules",
+            json!({"description": "x86 machines with a second NIC",
+                   "conditions": [
+                       {"op": "eq", "args": {"values": ["{inventory[cpu][architecture]}", "x86_64"]}},
+                       {"op": "contains", "args": {"value": "{plugin_data[macs]}", "regex": net.mac2}}],
+                   "actions": [{"op": "add-trait", "args": {"name": "CUSTOM_TWO_NICS"}},
+                               {"op": "set-attribute", "args": {"path": "/extra/inspected_by",
+                                                                "value": "{inventory[hostname]}"}}]}),
+        )
+        .await;
+    assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.text);
+    let uuid = enroll(&app, &net, json!({"inspect_interface": "agent"})).await;
+    app.provision(&uuid, "inspect").await;
+    app.wait_for_state(&uuid, "inspect wait").await;
+
+    // The ramdisk boots with the callback URL on its command line.
+    let callback = format!(
+        "inspection_callback_url = {}/v1/continue_inspection",
+        app.base
+    );
+    let ipa = Ipa::start(&net, &disk, &app.base, &[&callback]);
+    let node = settled_in(&app, &uuid, &["manageable", "inspect failed"]).await;
+    let log = ipa.log();
+    assert_eq!(
+        node["provision_state"], "manageable",
+        "{}\n--- IPA ---\n{log}",
+        node["last_error"]
+    );
+    assert!(log.contains("inspection finished successfully"), "{log}");
+    assert!(node["last_error"].is_null());
+    assert!(node["inspection_finished_at"].is_string(), "{node}");
+    assert_eq!(node["properties"]["cpu_arch"], "x86_64");
+    assert!(node["properties"]["memory_mb"].as_u64().unwrap() > 0);
+    assert!(node["properties"]["cpus"].as_u64().unwrap() > 0);
+    assert_eq!(node["traits"], json!(["CUSTOM_TWO_NICS"]));
+    assert!(node["extra"]["inspected_by"].is_string(), "{node}");
+
+    // What IPA found, as Ironic stores it.
+    let stored = app.get(&format!("/v1/nodes/{uuid}/inventory")).await;
+    assert_eq!(stored.status, StatusCode::OK, "{}", stored.text);
+    let stored = stored.json();
+    let macs: Vec<&str> = stored["inventory"]["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["mac_address"].as_str())
+        .collect();
+    assert!(
+        macs.contains(&net.mac.as_str()) && macs.contains(&net.mac2.as_str()),
+        "{macs:?}"
+    );
+    assert_eq!(stored["inventory"]["disks"][0]["name"], disk.device);
+    assert_eq!(stored["inventory"]["disks"][0]["size"], 64 << 20);
+    assert_eq!(stored["plugin_data"]["macs"].as_array().unwrap().len(), 2);
+
+    // Its second NIC got a port; the first kept its own.
+    let ports = app.get(&format!("/v1/nodes/{uuid}/ports")).await.json();
+    let mut addresses: Vec<&str> = ports["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["address"].as_str().unwrap())
+        .collect();
+    addresses.sort_unstable();
+    let mut expected = vec![net.mac.as_str(), net.mac2.as_str()];
+    expected.sort_unstable();
+    assert_eq!(addresses, expected);
 }

@@ -426,6 +426,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(
+        web::resource("/v1/continue_inspection")
+            .route(web::post().to(ramdisk::continue_inspection))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
         web::resource("/v1/heartbeat")
             .route(web::post().to(ramdisk::heartbeat_by_body))
             .default_service(web::to(method_not_allowed)),

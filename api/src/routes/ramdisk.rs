@@ -4,7 +4,8 @@
 //! token; `POST /v1/heartbeat/{node}` passes the agent's heartbeat to the
 //! node's conductor, which checks the token and the agent's identity. Both
 //! are public, as in Ironic (the ramdisk has no credentials, only the
-//! token).
+//! token), and so is `POST /v1/continue_inspection`, where an agent posts
+//! its inspection data for the conductor to process.
 //!
 //! Beyond Ironic, as anyone on the provisioning network can call them:
 //! each source has a request rate (`[api] ramdisk_requests_per_minute`),
@@ -19,7 +20,7 @@ use ferric_common::db::models::port::{Port, PortFilter};
 use ferric_common::db::models::{Page, SortDir};
 use ferric_proto::v1::task::Kind;
 use ferric_proto::v1::task_reply::Outcome;
-use ferric_proto::v1::{AgentHeartbeat, AgentLookup};
+use ferric_proto::v1::{AgentHeartbeat, AgentLookup, ContinueInspection};
 use serde_json::{Map, Value, json};
 
 use crate::body::JsonBody;
@@ -372,4 +373,135 @@ async fn heartbeat_of(
         .call(&node, &request_id.0, Kind::AgentHeartbeat(beat))
         .await?;
     Ok(HttpResponse::Accepted().finish())
+}
+
+/// Why posted inspection data is not the minimal inventory Ironic accepts:
+/// an object with `inventory.interfaces`, a non-empty list of objects each
+/// with a string `mac_address`.
+fn inventory_problem(data: &Map<String, Value>) -> Option<String> {
+    let Some(inventory) = data.get("inventory") else {
+        return Some("'inventory' is a required property".into());
+    };
+    let Some(inventory) = inventory.as_object() else {
+        return Some("'inventory' is not of type 'object'".into());
+    };
+    let Some(interfaces) = inventory.get("interfaces") else {
+        return Some("'interfaces' is a required property of 'inventory'".into());
+    };
+    let Some(interfaces) = interfaces.as_array().filter(|i| !i.is_empty()) else {
+        return Some("'inventory.interfaces' must be a non-empty list".into());
+    };
+    if interfaces
+        .iter()
+        .any(|i| !i.get("mac_address").is_some_and(Value::is_string))
+    {
+        return Some("every interface of the inventory needs a string 'mac_address'".into());
+    }
+    for key in ["bmc_address", "bmc_v6address"] {
+        if inventory
+            .get(key)
+            .is_some_and(|v| !v.is_string() && !v.is_null())
+        {
+            return Some(format!("'inventory.{key}' is not of type 'string'"));
+        }
+    }
+    None
+}
+
+/// `POST /v1/continue_inspection` (1.84, and the base version for
+/// ironic-inspector's clients): an agent's inspection data, for the node
+/// its MACs (or, from 1.84, `?node_uuid=`) name, while it waits in
+/// `inspect wait`. 202 with `{"uuid"}`; at 1.84 and later the node and
+/// agent configuration as a lookup answers.
+///
+/// # Errors
+/// 404 outside those versions, for an unknown node or one not waiting;
+/// 400 for data that is not an inventory.
+pub async fn continue_inspection(
+    Call(req, state, version, request_id): Call,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let explicit = version.at_least(84);
+    if !explicit && version.minor() != 1 {
+        return Err(ApiError::NotFound(
+            "API version 1.84 or newer is required".into(),
+        ));
+    }
+    let source = admit(&req, &state, "inspection")?;
+    let query = parse_query(req.query_string());
+    let node_uuid = match query.get("node_uuid") {
+        Some(_) if !explicit => {
+            return Err(ApiError::NotFound(
+                "API version 1.84 or newer is required".into(),
+            ));
+        }
+        Some(u) if is_uuid_like(u) => Some(u.to_lowercase()),
+        Some(u) => {
+            return Err(ApiError::BadRequest(format!(
+                "Expected a UUID for node_uuid: {u}"
+            )));
+        }
+        None => None,
+    };
+    let mut data = body_map(body)?;
+    if let Some(problem) = inventory_problem(&data) {
+        return Err(ApiError::BadRequest(format!(
+            "Schema error for data: {problem}"
+        )));
+    }
+    let inventory = data.remove("inventory").unwrap_or(Value::Null);
+    let macs: Vec<String> = inventory["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["mac_address"].as_str())
+        .filter_map(|mac| mac_address("mac_address", mac).ok())
+        .take(MAX_LOOKUP_ADDRESSES)
+        .collect();
+    let node = match (node_uuid, macs.is_empty()) {
+        (Some(uuid), _) => find_node(&state, &uuid, version)
+            .await
+            .map_err(|_| not_found())?,
+        (None, false) => node_by_addresses(&state, macs).await?,
+        (None, true) => {
+            return Err(ApiError::BadRequest(
+                "No lookup information provided".into(),
+            ));
+        }
+    };
+    if node.provision_state != "inspect wait" {
+        tracing::warn!(node.uuid = %node.uuid, state = %node.provision_state, "inspection data for a node not waiting for it");
+        return Err(not_found());
+    }
+    // At 1.84 the agent gets its token with the answer, as from a lookup
+    // (taken before the data is processed, as Ironic does).
+    let token = if explicit {
+        let kind = Kind::AgentLookup(AgentLookup {
+            source_address: source.map(|ip| ip.to_string()),
+        });
+        Some(
+            state
+                .ask(&node, &request_id.0, kind, |reply| match reply {
+                    Outcome::AgentToken(t) => Some(t.token),
+                    _ => None,
+                })
+                .await?,
+        )
+    } else {
+        None
+    };
+    let kind = Kind::ContinueInspection(ContinueInspection {
+        inventory: inventory.to_string(),
+        plugin_data: Value::Object(data).to_string(),
+    });
+    state.call(&node, &request_id.0, kind).await?;
+    let Some(token) = token else {
+        return Ok(HttpResponse::Accepted().json(json!({"uuid": node.uuid})));
+    };
+    let node = find_node(&state, &node.uuid, version).await?;
+    let base = base_url(&req, &state);
+    Ok(HttpResponse::Accepted().json(json!({
+        "node": lookup_node(&node, &base),
+        "config": agent_config(&token, &node, &state),
+    })))
 }

@@ -282,6 +282,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    node_inventory (id) {
+        id -> Integer,
+        node_id -> Integer,
+        inventory_data -> Text,
+        plugin_data -> Text,
+        created_at -> Timestamp,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     task_receipts (task_id) {
         task_id -> Text,
         node_id -> Integer,
@@ -316,5 +327,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     volume_connectors,
     volume_targets,
     inspection_rules,
+    node_inventory,
     task_receipts,
 );

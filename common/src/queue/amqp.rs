@@ -363,6 +363,7 @@ fn task_type(task: &Task) -> &'static str {
         Some(Kind::AttachVirtualMedia(_)) => "AttachVirtualMedia",
         Some(Kind::DetachVirtualMedia(_)) => "DetachVirtualMedia",
         Some(Kind::GetVirtualMedia(_)) => "GetVirtualMedia",
+        Some(Kind::ContinueInspection(_)) => "ContinueInspection",
         None => "Task",
     }
 }

@@ -165,7 +165,7 @@ impl DeployInterface for DirectDeploy {
 }
 
 /// The node's `driver_internal_info` without the agent's keys.
-fn without_agent(node: &Node) -> Result<String, DriverError> {
+pub(super) fn without_agent(node: &Node) -> Result<String, DriverError> {
     let mut info = node.driver_internal_info_map()?;
     for key in AGENT_KEYS {
         info.remove(key);

@@ -15,8 +15,8 @@ use serde_json::Value;
 
 use super::error::DriverError;
 use super::interfaces::{
-    BootInterface, CleanStep, DeployInterface, Deployed, InspectInterface, InstanceBoot, Interface,
-    ManagementInterface, PowerInterface,
+    BootInterface, CleanStep, DeployInterface, Deployed, InspectInterface, Inspected, InstanceBoot,
+    Interface, ManagementInterface, PowerInterface,
 };
 use super::{Choices, HardwareType};
 use crate::task::Task;
@@ -315,8 +315,8 @@ impl Interface for FakeInspect {
 
 #[async_trait]
 impl InspectInterface for FakeInspect {
-    async fn inspect_hardware(&self, _task: &mut Task) -> Result<(), DriverError> {
-        Ok(())
+    async fn inspect_hardware(&self, _task: &mut Task) -> Result<Inspected, DriverError> {
+        Ok(Inspected::Done)
     }
 }
 

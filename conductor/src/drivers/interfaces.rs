@@ -298,14 +298,31 @@ pub trait DeployInterface: Interface {
     }
 }
 
+/// How an inspection went on.
+pub enum Inspected {
+    /// Done: the node goes back to `manageable`.
+    Done,
+    /// The node waits for its agent's data (`inspect wait`, unlocked); the
+    /// change to record with it.
+    Waiting(Box<StateChange>),
+}
+
 /// Ironic's `InspectInterface`.
 #[async_trait]
 pub trait InspectInterface: Interface {
-    /// `inspecting`: inspects the hardware.
+    /// `inspecting`: inspects the hardware, or starts an inspection whose
+    /// data an agent will post.
     ///
     /// # Errors
     /// What failed.
-    async fn inspect_hardware(&self, task: &mut Task) -> Result<(), DriverError> {
+    async fn inspect_hardware(&self, task: &mut Task) -> Result<Inspected, DriverError> {
         Err(DriverError::not_supported(&task.node, "inspect"))
+    }
+
+    /// After a failed, aborted or timed-out inspection (or once its data is
+    /// in): undoes what it started and returns what to record.
+    async fn clean_up(&self, task: &Task) -> StateChange {
+        let _ = task;
+        StateChange::default()
     }
 }

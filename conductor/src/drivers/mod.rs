@@ -13,6 +13,7 @@
 //! [`fake::NO_INTERFACE`] there, which refuses every call.
 
 pub mod agent_client;
+pub mod agent_inspect;
 pub mod agent_tls;
 pub mod bmc;
 pub mod configdrive;
@@ -104,8 +105,9 @@ pub struct HardwareType {
 
 impl HardwareType {
     /// A hardware type with the given core interfaces, `noop` network and
-    /// storage, and Ironic's `no-*` for every optional interface; a type
-    /// that offers more overrides those fields.
+    /// storage, `no-inspect` (and `agent`) inspection, and Ironic's `no-*`
+    /// for every other optional interface; a type that offers more
+    /// overrides those fields.
     pub const fn with_core(
         name: &'static str,
         boot: Choices<dyn BootInterface>,
@@ -123,7 +125,7 @@ impl HardwareType {
             console: Choices::new(&[&NO_CONSOLE], "no-console"),
             deploy,
             firmware: Choices::new(&[&NO_FIRMWARE], "no-firmware"),
-            inspect: Choices::new(&[&NO_INSPECT], "no-inspect"),
+            inspect: Choices::new(&[&NO_INSPECT, &agent_inspect::AgentInspect], "no-inspect"),
             management,
             network: Choices::new(&[&NOOP], "noop"),
             power,

@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod allocation;
+pub mod inspection;
 pub mod management;
 pub mod power;
 pub mod provision;
@@ -68,6 +69,7 @@ fn kind_name(kind: Option<&Kind>) -> &'static str {
         Some(Kind::AttachVirtualMedia(_)) => "attach_virtual_media",
         Some(Kind::DetachVirtualMedia(_)) => "detach_virtual_media",
         Some(Kind::GetVirtualMedia(_)) => "get_virtual_media",
+        Some(Kind::ContinueInspection(_)) => "continue_inspection",
         None => "none",
     }
 }
@@ -125,6 +127,9 @@ async fn answer(ctx: &Context, task: Task) -> TaskReply {
             vmedia::detach(ctx, &task.node_uuid, request).await
         }
         Some(Kind::GetVirtualMedia(_)) => vmedia::list(ctx, &task.node_uuid).await,
+        Some(Kind::ContinueInspection(data)) => {
+            inspection::continue_inspection(ctx, &task.node_uuid, data).await
+        }
         None => Ok(refused(RefusalKind::Invalid, "Task has no kind.".into())),
     };
     let mut reply = result.unwrap_or_else(|e| {

@@ -15,7 +15,7 @@ use ferric_proto::v1::{ProvisionAction, RefusalKind, TaskReply};
 use serde_json::Value;
 
 use crate::drivers::DriverError;
-use crate::drivers::interfaces::Deployed;
+use crate::drivers::interfaces::{Deployed, Inspected};
 use crate::task::Task;
 use crate::tasks::steps::check_clean_steps;
 use crate::tasks::{Context, TaskError, accepted, commit_start, lock_node, refused};
@@ -43,6 +43,18 @@ pub async fn handle(
         }
         Ok(Begin::Done) => {
             task.release().await;
+            Ok(accepted())
+        }
+        Ok(Begin::Started(ProvisionState::InspectFailed)) if verb == Verb::Abort => {
+            // As Ironic's abort of an agent inspection: the node is powered
+            // off and its ramdisk's boot undone.
+            task.spawn_after(|task| async move {
+                let change = task.driver.inspect.clean_up(&task).await;
+                if let Err(e) = task.write(change).await {
+                    tracing::error!(node.uuid = %task.node.uuid, error = %e, "could not record the aborted inspection's clean-up");
+                }
+                task
+            });
             Ok(accepted())
         }
         Ok(Begin::Started(state)) => {
@@ -141,6 +153,9 @@ async fn begin(
             change.driver_internal_info = Some(Value::Object(internal).to_string());
         }
         _ => {}
+    }
+    if verb == Verb::Abort && current == ProvisionState::InspectWait {
+        change.last_error = Some(Some("Inspection was aborted by request.".into()));
     }
     if next == ProvisionState::Inspecting {
         change.clean_step = None;
@@ -306,7 +321,12 @@ async fn interface_step(task: &mut Task, state: ProvisionState) -> Result<Step, 
             Err(e) => Step::fails(e.to_string()),
         },
         ProvisionState::Inspecting => match driver.inspect.inspect_hardware(task).await {
-            Ok(()) => bookkeeping(task, state)?,
+            Ok(Inspected::Done) => bookkeeping(task, state)?,
+            Ok(Inspected::Waiting(change)) => Step {
+                event: Event::Wait,
+                change: *change,
+                waits: true,
+            },
             Err(e) => Step::fails(e.to_string()),
         },
         ProvisionState::Rescuing if !driver.rescue.supported() => {

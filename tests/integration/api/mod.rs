@@ -5,6 +5,7 @@ mod allocations;
 mod auth;
 mod bad_input;
 mod golden;
+mod inspection;
 mod inspection_rules;
 mod limits;
 mod metrics;

@@ -31,6 +31,10 @@ pub struct AgentNet {
     /// The agent's NIC, inside, and its MAC address.
     pub nic: String,
     pub mac: String,
+    /// A second NIC, inside (a veth pair whose far end stays inside), with
+    /// an address of its own.
+    pub nic2: String,
+    pub mac2: String,
 }
 
 impl AgentNet {
@@ -46,6 +50,13 @@ impl AgentNet {
             nic: format!("fi{pid}n"),
             mac: format!(
                 "52:54:00:{:02x}:{:02x}:{:02x}",
+                (pid >> 16) & 255,
+                (pid >> 8) & 255,
+                pid & 255
+            ),
+            nic2: format!("fi{pid}m"),
+            mac2: format!(
+                "52:54:01:{:02x}:{:02x}:{:02x}",
                 (pid >> 16) & 255,
                 (pid >> 8) & 255,
                 pid & 255
@@ -87,6 +98,14 @@ impl AgentNet {
         ]);
         inside(&["link", "set", &net.nic, "up"]);
         inside(&["link", "set", "lo", "up"]);
+        let far = format!("fi{pid}f");
+        inside(&[
+            "link", "add", &net.nic2, "type", "veth", "peer", "name", &far,
+        ]);
+        inside(&["link", "set", &net.nic2, "address", &net.mac2]);
+        inside(&["addr", "add", "198.18.0.1/30", "dev", &net.nic2]);
+        inside(&["link", "set", &net.nic2, "up"]);
+        inside(&["link", "set", &far, "up"]);
         net
     }
 }
@@ -186,7 +205,7 @@ impl Ipa {
             .arg(&disk.device)
             .arg(work.path())
             .arg(venv())
-            .arg(&net.nic)
+            .arg(format!("{},{}", net.nic, net.nic2))
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(work.path().join("confine.err")).unwrap())
             .spawn()

@@ -1,13 +1,14 @@
 //! What is recorded about a node's hardware and family, read-only, with
 //! Ironic's gates and answers: `bios` (1.40; fake hardware has no
-//! settings, so always empty), `inventory` (1.81; no inspection yet, so
-//! Ironic's "not found" naming the node's database id), `firmware` (1.86;
+//! settings, so always empty), `inventory` (1.81; what the last inspection
+//! stored, else Ironic's "not found" naming the node's database id), `firmware` (1.86;
 //! no components recorded) and `children` (1.83: the nodes whose
 //! `parent_node` is this one).
 
 use actix_web::{HttpResponse, web};
+use ferric_common::db::models::inventory::NodeInventory;
 use ferric_common::db::models::node::Node;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::unknown_path;
 use crate::call::Call;
@@ -49,10 +50,12 @@ pub async fn bios_setting(
     )))
 }
 
-/// `GET /v1/nodes/{ident}/inventory`: nothing is inspected yet.
+/// `GET /v1/nodes/{ident}/inventory`: what the last inspection stored,
+/// `{"inventory": …, "plugin_data": …}`.
 ///
 /// # Errors
-/// Always 404: below 1.81, an unknown node, or Ironic's inventory message.
+/// 404 below 1.81, for an unknown node, or (Ironic's message, naming the
+/// node's database id) for a node never inspected.
 pub async fn inventory(
     Call(_, state, version, _): Call,
     path: web::Path<String>,
@@ -61,10 +64,22 @@ pub async fn inventory(
         return Err(unknown_path());
     }
     let node = find_node(&state, &path, version).await?;
-    Err(ApiError::NotFound(format!(
-        "Node inventory record for node {} could not be found.",
-        node.id
-    )))
+    let id = node.id;
+    let stored = state
+        .db
+        .run(move |conn| NodeInventory::of_node(conn, id))
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "Node inventory record for node {} could not be found.",
+                node.id
+            ))
+        })?;
+    let object = |text: &str| serde_json::from_str::<Value>(text).unwrap_or_else(|_| json!({}));
+    Ok(HttpResponse::Ok().json(json!({
+        "inventory": object(&stored.inventory_data),
+        "plugin_data": object(&stored.plugin_data),
+    })))
 }
 
 /// `GET /v1/nodes/{ident}/children`: the child nodes' UUIDs and a link to

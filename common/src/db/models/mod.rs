@@ -7,6 +7,7 @@ pub mod chassis;
 pub mod conductor;
 pub mod history;
 pub mod inspection_rule;
+pub mod inventory;
 pub mod node;
 pub mod node_json;
 pub mod port;

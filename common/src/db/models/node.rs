@@ -867,6 +867,20 @@ pub struct StateChange {
     pub secure_boot: Option<Option<bool>>,
     pub inspection_started_at: Option<Option<NaiveDateTime>>,
     pub inspection_finished_at: Option<Option<NaiveDateTime>>,
+    pub properties: Option<String>,
+    pub extra: Option<String>,
+}
+
+/// What a flow's state write carries beyond the node's own columns, in the
+/// same transaction.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum AlsoWritten<'a> {
+    #[default]
+    Nothing,
+    /// Tear-down's end: the node's allocation goes.
+    AllocationDestroyed(i32),
+    /// An inspection's end: its ports, traits and stored data.
+    Inspection(&'a super::inventory::InspectionRecord),
 }
 
 impl StateChange {
@@ -1171,7 +1185,7 @@ impl Node {
         host: &str,
         change: &StateChange,
         seen_internal: &str,
-        destroy_allocation: Option<i32>,
+        also: AlsoWritten<'_>,
     ) -> Result<bool, DbError> {
         let changes = change
             .driver_internal_info
@@ -1200,13 +1214,17 @@ impl Node {
                 )
                 .set((&change, nodes::updated_at.eq(Some(now()))))
                 .execute(conn)?;
-                if n == 1
-                    && let Some(allocation_id) = destroy_allocation
-                {
-                    diesel::delete(allocations::table.find(allocation_id)).execute(conn)?;
-                    diesel::update(nodes::table.find(id))
-                        .set(nodes::allocation_id.eq(None::<i32>))
-                        .execute(conn)?;
+                if n == 1 {
+                    match also {
+                        AlsoWritten::Nothing => {}
+                        AlsoWritten::AllocationDestroyed(allocation_id) => {
+                            diesel::delete(allocations::table.find(allocation_id)).execute(conn)?;
+                            diesel::update(nodes::table.find(id))
+                                .set(nodes::allocation_id.eq(None::<i32>))
+                                .execute(conn)?;
+                        }
+                        AlsoWritten::Inspection(record) => record.write(conn, id)?,
+                    }
                 }
                 Ok::<_, DbError>(n == 1)
             })?;
