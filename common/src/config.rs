@@ -218,6 +218,14 @@ pub struct ConductorSettings {
     /// ports for: `pxe` (the one it booted from; those with an address
     /// when unknown), `active` (with an address), `all` or `disabled`.
     pub inspect_add_ports: String,
+    /// `[deploy]erase_devices_priority`: the priority of the agent's
+    /// `erase_devices` clean step in automated cleaning; unset = the
+    /// agent's own (10 for ironic-python-agent: every disk overwritten),
+    /// 0 = never.
+    pub erase_devices_priority: Option<i32>,
+    /// `[deploy]erase_devices_metadata_priority`: likewise for
+    /// `erase_devices_metadata` (the agent's own: 99).
+    pub erase_devices_metadata_priority: Option<i32>,
     /// `[conductor]allow_deleting_available_nodes`.
     pub allow_deleting_available_nodes: bool,
     /// How long each fake step (verify, clean, deploy) takes, in
@@ -300,6 +308,8 @@ impl Default for ConductorSettings {
             deploy_callback_timeout_secs: 1800,
             inspect_wait_timeout_secs: 1800,
             inspect_add_ports: "pxe".into(),
+            erase_devices_priority: None,
+            erase_devices_metadata_priority: None,
             allow_deleting_available_nodes: true,
             fake_step_delay_ms: 0,
             max_concurrent_tasks: 256,

@@ -113,6 +113,11 @@ impl Periodic {
                     Node::waiting_since(conn, ProvisionState::DeployWait.as_str(), deploys)?;
                 waiting.extend(Node::waiting_since(
                     conn,
+                    ProvisionState::CleanWait.as_str(),
+                    deploys,
+                )?);
+                waiting.extend(Node::waiting_since(
+                    conn,
                     ProvisionState::InspectWait.as_str(),
                     inspections,
                 )?);
@@ -259,6 +264,13 @@ async fn time_out_wait(ctx: &Context, seen: &Node) {
         && task.node.provision_updated_at == seen.provision_updated_at;
     let outcome = if !unchanged {
         None
+    } else if seen.provision_state == ProvisionState::CleanWait.as_str() {
+        let reason = format!(
+            "Timeout reached while cleaning the node. Please check if the ramdisk responsible for the cleaning is running on the node. Failed on step {}.",
+            task.node.clean_step
+        );
+        let change = task.driver.deploy.clean_up(&task).await;
+        Some(task.fail(reason, change).await)
     } else if seen.provision_state == ProvisionState::DeployWait.as_str() {
         let reason = format!(
             "Timeout reached while waiting for callback for node {}",

@@ -28,6 +28,8 @@ async fn direct_app(callback_timeout_secs: u64) -> TestApp {
         s.conductor.sync_power_state_interval_secs = 0;
         s.conductor.check_provision_state_interval_secs = 1;
         s.conductor.deploy_callback_timeout_secs = callback_timeout_secs;
+        // The deploys are the subject; cleaning through an agent is ipa.rs.
+        s.conductor.automated_clean = false;
         s.dhcp.dhcp_provider = ferric_common::config::DhcpProvider::Dnsmasq;
         s.ipmi.min_command_interval_ms = 0;
         s.ipmi.command_retry_timeout_secs = 3;
@@ -468,4 +470,46 @@ async fn a_deploy_iso_built_for_virtual_media_is_ejected_when_the_waiting_deploy
     assert_eq!(gone, StatusCode::NOT_FOUND, "the deploy ISO is withdrawn");
     assert!(node["driver_internal_info"]["agent_url"].is_null());
     deploy.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_automated_clean_whose_agent_never_calls_back_fails_and_is_powered_off() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.conductor.check_provision_state_interval_secs = 1;
+        s.conductor.deploy_callback_timeout_secs = 1;
+    })
+    .await;
+    let created = app
+        .post(
+            "/v1/nodes",
+            json!({"driver": "manual-management", "deploy_interface": "direct"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let uuid = created.json()["uuid"].as_str().unwrap().to_owned();
+    app.provision(&uuid, "manage").await;
+    app.wait_for_state(&uuid, "manageable").await;
+    app.provision(&uuid, "provide").await;
+    // Cleaning boots the ramdisk and waits for its agent, which never comes.
+    let node = wait_until(
+        Duration::from_secs(20),
+        "the cleaning to time out",
+        || async {
+            let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+            (node["provision_state"] == "clean failed" && node["reservation"].is_null())
+                .then_some(node)
+        },
+    )
+    .await;
+    assert!(
+        node["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Timeout reached while cleaning the node."),
+        "{}",
+        node["last_error"]
+    );
+    assert_eq!(node["power_state"], "power off");
+    // No step was running: not put into maintenance (as Ironic).
+    assert_eq!(node["maintenance"], false);
 }

@@ -3,7 +3,9 @@
 //! writes the image onto the agent's only disk, a loop device the test
 //! made, and the node goes `active`; an `agent` inspection stores IPA's
 //! inventory, creates the port of its second NIC, sets the properties and
-//! applies an inspection rule. IPA runs confined (see `helpers::ipa`): its
+//! applies an inspection rule; automated and manual cleaning erase the
+//! disk's partition table through IPA's `erase_devices_metadata`. IPA runs
+//! confined (see `helpers::ipa`): its
 //! own network, mount and PID namespaces, no other disk's device node, no
 //! clock, no power.
 
@@ -36,12 +38,19 @@ fn disk_image(len: usize) -> Vec<u8> {
 /// Ferric on the host's end of `net`, its boot-file server serving a disk
 /// image: (app, image URL, image).
 async fn ferric_on(net: &AgentNet) -> (TestApp, String, Vec<u8>) {
+    ferric_cleaning(net, false).await
+}
+
+/// [`ferric_on`], with automated cleaning on or off; when on, as Metal3
+/// configures Ironic: metadata only (`erase_devices_priority` 0).
+async fn ferric_cleaning(net: &AgentNet, automated_clean: bool) -> (TestApp, String, Vec<u8>) {
     let app = spawn_app_with(Backend::Sqlite, |s| {
         s.api.host = net.host_ip.clone();
         // IPA heartbeats every 0.3–0.6 of this.
         s.api.ramdisk_heartbeat_timeout_secs = 5;
         s.deploy.http_listen = Some(format!("{}:0", net.host_ip));
-        s.conductor.automated_clean = false;
+        s.conductor.automated_clean = automated_clean;
+        s.conductor.erase_devices_priority = Some(0);
     })
     .await;
     let image = disk_image(8 << 20);
@@ -228,4 +237,87 @@ async fn the_real_ironic_python_agent_inspects_a_node() {
     let mut expected = vec![net.mac.as_str(), net.mac2.as_str()];
     expected.sort_unstable();
     assert_eq!(addresses, expected);
+}
+
+/// What `wipefs` finds on the device (empty: no signature at all).
+fn signatures(device: &str) -> String {
+    let out = std::process::Command::new("wipefs")
+        .args(["--no-act", "--all", device])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Gives the test's own disk a GPT with one partition.
+fn partition(device: &str) {
+    let out = std::process::Command::new("sgdisk")
+        .args(["--clear", "--new=1:2048:0", device])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(signatures(device).contains("gpt"), "{}", signatures(device));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_ironic_python_agent_cleans_a_node_automatically_and_by_hand() {
+    let net = AgentNet::new();
+    let disk = LoopDisk::new(64 << 20);
+    let (app, _, _) = ferric_cleaning(&net, true).await;
+    let uuid = enroll(&app, &net, json!({"deploy_interface": "direct"})).await;
+
+    // Automated cleaning on provide.
+    partition(&disk.device);
+    app.provision(&uuid, "provide").await;
+    app.wait_for_state(&uuid, "clean wait").await;
+    let ipa = Ipa::start(&net, &disk, &app.base, &[]);
+    let node = settled_in(&app, &uuid, &["available", "clean failed"]).await;
+    let log = ipa.log();
+    assert_eq!(
+        node["provision_state"], "available",
+        "{}\n--- IPA ---\n{log}",
+        node["last_error"]
+    );
+    assert!(
+        node["maintenance"] == false && node["clean_step"] == json!({}),
+        "{node}"
+    );
+    assert!(log.contains("erase_devices_metadata"), "{log}");
+    assert_eq!(signatures(&disk.device), "", "{log}");
+    assert!(
+        node["driver_internal_info"]["clean_steps"].is_null(),
+        "{node}"
+    );
+    assert!(
+        node["driver_internal_info"]["agent_url"].is_null(),
+        "{node}"
+    );
+    drop(ipa);
+
+    // A manual clean naming the step, with the machine's next boot.
+    app.provision(&uuid, "manage").await;
+    app.wait_for_state(&uuid, "manageable").await;
+    partition(&disk.device);
+    let clean = app
+        .put(
+            &format!("/v1/nodes/{uuid}/states/provision"),
+            json!({"target": "clean",
+                   "clean_steps": [{"interface": "deploy", "step": "erase_devices_metadata"}]}),
+        )
+        .await;
+    assert_eq!(clean.status, StatusCode::ACCEPTED, "{}", clean.text);
+    app.wait_for_state(&uuid, "clean wait").await;
+    let ipa = Ipa::start(&net, &disk, &app.base, &[]);
+    let node = settled_in(&app, &uuid, &["manageable", "clean failed"]).await;
+    assert_eq!(
+        node["provision_state"],
+        "manageable",
+        "{}\n--- IPA ---\n{}",
+        node["last_error"],
+        ipa.log()
+    );
+    assert_eq!(signatures(&disk.device), "");
 }

@@ -195,6 +195,21 @@ pub async fn call(
     Ok(body)
 }
 
+/// A failed command's error, as Ironic's `get_command_error` reads it:
+/// its `details`, else its `message`, else the whole error.
+pub fn command_error(command: &Value) -> String {
+    let error = &command["command_error"];
+    match error {
+        Value::Null => "Invalid agent response".to_owned(),
+        Value::String(text) => text.clone(),
+        _ => error["details"]
+            .as_str()
+            .filter(|d| !d.is_empty())
+            .or_else(|| error["message"].as_str())
+            .map_or_else(|| error.to_string(), str::to_owned),
+    }
+}
+
 /// The agent's most recent command result.
 ///
 /// # Errors

@@ -16,18 +16,19 @@
 //!    undone.
 //!
 //! The conductor talks to the agent only at the `agent_url` its heartbeat
-//! gave, with the token, and never logs the token.
+//! gave, with the token, and never logs the token. Cleaning through the
+//! agent is [`super::agent_clean`].
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use ferric_common::db::models::node::{Node, StateChange};
-use ferric_common::states::{Event, power};
+use ferric_common::states::{Event, ProvisionState, power};
 use serde_json::{Map, Value, json};
 
 use super::error::DriverError;
-use super::interfaces::{DeployInterface, Deployed, InstanceBoot, Interface};
-use super::{agent_client, configdrive};
+use super::interfaces::{CleanStep, DeployInterface, Deployed, InstanceBoot, Interface};
+use super::{agent_clean, agent_client, configdrive};
 use super::{deploy_kernel_args, power_actions};
 use crate::images::ChecksumSpec;
 use crate::task::Task;
@@ -57,9 +58,43 @@ const AGENT_POWER_OFF_WAIT: Duration = Duration::from_secs(30);
 /// `direct`.
 pub struct DirectDeploy;
 
+/// The agent's clean steps a manual clean may name (ironic-python-agent's
+/// generic hardware manager's); the agent's own list decides when the
+/// cleaning runs.
+const AGENT_CLEAN_STEPS: [CleanStep; 6] = [
+    CleanStep {
+        step: "erase_devices",
+        required: &[],
+    },
+    CleanStep {
+        step: "erase_devices_metadata",
+        required: &[],
+    },
+    CleanStep {
+        step: "erase_devices_express",
+        required: &[],
+    },
+    CleanStep {
+        step: "erase_pstore",
+        required: &[],
+    },
+    CleanStep {
+        step: "delete_configuration",
+        required: &[],
+    },
+    CleanStep {
+        step: "clean_uefi_nvram",
+        required: &[],
+    },
+];
+
 impl Interface for DirectDeploy {
     fn name(&self) -> &'static str {
         "direct"
+    }
+
+    fn clean_steps(&self) -> &'static [CleanStep] {
+        &AGENT_CLEAN_STEPS
     }
 }
 
@@ -87,7 +122,14 @@ impl DeployInterface for DirectDeploy {
         }
     }
 
+    async fn prepare_cleaning(&self, task: &mut Task) -> Result<Option<StateChange>, DriverError> {
+        agent_clean::prepare(task).await.map(Some)
+    }
+
     async fn heartbeat(&self, task: &mut Task) -> Result<(), DriverError> {
+        if task.node.provision_state == ProvisionState::CleanWait.as_str() {
+            return agent_clean::heartbeat(task).await;
+        }
         let phase = task
             .node
             .driver_internal_info_map()?
@@ -114,7 +156,12 @@ impl DeployInterface for DirectDeploy {
         // As Ironic: only the deploy step's own command counts; anything
         // else (a step not yet started, an out-of-band command) waits for
         // the next heartbeat.
-        if last["command_name"] != "execute_deploy_step" {
+        // (`deploy.execute_deploy_step`: ferric-agent ramdisks built before
+        // it named commands as IPA does.)
+        if !matches!(
+            last["command_name"].as_str(),
+            Some("execute_deploy_step" | "deploy.execute_deploy_step")
+        ) {
             return Ok(());
         }
         match last["command_status"].as_str() {
@@ -127,11 +174,7 @@ impl DeployInterface for DirectDeploy {
                 }
             }
             _ => {
-                let error = last["command_error"]["message"]
-                    .as_str()
-                    .or_else(|| last["command_error"].as_str())
-                    .unwrap_or("the agent's command did not succeed")
-                    .to_owned();
+                let error = agent_client::command_error(&last);
                 let reason = format!(
                     "Deploy step deploy.write_image failed on node {}. {error}",
                     task.node.uuid
@@ -148,6 +191,9 @@ impl DeployInterface for DirectDeploy {
     /// Powers the node off and undoes the ramdisk's boot; the agent's keys
     /// go.
     async fn clean_up(&self, task: &Task) -> StateChange {
+        if task.node.provision_state == ProvisionState::CleanWait.as_str() {
+            return agent_clean::clean_up(task).await;
+        }
         let power_state = match power_actions::power_off(task).await {
             Ok(state) => Some(Some(state.to_owned())),
             Err(e) => {

@@ -273,14 +273,27 @@ pub trait DeployInterface: Interface {
     /// What failed; the node is left as it was before.
     async fn deploy(&self, task: &mut Task) -> Result<Deployed, DriverError>;
 
-    /// A heartbeat of the node's agent while it waits in `wait call-back`,
-    /// under the node's lock.
+    /// A heartbeat of the node's agent while it waits in `wait call-back`
+    /// or `clean wait`, under the node's lock.
     ///
     /// # Errors
     /// When the deploy could not be carried on or failed.
     async fn heartbeat(&self, task: &mut Task) -> Result<(), DriverError> {
         let _ = task;
         Ok(())
+    }
+
+    /// `cleaning` with steps only an agent runs (automated cleaning, or a
+    /// manual clean naming `deploy` steps): boots the ramdisk and returns
+    /// the change to record as the node waits in `clean wait`; `None` when
+    /// this interface has no agent (the other interfaces' steps run at
+    /// once). Heartbeats in `clean wait` carry the cleaning on.
+    ///
+    /// # Errors
+    /// What failed; the node is left as it was before.
+    async fn prepare_cleaning(&self, task: &mut Task) -> Result<Option<StateChange>, DriverError> {
+        let _ = task;
+        Ok(None)
     }
 
     /// `deleting`: undeploys; returns the power state the node is left in,

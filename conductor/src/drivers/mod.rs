@@ -12,6 +12,7 @@
 //! an implementation its hardware type does not enable gets
 //! [`fake::NO_INTERFACE`] there, which refuses every call.
 
+pub mod agent_clean;
 pub mod agent_client;
 pub mod agent_inspect;
 pub mod agent_tls;

@@ -230,8 +230,11 @@ pub async fn heartbeat(
         Ok(_) => {}
     }
     tracing::debug!(node.uuid = %node.uuid, "agent heartbeat recorded");
-    if node.provision_state == ProvisionState::DeployWait.as_str() {
-        // A heartbeat keeps the deploy's callback timeout away, as Ironic's
+    if [ProvisionState::DeployWait, ProvisionState::CleanWait]
+        .iter()
+        .any(|s| node.provision_state == s.as_str())
+    {
+        // A heartbeat keeps the callback timeout away, as Ironic's
         // `touch_provisioning`.
         let id = node.id;
         ctx.db
@@ -254,10 +257,13 @@ async fn continue_deploy(ctx: Context, node: Node) {
             return;
         }
     };
-    if task.node.provision_state == ProvisionState::DeployWait.as_str() {
+    if [ProvisionState::DeployWait, ProvisionState::CleanWait]
+        .iter()
+        .any(|s| task.node.provision_state == s.as_str())
+    {
         let deploy = task.driver.deploy;
         if let Err(e) = deploy.heartbeat(&mut task).await {
-            tracing::error!(node.uuid = %node.uuid, error = %e, "could not continue the deploy");
+            tracing::error!(node.uuid = %node.uuid, error = %e, "could not continue the deploy or cleaning");
         }
     }
     task.release().await;

@@ -320,6 +320,19 @@ async fn interface_step(task: &mut Task, state: ProvisionState) -> Result<Step, 
             }
             Err(e) => Step::fails(e.to_string()),
         },
+        ProvisionState::Cleaning if agent_cleans(task)? => {
+            match driver.deploy.prepare_cleaning(task).await {
+                Ok(Some(change)) => Step {
+                    event: Event::Wait,
+                    change,
+                    waits: true,
+                },
+                Ok(None) => bookkeeping(task, state)?,
+                Err(e) => Step::fails(format!(
+                    "Failed to prepare node {node_uuid} for cleaning: {e}"
+                )),
+            }
+        }
         ProvisionState::Inspecting => match driver.inspect.inspect_hardware(task).await {
             Ok(Inspected::Done) => bookkeeping(task, state)?,
             Ok(Inspected::Waiting(change)) => Step {
@@ -334,6 +347,23 @@ async fn interface_step(task: &mut Task, state: ProvisionState) -> Result<Step, 
         }
         _ => bookkeeping(task, state)?,
     })
+}
+
+/// Whether this cleaning needs the deploy ramdisk's agent: a deploy
+/// interface with one, and automated cleaning on (`[conductor]
+/// automated_clean` and the node's own), or a manual clean naming a
+/// `deploy` step.
+fn agent_cleans(task: &Task) -> Result<bool, TaskError> {
+    let node = &task.node;
+    if !task.driver.deploy.boots_deploy_ramdisk() {
+        return Ok(false);
+    }
+    let internal = node.driver_internal_info_map()?;
+    let requested = internal.get("clean_steps").and_then(Value::as_array);
+    if node.target_provision_state.as_deref() == Some(ProvisionState::Manageable.as_str()) {
+        return Ok(requested.is_some_and(|steps| steps.iter().any(|s| s["interface"] == "deploy")));
+    }
+    Ok(task.ctx().settings.automated_clean && node.automated_clean != Some(false))
 }
 
 /// The conductor's own work in `state` once the interfaces have done

@@ -869,6 +869,9 @@ pub struct StateChange {
     pub inspection_finished_at: Option<Option<NaiveDateTime>>,
     pub properties: Option<String>,
     pub extra: Option<String>,
+    pub maintenance: Option<bool>,
+    pub maintenance_reason: Option<Option<String>>,
+    pub fault: Option<Option<String>>,
 }
 
 /// What a flow's state write carries beyond the node's own columns, in the

@@ -43,16 +43,13 @@ class LoopOnlyHardwareManager(hardware.GenericHardwareManager):
             vendor="ferric",
         )
 
-    def list_block_devices(self, include_partitions=False,
-                           all_serial_and_wwn=False):
+    def list_block_devices(self, *args, **kwargs):
         return [self._device()]
 
-    def list_block_devices_check_skip_list(self, node,
-                                           include_partitions=False,
-                                           all_serial_and_wwn=False):
+    def list_block_devices_check_skip_list(self, *args, **kwargs):
         return [self._device()]
 
-    def get_os_install_device(self, permit_refresh=False):
+    def get_os_install_device(self, *args, **kwargs):
         return os.environ["FERRIC_TEST_DISK"]
 
     def list_network_interfaces(self):
