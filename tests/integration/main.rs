@@ -15,6 +15,7 @@ mod end_to_end;
 mod helpers;
 mod ipa;
 mod ipmi;
+mod metal3;
 mod migrations;
 mod pxe;
 mod redfish;

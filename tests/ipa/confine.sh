@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs the real ironic-python-agent confined to one test disk:
 #   ip netns exec <ns> unshare --mount --pid --fork --mount-proc \
-#       tests/ipa/confine.sh <loop device> <work dir> <venv> <nic,...>
+#       tests/ipa/confine.sh <loop device> <work dir> <venv> <nic,...> [<cmdline>]
 # It is PID 1 of its own PID namespace, in the test's network namespace and
 # its own mount namespace, where:
 # - /dev holds only the test's loop device and the character devices every
@@ -13,9 +13,14 @@
 #   efibootmgr are stubs that do nothing;
 # - IPA runs without CAP_SYS_BOOT, CAP_SYS_TIME, CAP_MKNOD, CAP_SYS_MODULE
 #   and CAP_SYS_RAWIO (no new device nodes, no clock, no power, no /dev/mem).
-# IPA reads <work dir>/ipa.conf and logs to <work dir>/ipa.log.
+# - with <cmdline>, /proc/cmdline reads as that file: the kernel command line
+#   the machine's boot configuration gave (IPA takes ipa-api-url= and the
+#   like from there, as on a real machine).
+# IPA reads <work dir>/ipa.conf and logs to <work dir>/ipa.log; its power
+# off runs <work dir>/on-poweroff when there is one (the machine's BMC then
+# sees it off).
 set -eu
-dev=$1 work=$2 venv=$3 nics=$4
+dev=$1 work=$2 venv=$3 nics=$4 cmdline=${5:-}
 
 major=$(stat -c %t "$dev")
 minor=$(stat -c %T "$dev")
@@ -36,6 +41,9 @@ if [ -e /proc/sysrq-trigger ]; then
     mount --bind /dev/null /proc/sysrq-trigger
     mount -o remount,bind,ro /proc/sysrq-trigger
 fi
+if [ -n "$cmdline" ]; then
+    mount --bind "$cmdline" /proc/cmdline
+fi
 mount -t tmpfs -o mode=755 tmpfs /run
 mount -t tmpfs -o mode=755 tmpfs /var/log
 ip link set lo up
@@ -46,6 +54,7 @@ for cmd in poweroff reboot; do
     cat >"$stubs/$cmd" <<STUB
 #!/bin/sh
 echo $cmd >>"$work/power-requests"
+[ -x "$work/on-poweroff" ] && "$work/on-poweroff"
 kill -9 \$(cat "$work/ipa.pid")
 STUB
 done

@@ -229,3 +229,76 @@ impl Drop for Ipa {
         let _ = self.child.wait();
     }
 }
+
+/// A machine behind a real IPMI BMC (`ipmi_sim`) whose firmware
+/// network-boots ironic-python-agent: powering it on with boot device pxe
+/// starts IPA confined in `net` on `disk`, with the kernel command line of
+/// the boot configuration Ferric wrote for `net.mac` under `http_root`
+/// (`tests/ipa/bmc-hook.sh`); powering it off stops IPA.
+pub struct IpaMachine {
+    pub bmc: super::bmc::SimBmc,
+    work: tempfile::TempDir,
+}
+
+impl IpaMachine {
+    pub async fn start(net: &AgentNet, disk: &LoopDisk, http_root: &Path) -> IpaMachine {
+        let bmc = super::bmc::SimBmc::start().await;
+        let work = tempfile::tempdir().unwrap();
+        std::fs::write(
+            work.path().join("ipa.conf"),
+            "[DEFAULT]\ndebug = true\ndisk_wait_attempts = 0\nlookup_interval = 1\nlookup_timeout = 120\n",
+        )
+        .unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let env = format!(
+            "NS={}\nDISK={}\nWORK={}\nVENV={}\nNICS={},{}\nMAC={}\nHTTP_ROOT={}\nCONFINE={}\n",
+            net.ns,
+            disk.device,
+            work.path().display(),
+            venv().display(),
+            net.nic,
+            net.nic2,
+            net.mac,
+            http_root.display(),
+            root.join("tests/ipa/confine.sh").display(),
+        );
+        let state = bmc.state.path();
+        std::fs::write(state.join("machine.env"), env).unwrap();
+        std::fs::copy(root.join("tests/ipa/bmc-hook.sh"), state.join("hook")).unwrap();
+        IpaMachine { bmc, work }
+    }
+
+    /// Every boot's IPA log and confinement errors, in order.
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        for n in 1.. {
+            let boot = self.work.path().join(format!("boot-{n}"));
+            if !boot.exists() {
+                break;
+            }
+            for name in ["cmdline", "confine.err", "ipa.log"] {
+                let content = std::fs::read_to_string(boot.join(name)).unwrap_or_default();
+                text.push_str(&format!("--- boot {n} {name} ---\n{content}\n"));
+            }
+        }
+        text
+    }
+
+    /// How many times the machine network-booted IPA.
+    pub fn boots(&self) -> usize {
+        std::fs::read_to_string(self.bmc.state.path().join("boots"))
+            .ok()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for IpaMachine {
+    fn drop(&mut self) {
+        let pid =
+            std::fs::read_to_string(self.bmc.state.path().join("ipa.pid")).unwrap_or_default();
+        if let Ok(pid) = pid.trim().parse::<i32>() {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
