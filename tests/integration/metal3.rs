@@ -3,7 +3,8 @@
 //! microversion it picks: create with its interface set, the boot MAC's
 //! port, manage, the `configureNode` PATCH, inspect (after the inventory's
 //! 404), provide with metadata-only cleaning, the deploy PATCH, validate
-//! and `active` with a JSON config drive — through to `active`.
+//! and `active` with a JSON config drive — through to `active`, the image
+//! and the config drive (built by Ferric, written by IPA) on the disk.
 //!
 //! The host is real to Ferric: an `ipmi_sim` BMC whose chassis control
 //! network-boots the real ironic-python-agent (13.0.0, PyPI) with the
@@ -71,7 +72,8 @@ async fn reached(app: &TestApp, uuid: &str, states: &[&str], machine: &IpaMachin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metal3_enrolls_inspects_cleans_and_provisions_an_ipmi_host() {
     let net = AgentNet::new();
-    let disk = LoopDisk::new(64 << 20);
+    // Room for the image and IPA's 64 MiB config drive partition.
+    let disk = LoopDisk::new(256 << 20);
     // The API's address goes into the kernel command line: a fixed port.
     let port = std::net::TcpListener::bind((net.host_ip.as_str(), 0))
         .unwrap()
@@ -243,12 +245,42 @@ async fn metal3_enrolls_inspects_cleans_and_provisions_an_ipmi_host() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(validation["boot"]["result"], true, "{validation}");
     assert_eq!(validation["deploy"]["result"], true, "{validation}");
-    provision(&app, &uuid, json!({"target": "active"})).await;
+    provision(
+        &app,
+        &uuid,
+        json!({"target": "active", "configdrive": {
+            "meta_data": {"uuid": "5b0c9d1e-0a7f-4f43-9d55-7a3f3e2b9c11", "metal3-namespace": "metal3",
+                          "metal3-name": "host-0", "local-hostname": "host-0",
+                          "local_hostname": "host-0", "name": "host-0"},
+            "user_data": "#cloud-config\nssh_authorized_keys: [ssh-ed25519 AAAA metal3]\n",
+            "network_data": {"links": [], "networks": [], "services": []}}}),
+    )
+    .await;
     let node = reached(&app, &uuid, &["active", "deploy failed"], &machine).await;
     assert_eq!(node["power_state"], "power on");
+    let written = disk.read(256 << 20);
+    // The image, but for the partition entry IPA added to its MBR.
     assert!(
-        disk.read(image.len()) == image,
+        written[446..462] == image[446..462] && written[512..image.len()] == image[512..],
         "the host's disk does not hold the image"
+    );
+    // IPA wrote the config drive Ferric built into a new partition: an ISO
+    // labelled config-2 holding the operator's metadata.
+    // MBR: the second partition entry's type and first sector.
+    let entry = &written[462..478];
+    assert_ne!(entry[4], 0, "no second partition\n{}", machine.log());
+    let first = u32::from_le_bytes(entry[8..12].try_into().unwrap());
+    let start = usize::try_from(first).unwrap() * 512;
+    let iso = &written[start..];
+    assert_eq!(&iso[32768 + 40..32768 + 48], b"config-2");
+    let text = String::from_utf8_lossy(iso);
+    assert!(
+        text.contains("metal3-name"),
+        "no meta_data in the config drive"
+    );
+    assert!(
+        text.contains("ssh-ed25519 AAAA metal3"),
+        "no user_data in the config drive"
     );
     // Three network boots (inspect, clean, deploy), then the disk.
     assert_eq!(machine.boots(), 3, "{}", machine.log());

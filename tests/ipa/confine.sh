@@ -4,7 +4,8 @@
 #       tests/ipa/confine.sh <loop device> <work dir> <venv> <nic,...> [<cmdline>]
 # It is PID 1 of its own PID namespace, in the test's network namespace and
 # its own mount namespace, where:
-# - /dev holds only the test's loop device and the character devices every
+# - /dev holds only the test's loop device, its partitions (added and
+#   removed as the kernel sees them) and the character devices every
 #   program needs (null, zero, random, ...): no other disk can be opened;
 # - /sys is this network namespace's sysfs, read-only; /proc/sysrq-trigger
 #   is /dev/null; /run and /var/log are fresh;
@@ -34,6 +35,26 @@ ln -s /proc/self/fd /dev/fd
 ln -s /proc/self/fd/0 /dev/stdin
 ln -s /proc/self/fd/1 /dev/stdout
 ln -s /proc/self/fd/2 /dev/stderr
+
+# The partitions of the test device, as udev would add them (and only
+# theirs): IPA waits for a partition's node after creating it.
+base=$(basename "$dev")
+(
+    while :; do
+        for part in /sys/class/block/"$base"p*; do
+            [ -e "$part/dev" ] || continue
+            node=/dev/$(basename "$part")
+            if [ ! -e "$node" ]; then
+                IFS=: read -r pmajor pminor <"$part/dev"
+                mknod -m 600 "$node" b "$pmajor" "$pminor"
+            fi
+        done
+        for node in /dev/"$base"p*; do
+            [ -e "$node" ] && [ ! -e "/sys/class/block/$(basename "$node")" ] && rm -f "$node"
+        done
+        sleep 0.2
+    done
+) &
 
 umount -l /sys
 mount -t sysfs -o ro,nosuid,nodev,noexec sysfs /sys

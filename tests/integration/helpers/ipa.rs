@@ -117,7 +117,8 @@ impl Drop for AgentNet {
     }
 }
 
-/// A loop device over a sparse temporary file: the agent's only disk.
+/// A loop device over a sparse temporary file, its partitions scanned: the
+/// agent's only disk.
 pub struct LoopDisk {
     pub device: String,
     _file: tempfile::NamedTempFile,
@@ -129,7 +130,12 @@ impl LoopDisk {
         file.as_file().set_len(bytes).unwrap();
         let device = run(
             "losetup",
-            &["--find", "--show", file.path().to_str().unwrap()],
+            &[
+                "--find",
+                "--show",
+                "--partscan",
+                file.path().to_str().unwrap(),
+            ],
         );
         LoopDisk {
             device,
