@@ -8,13 +8,13 @@
 //! commands Ironic's `direct` deploy uses are implemented, any other name
 //! is an `InvalidCommandError`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::image;
+use crate::{disks, image};
 
 /// Where a command stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,8 +60,13 @@ pub struct CommandResult {
 /// What the commands may touch.
 #[derive(Debug, Clone)]
 pub struct Machine {
-    /// The disk images are written to.
-    pub root_device: PathBuf,
+    /// The disk images are written to, when set on the command line;
+    /// otherwise the one the node's root-device hints pick among the
+    /// disks under `sys_block`, as IPA picks it.
+    pub root_device: Option<PathBuf>,
+    /// Where the disks are listed (`/sys/block`) and named (`/dev`).
+    pub sys_block: PathBuf,
+    pub dev_dir: PathBuf,
     /// Run by `standby.power_off` (argv).
     pub power_off: Vec<String>,
 }
@@ -266,12 +271,14 @@ async fn run(machine: &Machine, name: &str, params: Value) -> Result<Value, Comm
                     "config drive received; ferric-agent does not write config drives yet (ironic-python-agent does)"
                 );
             }
-            let written = write(machine, &image_info).await?;
+            let device = install_device(machine, &params)?;
+            let written = write(&device, &image_info).await?;
             Ok(json!({"deploy_result": written, "deploy_step": redact(&step)}))
         }
         "standby.prepare_image" => {
             let image_info = params.get("image_info").cloned().unwrap_or(Value::Null);
-            write(machine, &image_info).await
+            let device = install_device(machine, &params)?;
+            write(&device, &image_info).await
         }
         "standby.sync" => {
             let status = tokio::process::Command::new("sync").status().await;
@@ -297,11 +304,29 @@ async fn run(machine: &Machine, name: &str, params: Value) -> Result<Value, Comm
     }
 }
 
-async fn write(machine: &Machine, image_info: &Value) -> Result<Value, CommandError> {
-    match image::write_image(image_info, &machine.root_device).await {
+/// The disk to write: the one given on the command line, else the one the
+/// node's root-device hints (`instance_info`, then `properties`) pick.
+fn install_device(machine: &Machine, params: &Value) -> Result<PathBuf, CommandError> {
+    if let Some(device) = &machine.root_device {
+        return Ok(device.clone());
+    }
+    let node = &params["node"];
+    let hints = node["instance_info"]["root_device"]
+        .as_object()
+        .filter(|h| !h.is_empty())
+        .or_else(|| node["properties"]["root_device"].as_object());
+    let disks = disks::list(&machine.sys_block, &machine.dev_dir);
+    let device =
+        disks::choose(&disks, hints).map_err(|e| CommandError::new("DeviceNotFound", 404, e))?;
+    tracing::info!(device = %device.display(), hints = ?hints, "root device picked");
+    Ok(device)
+}
+
+async fn write(device: &Path, image_info: &Value) -> Result<Value, CommandError> {
+    match image::write_image(image_info, device).await {
         Ok(written) => Ok(json!({
             "image_id": written.image_id,
-            "root_device": machine.root_device.display().to_string(),
+            "root_device": device.display().to_string(),
             "bytes": written.bytes,
             "checksum_algo": written.algo,
         })),

@@ -7,6 +7,7 @@
 //! (`ipa-api-url=`, `ipa-advertise-host=`, `ferric-root-device=`).
 
 mod commands;
+mod disks;
 mod image;
 mod ironic;
 mod server;
@@ -33,9 +34,17 @@ struct Args {
     /// `ipa-advertise-host=`, else the local address towards the API).
     #[arg(long)]
     advertise_host: Option<String>,
-    /// The disk images are written to (default: `ferric-root-device=`, else /dev/vda).
+    /// The disk images are written to (default: `ferric-root-device=`, else
+    /// the disk the node's root-device hints pick, or without hints the
+    /// smallest of at least 4 GiB, as ironic-python-agent).
     #[arg(long)]
     root_device: Option<PathBuf>,
+    /// Where the disks are listed.
+    #[arg(long, default_value = "/sys/block")]
+    sys_block: PathBuf,
+    /// Where the disks' device nodes are.
+    #[arg(long, default_value = "/dev")]
+    dev_dir: PathBuf,
     /// The command `standby.power_off` runs.
     #[arg(long, default_value = "poweroff -f")]
     power_off_command: String,
@@ -91,8 +100,7 @@ async fn main() -> anyhow::Result<()> {
     let root_device = args
         .root_device
         .clone()
-        .or_else(|| kernel_option("ferric-root-device").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/dev/vda"));
+        .or_else(|| kernel_option("ferric-root-device").map(PathBuf::from));
     let host = args
         .advertise_host
         .clone()
@@ -113,6 +121,8 @@ async fn main() -> anyhow::Result<()> {
         commands: commands::Commands::default(),
         machine: commands::Machine {
             root_device,
+            sys_block: args.sys_block.clone(),
+            dev_dir: args.dev_dir.clone(),
             power_off: args
                 .power_off_command
                 .split_whitespace()

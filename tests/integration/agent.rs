@@ -1,8 +1,9 @@
 //! `ferric-agent` against a running Ferric, without a VM: it looks its node
 //! up by MAC address, heartbeats with its callback URL and the token (the
 //! node records `agent_url`), and serves the command API the `direct`
-//! deploy drives — deploy steps, `write_image` onto a file standing in for
-//! the disk with the image served from Ferric's `http_root`, a checksum
+//! deploy drives — deploy steps, `write_image` onto the one of three files
+//! standing in for disks that the node's root-device hint picks, with the
+//! image served from Ferric's `http_root`, a hint matching no disk, a checksum
 //! mismatch as a failed command, a refused token, power off.
 
 use std::time::Duration;
@@ -51,9 +52,25 @@ async fn the_agent_finds_its_node_heartbeats_and_writes_a_verified_image() {
     let files = app.embedded.as_ref().unwrap().boot_files_port.unwrap();
     let image_url = format!("http://127.0.0.1:{files}/images/disk.raw");
 
+    // Three disks as the kernel lists them (`/sys/block/<name>/size`,
+    // `serial`) whose device nodes are files: the node's root-device hint
+    // picks the one written.
     let work = tempfile::tempdir().unwrap();
-    let disk = work.path().join("disk");
-    std::fs::write(&disk, b"").unwrap();
+    let (sys_block, dev) = (work.path().join("sys-block"), work.path().join("dev"));
+    std::fs::create_dir_all(&dev).unwrap();
+    for (name, gib, serial) in [
+        ("sda", 100_u64, "S-A"),
+        ("sdb", 20, "S-B"),
+        ("vda", 8, "S-C"),
+    ] {
+        let dir = sys_block.join(name);
+        std::fs::create_dir_all(dir.join("queue")).unwrap();
+        std::fs::write(dir.join("size"), format!("{}\n", gib << 21)).unwrap();
+        std::fs::write(dir.join("serial"), format!("{serial}\n")).unwrap();
+        std::fs::write(dir.join("queue/rotational"), "0\n").unwrap();
+        std::fs::write(dev.join(name), format!("untouched {name}")).unwrap();
+    }
+    let disk = dev.join("sdb");
     let net = work.path().join("net");
     std::fs::create_dir_all(net.join("eth0")).unwrap();
     std::fs::write(net.join("eth0/address"), format!("{mac}\n")).unwrap();
@@ -67,8 +84,10 @@ async fn the_agent_finds_its_node_heartbeats_and_writes_a_verified_image() {
     let mut agent = tokio::process::Command::new(agent_binary())
         .args(["--api-url", &app.base, "--listen", "127.0.0.1:0"])
         .args(["--advertise-host", "127.0.0.1"])
-        .arg("--root-device")
-        .arg(&disk)
+        .arg("--sys-block")
+        .arg(&sys_block)
+        .arg("--dev-dir")
+        .arg(&dev)
         .arg("--sys-class-net")
         .arg(&net)
         .arg("--power-off-command")
@@ -157,15 +176,16 @@ async fn the_agent_finds_its_node_heartbeats_and_writes_a_verified_image() {
         "write_image"
     );
 
-    let write = |sha: String| {
+    let write_to = |sha: String, hints: Value| {
         json!({
             "step": {"interface": "deploy", "step": "write_image", "priority": 80, "args": {
                 "image_info": {"id": "disk.raw", "urls": [image_url], "disk_format": "raw",
                                "os_hash_algo": "sha256", "os_hash_value": sha}}},
-            "node": {"uuid": uuid},
+            "node": {"uuid": uuid, "instance_info": {}, "properties": {"root_device": hints}},
             "ports": [],
         })
     };
+    let write = |sha: String| write_to(sha, json!({"serial": "s-b"}));
     let started: Value = command(
         "deploy.execute_deploy_step",
         write(sha.clone()),
@@ -195,6 +215,33 @@ async fn the_agent_finds_its_node_heartbeats_and_writes_a_verified_image() {
         std::fs::read(&disk).unwrap(),
         image,
         "the disk holds the image"
+    );
+    for other in ["sda", "vda"] {
+        assert_eq!(
+            std::fs::read_to_string(dev.join(other)).unwrap(),
+            format!("untouched {other}")
+        );
+    }
+
+    // A hint no disk matches: the step fails as IPA's does, nothing written.
+    let missed = command(
+        "deploy.execute_deploy_step",
+        write_to(sha.clone(), json!({"serial": "S-Z"})),
+        true,
+        &token,
+    )
+    .await
+    .unwrap()
+    .json::<Value>()
+    .await
+    .unwrap();
+    assert_eq!(missed["command_status"], "FAILED", "{missed}");
+    assert!(
+        missed["command_error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("No suitable device was found for deployment using these hints"),
+        "{missed}"
     );
 
     let bad = command(

@@ -235,6 +235,9 @@ async fn enroll_and_deploy(
                             "deploy_ramdisk": file_url("initramfs.gz"),
                             "kernel_append_params": "console=ttyS0"},
             "instance_info": instance_info,
+            // The VM's disk is smaller than the 4 GiB an agent picks
+            // without hints: name it, as an operator would.
+            "properties": {"root_device": {"name": "/dev/vda"}},
         })),
     )
     .await;
