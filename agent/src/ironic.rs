@@ -125,4 +125,40 @@ impl Api {
         let text = response.text().await.unwrap_or_default();
         anyhow::bail!("heartbeat answered {status}: {text}")
     }
+
+    /// Posts the inspection data to `url` (`…/v1/continue_inspection`), as
+    /// IPA does: no version header, a few tries while the API is busy or
+    /// unreachable; the node's UUID from the answer.
+    ///
+    /// # Errors
+    /// Transport errors after the last try, and refusals.
+    pub async fn post_inspection(&self, url: &str, data: &Value) -> anyhow::Result<String> {
+        let mut wait = Duration::from_secs(1);
+        for attempt in 1..=5 {
+            let sent = self.http.post(url).json(data).send().await;
+            match sent {
+                Ok(response) if response.status().is_success() => {
+                    let body: Value = response.json().await?;
+                    return Ok(body["uuid"]
+                        .as_str()
+                        .or_else(|| body["node"]["uuid"].as_str())
+                        .unwrap_or_default()
+                        .to_owned());
+                }
+                Ok(response)
+                    if response.status().is_server_error()
+                        || response.status() == reqwest::StatusCode::CONFLICT => {}
+                Ok(response) => {
+                    let status = response.status();
+                    let text = response.text().await.unwrap_or_default();
+                    anyhow::bail!("inspection data refused with {status}: {text}");
+                }
+                Err(e) if attempt == 5 => return Err(e.into()),
+                Err(_) => {}
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(30));
+        }
+        anyhow::bail!("the API kept refusing the inspection data")
+    }
 }

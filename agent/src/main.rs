@@ -3,12 +3,17 @@
 //! MAC addresses, then heartbeats to the API with its callback URL and the
 //! agent token until it is powered off.
 //!
+//! With an inspection callback (`ipa-inspection-callback-url=`), it first
+//! posts the machine's inventory there, as IPA does.
+//!
 //! Settings come from flags, else the kernel command line as IPA reads it
-//! (`ipa-api-url=`, `ipa-advertise-host=`, `ferric-root-device=`).
+//! (`ipa-api-url=`, `ipa-advertise-host=`, `ipa-inspection-callback-url=`,
+//! `ferric-root-device=`).
 
 mod commands;
 mod disks;
 mod image;
+mod inventory;
 mod ironic;
 mod server;
 mod system;
@@ -39,6 +44,10 @@ struct Args {
     /// smallest of at least 4 GiB, as ironic-python-agent).
     #[arg(long)]
     root_device: Option<PathBuf>,
+    /// Where to post the inspection data before looking the node up
+    /// (default: `ipa-inspection-callback-url=`; none: no inspection).
+    #[arg(long)]
+    inspection_callback_url: Option<String>,
     /// Where the disks are listed.
     #[arg(long, default_value = "/sys/block")]
     sys_block: PathBuf,
@@ -153,6 +162,27 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(%api_url, %callback_url, ?macs, "ferric-agent started");
 
     let api = ironic::Api::new(&api_url)?;
+    let inspection = args
+        .inspection_callback_url
+        .clone()
+        .or_else(|| kernel_option("ipa-inspection-callback-url"));
+    if let Some(url) = inspection {
+        let sources = inventory::Sources {
+            sys_class_net: args.sys_class_net.clone(),
+            sys_block: args.sys_block.clone(),
+            dev_dir: args.dev_dir.clone(),
+            proc_dir: PathBuf::from("/proc"),
+            dmi: PathBuf::from("/sys/class/dmi/id"),
+            efi: PathBuf::from("/sys/firmware/efi"),
+            cmdline: std::fs::read_to_string("/proc/cmdline").unwrap_or_default(),
+        };
+        let data = inventory::collect(&sources);
+        // As IPA: a failed inspection is logged and the lookup goes on.
+        match api.post_inspection(&url, &data).await {
+            Ok(uuid) => tracing::info!(node.uuid = %uuid, "inspection data posted"),
+            Err(e) => tracing::error!(error = %e, "could not post the inspection data"),
+        }
+    }
     let beats = tokio::spawn(look_up_and_heartbeat(api, macs, callback_url, args, agent));
     tokio::select! {
         served = server => served?,

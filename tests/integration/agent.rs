@@ -279,3 +279,121 @@ async fn the_agent_finds_its_node_heartbeats_and_writes_a_verified_image() {
     agent.kill().await.unwrap();
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_posts_an_inventory_of_the_machine_it_runs_on() {
+    // The machine: a network namespace with two NICs (real veth devices,
+    // with addresses), three disks listed as the kernel lists them.
+    let net = crate::helpers::ipa::AgentNet::new();
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.api.host = net.host_ip.clone();
+    })
+    .await;
+    let created = app
+        .post(
+            "/v1/nodes",
+            json!({"driver": "manual-management", "inspect_interface": "agent"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let uuid = created.json()["uuid"].as_str().unwrap().to_owned();
+    let port = app
+        .post("/v1/ports", json!({"node_uuid": uuid, "address": net.mac}))
+        .await;
+    assert_eq!(port.status, StatusCode::CREATED, "{}", port.text);
+    app.provision(&uuid, "manage").await;
+    app.wait_for_state(&uuid, "manageable").await;
+    app.provision(&uuid, "inspect").await;
+    app.wait_for_state(&uuid, "inspect wait").await;
+
+    let work = tempfile::tempdir().unwrap();
+    let sys_block = work.path().join("sys-block");
+    for (name, gib, serial) in [
+        ("sda", 100_u64, "S-A"),
+        ("sdb", 20, "S-B"),
+        ("nvme0n1", 8, "S-N"),
+    ] {
+        let dir = sys_block.join(name);
+        std::fs::create_dir_all(dir.join("queue")).unwrap();
+        std::fs::write(dir.join("size"), format!("{}\n", gib << 21)).unwrap();
+        std::fs::write(dir.join("serial"), format!("{serial}\n")).unwrap();
+        std::fs::write(
+            dir.join("queue/rotational"),
+            if name == "sda" { "1\n" } else { "0\n" },
+        )
+        .unwrap();
+    }
+    let log = std::fs::File::create(work.path().join("agent.log")).unwrap();
+    let mut agent = tokio::process::Command::new("ip")
+        .args(["netns", "exec", &net.ns])
+        .arg(agent_binary())
+        .args(["--api-url", &app.base, "--advertise-host", &net.agent_ip])
+        .arg("--inspection-callback-url")
+        .arg(format!("{}/v1/continue_inspection", app.base))
+        .arg("--sys-block")
+        .arg(&sys_block)
+        .args(["--power-off-command", "true", "--lookup-timeout-secs", "60"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    let node = wait_until(Duration::from_secs(30), "the inspection to end", || async {
+        let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+        let state = node["provision_state"].as_str().unwrap_or_default();
+        (node["reservation"].is_null() && (state == "manageable" || state == "inspect failed"))
+            .then_some(node)
+    })
+    .await;
+    let agent_log = std::fs::read_to_string(work.path().join("agent.log")).unwrap();
+    assert_eq!(
+        node["provision_state"], "manageable",
+        "{}\n{agent_log}",
+        node["last_error"]
+    );
+    assert_eq!(node["properties"]["cpu_arch"], std::env::consts::ARCH);
+    assert_eq!(
+        node["properties"]["local_gb"], 7,
+        "the smallest disk of 4 GiB or more, less one"
+    );
+    let stored = app.get(&format!("/v1/nodes/{uuid}/inventory")).await.json();
+    let inventory = &stored["inventory"];
+    let disks: Vec<(&str, &str)> = inventory["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["name"].as_str().unwrap(), d["serial"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        disks,
+        [
+            ("/dev/nvme0n1", "S-N"),
+            ("/dev/sda", "S-A"),
+            ("/dev/sdb", "S-B")
+        ]
+    );
+    assert_eq!(inventory["disks"][1]["rotational"], true);
+    let nic = |mac: &str| {
+        inventory["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["mac_address"] == mac)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(
+        nic(&net.mac)["ipv4_address"],
+        net.agent_ip.as_str(),
+        "{inventory}"
+    );
+    assert_eq!(nic(&net.mac2)["ipv4_address"], "198.18.0.1");
+    assert!(inventory["cpu"]["count"].as_u64().unwrap() >= 1);
+    assert!(inventory["memory"]["physical_mb"].as_u64().unwrap() > 0);
+    assert_eq!(stored["plugin_data"]["root_disk"]["name"], "/dev/nvme0n1");
+    // The second NIC, with an address, got its port.
+    let ports = app.get(&format!("/v1/nodes/{uuid}/ports")).await.json();
+    assert_eq!(ports["ports"].as_array().unwrap().len(), 2, "{ports}");
+    agent.kill().await.unwrap();
+}
