@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::{disks, image};
+use crate::{disks, erase, image};
 
 /// Where a command stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -71,6 +71,32 @@ pub struct Machine {
     pub power_off: Vec<String>,
 }
 
+impl Machine {
+    /// The disks a clean step erases: the root device alone when one was
+    /// named on the command line (a test's file, or an operator's choice),
+    /// else every disk listed under `sys_block`.
+    pub fn disks(&self) -> Vec<disks::Disk> {
+        let Some(device) = &self.root_device else {
+            return disks::list(&self.sys_block, &self.dev_dir);
+        };
+        // A block device's length is where seeking to its end lands.
+        let size = std::fs::File::open(device)
+            .and_then(|mut f| std::io::Seek::seek(&mut f, std::io::SeekFrom::End(0)))
+            .unwrap_or(0);
+        vec![disks::Disk {
+            name: device.to_string_lossy().into_owned(),
+            size,
+            rotational: false,
+            model: None,
+            vendor: None,
+            serial: None,
+            wwn: None,
+            hctl: None,
+            by_path: None,
+        }]
+    }
+}
+
 /// Why a command was not started.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
@@ -89,7 +115,7 @@ pub struct Commands {
 }
 
 /// The commands this agent implements.
-const KNOWN: [&str; 9] = [
+const KNOWN: [&str; 10] = [
     "deploy.get_deploy_steps",
     "deploy.execute_deploy_step",
     "standby.prepare_image",
@@ -98,6 +124,7 @@ const KNOWN: [&str; 9] = [
     "standby.get_partition_uuids",
     "image.install_bootloader",
     "clean.get_clean_steps",
+    "clean.execute_clean_step",
     "log.collect_system_logs",
 ];
 
@@ -241,9 +268,25 @@ async fn run(machine: &Machine, name: &str, params: Value) -> Result<Value, Comm
             "hardware_manager_version": hardware_manager_version(),
         })),
         "clean.get_clean_steps" => Ok(json!({
-            "clean_steps": {"GenericHardwareManager": []},
+            "clean_steps": {"GenericHardwareManager": erase::clean_steps()},
             "hardware_manager_version": hardware_manager_version(),
         })),
+        "clean.execute_clean_step" => {
+            let step = params.get("step").cloned().unwrap_or(Value::Null);
+            let name = step["step"].as_str().unwrap_or_default().to_owned();
+            let disks = machine.disks();
+            // ferric-agent has no ferric_common (whose spawn_blocking keeps
+            // the span): a plain one, the step logs its own devices.
+            #[allow(clippy::disallowed_methods)]
+            let outcome = tokio::task::spawn_blocking(move || erase::run(&name, &disks))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r);
+            match outcome {
+                Ok(result) => Ok(json!({"clean_result": result, "clean_step": step})),
+                Err(e) => Err(CommandError::new("CleaningError", 500, e)),
+            }
+        }
         "deploy.execute_deploy_step" => {
             let step = params.get("step").cloned().unwrap_or(Value::Null);
             let step_name = step.get("step").and_then(Value::as_str).unwrap_or_default();

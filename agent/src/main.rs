@@ -12,6 +12,7 @@
 
 mod commands;
 mod disks;
+mod erase;
 mod image;
 mod inventory;
 mod ironic;

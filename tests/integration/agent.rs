@@ -332,6 +332,10 @@ async fn the_agent_posts_an_inventory_of_the_machine_it_runs_on() {
         .arg(format!("{}/v1/continue_inspection", app.base))
         .arg("--sys-block")
         .arg(&sys_block)
+        // Its disks' device nodes too are the test's (none here: nothing
+        // but the test's own files could ever be opened).
+        .arg("--dev-dir")
+        .arg(work.path().join("dev"))
         .args(["--power-off-command", "true", "--lookup-timeout-secs", "60"])
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -363,16 +367,12 @@ async fn the_agent_posts_an_inventory_of_the_machine_it_runs_on() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| (d["name"].as_str().unwrap(), d["serial"].as_str().unwrap()))
+        .map(|d| {
+            let name = d["name"].as_str().unwrap().rsplit('/').next().unwrap();
+            (name, d["serial"].as_str().unwrap())
+        })
         .collect();
-    assert_eq!(
-        disks,
-        [
-            ("/dev/nvme0n1", "S-N"),
-            ("/dev/sda", "S-A"),
-            ("/dev/sdb", "S-B")
-        ]
-    );
+    assert_eq!(disks, [("nvme0n1", "S-N"), ("sda", "S-A"), ("sdb", "S-B")]);
     assert_eq!(inventory["disks"][1]["rotational"], true);
     let nic = |mac: &str| {
         inventory["interfaces"]
@@ -391,9 +391,103 @@ async fn the_agent_posts_an_inventory_of_the_machine_it_runs_on() {
     assert_eq!(nic(&net.mac2)["ipv4_address"], "198.18.0.1");
     assert!(inventory["cpu"]["count"].as_u64().unwrap() >= 1);
     assert!(inventory["memory"]["physical_mb"].as_u64().unwrap() > 0);
-    assert_eq!(stored["plugin_data"]["root_disk"]["name"], "/dev/nvme0n1");
+    assert!(
+        stored["plugin_data"]["root_disk"]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("/nvme0n1")
+    );
     // The second NIC, with an address, got its port.
     let ports = app.get(&format!("/v1/nodes/{uuid}/ports")).await.json();
     assert_eq!(ports["ports"].as_array().unwrap().len(), 2, "{ports}");
+    agent.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_erases_every_disk_in_an_automated_clean() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.api.ramdisk_heartbeat_timeout_secs = 3;
+    })
+    .await;
+    let created = app
+        .post(
+            "/v1/nodes",
+            json!({"driver": "manual-management", "deploy_interface": "direct"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let uuid = created.json()["uuid"].as_str().unwrap().to_owned();
+    let mac = "52:54:00:c1:ea:01";
+    let port = app
+        .post("/v1/ports", json!({"node_uuid": uuid, "address": mac}))
+        .await;
+    assert_eq!(port.status, StatusCode::CREATED, "{}", port.text);
+    app.provision(&uuid, "manage").await;
+    app.wait_for_state(&uuid, "manageable").await;
+
+    // Two 8 MiB "disks" with a GPT and data, listed as the kernel lists them.
+    let work = tempfile::tempdir().unwrap();
+    let (sys_block, dev, net) = (
+        work.path().join("sys-block"),
+        work.path().join("dev"),
+        work.path().join("net"),
+    );
+    std::fs::create_dir_all(&dev).unwrap();
+    std::fs::create_dir_all(net.join("eth0")).unwrap();
+    std::fs::write(net.join("eth0/address"), format!("{mac}\n")).unwrap();
+    for name in ["sda", "sdb"] {
+        std::fs::create_dir_all(sys_block.join(name)).unwrap();
+        std::fs::write(sys_block.join(name).join("size"), "16384\n").unwrap();
+        std::fs::write(dev.join(name), vec![0x5a; 8 << 20]).unwrap();
+        let gpt = std::process::Command::new("sgdisk")
+            .args(["--clear", "--new=1:2048:0"])
+            .arg(dev.join(name))
+            .output()
+            .unwrap();
+        assert!(
+            gpt.status.success(),
+            "{}",
+            String::from_utf8_lossy(&gpt.stderr)
+        );
+    }
+    app.provision(&uuid, "provide").await;
+    app.wait_for_state(&uuid, "clean wait").await;
+    let log = std::fs::File::create(work.path().join("agent.log")).unwrap();
+    let mut agent = tokio::process::Command::new(agent_binary())
+        .args(["--api-url", &app.base, "--listen", "127.0.0.1:0"])
+        .args(["--advertise-host", "127.0.0.1"])
+        .arg("--sys-block")
+        .arg(&sys_block)
+        .arg("--dev-dir")
+        .arg(&dev)
+        .arg("--sys-class-net")
+        .arg(&net)
+        .args(["--power-off-command", "true", "--lookup-interval-secs", "1"])
+        .args(["--heartbeat-interval-secs", "1"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let node = wait_until(Duration::from_secs(30), "the cleaning to end", || async {
+        let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+        let state = node["provision_state"].as_str().unwrap_or_default();
+        (node["reservation"].is_null() && (state == "available" || state == "clean failed"))
+            .then_some(node)
+    })
+    .await;
+    let agent_log = std::fs::read_to_string(work.path().join("agent.log")).unwrap();
+    assert_eq!(
+        node["provision_state"], "available",
+        "{}\n{agent_log}",
+        node["last_error"]
+    );
+    // erase_devices_metadata (99) then erase_devices (10): nothing left.
+    for name in ["sda", "sdb"] {
+        let bytes = std::fs::read(dev.join(name)).unwrap();
+        assert_eq!(bytes.len(), 8 << 20);
+        assert!(bytes.iter().all(|b| *b == 0), "{name} still holds data");
+    }
+    assert!(agent_log.contains("erase_devices_metadata"), "{agent_log}");
     agent.kill().await.unwrap();
 }
