@@ -202,7 +202,7 @@ impl Commands {
                 return Err(Refusal::Busy(running.command_name.clone()));
             }
             let result = CommandResult {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: crate::ids::command_id(),
                 // As IPA: the command without its extension.
                 command_name: name.rsplit('.').next().unwrap_or(name).to_owned(),
                 command_params: redact(&params),

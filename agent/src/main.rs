@@ -13,6 +13,7 @@
 mod commands;
 mod disks;
 mod erase;
+mod ids;
 mod image;
 mod inventory;
 mod ironic;
@@ -25,7 +26,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use clap::Parser;
-use rand::Rng as _;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Ferric's deploy-ramdisk agent (Ironic's agent API)")]
@@ -223,9 +223,7 @@ async fn look_up_and_heartbeat(
         }
         let interval = match args.heartbeat_interval_secs {
             Some(secs) => Duration::from_secs(secs),
-            None => found
-                .heartbeat_timeout
-                .mul_f64(rand::rng().random_range(0.3..0.6)),
+            None => found.heartbeat_timeout.mul_f64(ids::jitter(0.3, 0.6)),
         };
         tokio::time::sleep(interval).await;
     }

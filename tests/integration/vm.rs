@@ -41,6 +41,12 @@ impl Vm {
 
     /// The fixture with Ferric's `deploy_callback_timeout_secs` set.
     fn with_callback_timeout(secs: u64) -> Vm {
+        Vm::with(secs, true)
+    }
+
+    /// The fixture; `rng`: whether the VM has a virtio-rng device (QEMU's
+    /// default machine has none, and its default CPU no RDRAND).
+    fn with(secs: u64, rng: bool) -> Vm {
         let assets = repo().join("target/vm");
         assert!(
             assets.join("vmlinuz").exists() && assets.join("initramfs.gz").exists(),
@@ -59,6 +65,7 @@ impl Vm {
             .arg(port.to_string())
             .arg(MAC)
             .arg(secs.to_string())
+            .arg(if rng { "1" } else { "0" })
             .status()
             .unwrap();
         assert!(status.success(), "fixture.sh up failed");
@@ -233,7 +240,7 @@ async fn enroll_and_deploy(
             "driver_info": {"ipmi_address": "127.0.0.1", "ipmi_port": 6623, "ipmi_username": "admin",
                             "ipmi_password": "s3cret-vm", "deploy_kernel": file_url("vmlinuz"),
                             "deploy_ramdisk": file_url("initramfs.gz"),
-                            "kernel_append_params": "console=ttyS0"},
+                            "kernel_append_params": "console=ttyS0 ferric.agent-args=--lookup-interval-secs,2,--heartbeat-interval-secs,2"},
             "instance_info": instance_info,
             // The VM's disk is smaller than the 4 GiB an agent picks
             // without hints: name it, as an operator would.
@@ -284,7 +291,19 @@ fn evidence(vm: &Vm, node: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vm_powered_by_ipmi_network_boots_the_agent_gets_its_image_and_boots_it() {
-    let vm = Vm::up();
+    deploys_and_boots_from_disk(Vm::up()).await;
+}
+
+/// The agent must not wait on the kernel's entropy pool, which a machine
+/// without a hardware RNG fills slowly this early in its boot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_without_a_hardware_rng_deploys_all_the_same() {
+    deploys_and_boots_from_disk(Vm::with(1800, false)).await;
+}
+
+/// A `direct` deploy of `vm` to `active`, and the instance booting from
+/// the disk.
+async fn deploys_and_boots_from_disk(vm: Vm) {
     let client = reqwest::Client::new();
     let (image, sha) = ready(&vm, &client).await;
     let uuid = enroll_and_deploy(
@@ -384,7 +403,7 @@ async fn a_ramdisk_deploy_boots_the_vm_into_its_ramdisk_which_calls_back() {
         &client,
         ("ipxe", "ramdisk"),
         json!({"kernel": file_url("vmlinuz"), "ramdisk": file_url("initramfs.gz"),
-               "ramdisk_kernel_arguments": "console=ttyS0 ipa-api-url=http://10.77.0.1:6385"}),
+               "ramdisk_kernel_arguments": "console=ttyS0 ipa-api-url=http://10.77.0.1:6385 ferric.agent-args=--lookup-interval-secs,2"}),
     )
     .await;
     let done = wait_state(&client, &vm, &uuid, &["active", "deploy failed"], 120).await;
@@ -532,7 +551,7 @@ async fn a_pxe_ramdisk_deploy_boots_pxelinux_over_tftp() {
         ("pxe", "ramdisk"),
         json!({"kernel": file_url("vmlinuz"), "ramdisk": file_url("initramfs.gz"),
                "deploy_boot_mode": "bios",
-               "ramdisk_kernel_arguments": "console=ttyS0 ipa-api-url=http://10.77.0.1:6385"}),
+               "ramdisk_kernel_arguments": "console=ttyS0 ipa-api-url=http://10.77.0.1:6385 ferric.agent-args=--lookup-interval-secs,2"}),
     )
     .await;
     let done = wait_state(&client, &vm, &uuid, &["active", "deploy failed"], 120).await;

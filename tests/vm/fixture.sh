@@ -24,7 +24,7 @@ if [ "$cmd" = down ]; then
     ip netns del "$NS" 2>/dev/null || true
     exit 0
 fi
-FERRIC=$4; ASSETS=$5; API_PORT=$6; MAC=$7; CALLBACK_TIMEOUT=${8:-1800}
+FERRIC=$4; ASSETS=$5; API_PORT=$6; MAC=$7; CALLBACK_TIMEOUT=${8:-1800}; RNG=${9:-1}
 mkdir -p "$W/ferric/images" "$W/bmc" "$W/ferric/dhcp-hostsdir" "$W/ferric/dhcp-optsdir" "$W/ferric/tftpboot"
 # The pxe boot interface's BIOS loader, where Ferric's tftp_root is (an
 # operator puts it there for Ironic too).
@@ -61,7 +61,7 @@ echo 0 >"$W/bmc/power"
 echo default >"$W/bmc/boot"
 cp "$HERE/bmc-hook.sh" "$W/bmc/hook"
 truncate -s 64M "$W/disk.raw"
-printf 'TAP=tap0\nMAC=%s\nDISK=%s\n' "$MAC" "$W/disk.raw" >"$W/bmc/vm.env"
+printf 'TAP=tap0\nMAC=%s\nDISK=%s\nRNG=%s\n' "$MAC" "$W/disk.raw" "$RNG" >"$W/bmc/vm.env"
 ip netns exec "$NS" ipmi_sim -n -c "$W/bmc/lan.conf" -f "$FIX/sim.emu" -s "$W/bmc" >"$W/bmc.out" 2>&1 &
 echo $! >"$W/bmc.pid"
 socat "TCP-LISTEN:$API_PORT,bind=127.0.0.1,fork,reuseaddr" \
