@@ -1,7 +1,7 @@
 //! The agent's calls to the API, as ironic-python-agent makes them: lookup
 //! by the machine's MAC addresses (retried until the node waits for a
-//! ramdisk), then heartbeats carrying the callback URL, the agent's version
-//! and the agent token.
+//! ramdisk), then heartbeats carrying the callback URL, the agent's version,
+//! the agent token and, with auto-TLS, its certificate.
 
 use std::time::Duration;
 
@@ -106,16 +106,25 @@ impl Api {
     ///
     /// # Errors
     /// Transport errors and refusals (the API's fault string).
-    pub async fn heartbeat(&self, found: &Found, callback_url: &str) -> anyhow::Result<()> {
+    pub async fn heartbeat(
+        &self,
+        found: &Found,
+        callback_url: &str,
+        verify_ca: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let mut body = json!({
+            "callback_url": callback_url,
+            "agent_token": found.token,
+            "agent_version": crate::commands::AGENT_VERSION,
+        });
+        if let Some(pem) = verify_ca {
+            body["agent_verify_ca"] = json!(pem);
+        }
         let response = self
             .http
             .post(format!("{}/v1/heartbeat/{}", self.base, found.node_uuid))
             .header("X-OpenStack-Ironic-API-Version", API_VERSION)
-            .json(&json!({
-                "callback_url": callback_url,
-                "agent_token": found.token,
-                "agent_version": crate::commands::AGENT_VERSION,
-            }))
+            .json(&body)
             .send()
             .await?;
         let status = response.status();

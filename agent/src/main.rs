@@ -19,6 +19,7 @@ mod inventory;
 mod ironic;
 mod server;
 mod system;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,6 +46,14 @@ struct Args {
     /// smallest of at least 4 GiB, as ironic-python-agent).
     #[arg(long)]
     root_device: Option<PathBuf>,
+    /// Serve the command API over plain HTTP, without a certificate
+    /// (default: auto-TLS, as IPA, unless `ipa-enable-auto-tls=0`).
+    #[arg(long)]
+    no_auto_tls: bool,
+    /// How long auto-TLS waits for the entropy to make its key before
+    /// serving plain HTTP.
+    #[arg(long, default_value_t = 30)]
+    auto_tls_entropy_wait_secs: u64,
     /// Where to post the inspection data before looking the node up
     /// (default: `ipa-inspection-callback-url=`; none: no inspection).
     #[arg(long)]
@@ -151,13 +160,30 @@ async fn main() -> anyhow::Result<()> {
             .app_data(data.clone())
             .configure(server::configure)
     })
-    .workers(1)
-    .bind(args.listen)?;
+    .workers(1);
+    let auto_tls = !args.no_auto_tls
+        && !matches!(
+            kernel_option("ipa-enable-auto-tls").as_deref(),
+            Some("0" | "false" | "False" | "no")
+        );
+    let tls = if auto_tls {
+        tls::generate(&host, Duration::from_secs(args.auto_tls_entropy_wait_secs))
+    } else {
+        None
+    };
+    let (server, scheme, verify_ca) = match tls {
+        Some(tls) => (
+            server.bind_rustls_0_23(args.listen, tls.config)?,
+            "https",
+            Some(tls.pem),
+        ),
+        None => (server.bind(args.listen)?, "http", None),
+    };
     let port = server
         .addrs()
         .first()
         .map_or(args.listen.port(), SocketAddr::port);
-    let callback_url = format!("http://{host}:{port}");
+    let callback_url = format!("{scheme}://{host}:{port}");
     let server = server.run();
     let handle = server.handle();
     tracing::info!(%api_url, %callback_url, ?macs, "ferric-agent started");
@@ -184,7 +210,13 @@ async fn main() -> anyhow::Result<()> {
             Err(e) => tracing::error!(error = %e, "could not post the inspection data"),
         }
     }
-    let beats = tokio::spawn(look_up_and_heartbeat(api, macs, callback_url, args, agent));
+    let beats = tokio::spawn(look_up_and_heartbeat(
+        api,
+        macs,
+        (callback_url, verify_ca),
+        args,
+        agent,
+    ));
     tokio::select! {
         served = server => served?,
         looked = beats => {
@@ -200,7 +232,7 @@ async fn main() -> anyhow::Result<()> {
 async fn look_up_and_heartbeat(
     api: ironic::Api,
     macs: Vec<String>,
-    callback_url: String,
+    (callback_url, verify_ca): (String, Option<String>),
     args: Args,
     agent: server::Agent,
 ) -> anyhow::Result<()> {
@@ -217,7 +249,10 @@ async fn look_up_and_heartbeat(
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(found.token.clone());
     loop {
-        match api.heartbeat(&found, &callback_url).await {
+        match api
+            .heartbeat(&found, &callback_url, verify_ca.as_deref())
+            .await
+        {
             Ok(()) => tracing::info!(node.uuid = %found.node_uuid, "heartbeat sent"),
             Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
         }

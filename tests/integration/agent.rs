@@ -1,6 +1,7 @@
 //! `ferric-agent` against a running Ferric, without a VM: it looks its node
-//! up by MAC address, heartbeats with its callback URL and the token (the
-//! node records `agent_url`), and serves the command API the `direct`
+//! up by MAC address, heartbeats with its callback URL, the token and its
+//! auto-TLS certificate (the node records `agent_url`, `agent_verify_ca`),
+//! and serves the command API over HTTPS the `direct`
 //! deploy drives — deploy steps, `write_image` onto the one of three files
 //! standing in for disks that the node's root-device hint picks, with the
 //! image served from Ferric's `http_root`, a hint matching no disk, a checksum
@@ -115,7 +116,8 @@ async fn the_agent_finds_its_node_heartbeats_and_writes_a_verified_image() {
         },
     )
     .await;
-    assert!(agent_url.starts_with("http://127.0.0.1:"), "{agent_url}");
+    // Auto-TLS, as IPA: an HTTPS callback and the certificate to trust.
+    assert!(agent_url.starts_with("https://127.0.0.1:"), "{agent_url}");
     let internal =
         app.get(&format!("/v1/nodes/{uuid}")).await.json()["driver_internal_info"].clone();
     assert!(
@@ -141,7 +143,17 @@ async fn the_agent_finds_its_node_heartbeats_and_writes_a_verified_image() {
         .as_str()
         .unwrap()
         .to_owned();
-    let client = reqwest::Client::new();
+    let pem = internal["agent_verify_ca"].as_str().unwrap().to_owned();
+    let client = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let plain = reqwest::Client::new()
+        .get(format!("{agent_url}/v1/status"))
+        .send()
+        .await;
+    assert!(plain.is_err(), "the system's roots do not trust the agent");
     let command = |name: &str, params: Value, wait: bool, token: &str| {
         client
             .post(format!("{agent_url}/v1/commands/"))

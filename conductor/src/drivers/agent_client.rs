@@ -195,6 +195,40 @@ pub async fn call(
     Ok(body)
 }
 
+/// How long an agent asked to power its machine off gets to answer: it may
+/// go down before its answer is out (more so over TLS on a slow machine).
+const SHUTDOWN_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Asks the agent to power its machine off (`standby.power_off`, not
+/// waited for). No answer within a few seconds, or a connection cut, is
+/// what a machine going down looks like: `Ok(false)`, for the caller to
+/// check the power state. `Ok(true)` when the agent accepted.
+///
+/// # Errors
+/// The agent refused, or could not be reached at all.
+pub async fn power_off(ctx: &Context, node: &Node) -> Result<bool, DriverError> {
+    let (url, token, client) = endpoint(ctx, node)?;
+    let sent = client
+        .post(format!("{url}/v1/commands/"))
+        .query(&[("wait", "false"), ("agent_token", token.as_str())])
+        .json(&json!({"name": "standby.power_off", "params": {}}))
+        .timeout(SHUTDOWN_ANSWER_WAIT)
+        .send()
+        .await;
+    match sent {
+        Ok(response) if response.status().is_success() => Ok(true),
+        Ok(response) => Err(DriverError::Agent(format!(
+            "Agent command standby.power_off failed with HTTP {}",
+            response.status()
+        ))),
+        Err(e) if e.is_timeout() || e.is_request() && !e.is_connect() => Ok(false),
+        Err(e) => Err(DriverError::Agent(format!(
+            "Agent command standby.power_off failed: {}",
+            described(e)
+        ))),
+    }
+}
+
 /// A failed command's error, as Ironic's `get_command_error` reads it:
 /// its `details`, else its `message`, else the whole error.
 pub fn command_error(command: &Value) -> String {

@@ -399,15 +399,7 @@ async fn finish(deploy: &DirectDeploy, task: &mut Task) -> Result<(), DriverErro
             }
         }
     } else {
-        match agent_client::call(
-            task.ctx(),
-            &task.node,
-            "standby.power_off",
-            json!({}),
-            false,
-        )
-        .await
-        {
+        match agent_client::power_off(task.ctx(), &task.node).await {
             Ok(_) => wait_powered_off(task, AGENT_POWER_OFF_WAIT).await,
             Err(e) => {
                 tracing::info!(node.uuid = %task.node.uuid, error = %e, "the agent did not power off; the BMC will");
