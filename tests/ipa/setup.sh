@@ -8,4 +8,8 @@ if [ ! -x "$venv/bin/ironic-python-agent" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q ironic-python-agent==13.0.0
 fi
-"$venv/bin/pip" install -q --no-deps --force-reinstall "$here/loop_only_hwm"
+# Built from a copy: pip leaves build/ and *.egg-info where it builds.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cp -r "$here/loop_only_hwm" "$tmp/"
+"$venv/bin/pip" install -q --no-deps --force-reinstall "$tmp/loop_only_hwm"

@@ -24,9 +24,9 @@ use ferric_common::db::models::node::StateChange;
 use ferric_common::states::{Event, ProvisionState};
 use serde_json::{Map, Value, json};
 
-use super::direct::without_agent;
+use super::agent_client;
+use super::direct::{boot_ramdisk, leave_ramdisk, without_agent};
 use super::error::DriverError;
-use super::{agent_client, deploy_kernel_args, power_actions};
 use crate::task::Task;
 
 /// `driver_internal_info` keys of a cleaning, wiped when it ends.
@@ -43,34 +43,25 @@ const CLEAN_KEYS: [&str; 4] = [
 /// The boot interface's or the power interface's failure (the ramdisk's
 /// boot is undone).
 pub async fn prepare(task: &mut Task) -> Result<StateChange, DriverError> {
-    let params = deploy_kernel_args(&format!("ipa-api-url={}", task.ctx().boot.api_url))?;
-    let boot = task.driver.boot;
-    boot.prepare_ramdisk(task, &params).await?;
-    match power_actions::reboot(task).await {
-        Ok(power_state) => {
-            let mut info: Map<String, Value> =
-                serde_json::from_str(&without_agent(&task.node)?).unwrap_or_default();
-            // The requested steps of a manual clean stay; a former
-            // cleaning's plan goes.
-            for key in [
-                "agent_cached_clean_steps",
-                "clean_step_index",
-                "ferric_clean_version",
-            ] {
-                info.remove(key);
-            }
-            Ok(StateChange {
-                power_state: Some(Some(power_state.to_owned())),
-                clean_step: Some("{}".into()),
-                driver_internal_info: Some(Value::Object(info).to_string()),
-                ..StateChange::default()
-            })
-        }
-        Err(e) => {
-            boot.clean_up_ramdisk(task).await;
-            Err(e)
-        }
+    let api = task.ctx().boot.api_url.clone();
+    let mut change = boot_ramdisk(task, &format!("ipa-api-url={api}")).await?;
+    let mut info: Map<String, Value> = change
+        .driver_internal_info
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default();
+    // The requested steps of a manual clean stay; a former cleaning's plan
+    // goes.
+    for key in [
+        "agent_cached_clean_steps",
+        "clean_step_index",
+        "ferric_clean_version",
+    ] {
+        info.remove(key);
     }
+    change.driver_internal_info = Some(Value::Object(info).to_string());
+    change.clean_step = Some("{}".into());
+    Ok(change)
 }
 
 /// Whether the node is in a manual clean (it goes back to `manageable`).
@@ -318,19 +309,10 @@ fn without_cleaning(task: &Task) -> Option<String> {
 
 /// Powers off and undoes the ramdisk's boot; what to record.
 async fn tear_down(task: &Task) -> StateChange {
-    let power_state = match power_actions::power_off(task).await {
-        Ok(state) => Some(Some(state.to_owned())),
-        Err(e) => {
-            tracing::warn!(node.uuid = %task.node.uuid, error = %e, "could not power the node off after cleaning");
-            None
-        }
-    };
-    task.driver.boot.clean_up_ramdisk(task).await;
     StateChange {
-        power_state,
         clean_step: Some("{}".into()),
         driver_internal_info: without_cleaning(task),
-        ..StateChange::default()
+        ..leave_ramdisk(task).await
     }
 }
 

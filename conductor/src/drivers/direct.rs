@@ -106,20 +106,10 @@ impl DeployInterface for DirectDeploy {
 
     async fn deploy(&self, task: &mut Task) -> Result<Deployed, DriverError> {
         check_instance_image(&task.node)?;
-        let boot = task.driver.boot;
-        let params = deploy_kernel_args(&format!("ipa-api-url={}", task.ctx().boot.api_url))?;
-        boot.prepare_ramdisk(task, &params).await?;
-        match power_actions::reboot(task).await {
-            Ok(power_state) => Ok(Deployed::Waiting(StateChange {
-                power_state: Some(Some(power_state.to_owned())),
-                driver_internal_info: Some(without_agent(&task.node)?),
-                ..StateChange::default()
-            })),
-            Err(e) => {
-                boot.clean_up_ramdisk(task).await;
-                Err(e)
-            }
-        }
+        let api = task.ctx().boot.api_url.clone();
+        boot_ramdisk(task, &format!("ipa-api-url={api}"))
+            .await
+            .map(Deployed::Waiting)
     }
 
     async fn prepare_cleaning(&self, task: &mut Task) -> Result<Option<StateChange>, DriverError> {
@@ -194,19 +184,54 @@ impl DeployInterface for DirectDeploy {
         if task.node.provision_state == ProvisionState::CleanWait.as_str() {
             return agent_clean::clean_up(task).await;
         }
-        let power_state = match power_actions::power_off(task).await {
-            Ok(state) => Some(Some(state.to_owned())),
-            Err(e) => {
-                tracing::warn!(node.uuid = %task.node.uuid, error = %e, "could not power the node off");
-                None
-            }
-        };
-        task.driver.boot.clean_up_ramdisk(task).await;
-        StateChange {
-            power_state,
-            driver_internal_info: without_agent(&task.node).ok(),
+        leave_ramdisk(task).await
+    }
+}
+
+/// Makes the node boot the deploy ramdisk with `kernel_args` and reboots it
+/// (undoing the ramdisk's boot if that fails); the change to record as the
+/// node waits for its agent: the power state, and `driver_internal_info`
+/// without a former agent's keys (a new boot never inherits them).
+///
+/// # Errors
+/// Bad kernel arguments, or the boot or power interface's failure.
+pub(super) async fn boot_ramdisk(
+    task: &mut Task,
+    kernel_args: &str,
+) -> Result<StateChange, DriverError> {
+    let params = deploy_kernel_args(kernel_args)?;
+    let boot = task.driver.boot;
+    boot.prepare_ramdisk(task, &params).await?;
+    match power_actions::reboot(task).await {
+        Ok(power_state) => Ok(StateChange {
+            power_state: Some(Some(power_state.to_owned())),
+            driver_internal_info: Some(without_agent(&task.node)?),
             ..StateChange::default()
+        }),
+        Err(e) => {
+            boot.clean_up_ramdisk(task).await;
+            Err(e)
         }
+    }
+}
+
+/// Powers the node off and undoes the ramdisk's boot (a failure to power
+/// off is logged, not fatal: the node is failing or done anyway); the
+/// change to record: the power state and `driver_internal_info` without
+/// the agent's keys.
+pub(super) async fn leave_ramdisk(task: &Task) -> StateChange {
+    let power_state = match power_actions::power_off(task).await {
+        Ok(state) => Some(Some(state.to_owned())),
+        Err(e) => {
+            tracing::warn!(node.uuid = %task.node.uuid, state = %task.node.provision_state, error = %e, "could not power the node off");
+            None
+        }
+    };
+    task.driver.boot.clean_up_ramdisk(task).await;
+    StateChange {
+        power_state,
+        driver_internal_info: without_agent(&task.node).ok(),
+        ..StateChange::default()
     }
 }
 
