@@ -83,17 +83,10 @@ impl Machine {
         let size = std::fs::File::open(device)
             .and_then(|mut f| std::io::Seek::seek(&mut f, std::io::SeekFrom::End(0)))
             .unwrap_or(0);
-        vec![disks::Disk {
-            name: device.to_string_lossy().into_owned(),
+        vec![disks::Disk::named(
+            device.to_string_lossy().into_owned(),
             size,
-            rotational: false,
-            model: None,
-            vendor: None,
-            serial: None,
-            wwn: None,
-            hctl: None,
-            by_path: None,
-        }]
+        )]
     }
 }
 

@@ -32,6 +32,24 @@ pub struct Disk {
     pub by_path: Option<String>,
 }
 
+impl Disk {
+    /// A device known only by its path and size (one named on the command
+    /// line, or a test's file).
+    pub fn named(name: String, size: u64) -> Disk {
+        Disk {
+            name,
+            size,
+            rotational: false,
+            model: None,
+            vendor: None,
+            serial: None,
+            wwn: None,
+            hctl: None,
+            by_path: None,
+        }
+    }
+}
+
 fn read(path: &Path) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     let text = text.trim();

@@ -113,17 +113,7 @@ mod tests {
     fn disk(dir: &std::path::Path, name: &str, size: u64) -> Disk {
         let path = dir.join(name);
         std::fs::write(&path, vec![0xAA; size as usize]).unwrap();
-        Disk {
-            name: path.to_string_lossy().into_owned(),
-            size,
-            rotational: false,
-            model: None,
-            vendor: None,
-            serial: None,
-            wwn: None,
-            hctl: None,
-            by_path: None,
-        }
+        Disk::named(path.to_string_lossy().into_owned(), size)
     }
 
     #[test]

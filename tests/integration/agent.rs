@@ -301,20 +301,12 @@ async fn the_agent_posts_an_inventory_of_the_machine_it_runs_on() {
         s.api.host = net.host_ip.clone();
     })
     .await;
-    let created = app
-        .post(
-            "/v1/nodes",
+    let uuid = app
+        .manageable_node(
             json!({"driver": "manual-management", "inspect_interface": "agent"}),
+            Some(&net.mac),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    let uuid = created.json()["uuid"].as_str().unwrap().to_owned();
-    let port = app
-        .post("/v1/ports", json!({"node_uuid": uuid, "address": net.mac}))
-        .await;
-    assert_eq!(port.status, StatusCode::CREATED, "{}", port.text);
-    app.provision(&uuid, "manage").await;
-    app.wait_for_state(&uuid, "manageable").await;
     app.provision(&uuid, "inspect").await;
     app.wait_for_state(&uuid, "inspect wait").await;
 
@@ -421,21 +413,13 @@ async fn the_agent_erases_every_disk_in_an_automated_clean() {
         s.api.ramdisk_heartbeat_timeout_secs = 3;
     })
     .await;
-    let created = app
-        .post(
-            "/v1/nodes",
+    let mac = "52:54:00:c1:ea:01";
+    let uuid = app
+        .manageable_node(
             json!({"driver": "manual-management", "deploy_interface": "direct"}),
+            Some(mac),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    let uuid = created.json()["uuid"].as_str().unwrap().to_owned();
-    let mac = "52:54:00:c1:ea:01";
-    let port = app
-        .post("/v1/ports", json!({"node_uuid": uuid, "address": mac}))
-        .await;
-    assert_eq!(port.status, StatusCode::CREATED, "{}", port.text);
-    app.provision(&uuid, "manage").await;
-    app.wait_for_state(&uuid, "manageable").await;
 
     // Two 8 MiB "disks" with a GPT and data, listed as the kernel lists them.
     let work = tempfile::tempdir().unwrap();

@@ -479,16 +479,12 @@ async fn an_automated_clean_whose_agent_never_calls_back_fails_and_is_powered_of
         s.conductor.deploy_callback_timeout_secs = 1;
     })
     .await;
-    let created = app
-        .post(
-            "/v1/nodes",
+    let uuid = app
+        .manageable_node(
             json!({"driver": "manual-management", "deploy_interface": "direct"}),
+            None,
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    let uuid = created.json()["uuid"].as_str().unwrap().to_owned();
-    app.provision(&uuid, "manage").await;
-    app.wait_for_state(&uuid, "manageable").await;
     app.provision(&uuid, "provide").await;
     // Cleaning boots the ramdisk and waits for its agent, which never comes.
     let node = wait_until(

@@ -70,16 +70,7 @@ async fn enroll(app: &TestApp, net: &AgentNet, fields: Value) -> String {
     body.as_object_mut()
         .unwrap()
         .extend(fields.as_object().unwrap().clone());
-    let created = app.post("/v1/nodes", body).await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    let uuid = created.json()["uuid"].as_str().unwrap().to_owned();
-    let port = app
-        .post("/v1/ports", json!({"node_uuid": uuid, "address": net.mac}))
-        .await;
-    assert_eq!(port.status, StatusCode::CREATED, "{}", port.text);
-    app.provision(&uuid, "manage").await;
-    app.wait_for_state(&uuid, "manageable").await;
-    uuid
+    app.manageable_node(body, Some(&net.mac)).await
 }
 
 /// Waits (at most 90 s) until the node is unlocked in one of `states`.

@@ -73,7 +73,10 @@ pub async fn continue_inspection(
 /// The node as inspection rules see it: its fields, JSON columns as
 /// objects.
 fn rules_node(node: &Node) -> Map<String, Value> {
-    let object = |text: &str| serde_json::from_str::<Value>(text).unwrap_or_else(|_| json!({}));
+    let object = |text: &str| {
+        let map: Map<String, Value> = serde_json::from_str(text).unwrap_or_default();
+        Value::Object(map)
+    };
     let Value::Object(map) = json!({
         "uuid": node.uuid,
         "name": node.name,

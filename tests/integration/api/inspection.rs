@@ -16,20 +16,12 @@ const MAC: &str = "52:54:00:1e:00:01";
 /// A `manual-management` node with `agent` inspection and a port, waiting
 /// in `inspect wait`.
 async fn waiting_node(app: &TestApp, mac: &str) -> String {
-    let created = app
-        .post(
-            "/v1/nodes",
+    let uuid = app
+        .manageable_node(
             json!({"driver": "manual-management", "inspect_interface": "agent"}),
+            Some(mac),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    let uuid = created.json()["uuid"].as_str().unwrap().to_owned();
-    let port = app
-        .post("/v1/ports", json!({"node_uuid": uuid, "address": mac}))
-        .await;
-    assert_eq!(port.status, StatusCode::CREATED, "{}", port.text);
-    app.provision(&uuid, "manage").await;
-    app.wait_for_state(&uuid, "manageable").await;
     app.provision(&uuid, "inspect").await;
     app.wait_for_state(&uuid, "inspect wait").await;
     uuid

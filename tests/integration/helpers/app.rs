@@ -269,6 +269,26 @@ impl TestApp {
         .await
     }
 
+    /// Creates a node from `fields` (with its driver), a port for `mac`
+    /// when given, and manages it: its UUID, in `manageable`.
+    pub async fn manageable_node(&self, fields: Value, mac: Option<&str>) -> String {
+        let created = self.post("/v1/nodes", fields).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+        let uuid = created.json()["uuid"].as_str().unwrap().to_owned();
+        if let Some(mac) = mac {
+            let port = self
+                .post(
+                    "/v1/ports",
+                    serde_json::json!({"node_uuid": uuid, "address": mac}),
+                )
+                .await;
+            assert_eq!(port.status, StatusCode::CREATED, "{}", port.text);
+        }
+        self.provision(&uuid, "manage").await;
+        self.wait_for_state(&uuid, "manageable").await;
+        uuid
+    }
+
     /// Drives a new node to `available`.
     pub async fn available_node(&self, name: &str) -> Value {
         let node = self.create_node(name).await;
