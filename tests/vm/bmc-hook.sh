@@ -4,7 +4,8 @@
 # network namespace. power on starts it (boot order from $STATE/boot: pxe ->
 # network, otherwise disk), power off kills it; a guest that powers itself
 # off sets the BMC's power back to 0. Settings in $STATE/vm.env: TAP MAC DISK,
-# and RNG (1: a virtio-rng device; 0: none, as QEMU's default machine).
+# RNG (1: a virtio-rng device; 0: none, as QEMU's default machine), and EXTRA
+# (more QEMU arguments: disks, NICs).
 set -u
 STATE=$(cd "$(dirname "$0")" && pwd)
 . "$STATE/vm.env"
@@ -23,10 +24,10 @@ case "$1 ${2:-}" in
       qemu-system-x86_64 -accel tcg -m 384 -smp 1 -nographic -nodefaults \
       -serial "file:$0/serial-$1.log" -boot "$2" \
       -netdev "tap,id=n0,ifname=$3,script=no,downscript=no" -device "virtio-net-pci,netdev=n0,mac=$4" \
-      -drive "file=$5,if=virtio,format=raw" $6 </dev/null >>"$0/qemu.out" 2>&1 &
+      -drive "file=$5,if=virtio,format=raw" $6 $7 </dev/null >>"$0/qemu.out" 2>&1 &
     q=$!; echo $q > "$0/qemu.pid"; wait $q
     if [ "$(cat "$0/qemu.pid" 2>/dev/null)" = "$q" ]; then echo 0 > "$0/power"; rm -f "$0/qemu.pid"; fi
-  ' "$STATE" "$n" "$BOOT" "$TAP" "$MAC" "$DISK" "$RNGDEV" </dev/null >/dev/null 2>&1 &
+  ' "$STATE" "$n" "$BOOT" "$TAP" "$MAC" "$DISK" "$RNGDEV" "${EXTRA:-}" </dev/null >/dev/null 2>&1 &
   i=0; while [ ! -s "$PIDF" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
   ;;
 "power off"|"shutdown "*)

@@ -62,6 +62,8 @@ echo default >"$W/bmc/boot"
 cp "$HERE/bmc-hook.sh" "$W/bmc/hook"
 truncate -s 64M "$W/disk.raw"
 printf 'TAP=tap0\nMAC=%s\nDISK=%s\nRNG=%s\n' "$MAC" "$W/disk.raw" "$RNG" >"$W/bmc/vm.env"
+# More hardware ($VM_EXTRA, QEMU arguments; @W@ stands for the work dir).
+[ -z "${VM_EXTRA:-}" ] || printf "EXTRA='%s'\n" "$(echo "$VM_EXTRA" | sed "s|@W@|$W|g")" >>"$W/bmc/vm.env"
 ip netns exec "$NS" ipmi_sim -n -c "$W/bmc/lan.conf" -f "$FIX/sim.emu" -s "$W/bmc" >"$W/bmc.out" 2>&1 &
 echo $! >"$W/bmc.pid"
 socat "TCP-LISTEN:$API_PORT,bind=127.0.0.1,fork,reuseaddr" \
