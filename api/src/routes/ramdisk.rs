@@ -15,7 +15,7 @@
 //! goes to the conductor, which binds the token to it.
 
 use actix_web::{HttpResponse, web};
-use ferric_common::db::models::node::Node;
+use ferric_common::db::models::node::{Node, NodeFilter};
 use ferric_common::db::models::port::{Port, PortFilter};
 use ferric_common::db::models::{Page, SortDir};
 use ferric_proto::v1::task::Kind;
@@ -375,6 +375,47 @@ async fn heartbeat_of(
     Ok(HttpResponse::Accepted().finish())
 }
 
+/// The node waiting in `inspect wait` whose BMC is at one of `addresses`
+/// (`driver_info` `ipmi_address`, or the host of `redfish_address`), as
+/// Ironic finds a machine whose MACs it does not know yet; exactly one must
+/// match.
+async fn node_by_bmc(state: &AppState, addresses: Vec<String>) -> Result<Node, ApiError> {
+    let found = state
+        .db
+        .run(move |conn| {
+            let filter = NodeFilter {
+                provision_state: Some("inspect wait".into()),
+                ..NodeFilter::default()
+            };
+            let page = Page {
+                limit: 1000,
+                sort_key: "id".into(),
+                sort_dir: SortDir::Asc,
+            };
+            let matching: Vec<Node> = Node::list(conn, &filter, &page, None)?
+                .into_iter()
+                .filter(|node| {
+                    let info = node.driver_info_map().unwrap_or_default();
+                    let ipmi = info.get("ipmi_address").and_then(Value::as_str);
+                    let redfish = info
+                        .get("redfish_address")
+                        .and_then(Value::as_str)
+                        .and_then(|url| url::Url::parse(url).ok())
+                        .and_then(|url| {
+                            url.host_str()
+                                .map(|h| h.trim_matches(['[', ']']).to_owned())
+                        });
+                    addresses
+                        .iter()
+                        .any(|a| ipmi == Some(a.as_str()) || redfish.as_deref() == Some(a.as_str()))
+                })
+                .collect();
+            Ok(<[Node; 1]>::try_from(matching).ok().map(|[node]| node))
+        })
+        .await?;
+    found.ok_or_else(not_found)
+}
+
 /// Why posted inspection data is not the minimal inventory Ironic accepts:
 /// an object with `inventory.interfaces`, a non-empty list of objects each
 /// with a string `mac_address`.
@@ -410,7 +451,8 @@ fn inventory_problem(data: &Map<String, Value>) -> Option<String> {
 
 /// `POST /v1/continue_inspection` (1.84, and the base version for
 /// ironic-inspector's clients): an agent's inspection data, for the node
-/// its MACs (or, from 1.84, `?node_uuid=`) name, while it waits in
+/// its MACs (else its BMC address; or, from 1.84, `?node_uuid=`) name,
+/// while it waits in
 /// `inspect wait`. 202 with `{"uuid"}`; at 1.84 and later the node and
 /// agent configuration as a lookup answers.
 ///
@@ -458,16 +500,26 @@ pub async fn continue_inspection(
         .filter_map(|mac| mac_address("mac_address", mac).ok())
         .take(MAX_LOOKUP_ADDRESSES)
         .collect();
-    let node = match (node_uuid, macs.is_empty()) {
-        (Some(uuid), _) => find_node(&state, &uuid, version)
+    let bmc_addresses: Vec<String> = ["bmc_address", "bmc_v6address"]
+        .iter()
+        .filter_map(|k| inventory[*k].as_str())
+        .filter(|a| !a.is_empty() && *a != "0.0.0.0" && *a != "::")
+        .map(str::to_owned)
+        .collect();
+    let node = match (node_uuid, macs.is_empty(), bmc_addresses.is_empty()) {
+        (Some(uuid), _, _) => find_node(&state, &uuid, version)
             .await
             .map_err(|_| not_found())?,
-        (None, false) => node_by_addresses(&state, macs).await?,
-        (None, true) => {
+        (None, true, true) => {
             return Err(ApiError::BadRequest(
                 "No lookup information provided".into(),
             ));
         }
+        (None, _, _) => match node_by_addresses(&state, macs).await {
+            Ok(node) => node,
+            Err(_) if !bmc_addresses.is_empty() => node_by_bmc(&state, bmc_addresses).await?,
+            Err(e) => return Err(e),
+        },
     };
     if node.provision_state != "inspect wait" {
         tracing::warn!(node.uuid = %node.uuid, state = %node.provision_state, "inspection data for a node not waiting for it");

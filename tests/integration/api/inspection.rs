@@ -1,7 +1,8 @@
 //! Agent inspection without an agent process: the data an agent posts to
-//! `POST /v1/continue_inspection` — its versions and answers, inventories
-//! that are not IPA's shape, a ramdisk's own error, a node not waiting —
-//! and the waits that end without data (abort, `inspect_wait_timeout`).
+//! `POST /v1/continue_inspection` — its versions and answers, a machine
+//! found by its BMC address, inventories that are not IPA's shape, a
+//! ramdisk's own error, a node not waiting — and the waits that end without
+//! data (abort, `inspect_wait_timeout`).
 //! The real ironic-python-agent's inspection is in `ipa.rs`.
 
 use std::time::Duration;
@@ -201,4 +202,31 @@ async fn an_inspection_without_data_is_aborted_or_times_out() {
     let node = app.wait_for_state(&other, "inspect failed").await;
     assert_eq!(node["last_error"], "Inspection was aborted by request.");
     assert_eq!(node["power_state"], "power off");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_whose_macs_are_unknown_is_found_by_its_bmc_address() {
+    let app = spawn_app_with(Backend::Sqlite, |_| {}).await;
+    let uuid = app
+        .manageable_node(
+            json!({"driver": "manual-management", "inspect_interface": "agent",
+                   "driver_info": {"ipmi_address": "192.0.2.77"}}),
+            None,
+        )
+        .await;
+    app.provision(&uuid, "inspect").await;
+    app.wait_for_state(&uuid, "inspect wait").await;
+    let mac = "52:54:00:1e:00:42";
+    let mut data = inventory(mac);
+    data["bmc_address"] = json!("192.0.2.99");
+    let (status, _) = post(&app, None, "", &json!({"inventory": data})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another BMC: not this node");
+    data["bmc_address"] = json!("192.0.2.77");
+    let (status, answer) = post(&app, None, "", &json!({"inventory": data})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["uuid"], uuid);
+    app.wait_for_state(&uuid, "manageable").await;
+    // The machine's PXE MAC is now a port of the node.
+    let ports = app.get(&format!("/v1/nodes/{uuid}/ports")).await.json();
+    assert_eq!(ports["ports"][0]["address"], mac, "{ports}");
 }
