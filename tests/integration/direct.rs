@@ -509,3 +509,29 @@ async fn an_automated_clean_whose_agent_never_calls_back_fails_and_is_powered_of
     // No step was running: not put into maintenance (as Ironic).
     assert_eq!(node["maintenance"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_clean_wait_is_powered_off_and_forgets_its_agent() {
+    let app = spawn_app_with(Backend::Sqlite, |_| {}).await;
+    let uuid = app
+        .manageable_node(
+            json!({"driver": "manual-management", "deploy_interface": "direct"}),
+            None,
+        )
+        .await;
+    app.provision(&uuid, "provide").await;
+    let waiting = app.wait_for_state(&uuid, "clean wait").await;
+    assert_eq!(waiting["power_state"], "power on", "the ramdisk was booted");
+    app.provision(&uuid, "abort").await;
+    let node = wait_until(Duration::from_secs(20), "the abort's clean-up", || async {
+        let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+        (node["provision_state"] == "clean failed" && node["reservation"].is_null()).then_some(node)
+    })
+    .await;
+    assert_eq!(node["power_state"], "power off");
+    assert_eq!(node["clean_step"], json!({}));
+    assert!(
+        node["driver_internal_info"]["agent_secret_token"].is_null(),
+        "{node}"
+    );
+}

@@ -11,8 +11,7 @@
 use ferric_common::db::models::inspection_rule::InspectionRule;
 use ferric_common::db::models::inventory::InspectionRecord;
 use ferric_common::db::models::node::{Node, StateChange};
-use ferric_common::db::models::port::{Port, PortFilter};
-use ferric_common::db::models::{Page, SortDir};
+use ferric_common::db::models::port::Port;
 use ferric_common::states::{Event, ProvisionState};
 use ferric_proto::v1::{ContinueInspection, RefusalKind, TaskReply};
 use serde_json::{Map, Value, json};
@@ -115,22 +114,10 @@ async fn findings(
     let (existing, rules) = ctx
         .db
         .run(move |conn| {
-            let mut existing = Vec::new();
-            for mac in candidates {
-                let filter = PortFilter {
-                    address: Some(mac.clone()),
-                    ..PortFilter::default()
-                };
-                let page = Page {
-                    limit: 1,
-                    sort_key: "id".into(),
-                    sort_dir: SortDir::Asc,
-                };
-                if !Port::list(conn, &filter, &page, None)?.is_empty() {
-                    existing.push(mac);
-                }
-            }
-            Ok((existing, InspectionRule::all(conn)?))
+            Ok((
+                Port::taken_addresses(conn, &candidates)?,
+                InspectionRule::all(conn)?,
+            ))
         })
         .await?;
     let properties = node.properties_map().unwrap_or_default();

@@ -36,6 +36,7 @@ pub async fn handle(
         Ok(task) => task,
         Err(refusal) => return Ok(refusal),
     };
+    let waited_in = task.provision_state().ok();
     match begin(ctx, &task.node, task_id, verb, &action).await {
         Ok(Begin::Refused(reply)) => {
             task.release().await;
@@ -45,13 +46,20 @@ pub async fn handle(
             task.release().await;
             Ok(accepted())
         }
-        Ok(Begin::Started(ProvisionState::InspectFailed)) if verb == Verb::Abort => {
-            // As Ironic's abort of an agent inspection: the node is powered
-            // off and its ramdisk's boot undone.
-            task.spawn_after(|task| async move {
-                let change = task.driver.inspect.clean_up(&task).await;
+        Ok(Begin::Started(_))
+            if verb == Verb::Abort && waited_in.is_some_and(waits_for_an_agent) =>
+        {
+            // As Ironic's abort of a wait for an agent: the interface that
+            // started the wait powers the node off and undoes the ramdisk's
+            // boot (the task still holds the node as it waited).
+            task.spawn_after(move |task| async move {
+                let change = if waited_in == Some(ProvisionState::InspectWait) {
+                    task.driver.inspect.clean_up(&task).await
+                } else {
+                    task.driver.deploy.clean_up(&task).await
+                };
                 if let Err(e) = task.write(change).await {
-                    tracing::error!(node.uuid = %task.node.uuid, error = %e, "could not record the aborted inspection's clean-up");
+                    tracing::error!(node.uuid = %task.node.uuid, error = %e, "could not record the aborted wait's clean-up");
                 }
                 task
             });
@@ -73,6 +81,14 @@ pub async fn handle(
             Err(e)
         }
     }
+}
+
+/// The states where a node waits for its deploy ramdisk's agent.
+fn waits_for_an_agent(state: ProvisionState) -> bool {
+    matches!(
+        state,
+        ProvisionState::InspectWait | ProvisionState::CleanWait | ProvisionState::DeployWait
+    )
 }
 
 enum Begin {

@@ -101,6 +101,17 @@ impl Port {
             .optional()?)
     }
 
+    /// Which of `addresses` some port already has (on any node).
+    pub fn taken_addresses(
+        conn: &mut AnyConnection,
+        addresses: &[String],
+    ) -> Result<Vec<String>, DbError> {
+        Ok(ports::table
+            .filter(ports::address.eq_any(addresses))
+            .select(ports::address)
+            .load(conn)?)
+    }
+
     pub fn insert(
         conn: &mut AnyConnection,
         uuid: &str,
