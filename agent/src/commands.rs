@@ -9,7 +9,7 @@
 //! is an `InvalidCommandError`.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -69,6 +69,10 @@ pub struct Machine {
     pub dev_dir: PathBuf,
     /// Run by `standby.power_off` (argv).
     pub power_off: Vec<String>,
+    /// The image formats the lookup permits.
+    pub image_policy: Arc<RwLock<image::format::Policy>>,
+    /// The image being written, for the heartbeat.
+    pub progress: Arc<crate::progress::Progress>,
 }
 
 impl Machine {
@@ -308,13 +312,13 @@ async fn run(machine: &Machine, name: &str, params: Value) -> Result<Value, Comm
                 );
             }
             let device = install_device(machine, &params)?;
-            let written = write(&device, &image_info).await?;
+            let written = write(machine, &device, &image_info).await?;
             Ok(json!({"deploy_result": written, "deploy_step": redact(&step)}))
         }
         "standby.prepare_image" => {
             let image_info = params.get("image_info").cloned().unwrap_or(Value::Null);
             let device = install_device(machine, &params)?;
-            write(&device, &image_info).await
+            write(machine, &device, &image_info).await
         }
         "standby.sync" => {
             let status = tokio::process::Command::new("sync").status().await;
@@ -358,13 +362,27 @@ fn install_device(machine: &Machine, params: &Value) -> Result<PathBuf, CommandE
     Ok(device)
 }
 
-async fn write(device: &Path, image_info: &Value) -> Result<Value, CommandError> {
-    match image::write_image(image_info, device).await {
+async fn write(
+    machine: &Machine,
+    device: &Path,
+    image_info: &Value,
+) -> Result<Value, CommandError> {
+    let policy = machine
+        .image_policy
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    match image::write_image(image_info, device, &policy, machine.progress.clone()).await {
         Ok(written) => Ok(json!({
             "image_id": written.image_id,
             "root_device": device.display().to_string(),
             "bytes": written.bytes,
             "checksum_algo": written.algo,
+            "disk_format": written.format,
+            "compression": written.compression,
+            "virtual_size": written.virtual_size,
+            "seconds": written.seconds,
+            "qcow2_spool_peak": written.spool_peak,
         })),
         Err(e) => Err(CommandError::new("ImageWriteError", 500, e.to_string())),
     }

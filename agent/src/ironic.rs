@@ -1,7 +1,8 @@
 //! The agent's calls to the API, as ironic-python-agent makes them: lookup
 //! by the machine's MAC addresses (retried until the node waits for a
 //! ramdisk), then heartbeats carrying the callback URL, the agent's version,
-//! the agent token and, with auto-TLS, its certificate.
+//! the agent token, with auto-TLS its certificate and, while an image is
+//! written, its progress (`deploy_progress`, Ferric's own field).
 
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ pub struct Found {
     pub node_uuid: String,
     pub token: String,
     pub heartbeat_timeout: Duration,
+    /// `permitted_image_formats` and `disable_deep_image_inspection`.
+    pub image_policy: crate::image::format::Policy,
 }
 
 /// The API client.
@@ -71,10 +74,22 @@ impl Api {
             .to_owned();
         let heartbeat_timeout =
             Duration::from_secs(body["config"]["heartbeat_timeout"].as_u64().unwrap_or(300));
+        let mut image_policy = crate::image::format::Policy::default();
+        if let Some(formats) = body["config"]["permitted_image_formats"].as_array() {
+            image_policy.permitted = formats
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(disabled) = body["config"]["disable_deep_image_inspection"].as_bool() {
+            image_policy.deep_inspection_disabled = disabled;
+        }
         Ok(Some(Found {
             node_uuid,
             token,
             heartbeat_timeout,
+            image_policy,
         }))
     }
 
@@ -111,6 +126,7 @@ impl Api {
         found: &Found,
         callback_url: &str,
         verify_ca: Option<&str>,
+        deploy_progress: Option<Value>,
     ) -> anyhow::Result<()> {
         let mut body = json!({
             "callback_url": callback_url,
@@ -119,6 +135,10 @@ impl Api {
         });
         if let Some(pem) = verify_ca {
             body["agent_verify_ca"] = json!(pem);
+        }
+        // Ferric's own field: IPA's API ignores what it does not know.
+        if let Some(progress) = deploy_progress {
+            body["deploy_progress"] = progress;
         }
         let response = self
             .http

@@ -17,6 +17,7 @@ mod ids;
 mod image;
 mod inventory;
 mod ironic;
+mod progress;
 mod server;
 mod system;
 mod tls;
@@ -81,6 +82,9 @@ struct Args {
     heartbeat_interval_secs: Option<u64>,
 }
 
+/// How often a heartbeat carries the progress of an image being written.
+const PROGRESS_HEARTBEAT: Duration = Duration::from_secs(5);
+
 fn kernel_option(key: &str) -> Option<String> {
     let cmdline = std::fs::read_to_string("/proc/cmdline").ok()?;
     system::cmdline_option(&cmdline, key)
@@ -107,6 +111,8 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        // Colours only on a terminal: log files stay greppable.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     let api_url = args
@@ -147,6 +153,8 @@ async fn main() -> anyhow::Result<()> {
                 .split_whitespace()
                 .map(str::to_owned)
                 .collect(),
+            image_policy: Arc::new(RwLock::new(image::format::Policy::default())),
+            progress: Arc::new(progress::Progress::default()),
         },
         token: Arc::new(RwLock::new(None)),
         started_at: std::time::SystemTime::now()
@@ -248,9 +256,20 @@ async fn look_up_and_heartbeat(
         .token
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(found.token.clone());
+    *agent
+        .machine
+        .image_policy
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = found.image_policy.clone();
+    let progress = agent.machine.progress.clone();
     loop {
         match api
-            .heartbeat(&found, &callback_url, verify_ca.as_deref())
+            .heartbeat(
+                &found,
+                &callback_url,
+                verify_ca.as_deref(),
+                progress.report(),
+            )
             .await
         {
             Ok(()) => tracing::info!(node.uuid = %found.node_uuid, "heartbeat sent"),
@@ -260,6 +279,16 @@ async fn look_up_and_heartbeat(
             Some(secs) => Duration::from_secs(secs),
             None => found.heartbeat_timeout.mul_f64(ids::jitter(0.3, 0.6)),
         };
-        tokio::time::sleep(interval).await;
+        // While an image is written, the progress goes out more often.
+        let next = tokio::time::Instant::now() + interval;
+        let mut waited = Duration::ZERO;
+        while tokio::time::Instant::now() < next {
+            let step = (next - tokio::time::Instant::now()).min(Duration::from_secs(1));
+            tokio::time::sleep(step).await;
+            waited += step;
+            if progress.is_active() && waited >= PROGRESS_HEARTBEAT {
+                break;
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::process::agent_binary;
+use crate::helpers::process::{agent_binary, blank_disk, disk_prefix};
 use crate::helpers::{Backend, spawn_app_with, wait_until};
 
 async fn last_command(client: &reqwest::Client, agent_url: &str, token: &str) -> Value {
@@ -72,6 +72,7 @@ async fn the_agent_finds_its_node_heartbeats_and_writes_a_verified_image() {
         std::fs::write(dev.join(name), format!("untouched {name}")).unwrap();
     }
     let disk = dev.join("sdb");
+    blank_disk(&disk, 4 << 20);
     let net = work.path().join("net");
     std::fs::create_dir_all(net.join("eth0")).unwrap();
     std::fs::write(net.join("eth0/address"), format!("{mac}\n")).unwrap();
@@ -224,7 +225,7 @@ async fn the_agent_finds_its_node_heartbeats_and_writes_a_verified_image() {
     .await;
     assert_eq!(done["command_status"], "SUCCEEDED", "{done}");
     assert_eq!(
-        std::fs::read(&disk).unwrap(),
+        disk_prefix(&disk, image.len()),
         image,
         "the disk holds the image"
     );
@@ -272,6 +273,11 @@ async fn the_agent_finds_its_node_heartbeats_and_writes_a_verified_image() {
     assert!(
         message.starts_with("Image failed to verify against checksum.") && message.contains(&sha),
         "{message}"
+    );
+    assert_eq!(
+        disk_prefix(&disk, image.len()),
+        image,
+        "an image within the first MiB that failed verification never reached the disk"
     );
 
     let unknown = command("standby.format_everything", json!({}), true, &token)

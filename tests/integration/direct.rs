@@ -17,10 +17,12 @@ use sha2::Digest as _;
 
 use crate::helpers::bmc::SimBmc;
 use crate::helpers::http::FileServer;
-use crate::helpers::process::agent_binary;
+use crate::helpers::process::{agent_binary, blank_disk, disk_prefix};
 use crate::helpers::{Backend, TestApp, spawn_app_with, wait_until};
 
 const MAC: &str = "52:54:00:de:0c:01";
+/// The size of the disks the agent writes to.
+const DISK_SIZE: u64 = 16 << 20;
 
 async fn direct_app(callback_timeout_secs: u64) -> TestApp {
     spawn_app_with(Backend::Sqlite, |s| {
@@ -172,7 +174,7 @@ async fn a_direct_deploy_boots_the_agent_writes_the_image_and_boots_from_disk() 
 
     let work = tempfile::tempdir().unwrap();
     let disk = work.path().join("disk");
-    std::fs::write(&disk, b"").unwrap();
+    blank_disk(&disk, DISK_SIZE);
     let mut agent = start_agent(&app, &bmc, work.path(), &disk);
     let active = wait_unlocked_in(&app, &uuid, &["active", "deploy failed"]).await;
     let log = std::fs::read_to_string(work.path().join("agent.log")).unwrap_or_default();
@@ -184,7 +186,7 @@ async fn a_direct_deploy_boots_the_agent_writes_the_image_and_boots_from_disk() 
         "the config drive is never logged: {log}"
     );
     assert_eq!(
-        std::fs::read(&disk).unwrap(),
+        disk_prefix(&disk, image.len()),
         image,
         "the disk holds the image"
     );
@@ -220,7 +222,7 @@ async fn a_corrupted_image_fails_the_deploy_and_powers_the_node_off() {
 
     let work = tempfile::tempdir().unwrap();
     let disk = work.path().join("disk");
-    std::fs::write(&disk, b"").unwrap();
+    blank_disk(&disk, DISK_SIZE);
     let mut agent = start_agent(&app, &bmc, work.path(), &disk);
     let failed = wait_unlocked_in(&app, &uuid, &["active", "deploy failed"]).await;
     assert_eq!(failed["provision_state"], "deploy failed", "{failed}");
@@ -404,7 +406,7 @@ async fn a_direct_deploy_over_redfish_virtual_media_boots_the_deploy_iso_and_eje
     // The deploy ISO's agent comes up; it powers off through the BMC.
     let work = tempfile::tempdir().unwrap();
     let disk = work.path().join("disk");
-    std::fs::write(&disk, b"").unwrap();
+    blank_disk(&disk, DISK_SIZE);
     let script = work.path().join("poweroff.sh");
     std::fs::write(
         &script,
@@ -426,7 +428,7 @@ async fn a_direct_deploy_over_redfish_virtual_media_boots_the_deploy_iso_and_eje
     let log = std::fs::read_to_string(work.path().join("agent.log")).unwrap_or_default();
     assert_eq!(active["provision_state"], "active", "{active}\n{log}");
     assert_eq!(
-        std::fs::read(&disk).unwrap(),
+        disk_prefix(&disk, image.len()),
         image,
         "the disk holds the image"
     );
@@ -534,4 +536,183 @@ async fn an_aborted_clean_wait_is_powered_off_and_forgets_its_agent() {
         node["driver_internal_info"]["agent_secret_token"].is_null(),
         "{node}"
     );
+}
+
+/// Runs `program` with `args`, which must succeed.
+fn run(program: &str, args: &[&str]) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{program} {args:?}: {out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qcow2_and_compressed_images_stream_onto_the_disk_and_bad_ones_leave_it_wiped() {
+    // A raw disk: 1 MiB of data, a 2 MiB hole, 5 MiB of data; then the
+    // same as qcow2 (plain, with compressed clusters, xz'd) and zstd'd.
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw: Vec<u8> = (0..8 << 20_u32).map(|i| (i * 31 % 253) as u8 | 1).collect();
+    raw[1 << 20..3 << 20].fill(0);
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    std::fs::write(path("disk.raw"), &raw).unwrap();
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            &path("disk.raw"),
+            &path("disk.qcow2"),
+        ],
+    );
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-c",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            &path("disk.raw"),
+            &path("disk-c.qcow2"),
+        ],
+    );
+    run(
+        "zstd",
+        &["-q", &path("disk.raw"), "-o", &path("disk.raw.zst")],
+    );
+    run("xz", &["-k", &path("disk-c.qcow2")]);
+    let qcow2 = std::fs::read(path("disk.qcow2")).unwrap();
+    let mut served = files(&raw);
+    for name in [
+        "disk.qcow2",
+        "disk-c.qcow2",
+        "disk.raw.zst",
+        "disk-c.qcow2.xz",
+    ] {
+        served.insert(format!("/{name}"), std::fs::read(path(name)).unwrap());
+    }
+    // Cut within the last clusters: those before the cut get written.
+    served.insert(
+        "/truncated.qcow2".into(),
+        qcow2[..qcow2.len() * 9 / 10].to_vec(),
+    );
+    let server = FileServer::start(served.clone()).await;
+    let bmc = SimBmc::start().await;
+    let app = direct_app(1800).await;
+    let uuid = direct_node(&app, &bmc, &server, &"0".repeat(64)).await;
+
+    // Each deploy starts from a disk of 0xAA bytes.
+    let deploy = |name: &'static str, declared: Option<&'static str>| {
+        let (app, server, served, bmc, uuid) = (&app, &server, &served, &bmc, &uuid);
+        async move {
+            let sha = hex::encode(sha2::Sha256::digest(&served[&format!("/{name}")]));
+            let mut info = json!({"image_source": server.url(&format!("/{name}")),
+                                  "image_os_hash_algo": "sha256", "image_os_hash_value": sha});
+            if let Some(format) = declared {
+                info["image_disk_format"] = json!(format);
+            }
+            let patched = app
+                .patch(
+                    &format!("/v1/nodes/{uuid}"),
+                    json!([{"op": "add", "path": "/instance_info", "value": info}]),
+                )
+                .await;
+            assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+            app.provision(uuid, "active").await;
+            wait_unlocked_in(app, uuid, &["wait call-back"]).await;
+            let work = tempfile::tempdir().unwrap();
+            let disk = work.path().join("disk");
+            std::fs::write(&disk, vec![0xaa_u8; 16 << 20]).unwrap();
+            let mut agent = start_agent(app, bmc, work.path(), &disk);
+            let done = wait_unlocked_in(app, uuid, &["active", "deploy failed"]).await;
+            agent.kill().await.unwrap();
+            let log = std::fs::read_to_string(work.path().join("agent.log")).unwrap();
+            let written = std::fs::read(&disk).unwrap();
+            app.provision(uuid, "deleted").await;
+            wait_unlocked_in(app, uuid, &["available"]).await;
+            (done, log, written)
+        }
+    };
+
+    for (name, declared, format, compression) in [
+        ("disk.qcow2", Some("qcow2"), "qcow2", "none"),
+        ("disk-c.qcow2", None, "qcow2", "none"),
+        ("disk.raw.zst", Some("raw"), "raw", "zstd"),
+        ("disk-c.qcow2.xz", Some("qcow2"), "qcow2", "xz"),
+    ] {
+        let (node, log, disk) = deploy(name, declared).await;
+        assert_eq!(node["provision_state"], "active", "{name}: {node}\n{log}");
+        assert!(
+            log.contains(&format!(
+                "format=\"{format}\" compression=\"{compression}\""
+            )),
+            "{name}: {log}"
+        );
+        assert!(disk[..1 << 20] == raw[..1 << 20], "{name}: the first MiB");
+        assert!(
+            disk[3 << 20..8 << 20] == raw[3 << 20..],
+            "{name}: the last 5 MiB"
+        );
+        let hole = &disk[1 << 20..3 << 20];
+        if format == "qcow2" {
+            assert!(
+                hole.iter().all(|b| *b == 0xaa),
+                "{name}: unallocated clusters are not written"
+            );
+        } else {
+            assert!(
+                hole.iter().all(|b| *b == 0),
+                "{name}: a raw image is written whole"
+            );
+        }
+        assert!(
+            disk[8 << 20..].iter().all(|b| *b == 0xaa),
+            "{name}: nothing past the image"
+        );
+    }
+    // The plain qcow2 on a server answering Range requests: its tables
+    // were read ahead.
+    assert!(
+        server.hits("/disk.qcow2") > 2,
+        "Range requests for the tables"
+    );
+
+    // Refused before a byte is written: the disk as the agent found it.
+    let (node, log, disk) = deploy("disk.qcow2", Some("raw")).await;
+    assert_eq!(node["provision_state"], "deploy failed", "{node}\n{log}");
+    let error = node["last_error"].as_str().unwrap();
+    assert!(
+        error.contains(
+            "Invalid image: Security: Expected format was raw, but image was actually qcow2"
+        ),
+        "{error}"
+    );
+    assert!(disk.iter().all(|b| *b == 0xaa), "untouched");
+
+    // Truncated after some clusters were written: wiped at both ends.
+    let (node, log, disk) = deploy("truncated.qcow2", None).await;
+    assert_eq!(node["provision_state"], "deploy failed", "{node}\n{log}");
+    let error = node["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("qcow2 image is truncated: its tables point past its end"),
+        "{error}"
+    );
+    assert!(
+        disk[..1 << 20].iter().all(|b| *b == 0),
+        "the first MiB wiped"
+    );
+    assert!(
+        disk[15 << 20..].iter().all(|b| *b == 0),
+        "the last MiB wiped"
+    );
+    assert!(
+        disk[3 << 20..(3 << 20) + 4096] == raw[3 << 20..(3 << 20) + 4096],
+        "clusters before the cut had been written when the end was found"
+    );
+    app.stop().await;
 }

@@ -281,7 +281,9 @@ fn image_info(node: &Node) -> Result<Value, DriverError> {
     let mut image = json!({
         "id": source,
         "urls": [source],
-        "disk_format": text("image_disk_format").unwrap_or_else(|| "raw".into()),
+        // As Ironic: what the operator declared, else nothing (the agent
+        // detects the format and checks it is permitted).
+        "disk_format": text("image_disk_format"),
         "container_format": "bare",
         "stream_raw_images": true,
         "image_type": "whole-disk",

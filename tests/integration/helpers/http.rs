@@ -1,6 +1,7 @@
 //! A small HTTP file server on loopback for image downloads: serves fixed
-//! bytes per path, or redirects (302) a path elsewhere, 404 otherwise, and
-//! counts the requests per path.
+//! bytes per path (a `Range: bytes=a-b` request gets a 206 with those
+//! bytes), or redirects (302) a path elsewhere, 404 otherwise, and counts
+//! the requests per path.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,6 +53,18 @@ impl FileServer {
                             "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                         )
                         .into_bytes(),
+                        (Some(body), None) if range(&text, body.len()).is_some() => {
+                            let (start, end) = range(&text, body.len()).unwrap_or_default();
+                            let mut r = format!(
+                                "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                end - 1,
+                                body.len(),
+                                end - start
+                            )
+                            .into_bytes();
+                            r.extend_from_slice(&body[start..end]);
+                            r
+                        }
                         (Some(body), None) => {
                             let mut r = format!(
                                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -86,4 +99,17 @@ impl Drop for FileServer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The byte range `[start, end)` a request asks for, when it asks for one
+/// inside a body of `len` bytes.
+fn range(request: &str, len: usize) -> Option<(usize, usize)> {
+    let line = request
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("range:"))?;
+    let spec = line.split_once('=')?.1.trim();
+    let (a, b) = spec.split_once('-')?;
+    let start: usize = a.parse().ok()?;
+    let end = b.parse::<usize>().ok()?.min(len.checked_sub(1)?) + 1;
+    (start < end).then_some((start, end))
 }

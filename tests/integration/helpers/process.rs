@@ -72,3 +72,17 @@ pub fn agent_binary() -> PathBuf {
     );
     agent
 }
+
+/// A blank disk of `size` bytes (a sparse file) standing in for a block
+/// device: the agent writes within its size, as within a real disk's.
+pub fn blank_disk(path: &std::path::Path, size: u64) {
+    let file = std::fs::File::create(path).unwrap();
+    file.set_len(size).unwrap();
+}
+
+/// The first `len` bytes of a disk.
+pub fn disk_prefix(path: &std::path::Path, len: usize) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes.truncate(len);
+    bytes
+}
