@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::{disks, erase, image};
+use crate::{configdrive, disks, erase, image};
 
 /// Where a command stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -300,19 +300,51 @@ async fn run(machine: &Machine, name: &str, params: Value) -> Result<Value, Comm
                 .or_else(|| params.get("image_info"))
                 .cloned()
                 .unwrap_or(Value::Null);
-            if let Some(drive) = step
+            // The config drive is checked before the disk is touched.
+            let drive = match step
                 .get("args")
                 .and_then(|a| a.get("configdrive"))
                 .and_then(Value::as_str)
+                .filter(|d| !d.is_empty())
             {
-                // Its contents are the instance's secrets: only its size.
-                tracing::warn!(
-                    chars = drive.len(),
-                    "config drive received; ferric-agent does not write config drives yet (ironic-python-agent does)"
-                );
-            }
+                Some(encoded) => Some(configdrive::fetch(encoded).await.map_err(|e| {
+                    CommandError::new(
+                        "InstanceDeployFailure",
+                        500,
+                        format!("Invalid config drive: {e}"),
+                    )
+                })?),
+                None => None,
+            };
             let device = install_device(machine, &params)?;
-            let written = write(machine, &device, &image_info).await?;
+            let mut written = write(machine, &device, &image_info).await?;
+            if let Some(drive) = drive {
+                let target = device.clone();
+                #[allow(clippy::disallowed_methods)]
+                let placed =
+                    tokio::task::spawn_blocking(move || configdrive::write(&target, &drive))
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r)
+                        .map_err(|e| {
+                            CommandError::new(
+                                "InstanceDeployFailure",
+                                500,
+                                format!(
+                                    "Failed to create config drive on disk {}: {e}",
+                                    device.display()
+                                ),
+                            )
+                        })?;
+                // Its contents are the instance's secrets: only where it went.
+                tracing::info!(
+                    how = placed.how,
+                    offset = placed.offset,
+                    bytes = placed.bytes,
+                    "config drive written"
+                );
+                written["configdrive"] = json!({"partition": placed.how, "offset": placed.offset, "bytes": placed.bytes});
+            }
             Ok(json!({"deploy_result": written, "deploy_step": redact(&step)}))
         }
         "standby.prepare_image" => {

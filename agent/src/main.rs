@@ -11,6 +11,7 @@
 //! `ferric-root-device=`).
 
 mod commands;
+mod configdrive;
 mod disks;
 mod erase;
 mod ids;

@@ -21,8 +21,8 @@ use crate::helpers::process::{agent_binary, blank_disk, disk_prefix};
 use crate::helpers::{Backend, TestApp, spawn_app_with, wait_until};
 
 const MAC: &str = "52:54:00:de:0c:01";
-/// The size of the disks the agent writes to.
-const DISK_SIZE: u64 = 16 << 20;
+/// The size of the disks the agent writes to (room for a config drive).
+const DISK_SIZE: u64 = 128 << 20;
 
 async fn direct_app(callback_timeout_secs: u64) -> TestApp {
     spawn_app_with(Backend::Sqlite, |s| {
@@ -127,6 +127,29 @@ fn start_agent_with(
         .unwrap()
 }
 
+/// A 2 MiB whole-disk image: an MBR with one Linux partition, then data.
+fn partitioned_image() -> Vec<u8> {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    file.as_file().set_len(2 << 20).unwrap();
+    let mut sfdisk = std::process::Command::new("sfdisk")
+        .arg("-q")
+        .arg(file.path())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        sfdisk.stdin.as_mut().unwrap(),
+        b"label: dos\nstart=2048, size=2048, type=L\n",
+    )
+    .unwrap();
+    assert!(sfdisk.wait().unwrap().success());
+    let mut image = std::fs::read(file.path()).unwrap();
+    for (i, b) in image[1 << 20..].iter_mut().enumerate() {
+        *b = (i * 13 % 241) as u8;
+    }
+    image
+}
+
 fn files(image: &[u8]) -> HashMap<String, Vec<u8>> {
     HashMap::from([
         ("/deploy_kernel".to_owned(), b"deploy kernel".to_vec()),
@@ -137,7 +160,7 @@ fn files(image: &[u8]) -> HashMap<String, Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_deploy_boots_the_agent_writes_the_image_and_boots_from_disk() {
-    let image: Vec<u8> = (0..512 * 1024u32).map(|i| (i * 13 % 241) as u8).collect();
+    let image = partitioned_image();
     let sha = hex::encode(sha2::Sha256::digest(&image));
     let server = FileServer::start(files(&image)).await;
     let bmc = SimBmc::start().await;
@@ -180,15 +203,45 @@ async fn a_direct_deploy_boots_the_agent_writes_the_image_and_boots_from_disk() 
     let log = std::fs::read_to_string(work.path().join("agent.log")).unwrap_or_default();
     assert_eq!(active["provision_state"], "active", "{active}\n{log}");
     assert!(active["last_error"].is_null(), "{active}");
-    assert!(log.contains("config drive received"), "{log}");
     assert!(
         !log.contains("web-1"),
         "the config drive is never logged: {log}"
     );
+    // The drive went into a new partition at the disk's end, after the
+    // image's own: an ISO labelled config-2 with the meta_data given.
+    let dump = String::from_utf8(
+        std::process::Command::new("sfdisk")
+            .arg("--dump")
+            .arg(&disk)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let starts: Vec<u64> = dump
+        .lines()
+        .filter_map(|l| l.split("start=").nth(1))
+        .map(|rest| rest.split(',').next().unwrap().trim().parse().unwrap())
+        .collect();
+    assert_eq!(starts.len(), 2, "{dump}");
+    let drive_at = starts[1] * 512;
+    assert_eq!(drive_at, DISK_SIZE - (64 << 20), "{dump}");
+    let written = std::fs::read(&disk).unwrap();
+    let drive = &written[drive_at as usize..];
+    assert_eq!(&drive[32769..32774], b"CD001");
     assert_eq!(
-        disk_prefix(&disk, image.len()),
-        image,
-        "the disk holds the image"
+        std::str::from_utf8(&drive[32808..32840])
+            .unwrap()
+            .trim_end(),
+        "config-2"
+    );
+    assert!(
+        drive.windows(18).any(|w| w == br#""hostname":"web-1""#),
+        "meta_data in the drive"
+    );
+    assert!(
+        disk_prefix(&disk, image.len())[512..] == image[512..],
+        "the disk holds the image (its MBR gained the config drive's partition)"
     );
     assert!(
         bmc.ipmitool(&["chassis", "bootparam", "get", "5"])

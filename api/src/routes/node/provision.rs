@@ -318,11 +318,40 @@ fn check_configdrive(
         Value::Object(_) if !version.at_least(56) => Err(ApiError::BadRequest(
             "Providing a JSON object for configdrive is only supported starting with API version 1.56".into(),
         )),
-        Value::Object(_) | Value::String(_) => Ok(()),
+        Value::Object(_) => within_limit(configdrive.to_string().len()),
+        Value::String(url) if url.starts_with("http://") || url.starts_with("https://") => Ok(()),
+        Value::String(encoded) => {
+            use base64::Engine as _;
+            let compact: String = encoded.split_whitespace().collect();
+            // Before decoding: what the text would decode to.
+            let padding = compact.bytes().rev().take_while(|b| *b == b'=').count();
+            within_limit((compact.len() / 4 * 3).saturating_sub(padding))?;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(compact.as_bytes())
+                .map_err(|e| {
+                    ApiError::BadRequest(format!(
+                        "Invalid configdrive: not a URL, a JSON object or a base64-encoded (gzipped) ISO 9660 image: {e}"
+                    ))
+                })?;
+            within_limit(decoded.len())
+        }
         other => Err(ApiError::BadRequest(format!(
             "Invalid configdrive format: {other} is not of type 'object', 'string'"
         ))),
     }
+}
+
+/// The largest config drive (Ironic's and IPA's 64 MiB).
+const MAX_CONFIGDRIVE_BYTES: usize = 64 << 20;
+
+fn within_limit(bytes: usize) -> Result<(), ApiError> {
+    if bytes > MAX_CONFIGDRIVE_BYTES {
+        return Err(ApiError::BadRequest(format!(
+            "Config drive is too large: {bytes} bytes, at most {} MiB",
+            MAX_CONFIGDRIVE_BYTES >> 20
+        )));
+    }
+    Ok(())
 }
 
 /// Ironic's 400 for a key given with the wrong verb.
@@ -456,6 +485,28 @@ mod tests {
         assert!(message(old).contains("only supported starting with API version 1.56"));
         let wrong_verb = action("manage", json!({"configdrive": "abc"}), 115, "enroll");
         assert!(message(wrong_verb).contains("only supported when setting provision state"));
+    }
+
+    #[test]
+    fn a_config_drive_string_is_a_url_or_base64_within_64_mib() {
+        use base64::Engine as _;
+        let deploy =
+            |drive: Value| action("active", json!({"configdrive": drive}), 115, "available");
+        assert!(deploy(json!("http://images/cd.iso.gz")).is_ok());
+        assert!(deploy(json!("H4sIAAAAAAAA/wMAAAAAAAAAAAA=")).is_ok());
+        let bad = message(deploy(json!("this is not base64!")));
+        assert!(
+            bad.starts_with("Invalid configdrive: not a URL, a JSON object or a base64"),
+            "{bad}"
+        );
+        let big = base64::engine::general_purpose::STANDARD.encode(vec![0_u8; (64 << 20) + 3]);
+        let bad = message(deploy(json!(big)));
+        assert_eq!(
+            bad,
+            "Config drive is too large: 67108867 bytes, at most 64 MiB"
+        );
+        let bad = message(deploy(json!({"user_data": "x".repeat((64 << 20) + 1)})));
+        assert!(bad.starts_with("Config drive is too large"), "{bad}");
     }
 
     #[test]
