@@ -78,6 +78,7 @@ pub struct Metrics {
     pub bmc_calls: Family<BmcLabels, Histogram, fn() -> Histogram>,
     pub nodes: Family<NodeStateLabels, Gauge>,
     pub ring_members: Family<ConductorLabels, Gauge>,
+    pub deploy_image_bytes: Counter,
 }
 
 impl Metrics {
@@ -89,6 +90,7 @@ impl Metrics {
         let queue_publishes = Family::default();
         let nodes = Family::default();
         let ring_members = Family::default();
+        let deploy_image_bytes = Counter::default();
         registry.register(
             "api_request_duration_seconds",
             "API requests by method, route and status, with their latency",
@@ -119,7 +121,13 @@ impl Metrics {
             "Alive conductors in the hash ring (1 per conductor)",
             ring_members.clone(),
         );
+        registry.register(
+            "deploy_image_bytes",
+            "Image bytes agents reported written to disks (deploy_progress in their heartbeats)",
+            deploy_image_bytes.clone(),
+        );
         Metrics {
+            deploy_image_bytes,
             registry,
             api_requests,
             tasks,
@@ -157,6 +165,11 @@ impl Metrics {
         self.tasks
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
+    }
+
+    /// Bytes an agent wrote since its last report.
+    pub fn deploy_image_bytes(&self, delta: u64) {
+        self.deploy_image_bytes.inc_by(delta);
     }
 
     pub fn publish(&self, outcome: &str) {

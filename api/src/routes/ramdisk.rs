@@ -20,7 +20,7 @@ use ferric_common::db::models::port::{Port, PortFilter};
 use ferric_common::db::models::{Page, SortDir};
 use ferric_proto::v1::task::Kind;
 use ferric_proto::v1::task_reply::Outcome;
-use ferric_proto::v1::{AgentHeartbeat, AgentLookup, ContinueInspection};
+use ferric_proto::v1::{AgentHeartbeat, AgentLookup, ContinueInspection, DeployProgress};
 use serde_json::{Map, Value, json};
 
 use crate::body::JsonBody;
@@ -360,6 +360,10 @@ async fn heartbeat_of(
             "Agent status is invalid. Valid states are start,end,error.".into(),
         ));
     }
+    let deploy_progress = match map.get("deploy_progress") {
+        None | Some(Value::Null) => None,
+        Some(progress) => Some(deploy_progress(progress)?),
+    };
     let beat = AgentHeartbeat {
         callback_url,
         agent_version,
@@ -368,11 +372,40 @@ async fn heartbeat_of(
         agent_status,
         agent_status_message,
         source_address: source.map(|ip| ip.to_string()),
+        deploy_progress,
     };
     state
         .call(&node, &request_id.0, Kind::AgentHeartbeat(beat))
         .await?;
     Ok(HttpResponse::Accepted().finish())
+}
+
+/// ferric-agent's `deploy_progress`: `bytes`, `total` (or null) and
+/// `seconds`.
+fn deploy_progress(value: &Value) -> Result<DeployProgress, ApiError> {
+    let invalid = || {
+        ApiError::BadRequest(format!(
+            "Invalid deploy_progress: {value} is not an object with bytes, total and seconds"
+        ))
+    };
+    let bytes = value
+        .get("bytes")
+        .and_then(Value::as_u64)
+        .ok_or_else(invalid)?;
+    let total = match value.get("total") {
+        None | Some(Value::Null) => None,
+        Some(total) => Some(total.as_u64().ok_or_else(invalid)?),
+    };
+    let seconds = value
+        .get("seconds")
+        .and_then(Value::as_f64)
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .ok_or_else(invalid)?;
+    Ok(DeployProgress {
+        bytes,
+        total,
+        seconds,
+    })
 }
 
 /// The node waiting in `inspect wait` whose BMC is at one of `addresses`

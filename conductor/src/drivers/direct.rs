@@ -37,7 +37,7 @@ use crate::task::Task;
 const PHASE: &str = "ferric_deploy_phase";
 
 /// Keys of an agent's visit, wiped when a deploy starts and when it ends.
-const AGENT_KEYS: [&str; 11] = [
+const AGENT_KEYS: [&str; 12] = [
     "agent_url",
     "agent_verify_ca",
     "agent_lookup_address",
@@ -48,6 +48,7 @@ const AGENT_KEYS: [&str; 11] = [
     "agent_status",
     "agent_status_message",
     "agent_cached_deploy_steps",
+    "deploy_progress",
     PHASE,
 ];
 

@@ -24,7 +24,9 @@ use ferric_common::db::models::node::{InternalInfoMerge, MergeGuard, Node};
 use ferric_common::destinations::canonical;
 use ferric_common::states::ProvisionState;
 use ferric_proto::v1::task_reply::Outcome;
-use ferric_proto::v1::{AgentHeartbeat, AgentLookup, AgentToken, RefusalKind, TaskReply};
+use ferric_proto::v1::{
+    AgentHeartbeat, AgentLookup, AgentToken, DeployProgress, RefusalKind, TaskReply,
+};
 use rand::RngCore as _;
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq as _;
@@ -164,6 +166,22 @@ fn token_valid(node: &Node, offered: Option<&str>) -> bool {
     }
 }
 
+/// `driver_internal_info.deploy_progress` from an agent's report: bytes
+/// written, the total when known, seconds and the throughput in MB/s.
+fn progress_entry(progress: &DeployProgress) -> Value {
+    let mb_per_s = if progress.seconds > 0.0 {
+        (progress.bytes as f64 / progress.seconds / 1e6 * 10.0).round() / 10.0
+    } else {
+        0.0
+    };
+    json!({
+        "bytes": progress.bytes,
+        "total": progress.total,
+        "seconds": progress.seconds,
+        "mb_per_s": mb_per_s,
+    })
+}
+
 /// `AgentHeartbeat`: checks the token, then records the agent.
 pub async fn heartbeat(
     ctx: &Context,
@@ -208,6 +226,15 @@ pub async fn heartbeat(
     );
     if let Some(ca) = beat.agent_verify_ca {
         entries.insert("agent_verify_ca".into(), json!(ca));
+    }
+    if let Some(progress) = &beat.deploy_progress {
+        let before = node
+            .driver_internal_info_map()
+            .ok()
+            .and_then(|info| info.get("deploy_progress")?.get("bytes")?.as_u64())
+            .unwrap_or(0);
+        ferric_common::metrics::global().deploy_image_bytes(progress.bytes.saturating_sub(before));
+        entries.insert("deploy_progress".into(), progress_entry(progress));
     }
     if let Some(status) = beat.agent_status {
         entries.insert("agent_status".into(), json!(status));

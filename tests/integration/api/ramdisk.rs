@@ -155,6 +155,49 @@ async fn lookup_hands_out_the_token_once_and_heartbeats_must_carry_it() {
     assert_eq!(internal["agent_version"], "10.0.0");
     assert!(internal["agent_last_heartbeat"].is_string());
 
+    // ferric-agent's progress report while it writes an image: shown with
+    // its throughput, counted in the metrics; a malformed one is refused.
+    let metric = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("ferric_deploy_image_bytes_total "))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = metric(&app.get("/metrics").await.text);
+    for (bytes, seconds) in [(100_000_000_u64, 2.0), (300_000_000, 4.0)] {
+        let progress = app
+            .post(
+                &beat,
+                json!({"callback_url": callback, "agent_version": "10.0.0", "agent_token": token,
+                       "deploy_progress": {"bytes": bytes, "total": 1_000_000_000_u64, "seconds": seconds}}),
+            )
+            .await;
+        assert_eq!(progress.status, StatusCode::ACCEPTED, "{}", progress.text);
+    }
+    let internal =
+        app.get(&format!("/v1/nodes/{uuid}")).await.json()["driver_internal_info"].clone();
+    assert_eq!(
+        internal["deploy_progress"],
+        json!({"bytes": 300_000_000_u64, "total": 1_000_000_000_u64, "seconds": 4.0, "mb_per_s": 75.0})
+    );
+    assert_eq!(
+        metric(&app.get("/metrics").await.text) - before,
+        300_000_000
+    );
+    let malformed = app
+        .post(
+            &beat,
+            json!({"callback_url": callback, "agent_version": "10.0.0", "agent_token": token,
+                   "deploy_progress": {"bytes": -1, "seconds": 1}}),
+        )
+        .await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert!(
+        malformed.fault().starts_with("Invalid deploy_progress"),
+        "{}",
+        malformed.text
+    );
+
     let moved = app
         .post(
             &beat,
