@@ -3,7 +3,8 @@
 //! 9660 image, or a URL to one) goes into the disk's partition labelled
 //! `config-2` when the image has one, else into a new partition at the end
 //! of the disk, added to the image's partition table (GPT, whose backup
-//! header moves to the disk's end, or MBR).
+//! header moves to the disk's end, via gptman; or MBR, whose four entries
+//! are edited here).
 //!
 //! Invariants: the drive is checked (decodes, at most [`MAX_SIZE`], an ISO
 //! 9660 image) before the disk is touched; a partition is only added where
@@ -139,14 +140,7 @@ pub fn write(device: &Path, drive: &[u8]) -> Result<Placed, String> {
     let len = drive.len() as u64;
     let placed = match gptman::GPT::find_from(&mut file) {
         Ok(gpt) => place_gpt(&mut file, gpt, size, len)?,
-        Err(_) => match mbrman::MBR::read_from(&mut file, 512) {
-            Ok(mbr) if mbr.iter().any(|(_, p)| p.is_used()) => place_mbr(&mut file, mbr, len)?,
-            _ => {
-                return Err(
-                    "the image has no partition table to add the config drive partition to".into(),
-                );
-            }
-        },
+        Err(_) => place_mbr(&mut file, size, len)?,
     };
     file.write_all_at(drive, placed.offset).map_err(err)?;
     file.sync_all().map_err(err)?;
@@ -207,48 +201,86 @@ fn place_gpt(file: &mut File, mut gpt: gptman::GPT, size: u64, len: u64) -> Resu
     })
 }
 
-fn place_mbr(file: &mut File, mut mbr: mbrman::MBR, len: u64) -> Result<Placed, String> {
-    for (_, p) in mbr.iter().filter(|(_, p)| p.is_used()) {
-        let start = u64::from(p.starting_lba) * 512;
-        if u64::from(p.sectors) * 512 >= len && label_at(file, start).as_deref() == Some("config-2")
-        {
+/// An MBR partition entry: (index, type, first sector, sectors).
+type MbrEntry = (usize, u8, u64, u64);
+
+/// The four primary entries of the MBR in `sector` (mbrman panics on an
+/// isohybrid image's partition starting at sector 0, so they are read
+/// here: the layout is four 16-byte entries at 446 and 0x55AA at 510).
+fn mbr_entries(sector: &[u8; 512]) -> Option<Vec<MbrEntry>> {
+    if sector[510..] != [0x55, 0xaa] {
+        return None;
+    }
+    let le32 = |at: usize| {
+        u64::from(u32::from_le_bytes([
+            sector[at],
+            sector[at + 1],
+            sector[at + 2],
+            sector[at + 3],
+        ]))
+    };
+    Some(
+        (0..4)
+            .map(|i| {
+                let at = 446 + 16 * i;
+                (i, sector[at + 4], le32(at + 8), le32(at + 12))
+            })
+            .collect(),
+    )
+}
+
+fn place_mbr(file: &mut File, size: u64, len: u64) -> Result<Placed, String> {
+    let mut sector = [0_u8; 512];
+    file.read_exact_at(&mut sector, 0)
+        .map_err(|e| format!("could not read the MBR: {e}"))?;
+    let Some(entries) = mbr_entries(&sector) else {
+        return Err("the image has no partition table to add the config drive partition to".into());
+    };
+    let used: Vec<MbrEntry> = entries
+        .iter()
+        .copied()
+        .filter(|e| e.1 != 0 && e.3 > 0)
+        .collect();
+    if used.is_empty() {
+        return Err("the image has no partition table to add the config drive partition to".into());
+    }
+    for (_, _, start, sectors) in &used {
+        let at = start * 512;
+        if sectors * 512 >= len && label_at(file, at).as_deref() == Some("config-2") {
             return Ok(Placed {
                 how: "existing",
-                offset: start,
+                offset: at,
                 bytes: 0,
             });
         }
     }
-    let total = u64::from(mbr.disk_size);
+    let total = size / 512;
     let sectors = MAX_SIZE / 512;
     let start = total.saturating_sub(sectors) * 512 / ALIGN * ALIGN / 512;
     let end = start + sectors;
-    let overlaps = mbr
-        .iter()
-        .any(|(_, p)| p.is_used() && u64::from(p.starting_lba) + u64::from(p.sectors) > start);
-    let (Ok(start32), Ok(sectors32)) = (u32::try_from(start), u32::try_from(end - start)) else {
+    if end > u64::from(u32::MAX) {
         return Err("an MBR cannot address a config drive partition past 2 TiB".into());
-    };
-    if overlaps || end > total || start == 0 {
+    }
+    if start == 0 || end > total || used.iter().any(|(_, _, s, n)| s + n > start) {
         return Err(format!(
             "no room for a {} MiB config drive partition at the end of the disk",
             MAX_SIZE >> 20
         ));
     }
-    let Some((_, slot)) = mbr.iter_mut().find(|(_, p)| p.is_unused()) else {
+    let Some((slot, ..)) = entries.iter().find(|e| e.1 == 0 || e.3 == 0) else {
         return Err(
             "the image's MBR has four partitions already: no room for a config drive".into(),
         );
     };
-    *slot = mbrman::MBRPartitionEntry {
-        boot: mbrman::BOOT_INACTIVE,
-        first_chs: mbrman::CHS::empty(),
-        sys: 0x83,
-        last_chs: mbrman::CHS::empty(),
-        starting_lba: start32,
-        sectors: sectors32,
-    };
-    mbr.write_into(file)
+    let at = 446 + 16 * slot;
+    let mut entry = [0_u8; 16];
+    // Not bootable; CHS "beyond 8 GiB" (as parted writes for LBA use).
+    entry[1..4].copy_from_slice(&[0xfe, 0xff, 0xff]);
+    entry[4] = 0x83;
+    entry[5..8].copy_from_slice(&[0xfe, 0xff, 0xff]);
+    entry[8..12].copy_from_slice(&(start as u32).to_le_bytes());
+    entry[12..16].copy_from_slice(&(sectors as u32).to_le_bytes());
+    file.write_all_at(&entry, at as u64)
         .map_err(|e| format!("could not write the MBR: {e}"))?;
     Ok(Placed {
         how: "mbr",
@@ -383,6 +415,34 @@ mod tests {
             let dump_again = run("sfdisk", &["--dump", disk.to_str().unwrap()]);
             assert_eq!(dump_again.matches("start=").count(), 2, "{dump_again}");
         }
+    }
+
+    #[test]
+    fn an_isohybrid_images_partition_at_sector_0_keeps_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let drive = iso(dir.path());
+        // As xorriso's isohybrid MBR: one bootable partition of type 0x17
+        // from sector 0 over the whole ISO.
+        let disk = dir.path().join("disk");
+        let file = File::create(&disk).unwrap();
+        file.set_len(100 << 20).unwrap();
+        let mut entry = [0_u8; 16];
+        entry[0] = 0x80;
+        entry[4] = 0x17;
+        entry[12..16].copy_from_slice(&45056_u32.to_le_bytes());
+        file.write_all_at(&entry, 446).unwrap();
+        file.write_all_at(&[0x55, 0xaa], 510).unwrap();
+        let placed = write(&disk, &drive).unwrap();
+        assert_eq!((placed.how, placed.offset), ("mbr", 36 << 20));
+        let dump = run("sfdisk", &["--dump", disk.to_str().unwrap()]);
+        assert!(
+            dump.contains("start=           0, size=       45056, type=17, bootable"),
+            "{dump}"
+        );
+        assert!(
+            dump.contains("start=       73728, size=      131072, type=83"),
+            "{dump}"
+        );
     }
 
     #[test]

@@ -769,3 +769,138 @@ async fn qcow2_and_compressed_images_stream_onto_the_disk_and_bad_ones_leave_it_
     );
     app.stop().await;
 }
+
+/// The agent's peak resident memory (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// A 1 GiB qcow2 (1 GiB of data) written in bounded memory: the agent's
+/// peak RSS, read from /proc when the deploy is done, stays under 64 MiB;
+/// its throughput is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1_gib_qcow2_is_written_in_bounded_memory() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.conductor.enabled_hardware_types = vec!["ipmi".into()];
+        s.conductor.sync_power_state_interval_secs = 0;
+        s.conductor.automated_clean = false;
+        s.dhcp.dhcp_provider = ferric_common::config::DhcpProvider::Dnsmasq;
+        s.ipmi.min_command_interval_ms = 0;
+        s.deploy.http_listen = Some("127.0.0.1:0".into());
+    })
+    .await;
+    // The image on Ferric's own file server (it streams files from disk).
+    let images = app.settings.boot().http_root.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let raw = images.join("big.raw");
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&raw).unwrap());
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut block = vec![0_u8; 1 << 20];
+        for _ in 0..1024 {
+            for word in block.chunks_exact_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                word.copy_from_slice(&state.to_le_bytes());
+            }
+            std::io::Write::write_all(&mut out, &block).unwrap();
+        }
+    }
+    let qcow2 = images.join("big.qcow2");
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            raw.to_str().unwrap(),
+            qcow2.to_str().unwrap(),
+        ],
+    );
+    std::fs::remove_file(&raw).unwrap();
+    let sha = {
+        let mut hasher = sha2::Sha256::new();
+        let mut file = std::fs::File::open(&qcow2).unwrap();
+        let mut buf = vec![0_u8; 1 << 20];
+        loop {
+            let n = std::io::Read::read(&mut file, &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        hex::encode(hasher.finalize())
+    };
+    let files = app.embedded.as_ref().unwrap().boot_files_port.unwrap();
+    let server = FileServer::start(files_without_image()).await;
+    let bmc = SimBmc::start().await;
+    let uuid = direct_node(&app, &bmc, &server, &sha).await;
+    let patched = app
+        .patch(
+            &format!("/v1/nodes/{uuid}"),
+            json!([{"op": "replace", "path": "/instance_info/image_source",
+                    "value": format!("http://127.0.0.1:{files}/images/big.qcow2")},
+                   {"op": "add", "path": "/instance_info/image_disk_format", "value": "qcow2"}]),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    app.provision(&uuid, "active").await;
+    wait_unlocked_in(&app, &uuid, &["wait call-back"]).await;
+    let work = tempfile::tempdir().unwrap();
+    let disk = work.path().join("disk");
+    blank_disk(&disk, 1100 << 20);
+    let agent = start_agent(&app, &bmc, work.path(), &disk);
+    let pid = agent.id().unwrap();
+    let done = wait_until(Duration::from_secs(300), "the 1 GiB deploy", || async {
+        let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+        (["active", "deploy failed"].contains(&node["provision_state"].as_str().unwrap_or(""))
+            && node["reservation"].is_null())
+        .then_some(node)
+    })
+    .await;
+    let peak = peak_rss_kib(pid);
+    let log = std::fs::read_to_string(work.path().join("agent.log")).unwrap();
+    assert_eq!(done["provision_state"], "active", "{done}\n{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("image written and verified"))
+        .unwrap();
+    eprintln!(
+        "1 GiB qcow2: the agent's peak RSS {} MiB; {line}",
+        peak / 1024
+    );
+    assert!(
+        line.contains("format=\"qcow2\"") && line.contains("virtual_size=1073741824"),
+        "{line}"
+    );
+    assert!(peak < 64 * 1024, "the agent's peak RSS was {peak} KiB");
+    // The disk holds the data: spot checks at both ends.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    let written = std::fs::File::open(&disk).unwrap();
+    let mut first = [0_u8; 8];
+    std::os::unix::fs::FileExt::read_exact_at(&written, &mut first, 0).unwrap();
+    assert_eq!(first, state.to_le_bytes());
+    let mut tail = [0_u8; 4096];
+    std::os::unix::fs::FileExt::read_exact_at(&written, &mut tail, (1 << 30) - 4096).unwrap();
+    assert!(tail.iter().any(|b| *b != 0));
+    drop(agent);
+    app.stop().await;
+}
+
+/// The deploy ramdisk's files only (the image comes from elsewhere).
+fn files_without_image() -> HashMap<String, Vec<u8>> {
+    let mut files = files(&[]);
+    files.remove("/disk.raw");
+    files
+}

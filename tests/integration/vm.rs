@@ -55,7 +55,16 @@ impl Vm {
         Vm::build(1800, true, extra)
     }
 
+    /// The fixture with a disk of `size` (`truncate -s`) instead of 64M.
+    fn with_disk(size: &str) -> Vm {
+        Vm::build_with(1800, true, "", size)
+    }
+
     fn build(secs: u64, rng: bool, extra: &str) -> Vm {
+        Vm::build_with(secs, rng, extra, "64M")
+    }
+
+    fn build_with(secs: u64, rng: bool, extra: &str, disk: &str) -> Vm {
         let assets = repo().join("target/vm");
         assert!(
             assets.join("vmlinuz").exists() && assets.join("initramfs.gz").exists(),
@@ -76,6 +85,7 @@ impl Vm {
             .arg(secs.to_string())
             .arg(if rng { "1" } else { "0" })
             .env("VM_EXTRA", extra)
+            .env("VM_DISK_SIZE", disk)
             .status()
             .unwrap();
         assert!(status.success(), "fixture.sh up failed");
@@ -234,6 +244,18 @@ fn lookups(vm: &Vm) -> Vec<String> {
 async fn enroll_and_deploy(
     vm: &Vm,
     client: &reqwest::Client,
+    interfaces: (&str, &str),
+    instance_info: Value,
+) -> String {
+    let uuid = enroll(vm, client, interfaces, instance_info).await;
+    provision(client, vm, &uuid, "active").await;
+    uuid
+}
+
+/// Enrolls the VM as an `ipmi` node and takes it to `available`.
+async fn enroll(
+    vm: &Vm,
+    client: &reqwest::Client,
     (boot_interface, deploy_interface): (&str, &str),
     instance_info: Value,
 ) -> String {
@@ -273,7 +295,6 @@ async fn enroll_and_deploy(
         provision(client, vm, &uuid, verb).await;
         wait_state(client, vm, &uuid, &[state], 60).await;
     }
-    provision(client, vm, &uuid, "active").await;
     uuid
 }
 
@@ -397,6 +418,159 @@ async fn a_vm_given_a_corrupted_image_fails_its_deploy_and_is_powered_off() {
         "Chassis Power is off"
     );
     assert!(!vm.path("bmc/qemu.pid").exists(), "the VM is gone");
+}
+
+/// A stock-cloud-image deploy: the instance image as a qcow2 with
+/// compressed clusters and a config drive given as JSON. The instance's
+/// first boot finds the `config-2` partition the agent added, reads its
+/// user_data and runs it; then the same machine redeployed with the image
+/// zstd-compressed and no config drive boots without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_deploys_a_qcow2_image_with_a_config_drive_and_then_a_zstd_image() {
+    let vm = Vm::with_disk("160M");
+    let client = reqwest::Client::new();
+    let (iso, _) = ready(&vm, &client).await;
+    let images = vm.path("ferric/httpboot/images");
+    let disk_img = images.join("disk.img");
+    let qcow2 = images.join("disk.qcow2");
+    for args in [
+        vec!["qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2"],
+        vec!["zstd", "-q"],
+    ] {
+        let mut command = Command::new(args[0]);
+        command.args(&args[1..]).arg(&disk_img);
+        if args[0] == "qemu-img" {
+            command.arg(&qcow2);
+        } else {
+            command.arg("-o").arg(images.join("disk.img.zst"));
+        }
+        assert!(command.status().unwrap().success(), "{args:?}");
+    }
+    let sha = |name: &str| {
+        hex::encode(sha2::Sha256::digest(
+            std::fs::read(images.join(name)).unwrap(),
+        ))
+    };
+    let source = |name: &str| {
+        json!({
+        "image_source": format!("http://10.77.0.1:8080/images/{name}"),
+        "image_os_hash_algo": "sha256", "image_os_hash_value": sha(name)})
+    };
+    let uuid = enroll(&vm, &client, ("ipxe", "direct"), source("disk.qcow2")).await;
+    let (status, body) = call(
+        &client,
+        &vm,
+        reqwest::Method::PUT,
+        &format!("/v1/nodes/{uuid}/states/provision"),
+        Some(json!({"target": "active", "configdrive": {
+            "meta_data": {"hostname": "vm1.example"},
+            "user_data": "#!/bin/sh\necho \"user-data ran: $((6 * 7))\"\n"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let done = wait_state(&client, &vm, &uuid, &["active", "deploy failed"], 300).await;
+    assert_eq!(
+        done["provision_state"],
+        "active",
+        "{}",
+        evidence(&vm, &done)
+    );
+    let serial = vm.serial();
+    let written = serial
+        .lines()
+        .find(|l| l.contains("image written and verified"))
+        .unwrap_or_default();
+    assert!(written.contains("qcow2"), "{serial}");
+    assert!(serial.contains("config drive written"), "{serial}");
+    // The disk: the image (its MBR gained a partition), and the config
+    // drive's partition at the end.
+    let disk = std::fs::read(vm.path("disk.raw")).unwrap();
+    assert!(
+        disk[512..iso.len()] == iso[512..],
+        "the VM's disk holds the image"
+    );
+    let dump = Command::new("sfdisk")
+        .arg("--dump")
+        .arg(vm.path("disk.raw"))
+        .output()
+        .unwrap();
+    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    let last = dump
+        .lines()
+        .filter(|l| l.contains("start="))
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    let start: usize = last
+        .split("start=")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(start * 512, (160 << 20) - (64 << 20), "{dump}");
+    assert_eq!(
+        &disk[start * 512 + 32808..start * 512 + 32816],
+        b"config-2",
+        "{dump}"
+    );
+
+    // The instance's first boot read the drive and ran its user_data.
+    let instance = wait_until(
+        Duration::from_secs(120),
+        "the instance's callback",
+        || async {
+            let instance = std::fs::read_to_string(vm.path("bmc/serial-2.log")).unwrap_or_default();
+            (lookups(&vm).len() >= 2).then_some(instance)
+        },
+    )
+    .await;
+    assert!(
+        instance.contains("INSTANCE: config drive on /dev/vda"),
+        "{instance}"
+    );
+    assert!(instance.contains("#!/bin/sh"), "the user_data: {instance}");
+    assert!(instance.contains("user-data ran: 42"), "{instance}");
+
+    // Undeployed and deployed again from a zstd'd raw image, without a
+    // config drive: the new image's partition table has none.
+    provision(&client, &vm, &uuid, "deleted").await;
+    wait_state(&client, &vm, &uuid, &["available"], 120).await;
+    let (status, body) = call(
+        &client,
+        &vm,
+        reqwest::Method::PATCH,
+        &format!("/v1/nodes/{uuid}"),
+        Some(json!([{"op": "add", "path": "/instance_info", "value": source("disk.img.zst")}])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    provision(&client, &vm, &uuid, "active").await;
+    let done = wait_state(&client, &vm, &uuid, &["active", "deploy failed"], 300).await;
+    assert_eq!(
+        done["provision_state"],
+        "active",
+        "{}",
+        evidence(&vm, &done)
+    );
+    let disk = std::fs::read(vm.path("disk.raw")).unwrap();
+    assert!(
+        disk[..iso.len()] == iso[..],
+        "the zstd image, byte for byte"
+    );
+    let instance = wait_until(
+        Duration::from_secs(120),
+        "the second instance's callback",
+        || async {
+            let instance = std::fs::read_to_string(vm.path("bmc/serial-4.log")).unwrap_or_default();
+            (lookups(&vm).len() >= 4).then_some(instance)
+        },
+    )
+    .await;
+    assert!(instance.contains("INSTANCE: no config drive"), "{instance}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

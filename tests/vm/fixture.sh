@@ -8,7 +8,8 @@
 # pxelinux.0); the real `ferric` binary in NS (API
 # 10.77.0.1:6385, http_root on 10.77.0.1:8080, dnsmasq DHCP provider, ipmi);
 # ipmi_sim in NS (127.0.0.1:6623) whose chassis control runs a QEMU VM on tap0
-# (tests/vm/bmc-hook.sh) with a raw disk WORK/disk.raw; and a relay from
+# (tests/vm/bmc-hook.sh) with a raw disk WORK/disk.raw ($VM_DISK_SIZE, default
+# 64M); and a relay from
 # 127.0.0.1:API_PORT on this machine into the namespace's API. No packet
 # leaves the namespace and loopback. PIDs go to WORK/*.pid.
 set -eu
@@ -60,7 +61,7 @@ sed -e "s|@PORT@|6623|" -e "s|@DIR@|$FIX|" -e "s|@STATE@|$W/bmc|" -e "s|@USER@|a
 echo 0 >"$W/bmc/power"
 echo default >"$W/bmc/boot"
 cp "$HERE/bmc-hook.sh" "$W/bmc/hook"
-truncate -s 64M "$W/disk.raw"
+truncate -s "${VM_DISK_SIZE:-64M}" "$W/disk.raw"
 printf 'TAP=tap0\nMAC=%s\nDISK=%s\nRNG=%s\n' "$MAC" "$W/disk.raw" "$RNG" >"$W/bmc/vm.env"
 # More hardware ($VM_EXTRA, QEMU arguments; @W@ stands for the work dir).
 [ -z "${VM_EXTRA:-}" ] || printf "EXTRA='%s'\n" "$(echo "$VM_EXTRA" | sed "s|@W@|$W|g")" >>"$W/bmc/vm.env"
