@@ -784,6 +784,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 /// peak RSS, read from /proc when the deploy is done, stays under 64 MiB;
 /// its throughput is reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(clippy::print_stderr, reason = "prints the figures the README quotes")]
 async fn a_1_gib_qcow2_is_written_in_bounded_memory() {
     let app = spawn_app_with(Backend::Sqlite, |s| {
         s.conductor.enabled_hardware_types = vec!["ipmi".into()];

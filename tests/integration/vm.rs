@@ -497,8 +497,8 @@ async fn a_vm_deploys_a_qcow2_image_with_a_config_drive_and_then_a_zstd_image() 
     let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
     let last = dump
         .lines()
-        .filter(|l| l.contains("start="))
-        .last()
+        .rev()
+        .find(|l| l.contains("start="))
         .unwrap_or_default()
         .to_owned();
     let start: usize = last
