@@ -25,6 +25,7 @@ pub struct Settings {
     pub redfish: RedfishSettings,
     pub pxe: PxeSettings,
     pub deploy: DeploySettings,
+    pub agent: AgentSettings,
     pub dhcp: DhcpSettings,
     pub dnsmasq: DnsmasqSettings,
     pub auth: AuthSettings,
@@ -80,6 +81,7 @@ impl Default for Settings {
             redfish: RedfishSettings::default(),
             pxe: PxeSettings::default(),
             deploy: DeploySettings::default(),
+            agent: AgentSettings::default(),
             dhcp: DhcpSettings::default(),
             dnsmasq: DnsmasqSettings::default(),
             auth: AuthSettings::default(),
@@ -573,6 +575,27 @@ impl Default for DeploySettings {
     }
 }
 
+/// `[agent]`: how deploy agents get their images (Ironic's `[agent]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSettings {
+    /// `http`: the agent downloads `image_source` itself; `local`: the
+    /// conductor fetches and verifies it into its image cache and serves
+    /// it from `[deploy] http_url`. A node's
+    /// `instance_info.image_download_source` overrides it; `file://`
+    /// images are always served locally.
+    pub image_download_source: ImageDownloadSource,
+}
+
+/// Where an agent downloads the instance image from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageDownloadSource {
+    #[default]
+    Http,
+    Local,
+}
+
 /// `[redfish] auth_type`: how Ferric authenticates to a Redfish BMC whose
 /// `driver_info` does not say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -675,6 +698,8 @@ pub struct BootConfig {
     pub isolinux_bin: PathBuf,
     pub ldlinux_c32: PathBuf,
     pub esp_image: Option<PathBuf>,
+    /// `[agent] image_download_source`.
+    pub image_download_source: ImageDownloadSource,
     /// `Some((hostsdir, optsdir))` when the dnsmasq provider is on.
     pub dnsmasq: Option<(PathBuf, PathBuf)>,
 }
@@ -909,6 +934,7 @@ impl Settings {
             isolinux_bin: self.deploy.isolinux_bin.clone(),
             ldlinux_c32: self.deploy.ldlinux_c32.clone(),
             esp_image: self.deploy.esp_image.clone(),
+            image_download_source: self.agent.image_download_source,
             dnsmasq: (self.dhcp.dhcp_provider == DhcpProvider::Dnsmasq).then(|| {
                 (
                     under(&self.dnsmasq.dhcp_hostsdir, "dhcp-hostsdir"),

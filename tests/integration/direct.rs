@@ -905,3 +905,86 @@ fn files_without_image() -> HashMap<String, Vec<u8>> {
     files.remove("/disk.raw");
     files
 }
+
+/// `image_download_source: local`: the conductor fetches and verifies the
+/// image into its cache when the deploy starts and serves it from
+/// `[deploy] http_url`; the agent never needs the image server, which is
+/// gone before the agent comes up. Nothing is left served afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_download_source_serves_the_image_from_the_conductor() {
+    let port = crate::helpers::process::free_port();
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.conductor.enabled_hardware_types = vec!["ipmi".into()];
+        s.conductor.sync_power_state_interval_secs = 0;
+        s.conductor.automated_clean = false;
+        s.dhcp.dhcp_provider = ferric_common::config::DhcpProvider::Dnsmasq;
+        s.ipmi.min_command_interval_ms = 0;
+        s.deploy.http_listen = Some(format!("127.0.0.1:{port}"));
+        s.agent.image_download_source = ferric_common::config::ImageDownloadSource::Local;
+    })
+    .await;
+    let image = partitioned_image();
+    let sha = hex::encode(sha2::Sha256::digest(&image));
+    let server = FileServer::start(files(&image)).await;
+    let bmc = SimBmc::start().await;
+    let uuid = direct_node(&app, &bmc, &server, &sha).await;
+    app.provision(&uuid, "active").await;
+    wait_unlocked_in(&app, &uuid, &["wait call-back"]).await;
+    let served = app
+        .settings
+        .boot()
+        .http_root
+        .join("agent_images")
+        .join(&uuid);
+    assert!(
+        std::fs::read(&served).unwrap() == image,
+        "served from http_root"
+    );
+    assert_eq!(
+        server.hits("/disk.raw"),
+        1,
+        "fetched once, by the conductor"
+    );
+    // The image store goes away: only the conductor's copy is left.
+    let image_store = server.url("/disk.raw");
+    drop(server);
+    assert!(reqwest::get(&image_store).await.is_err());
+
+    let work = tempfile::tempdir().unwrap();
+    let disk = work.path().join("disk");
+    blank_disk(&disk, DISK_SIZE);
+    let mut agent = start_agent(&app, &bmc, work.path(), &disk);
+    let done = wait_unlocked_in(&app, &uuid, &["active", "deploy failed"]).await;
+    let log = std::fs::read_to_string(work.path().join("agent.log")).unwrap_or_default();
+    assert_eq!(done["provision_state"], "active", "{done}\n{log}");
+    assert!(
+        disk_prefix(&disk, image.len()) == image,
+        "the disk holds the image"
+    );
+    assert!(
+        log.contains(&format!("127.0.0.1:{port}/agent_images/{uuid}")),
+        "the agent downloaded from the conductor: {log}"
+    );
+    assert!(!served.exists(), "no longer served once deployed");
+    agent.kill().await.unwrap();
+
+    // An image the conductor cannot fetch fails the deploy before the
+    // machine is even booted.
+    app.provision(&uuid, "deleted").await;
+    wait_unlocked_in(&app, &uuid, &["available"]).await;
+    let patched = app
+        .patch(
+            &format!("/v1/nodes/{uuid}"),
+            json!([{"op": "add", "path": "/instance_info",
+                    "value": {"image_source": format!("http://127.0.0.1:{port}/nowhere.raw"),
+                              "image_os_hash_algo": "sha256", "image_os_hash_value": "0".repeat(64)}}]),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    app.provision(&uuid, "active").await;
+    let failed = wait_unlocked_in(&app, &uuid, &["deploy failed"]).await;
+    let error = failed["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("nowhere.raw"), "{error}");
+    assert!(!served.exists());
+    app.stop().await;
+}

@@ -250,6 +250,7 @@ pub async fn write_image(
         compression = converted.compression.name(),
         virtual_size = converted.virtual_size,
         seconds,
+        url = %shown,
         device = %device.display(),
         "image written and verified"
     );

@@ -22,6 +22,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ferric_common::config::{BootConfig, ImageDownloadSource};
 use ferric_common::db::models::node::{Node, StateChange};
 use ferric_common::states::{Event, ProvisionState, power};
 use serde_json::{Map, Value, json};
@@ -30,7 +31,7 @@ use super::error::DriverError;
 use super::interfaces::{CleanStep, DeployInterface, Deployed, InstanceBoot, Interface};
 use super::{agent_clean, agent_client, configdrive};
 use super::{deploy_kernel_args, power_actions};
-use crate::images::ChecksumSpec;
+use crate::images::{self, ChecksumSpec};
 use crate::task::Task;
 
 /// `driver_internal_info` key: where the deploy stands (`writing`).
@@ -107,10 +108,15 @@ impl DeployInterface for DirectDeploy {
 
     async fn deploy(&self, task: &mut Task) -> Result<Deployed, DriverError> {
         check_instance_image(&task.node)?;
+        if serves_locally(&task.node, &task.ctx().boot)? {
+            stage_local_image(task).await?;
+        }
         let api = task.ctx().boot.api_url.clone();
-        boot_ramdisk(task, &format!("ipa-api-url={api}"))
-            .await
-            .map(Deployed::Waiting)
+        let waiting = boot_ramdisk(task, &format!("ipa-api-url={api}")).await;
+        if waiting.is_err() {
+            remove_local_image(task);
+        }
+        waiting.map(Deployed::Waiting)
     }
 
     async fn prepare_cleaning(&self, task: &mut Task) -> Result<Option<StateChange>, DriverError> {
@@ -229,11 +235,77 @@ pub(super) async fn leave_ramdisk(task: &Task) -> StateChange {
         }
     };
     task.driver.boot.clean_up_ramdisk(task).await;
+    remove_local_image(task);
     StateChange {
         power_state,
         driver_internal_info: without_agent(&task.node).ok(),
         ..StateChange::default()
     }
+}
+
+/// Under `http_root`: the instance images the `local` download source
+/// serves, one link per node (Ironic's `agent_images`).
+const LOCAL_IMAGES: &str = "agent_images";
+
+/// Whether the conductor serves the node's image: `image_download_source`
+/// (`instance_info`, else `[agent]`) is `local`, or the image is a file.
+fn serves_locally(node: &Node, boot: &BootConfig) -> Result<bool, DriverError> {
+    let info = node.instance_info_map()?;
+    if info
+        .get("image_source")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.starts_with("file://"))
+    {
+        return Ok(true);
+    }
+    match info.get("image_download_source") {
+        None | Some(Value::Null) => Ok(boot.image_download_source == ImageDownloadSource::Local),
+        Some(Value::String(s)) if s == "local" => Ok(true),
+        Some(Value::String(s)) if s == "http" => Ok(false),
+        Some(other) => Err(DriverError::InvalidParameter(format!(
+            "instance_info image_download_source must be http or local, not {other}"
+        ))),
+    }
+}
+
+fn local_image_path(boot: &BootConfig, node: &Node) -> std::path::PathBuf {
+    boot.http_root.join(LOCAL_IMAGES).join(&node.uuid)
+}
+
+/// Fetches the node's image into the master cache, verified against its
+/// checksum (one download for every node deploying it), and links it
+/// where `[deploy] http_url` serves it.
+///
+/// # Errors
+/// As the cache's: an unreachable image, a checksum mismatch.
+async fn stage_local_image(task: &Task) -> Result<(), DriverError> {
+    let (ctx, node) = (task.ctx(), &task.node);
+    let info = node.instance_info_map()?;
+    let source = info
+        .get("image_source")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let Some(spec) = ChecksumSpec::from_instance_info(&info)? else {
+        return Err(DriverError::InvalidParameter(format!(
+            "Node {} has no image checksum (image_checksum, or image_os_hash_algo and image_os_hash_value).",
+            node.uuid
+        )));
+    };
+    let checksum = ctx.images.resolve(&spec, &source).await?;
+    let master = ctx.images.fetch(&source, Some(&checksum)).await?;
+    let dest = local_image_path(&ctx.boot, node);
+    ferric_common::telemetry::spawn_blocking(move || images::link_into(&master, &dest))
+        .await
+        .map_err(|e| DriverError::Files(e.to_string()))?
+        .map_err(|e| DriverError::Files(format!("cannot serve the image: {e}")))?;
+    tracing::info!(node.uuid = %node.uuid, "instance image cached and served by the conductor");
+    Ok(())
+}
+
+/// Stops serving the node's image (the cache keeps its master copy).
+fn remove_local_image(task: &Task) {
+    let _ = std::fs::remove_file(local_image_path(&task.ctx().boot, &task.node));
 }
 
 /// The node's `driver_internal_info` without the agent's keys.
@@ -271,8 +343,9 @@ fn check_instance_image(node: &Node) -> Result<(), DriverError> {
     Ok(())
 }
 
-/// The `image_info` Ironic's agent deploy sends, from `instance_info`.
-fn image_info(node: &Node) -> Result<Value, DriverError> {
+/// The `image_info` Ironic's agent deploy sends, from `instance_info`;
+/// with the `local` download source, the conductor's URL of the image.
+fn image_info(node: &Node, boot: &BootConfig) -> Result<Value, DriverError> {
     let info: Map<String, Value> = node.instance_info_map()?;
     let text = |k: &str| info.get(k).and_then(Value::as_str).map(str::to_owned);
     let source = text("image_source").ok_or_else(|| {
@@ -297,6 +370,14 @@ fn image_info(node: &Node) -> Result<Value, DriverError> {
         if let Some(value) = text(from) {
             image[to] = json!(value);
         }
+    }
+    if serves_locally(node, boot)? {
+        let url = format!(
+            "{}/{LOCAL_IMAGES}/{}",
+            boot.http_url.trim_end_matches('/'),
+            node.uuid
+        );
+        image["urls"] = json!([url]);
     }
     Ok(image)
 }
@@ -343,7 +424,10 @@ async fn begin_write(task: &Task) -> Result<(), DriverError> {
         true,
     )
     .await?;
-    let step = write_image_step(image_info(node)?, configdrive_for_agent(task).await?);
+    let step = write_image_step(
+        image_info(node, &ctx.boot)?,
+        configdrive_for_agent(task).await?,
+    );
     let deploy_version = steps["command_result"]["hardware_manager_version"].clone();
     let started = agent_client::call(
         ctx,
@@ -438,6 +522,7 @@ async fn finish(deploy: &DirectDeploy, task: &mut Task) -> Result<(), DriverErro
     let outcome: Result<&'static str, DriverError> = async {
         power_actions::power_off(task).await?;
         boot.clean_up_ramdisk(task).await;
+        remove_local_image(task);
         boot.prepare_instance(task, InstanceBoot::Disk).await?;
         power_actions::power_on(task).await
     }
