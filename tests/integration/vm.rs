@@ -420,6 +420,22 @@ async fn a_vm_given_a_corrupted_image_fails_its_deploy_and_is_powered_off() {
     assert!(!vm.path("bmc/qemu.pid").exists(), "the VM is gone");
 }
 
+/// The console of the VM's `boot`th power-on (1: the first deploy
+/// ramdisk, 2: its instance, …) once its agent called back (the
+/// `boot`th lookup).
+async fn instance_console(vm: &Vm, boot: usize) -> String {
+    wait_until(
+        Duration::from_secs(120),
+        "the instance's callback",
+        || async {
+            let console = std::fs::read_to_string(vm.path(&format!("bmc/serial-{boot}.log")))
+                .unwrap_or_default();
+            (lookups(vm).len() >= boot).then_some(console)
+        },
+    )
+    .await
+}
+
 /// A stock-cloud-image deploy: the instance image as a qcow2 with
 /// compressed clusters and a config drive given as JSON. The instance's
 /// first boot finds the `config-2` partition the agent added, reads its
@@ -519,15 +535,7 @@ async fn a_vm_deploys_a_qcow2_image_with_a_config_drive_and_then_a_zstd_image() 
     );
 
     // The instance's first boot read the drive and ran its user_data.
-    let instance = wait_until(
-        Duration::from_secs(120),
-        "the instance's callback",
-        || async {
-            let instance = std::fs::read_to_string(vm.path("bmc/serial-2.log")).unwrap_or_default();
-            (lookups(&vm).len() >= 2).then_some(instance)
-        },
-    )
-    .await;
+    let instance = instance_console(&vm, 2).await;
     assert!(
         instance.contains("INSTANCE: config drive on /dev/vda"),
         "{instance}"
@@ -561,15 +569,7 @@ async fn a_vm_deploys_a_qcow2_image_with_a_config_drive_and_then_a_zstd_image() 
         disk[..iso.len()] == iso[..],
         "the zstd image, byte for byte"
     );
-    let instance = wait_until(
-        Duration::from_secs(120),
-        "the second instance's callback",
-        || async {
-            let instance = std::fs::read_to_string(vm.path("bmc/serial-4.log")).unwrap_or_default();
-            (lookups(&vm).len() >= 4).then_some(instance)
-        },
-    )
-    .await;
+    let instance = instance_console(&vm, 4).await;
     assert!(instance.contains("INSTANCE: no config drive"), "{instance}");
 }
 

@@ -80,6 +80,10 @@ pub struct Header {
 
 /// The largest L1 table followed (the qcow2 driver's own bound).
 const MAX_L1_BYTES: u64 = 32 << 20;
+/// The most extents named ahead of the stream (a crafted image of tables
+/// naming far-away clusters must not grow memory without bound; tables
+/// read ahead name at most `PRELOAD_LIMIT / 8` of them).
+const MAX_AHEAD: usize = 1 << 19;
 /// The most bytes one spool run holds (runs are dropped whole).
 const SPOOL_RUN: usize = 64 << 10;
 /// Offsets in table entries are below 2^56.
@@ -137,7 +141,7 @@ impl Header {
                 "an L1 table of {l1_size} entries cannot describe {size} bytes"
             )));
         }
-        if l1_size > 0 && (l1_table_offset == 0 || l1_table_offset % cluster != 0) {
+        if l1_size > 0 && (l1_table_offset == 0 || !l1_table_offset.is_multiple_of(cluster)) {
             return Err(Qcow2Error::Corrupt(format!(
                 "the L1 table's offset {l1_table_offset} is not a cluster's"
             )));
@@ -613,6 +617,11 @@ impl<S: Sink> Qcow2Writer<S> {
             self.tables_pending += 1;
         }
         if extent.start >= self.pos {
+            if self.future.len() >= MAX_AHEAD {
+                return Err(Qcow2Error::Refused(format!(
+                    "its tables name more than {MAX_AHEAD} clusters ahead of the stream"
+                )));
+            }
             self.seq += 1;
             self.future.insert((extent.start, self.seq), extent);
             return Ok(());
@@ -705,7 +714,7 @@ impl<S: Sink> Qcow2Writer<S> {
             if at == 0 || guest >= size {
                 continue;
             }
-            if at % cluster != 0 {
+            if !at.is_multiple_of(cluster) {
                 return Err(Qcow2Error::Corrupt(format!(
                     "L1 entry {i} names an unaligned L2 table at {at}"
                 )));
@@ -753,7 +762,7 @@ impl<S: Sink> Qcow2Writer<S> {
             if at == 0 {
                 continue;
             }
-            if at % cluster != 0 {
+            if !at.is_multiple_of(cluster) {
                 return Err(Qcow2Error::Corrupt(format!(
                     "the cluster at guest offset {guest} is at an unaligned offset {at}"
                 )));
@@ -923,7 +932,11 @@ mod tests {
                     state ^= state >> 7;
                     state ^= state << 17;
                     // Half-compressible: runs of repeated bytes and noise.
-                    if state % 3 == 0 { b'x' } else { state as u8 }
+                    if state.is_multiple_of(3) {
+                        b'x'
+                    } else {
+                        state as u8
+                    }
                 } else {
                     0
                 });
@@ -1088,7 +1101,7 @@ mod tests {
         );
         // An unaligned cluster, and a compressed one inside the header.
         let mut worse = bytes.clone();
-        worse[l2..l2 + 8].copy_from_slice(&((1_u64 << 63) | 512 * 129).to_be_bytes());
+        worse[l2..l2 + 8].copy_from_slice(&((1_u64 << 63) | (512 * 129)).to_be_bytes());
         std::fs::write(&past, &worse).unwrap();
         let err = stream(&past, 8192, 1 << 20).map(|_| ()).unwrap_err();
         assert!(
