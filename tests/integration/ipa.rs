@@ -93,7 +93,11 @@ async fn the_real_ironic_python_agent_deploys_an_image_over_auto_tls() {
         &net,
         json!({"deploy_interface": "direct",
                "driver_info": {"deploy_forces_oob_reboot": true},
-               "instance_info": {"image_source": image_url, "image_os_hash_algo": "sha256",
+               // Declared, as operators and Metal3 do: IPA 13 given no format
+               // inspects a GPT image as "gpt" and hands that to qemu-img,
+               // which has no such driver (with Ironic 39 alike).
+               "instance_info": {"image_source": image_url, "image_disk_format": "raw",
+                                 "image_os_hash_algo": "sha256",
                                  "image_os_hash_value": hex::encode(Sha256::digest(&image))}}),
     )
     .await;

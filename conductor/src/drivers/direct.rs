@@ -353,7 +353,9 @@ fn image_info(node: &Node, boot: &BootConfig) -> Result<Value, DriverError> {
     })?;
     ChecksumSpec::from_instance_info(&info)?;
     let mut image = json!({
-        "id": source,
+        // As Ironic: the last part of the source (IPA names its download
+        // after it when it converts with qemu-img).
+        "id": source.rsplit('/').next().unwrap_or(&source),
         "urls": [source],
         // As Ironic: what the operator declared, else nothing (the agent
         // detects the format and checks it is permitted).
