@@ -43,7 +43,7 @@ impl Algo {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Algo::Md5 => "md5",
             Algo::Sha256 => "sha256",

@@ -926,8 +926,24 @@ async fn a_local_download_source_serves_the_image_from_the_conductor() {
     let image = partitioned_image();
     let sha = hex::encode(sha2::Sha256::digest(&image));
     let server = FileServer::start(files(&image)).await;
+    // The checksum as a checksum file, on another server: the conductor
+    // reads it and hands the agent the value.
+    let sums = FileServer::start(HashMap::from([(
+        "/SHA256SUMS".to_owned(),
+        format!("{sha}  disk.raw\n").into_bytes(),
+    )]))
+    .await;
     let bmc = SimBmc::start().await;
     let uuid = direct_node(&app, &bmc, &server, &sha).await;
+    let by_file = app
+        .patch(
+            &format!("/v1/nodes/{uuid}"),
+            json!([{"op": "remove", "path": "/instance_info/image_os_hash_algo"},
+                   {"op": "remove", "path": "/instance_info/image_os_hash_value"},
+                   {"op": "add", "path": "/instance_info/image_checksum", "value": sums.url("/SHA256SUMS")}]),
+        )
+        .await;
+    assert_eq!(by_file.status, StatusCode::OK, "{}", by_file.text);
     app.provision(&uuid, "active").await;
     wait_unlocked_in(&app, &uuid, &["wait call-back"]).await;
     let served = app

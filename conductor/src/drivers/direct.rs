@@ -303,6 +303,28 @@ async fn stage_local_image(task: &Task) -> Result<(), DriverError> {
     Ok(())
 }
 
+/// The image the conductor serves was verified against a checksum it read
+/// (a checksum file when `instance_info` names one by URL): the agent gets
+/// that value, not the URL, which it may not reach.
+async fn resolved_checksum(task: &Task, image: &mut Value) -> Result<(), DriverError> {
+    let (ctx, node) = (task.ctx(), &task.node);
+    let info = node.instance_info_map()?;
+    let Some(spec @ ChecksumSpec::Url { .. }) = ChecksumSpec::from_instance_info(&info)? else {
+        return Ok(());
+    };
+    let source = info
+        .get("image_source")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let checksum = ctx.images.resolve(&spec, source).await?;
+    if let Some(fields) = image.as_object_mut() {
+        fields.remove("checksum");
+        fields.insert("os_hash_algo".into(), json!(checksum.algo.name()));
+        fields.insert("os_hash_value".into(), json!(checksum.hex));
+    }
+    Ok(())
+}
+
 /// Stops serving the node's image (the cache keeps its master copy).
 fn remove_local_image(task: &Task) {
     let _ = std::fs::remove_file(local_image_path(&task.ctx().boot, &task.node));
@@ -426,10 +448,11 @@ async fn begin_write(task: &Task) -> Result<(), DriverError> {
         true,
     )
     .await?;
-    let step = write_image_step(
-        image_info(node, &ctx.boot)?,
-        configdrive_for_agent(task).await?,
-    );
+    let mut image = image_info(node, &ctx.boot)?;
+    if serves_locally(node, &ctx.boot)? {
+        resolved_checksum(task, &mut image).await?;
+    }
+    let step = write_image_step(image, configdrive_for_agent(task).await?);
     let deploy_version = steps["command_result"]["hardware_manager_version"].clone();
     let started = agent_client::call(
         ctx,
