@@ -25,6 +25,14 @@ const MAC: &str = "52:54:00:de:0c:01";
 const DISK_SIZE: u64 = 128 << 20;
 
 async fn direct_app(callback_timeout_secs: u64) -> TestApp {
+    direct_app_with(callback_timeout_secs, |_| {}).await
+}
+
+/// [`direct_app`] with more settings.
+async fn direct_app_with(
+    callback_timeout_secs: u64,
+    adjust: impl FnOnce(&mut ferric_common::config::Settings),
+) -> TestApp {
     spawn_app_with(Backend::Sqlite, |s| {
         s.conductor.enabled_hardware_types = vec!["ipmi".into()];
         s.conductor.sync_power_state_interval_secs = 0;
@@ -35,6 +43,7 @@ async fn direct_app(callback_timeout_secs: u64) -> TestApp {
         s.dhcp.dhcp_provider = ferric_common::config::DhcpProvider::Dnsmasq;
         s.ipmi.min_command_interval_ms = 0;
         s.ipmi.command_retry_timeout_secs = 3;
+        adjust(s);
     })
     .await
 }
@@ -591,6 +600,16 @@ async fn an_aborted_clean_wait_is_powered_off_and_forgets_its_agent() {
     );
 }
 
+/// `qemu-img convert` of the raw image `raw` to `qcow2`, with compressed
+/// clusters when `compress`.
+fn to_qcow2(raw: &str, qcow2: &str, compress: bool) {
+    let mut args = vec!["convert", "-f", "raw", "-O", "qcow2"];
+    if compress {
+        args.push("-c");
+    }
+    run("qemu-img", &[&args[..], &[raw, qcow2]].concat());
+}
+
 /// Runs `program` with `args`, which must succeed.
 fn run(program: &str, args: &[&str]) {
     let out = std::process::Command::new(program)
@@ -609,31 +628,8 @@ async fn qcow2_and_compressed_images_stream_onto_the_disk_and_bad_ones_leave_it_
     raw[1 << 20..3 << 20].fill(0);
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
     std::fs::write(path("disk.raw"), &raw).unwrap();
-    run(
-        "qemu-img",
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "qcow2",
-            &path("disk.raw"),
-            &path("disk.qcow2"),
-        ],
-    );
-    run(
-        "qemu-img",
-        &[
-            "convert",
-            "-c",
-            "-f",
-            "raw",
-            "-O",
-            "qcow2",
-            &path("disk.raw"),
-            &path("disk-c.qcow2"),
-        ],
-    );
+    to_qcow2(&path("disk.raw"), &path("disk.qcow2"), false);
+    to_qcow2(&path("disk.raw"), &path("disk-c.qcow2"), true);
     run(
         "zstd",
         &["-q", &path("disk.raw"), "-o", &path("disk.raw.zst")],
@@ -786,12 +782,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[expect(clippy::print_stderr, reason = "prints the figures the README quotes")]
 async fn a_1_gib_qcow2_is_written_in_bounded_memory() {
-    let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.conductor.enabled_hardware_types = vec!["ipmi".into()];
-        s.conductor.sync_power_state_interval_secs = 0;
-        s.conductor.automated_clean = false;
-        s.dhcp.dhcp_provider = ferric_common::config::DhcpProvider::Dnsmasq;
-        s.ipmi.min_command_interval_ms = 0;
+    let app = direct_app_with(1800, |s| {
         s.deploy.http_listen = Some("127.0.0.1:0".into());
     })
     .await;
@@ -814,18 +805,7 @@ async fn a_1_gib_qcow2_is_written_in_bounded_memory() {
         }
     }
     let qcow2 = images.join("big.qcow2");
-    run(
-        "qemu-img",
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "qcow2",
-            raw.to_str().unwrap(),
-            qcow2.to_str().unwrap(),
-        ],
-    );
+    to_qcow2(raw.to_str().unwrap(), qcow2.to_str().unwrap(), false);
     std::fs::remove_file(&raw).unwrap();
     let sha = {
         let mut hasher = sha2::Sha256::new();
@@ -913,12 +893,7 @@ fn files_without_image() -> HashMap<String, Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_download_source_serves_the_image_from_the_conductor() {
     let port = crate::helpers::process::free_port();
-    let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.conductor.enabled_hardware_types = vec!["ipmi".into()];
-        s.conductor.sync_power_state_interval_secs = 0;
-        s.conductor.automated_clean = false;
-        s.dhcp.dhcp_provider = ferric_common::config::DhcpProvider::Dnsmasq;
-        s.ipmi.min_command_interval_ms = 0;
+    let app = direct_app_with(1800, |s| {
         s.deploy.http_listen = Some(format!("127.0.0.1:{port}"));
         s.agent.image_download_source = ferric_common::config::ImageDownloadSource::Local;
     })

@@ -310,6 +310,13 @@ async fn provision(client: &reqwest::Client, vm: &Vm, uuid: &str, verb: &str) {
     assert_eq!(status, StatusCode::ACCEPTED, "{verb}: {body}");
 }
 
+/// The node once its deploy ended, which must be `active`.
+async fn deployed(client: &reqwest::Client, vm: &Vm, uuid: &str) -> Value {
+    let done = wait_state(client, vm, uuid, &["active", "deploy failed"], 300).await;
+    assert_eq!(done["provision_state"], "active", "{}", evidence(vm, &done));
+    done
+}
+
 /// What to show when a VM test fails: the node, the VM's console, Ferric's log.
 fn evidence(vm: &Vm, node: &Value) -> String {
     let log = std::fs::read_to_string(vm.path("ferric.log")).unwrap_or_default();
@@ -345,13 +352,7 @@ async fn deploys_and_boots_from_disk(vm: Vm) {
                "image_os_hash_algo": "sha256", "image_os_hash_value": sha}),
     )
     .await;
-    let done = wait_state(&client, &vm, &uuid, &["active", "deploy failed"], 300).await;
-    assert_eq!(
-        done["provision_state"],
-        "active",
-        "{}",
-        evidence(&vm, &done)
-    );
+    let done = deployed(&client, &vm, &uuid).await;
     let disk = std::fs::read(vm.path("disk.raw")).unwrap();
     assert_eq!(
         &disk[..image.len()],
@@ -484,13 +485,7 @@ async fn a_vm_deploys_a_qcow2_image_with_a_config_drive_and_then_a_zstd_image() 
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let done = wait_state(&client, &vm, &uuid, &["active", "deploy failed"], 300).await;
-    assert_eq!(
-        done["provision_state"],
-        "active",
-        "{}",
-        evidence(&vm, &done)
-    );
+    deployed(&client, &vm, &uuid).await;
     let serial = vm.serial();
     let written = serial
         .lines()
@@ -557,13 +552,7 @@ async fn a_vm_deploys_a_qcow2_image_with_a_config_drive_and_then_a_zstd_image() 
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     provision(&client, &vm, &uuid, "active").await;
-    let done = wait_state(&client, &vm, &uuid, &["active", "deploy failed"], 300).await;
-    assert_eq!(
-        done["provision_state"],
-        "active",
-        "{}",
-        evidence(&vm, &done)
-    );
+    deployed(&client, &vm, &uuid).await;
     let disk = std::fs::read(vm.path("disk.raw")).unwrap();
     assert!(
         disk[..iso.len()] == iso[..],
@@ -975,13 +964,7 @@ async fn a_vm_with_three_disks_is_inspected_and_deployed_to_the_disk_its_hint_na
     provision(&client, &vm, &uuid, "provide").await;
     wait_state(&client, &vm, &uuid, &["available"], 60).await;
     provision(&client, &vm, &uuid, "active").await;
-    let done = wait_state(&client, &vm, &uuid, &["active", "deploy failed"], 300).await;
-    assert_eq!(
-        done["provision_state"],
-        "active",
-        "{}",
-        evidence(&vm, &done)
-    );
+    deployed(&client, &vm, &uuid).await;
     let b = std::fs::read(vm.path("disk-b.raw")).unwrap();
     assert!(
         b[..image.len()] == image[..],
