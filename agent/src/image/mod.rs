@@ -309,6 +309,11 @@ fn convert(
     let read_err = |e: std::io::Error| ImageError::Invalid(format!("reading the image: {e}"));
     let (magic, reader) = peek(reader, Compression::PREFIX).map_err(read_err)?;
     let compression = Compression::detect(&magic);
+    if compression != Compression::None {
+        // The download's length is not the disk's: unknown until the
+        // inner image says (a qcow2's virtual size).
+        progress.set_total(0);
+    }
     let inner: Box<dyn Read> = match compression {
         Compression::None => Box::new(reader),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
