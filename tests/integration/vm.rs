@@ -630,13 +630,22 @@ async fn a_vm_whose_agent_dies_mid_deploy_times_out_into_deploy_failed() {
                "image_os_hash_algo": "sha256", "image_os_hash_value": sha}),
     )
     .await;
+    // The conductor records the running step once the agent has answered
+    // the command (killing the machine between the agent's receipt and its
+    // answer fails the command itself, not the callback wait).
     wait_until(
         Duration::from_secs(120),
         "the agent to start writing the image",
         || async {
-            vm.serial()
-                .contains("deploy.execute_deploy_step")
-                .then_some(())
+            let (_, node) = call(
+                &client,
+                &vm,
+                reqwest::Method::GET,
+                &format!("/v1/nodes/{uuid}"),
+                None,
+            )
+            .await;
+            (node["deploy_step"]["step"] == "write_image").then_some(())
         },
     )
     .await;
