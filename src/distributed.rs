@@ -48,7 +48,9 @@ impl ApiProcess {
     /// # Errors
     /// When a dependency cannot be reached or the port cannot be bound.
     pub async fn start(settings: Settings) -> anyhow::Result<ApiProcess> {
-        let db = postgres(&settings).await?;
+        let db = postgres(&settings)
+            .await?
+            .with_checkout_timeout(settings.database.connection_timeout());
         let queue = AmqpQueue::connect(settings.amqp.url.expose_secret(), &settings.amqp.prefix)
             .await
             .context("connecting to RabbitMQ")?;
@@ -83,7 +85,10 @@ impl ApiProcess {
 /// # Errors
 /// When a dependency cannot be reached or the configuration is invalid.
 pub async fn start_conductor(settings: Settings) -> anyhow::Result<ConductorHandle> {
-    let db = postgres(&settings).await?;
+    let db = postgres(&settings)
+        .await?
+        .with_checkout_timeout(settings.database.connection_timeout())
+        .riding_out(settings.database.outage_tolerance());
     service::start_amqp(
         settings.conductor_config(),
         settings.conductor_host(),

@@ -52,7 +52,9 @@ impl Embedded {
         let conductor = service::start_local(
             conductor_config,
             settings.conductor_host(),
-            db.clone(),
+            db.clone()
+                .with_checkout_timeout(settings.database.connection_timeout())
+                .riding_out(settings.database.outage_tolerance()),
             queue.clone(),
         )
         .await
@@ -64,7 +66,10 @@ impl Embedded {
         };
         let settings_api_host = settings.api.host.clone();
         let boot_files_listen = settings.deploy.http_listen.clone();
-        let state = AppState::new(db.clone(), Arc::new(queue.clone()), settings)
+        let api_db = db
+            .clone()
+            .with_checkout_timeout(settings.database.connection_timeout());
+        let state = AppState::new(api_db, Arc::new(queue.clone()), settings)
             .with_auth_from_settings()
             .context("reading the auth user file")?;
         let app = Application::build(state).context("binding the API listener")?;

@@ -37,7 +37,13 @@ const CACHE_SIZE: usize = 256;
 fn is_public(path: &str) -> bool {
     matches!(
         path,
-        "/" | "/v1" | "/v1/" | "/v1/lookup" | "/v1/continue_inspection" | "/metrics"
+        "/" | "/v1"
+            | "/v1/"
+            | "/v1/lookup"
+            | "/v1/continue_inspection"
+            | "/metrics"
+            | "/healthz"
+            | "/readyz"
     ) || path.starts_with("/v1/heartbeat/")
 }
 

@@ -95,7 +95,8 @@ impl ApiError {
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> ApiError {
         match e {
-            DbError::Unavailable(_) => {
+            // No connection, or the connection died under the query.
+            e if e.is_transient() => {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::Unavailable("The database is temporarily unavailable.".into())
             }

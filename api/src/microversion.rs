@@ -71,7 +71,7 @@ pub fn parse(value: Option<&str>) -> Result<Microversion, String> {
 pub const DOT_JSON_MINOR: u32 = 91;
 
 /// Paths outside every API version that Ferric serves as they are.
-const UNVERSIONED: [&str; 2] = ["/", "/metrics"];
+const UNVERSIONED: [&str; 4] = ["/", "/metrics", "/healthz", "/readyz"];
 
 /// The path a request is routed by, as Ironic's root controller and
 /// `JsonExtensionMiddleware` route it: a path without the version element
@@ -314,7 +314,15 @@ mod tests {
         assert_eq!(r("/v1/nodes/x.json", Some("1.91")), None);
         assert_eq!(r("/v1/nodes/x.json", Some("latest")), None);
         assert_eq!(r("/v1/nodes/x.json", None), None);
-        for unchanged in ["/", "/v1", "/v1/", "/metrics", "/v1/nodes"] {
+        for unchanged in [
+            "/",
+            "/v1",
+            "/v1/",
+            "/metrics",
+            "/healthz",
+            "/readyz",
+            "/v1/nodes",
+        ] {
             assert_eq!(r(unchanged, None), None, "{unchanged}");
         }
     }

@@ -185,6 +185,14 @@ pub struct DatabaseSettings {
     pub pool_size: u32,
     /// SQLite's busy timeout, in milliseconds.
     pub busy_timeout_ms: u64,
+    /// How long a call waits for a database connection: then an API
+    /// request answers 503 (within 100 ms while the database is known
+    /// to be down), a conductor tries again (see `outage_tolerance_secs`).
+    pub connection_timeout_ms: u64,
+    /// How long a conductor rides a database outage out (a restart, a
+    /// failover, dropped connections), retrying with backoff, before the
+    /// work that needed the database fails with that reason.
+    pub outage_tolerance_secs: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -193,7 +201,21 @@ impl Default for DatabaseSettings {
             url: None,
             pool_size: 8,
             busy_timeout_ms: 10_000,
+            connection_timeout_ms: 2_000,
+            outage_tolerance_secs: 120,
         }
+    }
+}
+
+impl DatabaseSettings {
+    /// [`DatabaseSettings::connection_timeout_ms`] as a duration.
+    pub fn connection_timeout(&self) -> Duration {
+        Duration::from_millis(self.connection_timeout_ms)
+    }
+
+    /// [`DatabaseSettings::outage_tolerance_secs`] as a duration.
+    pub fn outage_tolerance(&self) -> Duration {
+        Duration::from_secs(self.outage_tolerance_secs)
     }
 }
 
@@ -807,6 +829,9 @@ impl Settings {
         }
         if self.database.pool_size == 0 {
             return invalid("database.pool_size", "must be positive");
+        }
+        if self.database.connection_timeout_ms == 0 {
+            return invalid("database.connection_timeout_ms", "must be positive");
         }
         if !["pxe", "active", "all", "disabled"]
             .contains(&self.conductor.inspect_add_ports.as_str())

@@ -4,6 +4,8 @@
 //! - in the distributed mode, the tasks left in the queues of conductors
 //!   that died (or stopped) recently move to the nodes' new owners
 //!   ([`Rerouter`]), so their callers, still waiting, get an answer;
+//!   neither this nor takeover within a heartbeat timeout of a database
+//!   outage (when every conductor's heartbeat is old, not only a dead one's);
 //! - task receipts past their retention are pruned;
 //! - `direct` deploys whose agent has not called back within
 //!   `deploy_callback_timeout_secs` fail, and agent inspections with no data
@@ -215,10 +217,20 @@ impl Periodic {
             return Ok(());
         };
         let timeout = self.heartbeat_timeout;
+        let clock = self.db.outage_clock();
         let view = self
             .db
-            .run(move |conn| ClusterView::load(conn, timeout))
+            .run(move |conn| {
+                // Every heartbeat is old right after an outage (takeover's rule).
+                if clock.reachable_for() < timeout {
+                    return Ok(None);
+                }
+                ClusterView::load(conn, timeout).map(Some)
+            })
             .await?;
+        let Some(view) = view else {
+            return Ok(());
+        };
         let window = chrono::Duration::from_std(DRAIN_WINDOW + timeout).unwrap_or_default();
         let since = ferric_common::db::now() - window;
         let dead: Vec<String> = view

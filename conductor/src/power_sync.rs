@@ -309,7 +309,7 @@ impl PowerSync {
             .db
             .run(move |conn| {
                 let change = StateChange {
-                    power_state: Some(actual),
+                    power_state: Some(actual.clone()),
                     ..StateChange::default()
                 };
                 Node::write_state(conn, id, &host, &change)?;
@@ -358,8 +358,9 @@ impl PowerSync {
 
     async fn under_lock<F>(&self, node: &Node, f: F) -> Result<(), DbError>
     where
-        F: FnOnce(&mut ferric_common::db::AnyConnection, i32, &str) -> Result<bool, DbError>
+        F: Fn(&mut ferric_common::db::AnyConnection, i32, &str) -> Result<bool, DbError>
             + Send
+            + Sync
             + 'static,
     {
         let Some(node) = self.lock_and_reload(node).await? else {

@@ -8,7 +8,8 @@
 //!
 //! Invariant: only the ring owner (computed from alive conductors) takes a
 //! node over, and it does so under its own lock, so two conductors never
-//! settle one node twice.
+//! settle one node twice; no node is taken over within a heartbeat timeout
+//! of a database outage this conductor saw.
 
 use std::time::Duration;
 
@@ -30,7 +31,15 @@ pub async fn take_over_orphans(
     heartbeat_timeout: Duration,
 ) -> Result<usize, DbError> {
     let host = host.to_owned();
+    let clock = db.outage_clock();
     db.run(move |conn| {
+        // Right after a database outage every conductor's heartbeat is old,
+        // not only a dead one's: none is judged dead before each had a
+        // heartbeat timeout to write again. Read here, once the call has a
+        // connection: a pass that rode the outage out sees it.
+        if clock.reachable_for() < heartbeat_timeout {
+            return Ok(0);
+        }
         let view = ClusterView::load(conn, heartbeat_timeout)?;
         let mut taken = 0;
         for node in Node::reserved(conn)? {

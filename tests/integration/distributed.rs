@@ -29,14 +29,15 @@ fn amqp_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
-struct Cluster {
-    base: String,
+/// `ferric api` and conductors in this process over one database.
+pub(crate) struct Cluster {
+    pub(crate) base: String,
     client: reqwest::Client,
     prefix: String,
     hosts: Vec<String>,
     api: Option<ApiProcess>,
     conductors: Vec<ConductorHandle>,
-    _pg: TestPg,
+    _pg: Option<TestPg>,
 }
 
 impl Cluster {
@@ -46,9 +47,20 @@ impl Cluster {
 
     async fn start_with(n_conductors: usize, adjust: impl FnOnce(&mut Settings)) -> Cluster {
         let pg = TestPg::new();
+        let mut cluster = Cluster::start_on(&pg.url, n_conductors, adjust).await;
+        cluster._pg = Some(pg);
+        cluster
+    }
+
+    /// Over the database at `db_url`, which the caller keeps.
+    pub(crate) async fn start_on(
+        db_url: &str,
+        n_conductors: usize,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Cluster {
         let prefix = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let mut settings = Settings::default();
-        settings.database.url = Some(SecretString::from(pg.url.clone()));
+        settings.database.url = Some(SecretString::from(db_url.to_owned()));
         settings.amqp.prefix = prefix.clone();
         settings.amqp.url = SecretString::from(amqp_url());
         settings.api.port = 0;
@@ -74,11 +86,11 @@ impl Cluster {
             hosts,
             api: Some(api),
             conductors,
-            _pg: pg,
+            _pg: None,
         }
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -97,7 +109,7 @@ impl Cluster {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    async fn wait_state(&self, uuid: &str, state: &str) {
+    pub(crate) async fn wait_state(&self, uuid: &str, state: &str) {
         wait_until(
             Duration::from_secs(30),
             &format!("{uuid} to reach {state}"),
@@ -112,7 +124,7 @@ impl Cluster {
     }
 
     /// Requests `target` for every node at once; returns the statuses.
-    async fn provision_all(&self, uuids: &[String], target: &str) -> Vec<StatusCode> {
+    pub(crate) async fn provision_all(&self, uuids: &[String], target: &str) -> Vec<StatusCode> {
         let paths: Vec<String> = uuids
             .iter()
             .map(|u| format!("/v1/nodes/{u}/states/provision"))
@@ -130,7 +142,7 @@ impl Cluster {
     }
 
     /// Stops everything and deletes this test's exchanges and queues.
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(api) = self.api.take() {
             api.shutdown().await;
         }
@@ -406,7 +418,7 @@ async fn a_conductor_killed_mid_deploy_has_its_nodes_taken_over_and_its_queue_re
         hosts: hosts.clone(),
         api: Some(api),
         conductors: Vec::new(),
-        _pg: pg,
+        _pg: Some(pg),
     };
     wait_until(
         Duration::from_secs(60),
@@ -547,6 +559,25 @@ async fn a_conductor_killed_mid_deploy_has_its_nodes_taken_over_and_its_queue_re
     cluster.stop().await;
 }
 
+/// `/readyz` with no conductor: not ready, and it says for what.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_is_not_ready_without_a_conductor_for_each_enabled_hardware_type() {
+    let cluster = Cluster::start_with(0, |s| {
+        s.conductor.enabled_hardware_types = vec!["ipmi".into(), "redfish".into()];
+    })
+    .await;
+    let (status, body) = cluster.send(reqwest::Method::GET, "/readyz", None).await;
+    let (alive, _) = cluster.send(reqwest::Method::GET, "/healthz", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(
+        body,
+        json!({"status": "not ready", "checks": {"database": "ok", "broker": "ok",
+               "conductors": "no alive conductor for hardware type(s) ipmi, redfish"}})
+    );
+    assert_eq!(alive, StatusCode::OK);
+    cluster.stop().await;
+}
+
 fn rabbitmqctl(args: &[&str]) {
     let status = std::process::Command::new("rabbitmqctl")
         .args(args)
@@ -582,6 +613,7 @@ async fn the_api_answers_503_while_the_broker_is_down_and_both_sides_reconnect()
     let (_, unchanged) = cluster
         .send(reqwest::Method::GET, &format!("/v1/nodes/{uuid}"), None)
         .await;
+    let (not_ready, readiness) = cluster.send(reqwest::Method::GET, "/readyz", None).await;
     rabbitmqctl(&["start_app"]);
     rabbitmqctl(&["await_startup"]);
     let recovered = wait_until(
@@ -600,7 +632,12 @@ async fn the_api_answers_503_while_the_broker_is_down_and_both_sides_reconnect()
     )
     .await;
     cluster.wait_state(&uuid, "manageable").await;
+    let (ready, _) = cluster.send(reqwest::Method::GET, "/readyz", None).await;
 
+    assert_eq!(not_ready, StatusCode::SERVICE_UNAVAILABLE, "{readiness}");
+    assert_eq!(readiness["checks"]["database"], "ok", "{readiness}");
+    assert_ne!(readiness["checks"]["broker"], "ok", "{readiness}");
+    assert_eq!(ready, StatusCode::OK);
     assert_eq!(down, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(
         answered_in < Duration::from_secs(10),

@@ -9,6 +9,7 @@ mod api;
 mod bench_tool;
 mod compose;
 mod conductor;
+mod db_outages;
 mod direct;
 mod distributed;
 mod end_to_end;

@@ -178,7 +178,8 @@ async fn collection(
         .run(move |conn| {
             // Every row: the marker may no longer match the filters.
             let rows = Allocation::list(conn, &AllocationFilter::default())?;
-            let uuids = Node::uuids_completing(conn, known, rows.iter().filter_map(|a| a.node_id))?;
+            let uuids =
+                Node::uuids_completing(conn, known.clone(), rows.iter().filter_map(|a| a.node_id))?;
             Ok((rows, uuids))
         })
         .await?;

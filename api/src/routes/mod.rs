@@ -7,6 +7,7 @@ pub mod conductors;
 pub mod deploy_templates;
 pub mod drivers;
 pub mod events;
+pub mod health;
 pub mod history;
 pub mod inspection_rules;
 
@@ -509,6 +510,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/runbooks/{ident}/traits/{trait}")
             .route(web::put().to(runbooks::add_trait))
             .route(web::delete().to(runbooks::delete_trait))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/healthz")
+            .route(web::get().to(health::healthz))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/readyz")
+            .route(web::get().to(health::readyz))
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(

@@ -290,7 +290,8 @@ async fn list_portgroups(
         .run(move |conn| {
             // Every row: the marker may no longer match the filters.
             let rows = Portgroup::list(conn, &PortgroupFilter::default())?;
-            let uuids = Node::uuids_completing(conn, known, rows.iter().map(|p| p.node_id))?;
+            let uuids =
+                Node::uuids_completing(conn, known.clone(), rows.iter().map(|p| p.node_id))?;
             Ok((rows, uuids))
         })
         .await?;

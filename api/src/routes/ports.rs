@@ -440,7 +440,7 @@ async fn list_ports(
         .db
         .run(move |conn| {
             let ports = Port::list(conn, &filter, &page, marker.as_ref())?;
-            let mut uuids = known;
+            let mut uuids = known.clone();
             let missing: Vec<i32> = ports
                 .iter()
                 .map(|p| p.node_id)

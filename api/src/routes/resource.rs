@@ -28,7 +28,7 @@ use crate::views::parse_fields;
 /// What differs between the small named resources.
 pub trait Resource: Sortable + Sized + Send + 'static {
     /// Checked row fields, as the table's insert and update take them.
-    type Fields: Send + 'static;
+    type Fields: Send + Sync + 'static;
     /// The URL segment below `/v1/` and the list's key.
     const COLLECTION: &'static str;
     /// The resource's name in messages (`Deploy template`).
@@ -210,14 +210,13 @@ pub async fn create<R: Resource>(
         None => uuid::Uuid::new_v4().to_string(),
     };
     let key = uuid.clone();
+    let fields = std::sync::Arc::new(fields);
+    let written = fields.clone();
     let row = state
         .db
-        .run(move |conn| match R::insert(conn, &key, &fields) {
-            Ok(row) => Ok(Ok(row)),
-            Err(e) => Ok(Err((e, fields))),
-        })
+        .run(move |conn| Ok(R::insert(conn, &key, &written)))
         .await?;
-    let row = row.map_err(|(e, fields)| R::duplicate(e, &fields, &uuid))?;
+    let row = row.map_err(|e| R::duplicate(e, &fields, &uuid))?;
     let base = base_url(&req, &state);
     Ok(HttpResponse::Created()
         .insert_header((
@@ -239,15 +238,14 @@ pub async fn update<R: Resource>(
     let row: R = find(&state, &path).await?;
     let fields = row.patched(ops, version)?;
     let (id, seen, uuid) = (row.id(), row.updated_at(), row.uuid().to_owned());
+    let fields = std::sync::Arc::new(fields);
+    let patched = fields.clone();
     let written = state
         .db
-        .run(move |conn| match R::update(conn, id, seen, &fields) {
-            Ok(updated) => Ok(Ok(updated)),
-            Err(e) => Ok(Err((e, fields))),
-        })
+        .run(move |conn| Ok(R::update(conn, id, seen, &patched)))
         .await?;
     let updated = written
-        .map_err(|(e, fields)| R::duplicate(e, &fields, &uuid))?
+        .map_err(|e| R::duplicate(e, &fields, &uuid))?
         .ok_or_else(|| changed_meanwhile(R::TITLE, &uuid))?;
     let base = base_url(&req, &state);
     Ok(HttpResponse::Ok().json(updated.body(&base, version, None)))

@@ -34,7 +34,7 @@ const VERSION: u32 = 32;
 
 /// What differs between connectors and targets.
 trait Resource: Sized + Sortable + Send + 'static {
-    type Fields: Clone + Send + 'static;
+    type Fields: Clone + Send + Sync + 'static;
     /// `connectors` or `targets`: the URL segment and the list key.
     const PLURAL: &'static str;
     /// `connector` or `target`: schema errors and `<x>_uuid` names.

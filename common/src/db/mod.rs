@@ -5,13 +5,30 @@
 //! Invariants: every query goes through [`Db::run`], which runs it on the
 //! blocking pool inside the caller's span; queries use only SQL both
 //! backends understand, so a model compiles once for both.
+//!
+//! Outages: a checkout waits at most `[database] connection_timeout_ms`
+//! (API and conductor). A handle either fails fast (the default, the API's:
+//! while the database is known to be down a call waits 100 ms at most, for
+//! a connection the pool has made again in the background, so callers get
+//! 503 without queueing behind each other) or rides an outage out (the
+//! conductor's: a call that failed for want of a connection, or lost its
+//! connection, is run again with backoff for up to `[database]
+//! outage_tolerance_secs`, so a restart or a failover of PostgreSQL fails
+//! no accepted work). A call is retried only after a
+//! transient error ([`DbError::is_transient`]): either nothing ran, or the
+//! connection died under it and PostgreSQL rolled its transaction back; the
+//! one ambiguous case, a connection lost while its COMMIT was in flight,
+//! runs the call again, which every conductor write tolerates (each is a
+//! guarded `UPDATE` to absolute values or an insert whose duplicate fails
+//! loudly).
 
 pub mod models;
 pub mod schema;
 
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -63,7 +80,7 @@ impl Backend {
 pub enum DbError {
     /// No connection could be had from the pool (database down or pool exhausted).
     #[error("database unavailable: {0}")]
-    Unavailable(#[source] r2d2::PoolError),
+    Unavailable(String),
     /// A query failed.
     #[error("database query failed: {0}")]
     Query(#[from] diesel::result::Error),
@@ -79,6 +96,23 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// Whether the error comes from the database being out of reach rather
+    /// than from the query: no connection could be had, the connection
+    /// died under the query (a server restart, a terminated backend, a
+    /// network drop), or the server is a standby that refuses writes (mid
+    /// failover). Running the call again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        use diesel::result::DatabaseErrorKind as Kind;
+        match self {
+            DbError::Unavailable(_) => true,
+            DbError::Query(diesel::result::Error::DatabaseError(kind, _)) => matches!(
+                kind,
+                Kind::ClosedConnection | Kind::UnableToSendCommand | Kind::ReadOnlyTransaction
+            ),
+            _ => false,
+        }
+    }
+
     /// Whether the error is a unique-constraint violation (a duplicate).
     pub fn is_unique_violation(&self) -> bool {
         matches!(
@@ -155,7 +189,9 @@ impl ManageConnection for Manager {
     }
 }
 
-/// A handle to the database pool. Cloning is shallow.
+/// A handle to the database pool. Cloning is shallow; clones share the pool
+/// and what is known of the database's health, each keeps its own outage
+/// policy.
 #[derive(Clone)]
 pub struct Db {
     pool: r2d2::Pool<Manager>,
@@ -163,7 +199,64 @@ pub struct Db {
     /// thread, until a connection can be had at once.
     permits: Arc<tokio::sync::Semaphore>,
     sqlite: bool,
+    /// How long one checkout waits for a connection.
+    checkout_timeout: Duration,
+    /// `Some`: calls ride an outage out this long; `None`: they fail fast.
+    ride_out: Option<Duration>,
+    health: Arc<Health>,
 }
+
+/// What every handle of one pool knows of the database's reachability.
+#[derive(Debug, Default)]
+struct Health {
+    /// A call failed with a transient error and none has succeeded since.
+    down: AtomicBool,
+    /// When the last transient failure was seen (`None`: never).
+    last_failure: Mutex<Option<Instant>>,
+}
+
+impl Health {
+    fn failed(&self, error: &DbError) {
+        if let Ok(mut last) = self.last_failure.lock() {
+            *last = Some(Instant::now());
+        }
+        if !self.down.swap(true, Ordering::AcqRel) {
+            tracing::warn!(error = %error, "the database is unreachable");
+        }
+    }
+
+    fn succeeded(&self) {
+        if self.down.load(Ordering::Acquire) && self.down.swap(false, Ordering::AcqRel) {
+            tracing::warn!("the database is reachable again");
+        }
+    }
+}
+
+/// How long a pool's database has been reachable.
+#[derive(Debug, Clone)]
+pub struct OutageClock(Arc<Health>);
+
+impl OutageClock {
+    /// How long the database has been reachable without a transient
+    /// failure (`Duration::MAX` when none was ever seen): what the
+    /// conductors' heartbeats have had time to show again after an outage.
+    pub fn reachable_for(&self) -> Duration {
+        self.0
+            .last_failure
+            .lock()
+            .ok()
+            .and_then(|last| *last)
+            .map_or(Duration::MAX, |at| at.elapsed())
+    }
+}
+
+/// How long a fail-fast call waits for a connection while the database is
+/// known to be down.
+const DOWN_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Backoff between a riding-out call's tries.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Db {
     /// Opens a pool for `url` (creating the SQLite file's directory).
@@ -192,17 +285,51 @@ impl Db {
                 .connect()
                 .map_err(|e| DbError::Open(e.to_string()))?;
         }
+        let checkout_timeout = Duration::from_secs(10);
+        // r2d2 retries failed connections in the background with a backoff
+        // capped at half its connection timeout: 1 s here, so a pool finds
+        // the database again within half a second of its return (checkouts
+        // wait `checkout_timeout`, not this).
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
-            .connection_timeout(Duration::from_secs(10))
-            .build(manager)
-            .map_err(DbError::Unavailable)?;
+            .connection_timeout(Duration::from_secs(1))
+            .build_unchecked(manager);
+        drop(
+            pool.get_timeout(checkout_timeout)
+                .map_err(|e| DbError::Unavailable(e.to_string()))?,
+        );
         let permits = Arc::new(tokio::sync::Semaphore::new(pool_size as usize));
         Ok(Db {
             pool,
             permits,
             sqlite,
+            checkout_timeout,
+            ride_out: None,
+            health: Arc::default(),
         })
+    }
+
+    /// This handle's checkouts wait at most `timeout` for a connection
+    /// (10 s unless set).
+    #[must_use]
+    pub fn with_checkout_timeout(mut self, timeout: Duration) -> Db {
+        self.checkout_timeout = timeout;
+        self
+    }
+
+    /// This handle riding outages out: a call that meets a transient error
+    /// is run again with backoff until it succeeds or `tolerance` has passed
+    /// since its first try.
+    #[must_use]
+    pub fn riding_out(mut self, tolerance: Duration) -> Db {
+        self.ride_out = Some(tolerance);
+        self
+    }
+
+    /// What this pool knows of the database's reachability, to read inside
+    /// a call (after a call rode an outage out, not before it).
+    pub fn outage_clock(&self) -> OutageClock {
+        OutageClock(self.health.clone())
     }
 
     /// Whether this is the embedded SQLite database.
@@ -211,11 +338,37 @@ impl Db {
     }
 
     /// Runs `f` with a pooled connection on the blocking pool, in the
-    /// caller's span.
+    /// caller's span; again after a transient error while this handle rides
+    /// outages out (see the module's doc).
     ///
     /// # Errors
     /// Whatever `f` returns, or [`DbError::Unavailable`] without a connection.
     pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut AnyConnection) -> Result<T, DbError> + Send + Sync + 'static,
+    {
+        let Some(tolerance) = self.ride_out else {
+            return self.run_once(f).await;
+        };
+        let f = Arc::new(f);
+        let deadline = Instant::now() + tolerance;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let call = f.clone();
+            match self.run_once(move |conn| call(conn)).await {
+                Err(e) if e.is_transient() && Instant::now() + backoff < deadline => {
+                    tracing::debug!(error = %e, ?backoff, "database call failed; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One try of [`Db::run`], noting what it says of the database's health.
+    async fn run_once<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
@@ -228,14 +381,38 @@ impl Db {
             .acquire_owned()
             .await
             .map_err(|e| DbError::Task(e.to_string()))?;
-        let pool = self.pool.clone();
+        // Known down (read once the permit is ours: the calls before us may
+        // just have found out): a fail-fast call takes a connection only if
+        // the pool has one at hand (r2d2 keeps reconnecting in the background).
+        let timeout = if self.ride_out.is_none() && self.health.down.load(Ordering::Acquire) {
+            DOWN_CHECKOUT_TIMEOUT
+        } else {
+            self.checkout_timeout
+        };
+        let (pool, health) = (self.pool.clone(), self.health.clone());
         telemetry::spawn_blocking(move || {
-            let _permit = permit;
-            let mut conn = pool.get().map_err(DbError::Unavailable)?;
-            f(&mut conn)
+            let result = pool
+                .get_timeout(timeout)
+                .map_err(|e| DbError::Unavailable(e.to_string()))
+                .and_then(|mut conn| f(&mut conn));
+            // Before the permit goes to the next call.
+            match &result {
+                Err(e) if e.is_transient() => health.failed(e),
+                _ => health.succeeded(),
+            }
+            drop(permit);
+            result
         })
         .await
         .map_err(|e| DbError::Task(e.to_string()))?
+    }
+
+    /// Asks the database a trivial question (a readiness probe).
+    ///
+    /// # Errors
+    /// As [`Db::run`].
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.run(|conn| Ok(conn.batch_execute("SELECT 1")?)).await
     }
 
     /// Applies every pending migration; returns the versions applied.
@@ -307,4 +484,37 @@ impl Db {
 pub fn now() -> chrono::NaiveDateTime {
     use chrono::{SubsecRound, Utc};
     Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind as Kind, Error};
+
+    fn database(kind: Kind) -> DbError {
+        DbError::Query(Error::DatabaseError(kind, Box::new(String::from("x"))))
+    }
+
+    #[test]
+    fn only_errors_of_reach_are_transient() {
+        assert!(DbError::Unavailable("refused".into()).is_transient());
+        for kind in [
+            Kind::ClosedConnection,
+            Kind::UnableToSendCommand,
+            Kind::ReadOnlyTransaction,
+        ] {
+            assert!(database(kind).is_transient());
+        }
+        for kind in [
+            Kind::UniqueViolation,
+            Kind::ForeignKeyViolation,
+            Kind::SerializationFailure,
+            Kind::Unknown,
+        ] {
+            assert!(!database(kind).is_transient());
+        }
+        assert!(!DbError::Query(Error::NotFound).is_transient());
+        assert!(!DbError::Migration("bad".into()).is_transient());
+        assert!(!DbError::Task("panicked".into()).is_transient());
+    }
 }

@@ -369,6 +369,11 @@ fn task_type(task: &Task) -> &'static str {
 }
 
 impl TaskQueue for AmqpQueue {
+    /// The link is live, or could be (re)opened within the connect timeout.
+    fn ready(&self) -> QueueFuture<'_, Result<(), QueueError>> {
+        Box::pin(async move { self.link().await.map(|_| ()) })
+    }
+
     fn call<'a>(
         &'a self,
         conductor: &'a str,

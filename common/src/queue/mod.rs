@@ -46,6 +46,12 @@ pub trait TaskQueue: Send + Sync + 'static {
         task: Task,
         timeout: Duration,
     ) -> QueueFuture<'a, Result<TaskReply, QueueError>>;
+
+    /// Whether a call could be sent now (the broker reachable); the
+    /// in-process queue always can.
+    fn ready(&self) -> QueueFuture<'_, Result<(), QueueError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Why a delivery was dead-lettered.

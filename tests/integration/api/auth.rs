@@ -61,6 +61,8 @@ async fn http_basic_lets_in_only_the_users_of_the_file() {
     let root = get(&app, "/", None).await;
     let v1 = get(&app, "/v1", None).await;
     let v1_slash = get(&app, "/v1/", None).await;
+    let healthz = get(&app, "/healthz", None).await;
+    let readyz = get(&app, "/readyz", None).await;
     let missing = get(&app, "/v1/nodes", None).await;
     let wrong = get(&app, "/v1/nodes", Some(&basic("admin", "nope"))).await;
     let stranger = get(&app, "/v1/nodes", Some(&basic("mallory", "s3cret"))).await;
@@ -90,6 +92,19 @@ async fn http_basic_lets_in_only_the_users_of_the_file() {
     assert_eq!(root.0, StatusCode::OK, "version discovery is public");
     assert_eq!(v1.0, StatusCode::OK);
     assert_eq!(v1_slash.0, StatusCode::OK);
+    assert_eq!(
+        healthz.0,
+        StatusCode::OK,
+        "probes are public: {}",
+        healthz.2
+    );
+    assert_eq!(readyz.0, StatusCode::OK, "{}", readyz.2);
+    let ready: serde_json::Value = serde_json::from_str(&readyz.2).unwrap();
+    assert_eq!(
+        ready,
+        json!({"status": "ready",
+               "checks": {"database": "ok", "broker": "ok", "conductors": "ok"}})
+    );
     assert_eq!(missing.0, StatusCode::UNAUTHORIZED);
     assert_eq!(
         missing.1["www-authenticate"].to_str().unwrap(),

@@ -21,7 +21,7 @@ async fn set_lock(app: &TestApp, uuid: &str, holder: Option<&str>) {
     db.run(move |conn| {
         use ferric_common::db::schema::nodes;
         diesel::update(nodes::table.filter(nodes::uuid.eq(&key)))
-            .set(nodes::reservation.eq(holder))
+            .set(nodes::reservation.eq(holder.clone()))
             .execute(conn)?;
         Ok(())
     })

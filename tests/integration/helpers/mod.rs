@@ -1,5 +1,6 @@
 //! Test harness: `spawn_app` (embedded Ferric on 127.0.0.1:0 over a fresh
-//! database), `TestPg` (a PostgreSQL database per test), `SimBmc` (a real
+//! database), `TestPg` (a PostgreSQL database per test), `PrivatePg` (a
+//! PostgreSQL server of the test's own, to stop and fail over), `SimBmc` (a real
 //! IPMI BMC, `ipmi_sim`), `redfish::Emulator` (a real Redfish BMC,
 //! `sushy-emulator`), `ipa` (the real ironic-python-agent, confined to a
 //! loop device in its own namespaces), `wait_until`.
@@ -10,6 +11,7 @@ pub mod db;
 pub mod http;
 pub mod ipa;
 pub mod otlp;
+pub mod private_pg;
 pub mod process;
 pub mod redfish;
 pub mod wait;
