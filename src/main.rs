@@ -82,21 +82,26 @@ async fn main() -> anyhow::Result<()> {
     // Flushes the span exporter when main returns.
     let _telemetry = ferric_common::telemetry::init("info", format, service);
     let settings = Settings::load(cli.config.as_deref())?;
+    // The serving commands listen for signals before their start-up, so a
+    // SIGTERM in the middle of it still shuts down cleanly.
     match cli.command.unwrap_or(Command::Standalone) {
         Command::Standalone => {
+            let stop = shutdown_signal();
             let embedded = Embedded::start(settings).await?;
             tracing::info!(port = embedded.port, "Ferric is serving the Ironic API");
-            embedded.run_until(shutdown_signal()).await;
+            embedded.run_until(stop).await;
             Ok(())
         }
         Command::Api => {
+            let stop = shutdown_signal();
             let api = ApiProcess::start(settings).await?;
             tracing::info!(port = api.port, "Ferric API is serving (distributed mode)");
-            shutdown_signal().await;
+            stop.await;
             api.shutdown().await;
             Ok(())
         }
         Command::Conductor => {
+            let stop = shutdown_signal();
             let stop_files = tokio_util::sync::CancellationToken::new();
             let files = ferric::serve_boot_files(&settings, &stop_files)?;
             let metrics = ferric::serve_metrics(&settings, &stop_files)?;
@@ -105,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
                 conductor.hostname = conductor.host(),
                 "Ferric conductor is running"
             );
-            shutdown_signal().await;
+            stop.await;
             conductor.shutdown().await;
             stop_files.cancel();
             for (_, task) in files.into_iter().chain(metrics) {
@@ -150,26 +155,34 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Completes on SIGINT or SIGTERM; a second signal exits at once.
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down (a second signal exits at once)");
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        std::process::exit(130);
+/// Listens for SIGINT and SIGTERM from the call on (a signal that arrives
+/// during start-up is kept and acted on once start-up is done, never the
+/// default action's abrupt exit); the future completes at the first, and a
+/// second one exits at once.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listening = signal(SignalKind::interrupt()).and_then(|interrupt| {
+        signal(SignalKind::terminate()).map(|terminate| (interrupt, terminate))
     });
+    async move {
+        let (mut interrupt, mut terminate) = match listening {
+            Ok(streams) => streams,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGINT and SIGTERM");
+                return std::future::pending().await;
+            }
+        };
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("shutting down (a second signal exits at once)");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            std::process::exit(130);
+        });
+    }
 }

@@ -1,7 +1,13 @@
 //! `Application::build`: binds the listener and builds the actix server;
-//! `run_until` serves until a shutdown future completes.
+//! `run_until` serves until a shutdown future completes, drains for
+//! `[api] drain_secs` (still serving, `/readyz` 503, connections closed
+//! after each answer), then stops accepting and lets in-flight requests
+//! finish.
 
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
@@ -71,6 +77,8 @@ struct Limits {
 pub struct Application {
     port: u16,
     server: Server,
+    draining: Arc<AtomicBool>,
+    drain: Duration,
 }
 
 impl Application {
@@ -100,12 +108,15 @@ impl Application {
             (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
             _ => None,
         };
+        let draining = state.draining.clone();
+        let drain = Duration::from_secs(state.settings.api.drain_secs);
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .wrap(middleware::from_fn(crate::auth::authenticate))
                 .wrap(middleware::from_fn(microversion::negotiate))
+                .wrap(middleware::from_fn(routes::health::close_when_draining))
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })
@@ -122,14 +133,19 @@ impl Application {
             None => server.listen(listener)?,
         }
         .run();
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            draining,
+            drain,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serves until `shutdown` completes, then stops gracefully.
+    /// Serves until `shutdown` completes, drains, then stops gracefully.
     ///
     /// # Errors
     /// When the server fails.
@@ -137,7 +153,19 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
-        serve_until(self.server, shutdown).await
+        let (draining, drain) = (self.draining, self.drain);
+        serve_until(self.server, async move {
+            shutdown.await;
+            draining.store(true, Ordering::Release);
+            if !drain.is_zero() {
+                tracing::info!(
+                    ?drain,
+                    "draining: /readyz answers 503 until the listener closes"
+                );
+                tokio::time::sleep(drain).await;
+            }
+        })
+        .await
     }
 }
 

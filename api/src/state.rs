@@ -41,6 +41,8 @@ pub struct AppState {
     pub ramdisk_rate: Arc<crate::throttle::SourceRate>,
     /// The per-source backoff after `http_basic` failures.
     pub auth_backoff: Arc<crate::throttle::FailureBackoff>,
+    /// Set on shutdown while the API drains (`[api] drain_secs`).
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
     cluster: CachedView,
 }
 
@@ -63,6 +65,7 @@ impl AppState {
             notifier: ferric_common::notify::Notifier::disabled(),
             ramdisk_rate,
             auth_backoff,
+            draining: Arc::default(),
             cluster: Arc::new(Mutex::new(None)),
         }
     }

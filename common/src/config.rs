@@ -146,6 +146,10 @@ pub struct ApiSettings {
     /// answered 429 without checking a password); 0 s = no backoff.
     pub auth_failures_before_backoff: u32,
     pub auth_backoff_max_secs: u64,
+    /// On SIGTERM, how long the API goes on serving while `/readyz` says
+    /// 503 and every answer closes its connection, so a load balancer stops
+    /// sending before the listener closes (then in-flight requests finish).
+    pub drain_secs: u64,
 }
 
 impl Default for ApiSettings {
@@ -172,6 +176,7 @@ impl Default for ApiSettings {
             ramdisk_allowed_networks: Vec::new(),
             auth_failures_before_backoff: 5,
             auth_backoff_max_secs: 30,
+            drain_secs: 0,
         }
     }
 }

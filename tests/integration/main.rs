@@ -20,6 +20,7 @@ mod metal3;
 mod migrations;
 mod pxe;
 mod redfish;
+mod rolling;
 mod security;
 mod tidy;
 mod traces;

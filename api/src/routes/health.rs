@@ -5,12 +5,20 @@
 //!
 //! Invariants: `/healthz` touches nothing outside the process; `/readyz`
 //! answers within the database's connection timeout plus the broker's
-//! connect timeout, and 200 only when every check passed: the database
-//! answers, the broker is reachable, and every hardware type this process
-//! enables (`[conductor] enabled_hardware_types`) has an alive conductor.
+//! connect timeout, and 200 only when every check passed: the process is
+//! not draining, the database answers, the broker is reachable, and every
+//! hardware type this process enables (`[conductor]
+//! enabled_hardware_types`) has an alive conductor. While draining, every
+//! answer closes its connection, so no client keeps one the listener will
+//! drop.
 
-use actix_web::HttpResponse;
-use actix_web::web;
+use std::sync::atomic::Ordering;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, web};
 use ferric_common::db::DbError;
 use serde_json::{Map, Value, json};
 
@@ -24,6 +32,10 @@ pub async fn healthz() -> HttpResponse {
 /// `GET /readyz`: 200 when this API can take requests now, else 503; the
 /// body names each check and what failed.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.draining.load(Ordering::Acquire) {
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "draining", "checks": {}}));
+    }
     let (database, broker) = tokio::join!(state.db.ping(), state.queue.ready());
     let mut checks = Map::new();
     checks.insert(
@@ -72,4 +84,25 @@ async fn conductors(state: &AppState) -> Result<(), String> {
             missing.join(", ")
         ))
     }
+}
+
+/// Middleware: while the API drains, each answer closes its connection.
+///
+/// # Errors
+/// Whatever the inner service returns.
+pub async fn close_when_draining(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let draining = req
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| state.draining.load(Ordering::Acquire));
+    let mut response = next.call(req).await?;
+    if draining {
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    Ok(response)
 }

@@ -1,0 +1,391 @@
+//! A rolling restart under load, as an operator upgrades Ferric: two
+//! `ferric api` and two `ferric conductor` processes of the real binary over
+//! PostgreSQL and RabbitMQ, a load balancer in the test that sends only to
+//! the APIs whose `/readyz` says 200 (polled every 50 ms, connections kept
+//! alive as a balancer keeps them), and workers cycling fake nodes through
+//! manage, provide, deploy and undeploy. Each process in turn gets SIGTERM,
+//! exits by itself and is started again. No request fails on the way: no
+//! connection reset, no 5xx, every 202 takes effect.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::db::TestPg;
+use crate::helpers::process::free_port;
+use crate::helpers::wait_until;
+
+fn amqp_url() -> String {
+    std::env::var("TEST_FERRIC_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// One `ferric api` or `ferric conductor` process, its output in a file.
+struct Process {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    child: Option<tokio::process::Child>,
+}
+
+impl Process {
+    fn new(command: &str, env: Vec<(String, String)>, log: PathBuf) -> Process {
+        let mut process = Process {
+            args: vec![command.to_owned()],
+            env,
+            log,
+            child: None,
+        };
+        process.start();
+        process
+    }
+
+    fn start(&mut self) {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let err = out.try_clone().unwrap();
+        self.child = Some(
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_ferric"))
+                .args(&self.args)
+                .env_clear()
+                .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .stdout(out)
+                .stderr(err)
+                .kill_on_drop(true)
+                .spawn()
+                .expect("the ferric binary starts"),
+        );
+    }
+
+    /// SIGTERM, and the exit status once it has stopped by itself.
+    async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().expect("a pid").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        tokio::time::timeout(Duration::from_secs(60), child.wait())
+            .await
+            .expect("it stops within a minute of SIGTERM")
+            .unwrap()
+    }
+}
+
+/// Sends to the APIs whose `/readyz` said 200 last, in turn.
+struct Balancer {
+    apis: Vec<String>,
+    ready: Vec<AtomicBool>,
+    next: AtomicUsize,
+    client: reqwest::Client,
+    /// Requests that got no HTTP answer, with the error.
+    failures: Mutex<Vec<String>>,
+    /// Every HTTP answer's status.
+    statuses: Mutex<Vec<(String, StatusCode)>>,
+}
+
+impl Balancer {
+    fn new(apis: Vec<String>) -> Balancer {
+        Balancer {
+            ready: apis.iter().map(|_| AtomicBool::new(false)).collect(),
+            apis,
+            next: AtomicUsize::new(0),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(90))
+                .build()
+                .unwrap(),
+            failures: Mutex::new(Vec::new()),
+            statuses: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Polls every API's `/readyz` every 50 ms until `stop`.
+    async fn watch(&self, stop: &AtomicBool) {
+        let probe = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let mut ticker = tokio::time::interval(Duration::from_millis(50));
+        while !stop.load(SeqCst) {
+            ticker.tick().await;
+            for (api, ready) in self.apis.iter().zip(&self.ready) {
+                let ok = probe
+                    .get(format!("{api}/readyz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == StatusCode::OK);
+                ready.store(ok, SeqCst);
+            }
+        }
+    }
+
+    async fn pick(&self) -> &str {
+        wait_until(Duration::from_secs(60), "a ready API", || async {
+            let n = self.apis.len();
+            let start = self.next.fetch_add(1, SeqCst);
+            (0..n)
+                .map(|i| (start + i) % n)
+                .find(|i| self.ready[*i].load(SeqCst))
+                .map(|i| self.apis[i].as_str())
+        })
+        .await
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let api = self.pick().await;
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{api}{path}"))
+            .header("X-OpenStack-Ironic-API-Version", "latest");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                self.statuses
+                    .lock()
+                    .unwrap()
+                    .push((format!("{method} {path}"), status));
+                (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+            }
+            Err(e) => {
+                self.failures
+                    .lock()
+                    .unwrap()
+                    .push(format!("{method} {api}{path}: {e:?}"));
+                (StatusCode::BAD_GATEWAY, Value::Null)
+            }
+        }
+    }
+
+    /// Waits until `host` is an alive conductor again.
+    async fn conductor_alive(&self, host: &str) {
+        wait_until(Duration::from_secs(60), "the conductor back", || async {
+            let (_, conductor) = self
+                .send(Method::GET, &format!("/v1/conductors/{host}"), None)
+                .await;
+            (conductor["alive"] == true).then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until the node is in `state`, unlocked.
+    async fn settle(&self, uuid: &str, state: &str) {
+        wait_until(
+            Duration::from_secs(90),
+            &format!("{uuid} to reach {state}"),
+            || async {
+                let (_, node) = self
+                    .send(Method::GET, &format!("/v1/nodes/{uuid}"), None)
+                    .await;
+                (node["provision_state"] == state && node["reservation"].is_null()).then_some(())
+            },
+        )
+        .await;
+    }
+}
+
+/// One node cycled until `stop`: enroll → manageable → available, then
+/// active and back to available again and again. Returns the cycles done.
+async fn cycle(balancer: &Balancer, name: String, stop: &AtomicBool) -> usize {
+    let (status, node) = balancer
+        .send(
+            Method::POST,
+            "/v1/nodes",
+            Some(json!({"driver": "fake-hardware", "name": name})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{node}");
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    let path = format!("/v1/nodes/{uuid}/states/provision");
+    for (target, state) in [("manage", "manageable"), ("provide", "available")] {
+        balancer
+            .send(Method::PUT, &path, Some(json!({"target": target})))
+            .await;
+        balancer.settle(&uuid, state).await;
+    }
+    let mut cycles = 0;
+    while !stop.load(SeqCst) {
+        for (target, state) in [("active", "active"), ("deleted", "available")] {
+            balancer
+                .send(Method::PUT, &path, Some(json!({"target": target})))
+                .await;
+            balancer.settle(&uuid, state).await;
+        }
+        cycles += 1;
+    }
+    cycles
+}
+
+fn env(db: &str, prefix: &str, extra: &[(&str, String)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("FERRIC_DATABASE__URL", db.to_owned()),
+        ("FERRIC_AMQP__URL", amqp_url()),
+        ("FERRIC_AMQP__PREFIX", prefix.to_owned()),
+        ("FERRIC_CONDUCTOR__HEARTBEAT_INTERVAL_SECS", "1".into()),
+        ("FERRIC_CONDUCTOR__HEARTBEAT_TIMEOUT_SECS", "3".into()),
+        (
+            "FERRIC_CONDUCTOR__CHECK_PROVISION_STATE_INTERVAL_SECS",
+            "1".into(),
+        ),
+        ("FERRIC_CONDUCTOR__FAKE_STEP_DELAY_MS", "300".into()),
+        ("FERRIC_API__DRAIN_SECS", "1".into()),
+        ("FERRIC_API__WORKERS", "2".into()),
+        ("RUST_LOG", "info".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    env
+}
+
+fn log_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(clippy::print_stderr, reason = "prints what the closing note quotes")]
+async fn a_rolling_restart_of_every_process_under_load_fails_no_request() {
+    let pg = TestPg::new();
+    let prefix = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = [format!("{prefix}c-0"), format!("{prefix}c-1")];
+    let mut conductors: Vec<Process> = hosts
+        .iter()
+        .map(|host| {
+            Process::new(
+                "conductor",
+                env(
+                    &pg.url,
+                    &prefix,
+                    &[("FERRIC_CONDUCTOR__HOST", host.clone())],
+                ),
+                dir.path().join(format!("{host}.log")),
+            )
+        })
+        .collect();
+    let ports = [free_port(), free_port()];
+    let mut apis: Vec<Process> = ports
+        .iter()
+        .map(|port| {
+            Process::new(
+                "api",
+                env(&pg.url, &prefix, &[("FERRIC_API__PORT", port.to_string())]),
+                dir.path().join(format!("api-{port}.log")),
+            )
+        })
+        .collect();
+    let balancer = Balancer::new(
+        ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect(),
+    );
+    let stop_watching = AtomicBool::new(false);
+    let stop_cycling = AtomicBool::new(false);
+    let all_ready = || async { balancer.ready.iter().all(|r| r.load(SeqCst)).then_some(()) };
+
+    let watcher = balancer.watch(&stop_watching);
+    let run = async {
+        wait_until(Duration::from_secs(60), "both APIs ready", all_ready).await;
+        let workers = futures_util::future::join_all(
+            (0..12).map(|i| cycle(&balancer, format!("roll{i}"), &stop_cycling)),
+        );
+        let roll = async {
+            let mut exits = Vec::new();
+            for (conductor, host) in conductors.iter_mut().zip(&hosts) {
+                exits.push(conductor.terminate().await);
+                conductor.start();
+                balancer.conductor_alive(host).await;
+            }
+            for api in &mut apis {
+                exits.push(api.terminate().await);
+                api.start();
+                wait_until(Duration::from_secs(60), "the API back", all_ready).await;
+            }
+            stop_cycling.store(true, SeqCst);
+            exits
+        };
+        let (cycles, exits) = tokio::join!(workers, roll);
+        stop_watching.store(true, SeqCst);
+        (cycles, exits)
+    };
+    let ((cycles, exits), ()) = tokio::join!(run, watcher);
+
+    let failures = balancer.failures.lock().unwrap().clone();
+    let statuses = balancer.statuses.lock().unwrap().clone();
+    let unexpected: Vec<&(String, StatusCode)> = statuses
+        .iter()
+        .filter(|(request, status)| {
+            let wanted = if request.starts_with("PUT") {
+                StatusCode::ACCEPTED
+            } else if request.starts_with("POST") {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            *status != wanted
+        })
+        .collect();
+    let logs: String = conductors
+        .iter()
+        .chain(&apis)
+        .map(|p| log_text(&p.log))
+        .collect();
+    eprintln!(
+        "rolling restart: 2 conductors and 2 APIs restarted in turn; {} requests, {} \
+         provision cycles by 12 workers, failures: {}, unexpected statuses: {}",
+        statuses.len(),
+        cycles.iter().sum::<usize>(),
+        failures.len(),
+        unexpected.len()
+    );
+
+    assert!(
+        failures.is_empty(),
+        "requests without an answer: {failures:#?}"
+    );
+    assert!(unexpected.is_empty(), "{unexpected:?}");
+    assert!(
+        exits.iter().all(std::process::ExitStatus::success),
+        "{exits:?}\n{logs}"
+    );
+    assert_eq!(
+        logs.matches("conductor stopped").count(),
+        2,
+        "each conductor drained and deregistered"
+    );
+    assert!(cycles.iter().all(|c| *c >= 1), "{cycles:?}");
+    // Nothing half-way: every node stable and unlocked.
+    let (_, list) = balancer.send(Method::GET, "/v1/nodes/detail", None).await;
+    for node in list["nodes"].as_array().unwrap() {
+        assert_eq!(node["provision_state"], "available", "{node}");
+        assert!(node["reservation"].is_null(), "{node}");
+    }
+    for p in conductors.iter_mut().chain(apis.iter_mut()) {
+        p.terminate().await;
+    }
+    let names = ferric_common::queue::amqp::Names::new(&prefix);
+    for queue in hosts
+        .iter()
+        .map(|h| names.conductor_queue(h))
+        .chain([names.dead.clone()])
+    {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "delete_queue", &queue])
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
+}
