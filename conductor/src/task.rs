@@ -8,7 +8,7 @@
 //! `exclusive`/`try_exclusive` until `release` (a task dropped without
 //! releasing clears the lock in the background); every write goes through
 //! the lock and fails with [`TaskError::LockLost`] when another host holds
-//! it; interface implementations receive a `Task` and never lock or move
+//! it, and so does every `reload` (the fence before each flow step); interface implementations receive a `Task` and never lock or move
 //! provision states on their own.
 
 use std::future::Future;
@@ -168,11 +168,29 @@ impl Task {
     }
 
     /// Reads the node again (what others wrote meanwhile: an agent's token).
+    /// An exclusive task checks that it still holds the lock: every flow
+    /// step reloads before it acts, so a task whose node was taken over
+    /// (this conductor was cut off past its heartbeat timeout) stops before
+    /// it touches the machine again.
     ///
     /// # Errors
-    /// On a database failure, or [`TaskError::NodeGone`].
+    /// On a database failure, [`TaskError::NodeGone`], or
+    /// [`TaskError::LockLost`] when another host (or none) holds the lock.
     pub async fn reload(&mut self) -> Result<(), TaskError> {
         match load(&self.ctx, &self.node.uuid).await? {
+            Some(node)
+                if self
+                    .lock
+                    .as_ref()
+                    .is_some_and(|lock| node.reservation.as_deref() != Some(lock.host())) =>
+            {
+                tracing::warn!(
+                    node.uuid = %node.uuid,
+                    holder = node.reservation.as_deref().unwrap_or("nobody"),
+                    "fenced: the node's lock was taken while this task held it; stopping without acting"
+                );
+                Err(TaskError::LockLost(node.uuid))
+            }
             Some(node) => {
                 self.driver = Driver::for_node(&node);
                 self.node = node;

@@ -90,6 +90,11 @@ impl Cluster {
         }
     }
 
+    /// The prefix of this cluster's exchange and queue names.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub(crate) async fn send(
         &self,
         method: reqwest::Method,

@@ -18,6 +18,7 @@ mod ipa;
 mod ipmi;
 mod metal3;
 mod migrations;
+mod partitions;
 mod pxe;
 mod redfish;
 mod rolling;

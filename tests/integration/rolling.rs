@@ -7,7 +7,7 @@
 //! exits by itself and is started again. No request fails on the way: no
 //! connection reset, no 5xx, every 202 takes effect.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
@@ -16,68 +16,12 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::db::TestPg;
-use crate::helpers::process::free_port;
+use crate::helpers::process::{ServiceProcess, free_port};
 use crate::helpers::wait_until;
 
 fn amqp_url() -> String {
     std::env::var("TEST_FERRIC_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-/// One `ferric api` or `ferric conductor` process, its output in a file.
-struct Process {
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    log: PathBuf,
-    child: Option<tokio::process::Child>,
-}
-
-impl Process {
-    fn new(command: &str, env: Vec<(String, String)>, log: PathBuf) -> Process {
-        let mut process = Process {
-            args: vec![command.to_owned()],
-            env,
-            log,
-            child: None,
-        };
-        process.start();
-        process
-    }
-
-    fn start(&mut self) {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let err = out.try_clone().unwrap();
-        self.child = Some(
-            tokio::process::Command::new(env!("CARGO_BIN_EXE_ferric"))
-                .args(&self.args)
-                .env_clear()
-                .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .stdout(out)
-                .stderr(err)
-                .kill_on_drop(true)
-                .spawn()
-                .expect("the ferric binary starts"),
-        );
-    }
-
-    /// SIGTERM, and the exit status once it has stopped by itself.
-    async fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let pid = child.id().expect("a pid").to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        tokio::time::timeout(Duration::from_secs(60), child.wait())
-            .await
-            .expect("it stops within a minute of SIGTERM")
-            .unwrap()
-    }
 }
 
 /// Sends to the APIs whose `/readyz` said 200 last, in turn.
@@ -262,10 +206,10 @@ async fn a_rolling_restart_of_every_process_under_load_fails_no_request() {
     let prefix = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let dir = tempfile::tempdir().unwrap();
     let hosts = [format!("{prefix}c-0"), format!("{prefix}c-1")];
-    let mut conductors: Vec<Process> = hosts
+    let mut conductors: Vec<ServiceProcess> = hosts
         .iter()
         .map(|host| {
-            Process::new(
+            ServiceProcess::new(
                 "conductor",
                 env(
                     &pg.url,
@@ -277,10 +221,10 @@ async fn a_rolling_restart_of_every_process_under_load_fails_no_request() {
         })
         .collect();
     let ports = [free_port(), free_port()];
-    let mut apis: Vec<Process> = ports
+    let mut apis: Vec<ServiceProcess> = ports
         .iter()
         .map(|port| {
-            Process::new(
+            ServiceProcess::new(
                 "api",
                 env(&pg.url, &prefix, &[("FERRIC_API__PORT", port.to_string())]),
                 dir.path().join(format!("api-{port}.log")),

@@ -138,8 +138,45 @@ impl DbError {
     }
 }
 
-/// Opens connections of the right kind; SQLite connections get WAL mode, a
-/// busy timeout and foreign keys.
+/// How long PostgreSQL lets one of Ferric's sessions sit idle inside a
+/// transaction before it ends the session (releasing its locks).
+const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// libpq's network timeouts, added to a PostgreSQL URL that does not set
+/// them: a connection attempt gives up after 5 s, and a connection whose
+/// peer went silent (a partition, a host gone) fails within about 15 s
+/// instead of the kernel's 15 minutes, so the call can be retried.
+const NETWORK_TIMEOUTS: [(&str, &str); 5] = [
+    ("connect_timeout", "5"),
+    ("keepalives_idle", "5"),
+    ("keepalives_interval", "2"),
+    ("keepalives_count", "3"),
+    ("tcp_user_timeout", "15000"),
+];
+
+/// `url` with each of [`NETWORK_TIMEOUTS`] it does not set already.
+fn with_network_timeouts(url: &str) -> String {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let given: Vec<&str> = query
+        .split('&')
+        .filter_map(|pair| pair.split('=').next())
+        .collect();
+    let mut out = url.to_owned();
+    for (key, value) in NETWORK_TIMEOUTS {
+        if given.contains(&key) {
+            continue;
+        }
+        out.push(if out.contains('?') { '&' } else { '?' });
+        out.push_str(key);
+        out.push('=');
+        out.push_str(value);
+    }
+    out
+}
+
+/// Opens connections of the right kind; PostgreSQL ones get network
+/// timeouts and an idle-in-transaction limit, SQLite ones WAL mode, a busy
+/// timeout and foreign keys.
 #[derive(Debug)]
 struct Manager {
     backend: Backend,
@@ -152,9 +189,19 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
         match &self.backend {
-            Backend::Postgres(url) => PgConnection::establish(url)
-                .map(AnyConnection::Postgresql)
-                .map_err(r2d2::Error::ConnectionError),
+            Backend::Postgres(url) => {
+                let mut conn = PgConnection::establish(&with_network_timeouts(url))
+                    .map_err(r2d2::Error::ConnectionError)?;
+                // A client cut off mid-transaction (a partitioned
+                // conductor) holds its row locks only this long: Ferric's
+                // transactions never wait on anything outside the database.
+                conn.batch_execute(&format!(
+                    "SET idle_in_transaction_session_timeout = {}",
+                    IDLE_IN_TRANSACTION_TIMEOUT.as_millis()
+                ))
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(AnyConnection::Postgresql(conn))
+            }
             Backend::Sqlite(path) => {
                 let mut conn =
                     SqliteConnection::establish(path).map_err(r2d2::Error::ConnectionError)?;
@@ -493,6 +540,23 @@ mod tests {
 
     fn database(kind: Kind) -> DbError {
         DbError::Query(Error::DatabaseError(kind, Box::new(String::from("x"))))
+    }
+
+    #[test]
+    fn network_timeouts_are_added_unless_the_url_sets_them() {
+        assert_eq!(
+            with_network_timeouts("postgres://u@db/ferric"),
+            "postgres://u@db/ferric?connect_timeout=5&keepalives_idle=5&keepalives_interval=2\
+             &keepalives_count=3&tcp_user_timeout=15000"
+        );
+        assert_eq!(
+            with_network_timeouts(
+                "postgres://u@a,b/f?target_session_attrs=read-write&connect_timeout=1\
+                 &keepalives_idle=1&keepalives_interval=1&keepalives_count=1"
+            ),
+            "postgres://u@a,b/f?target_session_attrs=read-write&connect_timeout=1\
+             &keepalives_idle=1&keepalives_interval=1&keepalives_count=1&tcp_user_timeout=15000"
+        );
     }
 
     #[test]

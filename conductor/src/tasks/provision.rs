@@ -68,9 +68,14 @@ pub async fn handle(
         Ok(Begin::Started(state)) => {
             tracing::info!(node.uuid = %task.node.uuid, verb = verb.as_str(), to = %state, "provision action started");
             task.spawn_after(move |mut task| async move {
-                if let Err(e) = run_flow(&mut task, verb, state).await {
-                    tracing::error!(node.uuid = %task.node.uuid, error = %e, "provision flow failed");
-                    fail_after_error(&mut task, &e).await;
+                match run_flow(&mut task, verb, state).await {
+                    Ok(()) => {}
+                    // Fenced: the node is another's now; nothing to record.
+                    Err(TaskError::LockLost(_)) => {}
+                    Err(e) => {
+                        tracing::error!(node.uuid = %task.node.uuid, error = %e, "provision flow failed");
+                        fail_after_error(&mut task, &e).await;
+                    }
                 }
                 task
             });

@@ -10,6 +10,7 @@ pub mod bmc;
 pub mod db;
 pub mod http;
 pub mod ipa;
+pub mod netns;
 pub mod otlp;
 pub mod private_pg;
 pub mod process;

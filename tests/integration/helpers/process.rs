@@ -1,7 +1,9 @@
 //! `FerricProcess`: the real `ferric` binary (embedded mode) as a child
 //! process on a free loopback port, over a temporary data directory, with a
 //! clean environment plus the variables a test adds; its output goes to a
-//! file (a pipe nobody reads would fill up and block it).
+//! file (a pipe nobody reads would fill up and block it); `ServiceProcess`:
+//! a `ferric api` or `ferric conductor` of the real binary, stopped with
+//! SIGTERM and started again, in a network namespace if asked.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -56,6 +58,84 @@ impl FerricProcess {
             log,
             _dir: dir,
         }
+    }
+}
+
+/// One `ferric api` or `ferric conductor` process of the real binary
+/// (inside a network namespace when `netns` is set), with only the given
+/// environment, its output appended to a file across restarts.
+pub struct ServiceProcess {
+    command: String,
+    env: Vec<(String, String)>,
+    pub log: PathBuf,
+    netns: Option<String>,
+    child: Option<tokio::process::Child>,
+}
+
+impl ServiceProcess {
+    pub fn new(command: &str, env: Vec<(String, String)>, log: PathBuf) -> ServiceProcess {
+        ServiceProcess::new_in(None, command, env, log)
+    }
+
+    /// Started inside network namespace `netns` (`ip netns exec`).
+    pub fn new_in(
+        netns: Option<&str>,
+        command: &str,
+        env: Vec<(String, String)>,
+        log: PathBuf,
+    ) -> ServiceProcess {
+        let mut process = ServiceProcess {
+            command: command.to_owned(),
+            env,
+            log,
+            netns: netns.map(str::to_owned),
+            child: None,
+        };
+        process.start();
+        process
+    }
+
+    pub fn start(&mut self) {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let err = out.try_clone().unwrap();
+        let mut command = match &self.netns {
+            Some(ns) => {
+                let mut c = tokio::process::Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_ferric")]);
+                c
+            }
+            None => tokio::process::Command::new(env!("CARGO_BIN_EXE_ferric")),
+        };
+        self.child = Some(
+            command
+                .arg(&self.command)
+                .env_clear()
+                .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .stdout(out)
+                .stderr(err)
+                .kill_on_drop(true)
+                .spawn()
+                .expect("the ferric binary starts"),
+        );
+    }
+
+    /// SIGTERM, and the exit status once it has stopped by itself.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().expect("a pid").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        tokio::time::timeout(Duration::from_secs(60), child.wait())
+            .await
+            .expect("it stops within a minute of SIGTERM")
+            .unwrap()
     }
 }
 
