@@ -7,6 +7,7 @@
 mod agent;
 mod api;
 mod bench_tool;
+mod chaos;
 mod compose;
 mod conductor;
 mod db_outages;

@@ -8,13 +8,13 @@
 //! connection reset, no 5xx, every 202 takes effect.
 
 use std::path::Path;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::helpers::balancer::Balancer;
 use crate::helpers::db::TestPg;
 use crate::helpers::process::{ServiceProcess, free_port};
 use crate::helpers::wait_until;
@@ -22,122 +22,6 @@ use crate::helpers::wait_until;
 fn amqp_url() -> String {
     std::env::var("TEST_FERRIC_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-/// Sends to the APIs whose `/readyz` said 200 last, in turn.
-struct Balancer {
-    apis: Vec<String>,
-    ready: Vec<AtomicBool>,
-    next: AtomicUsize,
-    client: reqwest::Client,
-    /// Requests that got no HTTP answer, with the error.
-    failures: Mutex<Vec<String>>,
-    /// Every HTTP answer's status.
-    statuses: Mutex<Vec<(String, StatusCode)>>,
-}
-
-impl Balancer {
-    fn new(apis: Vec<String>) -> Balancer {
-        Balancer {
-            ready: apis.iter().map(|_| AtomicBool::new(false)).collect(),
-            apis,
-            next: AtomicUsize::new(0),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(90))
-                .build()
-                .unwrap(),
-            failures: Mutex::new(Vec::new()),
-            statuses: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Polls every API's `/readyz` every 50 ms until `stop`.
-    async fn watch(&self, stop: &AtomicBool) {
-        let probe = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap();
-        let mut ticker = tokio::time::interval(Duration::from_millis(50));
-        while !stop.load(SeqCst) {
-            ticker.tick().await;
-            for (api, ready) in self.apis.iter().zip(&self.ready) {
-                let ok = probe
-                    .get(format!("{api}/readyz"))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == StatusCode::OK);
-                ready.store(ok, SeqCst);
-            }
-        }
-    }
-
-    async fn pick(&self) -> &str {
-        wait_until(Duration::from_secs(60), "a ready API", || async {
-            let n = self.apis.len();
-            let start = self.next.fetch_add(1, SeqCst);
-            (0..n)
-                .map(|i| (start + i) % n)
-                .find(|i| self.ready[*i].load(SeqCst))
-                .map(|i| self.apis[i].as_str())
-        })
-        .await
-    }
-
-    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let api = self.pick().await;
-        let mut request = self
-            .client
-            .request(method.clone(), format!("{api}{path}"))
-            .header("X-OpenStack-Ironic-API-Version", "latest");
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        match request.send().await {
-            Ok(response) => {
-                let status = response.status();
-                let text = response.text().await.unwrap_or_default();
-                self.statuses
-                    .lock()
-                    .unwrap()
-                    .push((format!("{method} {path}"), status));
-                (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-            }
-            Err(e) => {
-                self.failures
-                    .lock()
-                    .unwrap()
-                    .push(format!("{method} {api}{path}: {e:?}"));
-                (StatusCode::BAD_GATEWAY, Value::Null)
-            }
-        }
-    }
-
-    /// Waits until `host` is an alive conductor again.
-    async fn conductor_alive(&self, host: &str) {
-        wait_until(Duration::from_secs(60), "the conductor back", || async {
-            let (_, conductor) = self
-                .send(Method::GET, &format!("/v1/conductors/{host}"), None)
-                .await;
-            (conductor["alive"] == true).then_some(())
-        })
-        .await;
-    }
-
-    /// Waits until the node is in `state`, unlocked.
-    async fn settle(&self, uuid: &str, state: &str) {
-        wait_until(
-            Duration::from_secs(90),
-            &format!("{uuid} to reach {state}"),
-            || async {
-                let (_, node) = self
-                    .send(Method::GET, &format!("/v1/nodes/{uuid}"), None)
-                    .await;
-                (node["provision_state"] == state && node["reservation"].is_null()).then_some(())
-            },
-        )
-        .await;
-    }
 }
 
 /// One node cycled until `stop`: enroll → manageable → available, then

@@ -6,6 +6,7 @@
 //! loop device in its own namespaces), `wait_until`.
 
 pub mod app;
+pub mod balancer;
 pub mod bmc;
 pub mod db;
 pub mod http;

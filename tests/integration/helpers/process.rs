@@ -123,6 +123,14 @@ impl ServiceProcess {
         );
     }
 
+    /// SIGKILL: the process dies at once, mid-work.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+
     /// SIGTERM, and the exit status once it has stopped by itself.
     pub async fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");

@@ -1,0 +1,470 @@
+//! The chaos soak (`scripts/chaos --minutes N`; CI runs 2 minutes): three
+//! `ferric conductor`s (one in a network namespace, reaching the services
+//! through relays on its veth) and two `ferric api`s of the real binary, a
+//! PostgreSQL server of the soak's own and the machine's RabbitMQ, a
+//! readiness-following balancer, and fake nodes cycling through manage,
+//! provide, deploy and undeploy under a steady stream of requests, while a
+//! seeded schedule (each kind once per round of six, 3–8 s apart, held
+//! 1–5 s) kills (-9) and restarts conductors and APIs, stops APIs with
+//! SIGTERM, restarts RabbitMQ, restarts or crashes PostgreSQL and cuts the
+//! namespaced conductor off.
+//!
+//! Invariants, checked while it runs and at the end: no answer is a 5xx
+//! other than 503; every 202 takes effect (the node leaves the state it was
+//! asked from) within a minute; every accepted task has its receipt (none
+//! lost before its commit); once the faults stop, every node settles in a
+//! stable or failed state within two minutes, and no reservation is left.
+//! Settings: TEST_FERRIC_CHAOS_MINUTES (2), TEST_FERRIC_CHAOS_NODES (1000),
+//! TEST_FERRIC_CHAOS_SEED (7).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::balancer::Balancer;
+use crate::helpers::netns::{Forward, Netns};
+use crate::helpers::private_pg::PrivatePg;
+use crate::helpers::process::{ServiceProcess, free_port};
+use crate::helpers::wait_until;
+
+fn amqp_url() -> String {
+    std::env::var("TEST_FERRIC_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let status = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("rabbitmqctl runs");
+    assert!(status.success(), "rabbitmqctl {args:?}");
+}
+
+/// What the workers saw.
+#[derive(Default)]
+struct Tally {
+    accepted: AtomicUsize,
+    unavailable: AtomicUsize,
+    refused: AtomicUsize,
+    violations: Mutex<Vec<String>>,
+}
+
+impl Tally {
+    fn violation(&self, what: String) {
+        self.violations.lock().unwrap().push(what);
+    }
+}
+
+/// The next verb for a node at rest in `state`, if any.
+fn next_verb(state: &str) -> Option<&'static str> {
+    Some(match state {
+        "enroll" | "clean failed" | "inspect failed" => "manage",
+        "manageable" => "provide",
+        "available" => "active",
+        "active" | "deploy failed" | "error" => "deleted",
+        _ => return None,
+    })
+}
+
+/// Whether a node is at rest: no lock, and a stable state or a failed one.
+fn at_rest(node: &Value) -> bool {
+    let state = node["provision_state"].as_str().unwrap_or_default();
+    node["reservation"].is_null()
+        && (node["target_provision_state"].is_null()
+            || state.ends_with("failed")
+            || state == "error")
+}
+
+/// Cycles the nodes `mine` until `stop`; checks each 202 took effect.
+async fn worker(balancer: &Balancer, mine: Vec<String>, stop: &AtomicBool, tally: &Tally) {
+    // A node's (state, provision_updated_at) when a 202 was answered for it.
+    let mut pending: BTreeMap<String, (Value, Instant)> = BTreeMap::new();
+    while !stop.load(SeqCst) {
+        for uuid in &mine {
+            if stop.load(SeqCst) {
+                return;
+            }
+            let (status, node) = balancer
+                .send(Method::GET, &format!("/v1/nodes/{uuid}"), None)
+                .await;
+            if status != StatusCode::OK {
+                // 502 with no body: no answer at all (an API killed mid-request).
+                let answered = !(status == StatusCode::BAD_GATEWAY && node.is_null());
+                if answered && status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE
+                {
+                    tally.violation(format!("GET {uuid}: {status}"));
+                }
+                continue;
+            }
+            let seen = json!([node["provision_state"], node["provision_updated_at"]]);
+            if let Some((before, at)) = pending.get(uuid) {
+                if *before != seen {
+                    pending.remove(uuid);
+                } else if at.elapsed() > Duration::from_secs(60) {
+                    tally.violation(format!(
+                        "202 for {uuid} without effect for a minute: {node}"
+                    ));
+                    pending.remove(uuid);
+                } else {
+                    continue;
+                }
+            }
+            let Some(verb) = next_verb(node["provision_state"].as_str().unwrap_or_default())
+                .filter(|_| at_rest(&node))
+            else {
+                continue;
+            };
+            let (status, body) = balancer
+                .send(
+                    Method::PUT,
+                    &format!("/v1/nodes/{uuid}/states/provision"),
+                    Some(json!({"target": verb})),
+                )
+                .await;
+            match status {
+                StatusCode::ACCEPTED => {
+                    tally.accepted.fetch_add(1, SeqCst);
+                    pending.insert(uuid.clone(), (seen, Instant::now()));
+                }
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    tally.unavailable.fetch_add(1, SeqCst);
+                }
+                // The node moved meanwhile (a takeover), or is locked.
+                StatusCode::BAD_REQUEST | StatusCode::CONFLICT => {
+                    tally.refused.fetch_add(1, SeqCst);
+                }
+                // No answer at all (an API killed mid-request).
+                StatusCode::BAD_GATEWAY if body.is_null() => {}
+                other => tally.violation(format!("PUT {verb} {uuid}: {other} {body}")),
+            }
+        }
+    }
+}
+
+/// The processes of the soak and what they need.
+struct Fleet {
+    pg: PrivatePg,
+    netns: Netns,
+    conductors: Vec<ServiceProcess>,
+    apis: Vec<ServiceProcess>,
+    hosts: Vec<String>,
+    _relays: (Forward, Forward),
+}
+
+impl Fleet {
+    fn start(prefix: &str, dir: &std::path::Path) -> (Fleet, Vec<u16>) {
+        let pg = PrivatePg::start();
+        let netns = Netns::new();
+        let db_relay = Forward::new(&netns.host_ip, &format!("127.0.0.1:{}", pg.port));
+        let amqp_relay = Forward::new(&netns.host_ip, "127.0.0.1:5672");
+        let common = |db: String, amqp: String| -> Vec<(String, String)> {
+            [
+                ("FERRIC_DATABASE__URL", db),
+                ("FERRIC_AMQP__URL", amqp),
+                ("FERRIC_AMQP__PREFIX", prefix.to_owned()),
+                ("FERRIC_CONDUCTOR__HEARTBEAT_INTERVAL_SECS", "1".into()),
+                ("FERRIC_CONDUCTOR__HEARTBEAT_TIMEOUT_SECS", "3".into()),
+                (
+                    "FERRIC_CONDUCTOR__CHECK_PROVISION_STATE_INTERVAL_SECS",
+                    "1".into(),
+                ),
+                ("FERRIC_CONDUCTOR__FAKE_STEP_DELAY_MS", "200".into()),
+                ("FERRIC_API__DRAIN_SECS", "1".into()),
+                ("FERRIC_API__WORKERS", "2".into()),
+                ("RUST_LOG", "warn".into()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect()
+        };
+        let relayed_amqp = amqp_url().replace(
+            "127.0.0.1:5672",
+            &format!("{}:{}", netns.host_ip, amqp_relay.port),
+        );
+        let hosts: Vec<String> = (0..3).map(|i| format!("{prefix}c-{i}")).collect();
+        let conductors = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                // The last one lives in the namespace, the one to cut off.
+                let (ns, db, amqp) = if i == 2 {
+                    (
+                        Some(netns.name.as_str()),
+                        format!(
+                            "postgres://postgres@{}:{}/postgres",
+                            netns.host_ip, db_relay.port
+                        ),
+                        relayed_amqp.clone(),
+                    )
+                } else {
+                    (None, pg.url(), amqp_url())
+                };
+                let mut env = common(db, amqp);
+                env.push(("FERRIC_CONDUCTOR__HOST".into(), host.clone()));
+                ServiceProcess::new_in(ns, "conductor", env, dir.join(format!("{host}.log")))
+            })
+            .collect();
+        let ports = vec![free_port(), free_port()];
+        let apis = ports
+            .iter()
+            .map(|port| {
+                let mut env = common(pg.url(), amqp_url());
+                env.push(("FERRIC_API__PORT".into(), port.to_string()));
+                ServiceProcess::new("api", env, dir.join(format!("api-{port}.log")))
+            })
+            .collect();
+        (
+            Fleet {
+                pg,
+                netns,
+                conductors,
+                apis,
+                hosts,
+                _relays: (db_relay, amqp_relay),
+            },
+            ports,
+        )
+    }
+}
+
+/// Every API ready and every conductor alive.
+async fn recovered(balancer: &Balancer, hosts: &[String]) -> Duration {
+    let started = Instant::now();
+    wait_until(Duration::from_secs(120), "the fleet to recover", || async {
+        if !balancer.ready.iter().all(|r| r.load(SeqCst)) {
+            return None;
+        }
+        let (_, list) = balancer.send(Method::GET, "/v1/conductors", None).await;
+        let alive = list["conductors"].as_array().map_or(0, |cs| {
+            cs.iter()
+                .filter(|c| {
+                    c["alive"] == true
+                        && hosts.contains(&c["hostname"].as_str().unwrap_or_default().to_owned())
+                })
+                .count()
+        });
+        (alive == hosts.len()).then_some(())
+    })
+    .await;
+    started.elapsed()
+}
+
+/// One fault, held for `hold` (a SIGTERM is not held: the process drains
+/// and is started again at once), then undone; its name and how long it
+/// was held.
+async fn inject(
+    fleet: &mut Fleet,
+    choice: u32,
+    which: usize,
+    hold: Duration,
+) -> (String, Duration) {
+    // The schedule's own timing: how long the fault lasts.
+    let held = || tokio::time::sleep(hold);
+    match choice {
+        0 => {
+            let c = &mut fleet.conductors[which % 3];
+            c.kill().await;
+            held().await;
+            c.start();
+            (format!("kill -9 conductor {}", which % 3), hold)
+        }
+        1 => {
+            let a = &mut fleet.apis[which % 2];
+            a.kill().await;
+            held().await;
+            a.start();
+            (format!("kill -9 api {}", which % 2), hold)
+        }
+        2 => {
+            let a = &mut fleet.apis[which % 2];
+            let exit = a.terminate().await;
+            assert!(exit.success(), "SIGTERM of an API: {exit:?}");
+            a.start();
+            (format!("SIGTERM api {}", which % 2), Duration::ZERO)
+        }
+        3 => {
+            rabbitmqctl(&["stop_app"]);
+            held().await;
+            rabbitmqctl(&["start_app"]);
+            rabbitmqctl(&["await_startup"]);
+            ("restart rabbitmq".into(), hold)
+        }
+        4 => {
+            let mode = if which % 2 == 0 { "fast" } else { "immediate" };
+            fleet.pg.stop(mode);
+            held().await;
+            fleet.pg.restart();
+            (format!("stop postgresql ({mode}) and start it"), hold)
+        }
+        _ => {
+            fleet.netns.cut();
+            held().await;
+            fleet.netns.heal();
+            ("partition conductor 2".into(), hold)
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(clippy::print_stderr, reason = "the soak's report")]
+async fn a_chaos_soak_keeps_every_invariant() {
+    let minutes: f64 = setting("TEST_FERRIC_CHAOS_MINUTES", 2.0);
+    let n_nodes: usize = setting("TEST_FERRIC_CHAOS_NODES", 1000);
+    let seed: u64 = setting("TEST_FERRIC_CHAOS_SEED", 7);
+    let prefix = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut fleet, ports) = Fleet::start(&prefix, dir.path());
+    let balancer = Balancer::new(
+        ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect(),
+    );
+    let (stop_watching, stop_working) = (AtomicBool::new(false), AtomicBool::new(false));
+    let tally = Tally::default();
+    let hosts = fleet.hosts.clone();
+
+    let soak = async {
+        recovered(&balancer, &hosts).await;
+        let mut uuids = Vec::new();
+        for i in 0..n_nodes {
+            let (status, node) = balancer
+                .send(
+                    Method::POST,
+                    "/v1/nodes",
+                    Some(json!({"driver": "fake-hardware", "name": format!("chaos{i}")})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{node}");
+            uuids.push(node["uuid"].as_str().unwrap().to_owned());
+        }
+        let n_workers = 16;
+        let workers = futures_util::future::join_all((0..n_workers).map(|w| {
+            let mine: Vec<String> = uuids.iter().skip(w).step_by(n_workers).cloned().collect();
+            worker(&balancer, mine, &stop_working, &tally)
+        }));
+        let schedule = async {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let deadline = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
+            let mut faults = Vec::new();
+            // Every kind of fault once per round of six, in a seeded order.
+            let mut deck: Vec<u32> = Vec::new();
+            while Instant::now() < deadline {
+                if deck.is_empty() {
+                    deck = (0..6).collect();
+                    deck.shuffle(&mut rng);
+                }
+                // The schedule: a quiet spell, then the next fault.
+                tokio::time::sleep(Duration::from_millis(rng.random_range(3000..8000))).await;
+                let hold = Duration::from_millis(rng.random_range(1000..5000));
+                let kind = deck.pop().unwrap_or_default();
+                let (name, held) = inject(&mut fleet, kind, rng.random_range(0..6), hold).await;
+                let recovery = recovered(&balancer, &hosts).await;
+                faults.push((name, held, recovery));
+            }
+            stop_working.store(true, SeqCst);
+            faults
+        };
+        let (_, faults) = tokio::join!(workers, schedule);
+        // Faults over: every node comes to rest, unlocked.
+        let settled_in = Instant::now();
+        let mut unsettled = Vec::new();
+        for uuid in &uuids {
+            let node = wait_until(Duration::from_secs(120), "every node at rest", || async {
+                let (status, node) = balancer
+                    .send(Method::GET, &format!("/v1/nodes/{uuid}"), None)
+                    .await;
+                (status == StatusCode::OK && at_rest(&node)).then_some(node)
+            })
+            .await;
+            if !node["reservation"].is_null() {
+                unsettled.push(node);
+            }
+        }
+        let settled_in = settled_in.elapsed();
+        stop_watching.store(true, SeqCst);
+        (faults, unsettled, settled_in)
+    };
+    let ((faults, unsettled, settled_in), ()) = tokio::join!(soak, balancer.watch(&stop_watching));
+
+    // Every accepted task committed its receipt.
+    let mut conn =
+        <diesel::PgConnection as diesel::Connection>::establish(&fleet.pg.url()).unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let receipts = diesel::RunQueryDsl::get_result::<Count>(
+        diesel::sql_query("SELECT count(*) AS n FROM task_receipts"),
+        &mut conn,
+    )
+    .unwrap()
+    .n;
+    let accepted = tally.accepted.load(SeqCst);
+    let statuses = balancer.statuses.lock().unwrap().clone();
+    let no_answer = balancer.failures.lock().unwrap().len();
+    let server_errors: Vec<&(String, StatusCode)> = statuses
+        .iter()
+        .filter(|(_, s)| s.is_server_error() && *s != StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    let violations = tally.violations.lock().unwrap().clone();
+    let mut report = format!(
+        "chaos soak: {minutes} min, seed {seed}, {n_nodes} nodes, 3 conductors, 2 APIs\n\
+         requests answered: {}, accepted (202): {accepted}, 503: {}, refused (400/409, the \
+         node moved or was locked): {}, no answer (an API killed mid-request): {no_answer}\n\
+         task receipts: {receipts}; every node at rest {settled_in:?} after the last fault\n\
+         faults ({}):\n",
+        statuses.len(),
+        tally.unavailable.load(SeqCst),
+        tally.refused.load(SeqCst),
+        faults.len()
+    );
+    for (name, held, recovery) in &faults {
+        report.push_str(&format!(
+            "  {name}: held {held:?}, fleet ready again {recovery:?} after\n"
+        ));
+    }
+    report.push_str(&format!(
+        "invariant violations: {}\n",
+        violations.len() + server_errors.len() + unsettled.len()
+    ));
+    eprintln!("{report}");
+
+    assert!(violations.is_empty(), "{violations:#?}");
+    assert!(server_errors.is_empty(), "{server_errors:?}");
+    assert!(unsettled.is_empty(), "locks left: {unsettled:?}");
+    assert!(
+        usize::try_from(receipts).unwrap() >= accepted,
+        "{accepted} tasks accepted, {receipts} receipts"
+    );
+    assert!(!faults.is_empty());
+    for c in fleet.conductors.iter_mut().chain(fleet.apis.iter_mut()) {
+        c.kill().await;
+    }
+    let names = ferric_common::queue::amqp::Names::new(&prefix);
+    for queue in hosts
+        .iter()
+        .map(|h| names.conductor_queue(h))
+        .chain([names.dead.clone()])
+    {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "delete_queue", &queue])
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
+}
