@@ -304,7 +304,11 @@ async fn inject(
             ("restart rabbitmq".into(), hold)
         }
         4 => {
-            let mode = if which % 2 == 0 { "fast" } else { "immediate" };
+            let mode = if which.is_multiple_of(2) {
+                "fast"
+            } else {
+                "immediate"
+            };
             fleet.pg.stop(mode);
             held().await;
             fleet.pg.restart();
