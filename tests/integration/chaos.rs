@@ -28,30 +28,17 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::balancer::Balancer;
+use crate::helpers::broker::{amqp_url, delete_queues, rabbitmqctl, service_env};
 use crate::helpers::netns::{Forward, Netns};
 use crate::helpers::private_pg::PrivatePg;
 use crate::helpers::process::{ServiceProcess, free_port};
 use crate::helpers::wait_until;
-
-fn amqp_url() -> String {
-    std::env::var("TEST_FERRIC_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
 
 fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn rabbitmqctl(args: &[&str]) {
-    let status = std::process::Command::new("rabbitmqctl")
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("rabbitmqctl runs");
-    assert!(status.success(), "rabbitmqctl {args:?}");
 }
 
 /// What the workers saw.
@@ -171,26 +158,7 @@ impl Fleet {
         let netns = Netns::new();
         let db_relay = Forward::new(&netns.host_ip, &format!("127.0.0.1:{}", pg.port));
         let amqp_relay = Forward::new(&netns.host_ip, "127.0.0.1:5672");
-        let common = |db: String, amqp: String| -> Vec<(String, String)> {
-            [
-                ("FERRIC_DATABASE__URL", db),
-                ("FERRIC_AMQP__URL", amqp),
-                ("FERRIC_AMQP__PREFIX", prefix.to_owned()),
-                ("FERRIC_CONDUCTOR__HEARTBEAT_INTERVAL_SECS", "1".into()),
-                ("FERRIC_CONDUCTOR__HEARTBEAT_TIMEOUT_SECS", "3".into()),
-                (
-                    "FERRIC_CONDUCTOR__CHECK_PROVISION_STATE_INTERVAL_SECS",
-                    "1".into(),
-                ),
-                ("FERRIC_CONDUCTOR__FAKE_STEP_DELAY_MS", "200".into()),
-                ("FERRIC_API__DRAIN_SECS", "1".into()),
-                ("FERRIC_API__WORKERS", "2".into()),
-                ("RUST_LOG", "warn".into()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect()
-        };
+        let common = |db: String, amqp: String| service_env(&db, &amqp, prefix, 200, "warn");
         let relayed_amqp = amqp_url().replace(
             "127.0.0.1:5672",
             &format!("{}:{}", netns.host_ip, amqp_relay.port),
@@ -460,15 +428,5 @@ async fn a_chaos_soak_keeps_every_invariant() {
     for c in fleet.conductors.iter_mut().chain(fleet.apis.iter_mut()) {
         c.kill().await;
     }
-    let names = ferric_common::queue::amqp::Names::new(&prefix);
-    for queue in hosts
-        .iter()
-        .map(|h| names.conductor_queue(h))
-        .chain([names.dead.clone()])
-    {
-        let _ = std::process::Command::new("rabbitmqctl")
-            .args(["-q", "delete_queue", &queue])
-            .stdout(std::process::Stdio::null())
-            .status();
-    }
+    delete_queues(&prefix, &hosts);
 }

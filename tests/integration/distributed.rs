@@ -21,13 +21,9 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+use crate::helpers::broker::{amqp_url, delete_queues, rabbitmqctl};
 use crate::helpers::db::TestPg;
 use crate::helpers::wait_until;
-
-fn amqp_url() -> String {
-    std::env::var("TEST_FERRIC_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
 
 /// `ferric api` and conductors in this process over one database.
 pub(crate) struct Cluster {
@@ -583,15 +579,6 @@ async fn the_api_is_not_ready_without_a_conductor_for_each_enabled_hardware_type
     cluster.stop().await;
 }
 
-fn rabbitmqctl(args: &[&str]) {
-    let status = std::process::Command::new("rabbitmqctl")
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("rabbitmqctl runs");
-    assert!(status.success(), "rabbitmqctl {args:?} failed");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_answers_503_while_the_broker_is_down_and_both_sides_reconnect() {
     let cluster = Cluster::start(1).await;
@@ -780,20 +767,7 @@ impl Drop for Cluster {
         if self.api.is_none() {
             return;
         }
-        let names = Names::new(&self.prefix);
-        let mut queues: Vec<String> = self
-            .hosts
-            .iter()
-            .map(|h| names.conductor_queue(h))
-            .collect();
-        queues.push(names.dead.clone());
-        for queue in queues {
-            let _ = std::process::Command::new("rabbitmqctl")
-                .args(["-q", "delete_queue", &queue])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
-        }
+        delete_queues(&self.prefix, &self.hosts);
     }
 }
 

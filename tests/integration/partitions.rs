@@ -16,15 +16,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::distributed::Cluster;
+use crate::helpers::broker::{amqp_url, delete_queues, service_env};
 use crate::helpers::db::TestPg;
 use crate::helpers::netns::{Forward, Netns};
 use crate::helpers::process::ServiceProcess;
 use crate::helpers::wait_until;
-
-fn amqp_url() -> String {
-    std::env::var("TEST_FERRIC_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
 
 /// `url` with its host and port replaced; the original `host:port`.
 fn relayed(url: &str, host: &str, port: u16) -> (String, String) {
@@ -75,29 +71,14 @@ async fn a_partitioned_conductor_loses_its_nodes_and_changes_none_of_them_when_i
     let amqp_relay = Forward::new(&netns.host_ip, &amqp_target);
     let stale_host = format!("{}c-stale", cluster.prefix());
     let dir = tempfile::tempdir().unwrap();
-    let env: Vec<(String, String)> = [
-        (
-            "FERRIC_DATABASE__URL",
-            relayed(&pg.url, &netns.host_ip, db_relay.port).0,
-        ),
-        (
-            "FERRIC_AMQP__URL",
-            relayed(&amqp_url(), &netns.host_ip, amqp_relay.port).0,
-        ),
-        ("FERRIC_AMQP__PREFIX", cluster.prefix().to_owned()),
-        ("FERRIC_CONDUCTOR__HOST", stale_host.clone()),
-        ("FERRIC_CONDUCTOR__HEARTBEAT_INTERVAL_SECS", "1".into()),
-        ("FERRIC_CONDUCTOR__HEARTBEAT_TIMEOUT_SECS", "3".into()),
-        (
-            "FERRIC_CONDUCTOR__CHECK_PROVISION_STATE_INTERVAL_SECS",
-            "1".into(),
-        ),
-        ("FERRIC_CONDUCTOR__FAKE_STEP_DELAY_MS", "4000".into()),
-        ("RUST_LOG", "info".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    let mut env = service_env(
+        &relayed(&pg.url, &netns.host_ip, db_relay.port).0,
+        &relayed(&amqp_url(), &netns.host_ip, amqp_relay.port).0,
+        cluster.prefix(),
+        4000,
+        "info",
+    );
+    env.push(("FERRIC_CONDUCTOR__HOST".into(), stale_host.clone()));
     let mut stale = ServiceProcess::new_in(
         Some(&netns.name),
         "conductor",
@@ -216,11 +197,7 @@ async fn a_partitioned_conductor_loses_its_nodes_and_changes_none_of_them_when_i
     for uuid in &theirs {
         cluster.wait_state(uuid, "active").await;
     }
-    let queue =
-        ferric_common::queue::amqp::Names::new(cluster.prefix()).conductor_queue(&stale_host);
+    let prefix = cluster.prefix().to_owned();
     cluster.stop().await;
-    let _ = std::process::Command::new("rabbitmqctl")
-        .args(["-q", "delete_queue", &queue])
-        .stdout(std::process::Stdio::null())
-        .status();
+    delete_queues(&prefix, &[stale_host]);
 }

@@ -15,14 +15,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::balancer::Balancer;
+use crate::helpers::broker::{amqp_url, delete_queues, service_env};
 use crate::helpers::db::TestPg;
 use crate::helpers::process::{ServiceProcess, free_port};
 use crate::helpers::wait_until;
-
-fn amqp_url() -> String {
-    std::env::var("TEST_FERRIC_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
 
 /// One node cycled until `stop`: enroll → manageable → available, then
 /// active and back to available again and again. Returns the cycles done.
@@ -57,24 +53,7 @@ async fn cycle(balancer: &Balancer, name: String, stop: &AtomicBool) -> usize {
 }
 
 fn env(db: &str, prefix: &str, extra: &[(&str, String)]) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = [
-        ("FERRIC_DATABASE__URL", db.to_owned()),
-        ("FERRIC_AMQP__URL", amqp_url()),
-        ("FERRIC_AMQP__PREFIX", prefix.to_owned()),
-        ("FERRIC_CONDUCTOR__HEARTBEAT_INTERVAL_SECS", "1".into()),
-        ("FERRIC_CONDUCTOR__HEARTBEAT_TIMEOUT_SECS", "3".into()),
-        (
-            "FERRIC_CONDUCTOR__CHECK_PROVISION_STATE_INTERVAL_SECS",
-            "1".into(),
-        ),
-        ("FERRIC_CONDUCTOR__FAKE_STEP_DELAY_MS", "300".into()),
-        ("FERRIC_API__DRAIN_SECS", "1".into()),
-        ("FERRIC_API__WORKERS", "2".into()),
-        ("RUST_LOG", "info".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    let mut env = service_env(db, &amqp_url(), prefix, 300, "info");
     env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
     env
 }
@@ -205,15 +184,5 @@ async fn a_rolling_restart_of_every_process_under_load_fails_no_request() {
     for p in conductors.iter_mut().chain(apis.iter_mut()) {
         p.terminate().await;
     }
-    let names = ferric_common::queue::amqp::Names::new(&prefix);
-    for queue in hosts
-        .iter()
-        .map(|h| names.conductor_queue(h))
-        .chain([names.dead.clone()])
-    {
-        let _ = std::process::Command::new("rabbitmqctl")
-            .args(["-q", "delete_queue", &queue])
-            .stdout(std::process::Stdio::null())
-            .status();
-    }
+    delete_queues(&prefix, &hosts);
 }

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod balancer;
 pub mod bmc;
+pub mod broker;
 pub mod db;
 pub mod http;
 pub mod ipa;
