@@ -73,7 +73,7 @@ impl NodeLock {
     /// On a database failure (the lock is then cleared by the next sweep).
     pub async fn release(mut self) -> Result<(), DbError> {
         self.released = true;
-        release_with_retries(&self.db, &self.host, self.node_id).await
+        release_lock(&self.db, &self.host, self.node_id).await
     }
 }
 
@@ -89,34 +89,22 @@ impl Drop for NodeLock {
         );
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                let _ = release_with_retries(&db, &host, node_id).await;
+                let _ = release_lock(&db, &host, node_id).await;
             });
         }
     }
 }
 
-/// How often a failed release is retried before it is left to the sweeps.
-const RELEASE_ATTEMPTS: u32 = 6;
-
-/// Clears the reservation, retrying with exponential backoff (0.1 s … 3.2 s)
-/// so a short database outage does not leave the node locked.
-async fn release_with_retries(db: &Db, host: &str, node_id: i32) -> Result<(), DbError> {
-    let mut delay = std::time::Duration::from_millis(100);
-    let mut attempt = 1;
-    loop {
-        let h = host.to_owned();
-        match db.run(move |conn| Node::release(conn, node_id, &h)).await {
-            Ok(_) => return Ok(()),
-            Err(e) if attempt >= RELEASE_ATTEMPTS => {
-                tracing::error!(node.id = node_id, error = %e, "could not release node lock");
-                return Err(e);
-            }
-            Err(e) => {
-                tracing::warn!(node.id = node_id, error = %e, attempt, "releasing node lock failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                attempt += 1;
-            }
+/// Clears the reservation. A conductor's handle rides a database outage out
+/// (`Db::riding_out`), so only a longer outage leaves the node locked, for
+/// the sweeps (takeover, the start-up sweep) to clear.
+async fn release_lock(db: &Db, host: &str, node_id: i32) -> Result<(), DbError> {
+    let h = host.to_owned();
+    match db.run(move |conn| Node::release(conn, node_id, &h)).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::error!(node.id = node_id, error = %e, "could not release node lock");
+            Err(e)
         }
     }
 }

@@ -4,7 +4,8 @@
 //! PostgreSQL server of the soak's own and the machine's RabbitMQ, a
 //! readiness-following balancer, and fake nodes cycling through manage,
 //! provide, deploy and undeploy under a steady stream of requests, while a
-//! seeded schedule (each kind once per round of six, 3–8 s apart, held
+//! seeded schedule (each kind once per round of six, 200–600 accepted
+//! requests apart, each held until the fleet shows it and for at least
 //! 1–5 s) kills (-9) and restarts conductors and APIs, stops APIs with
 //! SIGTERM, restarts RabbitMQ, restarts or crashes PostgreSQL and cuts the
 //! namespaced conductor off.
@@ -231,31 +232,52 @@ async fn recovered(balancer: &Balancer, hosts: &[String]) -> Duration {
     started.elapsed()
 }
 
-/// One fault, held for `hold` (a SIGTERM is not held: the process drains
-/// and is started again at once), then undone; its name and how long it
-/// was held.
+/// Holds a fault until the fleet shows it (`seen`) and for at least `hold`
+/// since `since`; how long that was.
+async fn hold_until<F, Fut>(since: Instant, hold: Duration, what: &str, seen: F) -> Duration
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    wait_until(Duration::from_secs(60), what, || async {
+        (since.elapsed() >= hold && seen().await).then_some(())
+    })
+    .await;
+    since.elapsed()
+}
+
+/// One fault, held until the fleet shows it and for at least `hold` (a
+/// SIGTERM is not held: the process drains and is started again at once),
+/// then undone; its name and how long it was held.
 async fn inject(
     fleet: &mut Fleet,
+    balancer: &Balancer,
     choice: u32,
     which: usize,
     hold: Duration,
 ) -> (String, Duration) {
-    // The schedule's own timing: how long the fault lasts.
-    let held = || tokio::time::sleep(hold);
+    let since = Instant::now();
+    let no_api_ready = || async { !balancer.ready.iter().any(|r| r.load(SeqCst)) };
     match choice {
         0 => {
-            let c = &mut fleet.conductors[which % 3];
-            c.kill().await;
-            held().await;
-            c.start();
-            (format!("kill -9 conductor {}", which % 3), hold)
+            let host = fleet.hosts[which % 3].clone();
+            fleet.conductors[which % 3].kill().await;
+            let held = hold_until(since, hold, "the conductor seen dead", || async {
+                !balancer.is_alive(&host).await
+            })
+            .await;
+            fleet.conductors[which % 3].start();
+            (format!("kill -9 conductor {}", which % 3), held)
         }
         1 => {
-            let a = &mut fleet.apis[which % 2];
-            a.kill().await;
-            held().await;
-            a.start();
-            (format!("kill -9 api {}", which % 2), hold)
+            let i = which % 2;
+            fleet.apis[i].kill().await;
+            let held = hold_until(since, hold, "the API out of the balancer", || async {
+                !balancer.ready[i].load(SeqCst)
+            })
+            .await;
+            fleet.apis[i].start();
+            (format!("kill -9 api {i}"), held)
         }
         2 => {
             let a = &mut fleet.apis[which % 2];
@@ -266,10 +288,11 @@ async fn inject(
         }
         3 => {
             rabbitmqctl(&["stop_app"]);
-            held().await;
+            let held =
+                hold_until(since, hold, "no API ready without the broker", no_api_ready).await;
             rabbitmqctl(&["start_app"]);
             rabbitmqctl(&["await_startup"]);
-            ("restart rabbitmq".into(), hold)
+            ("restart rabbitmq".into(), held)
         }
         4 => {
             let mode = if which.is_multiple_of(2) {
@@ -278,15 +301,25 @@ async fn inject(
                 "immediate"
             };
             fleet.pg.stop(mode);
-            held().await;
+            let held = hold_until(
+                since,
+                hold,
+                "no API ready without the database",
+                no_api_ready,
+            )
+            .await;
             fleet.pg.restart();
-            (format!("stop postgresql ({mode}) and start it"), hold)
+            (format!("stop postgresql ({mode}) and start it"), held)
         }
         _ => {
             fleet.netns.cut();
-            held().await;
+            let host = fleet.hosts[2].clone();
+            let held = hold_until(since, hold, "the cut-off conductor seen dead", || async {
+                !balancer.is_alive(&host).await
+            })
+            .await;
             fleet.netns.heal();
-            ("partition conductor 2".into(), hold)
+            ("partition conductor 2".into(), held)
         }
     }
 }
@@ -340,11 +373,19 @@ async fn a_chaos_soak_keeps_every_invariant() {
                     deck = (0..6).collect();
                     deck.shuffle(&mut rng);
                 }
-                // The schedule: a quiet spell, then the next fault.
-                tokio::time::sleep(Duration::from_millis(rng.random_range(3000..8000))).await;
+                // A quiet spell of a seeded number of accepted requests,
+                // then the next fault.
+                let quiet = tally.accepted.load(SeqCst) + rng.random_range(200..600);
+                wait_until(
+                    Duration::from_secs(120),
+                    "the quiet spell's requests",
+                    || async { (tally.accepted.load(SeqCst) >= quiet).then_some(()) },
+                )
+                .await;
                 let hold = Duration::from_millis(rng.random_range(1000..5000));
                 let kind = deck.pop().unwrap_or_default();
-                let (name, held) = inject(&mut fleet, kind, rng.random_range(0..6), hold).await;
+                let (name, held) =
+                    inject(&mut fleet, &balancer, kind, rng.random_range(0..6), hold).await;
                 let recovery = recovered(&balancer, &hosts).await;
                 faults.push((name, held, recovery));
             }

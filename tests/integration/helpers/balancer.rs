@@ -110,12 +110,17 @@ impl Balancer {
     /// Waits until `host` is an alive conductor again.
     pub async fn conductor_alive(&self, host: &str) {
         wait_until(Duration::from_secs(60), "the conductor back", || async {
-            let (_, conductor) = self
-                .send(Method::GET, &format!("/v1/conductors/{host}"), None)
-                .await;
-            (conductor["alive"] == true).then_some(())
+            self.is_alive(host).await.then_some(())
         })
         .await;
+    }
+
+    /// Whether the API lists `host` as an alive conductor.
+    pub async fn is_alive(&self, host: &str) -> bool {
+        let (_, conductor) = self
+            .send(Method::GET, &format!("/v1/conductors/{host}"), None)
+            .await;
+        conductor["alive"] == true
     }
 
     /// Waits until the node is in `state`, unlocked.

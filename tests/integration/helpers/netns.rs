@@ -77,28 +77,19 @@ impl Netns {
 
     /// Drops every packet between the namespace and the machine.
     pub fn cut(&self) {
-        ip(&[
-            "-n",
-            &self.name,
-            "route",
-            "add",
-            "blackhole",
-            &format!("{}/32", self.host_ip),
-        ]);
-        ip(&["route", "add", "blackhole", &format!("{}/32", self.ns_ip)]);
+        self.blackholes("add");
     }
 
     /// Undoes [`Netns::cut`].
     pub fn heal(&self) {
-        ip(&[
-            "-n",
-            &self.name,
-            "route",
-            "del",
-            "blackhole",
-            &format!("{}/32", self.host_ip),
-        ]);
-        ip(&["route", "del", "blackhole", &format!("{}/32", self.ns_ip)]);
+        self.blackholes("del");
+    }
+
+    /// Adds or deletes the blackhole route at each end of the pair.
+    fn blackholes(&self, verb: &str) {
+        let (to_host, to_ns) = (format!("{}/32", self.host_ip), format!("{}/32", self.ns_ip));
+        ip(&["-n", &self.name, "route", verb, "blackhole", &to_host]);
+        ip(&["route", verb, "blackhole", &to_ns]);
     }
 }
 
