@@ -13,8 +13,8 @@ use ferric_common::config::Settings;
 use ferric_common::db::{Backend, Db};
 use ferric_common::notify::Notifier;
 use ferric_common::queue::amqp::AmqpQueue;
+use ferric_common::queue::broker::Broker;
 use ferric_conductor::service::{self, ConductorHandle};
-use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 /// Opens the PostgreSQL pool and applies pending migrations.
@@ -25,10 +25,11 @@ async fn postgres(settings: &Settings) -> anyhow::Result<Db> {
             "configuration: invalid value for database.url: the distributed mode needs PostgreSQL (postgres://…)"
         );
     }
-    let db = Db::connect(
+    let db = Db::connect_with_tls(
         &url,
         settings.database.pool_size,
         std::time::Duration::from_millis(settings.database.busy_timeout_ms),
+        settings.database.tls_ca_file.as_deref(),
     )
     .context("opening the database")?;
     db.migrate().await.context("migrating the database")?;
@@ -51,11 +52,12 @@ impl ApiProcess {
         let db = postgres(&settings)
             .await?
             .with_checkout_timeout(settings.database.connection_timeout());
-        let queue = AmqpQueue::connect(settings.amqp.url.expose_secret(), &settings.amqp.prefix)
+        let broker = Broker::from_settings(&settings.amqp)?;
+        let queue = AmqpQueue::connect(broker.clone(), &settings.amqp.prefix)
             .await
             .context("connecting to RabbitMQ")?;
         let notifier = Notifier::amqp(
-            settings.amqp.url.expose_secret(),
+            broker,
             &settings.amqp.prefix,
             format!("ferric-api.{}", settings.conductor_host()),
         );
@@ -93,7 +95,7 @@ pub async fn start_conductor(settings: Settings) -> anyhow::Result<ConductorHand
         settings.conductor_config(),
         settings.conductor_host(),
         db,
-        settings.amqp.url.expose_secret(),
+        Broker::from_settings(&settings.amqp)?,
         &settings.amqp.prefix,
     )
     .await

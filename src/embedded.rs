@@ -36,10 +36,11 @@ impl Embedded {
     /// When the database, the conductor or the listener cannot start.
     pub async fn start(settings: Settings) -> anyhow::Result<Embedded> {
         let url = settings.database_url();
-        let db = Db::connect(
+        let db = Db::connect_with_tls(
             &url,
             settings.database.pool_size,
             std::time::Duration::from_millis(settings.database.busy_timeout_ms),
+            settings.database.tls_ca_file.as_deref(),
         )
         .context("opening the database")?;
         let applied = db.migrate().await.context("migrating the database")?;

@@ -119,10 +119,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Watch { node, event, json } => {
-            use secrecy::ExposeSecret as _;
             let filter = ferric::watch::Filter { node, event, json };
             ferric::watch::run(
-                settings.amqp.url.expose_secret(),
+                &ferric_common::queue::broker::Broker::from_settings(&settings.amqp)?,
                 &settings.amqp.prefix,
                 filter,
                 shutdown_signal(),
@@ -130,10 +129,11 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Db { command } => {
-            let db = Db::connect(
+            let db = Db::connect_with_tls(
                 &settings.database_url(),
                 1,
                 std::time::Duration::from_secs(10),
+                settings.database.tls_ca_file.as_deref(),
             )
             .context("opening the database")?;
             let report = match command {

@@ -9,12 +9,13 @@
 use std::io::Write as _;
 
 use anyhow::Context as _;
+use ferric_common::queue::broker::Broker;
 use futures_util::StreamExt as _;
+use lapin::ExchangeKind;
 use lapin::options::{
     BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use serde_json::Value;
 
 /// What to show.
@@ -29,15 +30,13 @@ pub struct Filter {
 /// # Errors
 /// When the broker cannot be reached or the queue cannot be set up.
 pub async fn run(
-    url: &str,
+    broker: &Broker,
     prefix: &str,
     filter: Filter,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let exchange = ferric_common::notify::exchange_name(prefix);
-    let conn = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .context("connecting to RabbitMQ")?;
+    let conn = broker.connect().await.context("connecting to RabbitMQ")?;
     let channel = conn.create_channel().await?;
     channel
         .exchange_declare(

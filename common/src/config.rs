@@ -58,6 +58,10 @@ pub struct AmqpSettings {
     /// Prefix of every exchange and queue name (several deployments or
     /// test runs on one broker).
     pub prefix: String,
+    /// PEM file of the CA(s) an `amqps://` broker's certificate must chain
+    /// to (with its name as in the URL); needed for `amqps://`, refused
+    /// for `amqp://`.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for AmqpSettings {
@@ -65,6 +69,7 @@ impl Default for AmqpSettings {
         Self {
             url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
             prefix: String::new(),
+            tls_ca_file: None,
         }
     }
 }
@@ -198,6 +203,11 @@ pub struct DatabaseSettings {
     /// failover, dropped connections), retrying with backoff, before the
     /// work that needed the database fails with that reason.
     pub outage_tolerance_secs: u64,
+    /// PEM file of the CA(s) PostgreSQL's certificate must chain to: set,
+    /// Ferric reaches PostgreSQL only over TLS and verifies the server's
+    /// name as in the URL (libpq's `verify-full`; `sslmode=verify-full`
+    /// with `sslrootcert` in the URL does the same).
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for DatabaseSettings {
@@ -208,6 +218,7 @@ impl Default for DatabaseSettings {
             busy_timeout_ms: 10_000,
             connection_timeout_ms: 2_000,
             outage_tolerance_secs: 120,
+            tls_ca_file: None,
         }
     }
 }

@@ -15,11 +15,14 @@ use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Connection, ExchangeKind};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::db::models::node::Node;
+use crate::queue::QueueError;
+use crate::queue::amqp;
+use crate::queue::broker::Broker;
 use crate::states::ProvisionState;
 
 /// Notifications waiting to be published before new ones are dropped.
@@ -254,9 +257,9 @@ impl Notifier {
     /// Publishes to `<prefix>ferric.notifications` at `url` from a
     /// background task that reconnects (backing off up to 30 s) whenever the
     /// broker goes away. `publisher_id` is e.g. `ferric-conductor.<host>`.
-    pub fn amqp(url: &str, prefix: &str, publisher_id: String) -> Notifier {
+    pub fn amqp(broker: Broker, prefix: &str, publisher_id: String) -> Notifier {
         let (tx, rx) = mpsc::channel(BUFFER);
-        tokio::spawn(publish_loop(url.to_owned(), exchange_name(prefix), rx));
+        tokio::spawn(publish_loop(broker, exchange_name(prefix), rx));
         Notifier {
             sink: Some((tx, publisher_id)),
         }
@@ -268,11 +271,11 @@ pub fn exchange_name(prefix: &str) -> String {
     format!("{prefix}ferric.notifications")
 }
 
-async fn publish_loop(url: String, exchange: String, mut rx: mpsc::Receiver<Value>) {
+async fn publish_loop(broker: Broker, exchange: String, mut rx: mpsc::Receiver<Value>) {
     let mut backoff = Duration::from_millis(500);
     'connect: loop {
         // The connection lives as long as its channel is used.
-        let (_connection, channel) = match open(&url, &exchange).await {
+        let (_connection, channel) = match open(&broker, &exchange).await {
             Ok(opened) => {
                 backoff = Duration::from_millis(500);
                 opened
@@ -311,9 +314,9 @@ async fn publish_loop(url: String, exchange: String, mut rx: mpsc::Receiver<Valu
     }
 }
 
-async fn open(url: &str, exchange: &str) -> Result<(Connection, lapin::Channel), lapin::Error> {
-    let conn = Connection::connect(url, ConnectionProperties::default()).await?;
-    let channel = conn.create_channel().await?;
+async fn open(broker: &Broker, exchange: &str) -> Result<(Connection, lapin::Channel), QueueError> {
+    let conn = broker.connect().await?;
+    let channel = conn.create_channel().await.map_err(amqp::broker)?;
     channel
         .exchange_declare(
             exchange.into(),
@@ -324,6 +327,7 @@ async fn open(url: &str, exchange: &str) -> Result<(Connection, lapin::Channel),
             },
             FieldTable::default(),
         )
-        .await?;
+        .await
+        .map_err(amqp::broker)?;
     Ok((conn, channel))
 }

@@ -15,6 +15,7 @@ use ferric_common::db::{Db, DbError};
 use ferric_common::notify::Notifier;
 use ferric_common::queue::Incoming;
 use ferric_common::queue::amqp::AmqpConsumer;
+use ferric_common::queue::broker::Broker;
 use ferric_common::queue::local::LocalQueue;
 use ferric_common::queue::reroute::Rerouter;
 use ferric_common::telemetry;
@@ -103,7 +104,7 @@ pub async fn start_local(
     .await
 }
 
-/// Starts a conductor named `host` consuming its RabbitMQ queue at `url`
+/// Starts a conductor named `host` consuming its RabbitMQ queue at `broker`
 /// (names behind `prefix`).
 ///
 /// # Errors
@@ -112,19 +113,19 @@ pub async fn start_amqp(
     config: ConductorConfig,
     host: String,
     db: Db,
-    url: &str,
+    broker: Broker,
     prefix: &str,
 ) -> Result<ConductorHandle, StartError> {
     let prefetch = u16::try_from(config.conductor.max_concurrent_tasks).unwrap_or(u16::MAX);
-    let (consumer, incoming) = AmqpConsumer::start(url, prefix, &host, prefetch).await?;
-    let notifier = Notifier::amqp(url, prefix, format!("ferric-conductor.{host}"));
+    let (consumer, incoming) = AmqpConsumer::start(&broker, prefix, &host, prefetch).await?;
+    let notifier = Notifier::amqp(broker.clone(), prefix, format!("ferric-conductor.{host}"));
     start(
         config,
         host,
         db,
         incoming,
         Source::Amqp(Box::new(consumer)),
-        Some(Rerouter::new(url, prefix)),
+        Some(Rerouter::new(broker, prefix)),
         notifier,
     )
     .await

@@ -24,6 +24,7 @@ mod pxe;
 mod redfish;
 mod rolling;
 mod security;
+mod service_tls;
 mod tidy;
 mod traces;
 mod vm;

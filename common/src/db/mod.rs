@@ -23,6 +23,7 @@
 //! loudly).
 
 pub mod models;
+mod pg_tls;
 pub mod schema;
 
 use std::path::Path;
@@ -181,6 +182,19 @@ fn with_network_timeouts(url: &str) -> String {
 struct Manager {
     backend: Backend,
     busy_timeout: Duration,
+    /// PostgreSQL over TLS: the relay `backend`'s URL points at.
+    tls: Option<pg_tls::Relay>,
+}
+
+impl Manager {
+    /// libpq's error, with the TLS relay's reason when it has one (libpq
+    /// then only saw its socket closed).
+    fn why_not(&self, error: diesel::ConnectionError) -> diesel::ConnectionError {
+        match self.tls.as_ref().and_then(pg_tls::Relay::take_error) {
+            Some(relay) => diesel::ConnectionError::BadConnection(relay.message),
+            None => error,
+        }
+    }
 }
 
 impl ManageConnection for Manager {
@@ -191,7 +205,7 @@ impl ManageConnection for Manager {
         match &self.backend {
             Backend::Postgres(url) => {
                 let mut conn = PgConnection::establish(&with_network_timeouts(url))
-                    .map_err(r2d2::Error::ConnectionError)?;
+                    .map_err(|e| r2d2::Error::ConnectionError(self.why_not(e)))?;
                 // A client cut off mid-transaction (a partitioned
                 // conductor) holds its row locks only this long: Ferric's
                 // transactions never wait on anything outside the database.
@@ -311,7 +325,33 @@ impl Db {
     /// # Errors
     /// When the first connection cannot be made.
     pub fn connect(url: &str, pool_size: u32, busy_timeout: Duration) -> Result<Db, DbError> {
-        let backend = Backend::from_url(url);
+        Db::connect_with_tls(url, pool_size, busy_timeout, None)
+    }
+
+    /// Opens a pool for `url`; PostgreSQL over TLS verified against
+    /// `tls_ca_file` when it is given (or the URL asks for `verify-full`
+    /// with an `sslrootcert`), see [`pg_tls`].
+    ///
+    /// # Errors
+    /// When the first connection cannot be made; at once, naming the CA,
+    /// when the server refuses TLS or its certificate is refused.
+    pub fn connect_with_tls(
+        url: &str,
+        pool_size: u32,
+        busy_timeout: Duration,
+        tls_ca_file: Option<&Path>,
+    ) -> Result<Db, DbError> {
+        let mut backend = Backend::from_url(url);
+        let mut tls = None;
+        if let Backend::Postgres(url) = &mut backend {
+            let plan = pg_tls::plan(url, tls_ca_file)?;
+            *url = plan.url;
+            tls = plan.relay;
+        } else if tls_ca_file.is_some() {
+            return Err(DbError::Open(
+                "database.tls_ca_file applies to PostgreSQL only".into(),
+            ));
+        }
         if let Backend::Sqlite(path) = &backend
             && let Some(dir) = Path::new(path).parent()
             && !dir.as_os_str().is_empty()
@@ -323,7 +363,16 @@ impl Db {
         let manager = Manager {
             backend,
             busy_timeout,
+            tls,
         };
+        if manager.tls.is_some()
+            && manager.connect().is_err()
+            && let Some(relay) = manager.tls.as_ref().and_then(pg_tls::Relay::take_error)
+            && relay.permanent
+        {
+            // A wrong CA or a server without TLS: waiting will not help.
+            return Err(DbError::Open(relay.message));
+        }
         if sqlite {
             // One connection first: it switches a fresh file to WAL (a
             // persistent setting that needs the file to itself) before the

@@ -25,12 +25,11 @@ use lapin::options::{
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ExchangeKind};
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::queue::broker::Broker;
 use crate::queue::{Incoming, QueueError, QueueFuture, Settle, TaskQueue};
 
 /// RabbitMQ's pseudo-queue for direct replies.
@@ -66,10 +65,11 @@ pub(crate) fn broker(e: lapin::Error) -> QueueError {
 }
 
 /// Connects and declares the shared topology on a fresh channel.
-pub(crate) async fn open(url: &str, names: &Names) -> Result<(Connection, Channel), QueueError> {
-    let conn = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .map_err(broker)?;
+pub(crate) async fn open(
+    broker_at: &Broker,
+    names: &Names,
+) -> Result<(Connection, Channel), QueueError> {
+    let conn = broker_at.connect().await?;
     let channel = conn.create_channel().await.map_err(broker)?;
     let durable = ExchangeDeclareOptions {
         durable: true,
@@ -138,7 +138,7 @@ struct Link {
 /// and reconnects after a broker failure; while the broker is unreachable a
 /// call fails at once with [`QueueError::Broker`] (the API's 503).
 pub struct AmqpQueue {
-    url: String,
+    broker: Broker,
     names: Names,
     link: tokio::sync::Mutex<Option<Arc<Link>>>,
 }
@@ -148,9 +148,9 @@ impl AmqpQueue {
     ///
     /// # Errors
     /// When the broker cannot be reached.
-    pub async fn connect(url: &str, prefix: &str) -> Result<AmqpQueue, QueueError> {
+    pub async fn connect(broker: Broker, prefix: &str) -> Result<AmqpQueue, QueueError> {
         let queue = AmqpQueue {
-            url: url.to_owned(),
+            broker,
             names: Names::new(prefix),
             link: tokio::sync::Mutex::new(None),
         };
@@ -177,7 +177,7 @@ impl AmqpQueue {
     }
 
     async fn open_link(&self) -> Result<Link, QueueError> {
-        let (conn, channel) = open(&self.url, &self.names).await?;
+        let (conn, channel) = open(&self.broker, &self.names).await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
@@ -406,12 +406,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Connects, declares this conductor's queue and starts consuming it.
 async fn subscribe(
-    url: &str,
+    broker_at: &Broker,
     names: &Names,
     host: &str,
     prefetch: u16,
 ) -> Result<(Connection, Channel, lapin::Consumer), QueueError> {
-    let (conn, channel) = open(url, names).await?;
+    let (conn, channel) = open(broker_at, names).await?;
     let queue = names.conductor_queue(host);
     let mut args = FieldTable::default();
     args.insert(
@@ -466,24 +466,24 @@ impl AmqpConsumer {
     /// # Errors
     /// When the broker cannot be reached at start.
     pub async fn start(
-        url: &str,
+        broker_at: &Broker,
         prefix: &str,
         host: &str,
         prefetch: u16,
     ) -> Result<(AmqpConsumer, mpsc::Receiver<Incoming>), QueueError> {
         let names = Names::new(prefix);
-        let first = subscribe(url, &names, host, prefetch).await?;
+        let first = subscribe(broker_at, &names, host, prefetch).await?;
         let (tx, rx) = mpsc::channel(usize::from(prefetch.max(1)));
         let stop = tokio_util::sync::CancellationToken::new();
         let stopped = stop.clone();
-        let (url, host) = (url.to_owned(), host.to_owned());
+        let (broker_at, host) = (broker_at.clone(), host.to_owned());
         let task = tokio::spawn(async move {
             let mut link = Some(first);
             let mut backoff = Duration::from_millis(500);
             loop {
                 let (conn, channel, mut consumer) = match link.take() {
                     Some(link) => link,
-                    None => match subscribe(&url, &names, &host, prefetch).await {
+                    None => match subscribe(&broker_at, &names, &host, prefetch).await {
                         Ok(link) => {
                             tracing::info!(conductor.hostname = %host, "reconnected to the broker");
                             backoff = Duration::from_millis(500);

@@ -7,6 +7,7 @@
 //! dead-lettered with a reason, never crashes a consumer.
 
 pub mod amqp;
+pub mod broker;
 pub mod local;
 pub mod reroute;
 

@@ -22,6 +22,7 @@ use prost::Message;
 
 use crate::queue::QueueError;
 use crate::queue::amqp::{Names, broker, dead_letter, open};
+use crate::queue::broker::Broker;
 
 /// What one pass over a dead conductor's queue did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -39,15 +40,15 @@ pub struct Rerouted {
 /// Moves tasks out of dead conductors' queues; holds one confirm-mode
 /// channel, reopened after any channel error (a missing queue closes it).
 pub struct Rerouter {
-    url: String,
+    broker: Broker,
     names: Names,
     link: Option<(Connection, Channel)>,
 }
 
 impl Rerouter {
-    pub fn new(url: &str, prefix: &str) -> Rerouter {
+    pub fn new(broker: Broker, prefix: &str) -> Rerouter {
         Rerouter {
-            url: url.to_owned(),
+            broker,
             names: Names::new(prefix),
             link: None,
         }
@@ -59,7 +60,7 @@ impl Rerouter {
         {
             return Ok(channel.clone());
         }
-        let (conn, channel) = open(&self.url, &self.names).await?;
+        let (conn, channel) = open(&self.broker, &self.names).await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await

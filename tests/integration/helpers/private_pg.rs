@@ -72,6 +72,36 @@ fn owned_by_postgres(path: &Path) {
 impl PrivatePg {
     /// A fresh cluster (trust authentication, fsync off), started.
     pub fn start() -> PrivatePg {
+        let pg = PrivatePg::init();
+        pg.start_server();
+        pg
+    }
+
+    /// A fresh cluster that accepts TLS connections only (`hostssl` alone
+    /// in `pg_hba.conf`), serving `certificates`' server certificate.
+    pub fn start_tls(certificates: &crate::helpers::certs::Certificates) -> PrivatePg {
+        let pg = PrivatePg::init();
+        std::fs::copy(&certificates.cert, pg.data.join("server.crt")).unwrap();
+        std::fs::copy(&certificates.key, pg.data.join("server.key")).unwrap();
+        std::fs::set_permissions(
+            pg.data.join("server.key"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let mut conf = std::fs::read_to_string(pg.data.join("postgresql.conf")).unwrap();
+        conf.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(pg.data.join("postgresql.conf"), conf).unwrap();
+        std::fs::write(
+            pg.data.join("pg_hba.conf"),
+            "hostssl all all 127.0.0.1/32 trust\n",
+        )
+        .unwrap();
+        owned_by_postgres(&pg.data);
+        pg.start_server();
+        pg
+    }
+
+    fn init() -> PrivatePg {
         let dir = tempfile::tempdir().unwrap();
         owned_by_postgres(dir.path());
         let data = dir.path().join("data");
@@ -87,13 +117,11 @@ impl PrivatePg {
                 "--no-sync",
             ],
         );
-        let pg = PrivatePg {
+        PrivatePg {
             port: free_port(),
             data,
             _dir: dir,
-        };
-        pg.start_server();
-        pg
+        }
     }
 
     /// A streaming standby of this server (`pg_basebackup -R`), started on
