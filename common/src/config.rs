@@ -268,6 +268,13 @@ pub struct ConductorSettings {
     pub erase_devices_metadata_priority: Option<i32>,
     /// `[conductor]allow_deleting_available_nodes`.
     pub allow_deleting_available_nodes: bool,
+    /// `[conductor]permitted_image_formats`: the formats an instance image
+    /// may be detected as; deploy ramdisks are told at lookup and refuse
+    /// any other ("Security: Detected image format was …").
+    pub permitted_image_formats: Vec<String>,
+    /// `[conductor]disable_deep_image_inspection`: skip the format checks
+    /// above (Ironic's escape hatch; not advised).
+    pub disable_deep_image_inspection: bool,
     /// How long each fake step (verify, clean, deploy) takes, in
     /// milliseconds; Ironic's fake interfaces return at once.
     pub fake_step_delay_ms: u64,
@@ -345,6 +352,8 @@ impl Default for ConductorSettings {
             heartbeat_interval_secs: 10,
             heartbeat_timeout_secs: 60,
             automated_clean: true,
+            permitted_image_formats: ["raw", "gpt", "qcow2", "iso"].map(String::from).to_vec(),
+            disable_deep_image_inspection: false,
             deploy_callback_timeout_secs: 1800,
             inspect_wait_timeout_secs: 1800,
             inspect_add_ports: "pxe".into(),
@@ -855,6 +864,19 @@ impl Settings {
             return invalid(
                 "conductor.inspect_add_ports",
                 "must be pxe, active, all or disabled",
+            );
+        }
+        if self.conductor.permitted_image_formats.is_empty()
+            || self.conductor.permitted_image_formats.iter().any(|f| {
+                f.is_empty()
+                    || !f
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            })
+        {
+            return invalid(
+                "conductor.permitted_image_formats",
+                "must list formats by name (raw, gpt, qcow2, iso …)",
             );
         }
         if self.conductor.enabled_hardware_types.is_empty() {

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Digest as _;
@@ -619,6 +620,63 @@ fn run(program: &str, args: &[&str]) {
     assert!(out.status.success(), "{program} {args:?}: {out:?}");
 }
 
+/// What one deploy of a test image did: the node at rest, the agent's log
+/// and the disk (16 MiB of 0xAA bytes before the agent came).
+struct Deployed {
+    node: Value,
+    log: String,
+    disk: Vec<u8>,
+}
+
+/// Deploys `/name` of `served` (its sha256, or `sha256` when given;
+/// declared as `declared`), with `configdrive` when given, to a fresh disk
+/// of 0xAA bytes; undeploys it again.
+async fn deploy_image(
+    (app, bmc, server, uuid): (&TestApp, &SimBmc, &FileServer, &str),
+    served: &HashMap<String, Vec<u8>>,
+    name: &str,
+    declared: Option<&str>,
+    sha256: Option<&str>,
+    configdrive: Option<Value>,
+) -> Deployed {
+    let sha = sha256.map_or_else(
+        || hex::encode(sha2::Sha256::digest(&served[&format!("/{name}")])),
+        str::to_owned,
+    );
+    let mut info = json!({"image_source": server.url(&format!("/{name}")),
+                          "image_os_hash_algo": "sha256", "image_os_hash_value": sha});
+    if let Some(format) = declared {
+        info["image_disk_format"] = json!(format);
+    }
+    let patched = app
+        .patch(
+            &format!("/v1/nodes/{uuid}"),
+            json!([{"op": "add", "path": "/instance_info", "value": info}]),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    let mut body = json!({"target": "active"});
+    if let Some(drive) = configdrive {
+        body["configdrive"] = drive;
+    }
+    let asked = app
+        .put(&format!("/v1/nodes/{uuid}/states/provision"), body)
+        .await;
+    assert_eq!(asked.status, StatusCode::ACCEPTED, "{}", asked.text);
+    wait_unlocked_in(app, uuid, &["wait call-back"]).await;
+    let work = tempfile::tempdir().unwrap();
+    let disk = work.path().join("disk");
+    std::fs::write(&disk, vec![0xaa_u8; 16 << 20]).unwrap();
+    let mut agent = start_agent(app, bmc, work.path(), &disk);
+    let node = wait_unlocked_in(app, uuid, &["active", "deploy failed"]).await;
+    agent.kill().await.unwrap();
+    let log = std::fs::read_to_string(work.path().join("agent.log")).unwrap();
+    let disk = std::fs::read(&disk).unwrap();
+    app.provision(uuid, "deleted").await;
+    wait_unlocked_in(app, uuid, &["available"]).await;
+    Deployed { node, log, disk }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qcow2_and_compressed_images_stream_onto_the_disk_and_bad_ones_leave_it_wiped() {
     // A raw disk: 1 MiB of data, a 2 MiB hole, 5 MiB of data; then the
@@ -635,6 +693,7 @@ async fn qcow2_and_compressed_images_stream_onto_the_disk_and_bad_ones_leave_it_
         &["-q", &path("disk.raw"), "-o", &path("disk.raw.zst")],
     );
     run("xz", &["-k", &path("disk-c.qcow2")]);
+    run("gzip", &["-k", &path("disk.raw")]);
     let qcow2 = std::fs::read(path("disk.qcow2")).unwrap();
     let mut served = files(&raw);
     for name in [
@@ -642,6 +701,7 @@ async fn qcow2_and_compressed_images_stream_onto_the_disk_and_bad_ones_leave_it_
         "disk-c.qcow2",
         "disk.raw.zst",
         "disk-c.qcow2.xz",
+        "disk.raw.gz",
     ] {
         served.insert(format!("/{name}"), std::fs::read(path(name)).unwrap());
     }
@@ -654,47 +714,17 @@ async fn qcow2_and_compressed_images_stream_onto_the_disk_and_bad_ones_leave_it_
     let bmc = SimBmc::start().await;
     let app = direct_app(1800).await;
     let uuid = direct_node(&app, &bmc, &server, &"0".repeat(64)).await;
-
-    // Each deploy starts from a disk of 0xAA bytes.
-    let deploy = |name: &'static str, declared: Option<&'static str>| {
-        let (app, server, served, bmc, uuid) = (&app, &server, &served, &bmc, &uuid);
-        async move {
-            let sha = hex::encode(sha2::Sha256::digest(&served[&format!("/{name}")]));
-            let mut info = json!({"image_source": server.url(&format!("/{name}")),
-                                  "image_os_hash_algo": "sha256", "image_os_hash_value": sha});
-            if let Some(format) = declared {
-                info["image_disk_format"] = json!(format);
-            }
-            let patched = app
-                .patch(
-                    &format!("/v1/nodes/{uuid}"),
-                    json!([{"op": "add", "path": "/instance_info", "value": info}]),
-                )
-                .await;
-            assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
-            app.provision(uuid, "active").await;
-            wait_unlocked_in(app, uuid, &["wait call-back"]).await;
-            let work = tempfile::tempdir().unwrap();
-            let disk = work.path().join("disk");
-            std::fs::write(&disk, vec![0xaa_u8; 16 << 20]).unwrap();
-            let mut agent = start_agent(app, bmc, work.path(), &disk);
-            let done = wait_unlocked_in(app, uuid, &["active", "deploy failed"]).await;
-            agent.kill().await.unwrap();
-            let log = std::fs::read_to_string(work.path().join("agent.log")).unwrap();
-            let written = std::fs::read(&disk).unwrap();
-            app.provision(uuid, "deleted").await;
-            wait_unlocked_in(app, uuid, &["available"]).await;
-            (done, log, written)
-        }
-    };
+    let at = (&app, &bmc, &server, uuid.as_str());
 
     for (name, declared, format, compression) in [
         ("disk.qcow2", Some("qcow2"), "qcow2", "none"),
         ("disk-c.qcow2", None, "qcow2", "none"),
         ("disk.raw.zst", Some("raw"), "raw", "zstd"),
         ("disk-c.qcow2.xz", Some("qcow2"), "qcow2", "xz"),
+        ("disk.raw.gz", None, "raw", "gzip"),
     ] {
-        let (node, log, disk) = deploy(name, declared).await;
+        let Deployed { node, log, disk } =
+            deploy_image(at, &served, name, declared, None, None).await;
         assert_eq!(node["provision_state"], "active", "{name}: {node}\n{log}");
         assert!(
             log.contains(&format!(
@@ -732,7 +762,8 @@ async fn qcow2_and_compressed_images_stream_onto_the_disk_and_bad_ones_leave_it_
     );
 
     // Refused before a byte is written: the disk as the agent found it.
-    let (node, log, disk) = deploy("disk.qcow2", Some("raw")).await;
+    let Deployed { node, log, disk } =
+        deploy_image(at, &served, "disk.qcow2", Some("raw"), None, None).await;
     assert_eq!(node["provision_state"], "deploy failed", "{node}\n{log}");
     let error = node["last_error"].as_str().unwrap();
     assert!(
@@ -743,8 +774,59 @@ async fn qcow2_and_compressed_images_stream_onto_the_disk_and_bad_ones_leave_it_
     );
     assert!(disk.iter().all(|b| *b == 0xaa), "untouched");
 
+    // A config drive that is no ISO: refused before the disk is touched.
+    let not_an_iso = base64::engine::general_purpose::STANDARD.encode(b"not an ISO 9660 image");
+    let Deployed { node, log, disk } = deploy_image(
+        at,
+        &served,
+        "disk.qcow2",
+        Some("qcow2"),
+        None,
+        Some(json!(not_an_iso)),
+    )
+    .await;
+    assert_eq!(node["provision_state"], "deploy failed", "{node}\n{log}");
+    let error = node["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("Invalid config drive: the config drive is not an ISO 9660 image"),
+        "{error}"
+    );
+    assert!(disk.iter().all(|b| *b == 0xaa), "untouched");
+
+    // A checksum that does not match, found at the end of 8 MiB, most of
+    // them on the disk by then: the image's first MiB was held back and
+    // both ends are wiped, so no partition table claims the disk.
+    let Deployed { node, log, disk } = deploy_image(
+        at,
+        &served,
+        "disk.raw.zst",
+        Some("raw"),
+        Some(&"ab".repeat(32)),
+        None,
+    )
+    .await;
+    assert_eq!(node["provision_state"], "deploy failed", "{node}\n{log}");
+    let error = node["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("Image failed to verify against checksum"),
+        "{error}"
+    );
+    assert!(
+        disk[..1 << 20].iter().all(|b| *b == 0),
+        "the first MiB wiped"
+    );
+    assert!(
+        disk[15 << 20..].iter().all(|b| *b == 0),
+        "the last MiB wiped"
+    );
+    assert!(
+        disk[3 << 20..6 << 20] == raw[3 << 20..6 << 20],
+        "most of the rest had been written when the checksum was known"
+    );
+
     // Truncated after some clusters were written: wiped at both ends.
-    let (node, log, disk) = deploy("truncated.qcow2", None).await;
+    let Deployed { node, log, disk } =
+        deploy_image(at, &served, "truncated.qcow2", None, None, None).await;
     assert_eq!(node["provision_state"], "deploy failed", "{node}\n{log}");
     let error = node["last_error"].as_str().unwrap();
     assert!(
@@ -763,6 +845,48 @@ async fn qcow2_and_compressed_images_stream_onto_the_disk_and_bad_ones_leave_it_
         disk[3 << 20..(3 << 20) + 4096] == raw[3 << 20..(3 << 20) + 4096],
         "clusters before the cut had been written when the end was found"
     );
+    app.stop().await;
+}
+
+/// `[conductor] permitted_image_formats`, told to the agent at lookup: a
+/// format the operator did not list is refused before the disk is touched,
+/// in ironic-python-agent's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_format_the_operator_does_not_permit_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw: Vec<u8> = (0..2 << 20_u32).map(|i| (i % 251) as u8).collect();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    std::fs::write(path("disk.raw"), &raw).unwrap();
+    to_qcow2(&path("disk.raw"), &path("disk.qcow2"), false);
+    let mut served = files(&raw);
+    served.insert(
+        "/disk.qcow2".into(),
+        std::fs::read(path("disk.qcow2")).unwrap(),
+    );
+    let server = FileServer::start(served.clone()).await;
+    let bmc = SimBmc::start().await;
+    let app = direct_app_with(1800, |s| {
+        s.conductor.permitted_image_formats = vec!["raw".into()];
+    })
+    .await;
+    let uuid = direct_node(&app, &bmc, &server, &"0".repeat(64)).await;
+    let at = (&app, &bmc, &server, uuid.as_str());
+
+    let Deployed { node, log, disk } =
+        deploy_image(at, &served, "disk.qcow2", Some("qcow2"), None, None).await;
+    assert_eq!(node["provision_state"], "deploy failed", "{node}\n{log}");
+    let error = node["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("Security: Detected image format was qcow2, but only raw are allowed"),
+        "{error}"
+    );
+    assert!(disk.iter().all(|b| *b == 0xaa), "untouched");
+
+    // The permitted format deploys.
+    let Deployed { node, log, disk } =
+        deploy_image(at, &served, "disk.raw", Some("raw"), None, None).await;
+    assert_eq!(node["provision_state"], "active", "{node}\n{log}");
+    assert!(disk[..2 << 20] == raw[..], "written");
     app.stop().await;
 }
 
@@ -840,13 +964,30 @@ async fn a_1_gib_qcow2_is_written_in_bounded_memory() {
     blank_disk(&disk, 1100 << 20);
     let agent = start_agent(&app, &bmc, work.path(), &disk);
     let pid = agent.id().unwrap();
+    // While it writes, its heartbeats' progress shows on the node.
+    let progress = std::sync::Mutex::new(Vec::new());
     let done = wait_until(Duration::from_secs(300), "the 1 GiB deploy", || async {
         let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+        let seen = &node["driver_internal_info"]["deploy_progress"];
+        if !seen.is_null() {
+            progress.lock().unwrap().push(seen.clone());
+        }
         (["active", "deploy failed"].contains(&node["provision_state"].as_str().unwrap_or(""))
             && node["reservation"].is_null())
         .then_some(node)
     })
     .await;
+    let progress = progress.into_inner().unwrap();
+    assert!(
+        progress.iter().any(|p| p["total"] == 1_u64 << 30
+            && p["bytes"].as_u64().is_some_and(|b| b > 0 && b <= 1 << 30)
+            && p["mb_per_s"].as_f64().is_some_and(|r| r > 0.0)),
+        "deploy_progress while writing: {progress:?}"
+    );
+    assert!(
+        done["driver_internal_info"]["deploy_progress"].is_null(),
+        "gone with the agent's other keys"
+    );
     let peak = peak_rss_kib(pid);
     let log = std::fs::read_to_string(work.path().join("agent.log")).unwrap();
     assert_eq!(done["provision_state"], "active", "{done}\n{log}");
