@@ -1,7 +1,8 @@
 //! The real ironic-python-agent (PyPI 13.0.0) driven by Ferric, with IPA's
 //! defaults (auto-TLS on): a `direct` deploy of a `manual-management` node
 //! writes the image onto the agent's only disk, a loop device the test
-//! made, and the node goes `active`; an `agent` inspection stores IPA's
+//! made, and the node goes `active` (a raw image, and a qcow2 one that IPA
+//! converts with `qemu-img`, told its format as Ironic tells it); an `agent` inspection stores IPA's
 //! inventory, creates the port of its second NIC, sets the properties and
 //! applies an inspection rule; automated and manual cleaning erase the
 //! disk's partition table through IPA's `erase_devices_metadata`. IPA runs
@@ -156,6 +157,57 @@ async fn the_real_ironic_python_agent_deploys_an_image_over_auto_tls() {
     // The agent's keys (its certificate with them) are gone with the deploy.
     assert!(node["driver_internal_info"]["agent_verify_ca"].is_null());
     assert!(node["driver_internal_info"]["agent_url"].is_null());
+}
+
+/// Ironic hands the real IPA the image's declared format; for qcow2 IPA
+/// checks it with its format inspector and converts it with `qemu-img`
+/// onto the disk (ferric-agent streams it instead).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_ironic_python_agent_converts_a_qcow2_image_declared_so() {
+    let net = AgentNet::new();
+    let disk = LoopDisk::new(64 << 20);
+    let (app, raw_url, image) = ferric_on(&net).await;
+    let images = app.settings.boot().http_root.join("images");
+    let status = std::process::Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "qcow2"])
+        .arg(images.join("disk.raw"))
+        .arg(images.join("disk.qcow2"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "qemu-img convert");
+    let qcow2 = std::fs::read(images.join("disk.qcow2")).unwrap();
+    assert!(qcow2.starts_with(b"QFI\xfb"));
+    let uuid = enroll(
+        &app,
+        &net,
+        json!({"deploy_interface": "direct",
+               "driver_info": {"deploy_forces_oob_reboot": true},
+               "instance_info": {"image_source": raw_url.replace("disk.raw", "disk.qcow2"),
+                                 "image_disk_format": "qcow2",
+                                 "image_os_hash_algo": "sha256",
+                                 "image_os_hash_value": hex::encode(Sha256::digest(&qcow2))}}),
+    )
+    .await;
+    app.provision(&uuid, "provide").await;
+    app.wait_for_state(&uuid, "available").await;
+    app.provision(&uuid, "active").await;
+    app.wait_for_state(&uuid, "wait call-back").await;
+    let ipa = Ipa::start(&net, &disk, &app.base, &[]);
+    let node = settled_in(&app, &uuid, &["active", "deploy failed"]).await;
+    let log = ipa.log();
+    assert_eq!(
+        node["provision_state"], "active",
+        "{}\n--- IPA ---\n{log}",
+        node["last_error"]
+    );
+    assert!(
+        log.contains("qemu-img"),
+        "IPA converted with qemu-img: {log}"
+    );
+    assert!(
+        disk.read(image.len()) == image,
+        "the disk holds the raw image the qcow2 was made from"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -421,6 +421,35 @@ async fn a_vm_given_a_corrupted_image_fails_its_deploy_and_is_powered_off() {
     assert!(!vm.path("bmc/qemu.pid").exists(), "the VM is gone");
 }
 
+/// Runs `args` inside the VM's namespace in the background, its output
+/// to `log`; waits until something there listens on `addr` (the namespace
+/// and its processes go with the fixture).
+async fn serve_in_namespace(vm: &Vm, args: &[&str], log: &str, addr: &str) -> std::process::Child {
+    let log = std::fs::File::create(vm.path(log)).unwrap();
+    let child = Command::new("ip")
+        .args(["netns", "exec", &vm.ns])
+        .args(args)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        &format!("a listener on {addr} in the namespace"),
+        || async {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &vm.ns, "ss", "-ltnH"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .contains(&format!("{addr} "))
+                .then_some(())
+        },
+    )
+    .await;
+    child
+}
+
 /// The console of the VM's `boot`th power-on (1: the first deploy
 /// ramdisk, 2: its instance, …) once its agent called back (the
 /// `boot`th lookup).
@@ -440,8 +469,12 @@ async fn instance_console(vm: &Vm, boot: usize) -> String {
 /// A stock-cloud-image deploy: the instance image as a qcow2 with
 /// compressed clusters and a config drive given as JSON. The instance's
 /// first boot finds the `config-2` partition the agent added, reads its
-/// user_data and runs it; then the same machine redeployed with the image
-/// zstd-compressed and no config drive boots without one.
+/// user_data and runs it, and the script calls the test back over the
+/// network with what it read. Then the same machine is redeployed with
+/// the image zstd-compressed, no config drive, and `image_download_source:
+/// local` from a server only Ferric can reach (the namespace's loopback):
+/// the conductor fetches and serves it, and the instance boots without a
+/// drive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vm_deploys_a_qcow2_image_with_a_config_drive_and_then_a_zstd_image() {
     let vm = Vm::with_disk("160M");
@@ -473,6 +506,33 @@ async fn a_vm_deploys_a_qcow2_image_with_a_config_drive_and_then_a_zstd_image() 
         "image_source": format!("http://10.77.0.1:8080/images/{name}"),
         "image_os_hash_algo": "sha256", "image_os_hash_value": sha(name)})
     };
+    // The instance's call back: whatever it POSTs to 10.77.0.1:8099.
+    let _callback = serve_in_namespace(
+        &vm,
+        &[
+            "socat",
+            "-u",
+            "-T",
+            "3",
+            "TCP-LISTEN:8099,bind=10.77.0.1,reuseaddr,fork",
+            &format!("OPEN:{},creat,append", vm.path("callback.txt").display()),
+        ],
+        "callback.log",
+        "10.77.0.1:8099",
+    )
+    .await;
+    // The instance's network comes up only in the ramdisk's init, after
+    // its user_data: the script borrows an address of its own for the call.
+    let user_data = r#"#!/bin/sh
+echo "user-data ran: $((6 * 7))"
+{ echo "user-data ran: $((6 * 7))"; cat /config-2/openstack/latest/meta_data.json; } >/tmp/callback
+ip link set eth0 up
+ip addr add 10.77.0.51/24 dev eth0
+i=0
+while [ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" != 1 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+{ printf 'POST /instance HTTP/1.0\r\nContent-Length: %s\r\n\r\n' "$(wc -c </tmp/callback)"; cat /tmp/callback; } | timeout 5 nc 10.77.0.1 8099 2>/dev/null || true
+ip addr del 10.77.0.51/24 dev eth0
+"#;
     let uuid = enroll(&vm, &client, ("ipxe", "direct"), source("disk.qcow2")).await;
     let (status, body) = call(
         &client,
@@ -481,7 +541,7 @@ async fn a_vm_deploys_a_qcow2_image_with_a_config_drive_and_then_a_zstd_image() 
         &format!("/v1/nodes/{uuid}/states/provision"),
         Some(json!({"target": "active", "configdrive": {
             "meta_data": {"hostname": "vm1.example"},
-            "user_data": "#!/bin/sh\necho \"user-data ran: $((6 * 7))\"\n"}})),
+            "user_data": user_data}})),
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
@@ -537,17 +597,52 @@ async fn a_vm_deploys_a_qcow2_image_with_a_config_drive_and_then_a_zstd_image() 
     );
     assert!(instance.contains("#!/bin/sh"), "the user_data: {instance}");
     assert!(instance.contains("user-data ran: 42"), "{instance}");
+    let called_back = std::fs::read_to_string(vm.path("callback.txt")).unwrap_or_default();
+    assert!(
+        called_back.contains("POST /instance")
+            && called_back.contains("user-data ran: 42")
+            && called_back.contains("\"hostname\":\"vm1.example\""),
+        "the instance's call back: {called_back}\n{instance}"
+    );
 
     // Undeployed and deployed again from a zstd'd raw image, without a
-    // config drive: the new image's partition table has none.
+    // config drive: the new image's partition table has none. The image
+    // is on a server the VM cannot reach (the namespace's loopback), so
+    // the conductor fetches it and serves it itself.
     provision(&client, &vm, &uuid, "deleted").await;
     wait_state(&client, &vm, &uuid, &["available"], 120).await;
+    let private = vm.path("private-images");
+    std::fs::create_dir_all(&private).unwrap();
+    std::fs::rename(images.join("disk.img.zst"), private.join("disk.img.zst")).unwrap();
+    let _private_server = serve_in_namespace(
+        &vm,
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "8098",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            private.to_str().unwrap(),
+        ],
+        "private-images.log",
+        "127.0.0.1:8098",
+    )
+    .await;
+    let mut local = json!({
+        "image_source": "http://127.0.0.1:8098/disk.img.zst",
+        "image_download_source": "local",
+        "image_os_hash_algo": "sha256",
+        "image_os_hash_value": hex::encode(sha2::Sha256::digest(
+            std::fs::read(private.join("disk.img.zst")).unwrap()))});
+    local["image_disk_format"] = json!("raw");
     let (status, body) = call(
         &client,
         &vm,
         reqwest::Method::PATCH,
         &format!("/v1/nodes/{uuid}"),
-        Some(json!([{"op": "add", "path": "/instance_info", "value": source("disk.img.zst")}])),
+        Some(json!([{"op": "add", "path": "/instance_info", "value": local}])),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -560,6 +655,21 @@ async fn a_vm_deploys_a_qcow2_image_with_a_config_drive_and_then_a_zstd_image() 
     );
     let instance = instance_console(&vm, 4).await;
     assert!(instance.contains("INSTANCE: no config drive"), "{instance}");
+    // The agent wrote from the conductor's copy; the private server saw the
+    // conductor's one download.
+    let serial = vm.serial();
+    let written: Vec<&str> = serial
+        .lines()
+        .filter(|l| l.contains("image written and verified"))
+        .collect();
+    assert!(
+        written
+            .last()
+            .is_some_and(|l| l.contains("http://10.77.0.1:8080/agent_images/")),
+        "{written:?}"
+    );
+    let fetched = std::fs::read_to_string(vm.path("private-images.log")).unwrap();
+    assert_eq!(fetched.matches("GET /disk.img.zst").count(), 1, "{fetched}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
