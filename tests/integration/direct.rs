@@ -621,7 +621,8 @@ fn run(program: &str, args: &[&str]) {
 }
 
 /// What one deploy of a test image did: the node at rest, the agent's log
-/// and the disk (16 MiB of 0xAA bytes before the agent came).
+/// and the disk (0xAA bytes before the agent came: 16 MiB, or
+/// [`DISK_SIZE`] with a config drive).
 struct Deployed {
     node: Value,
     log: String,
@@ -656,6 +657,7 @@ async fn deploy_image(
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
     let mut body = json!({"target": "active"});
+    let with_drive = configdrive.is_some();
     if let Some(drive) = configdrive {
         body["configdrive"] = drive;
     }
@@ -666,7 +668,12 @@ async fn deploy_image(
     wait_unlocked_in(app, uuid, &["wait call-back"]).await;
     let work = tempfile::tempdir().unwrap();
     let disk = work.path().join("disk");
-    std::fs::write(&disk, vec![0xaa_u8; 16 << 20]).unwrap();
+    let size = if with_drive {
+        DISK_SIZE as usize
+    } else {
+        16 << 20
+    };
+    std::fs::write(&disk, vec![0xaa_u8; size]).unwrap();
     let mut agent = start_agent(app, bmc, work.path(), &disk);
     let node = wait_unlocked_in(app, uuid, &["active", "deploy failed"]).await;
     agent.kill().await.unwrap();
@@ -846,6 +853,85 @@ async fn qcow2_and_compressed_images_stream_onto_the_disk_and_bad_ones_leave_it_
         "clusters before the cut had been written when the end was found"
     );
     app.stop().await;
+}
+
+/// A config drive given as a URL (what Nova and Metal3 may pass): the
+/// agent downloads it (base64 of a gzipped ISO, as Ironic stores one) and
+/// writes it into a new partition after the image's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_drive_given_as_a_url_is_fetched_and_written_by_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("content/openstack/latest");
+    std::fs::create_dir_all(&content).unwrap();
+    let meta_data = r#"{"hostname":"from-a-url"}"#;
+    std::fs::write(content.join("meta_data.json"), meta_data).unwrap();
+    let iso = dir.path().join("drive.iso");
+    run(
+        "xorriso",
+        &[
+            "-as",
+            "mkisofs",
+            "-quiet",
+            "-V",
+            "config-2",
+            "-r",
+            "-J",
+            "-o",
+            iso.to_str().unwrap(),
+            dir.path().join("content").to_str().unwrap(),
+        ],
+    );
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(gzipped(&std::fs::read(&iso).unwrap()));
+    let image = partitioned_image();
+    let mut served = files(&image);
+    served.insert("/drive".into(), encoded.into_bytes());
+    let server = FileServer::start(served.clone()).await;
+    let bmc = SimBmc::start().await;
+    let app = direct_app(1800).await;
+    let uuid = direct_node(&app, &bmc, &server, &"0".repeat(64)).await;
+    let at = (&app, &bmc, &server, uuid.as_str());
+    let Deployed { node, log, disk } = deploy_image(
+        at,
+        &served,
+        "disk.raw",
+        Some("raw"),
+        None,
+        Some(json!(server.url("/drive"))),
+    )
+    .await;
+    assert_eq!(node["provision_state"], "active", "{node}\n{log}");
+    assert!(server.hits("/drive") >= 1, "the agent fetched the drive");
+    // The image's MBR gained a second partition: the drive, at the end.
+    assert_eq!(disk[446 + 16 + 4], 0x83, "a Linux partition entry");
+    let start = u32::from_le_bytes(disk[446 + 16 + 8..446 + 16 + 12].try_into().unwrap()) as usize;
+    let drive = &disk[start * 512..];
+    assert_eq!(&drive[32769..32774], b"CD001");
+    assert_eq!(&drive[32808..32816], b"config-2");
+    assert!(
+        drive
+            .windows(meta_data.len())
+            .any(|w| w == meta_data.as_bytes()),
+        "the drive's meta_data"
+    );
+    app.stop().await;
+}
+
+/// `bytes` gzipped (`gzip -c`).
+fn gzipped(bytes: &[u8]) -> Vec<u8> {
+    let mut child = std::process::Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = bytes.to_vec();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success());
+    out.stdout
 }
 
 /// `[conductor] permitted_image_formats`, told to the agent at lookup: a
