@@ -12,13 +12,19 @@
 //!
 //! Invariants, checked while it runs and at the end: no answer is a 5xx
 //! other than 503; every 202 takes effect (the node leaves the state it was
-//! asked from) within a minute; every accepted task has its receipt (none
+//! asked from) within a minute; every provision transition the conductors
+//! publish is one of Ironic's state machine (its notifications, followed
+//! throughout); every 2 s, no reservation is held by a conductor the API
+//! has shown dead for longer than the takeover window, and no node stays
+//! in a transitional state for two minutes; each node's task receipts
+//! number at least its 202s and at most its 202s plus the requests that got
+//! no definite answer (503, or none: each accepted task ran once, none was
 //! lost before its commit); once the faults stop, every node settles in a
 //! stable or failed state within two minutes, and no reservation is left.
 //! Settings: TEST_FERRIC_CHAOS_MINUTES (2), TEST_FERRIC_CHAOS_NODES (1000),
 //! TEST_FERRIC_CHAOS_SEED (7).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
@@ -35,6 +41,14 @@ use crate::helpers::private_pg::PrivatePg;
 use crate::helpers::process::{ServiceProcess, free_port};
 use crate::helpers::wait_until;
 
+/// Longest a dead conductor's reservation may stay: its heartbeat timeout
+/// (3 s), a takeover pass (every 1 s), the wait after a database outage,
+/// and a wide margin.
+const TAKEOVER_WINDOW: Duration = Duration::from_secs(20);
+/// Longest a node may sit unchanged in a transitional state (fake steps
+/// take 200 ms).
+const STUCK_AFTER: Duration = Duration::from_secs(120);
+
 fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -48,12 +62,25 @@ struct Tally {
     accepted: AtomicUsize,
     unavailable: AtomicUsize,
     refused: AtomicUsize,
+    /// Per node: (202s, PUTs without a definite answer).
+    per_node: Mutex<HashMap<String, (u64, u64)>>,
+    /// Provision transitions seen on the notifications exchange.
+    transitions: AtomicUsize,
+    /// Rounds of the reservation and stuck-node check.
+    rounds: AtomicUsize,
     violations: Mutex<Vec<String>>,
 }
 
 impl Tally {
     fn violation(&self, what: String) {
         self.violations.lock().unwrap().push(what);
+    }
+
+    fn count(&self, uuid: &str, accepted: u64, ambiguous: u64) {
+        let mut per_node = self.per_node.lock().unwrap();
+        let entry = per_node.entry(uuid.to_owned()).or_default();
+        entry.0 += accepted;
+        entry.1 += ambiguous;
     }
 }
 
@@ -126,18 +153,206 @@ async fn worker(balancer: &Balancer, mine: Vec<String>, stop: &AtomicBool, tally
             match status {
                 StatusCode::ACCEPTED => {
                     tally.accepted.fetch_add(1, SeqCst);
+                    tally.count(uuid, 1, 0);
                     pending.insert(uuid.clone(), (seen, Instant::now()));
                 }
                 StatusCode::SERVICE_UNAVAILABLE => {
                     tally.unavailable.fetch_add(1, SeqCst);
+                    tally.count(uuid, 0, 1);
                 }
                 // The node moved meanwhile (a takeover), or is locked.
                 StatusCode::BAD_REQUEST | StatusCode::CONFLICT => {
                     tally.refused.fetch_add(1, SeqCst);
                 }
                 // No answer at all (an API killed mid-request).
-                StatusCode::BAD_GATEWAY if body.is_null() => {}
+                StatusCode::BAD_GATEWAY if body.is_null() => tally.count(uuid, 0, 1),
                 other => tally.violation(format!("PUT {verb} {uuid}: {other} {body}")),
+            }
+        }
+    }
+}
+
+/// Follows the provision transitions the conductors publish (a queue of
+/// the soak's own on the notifications exchange, bound again after a
+/// broker restart; what is published while the broker is away is lost, as
+/// notifications may be) and checks each against Ironic's state machine.
+async fn follow_transitions(prefix: &str, stop: &AtomicBool, tally: &Tally) {
+    use futures_util::StreamExt as _;
+    use lapin::options::{
+        BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    };
+    use lapin::types::FieldTable;
+    let exchange = ferric_common::notify::exchange_name(prefix);
+    while !stop.load(SeqCst) {
+        let subscribe = || async {
+            let conn =
+                lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+                    .await
+                    .ok()?;
+            let channel = conn.create_channel().await.ok()?;
+            let durable = ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            };
+            channel
+                .exchange_declare(
+                    exchange.as_str().into(),
+                    lapin::ExchangeKind::Topic,
+                    durable,
+                    FieldTable::default(),
+                )
+                .await
+                .ok()?;
+            let exclusive = QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            };
+            let queue = channel
+                .queue_declare("".into(), exclusive, FieldTable::default())
+                .await
+                .ok()?;
+            channel
+                .queue_bind(
+                    queue.name().clone(),
+                    exchange.as_str().into(),
+                    "baremetal.node.provision_set.*".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .ok()?;
+            let consumer = channel
+                .basic_consume(
+                    queue.name().clone(),
+                    "chaos-transitions".into(),
+                    BasicConsumeOptions {
+                        no_ack: true,
+                        ..BasicConsumeOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .ok()?;
+            Some((conn, consumer))
+        };
+        let (_conn, mut consumer) =
+            wait_until(Duration::from_secs(120), "the notifications", subscribe).await;
+        while !stop.load(SeqCst) {
+            let Ok(next) = tokio::time::timeout(Duration::from_millis(500), consumer.next()).await
+            else {
+                continue;
+            };
+            let Some(Ok(delivery)) = next else {
+                break;
+            };
+            let message: Value = serde_json::from_slice(&delivery.data).unwrap_or_default();
+            let data = &message["payload"]["ironic_object.data"];
+            let (from, event, to) = (
+                data["previous_provision_state"]
+                    .as_str()
+                    .unwrap_or_default(),
+                data["event"].as_str().unwrap_or_default(),
+                data["provision_state"].as_str().unwrap_or_default(),
+            );
+            tally.transitions.fetch_add(1, SeqCst);
+            let legal = ferric_common::states::TRANSITIONS
+                .iter()
+                .any(|(f, e, t)| f.as_str() == from && e.as_str() == event && t.as_str() == to);
+            if !legal {
+                tally.violation(format!(
+                    "transition {from} --{event}--> {to} is not Ironic's: {}",
+                    data["uuid"]
+                ));
+            }
+        }
+    }
+}
+
+/// Every 2 s while the soak runs: no reservation held by a conductor the
+/// API has shown dead for longer than [`TAKEOVER_WINDOW`], no node in a
+/// transitional state unchanged for [`STUCK_AFTER`]. A round whose reads
+/// fail (no database) is skipped.
+async fn watch_reservations(balancer: &Balancer, stop: &AtomicBool, tally: &Tally) {
+    let mut dead_since: HashMap<String, Instant> = HashMap::new();
+    let mut unchanged_since: HashMap<String, (Value, Instant)> = HashMap::new();
+    let mut reported: BTreeSet<String> = BTreeSet::new();
+    let mut ticker = tokio::time::interval(Duration::from_secs(2));
+    while !stop.load(SeqCst) {
+        ticker.tick().await;
+        let (status, list) = balancer.send(Method::GET, "/v1/conductors", None).await;
+        if status != StatusCode::OK {
+            continue;
+        }
+        for conductor in list["conductors"].as_array().into_iter().flatten() {
+            let host = conductor["hostname"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if conductor["alive"] == true {
+                dead_since.remove(&host);
+            } else {
+                dead_since.entry(host).or_insert_with(Instant::now);
+            }
+        }
+        let mut nodes = Vec::new();
+        let mut marker = String::new();
+        loop {
+            let (status, page) = balancer
+                .send(
+                    Method::GET,
+                    &format!(
+                        "/v1/nodes?limit=1000{marker}&fields=uuid,provision_state,\
+                         target_provision_state,reservation,provision_updated_at"
+                    ),
+                    None,
+                )
+                .await;
+            let Some(page) = page["nodes"]
+                .as_array()
+                .filter(|_| status == StatusCode::OK)
+            else {
+                nodes.clear();
+                break;
+            };
+            nodes.extend(page.iter().cloned());
+            match page.last() {
+                Some(last) if page.len() == 1000 => {
+                    marker = format!("&marker={}", last["uuid"].as_str().unwrap_or_default());
+                }
+                _ => break,
+            }
+        }
+        if nodes.is_empty() {
+            continue;
+        }
+        tally.rounds.fetch_add(1, SeqCst);
+        for node in &nodes {
+            let uuid = node["uuid"].as_str().unwrap_or_default().to_owned();
+            if let Some(holder) = node["reservation"].as_str()
+                && dead_since
+                    .get(holder)
+                    .is_some_and(|since| since.elapsed() > TAKEOVER_WINDOW)
+                && reported.insert(format!("{uuid} {holder}"))
+            {
+                tally.violation(format!(
+                    "{uuid} still reserved by {holder}, dead for over {TAKEOVER_WINDOW:?}: {node}"
+                ));
+            }
+            if at_rest(node) {
+                unchanged_since.remove(&uuid);
+                continue;
+            }
+            let seen = json!([node["provision_state"], node["provision_updated_at"]]);
+            let since = match unchanged_since.get(&uuid) {
+                Some((before, since)) if *before == seen => *since,
+                _ => {
+                    unchanged_since.insert(uuid.clone(), (seen, Instant::now()));
+                    continue;
+                }
+            };
+            if since.elapsed() > STUCK_AFTER && reported.insert(format!("{uuid} stuck")) {
+                tally.violation(format!("{uuid} unchanged for {STUCK_AFTER:?}: {node}"));
             }
         }
     }
@@ -412,7 +627,12 @@ async fn a_chaos_soak_keeps_every_invariant() {
         stop_watching.store(true, SeqCst);
         (faults, unsettled, settled_in)
     };
-    let ((faults, unsettled, settled_in), ()) = tokio::join!(soak, balancer.watch(&stop_watching));
+    let ((faults, unsettled, settled_in), (), (), ()) = tokio::join!(
+        soak,
+        balancer.watch(&stop_watching),
+        follow_transitions(&prefix, &stop_watching, &tally),
+        watch_reservations(&balancer, &stop_watching, &tally),
+    );
 
     // Every accepted task committed its receipt.
     let mut conn =
@@ -428,6 +648,33 @@ async fn a_chaos_soak_keeps_every_invariant() {
     )
     .unwrap()
     .n;
+    #[derive(diesel::QueryableByName)]
+    struct PerNode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        uuid: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let per_node_receipts: HashMap<String, i64> = diesel::RunQueryDsl::load::<PerNode>(
+        diesel::sql_query(
+            "SELECT n.uuid AS uuid, count(r.task_id) AS n FROM nodes n \
+             LEFT JOIN task_receipts r ON r.node_id = n.id GROUP BY n.uuid",
+        ),
+        &mut conn,
+    )
+    .unwrap()
+    .into_iter()
+    .map(|row| (row.uuid, row.n))
+    .collect();
+    let mut receipt_violations = Vec::new();
+    for (uuid, (accepted, ambiguous)) in tally.per_node.lock().unwrap().iter() {
+        let receipts = u64::try_from(per_node_receipts.get(uuid).copied().unwrap_or(0)).unwrap();
+        if receipts < *accepted || receipts > accepted + ambiguous {
+            receipt_violations.push(format!(
+                "{uuid}: {receipts} receipts for {accepted} accepted and {ambiguous} unanswered requests"
+            ));
+        }
+    }
     let accepted = tally.accepted.load(SeqCst);
     let statuses = balancer.statuses.lock().unwrap().clone();
     let no_answer = balancer.failures.lock().unwrap().len();
@@ -440,11 +687,14 @@ async fn a_chaos_soak_keeps_every_invariant() {
         "chaos soak: {minutes} min, seed {seed}, {n_nodes} nodes, 3 conductors, 2 APIs\n\
          requests answered: {}, accepted (202): {accepted}, 503: {}, refused (400/409, the \
          node moved or was locked): {}, no answer (an API killed mid-request): {no_answer}\n\
-         task receipts: {receipts}; every node at rest {settled_in:?} after the last fault\n\
+         task receipts: {receipts}; provision transitions checked: {}; reservation rounds: {}\n\
+         every node at rest {settled_in:?} after the last fault\n\
          faults ({}):\n",
         statuses.len(),
         tally.unavailable.load(SeqCst),
         tally.refused.load(SeqCst),
+        tally.transitions.load(SeqCst),
+        tally.rounds.load(SeqCst),
         faults.len()
     );
     for (name, held, recovery) in &faults {
@@ -454,13 +704,18 @@ async fn a_chaos_soak_keeps_every_invariant() {
     }
     report.push_str(&format!(
         "invariant violations: {}\n",
-        violations.len() + server_errors.len() + unsettled.len()
+        violations.len() + server_errors.len() + unsettled.len() + receipt_violations.len()
     ));
     eprintln!("{report}");
 
     assert!(violations.is_empty(), "{violations:#?}");
     assert!(server_errors.is_empty(), "{server_errors:?}");
     assert!(unsettled.is_empty(), "locks left: {unsettled:?}");
+    assert!(receipt_violations.is_empty(), "{receipt_violations:#?}");
+    assert!(
+        tally.transitions.load(SeqCst) > 0 && tally.rounds.load(SeqCst) > 0,
+        "the watchers saw the fleet"
+    );
     assert!(
         usize::try_from(receipts).unwrap() >= accepted,
         "{accepted} tasks accepted, {receipts} receipts"
