@@ -37,6 +37,9 @@ pub struct Context {
     pub notifier: Notifier,
     /// Talks to deploy ramdisks' agents (bounded timeouts).
     pub agent_http: reqwest::Client,
+    /// Nodes whose outcome or lock a database outage kept from being
+    /// written; the periodic pass writes them.
+    pub unsettled: Arc<crate::unsettled::Unsettled>,
 }
 
 /// An HTTP client (for agents, for images) could not be built.
@@ -90,6 +93,7 @@ impl Context {
             notifier,
             agent_http: crate::drivers::agent_tls::plain_client()
                 .map_err(|e| HttpClientError(format!("the agent HTTP client: {e}")))?,
+            unsettled: Arc::default(),
         })
     }
 }

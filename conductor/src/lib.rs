@@ -23,3 +23,4 @@ pub mod service;
 pub mod takeover;
 pub mod task;
 pub mod tasks;
+pub mod unsettled;

@@ -15,6 +15,10 @@
 //! - boot files of nodes that no longer exist (deleted while deployed, in
 //!   maintenance) are removed from this host's `http_root` and `tftp_root`.
 //!
+//! - nodes whose outcome or lock a database outage longer than
+//!   `[database] outage_tolerance_secs` kept from being written get it
+//!   written ([`crate::unsettled`]);
+//!
 //! Invariant: a pass acts only on what this conductor owns by the ring
 //! (takeover) or on messages whose callers still wait (re-routing); a failed
 //! pass changes nothing half-way and the next one retries.
@@ -71,6 +75,17 @@ impl Periodic {
     }
 
     async fn pass(&mut self) {
+        let owed = &self.tasks.unsettled;
+        match owed
+            .settle(&self.db, &self.host, &self.tasks.notifier)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(count = n, "settled nodes a database outage left locked"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not settle nodes a database outage left locked; will retry")
+            }
+        }
         match takeover::take_over_orphans(&self.db, &self.host, self.heartbeat_timeout).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(count = n, "took over nodes of dead conductors"),

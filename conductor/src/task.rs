@@ -376,14 +376,18 @@ impl Task {
         });
     }
 
-    /// Releases the lock (nothing for a shared task); a failure is logged
-    /// and left to the sweeps.
+    /// Releases the lock (nothing for a shared task); a lock the database
+    /// did not take back is remembered, and released by the periodic pass
+    /// once it answers ([`crate::unsettled`]).
     pub async fn release(self) {
-        let Task { node, lock, .. } = self;
+        let Task {
+            node, lock, ctx, ..
+        } = self;
         if let Some(lock) = lock
             && let Err(e) = lock.release().await
         {
             tracing::error!(node.uuid = %node.uuid, error = %e, "could not release node lock");
+            ctx.unsettled.remember(node.id, &node.uuid, None);
         }
     }
 }

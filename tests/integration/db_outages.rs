@@ -263,3 +263,60 @@ async fn an_outage_longer_than_the_heartbeat_timeout_takes_no_node_over() {
     all_settle(&cluster, &uuids, "active").await;
     cluster.stop().await;
 }
+
+/// An outage longer than `[database] outage_tolerance_secs` (1 s here,
+/// PostgreSQL away for 12 s, fake steps of 3 s): every deploy reaches a
+/// step's write while the database is away past the tolerance, so each
+/// fails, and neither the failure nor the lock's release can be written
+/// then. Once the database is back the conductor writes what it owes:
+/// `deploy failed`, `last_error` naming the outage, the lock released (the
+/// conductor was alive all along, so no takeover would ever have freed it).
+/// Undeploying then brings every node back to `available`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_past_the_tolerance_fails_the_work_saying_why_once_the_database_is_back() {
+    let pg = PrivatePg::start();
+    let cluster = Cluster::start_on(&pg.url(), 1, |s| {
+        s.conductor.fake_step_delay_ms = 3000;
+        s.conductor.check_provision_state_interval_secs = 1;
+        s.database.outage_tolerance_secs = 1;
+    })
+    .await;
+    let uuids = available_nodes(&cluster, 10).await;
+    accepted(&cluster.provision_all(&uuids, "active").await);
+    pg.stop("fast");
+    // The fault's length: a step (3 s), then the step's write, the
+    // failure's and the lock's release each giving up (at most 2 s each,
+    // the checkout timeout, since the tolerance is shorter), with room:
+    // only the conductor's memory of what it owes can settle the nodes.
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_secs(12) {
+        let (status, _) = cluster
+            .send(Method::GET, &format!("/v1/nodes/{}", uuids[0]), None)
+            .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    pg.restart();
+    for uuid in &uuids {
+        let node = wait_until(Duration::from_secs(60), "the node to settle", || async {
+            let (status, node) = cluster
+                .send(Method::GET, &format!("/v1/nodes/{uuid}"), None)
+                .await;
+            let state = node["provision_state"].as_str().unwrap_or_default();
+            let at_rest = node["target_provision_state"].is_null() || state.ends_with("failed");
+            (status == StatusCode::OK && at_rest && node["reservation"].is_null()).then_some(node)
+        })
+        .await;
+        assert_eq!(node["provision_state"], "deploy failed", "{node}");
+        let error = node["last_error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("deploying failed on conductor")
+                && error.contains("database unavailable"),
+            "{node}"
+        );
+    }
+    accepted(&cluster.provision_all(&uuids, "deleted").await);
+    for uuid in &uuids {
+        cluster.wait_state(uuid, "available").await;
+    }
+    cluster.stop().await;
+}

@@ -414,8 +414,9 @@ impl Db {
     }
 
     /// This handle riding outages out: a call that meets a transient error
-    /// is run again with backoff until it succeeds or `tolerance` has passed
-    /// since its first try.
+    /// is run again with backoff until it succeeds or `tolerance` (at least
+    /// one checkout timeout) has passed since it was made — its waits for
+    /// a connection included, so no call outlives an outage by more.
     #[must_use]
     pub fn riding_out(mut self, tolerance: Duration) -> Db {
         self.ride_out = Some(tolerance);
@@ -448,11 +449,17 @@ impl Db {
             return self.run_once(f).await;
         };
         let f = Arc::new(f);
-        let deadline = Instant::now() + tolerance;
+        // The whole call, waits for a connection included, ends by then;
+        // a first try has at least its usual checkout time.
+        let started = Instant::now();
+        let deadline = started + tolerance.max(self.checkout_timeout);
         let mut backoff = FIRST_BACKOFF;
         loop {
             let call = f.clone();
-            match self.run_once(move |conn| call(conn)).await {
+            match self
+                .run_once_until(move |conn| call(conn), Some(deadline))
+                .await
+            {
                 Err(e) if e.is_transient() && Instant::now() + backoff < deadline => {
                     tracing::debug!(error = %e, ?backoff, "database call failed; trying again");
                     tokio::time::sleep(backoff).await;
@@ -469,14 +476,28 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
     {
+        self.run_once_until(f, None).await
+    }
+
+    /// One try, its waits for a permit and a connection ending by
+    /// `deadline` when given.
+    async fn run_once_until<T, F>(&self, f: F, deadline: Option<Instant>) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
+    {
         // A blocking thread only once a connection is free: without the
         // permit, 256 concurrent requests parked 256 threads in `pool.get()`.
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| DbError::Task(e.to_string()))?;
+        let acquire = self.permits.clone().acquire_owned();
+        let permit = match deadline {
+            None => acquire.await,
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), acquire)
+                .await
+                .map_err(|_| {
+                    DbError::Unavailable("timed out waiting for a database connection".into())
+                })?,
+        }
+        .map_err(|e| DbError::Task(e.to_string()))?;
         // Known down (read once the permit is ours: the calls before us may
         // just have found out): a fail-fast call takes a connection only if
         // the pool has one at hand (r2d2 keeps reconnecting in the background).
@@ -485,6 +506,11 @@ impl Db {
         } else {
             self.checkout_timeout
         };
+        let timeout = deadline.map_or(timeout, |deadline| {
+            timeout
+                .min(deadline.saturating_duration_since(Instant::now()))
+                .max(DOWN_CHECKOUT_TIMEOUT)
+        });
         let (pool, health) = (self.pool.clone(), self.health.clone());
         telemetry::spawn_blocking(move || {
             let result = pool

@@ -212,7 +212,17 @@ fn invalid_state(verb: Verb, node: &Node, current: ProvisionState) -> TaskReply 
 /// After a flow error: fail the node from its current state, with
 /// `last_error`, so it never stays in a transient state unlocked.
 async fn fail_after_error(task: &mut Task, error: &TaskError) {
-    if task.reload().await.is_err() {
+    // Not written for want of a database: the periodic pass writes it.
+    let unrecorded = |task: &Task, e: &TaskError| {
+        tracing::error!(node.uuid = %task.node.uuid, error = %e, "could not record the failure");
+        if matches!(e, TaskError::Db(db) if db.is_transient()) {
+            task.ctx()
+                .unsettled
+                .remember(task.node.id, &task.node.uuid, Some(error.to_string()));
+        }
+    };
+    if let Err(e) = task.reload().await {
+        unrecorded(task, &e);
         return;
     }
     let Ok(state) = task.provision_state() else {
@@ -223,7 +233,7 @@ async fn fail_after_error(task: &mut Task, error: &TaskError) {
     }
     let reason = format!("{state} failed on conductor {}: {error}", task.ctx().host);
     if let Err(e) = task.fail(reason, StateChange::default()).await {
-        tracing::error!(node.uuid = %task.node.uuid, error = %e, "could not record the failure");
+        unrecorded(task, &e);
     }
 }
 

@@ -661,6 +661,45 @@ impl Node {
         Ok(n == 1)
     }
 
+    /// Settles node `id`, whose outcome `host` could not write while the
+    /// database was away: in one transaction, when `host` still holds it,
+    /// moves it from a transitional state to its failed one (when `error`
+    /// says the work failed; `last_error` worded as a conductor words a
+    /// failed flow, `<state> failed on conductor <host>: <error>`) and
+    /// releases the lock.
+    pub fn settle_for(
+        conn: &mut AnyConnection,
+        id: i32,
+        host: &str,
+        error: Option<&str>,
+    ) -> Result<Settled, DbError> {
+        conn.transaction(|conn| {
+            let Some(node) = Node::by_id(conn, id)? else {
+                return Ok(Settled::NotHeld);
+            };
+            if node.reservation.as_deref() != Some(host) {
+                return Ok(Settled::NotHeld);
+            }
+            let state = node
+                .provision_state
+                .parse::<crate::states::ProvisionState>()
+                .ok()
+                .filter(|s| !s.is_stable());
+            let failed = state.and_then(|s| Some((s, s.next(crate::states::Event::Fail)?)));
+            let mut settled = Settled::Released;
+            if let (Some(error), Some((state, failed))) = (error, failed) {
+                let reason = format!("{state} failed on conductor {host}: {error}");
+                let mut change = StateChange::provision(failed);
+                change.last_error = Some(Some(reason.clone()));
+                if Node::write_state(conn, id, host, &change)? {
+                    settled = Settled::Failed(Box::new(node), failed, reason);
+                }
+            }
+            Node::release(conn, id, host)?;
+            Ok(settled)
+        })
+    }
+
     /// Clears every lock `host` holds (a conductor starting or leaving).
     pub fn release_all_for(conn: &mut AnyConnection, host: &str) -> Result<usize, DbError> {
         Ok(
@@ -1262,4 +1301,16 @@ impl Node {
             .select(Node::as_select())
             .load(conn)?)
     }
+}
+
+/// What [`Node::settle_for`] did.
+#[derive(Debug)]
+pub enum Settled {
+    /// Another conductor holds the node (or it is gone): nothing written.
+    NotHeld,
+    /// Only the lock was released.
+    Released,
+    /// The node (as it was) moved to this failed state with this
+    /// `last_error`; the lock released.
+    Failed(Box<Node>, crate::states::ProvisionState, String),
 }
