@@ -511,6 +511,11 @@ pub struct RedfishSettings {
     pub max_parallel_per_bmc: usize,
     /// Most Redfish requests in flight at once across all BMCs.
     pub max_parallel_calls: usize,
+    /// Retries of a GET the BMC answers with a server-side error (5xx),
+    /// as sushy's `server_side_retries`: BMCs answer 500 while busy.
+    pub server_side_retries: u32,
+    /// Seconds between those retries (sushy's `server_side_retries_delay`).
+    pub server_side_retries_delay_secs: u64,
     /// `[redfish]power_on_conflict_retry_attempts`: retries of a power on
     /// the BMC refuses with 409 ActionParameterValueConflict.
     pub power_on_conflict_retry_attempts: u32,
@@ -528,6 +533,8 @@ impl Default for RedfishSettings {
             auth_type: RedfishAuthType::Auto,
             max_parallel_per_bmc: 4,
             max_parallel_calls: 256,
+            server_side_retries: 10,
+            server_side_retries_delay_secs: 3,
             power_on_conflict_retry_attempts: 6,
             power_on_conflict_retry_interval_secs: 10,
         }

@@ -190,7 +190,7 @@ impl Manager {
     /// libpq's error, with the TLS relay's reason when it has one (libpq
     /// then only saw its socket closed).
     fn why_not(&self, error: diesel::ConnectionError) -> diesel::ConnectionError {
-        match self.tls.as_ref().and_then(pg_tls::Relay::take_error) {
+        match self.tls.as_ref().and_then(pg_tls::Relay::last_error) {
             Some(relay) => diesel::ConnectionError::BadConnection(relay.message),
             None => error,
         }
@@ -367,7 +367,7 @@ impl Db {
         };
         if manager.tls.is_some()
             && manager.connect().is_err()
-            && let Some(relay) = manager.tls.as_ref().and_then(pg_tls::Relay::take_error)
+            && let Some(relay) = manager.tls.as_ref().and_then(pg_tls::Relay::last_error)
             && relay.permanent
         {
             // A wrong CA or a server without TLS: waiting will not help.

@@ -337,10 +337,10 @@ impl Relay {
         })
     }
 
-    /// Why the last connection through the relay failed, if it did (taken:
-    /// a later success or failure is not mixed up with it).
-    pub fn take_error(&self) -> Option<RelayError> {
-        self.last_error.lock().ok()?.take()
+    /// Why the last connection through the relay failed, if it did (a
+    /// connection through it that succeeds clears it).
+    pub fn last_error(&self) -> Option<RelayError> {
+        self.last_error.lock().ok()?.clone()
     }
 }
 
@@ -389,8 +389,14 @@ async fn serve(
         };
         tasks.spawn(async move {
             loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    continue;
+                let client = match listener.accept().await {
+                    Ok((client, _)) => client,
+                    Err(e) => {
+                        // Out of file descriptors, say: pause instead of spinning.
+                        tracing::warn!(error = %e, "database TLS relay: accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
                 };
                 let upstream = upstream.clone();
                 tokio::spawn(async move { upstream.serve(client).await });
@@ -404,7 +410,7 @@ async fn serve(
 impl Upstream {
     /// Carries one libpq connection to the server over TLS, or records why
     /// it could not (libpq then sees its socket closed and tries the next
-    /// host, or reports the failure with [`Relay::take_error`]'s reason).
+    /// host, or reports the failure with [`Relay::last_error`]'s reason).
     async fn serve(&self, mut client: tokio::net::UnixStream) {
         match self.connect().await {
             Ok(mut server) => {

@@ -29,6 +29,12 @@ pub fn make(dir: &Path) -> Certificates {
             String::from_utf8_lossy(&out.stderr)
         );
     };
+    // A name of its own: two test CAs are told apart by name, as two
+    // real authorities are.
+    let ca_name = format!(
+        "/CN=ferric-test-ca {}",
+        dir.file_name().unwrap_or_default().to_string_lossy()
+    );
     let ec = [
         "-newkey",
         "ec",
@@ -40,14 +46,7 @@ pub fn make(dir: &Path) -> Certificates {
         &["req", "-x509"][..],
         &ec,
         &[
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=ferric-test-ca",
+            "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", &ca_name,
         ],
     ]
     .concat());

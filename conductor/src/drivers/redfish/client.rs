@@ -6,7 +6,10 @@
 //! Semantics follow sushy and Ironic's `redfish.utils`: a request that
 //! cannot reach the BMC is retried `[redfish]connection_attempts` times,
 //! `connection_retry_interval_secs` apart, then fails as Ironic's
-//! RedfishConnectionError; an HTTP error becomes sushy's message; `basic`
+//! RedfishConnectionError; a GET answered with a server-side error (5xx)
+//! is retried `server_side_retries` times, `server_side_retries_delay_secs`
+//! apart, as sushy does (other methods are not: they may have acted); an
+//! HTTP error becomes sushy's message; `basic`
 //! sends the credentials with every request, `session` logs in at the
 //! service's `SessionService` and sends `X-Auth-Token` (logging in again
 //! once when the BMC forgets the session), `auto` uses a session when the
@@ -216,6 +219,7 @@ impl Clients {
         let connection = self.connection(info);
         let url = info.url(path);
         let mut attempt = 1;
+        let mut server_side_left = self.settings.server_side_retries;
         let mut fresh_session = false;
         loop {
             let auth = self.authenticate(&http, info, node, &connection).await;
@@ -242,6 +246,19 @@ impl Clients {
                 }
                 Ok(reply) if reply.status.is_success() || reply.status.is_redirection() => {
                     return Ok(reply);
+                }
+                // A busy BMC: a read is safe to ask again.
+                Ok(reply)
+                    if reply.status.is_server_error()
+                        && method == Method::GET
+                        && server_side_left > 0 =>
+                {
+                    tracing::warn!(bmc = %info.address, status = %reply.status, left = server_side_left, "the BMC answered a server-side error; retrying");
+                    server_side_left -= 1;
+                    tokio::time::sleep(Duration::from_secs(
+                        self.settings.server_side_retries_delay_secs,
+                    ))
+                    .await;
                 }
                 Ok(reply) => {
                     if reply.status == StatusCode::UNAUTHORIZED {
@@ -579,6 +596,111 @@ mod tests {
             http_error(&Method::GET, url, &reply(500, Value::Null))
                 .to_string()
                 .ends_with("returned code 500. unknown error Extended information: None")
+        );
+    }
+
+    /// A BMC that answers each request with the next of `statuses` (the
+    /// last one again once they run out); how many requests it got.
+    async fn scripted_bmc(statuses: Vec<u16>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let status = statuses[n.min(statuses.len() - 1)];
+                let mut request = Vec::new();
+                let mut buf = [0_u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => request.extend_from_slice(&buf[..k]),
+                    }
+                }
+                let body = r#"{"PowerState": "On"}"#;
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        (address, seen)
+    }
+
+    fn info(address: &str) -> RedfishInfo {
+        RedfishInfo {
+            address: address.to_owned(),
+            root: "/redfish/v1/".into(),
+            system_id: Some("/redfish/v1/Systems/1".into()),
+            username: Some("admin".into()),
+            password: SecretString::from("secret"),
+            verify_ca: VerifyCa::Off,
+            auth_type: AuthType::Basic,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_get_answered_with_a_server_error_is_asked_again_other_methods_are_not() {
+        let clients = Clients::new(RedfishSettings {
+            server_side_retries: 3,
+            server_side_retries_delay_secs: 0,
+            ..RedfishSettings::default()
+        });
+        let (busy_twice, seen) = scripted_bmc(vec![500, 503, 200]).await;
+        let reply = clients
+            .call(
+                &info(&busy_twice),
+                "n1",
+                Method::GET,
+                "/redfish/v1/Systems/1",
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.json["PowerState"], "On");
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+        let (always_busy, seen) = scripted_bmc(vec![500]).await;
+        let error = clients
+            .call(
+                &info(&always_busy),
+                "n1",
+                Method::GET,
+                "/redfish/v1/Systems/1",
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("returned code 500"), "{error}");
+        assert_eq!(
+            seen.load(std::sync::atomic::Ordering::SeqCst),
+            4,
+            "one try and 3 retries"
+        );
+
+        let (busy_once, seen) = scripted_bmc(vec![500, 200]).await;
+        let error = clients
+            .call(
+                &info(&busy_once),
+                "n1",
+                Method::POST,
+                "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset",
+                Some(&json!({"ResetType": "On"})),
+            )
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("returned code 500"), "{error}");
+        assert_eq!(
+            seen.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "a reset may have acted"
         );
     }
 }
