@@ -684,6 +684,22 @@ async fn deploy_image(
     Deployed { node, log, disk }
 }
 
+/// The deploy failed saying `why`, and the 16 MiB disk's first and last
+/// MiB are zeroes: no partition table claims what was half written.
+fn failed_and_wiped(node: &Value, log: &str, disk: &[u8], why: &str) {
+    assert_eq!(node["provision_state"], "deploy failed", "{node}\n{log}");
+    let error = node["last_error"].as_str().unwrap();
+    assert!(error.contains(why), "{error}");
+    assert!(
+        disk[..1 << 20].iter().all(|b| *b == 0),
+        "the first MiB wiped"
+    );
+    assert!(
+        disk[15 << 20..].iter().all(|b| *b == 0),
+        "the last MiB wiped"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qcow2_and_compressed_images_stream_onto_the_disk_and_bad_ones_leave_it_wiped() {
     // A raw disk: 1 MiB of data, a 2 MiB hole, 5 MiB of data; then the
@@ -812,19 +828,11 @@ async fn qcow2_and_compressed_images_stream_onto_the_disk_and_bad_ones_leave_it_
         None,
     )
     .await;
-    assert_eq!(node["provision_state"], "deploy failed", "{node}\n{log}");
-    let error = node["last_error"].as_str().unwrap();
-    assert!(
-        error.contains("Image failed to verify against checksum"),
-        "{error}"
-    );
-    assert!(
-        disk[..1 << 20].iter().all(|b| *b == 0),
-        "the first MiB wiped"
-    );
-    assert!(
-        disk[15 << 20..].iter().all(|b| *b == 0),
-        "the last MiB wiped"
+    failed_and_wiped(
+        &node,
+        &log,
+        &disk,
+        "Image failed to verify against checksum",
     );
     assert!(
         disk[3 << 20..6 << 20] == raw[3 << 20..6 << 20],
@@ -834,19 +842,11 @@ async fn qcow2_and_compressed_images_stream_onto_the_disk_and_bad_ones_leave_it_
     // Truncated after some clusters were written: wiped at both ends.
     let Deployed { node, log, disk } =
         deploy_image(at, &served, "truncated.qcow2", None, None, None).await;
-    assert_eq!(node["provision_state"], "deploy failed", "{node}\n{log}");
-    let error = node["last_error"].as_str().unwrap();
-    assert!(
-        error.contains("qcow2 image is truncated: its tables point past its end"),
-        "{error}"
-    );
-    assert!(
-        disk[..1 << 20].iter().all(|b| *b == 0),
-        "the first MiB wiped"
-    );
-    assert!(
-        disk[15 << 20..].iter().all(|b| *b == 0),
-        "the last MiB wiped"
+    failed_and_wiped(
+        &node,
+        &log,
+        &disk,
+        "qcow2 image is truncated: its tables point past its end",
     );
     assert!(
         disk[3 << 20..(3 << 20) + 4096] == raw[3 << 20..(3 << 20) + 4096],
