@@ -39,14 +39,6 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    /// A broker reached at `url`, plain `amqp://` (tests, tools).
-    pub fn plain(url: &str) -> Broker {
-        Broker {
-            url: url.into(),
-            ca: None,
-        }
-    }
-
     /// The broker `[amqp]` names, its CA read.
     ///
     /// # Errors
