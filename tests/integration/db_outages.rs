@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::distributed::Cluster;
 use crate::helpers::private_pg::PrivatePg;
@@ -21,33 +21,6 @@ const OUTAGE: Duration = Duration::from_secs(3);
 const READERS: usize = 16;
 /// The longest the API may take to say 503 without a database.
 const ANSWER_WITHIN: Duration = Duration::from_secs(3);
-
-/// `n` fake-hardware nodes taken to `available`.
-async fn available_nodes(cluster: &Cluster, n: usize) -> Vec<String> {
-    let mut uuids = Vec::new();
-    for i in 0..n {
-        let (status, node) = cluster
-            .send(
-                Method::POST,
-                "/v1/nodes",
-                Some(json!({"driver": "fake-hardware", "name": format!("o{i}")})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{node}");
-        uuids.push(node["uuid"].as_str().unwrap().to_owned());
-    }
-    for (target, state) in [("manage", "manageable"), ("provide", "available")] {
-        let replies = cluster.provision_all(&uuids, target).await;
-        assert!(
-            replies.iter().all(|s| *s == StatusCode::ACCEPTED),
-            "{replies:?}"
-        );
-        for uuid in &uuids {
-            cluster.wait_state(uuid, state).await;
-        }
-    }
-    uuids
-}
 
 /// What the API answered while the database was away.
 struct Outage {
@@ -156,7 +129,7 @@ fn accepted(replies: &[StatusCode]) {
 async fn restarts_crashes_and_dropped_connections_of_postgresql_fail_no_accepted_work() {
     let pg = PrivatePg::start();
     let cluster = Cluster::start_on(&pg.url(), 1, |s| s.conductor.fake_step_delay_ms = 3000).await;
-    let uuids = available_nodes(&cluster, 30).await;
+    let uuids = cluster.available_nodes(30).await;
 
     // A clean restart mid-deploy.
     accepted(&cluster.provision_all(&uuids, "active").await);
@@ -222,7 +195,7 @@ async fn a_failover_to_a_promoted_standby_fails_no_accepted_work() {
         primary.port, standby.port
     );
     let cluster = Cluster::start_on(&url, 1, |s| s.conductor.fake_step_delay_ms = 3000).await;
-    let uuids = available_nodes(&cluster, 20).await;
+    let uuids = cluster.available_nodes(20).await;
 
     accepted(&cluster.provision_all(&uuids, "active").await);
     primary.stop("fast");
@@ -253,7 +226,7 @@ async fn an_outage_longer_than_the_heartbeat_timeout_takes_no_node_over() {
         s.conductor.check_provision_state_interval_secs = 1;
     })
     .await;
-    let uuids = available_nodes(&cluster, 20).await;
+    let uuids = cluster.available_nodes(20).await;
     accepted(&cluster.provision_all(&uuids, "active").await);
     pg.stop("fast");
     // Longer than the heartbeat timeout: every heartbeat is stale on return.
@@ -281,7 +254,7 @@ async fn an_outage_past_the_tolerance_fails_the_work_saying_why_once_the_databas
         s.database.outage_tolerance_secs = 1;
     })
     .await;
-    let uuids = available_nodes(&cluster, 10).await;
+    let uuids = cluster.available_nodes(10).await;
     accepted(&cluster.provision_all(&uuids, "active").await);
     pg.stop("fast");
     // The fault's length: a step (3 s), then the step's write, the

@@ -124,6 +124,33 @@ impl Cluster {
         .await;
     }
 
+    /// `n` fake-hardware nodes taken to `available`.
+    pub(crate) async fn available_nodes(&self, n: usize) -> Vec<String> {
+        let mut uuids = Vec::new();
+        for i in 0..n {
+            let (status, node) = self
+                .send(
+                    reqwest::Method::POST,
+                    "/v1/nodes",
+                    Some(json!({"driver": "fake-hardware", "name": format!("n{i}")})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{node}");
+            uuids.push(node["uuid"].as_str().unwrap().to_owned());
+        }
+        for (target, state) in [("manage", "manageable"), ("provide", "available")] {
+            let replies = self.provision_all(&uuids, target).await;
+            assert!(
+                replies.iter().all(|s| *s == StatusCode::ACCEPTED),
+                "{target}: {replies:?}"
+            );
+            for uuid in &uuids {
+                self.wait_state(uuid, state).await;
+            }
+        }
+        uuids
+    }
+
     /// Requests `target` for every node at once; returns the statuses.
     pub(crate) async fn provision_all(&self, uuids: &[String], target: &str) -> Vec<StatusCode> {
         let paths: Vec<String> = uuids

@@ -9,9 +9,8 @@
 
 use std::process::Command;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use secrecy::SecretString;
-use serde_json::json;
 
 use crate::distributed::Cluster;
 use crate::helpers::certs;
@@ -35,6 +34,15 @@ fn psql(port: u16, sslmode: &str, sql: &str) -> Result<String, String> {
     }
 }
 
+/// Why `ferric api` would not start with `settings` (it must not).
+async fn start_up_error(settings: ferric_common::config::Settings) -> String {
+    let error = ferric::distributed::ApiProcess::start(settings)
+        .await
+        .err()
+        .expect("start-up fails");
+    format!("{error:#}")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_and_a_conductor_deploy_over_tls_to_postgresql_and_rabbitmq() {
     let dir = tempfile::tempdir().unwrap();
@@ -53,31 +61,14 @@ async fn the_api_and_a_conductor_deploy_over_tls_to_postgresql_and_rabbitmq() {
         s.amqp.tls_ca_file = Some(certificates.ca.clone());
     })
     .await;
-    let mut uuids = Vec::new();
-    for i in 0..5 {
-        let (status, node) = cluster
-            .send(
-                Method::POST,
-                "/v1/nodes",
-                Some(json!({"driver": "fake-hardware", "name": format!("tls{i}")})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{node}");
-        uuids.push(node["uuid"].as_str().unwrap().to_owned());
-    }
-    for (target, state) in [
-        ("manage", "manageable"),
-        ("provide", "available"),
-        ("active", "active"),
-    ] {
-        let replies = cluster.provision_all(&uuids, target).await;
-        assert!(
-            replies.iter().all(|s| *s == StatusCode::ACCEPTED),
-            "{target}: {replies:?}"
-        );
-        for uuid in &uuids {
-            cluster.wait_state(uuid, state).await;
-        }
+    let uuids = cluster.available_nodes(5).await;
+    let replies = cluster.provision_all(&uuids, "active").await;
+    assert!(
+        replies.iter().all(|s| *s == StatusCode::ACCEPTED),
+        "{replies:?}"
+    );
+    for uuid in &uuids {
+        cluster.wait_state(uuid, "active").await;
     }
 
     // What the servers saw: Ferric's sessions, every one over TLS.
@@ -128,33 +119,24 @@ async fn a_server_certificate_from_another_ca_stops_start_up_naming_it() {
         s
     };
 
-    let error = ferric::distributed::ApiProcess::start(settings(&other.ca, &certificates.ca))
-        .await
-        .err()
-        .expect("start-up fails");
-    let said = format!("{error:#}");
-    eprintln!("ferric api, PostgreSQL's certificate from another CA: {said}");
+    let database = start_up_error(settings(&other.ca, &certificates.ca)).await;
+    eprintln!("ferric api, PostgreSQL's certificate from another CA: {database}");
     for part in [
         // At once, not after the pool's wait for a connection.
         "cannot open the database: TLS to PostgreSQL at localhost:",
         "invalid peer certificate",
         other.ca.to_str().unwrap(),
     ] {
-        assert!(said.contains(part), "{part:?} in {said}");
+        assert!(database.contains(part), "{part:?} in {database}");
     }
-
-    let error = ferric::distributed::ApiProcess::start(settings(&certificates.ca, &other.ca))
-        .await
-        .err()
-        .expect("start-up fails");
-    let said = format!("{error:#}");
-    eprintln!("ferric api, RabbitMQ's certificate from another CA: {said}");
+    let broker = start_up_error(settings(&certificates.ca, &other.ca)).await;
+    eprintln!("ferric api, RabbitMQ's certificate from another CA: {broker}");
     for part in [
         "connecting to RabbitMQ",
         "invalid peer certificate",
         other.ca.to_str().unwrap(),
     ] {
-        assert!(said.contains(part), "{part:?} in {said}");
+        assert!(broker.contains(part), "{part:?} in {broker}");
     }
     let connections = rabbit.ctl(&["list_connections", "name"]);
     assert!(connections.trim().is_empty(), "{connections}");

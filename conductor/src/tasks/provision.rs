@@ -231,7 +231,7 @@ async fn fail_after_error(task: &mut Task, error: &TaskError) {
     if state.next(Event::Fail).is_none() {
         return;
     }
-    let reason = format!("{state} failed on conductor {}: {error}", task.ctx().host);
+    let reason = Node::flow_failure(state, &task.ctx().host, error);
     if let Err(e) = task.fail(reason, StateChange::default()).await {
         unrecorded(task, &e);
     }

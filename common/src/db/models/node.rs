@@ -661,12 +661,21 @@ impl Node {
         Ok(n == 1)
     }
 
+    /// A failed flow's `last_error`: `<state> failed on conductor <host>:
+    /// <error>` (written by the flow itself, or by [`Node::settle_for`]).
+    pub fn flow_failure(
+        state: crate::states::ProvisionState,
+        host: &str,
+        error: &dyn std::fmt::Display,
+    ) -> String {
+        format!("{state} failed on conductor {host}: {error}")
+    }
+
     /// Settles node `id`, whose outcome `host` could not write while the
     /// database was away: in one transaction, when `host` still holds it,
     /// moves it from a transitional state to its failed one (when `error`
-    /// says the work failed; `last_error` worded as a conductor words a
-    /// failed flow, `<state> failed on conductor <host>: <error>`) and
-    /// releases the lock.
+    /// says the work failed; `last_error` as [`Node::flow_failure`] words
+    /// it) and releases the lock.
     pub fn settle_for(
         conn: &mut AnyConnection,
         id: i32,
@@ -688,7 +697,7 @@ impl Node {
             let failed = state.and_then(|s| Some((s, s.next(crate::states::Event::Fail)?)));
             let mut settled = Settled::Released;
             if let (Some(error), Some((state, failed))) = (error, failed) {
-                let reason = format!("{state} failed on conductor {host}: {error}");
+                let reason = Node::flow_failure(state, host, &error);
                 let mut change = StateChange::provision(failed);
                 change.last_error = Some(Some(reason.clone()));
                 if Node::write_state(conn, id, host, &change)? {
