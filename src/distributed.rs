@@ -11,6 +11,7 @@ use ferric_api::startup::Application;
 use ferric_api::state::AppState;
 use ferric_common::config::Settings;
 use ferric_common::db::{Backend, Db};
+use ferric_common::feed::Feed;
 use ferric_common::notify::Notifier;
 use ferric_common::queue::amqp::AmqpQueue;
 use ferric_common::queue::broker::Broker;
@@ -57,12 +58,20 @@ impl ApiProcess {
             .await
             .context("connecting to RabbitMQ")?;
         let notifier = Notifier::amqp(
-            broker,
+            broker.clone(),
             &settings.amqp.prefix,
             format!("ferric-api.{}", settings.conductor_host()),
         );
+        // The console's pages see every process's notifications through
+        // the exchange (the API's own included).
+        let feed = if settings.console.enabled {
+            Feed::follow_amqp(broker, &settings.amqp.prefix)
+        } else {
+            Feed::new()
+        };
         let state = AppState::new(db, Arc::new(queue), settings)
             .with_notifier(notifier)
+            .with_feed(feed)
             .with_auth_from_settings()
             .context("reading the auth user file")?;
         let app = Application::build(state).context("binding the API listener")?;

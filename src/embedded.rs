@@ -11,6 +11,8 @@ use ferric_api::startup::Application;
 use ferric_api::state::AppState;
 use ferric_common::config::Settings;
 use ferric_common::db::Db;
+use ferric_common::feed::Feed;
+use ferric_common::notify::Notifier;
 use ferric_common::queue::local::LocalQueue;
 use ferric_conductor::service::{self, ConductorHandle};
 use tokio_util::sync::CancellationToken;
@@ -48,6 +50,9 @@ impl Embedded {
             tracing::info!(migrations = ?applied, "database migrated");
         }
         let queue = LocalQueue::new();
+        // The console's live feed: both the conductor's and the API's
+        // notifications go to it.
+        let feed = Feed::new();
         let conductor_config = settings.conductor_config();
         let own_listeners = conductor_config.own_listeners.clone();
         let conductor = service::start_local(
@@ -57,6 +62,7 @@ impl Embedded {
                 .with_checkout_timeout(settings.database.connection_timeout())
                 .riding_out(settings.database.outage_tolerance()),
             queue.clone(),
+            feed.clone(),
         )
         .await
         .context("starting the conductor")?;
@@ -70,7 +76,11 @@ impl Embedded {
         let api_db = db
             .clone()
             .with_checkout_timeout(settings.database.connection_timeout());
+        let notifier = Notifier::new(format!("ferric-api.{}", settings.conductor_host()))
+            .with_feed(feed.clone());
         let state = AppState::new(api_db, Arc::new(queue.clone()), settings)
+            .with_notifier(notifier)
+            .with_feed(feed)
             .with_auth_from_settings()
             .context("reading the auth user file")?;
         let app = Application::build(state).context("binding the API listener")?;

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod body;
 pub mod boot_files;
 pub mod call;
+pub mod console;
 pub mod error;
 pub mod metrics;
 pub mod microversion;

@@ -70,7 +70,8 @@ pub fn parse(value: Option<&str>) -> Result<Microversion, String> {
 /// The microversion from which a trailing `.json` is part of a name (1.91).
 pub const DOT_JSON_MINOR: u32 = 91;
 
-/// Paths outside every API version that Ferric serves as they are.
+/// Paths outside every API version that Ferric serves as they are (and
+/// everything under `/console/`).
 const UNVERSIONED: [&str; 4] = ["/", "/metrics", "/healthz", "/readyz"];
 
 /// The path a request is routed by, as Ironic's root controller and
@@ -80,6 +81,10 @@ const UNVERSIONED: [&str; 4] = ["/", "/metrics", "/healthz", "/readyz"];
 /// header, a trailing `.json` is dropped too (for clients of the pecan
 /// days; without the header, or from 1.91, it is part of the path).
 fn routed_path(path: &str, ironic_header: Option<&str>) -> Option<String> {
+    // The operator console is Ferric's own, outside the API's versions.
+    if path == "/console" || path.starts_with("/console/") {
+        return None;
+    }
     let versioned = path == "/v1" || path.starts_with("/v1/");
     // Nearly every request: nothing to rewrite, nothing allocated.
     if (versioned || UNVERSIONED.contains(&path))
@@ -302,6 +307,8 @@ mod tests {
             Some("/v1/nodes/x/allocation")
         );
         assert_eq!(r("/drivers", None).as_deref(), Some("/v1/drivers"));
+        assert_eq!(r("/console/", None), None);
+        assert_eq!(r("/console/nodes/x", None), None);
         assert_eq!(r("/v1/nodes/", None).as_deref(), Some("/v1/nodes"));
         assert_eq!(
             r("/v1/nodes/x.json", Some("1.90")).as_deref(),

@@ -110,6 +110,7 @@ impl Application {
         };
         let draining = state.draining.clone();
         let drain = Duration::from_secs(state.settings.api.drain_secs);
+        let console = state.settings.console.enabled;
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
@@ -118,6 +119,11 @@ impl Application {
                 .wrap(middleware::from_fn(microversion::negotiate))
                 .wrap(middleware::from_fn(routes::health::close_when_draining))
                 .configure(routes::configure)
+                .configure(|cfg| {
+                    if console {
+                        crate::console::configure(cfg);
+                    }
+                })
                 .default_service(web::to(routes::not_found))
         })
         .on_connect(record_local_addr)

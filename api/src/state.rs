@@ -37,6 +37,8 @@ pub struct AppState {
     pub auth: Option<Arc<crate::auth::BasicAuth>>,
     /// Where node create/update/delete notifications go.
     pub notifier: ferric_common::notify::Notifier,
+    /// What the console's open pages follow.
+    pub feed: ferric_common::feed::Feed,
     /// The per-source rate of `/v1/lookup` and `/v1/heartbeat`.
     pub ramdisk_rate: Arc<crate::throttle::SourceRate>,
     /// The per-source backoff after `http_basic` failures.
@@ -63,6 +65,7 @@ impl AppState {
             settings: Arc::new(settings),
             auth: None,
             notifier: ferric_common::notify::Notifier::disabled(),
+            feed: ferric_common::feed::Feed::new(),
             ramdisk_rate,
             auth_backoff,
             draining: Arc::default(),
@@ -74,6 +77,13 @@ impl AppState {
     #[must_use]
     pub fn with_notifier(mut self, notifier: ferric_common::notify::Notifier) -> AppState {
         self.notifier = notifier;
+        self
+    }
+
+    /// Serves the console's live updates from `feed`.
+    #[must_use]
+    pub fn with_feed(mut self, feed: ferric_common::feed::Feed) -> AppState {
+        self.feed = feed;
         self
     }
 

@@ -30,6 +30,41 @@ pub struct Settings {
     pub dnsmasq: DnsmasqSettings,
     pub auth: AuthSettings,
     pub vnc: VncSettings,
+    pub console: ConsoleSettings,
+}
+
+/// `[console]`: the operator console under `/console/` on the API's port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// Serve the console (behind the API's own authentication).
+    pub enabled: bool,
+    /// A tracing UI's page of one trace, `{trace_id}` replaced by the
+    /// trace id (e.g. `http://jaeger:16686/trace/{trace_id}`); without it
+    /// trace ids are shown as text.
+    pub trace_url: Option<String>,
+    /// Days the node journal (the console's timelines) keeps a change.
+    pub journal_days: u32,
+    /// Nodes per page of the fleet view.
+    pub page_size: u32,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            trace_url: None,
+            journal_days: 30,
+            page_size: 100,
+        }
+    }
+}
+
+impl ConsoleSettings {
+    /// How long the journal keeps a change.
+    pub fn journal_retention(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.journal_days) * 86_400)
+    }
 }
 
 /// `[vnc]`: graphical consoles.
@@ -91,6 +126,7 @@ impl Default for Settings {
             dnsmasq: DnsmasqSettings::default(),
             auth: AuthSettings::default(),
             vnc: VncSettings::default(),
+            console: ConsoleSettings::default(),
         }
     }
 }
@@ -768,6 +804,8 @@ pub struct ConductorConfig {
     /// The addresses this installation's servers listen on (no image
     /// fetch may reach them); start-up adds the ports it binds.
     pub own_listeners: crate::destinations::OwnListeners,
+    /// How long the node journal keeps a change (`[console] journal_days`).
+    pub journal_retention: std::time::Duration,
 }
 
 /// A configuration that cannot be used, naming the key.
@@ -835,6 +873,17 @@ impl Settings {
         }
         if self.api.max_limit == 0 {
             return invalid("api.max_limit", "must be positive");
+        }
+        if self.console.page_size == 0 || self.console.page_size > 1000 {
+            return invalid("console.page_size", "must be between 1 and 1000");
+        }
+        if self.console.journal_days == 0 {
+            return invalid("console.journal_days", "must be positive");
+        }
+        if let Some(url) = &self.console.trace_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return invalid("console.trace_url", "must be an http:// or https:// URL");
         }
         if self.api.max_connections == 0 || self.api.client_request_timeout_ms == 0 {
             return invalid(
@@ -1034,6 +1083,7 @@ impl Settings {
     /// What a conductor needs.
     pub fn conductor_config(&self) -> ConductorConfig {
         ConductorConfig {
+            journal_retention: self.console.journal_retention(),
             conductor: self.conductor.clone(),
             ipmi: self.ipmi.clone(),
             redfish: self.redfish.clone(),

@@ -6,6 +6,9 @@
 //! an `ironic_object` primitive), as plain JSON rather than wrapped in the
 //! `oslo.version` envelope.
 //!
+//! The same messages feed the console's live view ([`crate::feed`]) and the
+//! node journal ([`crate::journal`]), in both modes.
+//!
 //! Invariants: sending never blocks and never fails the work that caused
 //! it — a full buffer or a broker that is down drops the notification (with
 //! a warning); payloads never carry `driver_info`, `driver_internal_info` or
@@ -20,6 +23,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::db::models::node::Node;
+use crate::feed::Feed;
+use crate::journal::Journal;
 use crate::queue::QueueError;
 use crate::queue::amqp;
 use crate::queue::broker::Broker;
@@ -223,11 +228,15 @@ pub fn node_crud(node: &Node, action: &str, chassis_uuid: Option<&str>) -> Notif
     )
 }
 
-/// Where notifications go. Cloning is shallow; the default sends nowhere
-/// (the embedded mode has no broker).
+/// Where notifications go: the AMQP exchange (distributed mode), the
+/// console's live feed, the node journal — any of them. Cloning is shallow;
+/// the default sends nowhere.
 #[derive(Clone, Default)]
 pub struct Notifier {
-    sink: Option<(mpsc::Sender<Value>, String)>,
+    publisher_id: String,
+    amqp: Option<mpsc::Sender<Value>>,
+    feed: Option<Feed>,
+    journal: Option<Journal>,
 }
 
 impl Notifier {
@@ -236,17 +245,35 @@ impl Notifier {
         Notifier::default()
     }
 
-    /// Whether notifications go anywhere (callers skip building them if not).
-    pub fn is_enabled(&self) -> bool {
-        self.sink.is_some()
+    /// A notifier for `publisher_id` (e.g. `ferric-conductor.<host>`),
+    /// sending nowhere until given a destination.
+    pub fn new(publisher_id: String) -> Notifier {
+        Notifier {
+            publisher_id,
+            ..Notifier::default()
+        }
     }
 
-    /// Queues `notification` for publishing; never waits.
+    /// Whether notifications go anywhere (callers skip building them if not).
+    pub fn is_enabled(&self) -> bool {
+        self.amqp.is_some() || self.feed.is_some() || self.journal.is_some()
+    }
+
+    /// Hands `notification` to every destination; never waits.
     pub fn send(&self, notification: Notification) {
-        let Some((tx, publisher_id)) = &self.sink else {
+        if !self.is_enabled() {
             return;
-        };
-        if tx.try_send(notification.message(publisher_id)).is_err() {
+        }
+        let message = notification.message(&self.publisher_id);
+        if let Some(journal) = &self.journal {
+            journal.record(&message);
+        }
+        if let Some(feed) = &self.feed {
+            feed.publish(&message);
+        }
+        if let Some(tx) = &self.amqp
+            && tx.try_send(message).is_err()
+        {
             tracing::warn!(
                 event_type = %notification.event_type,
                 "notification dropped: the publisher is behind or stopped"
@@ -258,11 +285,31 @@ impl Notifier {
     /// background task that reconnects (backing off up to 30 s) whenever the
     /// broker goes away. `publisher_id` is e.g. `ferric-conductor.<host>`.
     pub fn amqp(broker: Broker, prefix: &str, publisher_id: String) -> Notifier {
+        Notifier::new(publisher_id).with_amqp(broker, prefix)
+    }
+
+    /// Also publishes to the notifications exchange (see [`Notifier::amqp`]).
+    #[must_use]
+    pub fn with_amqp(mut self, broker: Broker, prefix: &str) -> Notifier {
         let (tx, rx) = mpsc::channel(BUFFER);
         tokio::spawn(publish_loop(broker, exchange_name(prefix), rx));
-        Notifier {
-            sink: Some((tx, publisher_id)),
-        }
+        self.amqp = Some(tx);
+        self
+    }
+
+    /// Also broadcasts to the console's live `feed` (the embedded mode's
+    /// pages; a distributed API follows the exchange instead).
+    #[must_use]
+    pub fn with_feed(mut self, feed: Feed) -> Notifier {
+        self.feed = Some(feed);
+        self
+    }
+
+    /// Also records provision and power changes in the node `journal`.
+    #[must_use]
+    pub fn with_journal(mut self, journal: Journal) -> Notifier {
+        self.journal = Some(journal);
+        self
     }
 }
 

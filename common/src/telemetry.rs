@@ -144,6 +144,14 @@ pub fn trace_context() -> HashMap<String, String> {
     carrier
 }
 
+/// The current span's trace id, when it is traced.
+pub fn current_trace_id() -> Option<String> {
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let own = span.span_context();
+    own.is_valid().then(|| own.trace_id().to_string())
+}
+
 /// Makes `span` a child of the remote span named by `traceparent` (and
 /// `tracestate`), as `get` finds them, then records its trace id in the
 /// span's `trace_id` field (declared `Empty` by the caller) so its log

@@ -12,6 +12,8 @@ use ferric_common::config::ConductorConfig;
 use ferric_common::db::models::conductor::Conductor;
 use ferric_common::db::models::node::Node;
 use ferric_common::db::{Db, DbError};
+use ferric_common::feed::Feed;
+use ferric_common::journal::Journal;
 use ferric_common::notify::Notifier;
 use ferric_common::queue::Incoming;
 use ferric_common::queue::amqp::AmqpConsumer;
@@ -79,7 +81,8 @@ impl ConductorHandle {
     }
 }
 
-/// Starts a conductor named `host` consuming from the embedded queue.
+/// Starts a conductor named `host` consuming from the embedded queue; its
+/// notifications go to the node journal and the console's `feed`.
 ///
 /// # Errors
 /// When the configuration names an unknown hardware type or the database
@@ -89,9 +92,12 @@ pub async fn start_local(
     host: String,
     db: Db,
     queue: LocalQueue,
+    feed: Feed,
 ) -> Result<ConductorHandle, StartError> {
     let incoming = queue.consume(&host);
-    let notifier = Notifier::disabled();
+    let notifier = Notifier::new(format!("ferric-conductor.{host}"))
+        .with_journal(Journal::start(db.clone(), config.journal_retention))
+        .with_feed(feed);
     start(
         config,
         host,
@@ -118,7 +124,8 @@ pub async fn start_amqp(
 ) -> Result<ConductorHandle, StartError> {
     let prefetch = u16::try_from(config.conductor.max_concurrent_tasks).unwrap_or(u16::MAX);
     let (consumer, incoming) = AmqpConsumer::start(&broker, prefix, &host, prefetch).await?;
-    let notifier = Notifier::amqp(broker.clone(), prefix, format!("ferric-conductor.{host}"));
+    let notifier = Notifier::amqp(broker.clone(), prefix, format!("ferric-conductor.{host}"))
+        .with_journal(Journal::start(db.clone(), config.journal_retention));
     start(
         config,
         host,

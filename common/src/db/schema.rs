@@ -293,6 +293,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    node_journal (id) {
+        id -> BigInt,
+        node_uuid -> Text,
+        event_type -> Text,
+        event -> Nullable<Text>,
+        previous_provision_state -> Nullable<Text>,
+        provision_state -> Nullable<Text>,
+        power_state -> Nullable<Text>,
+        to_power -> Nullable<Text>,
+        step -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        publisher -> Text,
+        trace_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     task_receipts (task_id) {
         task_id -> Text,
         node_id -> Integer,

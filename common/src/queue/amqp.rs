@@ -30,7 +30,9 @@ use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::queue::broker::Broker;
-use crate::queue::{Incoming, QueueError, QueueFuture, Settle, TaskQueue};
+use crate::queue::{
+    Incoming, PeekedLetter, QueueDepth, QueueError, QueueFuture, QueueOverview, Settle, TaskQueue,
+};
 
 /// RabbitMQ's pseudo-queue for direct replies.
 const REPLY_TO: &str = "amq.rabbitmq.reply-to";
@@ -127,7 +129,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// the connection dies its waiting calls fail at once (never hang until
 /// their timeout): the replies they wait for can no longer arrive.
 struct Link {
-    _conn: Connection,
+    conn: Connection,
     channel: Channel,
     pending: Pending,
     /// Set, before `pending` is emptied, once replies can no longer arrive.
@@ -224,7 +226,7 @@ impl AmqpQueue {
             }
         });
         Ok(Link {
-            _conn: conn,
+            conn,
             channel,
             pending,
             closed,
@@ -392,6 +394,83 @@ impl TaskQueue for AmqpQueue {
             result
         })
     }
+
+    /// Passive declarations (a missing queue is left out) and `basic_get`
+    /// without acknowledgement on a channel of its own, closed at the end:
+    /// the peeked dead letters go back to their queue unchanged.
+    fn overview<'a>(
+        &'a self,
+        conductors: &'a [String],
+        peek: usize,
+    ) -> QueueFuture<'a, Result<QueueOverview, QueueError>> {
+        Box::pin(async move {
+            let link = self.link().await?;
+            let mut queues = Vec::new();
+            for host in conductors {
+                let name = self.names.conductor_queue(host);
+                // A passive declaration of a missing queue closes its channel.
+                let channel = link.conn.create_channel().await.map_err(broker)?;
+                if let Ok(queue) = passive(&channel, &name).await {
+                    queues.push(QueueDepth {
+                        name,
+                        messages: queue.message_count(),
+                        consumers: queue.consumer_count(),
+                    });
+                    let _ = channel.close(200, "".into()).await;
+                }
+            }
+            let channel = link.conn.create_channel().await.map_err(broker)?;
+            let dead = passive(&channel, &self.names.dead).await?;
+            let mut dead_letters = Vec::new();
+            while dead_letters.len() < peek {
+                let got = channel
+                    .basic_get(
+                        self.names.dead.as_str().into(),
+                        lapin::options::BasicGetOptions { no_ack: false },
+                    )
+                    .await
+                    .map_err(broker)?;
+                let Some(message) = got else { break };
+                let delivery = &message.delivery;
+                let headers = delivery.properties.headers().clone().unwrap_or_default();
+                let reason = match headers.inner().get("x-ferric-reason") {
+                    Some(AMQPValue::LongString(reason)) => reason.to_string(),
+                    _ => "(no reason recorded)".to_owned(),
+                };
+                dead_letters.push(PeekedLetter {
+                    conductor: delivery.routing_key.to_string(),
+                    reason,
+                    task_type: delivery.properties.kind().as_ref().map(|t| t.to_string()),
+                    bytes: delivery.data.len(),
+                });
+            }
+            // Unacknowledged, they return to the queue as the channel closes.
+            let _ = channel.close(200, "".into()).await;
+            Ok(QueueOverview {
+                queues,
+                dead: QueueDepth {
+                    name: self.names.dead.clone(),
+                    messages: dead.message_count(),
+                    consumers: dead.consumer_count(),
+                },
+                dead_letters,
+            })
+        })
+    }
+}
+
+async fn passive(channel: &Channel, name: &str) -> Result<lapin::Queue, QueueError> {
+    channel
+        .queue_declare(
+            name.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker)
 }
 
 /// The conductor side: consumes `ferric.conductor.<host>`, reconnecting with

@@ -15,7 +15,10 @@ use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::queue::{DeadLetter, Incoming, QueueError, QueueFuture, Settle, TaskQueue};
+use crate::queue::{
+    DeadLetter, Incoming, PeekedLetter, QueueDepth, QueueError, QueueFuture, QueueOverview, Settle,
+    TaskQueue,
+};
 
 /// How many undelivered tasks one conductor's channel holds before callers wait.
 const CHANNEL_CAPACITY: usize = 4096;
@@ -135,5 +138,51 @@ impl TaskQueue for LocalQueue {
         timeout: Duration,
     ) -> QueueFuture<'a, Result<TaskReply, QueueError>> {
         Box::pin(self.call_raw(conductor, task.encode_to_vec(), timeout))
+    }
+
+    fn overview<'a>(
+        &'a self,
+        conductors: &'a [String],
+        peek: usize,
+    ) -> QueueFuture<'a, Result<QueueOverview, QueueError>> {
+        let queues = self
+            .consumers
+            .lock()
+            .map(|consumers| {
+                conductors
+                    .iter()
+                    .filter_map(|name| {
+                        let sender = consumers.get(name)?;
+                        Some(QueueDepth {
+                            name: name.clone(),
+                            messages: u32::try_from(sender.max_capacity() - sender.capacity())
+                                .unwrap_or(u32::MAX),
+                            consumers: u32::from(!sender.is_closed()),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let dead = self.dead_letters();
+        let dead_letters = dead
+            .iter()
+            .take(peek)
+            .map(|letter| PeekedLetter {
+                conductor: letter.conductor.clone(),
+                reason: letter.reason.clone(),
+                task_type: None,
+                bytes: letter.payload.len(),
+            })
+            .collect();
+        let overview = QueueOverview {
+            queues,
+            dead: QueueDepth {
+                name: "dead letters".into(),
+                messages: u32::try_from(dead.len()).unwrap_or(u32::MAX),
+                consumers: 0,
+            },
+            dead_letters,
+        };
+        Box::pin(async move { Ok(overview) })
     }
 }

@@ -53,6 +53,46 @@ pub trait TaskQueue: Send + Sync + 'static {
     fn ready(&self) -> QueueFuture<'_, Result<(), QueueError>> {
         Box::pin(async { Ok(()) })
     }
+
+    /// The task queues of `conductors` and the dead letters (the oldest
+    /// `peek` of them), for the console. Reading never consumes a message.
+    fn overview<'a>(
+        &'a self,
+        conductors: &'a [String],
+        peek: usize,
+    ) -> QueueFuture<'a, Result<QueueOverview, QueueError>>;
+}
+
+/// One queue's depth, as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub name: String,
+    /// Messages ready for delivery.
+    pub messages: u32,
+    pub consumers: u32,
+}
+
+/// A dead letter as the console shows it (never the task's content).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeekedLetter {
+    /// The conductor it was sent to.
+    pub conductor: String,
+    /// Why it was dead-lettered (`x-ferric-reason`).
+    pub reason: String,
+    /// The task's type, when the publisher named it.
+    pub task_type: Option<String>,
+    pub bytes: usize,
+}
+
+/// The queues at a glance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueOverview {
+    /// Each conductor's task queue (absent ones are left out).
+    pub queues: Vec<QueueDepth>,
+    /// The dead-letter queue.
+    pub dead: QueueDepth,
+    /// Its oldest messages, at most the `peek` asked for.
+    pub dead_letters: Vec<PeekedLetter>,
 }
 
 /// Why a delivery was dead-lettered.

@@ -8,6 +8,7 @@ pub mod conductor;
 pub mod history;
 pub mod inspection_rule;
 pub mod inventory;
+pub mod journal;
 pub mod node;
 pub mod node_json;
 pub mod port;

@@ -200,6 +200,8 @@ pub struct NodeFilter {
     pub project: Option<String>,
     pub fault: Option<String>,
     pub description_contains: Option<String>,
+    /// The name or UUID contains this text (the console's search).
+    pub name_or_uuid_contains: Option<String>,
     pub shards: Option<Vec<String>>,
     pub sharded: Option<bool>,
     pub retired: Option<bool>,
@@ -301,6 +303,16 @@ macro_rules! order_and_seek {
     }};
 }
 
+/// A `LIKE` pattern (escape `\\`) matching values that contain `text`.
+fn like_pattern(text: &str) -> String {
+    format!(
+        "%{}%",
+        text.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
 impl Node {
     /// How many nodes are in each (provision state, power state).
     ///
@@ -316,6 +328,17 @@ impl Node {
                 nodes::power_state,
                 diesel::dsl::count_star(),
             ))
+            .load(conn)?)
+    }
+
+    /// Every node's `(uuid, conductor_group, driver)`: what the hash ring
+    /// places it by.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn ring_places(conn: &mut AnyConnection) -> Result<Vec<(String, String, String)>, DbError> {
+        Ok(nodes::table
+            .select((nodes::uuid, nodes::conductor_group, nodes::driver))
             .load(conn)?)
     }
 
@@ -435,13 +458,17 @@ impl Node {
             query = query.filter(nodes::fault.eq(v.clone()));
         }
         if let Some(v) = &filter.description_contains {
-            let pattern = format!(
-                "%{}%",
-                v.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
+            let pattern = like_pattern(v);
             query = query.filter(nodes::description.like(pattern).escape('\\'));
+        }
+        if let Some(v) = &filter.name_or_uuid_contains {
+            let pattern = like_pattern(v);
+            query = query.filter(
+                nodes::name
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(nodes::uuid.like(pattern).escape('\\')),
+            );
         }
         if let Some(v) = &filter.shards {
             query = query.filter(nodes::shard.eq_any(v.clone()));
