@@ -30,7 +30,7 @@ pub(crate) struct Cluster {
     pub(crate) base: String,
     client: reqwest::Client,
     prefix: String,
-    hosts: Vec<String>,
+    pub(crate) hosts: Vec<String>,
     api: Option<ApiProcess>,
     conductors: Vec<ConductorHandle>,
     _pg: Option<TestPg>,
@@ -41,7 +41,10 @@ impl Cluster {
         Cluster::start_with(n_conductors, |_| {}).await
     }
 
-    async fn start_with(n_conductors: usize, adjust: impl FnOnce(&mut Settings)) -> Cluster {
+    pub(crate) async fn start_with(
+        n_conductors: usize,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Cluster {
         let pg = TestPg::new();
         let mut cluster = Cluster::start_on(&pg.url, n_conductors, adjust).await;
         cluster._pg = Some(pg);

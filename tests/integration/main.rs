@@ -10,6 +10,7 @@ mod bench_tool;
 mod chaos;
 mod compose;
 mod conductor;
+mod console;
 mod db_outages;
 mod direct;
 mod distributed;

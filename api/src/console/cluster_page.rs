@@ -44,7 +44,7 @@ pub async fn page(state: web::Data<AppState>) -> Result<HttpResponse, ConsoleErr
     let overview = state.queue.overview(&hosts, PEEK).await;
     let main = html! {
         h1 { "Conductors & queues" }
-        section aria-labelledby="ring-title" {
+        section #ring aria-labelledby="ring-title" {
             h2 #ring-title { "The ring" }
             p.muted {
                 (places.len()) " nodes; "
@@ -84,7 +84,7 @@ pub async fn page(state: web::Data<AppState>) -> Result<HttpResponse, ConsoleErr
                 }
             }
         }
-        section aria-labelledby="queues-title" {
+        section #queue-section aria-labelledby="queues-title" {
             h2 #queues-title { "Task queues" }
             @match &overview {
                 Err(e) => p.error #queue-error { "The queues cannot be read: " (e.to_string()) },

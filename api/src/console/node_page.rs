@@ -173,7 +173,10 @@ fn provision_actions(state: &str) -> Vec<(&'static str, &'static str)> {
         (Verb::Abort, "Abort"),
     ]
     .into_iter()
-    .filter(|(verb, _)| verb.allowed_from(current, crate::microversion::MAX_MINOR))
+    .filter(|(verb, _)| {
+        current.next(verb.event()).is_some()
+            && verb.allowed_from(current, crate::microversion::MAX_MINOR)
+    })
     .map(|(verb, label)| (verb.as_str(), label))
     .collect()
 }
@@ -341,7 +344,10 @@ pub async fn page(
                     }
                 }
                 dt { "Last error" }
-                dd.error data-field="last_error" { (node.last_error.as_deref().unwrap_or("none")) }
+                @match &node.last_error {
+                    Some(error) => dd.error data-field="last_error" { (error) },
+                    None => dd data-field="last_error" { "none" },
+                }
             }
         }
         section aria-labelledby="actions-title" {

@@ -40,14 +40,14 @@ pub(crate) async fn ensure_venv(venv: &Path) {
     assert!(status.success(), "pip install of the clients failed");
 }
 
-struct Cli {
-    bin: PathBuf,
-    endpoint: String,
+pub(crate) struct Cli {
+    pub(crate) bin: PathBuf,
+    pub(crate) endpoint: String,
 }
 
 impl Cli {
     /// Runs `baremetal <args>` and returns stdout; panics with stderr on failure.
-    async fn run(&self, args: &[&str]) -> String {
+    pub(crate) async fn run(&self, args: &[&str]) -> String {
         let out = Command::new(&self.bin)
             .args(args)
             .env("OS_AUTH_TYPE", "none")
@@ -64,7 +64,7 @@ impl Cli {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    async fn json(&self, args: &[&str]) -> Value {
+    pub(crate) async fn json(&self, args: &[&str]) -> Value {
         let mut args = args.to_vec();
         args.extend(["-f", "json"]);
         serde_json::from_str(&self.run(&args).await).unwrap()

@@ -1,6 +1,6 @@
 //! The real OpenStack clients and OpenStack's own API test suite against
 //! Ferric.
 
-mod clients;
+pub(crate) mod clients;
 mod sdk;
 pub mod upstream;

@@ -10,6 +10,7 @@ pub mod app;
 pub mod balancer;
 pub mod bmc;
 pub mod broker;
+pub mod browser;
 pub mod certs;
 pub mod db;
 pub mod http;

@@ -23,7 +23,8 @@
 
   // Fetches this page again and swaps in the parts named by `selectors`.
   const refreshParts = async (selectors) => {
-    const res = await fetch(location.href, { headers: { Accept: "text/html" } });
+    // Never location.href: it may carry credentials, which fetch refuses.
+    const res = await fetch(location.pathname + location.search, { headers: { Accept: "text/html" } });
     if (!res.ok) return;
     const doc = new DOMParser().parseFromString(await res.text(), "text/html");
     for (const selector of selectors) {
@@ -229,6 +230,15 @@
     };
   };
 
+  // ---- the conductors page: queue depths are no events; it polls ------
+  const poll = () => {
+    if (page !== "conductors") return;
+    live.textContent = "refreshed every 5 s";
+    live.dataset.state = "live";
+    setInterval(() => refreshParts(["#ring", "#queue-section"]), 5000);
+  };
+
   bindActions();
   follow();
+  poll();
 })();
