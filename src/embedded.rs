@@ -67,10 +67,11 @@ impl Embedded {
         .await
         .context("starting the conductor")?;
         let stop = CancellationToken::new();
-        let (boot_files_port, boot_files) = match crate::serve_boot_files(&settings, &stop)? {
-            Some((port, task)) => (Some(port), Some(task)),
-            None => (None, None),
-        };
+        let (boot_files_port, boot_files) =
+            match crate::serve_boot_files(&settings, &stop, conductor.journal())? {
+                Some((port, task)) => (Some(port), Some(task)),
+                None => (None, None),
+            };
         let settings_api_host = settings.api.host.clone();
         let boot_files_listen = settings.deploy.http_listen.clone();
         let api_db = db

@@ -14,20 +14,26 @@ use ferric_api::startup::SideServer;
 use ferric_common::config::Settings;
 use tokio_util::sync::CancellationToken;
 
-/// Serves `http_root` when `[deploy] http_listen` is set, until `stop`;
-/// returns the bound port and the server task.
+/// Serves `http_root` when `[deploy] http_listen` is set, until `stop`,
+/// recording nodes' fetches in `journal`; returns the bound port and the
+/// server task.
 ///
 /// # Errors
 /// When the address cannot be bound.
 pub fn serve_boot_files(
     settings: &Settings,
     stop: &CancellationToken,
+    journal: Option<&ferric_common::journal::Journal>,
 ) -> anyhow::Result<Option<(u16, tokio::task::JoinHandle<std::io::Result<()>>)>> {
     let Some(listen) = &settings.deploy.http_listen else {
         return Ok(None);
     };
     let root = settings.boot().http_root;
-    let server = ferric_api::boot_files::bind(root.clone(), listen)
+    let recorder = journal.map(|journal| ferric_api::boot_files::FetchRecorder {
+        journal: journal.clone(),
+        publisher: format!("ferric-boot-files.{}", settings.conductor_host()),
+    });
+    let server = ferric_api::boot_files::bind(root.clone(), listen, recorder)
         .with_context(|| format!("serving {} on {listen}", root.display()))?;
     tracing::info!(port = server.port(), root = %root.display(), "serving http_root");
     Ok(Some(spawn(server, stop)))

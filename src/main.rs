@@ -103,9 +103,16 @@ async fn main() -> anyhow::Result<()> {
         Command::Conductor => {
             let stop = shutdown_signal();
             let stop_files = tokio_util::sync::CancellationToken::new();
-            let files = ferric::serve_boot_files(&settings, &stop_files)?;
             let metrics = ferric::serve_metrics(&settings, &stop_files)?;
-            let conductor = start_conductor(settings).await?;
+            let conductor = start_conductor(settings.clone()).await?;
+            let files = match ferric::serve_boot_files(&settings, &stop_files, conductor.journal())
+            {
+                Ok(files) => files,
+                Err(e) => {
+                    conductor.shutdown().await;
+                    return Err(e);
+                }
+            };
             tracing::info!(
                 conductor.hostname = conductor.host(),
                 "Ferric conductor is running"

@@ -39,9 +39,13 @@ impl Journal {
     /// journal keeps its kind.
     pub fn record(&self, message: &Value) {
         let trace_id = crate::telemetry::current_trace_id();
-        let Some(entry) = JournalEntry::from_message(message, trace_id, crate::db::now()) else {
-            return;
-        };
+        if let Some(entry) = JournalEntry::from_message(message, trace_id, crate::db::now()) {
+            self.append(entry);
+        }
+    }
+
+    /// Records `entry` as it is.
+    pub fn append(&self, entry: JournalEntry) {
         if self.tx.try_send(entry).is_err() {
             tracing::warn!("node journal entry dropped: the writer is behind or stopped");
         }

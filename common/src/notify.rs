@@ -305,6 +305,11 @@ impl Notifier {
         self
     }
 
+    /// The node journal it records into, if any.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
     /// Also records provision and power changes in the node `journal`.
     #[must_use]
     pub fn with_journal(mut self, journal: Journal) -> Notifier {

@@ -65,6 +65,7 @@ impl Source {
 /// A running conductor.
 pub struct ConductorHandle {
     host: String,
+    journal: Option<Journal>,
     stop: CancellationToken,
     done: tokio::task::JoinHandle<()>,
 }
@@ -72,6 +73,12 @@ pub struct ConductorHandle {
 impl ConductorHandle {
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// The node journal this conductor writes (its boot-file server records
+    /// fetches there too).
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
     }
 
     /// Stops consuming, drains and deregisters; returns when done.
@@ -159,6 +166,7 @@ async fn start(
     tracing::info!(conductor.hostname = %host, hardware_types = ?settings.enabled_hardware_types, "conductor registered");
 
     let stop = CancellationToken::new();
+    let journal = notifier.journal().cloned();
     let ctx = Context::new(&config, db.clone(), host.clone(), notifier)?;
     let tracker = ctx.tracker.clone();
     let heartbeat = tokio::spawn(membership::heartbeat(
@@ -204,7 +212,12 @@ async fn start(
         }
         tracing::info!(conductor.hostname = %host2, "conductor stopped");
     });
-    Ok(ConductorHandle { host, stop, done })
+    Ok(ConductorHandle {
+        host,
+        journal,
+        stop,
+        done,
+    })
 }
 
 /// Takes deliveries until `stop`; each runs in its own task, at most

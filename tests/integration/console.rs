@@ -43,7 +43,12 @@ async fn the_fleet_page_follows_a_deploy_started_from_the_cli_without_a_reload()
     .await;
     let mut uuids = Vec::new();
     for name in ["rack1-n1", "rack1-n2", "rack2-n3"] {
-        uuids.push(app.create_node(name).await["uuid"].as_str().unwrap().to_owned());
+        uuids.push(
+            app.create_node(name).await["uuid"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     app.provision(&uuids[0], "manage").await;
     app.wait_for_state(&uuids[0], "manageable").await;
@@ -51,7 +56,12 @@ async fn the_fleet_page_follows_a_deploy_started_from_the_cli_without_a_reload()
     app.wait_for_state(&uuids[0], "available").await;
 
     // Without JavaScript the page is the table itself.
-    let html = app.client.get(format!("{}/console/", app.base)).send().await.unwrap();
+    let html = app
+        .client
+        .get(format!("{}/console/", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(html.status(), StatusCode::OK);
     let html = html.text().await.unwrap();
     for name in ["rack1-n1", "rack1-n2", "rack2-n3"] {
@@ -62,7 +72,10 @@ async fn the_fleet_page_follows_a_deploy_started_from_the_cli_without_a_reload()
     browser.goto(&format!("{}/console/", app.base)).await;
     browser.wait_text("#live", "live").await;
     for (uuid, name) in uuids.iter().zip(["rack1-n1", "rack1-n2", "rack2-n3"]) {
-        assert_eq!(browser.text(&cell(uuid, "name")).await.as_deref(), Some(name));
+        assert_eq!(
+            browser.text(&cell(uuid, "name")).await.as_deref(),
+            Some(name)
+        );
     }
     assert_eq!(browser.text("#count-total").await.as_deref(), Some("3"));
     let state_cell = cell(&uuids[0], "provision_state");
@@ -92,8 +105,12 @@ async fn the_fleet_page_follows_a_deploy_started_from_the_cli_without_a_reload()
     browser.screenshot("fleet").await;
 
     // The search form narrows the table (a plain GET form).
-    browser.goto(&format!("{}/console/?q=rack2", app.base)).await;
-    let rows = browser.run("return [...document.querySelectorAll('#nodes tbody tr')].map(r => r.dataset.uuid);").await;
+    browser
+        .goto(&format!("{}/console/?q=rack2", app.base))
+        .await;
+    let rows = browser
+        .run("return [...document.querySelectorAll('#nodes tbody tr')].map(r => r.dataset.uuid);")
+        .await;
     assert_eq!(rows, json!([uuids[2]]));
     browser.close().await;
     app.stop().await;
@@ -113,22 +130,37 @@ async fn a_node_whose_agent_never_calls_shows_why_it_waits() {
     app.wait_for_state(&uuid, "clean wait").await;
 
     let browser = Browser::start(1100, 1400).await;
-    browser.goto(&format!("{}/console/nodes/stuck-1", app.base)).await;
+    browser
+        .goto(&format!("{}/console/nodes/stuck-1", app.base))
+        .await;
     let diagnosis = browser
         .wait_text("#diagnosis", "Waiting for the agent's first heartbeat for")
         .await;
-    assert!(diagnosis.contains("it times out in 29 min") || diagnosis.contains("it times out in 30 min"), "{diagnosis}");
-    assert!(diagnosis.contains("The BMC last reported power on."), "{diagnosis}");
+    assert!(
+        diagnosis.contains("it times out in 29 min")
+            || diagnosis.contains("it times out in 30 min"),
+        "{diagnosis}"
+    );
+    assert!(
+        diagnosis.contains("The BMC last reported power on."),
+        "{diagnosis}"
+    );
     let agent = browser.text("#agent").await.unwrap();
     assert_eq!(agent, "no heartbeat recorded");
     // The timeline has the path here, from the journal.
     let timeline = browser
         .wait_text("#timeline", "cleaning → clean wait")
         .await;
-    assert!(timeline.contains("manageable → cleaning (provide)"), "{timeline}");
+    assert!(
+        timeline.contains("manageable → cleaning (provide)"),
+        "{timeline}"
+    );
     // Abort is offered from here, deploy is not.
     let actions = browser.text("#actions").await.unwrap();
-    assert!(actions.contains("Abort") && !actions.contains("Deploy"), "{actions}");
+    assert!(
+        actions.contains("Abort") && !actions.contains("Deploy"),
+        "{actions}"
+    );
     browser.screenshot("stuck-node").await;
     browser.close().await;
     app.stop().await;
@@ -144,12 +176,21 @@ async fn an_action_button_powers_a_node_on_after_confirmation() {
     app.power_off(&uuid).await;
 
     let browser = Browser::start(1100, 1200).await;
-    browser.goto(&format!("{}/console/nodes/{uuid}", app.base)).await;
+    browser
+        .goto(&format!("{}/console/nodes/{uuid}", app.base))
+        .await;
     browser.wait_text("#live", "live").await;
     let button = "#actions button[data-target=\"power on\"]";
 
     // Refused at the confirmation: nothing is sent.
-    browser.client.find(fantoccini::Locator::Css(button)).await.unwrap().click().await.unwrap();
+    browser
+        .client
+        .find(fantoccini::Locator::Css(button))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let question = browser.client.get_alert_text().await.unwrap();
     assert_eq!(question, "Power on node button-1?");
     browser.client.dismiss_alert().await.unwrap();
@@ -158,9 +199,18 @@ async fn an_action_button_powers_a_node_on_after_confirmation() {
     assert_eq!(node["power_state"], "power off");
 
     // Confirmed: the API's answer, the node on, the page updated live.
-    browser.client.find(fantoccini::Locator::Css(button)).await.unwrap().click().await.unwrap();
+    browser
+        .client
+        .find(fantoccini::Locator::Css(button))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     browser.client.accept_alert().await.unwrap();
-    browser.wait_text("#action-result", "Power on: accepted (202).").await;
+    browser
+        .wait_text("#action-result", "Power on: accepted (202).")
+        .await;
     wait_until(Duration::from_secs(20), "the node to be on", || async {
         let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
         (node["power_state"] == "power on").then_some(())
@@ -179,7 +229,11 @@ async fn an_action_button_powers_a_node_on_after_confirmation() {
 async fn with_http_basic_every_console_path_needs_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("htpasswd");
-    std::fs::write(&file, format!("admin:{}\n", bcrypt::hash("s3cret", 4).unwrap())).unwrap();
+    std::fs::write(
+        &file,
+        format!("admin:{}\n", bcrypt::hash("s3cret", 4).unwrap()),
+    )
+    .unwrap();
     let app = spawn_app_with(Backend::Sqlite, |s| {
         s.auth.strategy = ferric_common::config::AuthStrategy::HttpBasic;
         s.auth.http_basic_auth_user_file = file;
@@ -211,10 +265,22 @@ async fn with_http_basic_every_console_path_needs_credentials() {
             "Basic realm=\"Baremetal API\"",
             "{path}"
         );
-        let wrong = app.client.get(&url).basic_auth("admin", Some("guess")).send().await.unwrap();
+        let wrong = app
+            .client
+            .get(&url)
+            .basic_auth("admin", Some("guess"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "{path}");
         if path != "/console/events" {
-            let with = app.client.get(&url).basic_auth("admin", Some("s3cret")).send().await.unwrap();
+            let with = app
+                .client
+                .get(&url)
+                .basic_auth("admin", Some("s3cret"))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(with.status(), StatusCode::OK, "{path}");
         }
     }
@@ -222,7 +288,9 @@ async fn with_http_basic_every_console_path_needs_credentials() {
     // A browser given the credentials sees the page and its live feed.
     let browser = Browser::start(1100, 700).await;
     let port = app.base.rsplit(':').next().unwrap();
-    browser.goto(&format!("http://admin:s3cret@127.0.0.1:{port}/console/")).await;
+    browser
+        .goto(&format!("http://admin:s3cret@127.0.0.1:{port}/console/"))
+        .await;
     browser.wait_text("#nodes", "guarded-1").await;
     browser.wait_text("#live", "live").await;
     browser.close().await;
@@ -258,10 +326,14 @@ async fn the_queues_page_shows_a_dead_letter_from_rabbitmq_and_the_fleet_follows
         .unwrap();
     let client = reqwest::Client::new();
     let page = format!("{}/console/conductors", cluster.base);
-    let html = wait_until(Duration::from_secs(20), "the dead letter on the page", || async {
-        let html = client.get(&page).send().await.ok()?.text().await.ok()?;
-        html.contains("undecodable task").then_some(html)
-    })
+    let html = wait_until(
+        Duration::from_secs(20),
+        "the dead letter on the page",
+        || async {
+            let html = client.get(&page).send().await.ok()?.text().await.ok()?;
+            html.contains("undecodable task").then_some(html)
+        },
+    )
     .await;
     assert!(html.contains(&cluster.hosts[0]), "the conductor is listed");
 
@@ -270,7 +342,10 @@ async fn the_queues_page_shows_a_dead_letter_from_rabbitmq_and_the_fleet_follows
     let letters = browser.text("#dead-letters").await.unwrap();
     assert!(letters.contains(&cluster.hosts[0]), "{letters}");
     let queues = browser.text("#queues").await.unwrap();
-    assert!(queues.contains(&names.conductor_queue(&cluster.hosts[0])), "{queues}");
+    assert!(
+        queues.contains(&names.conductor_queue(&cluster.hosts[0])),
+        "{queues}"
+    );
     browser.screenshot("queues").await;
     // Looking did not consume it: the queue still holds exactly one.
     let dead = channel
@@ -299,7 +374,9 @@ async fn the_queues_page_shows_a_dead_letter_from_rabbitmq_and_the_fleet_follows
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    browser.wait_text(&cell(&uuid, "provision_state"), "active").await;
+    browser
+        .wait_text(&cell(&uuid, "provision_state"), "active")
+        .await;
     let node: Value = cluster
         .send(reqwest::Method::GET, &format!("/v1/nodes/{uuid}"), None)
         .await

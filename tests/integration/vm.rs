@@ -359,6 +359,24 @@ async fn deploys_and_boots_from_disk(vm: Vm) {
         &image[..],
         "the VM's disk holds the image"
     );
+    // The console's timeline has the machine's network boot: the kernel and
+    // ramdisk it fetched from Ferric's boot-file server.
+    let (status, page) = call(
+        &client,
+        &vm,
+        reqwest::Method::GET,
+        &format!("/console/nodes/{uuid}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let page = page.as_str().unwrap_or_default();
+    for file in ["kernel", "ramdisk"] {
+        assert!(
+            page.contains(&format!("boot file {file} fetched")),
+            "no fetch of {file} in the timeline: {page}"
+        );
+    }
     let serial = vm.serial();
     assert!(serial.contains("ferric-agent started"), "{serial}");
     assert!(serial.contains("image written and verified"), "{serial}");

@@ -47,6 +47,12 @@ pub struct Facts<'a> {
     pub wait_timeout: Option<Duration>,
     /// `None` when Ferric does not manage DHCP (or cannot read its files).
     pub dhcp: Option<DhcpFacts>,
+    /// The last file Ferric's boot-file server gave the node since it
+    /// entered its state, and how long ago.
+    pub boot_fetch: Option<(&'a str, Duration)>,
+    /// Whether this process knows Ferric serves the boot files (so their
+    /// absence means something).
+    pub serves_boot_files: bool,
 }
 
 fn waits_for_agent(state: &str) -> bool {
@@ -123,6 +129,17 @@ pub fn diagnose(f: &Facts<'_>) -> Vec<String> {
                 human(since),
                 timeout_clause(f)
             )),
+        }
+        match (f.boot_fetch, f.agent) {
+            (Some((file, ago)), _) => out.push(format!(
+                "It last fetched {file} from Ferric's boot-file server {} ago.",
+                human(ago)
+            )),
+            (None, None) if f.serves_boot_files => out.push(
+                "It has fetched no boot file from Ferric's boot-file server since: it has not network-booted (check its boot order, DHCP and the network)."
+                    .into(),
+            ),
+            (None, _) => {}
         }
         if let Some(step) = &f.step {
             out.push(format!("The step running is {step}."));

@@ -13,7 +13,7 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use chrono::NaiveDateTime;
 use ferric_common::db::models::history::HistoryRow;
-use ferric_common::db::models::journal::JournalRow;
+use ferric_common::db::models::journal::{BOOT_FILE_FETCHED, JournalRow};
 use ferric_common::db::models::node::Node;
 use ferric_common::db::models::port::Port;
 use ferric_common::states::{ProvisionState, Verb};
@@ -61,7 +61,9 @@ fn provision_lines(journal: &[JournalRow]) -> Vec<Line> {
     let mut lines = Vec::new();
     for row in journal {
         let provision = row.event_type.starts_with("baremetal.node.provision_set.");
-        let what = if provision {
+        let what = if row.event_type == BOOT_FILE_FETCHED {
+            format!("boot file {} fetched", row.event.as_deref().unwrap_or("?"))
+        } else if provision {
             format!(
                 "{} → {}{}",
                 row.previous_provision_state.as_deref().unwrap_or("?"),
@@ -239,6 +241,11 @@ pub async fn page(
         }
         _ => None,
     };
+    let entered = node.provision_updated_at.unwrap_or(node.created_at);
+    let boot_fetch = journal
+        .iter()
+        .find(|row| row.event_type == BOOT_FILE_FETCHED && row.created_at >= entered)
+        .map(|row| (row.event.as_deref().unwrap_or("?"), age(row.created_at)));
     let facts = Facts {
         provision_state: &node.provision_state,
         target_provision_state: node.target_provision_state.as_deref(),
@@ -260,6 +267,8 @@ pub async fn page(
         progress,
         wait_timeout,
         dhcp: dhcp_facts(&state, &ports),
+        boot_fetch,
+        serves_boot_files: state.settings.deploy.http_listen.is_some(),
     };
     let diagnosis = diagnose(&facts);
     let mut timeline = provision_lines(&journal);

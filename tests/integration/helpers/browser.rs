@@ -2,6 +2,8 @@
 //! driven over WebDriver by Debian's `chromedriver` (through fantoccini),
 //! each test with a browser and profile of its own. Screenshots go to
 //! `target/console-screenshots/` (kept as the tests' artifacts).
+//!
+//! Self-contained (the console benchmark includes this file too).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -10,8 +12,26 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use crate::helpers::process::free_port;
-use crate::helpers::wait_until;
+/// Polls `check` every 20 ms until it gives `Some`; panics naming `what`
+/// after `timeout`.
+async fn poll<T, Fut: std::future::Future<Output = Option<T>>>(
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Fut,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut interval = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        interval.tick().await;
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+    }
+}
 
 /// Where Debian puts them (`chromium`, `chromium-driver`).
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -32,7 +52,10 @@ impl Browser {
     /// Starts `chromedriver` on a free port and a headless Chromium session
     /// `width` × `height` pixels.
     pub async fn start(width: u32, height: u32) -> Browser {
-        let port = free_port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
         let driver = tokio::process::Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -42,10 +65,19 @@ impl Browser {
             .expect("chromedriver starts (Debian package chromium-driver)");
         let url = format!("http://127.0.0.1:{port}");
         let status = format!("{url}/status");
-        wait_until(Duration::from_secs(20), "chromedriver to listen", || async {
-            let ready = reqwest::get(&status).await.ok()?.json::<Value>().await.ok()?;
-            (ready["value"]["ready"] == true).then_some(())
-        })
+        poll(
+            Duration::from_secs(20),
+            "chromedriver to listen",
+            || async {
+                let ready = reqwest::get(&status)
+                    .await
+                    .ok()?
+                    .json::<Value>()
+                    .await
+                    .ok()?;
+                (ready["value"]["ready"] == true).then_some(())
+            },
+        )
         .await;
         let profile = tempfile::tempdir().unwrap();
         let capabilities = json!({
@@ -95,7 +127,7 @@ impl Browser {
 
     /// Waits until the element `css` selects shows text containing `want`.
     pub async fn wait_text(&self, css: &str, want: &str) -> String {
-        wait_until(
+        poll(
             Duration::from_secs(20),
             &format!("{css} to show {want:?}"),
             || async { self.text(css).await.filter(|t| t.contains(want)) },

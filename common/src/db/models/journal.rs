@@ -3,6 +3,9 @@
 //! that made it and the trace it belongs to. Ferric's own record: Ironic's
 //! `node_history` (the API's `/history`) keeps only what Ironic records.
 //!
+//! Besides those, the boot-file server records each file it serves a node
+//! ([`BOOT_FILE_FETCHED`]).
+//!
 //! Invariant: rows are only appended and pruned by age, never changed.
 
 use chrono::NaiveDateTime;
@@ -70,7 +73,29 @@ fn step_name(data: &Value) -> Option<String> {
     })
 }
 
+/// The event type of a boot file served to a node (`event` = the file).
+pub const BOOT_FILE_FETCHED: &str = "ferric.boot_file.fetched";
+
 impl JournalEntry {
+    /// A boot file (`file`, e.g. `deploy_kernel`) served to the node
+    /// `node_uuid` by `publisher`.
+    pub fn boot_file_fetched(node_uuid: &str, file: &str, publisher: &str) -> JournalEntry {
+        JournalEntry {
+            node_uuid: node_uuid.to_owned(),
+            event_type: BOOT_FILE_FETCHED.to_owned(),
+            event: Some(file.to_owned()),
+            previous_provision_state: None,
+            provision_state: None,
+            power_state: None,
+            to_power: None,
+            step: None,
+            last_error: None,
+            publisher: publisher.to_owned(),
+            trace_id: None,
+            created_at: crate::db::now(),
+        }
+    }
+
     /// The entry for a notification `message` (as
     /// [`crate::notify::Notification::message`] makes it), or `None` for the
     /// kinds the timeline does not keep (only provision and power changes).
