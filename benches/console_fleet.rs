@@ -184,13 +184,21 @@ async fn run(n: usize) {
     for _ in 0..5 {
         b.goto("about:blank").await;
         b.goto(&format!("{base}/console/")).await;
-        let fcp = b
-            .run(
-                "const p = performance.getEntriesByName('first-contentful-paint')[0];
-                 return p ? p.startTime : null;",
-            )
-            .await;
-        paints.push(fcp.as_f64().unwrap());
+        // The paint may be reported after the load event that ends goto.
+        let mut interval = tokio::time::interval(Duration::from_millis(20));
+        let fcp = loop {
+            interval.tick().await;
+            let fcp = b
+                .run(
+                    "const p = performance.getEntriesByName('first-contentful-paint')[0];
+                     return p ? p.startTime : null;",
+                )
+                .await;
+            if let Some(fcp) = fcp.as_f64() {
+                break fcp;
+            }
+        };
+        paints.push(fcp);
     }
     println!(
         "browser: first contentful paint of /console/: {}",
@@ -206,6 +214,7 @@ async fn run(n: usize) {
 
     // A storm: 2,000 other nodes managed at once while the page is open.
     let storm: Vec<String> = uuids[n / 2..(n / 2 + 2000).min(n)].to_vec();
+    let stormed = storm.len();
     let storm_client = client.clone();
     let storm_base = base.clone();
     let storm_task = tokio::spawn(async move {
@@ -229,7 +238,7 @@ async fn run(n: usize) {
     let busy = live_latencies(&b, &client, &base, watched, 20).await;
     storm_task.await.unwrap();
     println!(
-        "live update while 2,000 other nodes are managed at once: {}",
+        "live update while {stormed} other nodes are managed at once: {}",
         summary(busy)
     );
     b.close().await;

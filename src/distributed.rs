@@ -64,8 +64,9 @@ impl ApiProcess {
         );
         // The console's pages see every process's notifications through
         // the exchange (the API's own included).
+        let stop = CancellationToken::new();
         let feed = if settings.console.enabled {
-            Feed::follow_amqp(broker, &settings.amqp.prefix)
+            Feed::follow_amqp(broker, &settings.amqp.prefix, stop.clone())
         } else {
             Feed::new()
         };
@@ -76,7 +77,6 @@ impl ApiProcess {
             .context("reading the auth user file")?;
         let app = Application::build(state).context("binding the API listener")?;
         let port = app.port();
-        let stop = CancellationToken::new();
         let stopped = stop.clone();
         let server = tokio::spawn(app.run_until(async move { stopped.cancelled().await }));
         Ok(ApiProcess { port, stop, server })

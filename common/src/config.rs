@@ -37,7 +37,8 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsoleSettings {
-    /// Serve the console (behind the API's own authentication).
+    /// Serve the console (behind the API's own authentication); off, no
+    /// node journal is written either.
     pub enabled: bool,
     /// A tracing UI's page of one trace, `{trace_id}` replaced by the
     /// trace id (e.g. `http://jaeger:16686/trace/{trace_id}`); without it
@@ -804,8 +805,9 @@ pub struct ConductorConfig {
     /// The addresses this installation's servers listen on (no image
     /// fetch may reach them); start-up adds the ports it binds.
     pub own_listeners: crate::destinations::OwnListeners,
-    /// How long the node journal keeps a change (`[console] journal_days`).
-    pub journal_retention: std::time::Duration,
+    /// How long the node journal keeps a change (`[console] journal_days`);
+    /// `None` when the console is off (no journal is written).
+    pub journal_retention: Option<std::time::Duration>,
 }
 
 /// A configuration that cannot be used, naming the key.
@@ -1083,7 +1085,10 @@ impl Settings {
     /// What a conductor needs.
     pub fn conductor_config(&self) -> ConductorConfig {
         ConductorConfig {
-            journal_retention: self.console.journal_retention(),
+            journal_retention: self
+                .console
+                .enabled
+                .then(|| self.console.journal_retention()),
             conductor: self.conductor.clone(),
             ipmi: self.ipmi.clone(),
             redfish: self.redfish.clone(),

@@ -21,6 +21,7 @@ use lapin::types::FieldTable;
 use lapin::{Connection, ExchangeKind};
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use crate::queue::QueueError;
 use crate::queue::amqp;
@@ -81,16 +82,19 @@ impl Feed {
         let _ = self.tx.send(Arc::from(RESYNC));
     }
 
-    /// A feed following `<prefix>ferric.notifications` at `broker`, from a
-    /// background task that reconnects (backing off up to 30 s) and
-    /// announces a resync after every gap.
-    pub fn follow_amqp(broker: Broker, prefix: &str) -> Feed {
+    /// A feed following `<prefix>ferric.notifications` at `broker` until
+    /// `stop`, from a background task that reconnects (backing off up to
+    /// 30 s) and announces a resync after every gap.
+    pub fn follow_amqp(broker: Broker, prefix: &str, stop: CancellationToken) -> Feed {
         let feed = Feed::new();
-        tokio::spawn(follow_loop(
-            broker,
-            crate::notify::exchange_name(prefix),
-            feed.clone(),
-        ));
+        let exchange = crate::notify::exchange_name(prefix);
+        let follower = feed.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = follow_loop(broker, exchange, follower) => {}
+                () = stop.cancelled() => {}
+            }
+        });
         feed
     }
 }

@@ -102,9 +102,10 @@ pub async fn start_local(
     feed: Feed,
 ) -> Result<ConductorHandle, StartError> {
     let incoming = queue.consume(&host);
-    let notifier = Notifier::new(format!("ferric-conductor.{host}"))
-        .with_journal(Journal::start(db.clone(), config.journal_retention))
-        .with_feed(feed);
+    let mut notifier = Notifier::new(format!("ferric-conductor.{host}")).with_feed(feed);
+    if let Some(keep) = config.journal_retention {
+        notifier = notifier.with_journal(Journal::start(db.clone(), keep));
+    }
     start(
         config,
         host,
@@ -131,8 +132,10 @@ pub async fn start_amqp(
 ) -> Result<ConductorHandle, StartError> {
     let prefetch = u16::try_from(config.conductor.max_concurrent_tasks).unwrap_or(u16::MAX);
     let (consumer, incoming) = AmqpConsumer::start(&broker, prefix, &host, prefetch).await?;
-    let notifier = Notifier::amqp(broker.clone(), prefix, format!("ferric-conductor.{host}"))
-        .with_journal(Journal::start(db.clone(), config.journal_retention));
+    let mut notifier = Notifier::amqp(broker.clone(), prefix, format!("ferric-conductor.{host}"));
+    if let Some(keep) = config.journal_retention {
+        notifier = notifier.with_journal(Journal::start(db.clone(), keep));
+    }
     start(
         config,
         host,

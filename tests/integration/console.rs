@@ -63,10 +63,36 @@ async fn the_fleet_page_follows_a_deploy_started_from_the_cli_without_a_reload()
         .await
         .unwrap();
     assert_eq!(html.status(), StatusCode::OK);
+    let policy = html.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.starts_with("default-src 'self'"), "{policy}");
     let html = html.text().await.unwrap();
     for name in ["rack1-n1", "rack1-n2", "rack2-n3"] {
         assert!(html.contains(&format!(">{name}</a>")), "{name} not listed");
     }
+
+    // What a node carries is shown as text, never as markup.
+    let reason = "<img src=x onerror=alert(1)>";
+    let set = app
+        .put(
+            &format!("/v1/nodes/{}/maintenance", uuids[1]),
+            json!({ "reason": reason }),
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::ACCEPTED, "{}", set.text);
+    let page = app
+        .client
+        .get(format!("{}/console/nodes/{}", app.base, uuids[1]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains(reason), "{page}");
 
     let browser = Browser::start(1280, 800).await;
     browser.goto(&format!("{}/console/", app.base)).await;

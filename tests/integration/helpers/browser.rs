@@ -91,6 +91,8 @@ impl Browser {
                     "--disable-dev-shm-usage",
                     "--no-first-run",
                     "--no-proxy-server",
+                    "--disable-renderer-backgrounding",
+                    "--disable-backgrounding-occluded-windows",
                     format!("--window-size={width},{height}"),
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
