@@ -23,6 +23,8 @@
 #[path = "../tests/integration/helpers/browser.rs"]
 #[allow(dead_code)]
 mod browser;
+#[path = "../tests/integration/helpers/wait.rs"]
+mod wait;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

@@ -11,11 +11,6 @@ use std::io::Write as _;
 use anyhow::Context as _;
 use ferric_common::queue::broker::Broker;
 use futures_util::StreamExt as _;
-use lapin::ExchangeKind;
-use lapin::options::{
-    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
-use lapin::types::FieldTable;
 use serde_json::Value;
 
 /// What to show.
@@ -36,50 +31,10 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let exchange = ferric_common::notify::exchange_name(prefix);
-    let conn = broker.connect().await.context("connecting to RabbitMQ")?;
-    let channel = conn.create_channel().await?;
-    channel
-        .exchange_declare(
-            exchange.as_str().into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .queue_bind(
-            queue.name().as_str().into(),
-            exchange.as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    let mut consumer = channel
-        .basic_consume(
-            queue.name().as_str().into(),
-            "ferric-watch".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    let (_conn, mut consumer) =
+        ferric_common::notify::subscribe(broker, prefix, "#", "ferric-watch")
+            .await
+            .context("subscribing to the notifications")?;
     tracing::info!(%exchange, "watching notifications");
     tokio::pin!(stop);
     loop {

@@ -14,17 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
-use lapin::types::FieldTable;
-use lapin::{Connection, ExchangeKind};
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::queue::QueueError;
-use crate::queue::amqp;
 use crate::queue::broker::Broker;
 
 /// Events a page may fall behind by before it is told to resync.
@@ -87,11 +80,11 @@ impl Feed {
     /// 30 s) and announces a resync after every gap.
     pub fn follow_amqp(broker: Broker, prefix: &str, stop: CancellationToken) -> Feed {
         let feed = Feed::new();
-        let exchange = crate::notify::exchange_name(prefix);
         let follower = feed.clone();
+        let prefix = prefix.to_owned();
         tokio::spawn(async move {
             tokio::select! {
-                () = follow_loop(broker, exchange, follower) => {}
+                () = follow_loop(broker, prefix, follower) => {}
                 () = stop.cancelled() => {}
             }
         });
@@ -121,10 +114,11 @@ pub fn summary(message: &Value) -> Option<Value> {
     Some(Value::Object(out))
 }
 
-async fn follow_loop(broker: Broker, exchange: String, feed: Feed) {
+async fn follow_loop(broker: Broker, prefix: String, feed: Feed) {
     let mut backoff = Duration::from_millis(500);
     loop {
-        match subscribe(&broker, &exchange).await {
+        match crate::notify::subscribe(&broker, &prefix, "baremetal.node.#", "ferric-console").await
+        {
             Ok((_connection, mut deliveries)) => {
                 backoff = Duration::from_millis(500);
                 // Whatever happened while unsubscribed is unknown to pages.
@@ -145,62 +139,6 @@ async fn follow_loop(broker: Broker, exchange: String, feed: Feed) {
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
-}
-
-async fn subscribe(
-    broker: &Broker,
-    exchange: &str,
-) -> Result<(Connection, lapin::Consumer), QueueError> {
-    let conn = broker.connect().await?;
-    let channel = conn.create_channel().await.map_err(amqp::broker)?;
-    channel
-        .exchange_declare(
-            exchange.into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .map_err(amqp::broker)?;
-    // A server-named queue of this process only, gone when it disconnects.
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .map_err(amqp::broker)?;
-    channel
-        .queue_bind(
-            queue.name().as_str().into(),
-            exchange.into(),
-            "baremetal.node.#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(amqp::broker)?;
-    let consumer = channel
-        .basic_consume(
-            queue.name().as_str().into(),
-            "ferric-console".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .map_err(amqp::broker)?;
-    Ok((conn, consumer))
 }
 
 #[cfg(test)]

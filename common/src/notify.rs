@@ -16,7 +16,10 @@
 
 use std::time::Duration;
 
-use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions};
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ExchangeKind};
 use serde_json::{Map, Value, json};
@@ -364,6 +367,57 @@ async fn publish_loop(broker: Broker, exchange: String, mut rx: mpsc::Receiver<V
         }
         return;
     }
+}
+
+/// Follows `<prefix>ferric.notifications` from a queue of the caller's own
+/// (server-named, exclusive, gone when it disconnects) bound with
+/// `binding_key`; the connection must be kept as long as the consumer.
+///
+/// # Errors
+/// When the broker cannot be reached or the queue cannot be set up.
+pub async fn subscribe(
+    broker: &Broker,
+    prefix: &str,
+    binding_key: &str,
+    consumer_tag: &str,
+) -> Result<(Connection, lapin::Consumer), QueueError> {
+    let exchange = exchange_name(prefix);
+    let (conn, channel) = open(broker, &exchange).await?;
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp::broker)?;
+    channel
+        .queue_bind(
+            queue.name().as_str().into(),
+            exchange.as_str().into(),
+            binding_key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp::broker)?;
+    let consumer = channel
+        .basic_consume(
+            queue.name().as_str().into(),
+            consumer_tag.into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp::broker)?;
+    Ok((conn, consumer))
 }
 
 async fn open(broker: &Broker, exchange: &str) -> Result<(Connection, lapin::Channel), QueueError> {

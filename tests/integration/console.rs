@@ -188,6 +188,13 @@ async fn a_node_whose_agent_never_calls_shows_why_it_waits() {
         "{actions}"
     );
     browser.screenshot("stuck-node").await;
+    // In a narrow window nothing but the tables' own boxes scrolls sideways.
+    browser.client.set_window_size(400, 1200).await.unwrap();
+    let overflow = browser
+        .run("return document.documentElement.scrollWidth - document.documentElement.clientWidth;")
+        .await;
+    assert_eq!(overflow, json!(0), "the page is wider than a narrow window");
+    browser.screenshot("stuck-node-narrow").await;
     browser.close().await;
     app.stop().await;
 }

@@ -2,7 +2,8 @@
 //! only by the standard `OTEL_*` variables) to a collector in the test: one
 //! request with a `traceparent` arrives as one trace — the API's span, its
 //! publish, the conductor's task — with the right parents, the service name
-//! asked for, and no secret in any attribute.
+//! asked for, and no secret in any attribute; the console's timeline links
+//! the change to its trace.
 
 use std::time::Duration;
 
@@ -22,6 +23,10 @@ async fn one_request_is_one_trace_at_an_otlp_collector() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.as_str()),
         ("OTEL_SERVICE_NAME", "ferric-under-test"),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        (
+            "FERRIC_CONSOLE__TRACE_URL",
+            "http://tracing.example/trace/{trace_id}",
+        ),
     ])
     .await;
     let base = ferric.base.clone();
@@ -95,5 +100,30 @@ async fn one_request_is_one_trace_at_an_otlp_collector() {
         .filter(|s| s.attributes.iter().any(|a| a.contains(SECRET)))
         .collect();
     assert!(leaked.is_empty(), "{leaked:?}");
+    // The console's timeline names the trace of the change, as a link to
+    // the tracing UI.
+    let link =
+        format!("<a href=\"http://tracing.example/trace/{trace_id}\"><code>{trace_id}</code></a>");
+    let page = wait_until(
+        Duration::from_secs(20),
+        "the trace on the node's page",
+        || async {
+            let page = client
+                .get(format!("{base}/console/nodes/{uuid}"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            page.contains("enroll → verifying (manage)").then_some(page)
+        },
+    )
+    .await;
+    let row = page
+        .split("<tr")
+        .find(|row| row.contains("enroll → verifying (manage)"))
+        .unwrap_or_default();
+    assert!(row.contains(&link), "{row}");
     ferric.child.kill().await.unwrap();
 }

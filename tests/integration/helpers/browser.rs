@@ -3,7 +3,7 @@
 //! each test with a browser and profile of its own. Screenshots go to
 //! `target/console-screenshots/` (kept as the tests' artifacts).
 //!
-//! Self-contained (the console benchmark includes this file too).
+//! The console benchmark includes this file too (with `wait.rs` beside it).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -12,26 +12,7 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-/// Polls `check` every 20 ms until it gives `Some`; panics naming `what`
-/// after `timeout`.
-async fn poll<T, Fut: std::future::Future<Output = Option<T>>>(
-    timeout: Duration,
-    what: &str,
-    mut check: impl FnMut() -> Fut,
-) -> T {
-    let deadline = std::time::Instant::now() + timeout;
-    let mut interval = tokio::time::interval(Duration::from_millis(20));
-    loop {
-        interval.tick().await;
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-    }
-}
+use super::wait::wait_until;
 
 /// Where Debian puts them (`chromium`, `chromium-driver`).
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -65,7 +46,7 @@ impl Browser {
             .expect("chromedriver starts (Debian package chromium-driver)");
         let url = format!("http://127.0.0.1:{port}");
         let status = format!("{url}/status");
-        poll(
+        wait_until(
             Duration::from_secs(20),
             "chromedriver to listen",
             || async {
@@ -129,7 +110,7 @@ impl Browser {
 
     /// Waits until the element `css` selects shows text containing `want`.
     pub async fn wait_text(&self, css: &str, want: &str) -> String {
-        poll(
+        wait_until(
             Duration::from_secs(20),
             &format!("{css} to show {want:?}"),
             || async { self.text(css).await.filter(|t| t.contains(want)) },
