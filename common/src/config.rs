@@ -31,6 +31,17 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub vnc: VncSettings,
     pub console: ConsoleSettings,
+    pub auto_discovery: AutoDiscoverySettings,
+}
+
+/// `[auto_discovery]` (Ironic's): a machine no node matches that posts its
+/// inspection data (`/v1/continue_inspection`) is enrolled as a new node.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AutoDiscoverySettings {
+    pub enabled: bool,
+    /// The new node's driver (hardware type); needed when enabled.
+    pub driver: Option<String>,
 }
 
 /// `[console]`: the operator console under `/console/` on the API's port.
@@ -128,6 +139,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             vnc: VncSettings::default(),
             console: ConsoleSettings::default(),
+            auto_discovery: AutoDiscoverySettings::default(),
         }
     }
 }
@@ -879,6 +891,18 @@ impl Settings {
         if self.console.page_size == 0 || self.console.page_size > 1000 {
             return invalid("console.page_size", "must be between 1 and 1000");
         }
+        if self.auto_discovery.enabled
+            && self
+                .auto_discovery
+                .driver
+                .as_deref()
+                .is_none_or(|d| d.trim().is_empty())
+        {
+            return invalid(
+                "auto_discovery.driver",
+                "must name the new nodes' hardware type when auto_discovery.enabled is set",
+            );
+        }
         if self.console.journal_days == 0 {
             return invalid("console.journal_days", "must be positive");
         }
@@ -1148,6 +1172,16 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn auto_discovery_needs_a_driver() {
+        let mut settings = Settings::default();
+        settings.auto_discovery.enabled = true;
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.contains("auto_discovery.driver"), "{err}");
+        settings.auto_discovery.driver = Some("ipmi".into());
+        settings.validate().unwrap();
     }
 
     #[test]

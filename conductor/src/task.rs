@@ -333,6 +333,40 @@ impl Task {
         Ok(())
     }
 
+    /// Records an inspection's outcome without a state change (an
+    /// auto-discovered node stays in `enroll`, as in Ironic): `change` with
+    /// `record` (ports, traits, the stored inventory) in one transaction.
+    ///
+    /// # Errors
+    /// [`TaskError::LockLost`] when the node is no longer this host's.
+    pub async fn record_inspection(
+        &mut self,
+        change: StateChange,
+        record: InspectionRecord,
+    ) -> Result<(), TaskError> {
+        let (host, id) = (self.ctx.host.clone(), self.node.id);
+        let seen = self.node.driver_internal_info.clone();
+        let written = self
+            .ctx
+            .db
+            .run(move |conn| {
+                Node::write_flow_state(
+                    conn,
+                    id,
+                    &host,
+                    &change,
+                    &seen,
+                    AlsoWritten::Inspection(&record),
+                )
+            })
+            .await?;
+        if written {
+            Ok(())
+        } else {
+            Err(TaskError::LockLost(self.node.uuid.clone()))
+        }
+    }
+
     /// Ends an inspection: fires `event` with `change`, writing `record`
     /// (ports, traits, the stored inventory) in the same transaction.
     ///

@@ -413,6 +413,180 @@ async fn the_agent_posts_an_inventory_of_the_machine_it_runs_on() {
     agent.kill().await.unwrap();
 }
 
+/// `[auto_discovery]`: a machine nobody enrolled boots the agent, which
+/// posts its inventory; Ferric enrolls a node for it with the configured
+/// driver, runs the inspection (hooks, ports, the rules — one picks
+/// discovered nodes by `plugin_data[auto_discovered]`), stores the data and
+/// leaves the node in `enroll`, as Ironic does. The same machine posting
+/// again finds its node (by its port), never a second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_nobody_enrolled_is_discovered_inspected_and_left_in_enroll() {
+    let net = crate::helpers::ipa::AgentNet::new();
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.api.host = net.host_ip.clone();
+        s.auto_discovery.enabled = true;
+        s.auto_discovery.driver = Some("manual-management".into());
+    })
+    .await;
+    let rule = app
+        .post(
+            "/v1/inspection_rules",
+            json!({
+                "description": "mark discovered machines",
+                "conditions": [{"op": "is-true", "args": {"value": "{plugin_data[auto_discovered]}"}}],
+                "actions": [{"op": "set-attribute", "args": {"path": "/extra/enrolled_by", "value": "auto-discovery"}}],
+            }),
+        )
+        .await;
+    assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.text);
+    let work = tempfile::tempdir().unwrap();
+    let sys_block = work.path().join("sys-block");
+    let disk = sys_block.join("sda");
+    std::fs::create_dir_all(disk.join("queue")).unwrap();
+    std::fs::write(disk.join("size"), format!("{}\n", 40_u64 << 21)).unwrap();
+    std::fs::write(disk.join("queue/rotational"), "0\n").unwrap();
+    let log = std::fs::File::create(work.path().join("agent.log")).unwrap();
+    let mut agent = tokio::process::Command::new("ip")
+        .args(["netns", "exec", &net.ns])
+        .arg(agent_binary())
+        .args(["--api-url", &app.base, "--advertise-host", &net.agent_ip])
+        .arg("--inspection-callback-url")
+        .arg(format!("{}/v1/continue_inspection", app.base))
+        .arg("--sys-block")
+        .arg(&sys_block)
+        .arg("--dev-dir")
+        .arg(work.path().join("dev"))
+        .args(["--power-off-command", "true", "--lookup-timeout-secs", "60"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    let node = wait_until(Duration::from_secs(30), "the discovered node", || async {
+        let nodes = app.get("/v1/nodes/detail").await.json();
+        let node = nodes["nodes"].as_array()?.first()?.clone();
+        (node["reservation"].is_null() && node["inspection_finished_at"].is_string())
+            .then_some(node)
+    })
+    .await;
+    let agent_log = std::fs::read_to_string(work.path().join("agent.log")).unwrap();
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    assert_eq!(node["provision_state"], "enroll", "{node}\n{agent_log}");
+    assert_eq!(node["driver"], "manual-management");
+    assert!(node["last_error"].is_null(), "{node}");
+    assert_eq!(node["extra"]["enrolled_by"], "auto-discovery", "{node}");
+    assert_eq!(node["properties"]["cpu_arch"], std::env::consts::ARCH);
+    assert_eq!(node["properties"]["local_gb"], 39);
+    let stored = app.get(&format!("/v1/nodes/{uuid}/inventory")).await.json();
+    assert_eq!(stored["plugin_data"]["auto_discovered"], true, "{stored}");
+    let ports = app
+        .get(&format!("/v1/nodes/{uuid}/ports?detail=true"))
+        .await
+        .json();
+    let addresses: Vec<&str> = ports["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["address"].as_str())
+        .collect();
+    assert!(addresses.contains(&net.mac.as_str()), "{ports}");
+    agent.kill().await.unwrap();
+
+    // The same machine again: its port names its node, which is not
+    // waiting for inspection — refused, and no second node.
+    let again = app
+        .post(
+            "/v1/continue_inspection",
+            json!({"inventory": {"interfaces": [{"mac_address": net.mac}]}}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "{}", again.text);
+    let nodes = app.get("/v1/nodes").await.json();
+    assert_eq!(nodes["nodes"].as_array().unwrap().len(), 1, "{nodes}");
+}
+
+/// Two 8 MiB files standing for the disks `sda` and `sdb` (a GPT, then
+/// `0x5a` bytes), listed as the kernel lists them, and a NIC with `mac`.
+struct FakeDisks {
+    work: tempfile::TempDir,
+}
+
+impl FakeDisks {
+    fn new(mac: &str) -> FakeDisks {
+        let disks = FakeDisks {
+            work: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir_all(disks.dev()).unwrap();
+        std::fs::create_dir_all(disks.net().join("eth0")).unwrap();
+        std::fs::write(disks.net().join("eth0/address"), format!("{mac}\n")).unwrap();
+        for name in ["sda", "sdb"] {
+            let block = disks.sys_block().join(name);
+            std::fs::create_dir_all(&block).unwrap();
+            std::fs::write(block.join("size"), "16384\n").unwrap();
+            std::fs::write(disks.dev().join(name), vec![0x5a; 8 << 20]).unwrap();
+            let gpt = std::process::Command::new("sgdisk")
+                .args(["--clear", "--new=1:2048:0"])
+                .arg(disks.dev().join(name))
+                .output()
+                .unwrap();
+            assert!(
+                gpt.status.success(),
+                "{}",
+                String::from_utf8_lossy(&gpt.stderr)
+            );
+        }
+        disks
+    }
+
+    fn sys_block(&self) -> std::path::PathBuf {
+        self.work.path().join("sys-block")
+    }
+
+    fn dev(&self) -> std::path::PathBuf {
+        self.work.path().join("dev")
+    }
+
+    fn net(&self) -> std::path::PathBuf {
+        self.work.path().join("net")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.work.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// `ferric-agent` on these disks, talking to the API at `base`.
+    fn agent(&self, base: &str) -> tokio::process::Child {
+        let log = std::fs::File::create(self.work.path().join("agent.log")).unwrap();
+        tokio::process::Command::new(agent_binary())
+            .args(["--api-url", base, "--listen", "127.0.0.1:0"])
+            .args(["--advertise-host", "127.0.0.1"])
+            .arg("--sys-block")
+            .arg(self.sys_block())
+            .arg("--dev-dir")
+            .arg(self.dev())
+            .arg("--sys-class-net")
+            .arg(self.net())
+            .args(["--power-off-command", "true", "--lookup-interval-secs", "1"])
+            .args(["--heartbeat-interval-secs", "1"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    }
+}
+
+/// Waits until the node is unlocked in one of `states`; returns it.
+async fn settled_in(app: &crate::helpers::TestApp, uuid: &str, states: &[&str]) -> Value {
+    wait_until(Duration::from_secs(30), "the cleaning to end", || async {
+        let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+        let state = node["provision_state"].as_str().unwrap_or_default();
+        (node["reservation"].is_null() && states.contains(&state)).then_some(node)
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_erases_every_disk_in_an_automated_clean() {
     let app = spawn_app_with(Backend::Sqlite, |s| {
@@ -426,59 +600,12 @@ async fn the_agent_erases_every_disk_in_an_automated_clean() {
             Some(mac),
         )
         .await;
-
-    // Two 8 MiB "disks" with a GPT and data, listed as the kernel lists them.
-    let work = tempfile::tempdir().unwrap();
-    let (sys_block, dev, net) = (
-        work.path().join("sys-block"),
-        work.path().join("dev"),
-        work.path().join("net"),
-    );
-    std::fs::create_dir_all(&dev).unwrap();
-    std::fs::create_dir_all(net.join("eth0")).unwrap();
-    std::fs::write(net.join("eth0/address"), format!("{mac}\n")).unwrap();
-    for name in ["sda", "sdb"] {
-        std::fs::create_dir_all(sys_block.join(name)).unwrap();
-        std::fs::write(sys_block.join(name).join("size"), "16384\n").unwrap();
-        std::fs::write(dev.join(name), vec![0x5a; 8 << 20]).unwrap();
-        let gpt = std::process::Command::new("sgdisk")
-            .args(["--clear", "--new=1:2048:0"])
-            .arg(dev.join(name))
-            .output()
-            .unwrap();
-        assert!(
-            gpt.status.success(),
-            "{}",
-            String::from_utf8_lossy(&gpt.stderr)
-        );
-    }
+    let disks = FakeDisks::new(mac);
     app.provision(&uuid, "provide").await;
     app.wait_for_state(&uuid, "clean wait").await;
-    let log = std::fs::File::create(work.path().join("agent.log")).unwrap();
-    let mut agent = tokio::process::Command::new(agent_binary())
-        .args(["--api-url", &app.base, "--listen", "127.0.0.1:0"])
-        .args(["--advertise-host", "127.0.0.1"])
-        .arg("--sys-block")
-        .arg(&sys_block)
-        .arg("--dev-dir")
-        .arg(&dev)
-        .arg("--sys-class-net")
-        .arg(&net)
-        .args(["--power-off-command", "true", "--lookup-interval-secs", "1"])
-        .args(["--heartbeat-interval-secs", "1"])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let node = wait_until(Duration::from_secs(30), "the cleaning to end", || async {
-        let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
-        let state = node["provision_state"].as_str().unwrap_or_default();
-        (node["reservation"].is_null() && (state == "available" || state == "clean failed"))
-            .then_some(node)
-    })
-    .await;
-    let agent_log = std::fs::read_to_string(work.path().join("agent.log")).unwrap();
+    let mut agent = disks.agent(&app.base);
+    let node = settled_in(&app, &uuid, &["available", "clean failed"]).await;
+    let agent_log = disks.log();
     assert_eq!(
         node["provision_state"], "available",
         "{}\n{agent_log}",
@@ -486,9 +613,91 @@ async fn the_agent_erases_every_disk_in_an_automated_clean() {
     );
     // erase_devices_metadata (99) then erase_devices (10): nothing left.
     for name in ["sda", "sdb"] {
-        let bytes = std::fs::read(dev.join(name)).unwrap();
+        let bytes = std::fs::read(disks.dev().join(name)).unwrap();
         assert_eq!(bytes.len(), 8 << 20);
         assert!(bytes.iter().all(|b| *b == 0), "{name} still holds data");
+    }
+    assert!(agent_log.contains("erase_devices_metadata"), "{agent_log}");
+    agent.kill().await.unwrap();
+}
+
+/// A runbook (1.92) whose one step is the agent's: manual cleaning with it
+/// boots the ramdisk, and the agent runs exactly that step — the partition
+/// tables go, the data between them stays — then the node is manageable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runbook_of_agent_steps_runs_them_and_only_them() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.api.ramdisk_heartbeat_timeout_secs = 3;
+    })
+    .await;
+    let mac = "52:54:00:c1:ea:02";
+    let uuid = app
+        .manageable_node(
+            json!({"driver": "manual-management", "deploy_interface": "direct"}),
+            Some(mac),
+        )
+        .await;
+    let runbook = app
+        .post(
+            "/v1/runbooks",
+            json!({"name": "CUSTOM_WIPE_METADATA", "steps": [
+                {"interface": "deploy", "step": "erase_devices_metadata", "args": {}, "order": 1}]}),
+        )
+        .await;
+    assert_eq!(runbook.status, StatusCode::CREATED, "{}", runbook.text);
+    let traits = app
+        .put(
+            "/v1/runbooks/CUSTOM_WIPE_METADATA/traits",
+            json!({"traits": ["CUSTOM_WIPE_METADATA"]}),
+        )
+        .await;
+    assert!(traits.status.is_success(), "{}", traits.text);
+    // A runbook runs only on a node sharing one of its traits (Ironic).
+    let refused = app
+        .put(
+            &format!("/v1/nodes/{uuid}/states/provision"),
+            json!({"target": "clean", "runbook": "CUSTOM_WIPE_METADATA"}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    let traited = app
+        .put(
+            &format!("/v1/nodes/{uuid}/traits/CUSTOM_WIPE_METADATA"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(traited.status, StatusCode::NO_CONTENT, "{}", traited.text);
+    let disks = FakeDisks::new(mac);
+    let cleaning = app
+        .put(
+            &format!("/v1/nodes/{uuid}/states/provision"),
+            json!({"target": "clean", "runbook": "CUSTOM_WIPE_METADATA"}),
+        )
+        .await;
+    assert_eq!(cleaning.status, StatusCode::ACCEPTED, "{}", cleaning.text);
+    app.wait_for_state(&uuid, "clean wait").await;
+    let mut agent = disks.agent(&app.base);
+    let node = settled_in(&app, &uuid, &["manageable", "clean failed"]).await;
+    let agent_log = disks.log();
+    assert_eq!(
+        node["provision_state"], "manageable",
+        "{}\n{agent_log}",
+        node["last_error"]
+    );
+    for name in ["sda", "sdb"] {
+        let bytes = std::fs::read(disks.dev().join(name)).unwrap();
+        // The primary GPT header (LBA 1) and the backup (last sector) are gone…
+        assert_ne!(&bytes[512..520], b"EFI PART", "{name}: primary GPT left");
+        assert_ne!(
+            &bytes[bytes.len() - 512..bytes.len() - 504],
+            b"EFI PART",
+            "{name}: backup GPT left"
+        );
+        // …and the data erase_devices would have zeroed is still there.
+        assert!(
+            bytes[4 << 20..(4 << 20) + 4096].iter().all(|b| *b == 0x5a),
+            "{name}: more than the metadata was erased"
+        );
     }
     assert!(agent_log.contains("erase_devices_metadata"), "{agent_log}");
     agent.kill().await.unwrap();

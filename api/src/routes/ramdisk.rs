@@ -128,8 +128,40 @@ fn lookup_node(node: &Node, base: &str) -> Value {
     })
 }
 
+/// What a lookup by address found.
+enum Found {
+    One(Box<Node>),
+    None,
+    /// Several nodes: refused, never a reason to enroll a new one.
+    Several,
+}
+
+impl Found {
+    fn of(mut nodes: Vec<Node>) -> Found {
+        match nodes.len() {
+            0 => Found::None,
+            1 => nodes
+                .pop()
+                .map_or(Found::None, |node| Found::One(Box::new(node))),
+            _ => Found::Several,
+        }
+    }
+
+    fn node(self) -> Result<Node, ApiError> {
+        match self {
+            Found::One(node) => Ok(*node),
+            Found::None | Found::Several => Err(not_found()),
+        }
+    }
+}
+
 /// The node of these MAC addresses: exactly one node must own them.
 async fn node_by_addresses(state: &AppState, addresses: Vec<String>) -> Result<Node, ApiError> {
+    nodes_by_addresses(state, addresses).await?.node()
+}
+
+/// The nodes owning these MAC addresses.
+async fn nodes_by_addresses(state: &AppState, addresses: Vec<String>) -> Result<Found, ApiError> {
     let found = state
         .db
         .run(move |conn| {
@@ -150,13 +182,14 @@ async fn node_by_addresses(state: &AppState, addresses: Vec<String>) -> Result<N
                     }
                 }
             }
-            match node_ids.as_slice() {
-                [id] => Node::by_id(conn, *id),
-                _ => Ok(None),
+            let mut nodes = Vec::new();
+            for id in node_ids {
+                nodes.extend(Node::by_id(conn, id)?);
             }
+            Ok(Found::of(nodes))
         })
         .await?;
-    found.ok_or_else(not_found)
+    Ok(found)
 }
 
 /// The agent configuration Ironic 39 sends with a lookup (its defaults).
@@ -412,7 +445,7 @@ fn deploy_progress(value: &Value) -> Result<DeployProgress, ApiError> {
 /// (`driver_info` `ipmi_address`, or the host of `redfish_address`), as
 /// Ironic finds a machine whose MACs it does not know yet; exactly one must
 /// match.
-async fn node_by_bmc(state: &AppState, addresses: Vec<String>) -> Result<Node, ApiError> {
+async fn node_by_bmc(state: &AppState, addresses: Vec<String>) -> Result<Found, ApiError> {
     let found = state
         .db
         .run(move |conn| {
@@ -443,10 +476,10 @@ async fn node_by_bmc(state: &AppState, addresses: Vec<String>) -> Result<Node, A
                         .any(|a| ipmi == Some(a.as_str()) || redfish.as_deref() == Some(a.as_str()))
                 })
                 .collect();
-            Ok(<[Node; 1]>::try_from(matching).ok().map(|[node]| node))
+            Ok(Found::of(matching))
         })
         .await?;
-    found.ok_or_else(not_found)
+    Ok(found)
 }
 
 /// Why posted inspection data is not the minimal inventory Ironic accepts:
@@ -487,11 +520,15 @@ fn inventory_problem(data: &Map<String, Value>) -> Option<String> {
 /// its MACs (else its BMC address; or, from 1.84, `?node_uuid=`) name,
 /// while it waits in
 /// `inspect wait`. 202 with `{"uuid"}`; at 1.84 and later the node and
-/// agent configuration as a lookup answers.
+/// agent configuration as a lookup answers. With `[auto_discovery]
+/// enabled`, data no node matches at all (not even several) enrolls a new
+/// node for it, inspected and left in `enroll` with `auto_discovered` in
+/// its plugin data, as Ironic does.
 ///
 /// # Errors
 /// 404 outside those versions, for an unknown node or one not waiting;
-/// 400 for data that is not an inventory.
+/// 400 for data that is not an inventory; 500 when a discovered machine
+/// cannot be enrolled (its driver has no conductor).
 pub async fn continue_inspection(
     Call(req, state, version, request_id): Call,
     JsonBody(body): JsonBody,
@@ -539,6 +576,7 @@ pub async fn continue_inspection(
         .filter(|a| !a.is_empty() && *a != "0.0.0.0" && *a != "::")
         .map(str::to_owned)
         .collect();
+    let mut discovered = false;
     let node = match (node_uuid, macs.is_empty(), bmc_addresses.is_empty()) {
         (Some(uuid), _, _) => find_node(&state, &uuid, version)
             .await
@@ -548,13 +586,28 @@ pub async fn continue_inspection(
                 "No lookup information provided".into(),
             ));
         }
-        (None, _, _) => match node_by_addresses(&state, macs).await {
-            Ok(node) => node,
-            Err(_) if !bmc_addresses.is_empty() => node_by_bmc(&state, bmc_addresses).await?,
-            Err(e) => return Err(e),
-        },
+        (None, _, _) => {
+            let by_mac = nodes_by_addresses(&state, macs).await?;
+            let by_bmc = match by_mac {
+                Found::One(_) => Found::None,
+                _ if bmc_addresses.is_empty() => Found::None,
+                _ => node_by_bmc(&state, bmc_addresses).await?,
+            };
+            match (by_mac, by_bmc) {
+                (Found::One(node), _) | (_, Found::One(node)) => *node,
+                // A machine nobody enrolled, as Ironic's AutoEnrollPossible.
+                (Found::None, Found::None) if state.settings.auto_discovery.enabled => {
+                    discovered = true;
+                    crate::routes::node::crud::enroll_discovered(&state).await?
+                }
+                _ => return Err(not_found()),
+            }
+        }
     };
-    if node.provision_state != "inspect wait" {
+    if discovered {
+        tracing::info!(node.uuid = %node.uuid, "enrolled a machine nobody had enrolled (auto-discovery)");
+        data.insert("auto_discovered".into(), Value::Bool(true));
+    } else if node.provision_state != "inspect wait" {
         tracing::warn!(node.uuid = %node.uuid, state = %node.provision_state, "inspection data for a node not waiting for it");
         return Err(not_found());
     }
@@ -578,6 +631,7 @@ pub async fn continue_inspection(
     let kind = Kind::ContinueInspection(ContinueInspection {
         inventory: inventory.to_string(),
         plugin_data: Value::Object(data).to_string(),
+        auto_discovered: discovered,
     });
     state.call(&node, &request_id.0, kind).await?;
     let Some(token) = token else {

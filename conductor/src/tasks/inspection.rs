@@ -46,7 +46,14 @@ pub async fn continue_inspection(
         Ok(task) => task,
         Err(refusal) => return Ok(refusal),
     };
-    if task.node.provision_state != ProvisionState::InspectWait.as_str() {
+    // A node the API enrolled for this data is in `enroll` and stays there.
+    let discovered = data.auto_discovered;
+    let expected = if discovered {
+        ProvisionState::Enroll
+    } else {
+        ProvisionState::InspectWait
+    };
+    if task.node.provision_state != expected.as_str() {
         tracing::error!(node.uuid = %task.node.uuid, state = %task.node.provision_state, "inspection data for a node not waiting for it refused");
         task.release().await;
         // Ironic answers NotFound, telling the caller nothing more.
@@ -55,13 +62,13 @@ pub async fn continue_inspection(
             format!("Node {node_uuid} could not be found."),
         ));
     }
-    if let Err(e) = task.transition(Event::Resume, StateChange::default()).await {
+    if !discovered && let Err(e) = task.transition(Event::Resume, StateChange::default()).await {
         task.release().await;
         return Err(e);
     }
-    tracing::info!(node.uuid = %task.node.uuid, "inspection data received");
+    tracing::info!(node.uuid = %task.node.uuid, discovered, "inspection data received");
     task.spawn_after(move |mut task| async move {
-        if let Err(e) = finish(&mut task, inventory, plugin_data).await {
+        if let Err(e) = finish(&mut task, inventory, plugin_data, discovered).await {
             tracing::error!(node.uuid = %task.node.uuid, error = %e, "could not record the inspection's end");
         }
         task
@@ -173,12 +180,34 @@ async fn findings(
     Ok(Ok((change, record)))
 }
 
+/// Records a failed inspection: `inspect failed`, or for a `discovered`
+/// node its `last_error` (it stays in `enroll`).
+async fn give_up(
+    task: &mut Task,
+    reason: &str,
+    cleaned: StateChange,
+    discovered: bool,
+) -> Result<(), TaskError> {
+    let reason = format!("Failed to finish inspection: {reason}");
+    if discovered {
+        task.write(StateChange {
+            last_error: Some(Some(reason)),
+            ..cleaned
+        })
+        .await
+    } else {
+        task.fail(reason, cleaned).await
+    }
+}
+
 /// Processes the data, powers the node off, undoes the ramdisk's boot, and
-/// records the outcome.
+/// records the outcome; a `discovered` node stays in `enroll` either way
+/// (a failure is its `last_error`).
 async fn finish(
     task: &mut Task,
     inventory: Value,
     mut plugin_data: Map<String, Value>,
+    discovered: bool,
 ) -> Result<(), TaskError> {
     let outcome = findings(task, &inventory, &mut plugin_data).await;
     let inspect = task.driver.inspect;
@@ -187,19 +216,18 @@ async fn finish(
         Ok(Ok(found)) => found,
         Ok(Err(reason)) => {
             tracing::warn!(node.uuid = %task.node.uuid, reason = %reason, "inspection failed");
-            return task
-                .fail(format!("Failed to finish inspection: {reason}"), cleaned)
-                .await;
+            return give_up(task, &reason, cleaned, discovered).await;
         }
-        Err(e) => {
-            return task
-                .fail(format!("Failed to finish inspection: {e}"), cleaned)
-                .await;
-        }
+        Err(e) => return give_up(task, &e.to_string(), cleaned, discovered).await,
     };
     change.power_state = cleaned.power_state;
     change.driver_internal_info = cleaned.driver_internal_info;
     let ports = record.new_ports.len();
+    if discovered {
+        task.record_inspection(change, record).await?;
+        tracing::info!(node.uuid = %task.node.uuid, new_ports = ports, "auto-discovery finished: the node is enrolled");
+        return Ok(());
+    }
     match task.finish_inspection(Event::Done, change, record).await {
         Ok(_) => {
             tracing::info!(node.uuid = %task.node.uuid, new_ports = ports, "inspection finished");

@@ -407,6 +407,42 @@ fn fields_from_map(map: &Map<String, Value>, base: NodeFields) -> Result<NodeFie
     Ok(f)
 }
 
+/// A new node for a machine nobody enrolled that posted its inspection
+/// data (`[auto_discovery]`): the configured driver with its default
+/// interfaces, in `enroll`, as Ironic creates it. Any failure is a bare 500,
+/// as Ironic answers, telling the unauthenticated caller nothing (the log
+/// says why).
+pub(crate) async fn enroll_discovered(state: &AppState) -> Result<Node, ApiError> {
+    let driver = state
+        .settings
+        .auto_discovery
+        .driver
+        .clone()
+        .unwrap_or_default();
+    let refused = |e: ApiError| {
+        tracing::error!(error = %e, %driver, "auto-discovery could not enroll a node");
+        ApiError::Internal("An unknown exception occurred.".into())
+    };
+    let mut fields = NodeFields {
+        driver: driver.clone(),
+        ..NodeFields::default()
+    };
+    let group = fields.conductor_group.clone();
+    resolve_interfaces(state, &driver, &group, &mut fields, false)
+        .await
+        .map_err(refused)?;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let node = state
+        .db
+        .run(move |conn| Node::insert(conn, &uuid, ProvisionState::Enroll.as_str(), None, &fields))
+        .await
+        .map_err(|e| refused(e.into()))?;
+    state
+        .notifier
+        .send(notify::node_crud(&node, "create", None));
+    Ok(node)
+}
+
 /// `POST /v1/nodes`.
 pub async fn create(
     Call(req, state, version, _): Call,
