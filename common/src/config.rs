@@ -315,6 +315,11 @@ pub struct ConductorSettings {
     /// `[deploy]erase_devices_metadata_priority`: likewise for
     /// `erase_devices_metadata` (the agent's own: 99).
     pub erase_devices_metadata_priority: Option<i32>,
+    /// `[conductor]clean_step_priority_override`: `interface.step:priority`
+    /// pairs, comma-separated (`deploy.erase_devices_metadata:123,
+    /// deploy.erase_devices:0`), applied after the `[deploy]` priorities;
+    /// 0 leaves a step out of automated cleaning.
+    pub clean_step_priority_override: String,
     /// `[conductor]allow_deleting_available_nodes`.
     pub allow_deleting_available_nodes: bool,
     /// `[conductor]permitted_image_formats`: the formats an instance image
@@ -408,6 +413,7 @@ impl Default for ConductorSettings {
             inspect_add_ports: "pxe".into(),
             erase_devices_priority: None,
             erase_devices_metadata_priority: None,
+            clean_step_priority_override: String::new(),
             allow_deleting_available_nodes: true,
             fake_step_delay_ms: 0,
             max_concurrent_tasks: 256,
@@ -447,6 +453,38 @@ impl ConductorSettings {
     /// `heartbeat_timeout_secs` as a duration.
     pub fn heartbeat_timeout(&self) -> Duration {
         Duration::from_secs(self.heartbeat_timeout_secs)
+    }
+
+    /// `clean_step_priority_override` as `interface.step` → priority.
+    ///
+    /// # Errors
+    /// An entry that is not `interface.step:integer`, named in the message.
+    pub fn clean_step_priorities(&self) -> Result<std::collections::BTreeMap<String, i64>, String> {
+        let mut priorities = std::collections::BTreeMap::new();
+        for entry in self
+            .clean_step_priority_override
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let parsed = entry.rsplit_once(':').and_then(|(step, priority)| {
+                let (interface, name) = step.trim().split_once('.')?;
+                let valid = |part: &str| {
+                    !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                };
+                (valid(interface) && valid(name))
+                    .then_some(())
+                    .and_then(|()| priority.trim().parse::<i64>().ok())
+                    .map(|p| (format!("{interface}.{name}"), p))
+            });
+            let Some((step, priority)) = parsed else {
+                return Err(format!(
+                    "{entry:?} is not interface.step:priority (e.g. deploy.erase_devices_metadata:123)"
+                ));
+            };
+            priorities.insert(step, priority);
+        }
+        Ok(priorities)
     }
 
     /// `inspect_wait_timeout_secs` as a duration.
@@ -888,6 +926,12 @@ impl Settings {
         if self.api.max_limit == 0 {
             return invalid("api.max_limit", "must be positive");
         }
+        if let Err(reason) = self.conductor.clean_step_priorities() {
+            return Err(ConfigError::Invalid {
+                key: "conductor.clean_step_priority_override",
+                reason,
+            });
+        }
         if self.console.page_size == 0 || self.console.page_size > 1000 {
             return invalid("console.page_size", "must be between 1 and 1000");
         }
@@ -1172,6 +1216,31 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn clean_step_priority_overrides_are_parsed_and_checked() {
+        let mut settings = Settings::default();
+        settings.conductor.clean_step_priority_override =
+            "deploy.erase_devices_metadata:123, deploy.erase_devices:0".into();
+        let priorities = settings.conductor.clean_step_priorities().unwrap();
+        assert_eq!(priorities["deploy.erase_devices_metadata"], 123);
+        assert_eq!(priorities["deploy.erase_devices"], 0);
+        settings.validate().unwrap();
+        for bad in [
+            "erase_devices:1",
+            "deploy.erase_devices",
+            "deploy.x:high",
+            ".x:1",
+        ] {
+            settings.conductor.clean_step_priority_override = bad.into();
+            let err = settings.validate().unwrap_err().to_string();
+            assert!(
+                err.contains("conductor.clean_step_priority_override"),
+                "{err}"
+            );
+            assert!(err.contains(bad), "{err}");
+        }
     }
 
     #[test]

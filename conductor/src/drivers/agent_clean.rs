@@ -6,7 +6,8 @@
 //!    (`clean.get_clean_steps`, kept as `agent_cached_clean_steps`) and
 //!    plans: automated cleaning runs every step whose priority — the
 //!    agent's, or `[deploy] erase_devices_priority` /
-//!    `erase_devices_metadata_priority` — is above 0, highest first; a
+//!    `erase_devices_metadata_priority`, or `[conductor]
+//!    clean_step_priority_override` — is not 0, highest first; a
 //!    manual clean runs the `deploy` steps it named, in its order, each of
 //!    which the agent must offer. The plan is `driver_internal_info`
 //!    `clean_steps` with `clean_step_index`, the running step `clean_step`.
@@ -20,6 +21,7 @@
 //!    when a step was running), powered off; so does no heartbeat within
 //!    `deploy_callback_timeout_secs` (the periodic pass).
 
+use ferric_common::config::ConductorSettings;
 use ferric_common::db::models::node::StateChange;
 use ferric_common::states::{Event, ProvisionState};
 use serde_json::{Map, Value, json};
@@ -117,28 +119,39 @@ fn plan(task: &Task, offered: &[Value]) -> Result<Vec<Value>, String> {
         }
         return Ok(planned);
     }
+    Ok(automated_plan(offered, settings))
+}
+
+/// The steps of an automated cleaning: the agent's `deploy` steps with the
+/// priorities it gives them, then `[deploy] erase_devices_priority` /
+/// `erase_devices_metadata_priority`, then `[conductor]
+/// clean_step_priority_override` (last wins, as in Ironic); those at 0 are
+/// left out, the rest run highest first (ties in the agent's order).
+fn automated_plan(offered: &[Value], settings: &ConductorSettings) -> Vec<Value> {
+    // Checked at start-up: a bad entry cannot reach here.
+    let overrides = settings.clean_step_priorities().unwrap_or_default();
     let mut planned: Vec<Value> = offered
         .iter()
         .filter(|s| s["interface"] == "deploy")
         .cloned()
         .map(|mut step| {
-            let priority = match step["step"].as_str() {
-                Some("erase_devices") => settings.erase_devices_priority,
-                Some("erase_devices_metadata") => settings.erase_devices_metadata_priority,
+            let configured = match step["step"].as_str() {
+                Some("erase_devices") => settings.erase_devices_priority.map(i64::from),
+                Some("erase_devices_metadata") => {
+                    settings.erase_devices_metadata_priority.map(i64::from)
+                }
                 _ => None,
             };
-            if let Some(priority) = priority {
+            if let Some(priority) = overrides.get(&step_id(&step)).copied().or(configured) {
                 step["priority"] = json!(priority);
             }
+            step["args"] = json!({});
             step
         })
-        .filter(|s| s["priority"].as_i64().unwrap_or(0) > 0)
+        .filter(|s| s["priority"].as_i64().unwrap_or(0) != 0)
         .collect();
     planned.sort_by_key(|s| std::cmp::Reverse(s["priority"].as_i64().unwrap_or(0)));
-    for step in &mut planned {
-        step["args"] = json!({});
-    }
-    Ok(planned)
+    planned
 }
 
 /// `deploy.<step>`, as Ironic names a step.
@@ -349,4 +362,63 @@ async fn fail(task: &mut Task, reason: String, in_step: bool) -> Result<(), Driv
 /// ramdisk's boot and the cleaning's keys gone.
 pub async fn clean_up(task: &Task) -> StateChange {
     tear_down(task).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ironic-python-agent's generic hardware manager's steps.
+    fn ipa_steps() -> Vec<Value> {
+        [
+            "erase_devices",
+            "erase_devices_metadata",
+            "erase_devices_express",
+            "erase_pstore",
+        ]
+        .iter()
+        .zip([10, 99, 0, 0])
+        .map(|(step, priority)| {
+            json!({"interface": "deploy", "step": step, "priority": priority,
+                       "reboot_requested": false, "abortable": true})
+        })
+        .collect()
+    }
+
+    fn names(plan: &[Value]) -> Vec<(&str, i64)> {
+        plan.iter()
+            .map(|s| {
+                (
+                    s["step"].as_str().unwrap_or(""),
+                    s["priority"].as_i64().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_agents_priorities_run_highest_first_and_zero_is_left_out() {
+        let plan = automated_plan(&ipa_steps(), &ConductorSettings::default());
+        assert_eq!(
+            names(&plan),
+            [("erase_devices_metadata", 99), ("erase_devices", 10)]
+        );
+    }
+
+    #[test]
+    fn the_override_beats_the_deploy_options_and_can_enable_a_step() {
+        let settings = ConductorSettings {
+            erase_devices_priority: Some(0),
+            erase_devices_metadata_priority: Some(5),
+            clean_step_priority_override:
+                "deploy.erase_devices_express:95, deploy.erase_devices_metadata:7".into(),
+            ..ConductorSettings::default()
+        };
+        let plan = automated_plan(&ipa_steps(), &settings);
+        assert_eq!(
+            names(&plan),
+            [("erase_devices_express", 95), ("erase_devices_metadata", 7)]
+        );
+        assert!(plan.iter().all(|s| s["args"] == json!({})));
+    }
 }
