@@ -5,7 +5,9 @@
 //! deploy drives — deploy steps, `write_image` onto the one of three files
 //! standing in for disks that the node's root-device hint picks, with the
 //! image served from Ferric's `http_root`, a hint matching no disk, a checksum
-//! mismatch as a failed command, a refused token, power off.
+//! mismatch as a failed command, a refused token, power off; its inventory;
+//! a machine nobody enrolled discovered by it; automated cleaning and a
+//! runbook of agent steps on files standing for disks.
 
 use std::time::Duration;
 
@@ -577,40 +579,54 @@ impl FakeDisks {
     }
 }
 
-/// Waits until the node is unlocked in one of `states`; returns it.
-async fn settled_in(app: &crate::helpers::TestApp, uuid: &str, states: &[&str]) -> Value {
-    wait_until(Duration::from_secs(30), "the cleaning to end", || async {
-        let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
-        let state = node["provision_state"].as_str().unwrap_or_default();
-        (node["reservation"].is_null() && states.contains(&state)).then_some(node)
-    })
-    .await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_agent_erases_every_disk_in_an_automated_clean() {
+/// An app, a `direct` node with a port of `mac` in `manageable`, and the
+/// files its agent will take for disks.
+async fn cleanable(mac: &str) -> (crate::helpers::TestApp, String, FakeDisks) {
     let app = spawn_app_with(Backend::Sqlite, |s| {
         s.api.ramdisk_heartbeat_timeout_secs = 3;
     })
     .await;
-    let mac = "52:54:00:c1:ea:01";
     let uuid = app
         .manageable_node(
             json!({"driver": "manual-management", "deploy_interface": "direct"}),
             Some(mac),
         )
         .await;
-    let disks = FakeDisks::new(mac);
-    app.provision(&uuid, "provide").await;
-    app.wait_for_state(&uuid, "clean wait").await;
+    (app, uuid, FakeDisks::new(mac))
+}
+
+/// Once the node waits in `clean wait`, runs the agent on `disks` until the
+/// cleaning ends, which must be in `done`; the agent's log.
+async fn clean_with_agent(
+    app: &crate::helpers::TestApp,
+    uuid: &str,
+    disks: &FakeDisks,
+    done: &str,
+) -> String {
+    app.wait_for_state(uuid, "clean wait").await;
     let mut agent = disks.agent(&app.base);
-    let node = settled_in(&app, &uuid, &["available", "clean failed"]).await;
-    let agent_log = disks.log();
+    let node = wait_until(Duration::from_secs(30), "the cleaning to end", || async {
+        let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+        let state = node["provision_state"].as_str().unwrap_or_default();
+        (node["reservation"].is_null() && (state == done || state == "clean failed"))
+            .then_some(node)
+    })
+    .await;
+    agent.kill().await.unwrap();
+    let log = disks.log();
     assert_eq!(
-        node["provision_state"], "available",
-        "{}\n{agent_log}",
+        node["provision_state"], done,
+        "{}\n{log}",
         node["last_error"]
     );
+    log
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_erases_every_disk_in_an_automated_clean() {
+    let (app, uuid, disks) = cleanable("52:54:00:c1:ea:01").await;
+    app.provision(&uuid, "provide").await;
+    let agent_log = clean_with_agent(&app, &uuid, &disks, "available").await;
     // erase_devices_metadata (99) then erase_devices (10): nothing left.
     for name in ["sda", "sdb"] {
         let bytes = std::fs::read(disks.dev().join(name)).unwrap();
@@ -618,7 +634,6 @@ async fn the_agent_erases_every_disk_in_an_automated_clean() {
         assert!(bytes.iter().all(|b| *b == 0), "{name} still holds data");
     }
     assert!(agent_log.contains("erase_devices_metadata"), "{agent_log}");
-    agent.kill().await.unwrap();
 }
 
 /// A runbook (1.92) whose one step is the agent's: manual cleaning with it
@@ -626,17 +641,7 @@ async fn the_agent_erases_every_disk_in_an_automated_clean() {
 /// tables go, the data between them stays — then the node is manageable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runbook_of_agent_steps_runs_them_and_only_them() {
-    let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.api.ramdisk_heartbeat_timeout_secs = 3;
-    })
-    .await;
-    let mac = "52:54:00:c1:ea:02";
-    let uuid = app
-        .manageable_node(
-            json!({"driver": "manual-management", "deploy_interface": "direct"}),
-            Some(mac),
-        )
-        .await;
+    let (app, uuid, disks) = cleanable("52:54:00:c1:ea:02").await;
     let runbook = app
         .post(
             "/v1/runbooks",
@@ -667,7 +672,6 @@ async fn a_runbook_of_agent_steps_runs_them_and_only_them() {
         )
         .await;
     assert_eq!(traited.status, StatusCode::NO_CONTENT, "{}", traited.text);
-    let disks = FakeDisks::new(mac);
     let cleaning = app
         .put(
             &format!("/v1/nodes/{uuid}/states/provision"),
@@ -675,15 +679,7 @@ async fn a_runbook_of_agent_steps_runs_them_and_only_them() {
         )
         .await;
     assert_eq!(cleaning.status, StatusCode::ACCEPTED, "{}", cleaning.text);
-    app.wait_for_state(&uuid, "clean wait").await;
-    let mut agent = disks.agent(&app.base);
-    let node = settled_in(&app, &uuid, &["manageable", "clean failed"]).await;
-    let agent_log = disks.log();
-    assert_eq!(
-        node["provision_state"], "manageable",
-        "{}\n{agent_log}",
-        node["last_error"]
-    );
+    let agent_log = clean_with_agent(&app, &uuid, &disks, "manageable").await;
     for name in ["sda", "sdb"] {
         let bytes = std::fs::read(disks.dev().join(name)).unwrap();
         // The primary GPT header (LBA 1) and the backup (last sector) are gone…
@@ -700,5 +696,4 @@ async fn a_runbook_of_agent_steps_runs_them_and_only_them() {
         );
     }
     assert!(agent_log.contains("erase_devices_metadata"), "{agent_log}");
-    agent.kill().await.unwrap();
 }
