@@ -122,15 +122,46 @@ impl Vm {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// Every serial console's text so far, without the terminal's escape
+    /// sequences: the firmware's console moves the cursor mid-word
+    /// (`PXELINU\x1b[25;07H\x1b[25;08HX`) when its screen scrolls.
     fn serial(&self) -> String {
         let mut all = String::new();
         for n in 1..10 {
             if let Ok(text) = std::fs::read(self.path(&format!("bmc/serial-{n}.log"))) {
-                all.push_str(&String::from_utf8_lossy(&text));
+                all.push_str(&without_escapes(&String::from_utf8_lossy(&text)));
             }
         }
         all
     }
+}
+
+/// `text` without ANSI CSI sequences (`ESC [` parameters, then one final
+/// byte in `@`..=`~`).
+fn without_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_cursor_move_inside_a_word_is_not_in_the_text() {
+    assert_eq!(
+        without_escapes("PXELINU\u{1b}[25;07H\u{1b}[25;08HX 6.04 \u{1b}[0;1miPXE\u{1b}[0m"),
+        "PXELINUX 6.04 iPXE"
+    );
 }
 
 impl Drop for Vm {
