@@ -658,12 +658,9 @@ async fn a_runbook_of_agent_steps_runs_them_and_only_them() {
         .await;
     assert!(traits.status.is_success(), "{}", traits.text);
     // A runbook runs only on a node sharing one of its traits (Ironic).
-    let refused = app
-        .put(
-            &format!("/v1/nodes/{uuid}/states/provision"),
-            json!({"target": "clean", "runbook": "CUSTOM_WIPE_METADATA"}),
-        )
-        .await;
+    let states = format!("/v1/nodes/{uuid}/states/provision");
+    let clean = json!({"target": "clean", "runbook": "CUSTOM_WIPE_METADATA"});
+    let refused = app.put(&states, clean.clone()).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
     let traited = app
         .put(
@@ -672,12 +669,7 @@ async fn a_runbook_of_agent_steps_runs_them_and_only_them() {
         )
         .await;
     assert_eq!(traited.status, StatusCode::NO_CONTENT, "{}", traited.text);
-    let cleaning = app
-        .put(
-            &format!("/v1/nodes/{uuid}/states/provision"),
-            json!({"target": "clean", "runbook": "CUSTOM_WIPE_METADATA"}),
-        )
-        .await;
+    let cleaning = app.put(&states, clean).await;
     assert_eq!(cleaning.status, StatusCode::ACCEPTED, "{}", cleaning.text);
     let agent_log = clean_with_agent(&app, &uuid, &disks, "manageable").await;
     for name in ["sda", "sdb"] {

@@ -286,6 +286,67 @@ async fn the_real_ironic_python_agent_inspects_a_node() {
     assert_eq!(addresses, expected);
 }
 
+/// `[auto_discovery]` with the real agent: a machine no node matches boots
+/// IPA with the inspection callback; Ferric enrolls a node for it, inspects
+/// it with IPA's data (a rule picking discovered machines applied) and
+/// leaves it in `enroll` with its ports, as Ironic does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_ironic_python_agent_is_auto_discovered() {
+    let net = AgentNet::new();
+    let disk = LoopDisk::new(64 << 20);
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.api.host = net.host_ip.clone();
+        s.api.ramdisk_heartbeat_timeout_secs = 5;
+        s.auto_discovery.enabled = true;
+        s.auto_discovery.driver = Some("manual-management".into());
+    })
+    .await;
+    let rule = app
+        .post(
+            "/v1/inspection_rules",
+            json!({"conditions": [{"op": "is-true", "args": {"value": "{plugin_data[auto_discovered]}"}}],
+                   "actions": [{"op": "set-attribute", "args": {"path": "/extra/enrolled_by",
+                                                                "value": "auto-discovery"}}]}),
+        )
+        .await;
+    assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.text);
+    let callback = format!(
+        "inspection_callback_url = {}/v1/continue_inspection",
+        app.base
+    );
+    let ipa = Ipa::start(&net, &disk, &app.base, &[&callback]);
+    let node = wait_until(Duration::from_secs(120), "the discovered node", || async {
+        let nodes = app.get("/v1/nodes/detail").await.json();
+        let node = nodes["nodes"].as_array()?.first()?.clone();
+        (node["reservation"].is_null() && node["inspection_finished_at"].is_string())
+            .then_some(node)
+    })
+    .await;
+    let log = ipa.log();
+    let uuid = node["uuid"].as_str().unwrap().to_owned();
+    assert_eq!(
+        node["provision_state"], "enroll",
+        "{node}\n--- IPA ---\n{log}"
+    );
+    assert_eq!(node["driver"], "manual-management");
+    assert!(node["last_error"].is_null(), "{node}");
+    assert_eq!(node["extra"]["enrolled_by"], "auto-discovery", "{node}");
+    assert_eq!(node["properties"]["cpu_arch"], "x86_64");
+    let stored = app.get(&format!("/v1/nodes/{uuid}/inventory")).await.json();
+    assert_eq!(stored["plugin_data"]["auto_discovered"], true);
+    assert_eq!(stored["inventory"]["disks"][0]["name"], disk.device);
+    let ports = app.get(&format!("/v1/nodes/{uuid}/ports")).await.json();
+    let addresses: Vec<&str> = ports["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["address"].as_str())
+        .collect();
+    assert!(addresses.contains(&net.mac.as_str()), "{ports}");
+    let nodes = app.get("/v1/nodes").await.json();
+    assert_eq!(nodes["nodes"].as_array().unwrap().len(), 1, "{nodes}");
+}
+
 /// What `wipefs` finds on the device (empty: no signature at all).
 fn signatures(device: &str) -> String {
     let out = std::process::Command::new("wipefs")
