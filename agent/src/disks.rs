@@ -30,6 +30,16 @@ pub struct Disk {
     pub wwn: Option<String>,
     pub hctl: Option<String>,
     pub by_path: Option<String>,
+    /// The partitions the kernel found on it, in bytes from the disk's
+    /// start (never candidates themselves; cleaning wipes each).
+    pub partitions: Vec<Extent>,
+}
+
+/// Where a partition lies on its disk, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    pub start: u64,
+    pub len: u64,
 }
 
 impl Disk {
@@ -46,6 +56,7 @@ impl Disk {
             wwn: None,
             hctl: None,
             by_path: None,
+            partitions: Vec::new(),
         }
     }
 }
@@ -93,11 +104,34 @@ pub fn list(sys_block: &Path, dev_dir: &Path) -> Vec<Disk> {
                 wwn: read(&dir.join("wwid")).or_else(|| read(&device.join("wwid"))),
                 hctl,
                 by_path: by_path(dev_dir, &name),
+                partitions: partitions(&dir),
             })
         })
         .collect();
     disks.sort_by(|a, b| a.name.cmp(&b.name));
     disks
+}
+
+/// The partitions under a disk's `/sys/block/<disk>` directory
+/// (`<disk>N/start` and `size`, in 512-byte sectors), by start.
+fn partitions(dir: &Path) -> Vec<Extent> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<Extent> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|part| part.join("partition").exists())
+        .filter_map(|part| {
+            let sectors = |file: &str| read(&part.join(file))?.parse::<u64>().ok();
+            Some(Extent {
+                start: sectors("start")?.saturating_mul(512),
+                len: sectors("size")?.saturating_mul(512),
+            })
+        })
+        .collect();
+    found.sort_by_key(|p| p.start);
+    found
 }
 
 /// The `/dev/disk/by-path` link to `name`, when udev made one.
@@ -286,6 +320,7 @@ mod tests {
             wwn: Some(format!("0x5000{serial}")),
             hctl: Some("0:0:0:0".into()),
             by_path: None,
+            partitions: Vec::new(),
         }
     }
 
@@ -381,11 +416,33 @@ mod tests {
             std::fs::write(sys.join(name).join("serial"), format!("{serial}\n")).unwrap();
         }
         std::fs::write(sys.join("sdb/device/model"), "Disk 2  \n").unwrap();
+        for (part, start, size) in [("sdb2", 4096, 2048), ("sdb1", 2048, 2048)] {
+            let dir = sys.join("sdb").join(part);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("partition"), "1\n").unwrap();
+            std::fs::write(dir.join("start"), format!("{start}\n")).unwrap();
+            std::fs::write(dir.join("size"), format!("{size}\n")).unwrap();
+        }
         let disks = list(&sys, Path::new("/dev"));
         let names: Vec<&str> = disks.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["/dev/sdb", "/dev/vda"]);
         assert_eq!(disks[0].size, 20 * GIB);
         assert_eq!(disks[0].model.as_deref(), Some("Disk 2"));
         assert_eq!(disks[1].serial.as_deref(), Some("V1"));
+        let mib = 1 << 20;
+        assert_eq!(
+            disks[0].partitions,
+            [
+                Extent {
+                    start: mib,
+                    len: mib
+                },
+                Extent {
+                    start: 2 * mib,
+                    len: mib
+                }
+            ]
+        );
+        assert!(disks[1].partitions.is_empty());
     }
 }

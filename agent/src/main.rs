@@ -19,6 +19,7 @@ mod image;
 mod inventory;
 mod ironic;
 mod progress;
+mod secure_erase;
 mod server;
 mod system;
 mod tls;

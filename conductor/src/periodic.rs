@@ -292,11 +292,23 @@ async fn time_out_wait(ctx: &Context, seen: &Node) {
     let outcome = if !unchanged {
         None
     } else if seen.provision_state == ProvisionState::CleanWait.as_str() {
+        // As Ironic: the step in Python's notation, and a node whose step
+        // was running goes into maintenance with fault `clean failure`.
+        let step: serde_json::Value =
+            serde_json::from_str(&task.node.clean_step).unwrap_or_default();
+        let running = step.as_object().is_some_and(|s| !s.is_empty());
         let reason = format!(
             "Timeout reached while cleaning the node. Please check if the ramdisk responsible for the cleaning is running on the node. Failed on step {}.",
-            task.node.clean_step
+            ferric_common::py::py_repr(&step)
         );
-        let change = task.driver.deploy.clean_up(&task).await;
+        let mut change = task.driver.deploy.clean_up(&task).await;
+        if running {
+            change.maintenance = Some(true);
+            change.fault = Some(Some("clean failure".into()));
+            if task.node.maintenance_reason.is_none() {
+                change.maintenance_reason = Some(Some(reason.clone()));
+            }
+        }
         Some(task.fail(reason, change).await)
     } else if seen.provision_state == ProvisionState::DeployWait.as_str() {
         let reason = format!(

@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
+use ferric_common::config::CleaningStepSource;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -545,6 +546,24 @@ impl FakeDisks {
         self.work.path().join("sys-block")
     }
 
+    /// Both disks lost their GPT (the primary header at LBA 1 and the
+    /// backup in the last sector) and kept the data between.
+    fn assert_only_metadata_erased(&self) {
+        for name in ["sda", "sdb"] {
+            let bytes = std::fs::read(self.dev().join(name)).unwrap();
+            assert_ne!(&bytes[512..520], b"EFI PART", "{name}: primary GPT left");
+            assert_ne!(
+                &bytes[bytes.len() - 512..bytes.len() - 504],
+                b"EFI PART",
+                "{name}: backup GPT left"
+            );
+            assert!(
+                bytes[4 << 20..(4 << 20) + 4096].iter().all(|b| *b == 0x5a),
+                "{name}: more than the metadata was erased"
+            );
+        }
+    }
+
     fn dev(&self) -> std::path::PathBuf {
         self.work.path().join("dev")
     }
@@ -582,8 +601,17 @@ impl FakeDisks {
 /// An app, a `direct` node with a port of `mac` in `manageable`, and the
 /// files its agent will take for disks.
 async fn cleanable(mac: &str) -> (crate::helpers::TestApp, String, FakeDisks) {
+    cleanable_with(mac, |_| {}).await
+}
+
+/// [`cleanable`] with settings of the test's own.
+async fn cleanable_with(
+    mac: &str,
+    adjust: impl FnOnce(&mut ferric_common::config::Settings),
+) -> (crate::helpers::TestApp, String, FakeDisks) {
     let app = spawn_app_with(Backend::Sqlite, |s| {
         s.api.ramdisk_heartbeat_timeout_secs = 3;
+        adjust(s);
     })
     .await;
     let uuid = app
@@ -636,27 +664,50 @@ async fn the_agent_erases_every_disk_in_an_automated_clean() {
     assert!(agent_log.contains("erase_devices_metadata"), "{agent_log}");
 }
 
+/// An agent that dies while its clean step runs: no heartbeat comes, the
+/// clean times out into `clean failed` naming the step (in Python's
+/// notation, as Ironic), and the node goes into maintenance with fault
+/// `clean failure`, because a step was running (as Ironic).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_dies_mid_clean_fails_the_clean_naming_its_step() {
+    let (app, uuid, disks) = cleanable_with("52:54:00:c1:ea:05", |s| {
+        s.conductor.check_provision_state_interval_secs = 1;
+        s.conductor.deploy_callback_timeout_secs = 4;
+    })
+    .await;
+    app.provision(&uuid, "provide").await;
+    app.wait_for_state(&uuid, "clean wait").await;
+    let mut agent = disks.agent(&app.base);
+    let step = wait_until(Duration::from_secs(20), "a clean step to start", || async {
+        let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+        node["clean_step"]["step"].as_str().map(str::to_owned)
+    })
+    .await;
+    agent.kill().await.unwrap();
+    let node = wait_until(Duration::from_secs(20), "the clean to time out", || async {
+        let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+        (node["provision_state"] == "clean failed" && node["reservation"].is_null()).then_some(node)
+    })
+    .await;
+    let error = node["last_error"].as_str().unwrap();
+    assert!(
+        error.starts_with("Timeout reached while cleaning the node.")
+            && error.contains(&format!("'step': '{step}'")),
+        "{error}"
+    );
+    assert_eq!(node["maintenance"], true, "{node}");
+    assert_eq!(node["fault"], "clean failure", "{node}");
+    assert_eq!(node["maintenance_reason"], error, "{node}");
+    assert_eq!(node["clean_step"], json!({}), "{node}");
+}
+
 /// A runbook (1.92) whose one step is the agent's: manual cleaning with it
 /// boots the ramdisk, and the agent runs exactly that step — the partition
 /// tables go, the data between them stays — then the node is manageable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runbook_of_agent_steps_runs_them_and_only_them() {
     let (app, uuid, disks) = cleanable("52:54:00:c1:ea:02").await;
-    let runbook = app
-        .post(
-            "/v1/runbooks",
-            json!({"name": "CUSTOM_WIPE_METADATA", "steps": [
-                {"interface": "deploy", "step": "erase_devices_metadata", "args": {}, "order": 1}]}),
-        )
-        .await;
-    assert_eq!(runbook.status, StatusCode::CREATED, "{}", runbook.text);
-    let traits = app
-        .put(
-            "/v1/runbooks/CUSTOM_WIPE_METADATA/traits",
-            json!({"traits": ["CUSTOM_WIPE_METADATA"]}),
-        )
-        .await;
-    assert!(traits.status.is_success(), "{}", traits.text);
+    wipe_metadata_runbook(&app).await;
     // A runbook runs only on a node sharing one of its traits (Ironic).
     let states = format!("/v1/nodes/{uuid}/states/provision");
     let clean = json!({"target": "clean", "runbook": "CUSTOM_WIPE_METADATA"});
@@ -672,20 +723,115 @@ async fn a_runbook_of_agent_steps_runs_them_and_only_them() {
     let cleaning = app.put(&states, clean).await;
     assert_eq!(cleaning.status, StatusCode::ACCEPTED, "{}", cleaning.text);
     let agent_log = clean_with_agent(&app, &uuid, &disks, "manageable").await;
-    for name in ["sda", "sdb"] {
-        let bytes = std::fs::read(disks.dev().join(name)).unwrap();
-        // The primary GPT header (LBA 1) and the backup (last sector) are gone…
-        assert_ne!(&bytes[512..520], b"EFI PART", "{name}: primary GPT left");
-        assert_ne!(
-            &bytes[bytes.len() - 512..bytes.len() - 504],
-            b"EFI PART",
-            "{name}: backup GPT left"
-        );
-        // …and the data erase_devices would have zeroed is still there.
-        assert!(
-            bytes[4 << 20..(4 << 20) + 4096].iter().all(|b| *b == 0x5a),
-            "{name}: more than the metadata was erased"
-        );
-    }
+    disks.assert_only_metadata_erased();
     assert!(agent_log.contains("erase_devices_metadata"), "{agent_log}");
+}
+
+/// The runbook `CUSTOM_WIPE_METADATA` (trait alike): the agent's
+/// `erase_devices_metadata` alone.
+async fn wipe_metadata_runbook(app: &crate::helpers::TestApp) {
+    let runbook = app
+        .post(
+            "/v1/runbooks",
+            json!({"name": "CUSTOM_WIPE_METADATA", "steps": [
+                {"interface": "deploy", "step": "erase_devices_metadata", "args": {}, "order": 1}]}),
+        )
+        .await;
+    assert_eq!(runbook.status, StatusCode::CREATED, "{}", runbook.text);
+    let traits = app
+        .put(
+            "/v1/runbooks/CUSTOM_WIPE_METADATA/traits",
+            json!({"traits": ["CUSTOM_WIPE_METADATA"]}),
+        )
+        .await;
+    assert!(traits.status.is_success(), "{}", traits.text);
+}
+
+/// `[conductor] automated_cleaning_step_source = "runbook"` with a runbook
+/// for the node's resource class: `provide` runs that runbook's one step
+/// instead of the agent's priorities (which would have erased every byte
+/// with `erase_devices`), and the node is `available`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automated_cleaning_by_runbook_runs_its_steps_instead_of_the_priorities() {
+    let (app, uuid, disks) = cleanable_with("52:54:00:c1:ea:03", |s| {
+        s.conductor.automated_cleaning_step_source = CleaningStepSource::Runbook;
+        s.conductor.automated_cleaning_runbook_by_resource_class =
+            [("metal-small".to_owned(), "CUSTOM_WIPE_METADATA".to_owned())].into();
+    })
+    .await;
+    wipe_metadata_runbook(&app).await;
+    let patched = app
+        .patch(
+            &format!("/v1/nodes/{uuid}"),
+            json!([{"op": "add", "path": "/resource_class", "value": "metal-small"}]),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    let traited = app
+        .put(
+            &format!("/v1/nodes/{uuid}/traits/CUSTOM_WIPE_METADATA"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(traited.status, StatusCode::NO_CONTENT, "{}", traited.text);
+    app.provision(&uuid, "provide").await;
+    clean_with_agent(&app, &uuid, &disks, "available").await;
+    disks.assert_only_metadata_erased();
+    let node = app.get(&format!("/v1/nodes/{uuid}")).await.json();
+    let internal = &node["driver_internal_info"];
+    assert!(
+        internal.get("declarative_cleaning").is_none() && internal.get("clean_steps").is_none(),
+        "{internal}"
+    );
+}
+
+/// Automated cleaning that must run a runbook and cannot: none configured,
+/// one that does not exist, one the node shares no trait with. Each ends
+/// in `clean failed` with Ironic's reason, before any ramdisk is booted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automated_cleaning_without_a_usable_runbook_fails_with_the_reason() {
+    let (app, uuid, _disks) = cleanable_with("52:54:00:c1:ea:04", |s| {
+        s.conductor.automated_cleaning_step_source = CleaningStepSource::Runbook;
+        s.conductor.automated_cleaning_runbook_from_node = true;
+    })
+    .await;
+    wipe_metadata_runbook(&app).await;
+    let failed_with = |driver_info: Value| {
+        let (app, uuid) = (&app, &uuid);
+        async move {
+            let patched = app
+                .patch(
+                    &format!("/v1/nodes/{uuid}"),
+                    json!([{"op": "add", "path": "/driver_info", "value": driver_info}]),
+                )
+                .await;
+            assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+            app.provision(uuid, "provide").await;
+            let node = app.wait_for_state(uuid, "clean failed").await;
+            assert_eq!(node["maintenance"], false, "{node}");
+            assert!(
+                node["driver_internal_info"].get("agent_url").is_none(),
+                "{node}"
+            );
+            app.provision(uuid, "manage").await;
+            app.wait_for_state(uuid, "manageable").await;
+            node["last_error"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    assert_eq!(
+        failed_with(json!({})).await,
+        format!(
+            "Unable to perform cleaning for node {uuid}: configuration requires runbook for automated cleaning and none was configured."
+        )
+    );
+    assert_eq!(
+        failed_with(json!({"cleaning_runbook": "CUSTOM_NOPE"})).await,
+        "Runbook CUSTOM_NOPE could not be found."
+    );
+    assert_eq!(
+        failed_with(json!({"cleaning_runbook": "CUSTOM_WIPE_METADATA"})).await,
+        format!(
+            "Automated cleaning runbook CUSTOM_WIPE_METADATA is not valid for node {uuid}. None of the runbook's traits ['CUSTOM_WIPE_METADATA'] match a node trait."
+        )
+    );
 }

@@ -19,7 +19,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-use crate::helpers::wait_until;
+use crate::helpers::{signatures, wait_until};
 
 const MAC: &str = "52:54:00:77:00:10";
 
@@ -1015,8 +1015,67 @@ async fn an_iso_built_for_virtual_media_boots_its_kernel_and_ramdisk() {
 /// disk with serial `SERIAL-B`; an NVMe with serial `NVME-C`) and two NICs:
 /// `ferric-agent` inspects it (every disk and NIC in the inventory), then a
 /// deploy with `root_device: {"serial": "SERIAL-B"}` writes only that disk.
+/// Data a metadata clean must leave: (disk, offset) of 4 KiB of `0x5a`,
+/// in the middle of `disk-b`'s first partition and of `disk-c`.
+const SENTINELS: [(&str, u64); 2] = [("disk-b.raw", 17 << 20), ("disk-c.raw", 64 << 20)];
+
+/// Plants what a machine's former life leaves on its disks (the VM off):
+/// the root disk a whole-disk LVM label; `disk-b` a GPT whose partitions
+/// hold ext4, an LVM label and an mdraid 1.2 member; `disk-c` (NVMe)
+/// ext4 and an mdraid 0.90 superblock on the whole disk. Checks that
+/// `wipefs` sees each, and returns the (disk, offset, length) windows it
+/// must find empty after cleaning.
+fn plant_signatures(vm: &Vm) -> Vec<(&'static str, u64, u64)> {
+    const MIB: u64 = 1 << 20;
+    let (root, b, c) = (
+        vm.path("disk.raw"),
+        vm.path("disk-b.raw"),
+        vm.path("disk-c.raw"),
+    );
+    signatures::lvm_pv(&root, 0, 64 * MIB);
+    signatures::gpt(&b, &[32, 32, 0]);
+    signatures::ext4(&b, MIB, 32 * MIB);
+    signatures::lvm_pv(&b, 33 * MIB, 32 * MIB);
+    let p3 = (65 * MIB, 96 * MIB - 65 * MIB - 34 * 512);
+    signatures::md_1_2(&b, p3.0, p3.1);
+    signatures::ext4(&c, 0, 128 * MIB);
+    signatures::md_0_90(&c, 128 * MIB);
+    for (file, offset) in SENTINELS {
+        signatures::sentinel(&vm.path(file), offset, 4096);
+    }
+    let windows = vec![
+        ("disk.raw", 0, 64 * MIB),
+        ("disk-b.raw", 0, 96 * MIB),
+        ("disk-b.raw", MIB, 32 * MIB),
+        ("disk-b.raw", 33 * MIB, 32 * MIB),
+        ("disk-b.raw", p3.0, p3.1),
+        ("disk-c.raw", 0, 128 * MIB),
+    ];
+    let expected = [
+        "LVM2_member",
+        "gpt",
+        "ext4",
+        "LVM2_member",
+        "linux_raid_member",
+        "linux_raid_member",
+    ];
+    for ((file, offset, len), kind) in windows.iter().zip(expected) {
+        let seen = signatures::found(&vm.path(file), *offset, *len);
+        assert!(
+            seen.iter().any(|s| s == kind),
+            "{file} at {offset}: {seen:?}, not {kind}"
+        );
+    }
+    assert!(
+        signatures::found(&c, 0, 128 * MIB)
+            .iter()
+            .any(|s| s == "ext4")
+    );
+    windows
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_vm_with_three_disks_is_inspected_and_deployed_to_the_disk_its_hint_names() {
+async fn a_vm_with_three_disks_is_inspected_cleaned_and_deployed_to_the_disk_its_hint_names() {
     let vm = Vm::with_hardware(
         "-drive file=@W@/disk-b.raw,if=none,id=db,format=raw \
          -device virtio-blk-pci,drive=db,serial=SERIAL-B \
@@ -1115,6 +1174,7 @@ async fn a_vm_with_three_disks_is_inspected_and_deployed_to_the_disk_its_hint_na
         "Chassis Power is off"
     );
 
+    let planted = plant_signatures(&vm);
     let (status, patched) = call(
         &client,
         &vm,
@@ -1125,12 +1185,60 @@ async fn a_vm_with_three_disks_is_inspected_and_deployed_to_the_disk_its_hint_na
             {"op": "add", "path": "/instance_info",
              "value": {"image_source": "http://10.77.0.1:8080/images/disk.img",
                        "image_os_hash_algo": "sha256", "image_os_hash_value": sha}},
+            {"op": "replace", "path": "/automated_clean", "value": true},
         ])),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{patched}");
+    // Automated cleaning (metadata only in this fixture): every signature
+    // gone, from the partitions too, and the data between kept.
     provision(&client, &vm, &uuid, "provide").await;
-    wait_state(&client, &vm, &uuid, &["available"], 60).await;
+    let cleaned = wait_state(&client, &vm, &uuid, &["available", "clean failed"], 300).await;
+    assert_eq!(
+        cleaned["provision_state"],
+        "available",
+        "{}",
+        evidence(&vm, &cleaned)
+    );
+    for (file, offset, len) in &planted {
+        let left = signatures::found(&vm.path(file), *offset, *len);
+        assert!(left.is_empty(), "{file} at {offset}: {left:?} left");
+    }
+    for (file, offset) in SENTINELS {
+        assert!(
+            signatures::sentinel_kept(&vm.path(file), offset, 4096),
+            "{file}: data at {offset} erased by a metadata clean"
+        );
+    }
+    // A manual erase_devices: the NVMe namespace formats itself.
+    let (status, body) = call(
+        &client,
+        &vm,
+        reqwest::Method::PUT,
+        &format!("/v1/nodes/{uuid}/states/provision"),
+        Some(json!({"target": "clean", "clean_steps": [
+            {"interface": "deploy", "step": "erase_devices"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let erased = wait_state(&client, &vm, &uuid, &["manageable", "clean failed"], 300).await;
+    assert_eq!(
+        erased["provision_state"],
+        "manageable",
+        "{}",
+        evidence(&vm, &erased)
+    );
+    assert!(
+        vm.serial().contains("nvme format ("),
+        "{}",
+        evidence(&vm, &erased)
+    );
+    for file in ["disk-b.raw", "disk-c.raw"] {
+        let bytes = std::fs::read(vm.path(file)).unwrap();
+        assert!(bytes.iter().all(|b| *b == 0), "{file} not erased");
+    }
+    provision(&client, &vm, &uuid, "provide").await;
+    wait_state(&client, &vm, &uuid, &["available"], 300).await;
     provision(&client, &vm, &uuid, "active").await;
     deployed(&client, &vm, &uuid).await;
     let b = std::fs::read(vm.path("disk-b.raw")).unwrap();

@@ -48,11 +48,14 @@ ip netns exec "$NS" /usr/sbin/dnsmasq --keep-in-foreground --conf-file=/dev/null
     --enable-tftp --tftp-root="$W/ferric/tftpboot" \
     --log-facility="$W/dnsmasq.log" >"$W/dnsmasq.out" 2>&1 &
 echo $! >"$W/dnsmasq.pid"
+# Automated cleaning runs only for a node that asks for it (its own
+# automated_clean), and wipes metadata alone (erase_devices_priority 0).
 ip netns exec "$NS" env -i PATH="$PATH" FERRIC_DATA_DIR="$W/ferric" FERRIC_API__HOST=10.77.0.1 \
     FERRIC_API__PORT=6385 FERRIC_DEPLOY__HTTP_LISTEN=10.77.0.1:8080 \
     FERRIC_DEPLOY__HTTP_URL=http://10.77.0.1:8080 FERRIC_DEPLOY__API_URL=http://10.77.0.1:6385 \
     FERRIC_DHCP__DHCP_PROVIDER=dnsmasq FERRIC_CONDUCTOR__ENABLED_HARDWARE_TYPES=ipmi FERRIC_PXE__TFTP_SERVER=10.77.0.1 \
-    FERRIC_CONDUCTOR__AUTOMATED_CLEAN=false FERRIC_CONDUCTOR__CHECK_PROVISION_STATE_INTERVAL_SECS=5 \
+    FERRIC_CONDUCTOR__AUTOMATED_CLEAN=false FERRIC_CONDUCTOR__ERASE_DEVICES_PRIORITY=0 \
+    FERRIC_CONDUCTOR__CHECK_PROVISION_STATE_INTERVAL_SECS=5 \
     FERRIC_CONDUCTOR__SYNC_POWER_STATE_INTERVAL_SECS=0 FERRIC_IPMI__MIN_COMMAND_INTERVAL_MS=0 \
     FERRIC_CONDUCTOR__DEPLOY_CALLBACK_TIMEOUT_SECS="$CALLBACK_TIMEOUT" "$FERRIC" >"$W/ferric.log" 2>&1 &
 echo $! >"$W/ferric.pid"

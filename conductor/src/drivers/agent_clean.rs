@@ -8,8 +8,9 @@
 //!    agent's, or `[deploy] erase_devices_priority` /
 //!    `erase_devices_metadata_priority`, or `[conductor]
 //!    clean_step_priority_override` — is not 0, highest first; a
-//!    manual clean runs the `deploy` steps it named, in its order, each of
-//!    which the agent must offer. The plan is `driver_internal_info`
+//!    manual clean, or an automated one by runbook
+//!    ([`crate::tasks::clean_runbook`]), runs the `deploy` steps it named,
+//!    in its order, each of which the agent must offer. The plan is `driver_internal_info`
 //!    `clean_steps` with `clean_step_index`, the running step `clean_step`.
 //! 3. Each step starts with `clean.execute_clean_step` (the whole node, its
 //!    ports, the agent's `clean_version`); later heartbeats poll the agent's
@@ -32,11 +33,13 @@ use super::error::DriverError;
 use crate::task::Task;
 
 /// `driver_internal_info` keys of a cleaning, wiped when it ends.
-const CLEAN_KEYS: [&str; 4] = [
+const CLEAN_KEYS: [&str; 6] = [
     "agent_cached_clean_steps",
     "clean_steps",
     "clean_step_index",
     "ferric_clean_version",
+    "declarative_cleaning",
+    "cleaning_disable_ramdisk",
 ];
 
 /// Boots the ramdisk for cleaning: the change to record with `clean wait`.
@@ -86,10 +89,11 @@ fn offered(steps: &Value) -> Vec<Value> {
     }
 }
 
-/// The steps to run, in order.
+/// The steps to run, in order: a manual clean's or a runbook's as given,
+/// else the automated plan.
 fn plan(task: &Task, offered: &[Value]) -> Result<Vec<Value>, String> {
     let settings = &task.ctx().settings;
-    if manual(task) {
+    if manual(task) || crate::tasks::clean_runbook::is_declarative(&task.node) {
         let info = task.node.driver_internal_info_map().unwrap_or_default();
         let requested = info
             .get("clean_steps")

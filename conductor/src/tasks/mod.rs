@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod allocation;
+pub mod clean_runbook;
 pub mod inspection;
 pub mod management;
 pub mod power;

@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::drivers::DriverError;
 use crate::drivers::interfaces::{Deployed, Inspected};
 use crate::task::Task;
+use crate::tasks::clean_runbook;
 use crate::tasks::steps::check_clean_steps;
 use crate::tasks::{Context, TaskError, accepted, commit_start, lock_node, refused};
 
@@ -310,6 +311,13 @@ async fn run_flow(task: &mut Task, verb: Verb, mut state: ProvisionState) -> Res
 /// The node's interfaces' work in `state`, then the conductor's own
 /// bookkeeping ([`bookkeeping`]).
 async fn interface_step(task: &mut Task, state: ProvisionState) -> Result<Step, TaskError> {
+    if state == ProvisionState::Cleaning
+        && !manual_cleaning(&task.node)
+        && automated_cleaning_on(task)
+        && let Err(reason) = clean_runbook::declare(task).await?
+    {
+        return Ok(Step::fails(reason));
+    }
     let driver = task.driver;
     let node_uuid = task.node.uuid.clone();
     Ok(match state {
@@ -391,16 +399,31 @@ fn agent_cleans(task: &Task) -> Result<bool, TaskError> {
     }
     let internal = node.driver_internal_info_map()?;
     let requested = internal.get("clean_steps").and_then(Value::as_array);
-    if node.target_provision_state.as_deref() == Some(ProvisionState::Manageable.as_str()) {
-        return Ok(requested.is_some_and(|steps| steps.iter().any(|s| s["interface"] == "deploy")));
+    if manual_cleaning(node) || clean_runbook::is_declarative(node) {
+        let no_ramdisk = internal.get("cleaning_disable_ramdisk") == Some(&Value::Bool(true));
+        return Ok(!no_ramdisk
+            && requested.is_some_and(|steps| steps.iter().any(|s| s["interface"] == "deploy")));
     }
-    Ok(task.ctx().settings.automated_clean && node.automated_clean != Some(false))
+    Ok(automated_cleaning_on(task))
+}
+
+/// Whether the node is in a manual clean (it goes back to `manageable`).
+fn manual_cleaning(node: &Node) -> bool {
+    node.target_provision_state.as_deref() == Some(ProvisionState::Manageable.as_str())
+}
+
+/// Whether automated cleaning runs for the node: its own `automated_clean`
+/// when set, else `[conductor] automated_clean` (as Ironic).
+fn automated_cleaning_on(task: &Task) -> bool {
+    task.node
+        .automated_clean
+        .unwrap_or(task.ctx().settings.automated_clean)
 }
 
 /// The conductor's own work in `state` once the interfaces have done
 /// theirs: the event it fires and the columns it changes on the way.
 fn bookkeeping(task: &Task, state: ProvisionState) -> Result<Step, TaskError> {
-    let (node, settings) = (&task.node, &task.ctx().settings);
+    let node = &task.node;
     let mut change = StateChange::default();
     let mut internal = node.driver_internal_info_map()?;
     let refused_steps = match internal.get("clean_steps") {
@@ -420,7 +443,7 @@ fn bookkeeping(task: &Task, state: ProvisionState) -> Result<Step, TaskError> {
             // none) finish at once.
             internal.insert("clean_steps".into(), Value::Null);
             change.clean_step = Some("{}".into());
-            if !settings.automated_clean || node.automated_clean == Some(false) {
+            if !automated_cleaning_on(task) {
                 internal.remove("clean_steps");
             }
             Event::Done
@@ -455,6 +478,10 @@ fn bookkeeping(task: &Task, state: ProvisionState) -> Result<Step, TaskError> {
             "The {state} state can't be resumed by conductor {}. Moving to fail state.",
             task.ctx().host
         )));
+    }
+    if state == ProvisionState::Cleaning {
+        internal.remove("declarative_cleaning");
+        internal.remove("cleaning_disable_ramdisk");
     }
     change.driver_internal_info = Some(Value::Object(internal).to_string());
     Ok(Step::fires(event, change))

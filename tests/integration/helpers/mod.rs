@@ -4,7 +4,8 @@
 //! `PrivateRabbit` (a TLS-only RabbitMQ node of the test's own), `certs`, `SimBmc` (a real
 //! IPMI BMC, `ipmi_sim`), `redfish::Emulator` (a real Redfish BMC,
 //! `sushy-emulator`), `ipa` (the real ironic-python-agent, confined to a
-//! loop device in its own namespaces), `wait_until`.
+//! loop device in its own namespaces), `signatures` (disk signatures planted
+//! and read back), `wait_until`.
 
 pub mod app;
 pub mod balancer;
@@ -21,6 +22,7 @@ pub mod private_pg;
 pub mod private_rabbit;
 pub mod process;
 pub mod redfish;
+pub mod signatures;
 pub mod wait;
 
 pub use app::{Backend, TestApp, spawn_app, spawn_app_with};
