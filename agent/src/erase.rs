@@ -14,8 +14,9 @@
 //!   `sgdisk --zap-all` remove.
 //! - `erase_devices` lets the device erase itself where it can
 //!   ([`crate::secure_erase`]: NVMe format, ATA secure erase), else
-//!   discards it (`blkdiscard`, then the first MiB read back as zeros), else
-//!   overwrites it with zeros; the result says which for each device.
+//!   discards it (`blkdiscard`, checked: markers written first at the
+//!   start, middle and end must read back as zeros), else overwrites it
+//!   with zeros; the result says which for each device.
 //!
 //! Invariant: a step touches only the devices it is given, and fails on the
 //! first one it cannot erase (the error names it).
@@ -118,9 +119,29 @@ fn erase_all(disk: &Disk) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Whether `blkdiscard` emptied the device (its first MiB reads as zeros
-/// afterwards: some devices accept a discard and keep the data).
+/// Whether `blkdiscard` emptied the device. Some devices accept a discard
+/// and keep the data (QEMU's with `discard=ignore`, some SSDs), so a marker
+/// is written first at the start, the middle and the end, and each must
+/// read back as zeros afterwards.
 fn discard(disk: &Disk) -> bool {
+    const BLOCK: u64 = 4096;
+    if disk.size < 3 * BLOCK {
+        return false;
+    }
+    let samples = [0, (disk.size / 2) & !(BLOCK - 1), disk.size - BLOCK];
+    let marked = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&disk.name)
+        .and_then(|mut f| {
+            for at in samples {
+                f.seek(SeekFrom::Start(at))?;
+                f.write_all(&[0xA5; BLOCK as usize])?;
+            }
+            f.sync_all()
+        });
+    if marked.is_err() {
+        return false;
+    }
     let ran = std::process::Command::new("blkdiscard")
         .arg(&disk.name)
         .output()
@@ -128,10 +149,14 @@ fn discard(disk: &Disk) -> bool {
     if !ran {
         return false;
     }
-    let mut head = vec![0u8; disk.size.min(MIB) as usize];
-    std::fs::File::open(&disk.name)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok_and(|()| head.iter().all(|b| *b == 0))
+    let mut block = [0u8; BLOCK as usize];
+    std::fs::File::open(&disk.name).is_ok_and(|mut f| {
+        samples.iter().all(|at| {
+            f.seek(SeekFrom::Start(*at)).is_ok()
+                && f.read_exact(&mut block).is_ok()
+                && block.iter().all(|b| *b == 0)
+        })
+    })
 }
 
 #[cfg(test)]

@@ -1211,6 +1211,8 @@ async fn a_vm_with_three_disks_is_inspected_cleaned_and_deployed_to_the_disk_its
         );
     }
     // A manual erase_devices: the NVMe namespace formats itself.
+    provision(&client, &vm, &uuid, "manage").await;
+    wait_state(&client, &vm, &uuid, &["manageable"], 60).await;
     let (status, body) = call(
         &client,
         &vm,
