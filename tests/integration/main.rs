@@ -26,6 +26,7 @@ mod redfish;
 mod rolling;
 mod security;
 mod service_tls;
+mod sim;
 mod tidy;
 mod traces;
 mod vm;

@@ -23,8 +23,9 @@ use crate::fleet::{Bmc, Verdict};
 /// Every BMC by the address it listens on.
 pub struct Fleet {
     pub by_address: HashMap<SocketAddr, Arc<Bmc>>,
-    /// Session tokens per BMC index.
-    sessions: std::sync::Mutex<HashMap<usize, Vec<String>>>,
+    /// Open sessions (id, token) per BMC index.
+    sessions: std::sync::Mutex<HashMap<usize, Vec<(u64, String)>>>,
+    next_session: std::sync::atomic::AtomicU64,
 }
 
 impl Fleet {
@@ -32,10 +33,11 @@ impl Fleet {
         Fleet {
             by_address: bmcs.iter().map(|b| (b.address, b.clone())).collect(),
             sessions: std::sync::Mutex::new(HashMap::new()),
+            next_session: std::sync::atomic::AtomicU64::new(1),
         }
     }
 
-    fn sessions<T>(&self, f: impl FnOnce(&mut HashMap<usize, Vec<String>>) -> T) -> T {
+    fn sessions<T>(&self, f: impl FnOnce(&mut HashMap<usize, Vec<(u64, String)>>) -> T) -> T {
         let mut guard = match self.sessions.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -87,10 +89,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/redfish/v1/Managers/BMC/VirtualMedia/Cd/Actions/VirtualMedia.EjectMedia",
             web::post().to(eject_media),
         )
-        .route(
-            "/redfish/v1/SessionService",
-            web::get().to(session_service),
-        )
+        .route("/redfish/v1/SessionService", web::get().to(session_service))
         .route(SESSIONS, web::get().to(session_list))
         .route(SESSIONS, web::post().to(log_in))
         .route(
@@ -109,16 +108,33 @@ fn error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     }}))
 }
 
+/// A request refused: its status and Redfish message.
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str, message: &str) -> Refusal {
+        Refusal {
+            status,
+            code,
+            message: message.to_owned(),
+        }
+    }
+
+    fn answer(self) -> HttpResponse {
+        error(self.status, self.code, &self.message)
+    }
+}
+
 /// The BMC the request reached, its faults applied; `Err` with the answer
 /// to give instead. `authenticated`: whether credentials are required.
-async fn admit(
-    req: &HttpRequest,
-    fleet: &Fleet,
-    authenticated: bool,
-) -> Result<Arc<Bmc>, HttpResponse> {
+async fn admit(req: &HttpRequest, fleet: &Fleet, authenticated: bool) -> Result<Arc<Bmc>, Refusal> {
     let local = req.app_config().local_addr();
     let Some(bmc) = fleet.by_address.get(&local).cloned() else {
-        return Err(error(
+        return Err(Refusal::new(
             StatusCode::NOT_FOUND,
             "ResourceMissingAtURI",
             "no BMC listens here",
@@ -127,11 +143,15 @@ async fn admit(
     match bmc.admit() {
         Verdict::Hang => {
             std::future::pending::<()>().await;
-            unreachable_answer()
+            Err(Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceTemporarilyUnavailable",
+                "hanging",
+            ))
         }
         Verdict::Fail { delay } => {
             tokio::time::sleep(delay).await;
-            Err(error(
+            Err(Refusal::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalError",
                 "ferric-sim: injected failure",
@@ -140,7 +160,7 @@ async fn admit(
         Verdict::Serve { delay } => {
             tokio::time::sleep(delay).await;
             if authenticated && !authorised(req, fleet, &bmc) {
-                return Err(error(
+                return Err(Refusal::new(
                     StatusCode::UNAUTHORIZED,
                     "InsufficientPrivilege",
                     "There are insufficient privileges for the account or credentials associated with the current session to perform the requested operation.",
@@ -151,18 +171,13 @@ async fn admit(
     }
 }
 
-/// What a hanging BMC would answer, were it ever to.
-fn unreachable_answer() -> Result<Arc<Bmc>, HttpResponse> {
-    Err(HttpResponse::ServiceUnavailable().finish())
-}
-
 /// Basic credentials of the BMC, or one of its session tokens.
 fn authorised(req: &HttpRequest, fleet: &Fleet, bmc: &Bmc) -> bool {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     if let Some(token) = header("X-Auth-Token") {
         return fleet.sessions(|s| {
             s.get(&bmc.index)
-                .is_some_and(|tokens| tokens.iter().any(|t| t == token))
+                .is_some_and(|open| open.iter().any(|(_, t)| t == token))
         });
     }
     let Some(basic) = header("Authorization").and_then(|h| h.strip_prefix("Basic ")) else {
@@ -181,7 +196,7 @@ fn link(path: &str) -> Value {
 async fn service_root(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
     let bmc = match admit(&req, &fleet, false).await {
         Ok(bmc) => bmc,
-        Err(answer) => return answer,
+        Err(refused) => return refused.answer(),
     };
     HttpResponse::Ok().json(json!({
         "@odata.type": "#ServiceRoot.v1_11_0.ServiceRoot",
@@ -220,14 +235,14 @@ async fn systems(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
             "Computer System Collection",
             &[SYSTEM],
         ),
-        Err(answer) => answer,
+        Err(refused) => refused.answer(),
     }
 }
 
 async fn system(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
     let bmc = match admit(&req, &fleet, true).await {
         Ok(bmc) => bmc,
-        Err(answer) => return answer,
+        Err(refused) => return refused.answer(),
     };
     let s = bmc.with(|s| s.clone());
     HttpResponse::Ok().json(json!({
@@ -259,14 +274,16 @@ async fn system(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
 
 /// The value of `key` in `boot` when it is one of `allowed`; `Err` with
 /// Redfish's answer when it is there but not allowed.
-fn boot_value(boot: &Value, key: &str, allowed: &[&str]) -> Result<Option<String>, HttpResponse> {
+fn boot_value(boot: &Value, key: &str, allowed: &[&str]) -> Result<Option<String>, Refusal> {
     match boot.get(key) {
         None => Ok(None),
         Some(Value::String(v)) if allowed.contains(&v.as_str()) => Ok(Some(v.clone())),
-        Some(other) => Err(error(
+        Some(other) => Err(Refusal::new(
             StatusCode::BAD_REQUEST,
             "PropertyValueNotInList",
-            &format!("The value {other} for the property {key} is not in the list of acceptable values."),
+            &format!(
+                "The value {other} for the property {key} is not in the list of acceptable values."
+            ),
         )),
     }
 }
@@ -278,7 +295,7 @@ async fn patch_system(
 ) -> HttpResponse {
     let bmc = match admit(&req, &fleet, true).await {
         Ok(bmc) => bmc,
-        Err(answer) => return answer,
+        Err(refused) => return refused.answer(),
     };
     let Some(boot) = body.get("Boot").filter(|b| b.is_object()) else {
         return error(
@@ -294,7 +311,9 @@ async fn patch_system(
     );
     let (target, enabled, mode) = match values {
         (Ok(t), Ok(e), Ok(m)) => (t, e, m),
-        (Err(answer), _, _) | (_, Err(answer), _) | (_, _, Err(answer)) => return answer,
+        (Err(refused), _, _) | (_, Err(refused), _) | (_, _, Err(refused)) => {
+            return refused.answer();
+        }
     };
     bmc.with(|s| {
         if let Some(t) = target {
@@ -313,7 +332,7 @@ async fn patch_system(
 async fn reset(req: HttpRequest, fleet: web::Data<Fleet>, body: web::Json<Value>) -> HttpResponse {
     let bmc = match admit(&req, &fleet, true).await {
         Ok(bmc) => bmc,
-        Err(answer) => return answer,
+        Err(refused) => return refused.answer(),
     };
     let kind = body["ResetType"].as_str().unwrap_or_default();
     match kind {
@@ -342,14 +361,14 @@ async fn reset(req: HttpRequest, fleet: web::Data<Fleet>, body: web::Json<Value>
 async fn managers(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
     match admit(&req, &fleet, true).await {
         Ok(_) => collection("/redfish/v1/Managers", "Manager Collection", &[MANAGER]),
-        Err(answer) => answer,
+        Err(refused) => refused.answer(),
     }
 }
 
 async fn manager(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
     let bmc = match admit(&req, &fleet, true).await {
         Ok(bmc) => bmc,
-        Err(answer) => return answer,
+        Err(refused) => return refused.answer(),
     };
     HttpResponse::Ok().json(json!({
         "@odata.type": "#Manager.v1_10_0.Manager",
@@ -370,14 +389,14 @@ async fn media_collection(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResp
             "Virtual Media Services",
             &[CD],
         ),
-        Err(answer) => answer,
+        Err(refused) => refused.answer(),
     }
 }
 
 async fn cd(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
     let bmc = match admit(&req, &fleet, true).await {
         Ok(bmc) => bmc,
-        Err(answer) => return answer,
+        Err(refused) => return refused.answer(),
     };
     let media = bmc.with(|s| s.media.clone());
     HttpResponse::Ok().json(json!({
@@ -406,7 +425,7 @@ async fn insert_media(
 ) -> HttpResponse {
     let bmc = match admit(&req, &fleet, true).await {
         Ok(bmc) => bmc,
-        Err(answer) => return answer,
+        Err(refused) => return refused.answer(),
     };
     let Some(image) = body["Image"].as_str().filter(|i| !i.is_empty()) else {
         return error(
@@ -429,7 +448,7 @@ async fn insert_media(
 async fn eject_media(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
     let bmc = match admit(&req, &fleet, true).await {
         Ok(bmc) => bmc,
-        Err(answer) => return answer,
+        Err(refused) => return refused.answer(),
     };
     bmc.with(|s| s.media = None);
     HttpResponse::NoContent().finish()
@@ -445,17 +464,24 @@ async fn session_service(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpRespo
             "SessionTimeout": 1800,
             "Sessions": link(SESSIONS),
         })),
-        Err(answer) => answer,
+        Err(refused) => refused.answer(),
     }
 }
 
 async fn session_list(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
     let bmc = match admit(&req, &fleet, true).await {
         Ok(bmc) => bmc,
-        Err(answer) => return answer,
+        Err(refused) => return refused.answer(),
     };
-    let count = fleet.sessions(|s| s.get(&bmc.index).map_or(0, Vec::len));
-    let ids: Vec<String> = (0..count).map(|n| format!("{SESSIONS}/{n}")).collect();
+    let ids: Vec<String> = fleet.sessions(|s| {
+        s.get(&bmc.index)
+            .map(|open| {
+                open.iter()
+                    .map(|(id, _)| format!("{SESSIONS}/{id}"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     collection(SESSIONS, "Session Collection", &ids)
 }
@@ -463,7 +489,7 @@ async fn session_list(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse
 async fn log_in(req: HttpRequest, fleet: web::Data<Fleet>, body: web::Json<Value>) -> HttpResponse {
     let bmc = match admit(&req, &fleet, false).await {
         Ok(bmc) => bmc,
-        Err(answer) => return answer,
+        Err(refused) => return refused.answer(),
     };
     if body["UserName"] != bmc.username.as_str() || body["Password"] != bmc.password.as_str() {
         return error(
@@ -473,11 +499,10 @@ async fn log_in(req: HttpRequest, fleet: web::Data<Fleet>, body: web::Json<Value
         );
     }
     let token = uuid::Uuid::new_v4().simple().to_string();
-    let id = fleet.sessions(|s| {
-        let tokens = s.entry(bmc.index).or_default();
-        tokens.push(token.clone());
-        tokens.len() - 1
-    });
+    let id = fleet
+        .next_session
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    fleet.sessions(|s| s.entry(bmc.index).or_default().push((id, token.clone())));
     let location = format!("{SESSIONS}/{id}");
     HttpResponse::Created()
         .insert_header(("X-Auth-Token", token))
@@ -488,17 +513,25 @@ async fn log_in(req: HttpRequest, fleet: web::Data<Fleet>, body: web::Json<Value
 async fn log_out(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
     let bmc = match admit(&req, &fleet, true).await {
         Ok(bmc) => bmc,
-        Err(answer) => return answer,
+        Err(refused) => return refused.answer(),
     };
-    // The token of the request ends; others stay.
-    if let Some(token) = req.headers().get("X-Auth-Token").and_then(|v| v.to_str().ok()) {
-        fleet.sessions(|s| {
-            if let Some(tokens) = s.get_mut(&bmc.index) {
-                tokens.retain(|t| t != token);
-            }
-        });
+    let id: Option<u64> = req.match_info().get("id").and_then(|id| id.parse().ok());
+    let closed = fleet.sessions(|s| {
+        s.get_mut(&bmc.index).is_some_and(|open| {
+            let before = open.len();
+            open.retain(|(sid, _)| Some(*sid) != id);
+            open.len() < before
+        })
+    });
+    if closed {
+        HttpResponse::NoContent().finish()
+    } else {
+        error(
+            StatusCode::NOT_FOUND,
+            "ResourceMissingAtURI",
+            &format!("The resource at the URI {} was not found.", req.path()),
+        )
     }
-    HttpResponse::NoContent().finish()
 }
 
 async fn not_found(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
@@ -508,6 +541,6 @@ async fn not_found(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
             "ResourceMissingAtURI",
             &format!("The resource at the URI {} was not found.", req.path()),
         ),
-        Err(answer) => answer,
+        Err(refused) => refused.answer(),
     }
 }

@@ -5,7 +5,7 @@
 //! IPMI BMC, `ipmi_sim`), `redfish::Emulator` (a real Redfish BMC,
 //! `sushy-emulator`), `ipa` (the real ironic-python-agent, confined to a
 //! loop device in its own namespaces), `signatures` (disk signatures planted
-//! and read back), `wait_until`.
+//! and read back), `sim` (ferric-sim's simulated BMCs), `wait_until`.
 
 pub mod app;
 pub mod balancer;
@@ -23,6 +23,7 @@ pub mod private_rabbit;
 pub mod process;
 pub mod redfish;
 pub mod signatures;
+pub mod sim;
 pub mod wait;
 
 pub use app::{Backend, TestApp, spawn_app, spawn_app_with};

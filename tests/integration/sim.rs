@@ -1,0 +1,182 @@
+//! `ferric-sim`'s simulated Redfish BMCs, judged by sushy (Ironic's own
+//! Redfish library, from PyPI) and driven by Ferric's `redfish` hardware
+//! type: power, boot devices and the faults the simulator injects.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::sim::Sim;
+use crate::helpers::{Backend, TestApp, spawn_app_with, wait_until};
+
+fn venv_python() -> std::path::PathBuf {
+    let venv = std::env::var("TEST_FERRIC_VENV").map_or_else(
+        |_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv"),
+        std::path::PathBuf::from,
+    );
+    venv.join("bin/python")
+}
+
+/// sushy logs in (a session), reads, powers on and off, sets a one-time
+/// PXE boot, inserts and ejects a virtual CD on each of five BMCs, and the
+/// control API shows each BMC holding what sushy set; a wrong password is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sushy_drives_every_simulated_bmc() {
+    let sim = Sim::start(5);
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sim_sushy.py");
+    let out = tokio::process::Command::new(venv_python())
+        .arg(script)
+        .arg(&sim.manifest)
+        .arg(&sim.control)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bmcs = report["bmcs"].as_array().unwrap();
+    assert_eq!(bmcs.len(), 5, "{report}");
+    for (i, bmc) in bmcs.iter().enumerate() {
+        assert_eq!(bmc["power_changes"], 2, "{bmc}");
+        assert_eq!(bmc["uuid"], format!("5f2c1d3e-0000-4000-8001-{i:012x}"));
+    }
+    assert_eq!(sim.stats().await["powered_on"], 0);
+}
+
+async fn redfish_app() -> TestApp {
+    spawn_app_with(Backend::Sqlite, |s| {
+        s.conductor.enabled_hardware_types = vec!["redfish".into()];
+        s.conductor.sync_power_state_interval_secs = 0;
+        s.redfish.connection_attempts = 1;
+        s.redfish.read_timeout_secs = 2;
+        s.redfish.server_side_retries = 1;
+        s.redfish.server_side_retries_delay_secs = 1;
+    })
+    .await
+}
+
+async fn enroll(app: &TestApp, sim: &Sim, i: usize) -> String {
+    let created = app
+        .post(
+            "/v1/nodes",
+            json!({"driver": "redfish", "name": format!("sim{i}"), "driver_info": sim.driver_info(i)}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    created.json()["uuid"].as_str().unwrap().to_owned()
+}
+
+/// Fifty simulated machines powered on at once through Ferric, every BMC
+/// on; a boot device lands on its BMC; a BMC that fails every request and
+/// one that hangs each give their node a clear `last_error` and change
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferric_powers_a_simulated_fleet_and_reports_its_faults() {
+    const N: usize = 50;
+    let sim = Sim::start(N);
+    let app = redfish_app().await;
+    let mut nodes = Vec::new();
+    for i in 0..N {
+        nodes.push(enroll(&app, &sim, i).await);
+    }
+    let paths: Vec<String> = nodes
+        .iter()
+        .map(|uuid| format!("/v1/nodes/{uuid}/states/power"))
+        .collect();
+    let accepted = join_all(
+        paths
+            .iter()
+            .map(|path| app.put(path, json!({"target": "power on"}))),
+    )
+    .await;
+    assert!(accepted.iter().all(|r| r.status == StatusCode::ACCEPTED));
+    wait_until(Duration::from_secs(60), "every node on", || async {
+        let list = app
+            .get("/v1/nodes?fields=power_state,target_power_state,last_error&limit=100")
+            .await
+            .json();
+        let nodes = list["nodes"].as_array().cloned().unwrap_or_default();
+        let failed: Vec<&Value> = nodes
+            .iter()
+            .filter(|n| !n["last_error"].is_null())
+            .collect();
+        assert!(failed.is_empty(), "{failed:?}");
+        nodes
+            .iter()
+            .all(|n| n["power_state"] == "power on" && n["target_power_state"].is_null())
+            .then_some(())
+    })
+    .await;
+    assert_eq!(sim.stats().await["powered_on"], N);
+
+    let set = app
+        .put(
+            &format!("/v1/nodes/{}/management/boot_device", nodes[0]),
+            json!({"boot_device": "pxe", "persistent": false}),
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::NO_CONTENT, "{}", set.text);
+    let state = sim.state(0).await;
+    assert_eq!(
+        (
+            state["boot_target"].as_str(),
+            state["boot_enabled"].as_str()
+        ),
+        (Some("Pxe"), Some("Once")),
+        "{state}"
+    );
+
+    // A BMC answering 500 to everything.
+    sim.set(1, json!({"error_rate": 1.0})).await;
+    let failed = app.power(&nodes[1], "power off", 30).await;
+    let error = failed["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with(
+            "Failed to change power state to 'power off': Redfish exception occurred."
+        ) && error.contains("returned code 500")
+            && error.contains("ferric-sim: injected failure"),
+        "{error}"
+    );
+    assert_eq!(sim.state(1).await["power_on"], true);
+
+    // A BMC that never answers: the read timeout ends the wait.
+    sim.set(2, json!({"hang": true})).await;
+    let started = std::time::Instant::now();
+    let failed = app.power(&nodes[2], "power off", 30).await;
+    let error = failed["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("Redfish connection failed for node"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(sim.state(2).await["power_on"], true);
+    app.stop().await;
+}
+
+/// The simulator refuses any address but loopback before it listens.
+#[tokio::test]
+async fn the_simulator_listens_on_loopback_only() {
+    for args in [["--address", "192.0.2.1"], ["--control", "0.0.0.0:0"]] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferric-sim"))
+            .args(args)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("loopback addresses only"), "{stderr}");
+    }
+}
