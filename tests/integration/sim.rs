@@ -1,6 +1,7 @@
-//! `ferric-sim`'s simulated Redfish BMCs, judged by sushy (Ironic's own
-//! Redfish library, from PyPI) and driven by Ferric's `redfish` hardware
-//! type: power, boot devices and the faults the simulator injects.
+//! `ferric-sim`'s simulated BMCs, judged by the real clients — sushy
+//! (Ironic's own Redfish library, from PyPI) and `ipmitool` — and driven by
+//! Ferric's `redfish` and `ipmi` hardware types: power, boot devices and
+//! the faults the simulator injects.
 
 use std::time::Duration;
 
@@ -179,4 +180,151 @@ async fn the_simulator_listens_on_loopback_only() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("loopback addresses only"), "{stderr}");
     }
+}
+
+/// `ipmitool -I lanplus -C 3` against three simulated IPMI BMCs: power on
+/// and status, a one-time PXE boot in UEFI mode, the boot flags read back,
+/// `mc info`; each BMC holds what ipmitool set. A wrong password and
+/// cipher suite 17 open no session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipmitool_drives_every_simulated_ipmi_bmc() {
+    let sim = Sim::start_with(0, 3);
+    for i in 0..3 {
+        let run = |args: &'static [&'static str]| sim.ipmitool(i, "3", "password", args);
+        assert_eq!(
+            run(&["chassis", "power", "status"]).await,
+            (true, "Chassis Power is off".into())
+        );
+        assert_eq!(
+            run(&["chassis", "power", "on"]).await,
+            (true, "Chassis Power Control: Up/On".into())
+        );
+        assert_eq!(
+            run(&["chassis", "power", "status"]).await,
+            (true, "Chassis Power is on".into())
+        );
+        let (ok, set) = run(&["chassis", "bootdev", "pxe", "options=efiboot"]).await;
+        assert!(ok && set.contains("Set Boot Device to pxe"), "{set}");
+        let (ok, flags) = run(&["chassis", "bootparam", "get", "5"]).await;
+        assert!(
+            ok && flags.contains("Force PXE") && flags.contains("BIOS EFI boot"),
+            "{flags}"
+        );
+        let (ok, info) = run(&["mc", "info"]).await;
+        assert!(
+            ok && info.contains("IPMI Version              : 2.0"),
+            "{info}"
+        );
+        let state = sim.state(i).await;
+        assert_eq!(state["power_on"], true, "{state}");
+        assert_eq!(
+            (
+                state["boot_target"].as_str(),
+                state["boot_enabled"].as_str(),
+                state["boot_mode"].as_str()
+            ),
+            (Some("Pxe"), Some("Once"), Some("UEFI")),
+            "{state}"
+        );
+    }
+    let (ok, refused) = sim
+        .ipmitool(0, "3", "not-the-password", &["chassis", "power", "off"])
+        .await;
+    assert!(!ok, "{refused}");
+    let (ok, refused) = sim
+        .ipmitool(0, "17", "password", &["chassis", "power", "off"])
+        .await;
+    assert!(
+        !ok && refused.contains("invalid confidentiality algorithm"),
+        "{refused}"
+    );
+    assert_eq!(
+        sim.state(0).await["power_on"],
+        true,
+        "a refused session changed nothing"
+    );
+}
+
+/// Ferric's `ipmi` hardware type (ipmi-rs, RMCP+) on twenty simulated
+/// machines: all powered on at once, a boot device set, and a BMC that
+/// drops every datagram fails its node's power action clearly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferric_powers_simulated_ipmi_machines() {
+    const N: usize = 20;
+    let sim = Sim::start_with(0, N);
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.conductor.enabled_hardware_types = vec!["ipmi".into()];
+        s.conductor.sync_power_state_interval_secs = 0;
+        s.ipmi.command_retry_timeout_secs = 2;
+        s.ipmi.reply_timeout_ms = 500;
+        s.ipmi.min_command_interval_ms = 0;
+    })
+    .await;
+    let mut nodes = Vec::new();
+    for i in 0..N {
+        let created = app
+            .post(
+                "/v1/nodes",
+                json!({"driver": "ipmi", "driver_info": sim.driver_info(i)}),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+        nodes.push(created.json()["uuid"].as_str().unwrap().to_owned());
+    }
+    let paths: Vec<String> = nodes
+        .iter()
+        .map(|uuid| format!("/v1/nodes/{uuid}/states/power"))
+        .collect();
+    let accepted = join_all(
+        paths
+            .iter()
+            .map(|path| app.put(path, json!({"target": "power on"}))),
+    )
+    .await;
+    assert!(accepted.iter().all(|r| r.status == StatusCode::ACCEPTED));
+    wait_until(Duration::from_secs(60), "every node on", || async {
+        let list = app
+            .get("/v1/nodes?fields=power_state,target_power_state,last_error&limit=100")
+            .await
+            .json();
+        let nodes = list["nodes"].as_array().cloned().unwrap_or_default();
+        let failed: Vec<&Value> = nodes
+            .iter()
+            .filter(|n| !n["last_error"].is_null())
+            .collect();
+        assert!(failed.is_empty(), "{failed:?}");
+        nodes
+            .iter()
+            .all(|n| n["power_state"] == "power on" && n["target_power_state"].is_null())
+            .then_some(())
+    })
+    .await;
+    assert_eq!(sim.stats().await["powered_on"], N);
+
+    let set = app
+        .put(
+            &format!("/v1/nodes/{}/management/boot_device", nodes[0]),
+            json!({"boot_device": "pxe", "persistent": true}),
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::NO_CONTENT, "{}", set.text);
+    let state = sim.state(0).await;
+    assert_eq!(
+        (
+            state["boot_target"].as_str(),
+            state["boot_enabled"].as_str()
+        ),
+        (Some("Pxe"), Some("Continuous")),
+        "{state}"
+    );
+
+    sim.set(1, json!({"error_rate": 1.0})).await;
+    let failed = app.power(&nodes[1], "power off", 30).await;
+    let error = failed["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("Failed to change power state to 'power off'"),
+        "{error}"
+    );
+    assert_eq!(sim.state(1).await["power_on"], true);
+    app.stop().await;
 }

@@ -1,8 +1,9 @@
 //! `ferric-sim`: a fleet of simulated machines in one process, for tests,
-//! benchmarks and operators' rehearsals — thousands of Redfish BMCs, each
-//! on its own loopback address and port, with its own credentials, power
-//! state, boot override and virtual CD, and faults on demand (latency, an
-//! error rate, hanging), steered through a small control API.
+//! benchmarks and operators' rehearsals — thousands of BMCs speaking
+//! Redfish (HTTP) or IPMI 2.0 (RMCP+ over UDP, cipher suite 3), each on its
+//! own loopback address and port, with its own credentials, power state,
+//! boot override and virtual CD, and faults on demand (latency, an error
+//! rate, hanging), steered through a small control API.
 //!
 //! Invariants: it listens on loopback addresses only (checked before any
 //! socket is opened) and never connects anywhere; the manifest it writes
@@ -10,7 +11,9 @@
 
 mod control;
 mod fleet;
+mod ipmi;
 mod redfish;
+mod rmcp;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -26,12 +29,19 @@ use crate::fleet::{Bmc, Faults};
 #[derive(Parser)]
 #[command(
     name = "ferric-sim",
-    about = "Simulated machines' BMCs on loopback (Redfish), for tests and rehearsals"
+    about = "Simulated machines' BMCs on loopback (Redfish, IPMI), for tests and rehearsals"
 )]
 struct Cli {
     /// How many Redfish BMCs.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 0)]
     redfish: usize,
+    /// How many IPMI BMCs (UDP; `ipmitool -I lanplus -C 3`).
+    #[arg(long, default_value_t = 0)]
+    ipmi: usize,
+    /// The first IPMI BMC's port; IPMI BMC n listens on port + n (with
+    /// `--spread`: 127.2.x.y, every one on this port).
+    #[arg(long, default_value_t = 30000)]
+    ipmi_first_port: u16,
     /// The loopback address the BMCs listen on.
     #[arg(long, default_value = "127.0.0.1")]
     address: IpAddr,
@@ -65,24 +75,22 @@ struct Cli {
     workers: usize,
 }
 
-/// BMC `index`'s address.
-fn address_of(cli: &Cli, index: usize) -> anyhow::Result<SocketAddr> {
+/// The address of the `index`th BMC of a kind: with `spread`, its own
+/// 127.`net`.x.y on `first_port`, else `address` on `first_port + index`.
+fn address_of(cli: &Cli, net: u8, first_port: u16, index: usize) -> anyhow::Result<SocketAddr> {
     if cli.spread {
-        // 127.1.0.1 … 127.1.0.250, 127.1.1.1 …: never .0 or .255.
+        // 127.net.0.1 … 127.net.0.250, 127.net.1.1 …: never .0 or .255.
         let (high, low) = (index / 250, index % 250 + 1);
-        let high = u8::try_from(high).context("--spread serves at most 64,000 BMCs")?;
+        let high = u8::try_from(high).context("--spread serves at most 64,000 BMCs of a kind")?;
         #[allow(clippy::cast_possible_truncation)]
-        let ip = Ipv4Addr::new(127, 1, high, low as u8);
-        return Ok(SocketAddr::new(IpAddr::V4(ip), cli.first_port));
+        let ip = Ipv4Addr::new(127, net, high, low as u8);
+        return Ok(SocketAddr::new(IpAddr::V4(ip), first_port));
     }
-    let port = u16::try_from(usize::from(cli.first_port) + index)
+    let port = u16::try_from(usize::from(first_port) + index)
         .ok()
         .filter(|p| *p != 0)
         .with_context(|| {
-            format!(
-                "{} BMCs from port {} run past port 65535 (use --spread)",
-                cli.redfish, cli.first_port
-            )
+            format!("BMCs from port {first_port} run past port 65535 (use --spread)")
         })?;
     Ok(SocketAddr::new(cli.address, port))
 }
@@ -94,33 +102,69 @@ fn check(cli: &Cli) -> anyhow::Result<()> {
     if !(0.0..=1.0).contains(&cli.error_rate) {
         bail!("--error-rate must be between 0 and 1");
     }
-    if cli.redfish == 0 {
-        bail!("--redfish must be at least 1");
+    if cli.redfish + cli.ipmi == 0 {
+        bail!("no BMCs: give --redfish N and/or --ipmi N");
     }
     Ok(())
+}
+
+/// Raises the open-file limit to what `bmcs` listeners and a connection
+/// to each need (root may raise the hard limit too); what it is after.
+fn raise_file_limit(bmcs: usize) -> u64 {
+    let wanted = (bmcs as u64).saturating_mul(2).saturating_add(1024);
+    let Ok((soft, hard)) = rlimit::Resource::NOFILE.get() else {
+        return 0;
+    };
+    if soft >= wanted {
+        return soft;
+    }
+    if rlimit::Resource::NOFILE
+        .set(wanted, hard.max(wanted))
+        .is_ok()
+    {
+        return wanted;
+    }
+    rlimit::increase_nofile_limit(wanted).unwrap_or(soft)
 }
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     check(&cli)?;
+    let files = raise_file_limit(cli.redfish + cli.ipmi);
+    if files < (cli.redfish as u64).saturating_mul(2) {
+        #[expect(clippy::print_stderr, reason = "a warning before anything serves")]
+        {
+            eprintln!(
+                "ferric-sim: the open-file limit ({files}) is below two per BMC: connections may be refused"
+            );
+        }
+    }
     let faults = Faults {
         latency_ms: cli.latency_ms,
         error_rate: cli.error_rate,
         hang: false,
     };
-    let mut bmcs = Vec::with_capacity(cli.redfish);
-    for index in 0..cli.redfish {
-        let bmc = Bmc::new(
-            index,
-            address_of(&cli, index)?,
-            &cli.username,
-            &cli.password,
-        );
+    // Redfish BMCs first, then IPMI ones; one index across both.
+    let mut bmcs = Vec::with_capacity(cli.redfish + cli.ipmi);
+    for n in 0..cli.redfish + cli.ipmi {
+        let address = if n < cli.redfish {
+            address_of(&cli, 1, cli.first_port, n)?
+        } else {
+            address_of(&cli, 2, cli.ipmi_first_port, n - cli.redfish)?
+        };
+        let bmc = Bmc::new(n, address, &cli.username, &cli.password);
         bmc.with(|s| s.faults = faults.clone());
         bmcs.push(Arc::new(bmc));
     }
-    let fleet = web::Data::new(redfish::Fleet::new(&bmcs));
+    let (redfish_bmcs, ipmi_bmcs) = bmcs.split_at(cli.redfish);
+    for bmc in ipmi_bmcs {
+        let socket = tokio::net::UdpSocket::bind(bmc.address)
+            .await
+            .with_context(|| format!("BMC {} cannot listen on udp {}", bmc.index, bmc.address))?;
+        actix_web::rt::spawn(ipmi::serve(bmc.clone(), socket));
+    }
+    let fleet = web::Data::new(redfish::Fleet::new(redfish_bmcs));
     let mut server = HttpServer::new({
         let fleet = fleet.clone();
         move || {
@@ -131,7 +175,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .workers(cli.workers.max(1))
     .backlog(1024);
-    for bmc in &bmcs {
+    for bmc in redfish_bmcs {
         server = server
             .bind(bmc.address)
             .with_context(|| format!("BMC {} cannot listen on {}", bmc.index, bmc.address))?;
@@ -150,16 +194,23 @@ async fn main() -> anyhow::Result<()> {
         .first()
         .copied()
         .context("the control API has no address")?;
-    let bmcs_server = server.run();
+    // Without Redfish BMCs there is no HTTP server to run for them.
+    let bmcs_server = (!redfish_bmcs.is_empty()).then(|| server.run());
     let control_server = control_server.run();
     if let Some(path) = &cli.manifest {
         let manifest: Vec<_> = bmcs
             .iter()
             .map(|b| {
+                let (protocol, address) = if b.index < cli.redfish {
+                    ("redfish", format!("http://{}", b.address))
+                } else {
+                    ("ipmi", b.address.ip().to_string())
+                };
                 json!({
                     "index": b.index,
-                    "protocol": "redfish",
-                    "address": format!("http://{}", b.address),
+                    "protocol": protocol,
+                    "address": address,
+                    "port": b.address.port(),
                     "username": b.username,
                     "password": b.password,
                 })
@@ -170,15 +221,21 @@ async fn main() -> anyhow::Result<()> {
     }
     let ready = json!({
         "control": format!("http://{control_addr}"),
-        "redfish": bmcs.len(),
-        "first": bmcs.first().map(|b| b.address.to_string()),
+        "redfish": cli.redfish,
+        "ipmi": cli.ipmi,
     });
     #[expect(clippy::print_stdout, reason = "the line a caller waits for")]
     {
         println!("{ready}");
     }
-    let (served, controlled) = futures_util::future::join(bmcs_server, control_server).await;
-    served?;
-    controlled?;
+    match bmcs_server {
+        Some(bmcs_server) => {
+            let (served, controlled) =
+                futures_util::future::join(bmcs_server, control_server).await;
+            served?;
+            controlled?;
+        }
+        None => control_server.await?,
+    }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! `ferric-sim` as a process: a fleet of simulated Redfish BMCs, each on
-//! its own 127.1.x.y address (`--spread`), the control API to read what a
-//! BMC holds and to give it faults; killed on drop.
+//! `ferric-sim` as a process: a fleet of simulated BMCs — Redfish ones on
+//! 127.1.x.y, IPMI ones on 127.2.x.y (`--spread`), one address each — the
+//! control API to read what a BMC holds and to give it faults; killed on
+//! drop.
 
 use std::io::BufRead as _;
 use std::process::{Child, Command, Stdio};
@@ -18,20 +19,27 @@ pub struct Sim {
 impl Sim {
     /// `n` Redfish BMCs (user `admin`, password `password`), once all listen.
     pub fn start(n: usize) -> Sim {
-        Sim::start_with(n, &[])
+        Sim::start_with(n, 0)
     }
 
-    /// [`Sim::start`] with more `ferric-sim` flags.
-    pub fn start_with(n: usize, args: &[&str]) -> Sim {
+    /// `redfish` Redfish BMCs (indexes first) and `ipmi` IPMI ones.
+    pub fn start_with(redfish: usize, ipmi: usize) -> Sim {
+        let n = redfish + ipmi;
         let dir = tempfile::tempdir().unwrap();
         let manifest = dir.path().join("bmcs.json");
         let port = super::process::free_port();
+        let udp_port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferric-sim"))
-            .args(["--redfish", &n.to_string(), "--spread"])
+            .args(["--redfish", &redfish.to_string()])
+            .args(["--ipmi", &ipmi.to_string(), "--spread"])
             .args(["--first-port", &port.to_string()])
+            .args(["--ipmi-first-port", &udp_port.to_string()])
             .arg("--manifest")
             .arg(&manifest)
-            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -54,13 +62,49 @@ impl Sim {
         }
     }
 
-    /// `driver_info` of a `redfish` node managed by BMC `i`.
+    /// `driver_info` of a node managed by BMC `i` (`redfish` or `ipmi`).
     pub fn driver_info(&self, i: usize) -> Value {
+        let bmc = &self.bmcs[i];
+        if bmc["protocol"] == "ipmi" {
+            return json!({
+                "ipmi_address": bmc["address"],
+                "ipmi_port": bmc["port"],
+                "ipmi_username": bmc["username"],
+                "ipmi_password": bmc["password"],
+            });
+        }
         json!({
-            "redfish_address": self.bmcs[i]["address"],
-            "redfish_username": self.bmcs[i]["username"],
-            "redfish_password": self.bmcs[i]["password"],
+            "redfish_address": bmc["address"],
+            "redfish_username": bmc["username"],
+            "redfish_password": bmc["password"],
         })
+    }
+
+    /// `ipmitool -I lanplus -C <suite>` against BMC `i` with `password`:
+    /// whether it succeeded, and what it printed (stdout, then stderr).
+    pub async fn ipmitool(
+        &self,
+        i: usize,
+        suite: &str,
+        password: &str,
+        args: &[&str],
+    ) -> (bool, String) {
+        let bmc = &self.bmcs[i];
+        let out = tokio::process::Command::new("ipmitool")
+            .args(["-I", "lanplus", "-C", suite, "-N", "1", "-R", "1"])
+            .args(["-H", bmc["address"].as_str().unwrap()])
+            .args(["-p", &bmc["port"].to_string()])
+            .args(["-U", bmc["username"].as_str().unwrap(), "-P", password])
+            .args(args)
+            .output()
+            .await
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text.trim().to_owned())
     }
 
     /// What BMC `i` holds (`power_on`, `boot_target`, `media`, `requests`…).
