@@ -29,30 +29,44 @@ use ferric_conductor::context::Context;
 use ferric_conductor::power_sync::PowerSync;
 use serde_json::{Value, json};
 
+/// BMCs per simulator process.
+const SHARD: usize = 5000;
+
 async fn run(kind: &str, n: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("bmcs.json");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
+    // One simulator per 5,000 BMCs: each keeps a listener and a connection
+    // per Redfish BMC within an open-file limit of 20,000.
     let started = Instant::now();
-    let mut sim = Command::new(env!("CARGO_BIN_EXE_ferric-sim"))
-        .args([format!("--{kind}"), n.to_string(), "--spread".into()])
-        .args(["--first-port", &port.to_string()])
-        .args(["--ipmi-first-port", &port.to_string()])
-        .arg("--manifest")
-        .arg(&manifest)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    std::io::BufReader::new(sim.stdout.take().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
+    let mut sims = Vec::new();
+    let mut bmcs: Vec<Value> = Vec::new();
+    for (shard, first) in (0..n).step_by(SHARD).enumerate() {
+        let count = SHARD.min(n - first);
+        let manifest = dir.path().join(format!("bmcs-{shard}.json"));
+        let mut sim = Command::new(env!("CARGO_BIN_EXE_ferric-sim"))
+            .args([format!("--{kind}"), count.to_string(), "--spread".into()])
+            .args(["--first-index", &first.to_string()])
+            .args(["--first-port", &port.to_string()])
+            .args(["--ipmi-first-port", &port.to_string()])
+            .arg("--manifest")
+            .arg(&manifest)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        std::io::BufReader::new(sim.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        let listed: Vec<Value> =
+            serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+        bmcs.extend(listed);
+        sims.push(sim);
+    }
     let up = started.elapsed();
-    let bmcs: Vec<Value> = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
 
     let data = tempfile::tempdir().unwrap();
     let mut settings = Settings {
@@ -98,9 +112,10 @@ async fn run(kind: &str, n: usize) {
     let warm = sync.sweep().await.unwrap();
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     println!(
-        "{kind} power sync, {n} nodes on {n} ferric-sim BMCs (up in {:.2} s, enrolled in {:.1} s): \
+        "{kind} power sync, {n} nodes on {n} ferric-sim BMCs in {} process(es) (up in {:.2} s, enrolled in {:.1} s): \
          cold sweep {:.2} s ({:.0} nodes/s; {} checked, {} recorded, {} failed), \
          warm sweep {:.2} s ({:.0} nodes/s; {} matched, {} failed)",
+        sims.len(),
         up.as_secs_f64(),
         enrolled.as_secs_f64(),
         cold.elapsed.as_secs_f64(),
@@ -114,8 +129,10 @@ async fn run(kind: &str, n: usize) {
         warm.failed,
     );
     app.shutdown().await;
-    let _ = sim.kill();
-    let _ = sim.wait();
+    for mut sim in sims {
+        let _ = sim.kill();
+        let _ = sim.wait();
+    }
 }
 
 fn main() {

@@ -8,15 +8,21 @@
 
 use std::sync::Arc;
 
-use actix_web::{HttpResponse, web};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse as _, Response};
+use axum::routing::{get, patch};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::fleet::{Bmc, Faults};
 
-/// The BMCs, by index.
-pub struct Control {
-    pub bmcs: Vec<Arc<Bmc>>,
+/// The BMCs, and the index of the first.
+type Bmcs = Arc<(Vec<Arc<Bmc>>, usize)>;
+
+fn bmc(bmcs: &Bmcs, index: usize) -> Option<&Arc<Bmc>> {
+    bmcs.0.get(index.checked_sub(bmcs.1)?)
 }
 
 /// A change to one BMC or all of them.
@@ -30,15 +36,22 @@ struct Change {
     power: Option<String>,
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/bmcs/{index}", web::get().to(show))
-        .route("/bmcs/{index}", web::patch().to(change_one))
-        .route("/bmcs", web::patch().to(change_all))
-        .route("/stats", web::get().to(stats));
+/// Serves the control API on `listener` until the process ends.
+pub async fn serve(bmcs: Vec<Arc<Bmc>>, first_index: usize, listener: tokio::net::TcpListener) {
+    let routes = axum::Router::new()
+        .route("/bmcs/{index}", get(show).patch(change_one))
+        .route("/bmcs", patch(change_all))
+        .route("/stats", get(stats))
+        .with_state(Arc::new((bmcs, first_index)));
+    let _ = axum::serve(listener, routes).await;
 }
 
-fn bad(message: &str) -> HttpResponse {
-    HttpResponse::BadRequest().json(json!({"error": message}))
+fn answer(status: StatusCode, body: Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+fn bad(message: &str) -> Response {
+    answer(StatusCode::BAD_REQUEST, json!({"error": message}))
 }
 
 /// Checks a change; the faults it leads to from `current`, and the power.
@@ -75,59 +88,65 @@ fn update(bmc: &Bmc, change: &Change) -> Result<(), String> {
     Ok(())
 }
 
-fn missing(index: usize) -> HttpResponse {
-    HttpResponse::NotFound().json(json!({"error": format!("no BMC {index}")}))
+fn missing(index: usize) -> Response {
+    answer(
+        StatusCode::NOT_FOUND,
+        json!({"error": format!("no BMC {index}")}),
+    )
 }
 
-async fn show(control: web::Data<Control>, index: web::Path<usize>) -> HttpResponse {
-    match control.bmcs.get(*index) {
-        Some(bmc) => HttpResponse::Ok().json(bmc.report()),
-        None => missing(*index),
+async fn show(State(bmcs): State<Bmcs>, Path(index): Path<usize>) -> Response {
+    match bmc(&bmcs, index) {
+        Some(bmc) => answer(StatusCode::OK, bmc.report()),
+        None => missing(index),
     }
 }
 
 async fn change_one(
-    control: web::Data<Control>,
-    index: web::Path<usize>,
-    change: web::Json<Change>,
-) -> HttpResponse {
-    let Some(bmc) = control.bmcs.get(*index) else {
-        return missing(*index);
+    State(bmcs): State<Bmcs>,
+    Path(index): Path<usize>,
+    Json(change): Json<Change>,
+) -> Response {
+    let Some(found) = bmc(&bmcs, index) else {
+        return missing(index);
     };
-    match update(bmc, &change) {
-        Ok(()) => HttpResponse::Ok().json(bmc.report()),
+    match update(found, &change) {
+        Ok(()) => answer(StatusCode::OK, found.report()),
         Err(message) => bad(&message),
     }
 }
 
-async fn change_all(control: web::Data<Control>, change: web::Json<Change>) -> HttpResponse {
+async fn change_all(State(bmcs): State<Bmcs>, Json(change): Json<Change>) -> Response {
     // Checked once before any BMC changes.
     if let Err(message) = apply(&change, &Faults::default()) {
         return bad(&message);
     }
-    for bmc in &control.bmcs {
-        if let Err(message) = update(bmc, &change) {
+    for each in &bmcs.0 {
+        if let Err(message) = update(each, &change) {
             return bad(&message);
         }
     }
-    HttpResponse::Ok().json(json!({"changed": control.bmcs.len()}))
+    answer(StatusCode::OK, json!({"changed": bmcs.0.len()}))
 }
 
-async fn stats(control: web::Data<Control>) -> HttpResponse {
+async fn stats(State(bmcs): State<Bmcs>) -> Response {
     let (mut requests, mut errors, mut on) = (0_u64, 0_u64, 0_usize);
-    for bmc in &control.bmcs {
-        bmc.with(|s| {
+    for each in &bmcs.0 {
+        each.with(|s| {
             requests += s.requests;
             errors += s.injected_errors;
             on += usize::from(s.power_on);
         });
     }
-    HttpResponse::Ok().json(json!({
-        "bmcs": control.bmcs.len(),
-        "requests": requests,
-        "injected_errors": errors,
-        "powered_on": on,
-    }))
+    answer(
+        StatusCode::OK,
+        json!({
+            "bmcs": bmcs.0.len(),
+            "requests": requests,
+            "injected_errors": errors,
+            "powered_on": on,
+        }),
+    )
 }
 
 #[cfg(test)]

@@ -19,7 +19,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use actix_web::{App, HttpServer, web};
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use serde_json::json;
@@ -73,6 +72,11 @@ struct Cli {
     /// Worker threads serving the BMCs.
     #[arg(long, default_value_t = 1)]
     workers: usize,
+    /// Number the BMCs from here (and, with `--spread`, address them so):
+    /// several simulators then make one fleet without overlapping, each
+    /// within its own open-file limit.
+    #[arg(long, default_value_t = 0)]
+    first_index: usize,
 }
 
 /// The address of the `index`th BMC of a kind: with `spread`, its own
@@ -127,16 +131,27 @@ fn raise_file_limit(bmcs: usize) -> u64 {
     rlimit::increase_nofile_limit(wanted).unwrap_or(soft)
 }
 
-#[actix_web::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     check(&cli)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.workers.max(1))
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    // A Redfish BMC holds a listener and a client's connection.
+    let needed = (cli.redfish as u64 * 2).saturating_add(cli.ipmi as u64 + 64);
     let files = raise_file_limit(cli.redfish + cli.ipmi);
-    if files < (cli.redfish as u64).saturating_mul(2) {
+    if files < needed {
         #[expect(clippy::print_stderr, reason = "a warning before anything serves")]
         {
             eprintln!(
-                "ferric-sim: the open-file limit ({files}) is below two per BMC: connections may be refused"
+                "ferric-sim: the open-file limit ({files}) is below the {needed} files these BMCs need: \
+                 connections will wait (split the fleet with --first-index)"
             );
         }
     }
@@ -149,59 +164,42 @@ async fn main() -> anyhow::Result<()> {
     let mut bmcs = Vec::with_capacity(cli.redfish + cli.ipmi);
     for n in 0..cli.redfish + cli.ipmi {
         let address = if n < cli.redfish {
-            address_of(&cli, 1, cli.first_port, n)?
+            address_of(&cli, 1, cli.first_port, cli.first_index + n)?
         } else {
-            address_of(&cli, 2, cli.ipmi_first_port, n - cli.redfish)?
+            address_of(
+                &cli,
+                2,
+                cli.ipmi_first_port,
+                cli.first_index + n - cli.redfish,
+            )?
         };
-        let bmc = Bmc::new(n, address, &cli.username, &cli.password);
+        let bmc = Bmc::new(cli.first_index + n, address, &cli.username, &cli.password);
         bmc.with(|s| s.faults = faults.clone());
         bmcs.push(Arc::new(bmc));
     }
     let (redfish_bmcs, ipmi_bmcs) = bmcs.split_at(cli.redfish);
+    // Every socket is bound before the manifest and the ready line.
+    for bmc in redfish_bmcs {
+        let listener = tokio::net::TcpListener::bind(bmc.address)
+            .await
+            .with_context(|| format!("BMC {} cannot listen on {}", bmc.index, bmc.address))?;
+        tokio::spawn(redfish::serve(bmc.clone(), listener));
+    }
     for bmc in ipmi_bmcs {
         let socket = tokio::net::UdpSocket::bind(bmc.address)
             .await
             .with_context(|| format!("BMC {} cannot listen on udp {}", bmc.index, bmc.address))?;
-        actix_web::rt::spawn(ipmi::serve(bmc.clone(), socket));
+        tokio::spawn(ipmi::serve(bmc.clone(), socket));
     }
-    let fleet = web::Data::new(redfish::Fleet::new(redfish_bmcs));
-    let mut server = HttpServer::new({
-        let fleet = fleet.clone();
-        move || {
-            App::new()
-                .app_data(fleet.clone())
-                .configure(redfish::routes)
-        }
-    })
-    .workers(cli.workers.max(1))
-    .backlog(1024);
-    for bmc in redfish_bmcs {
-        server = server
-            .bind(bmc.address)
-            .with_context(|| format!("BMC {} cannot listen on {}", bmc.index, bmc.address))?;
-    }
-    let control = web::Data::new(control::Control { bmcs: bmcs.clone() });
-    let control_server = HttpServer::new(move || {
-        App::new()
-            .app_data(control.clone())
-            .configure(control::routes)
-    })
-    .workers(1)
-    .bind(cli.control)
-    .with_context(|| format!("the control API cannot listen on {}", cli.control))?;
-    let control_addr = control_server
-        .addrs()
-        .first()
-        .copied()
-        .context("the control API has no address")?;
-    // Without Redfish BMCs there is no HTTP server to run for them.
-    let bmcs_server = (!redfish_bmcs.is_empty()).then(|| server.run());
-    let control_server = control_server.run();
+    let control = tokio::net::TcpListener::bind(cli.control)
+        .await
+        .with_context(|| format!("the control API cannot listen on {}", cli.control))?;
+    let control_addr = control.local_addr()?;
     if let Some(path) = &cli.manifest {
         let manifest: Vec<_> = bmcs
             .iter()
             .map(|b| {
-                let (protocol, address) = if b.index < cli.redfish {
+                let (protocol, address) = if b.index < cli.first_index + cli.redfish {
                     ("redfish", format!("http://{}", b.address))
                 } else {
                     ("ipmi", b.address.ip().to_string())
@@ -228,14 +226,6 @@ async fn main() -> anyhow::Result<()> {
     {
         println!("{ready}");
     }
-    match bmcs_server {
-        Some(bmcs_server) => {
-            let (served, controlled) =
-                futures_util::future::join(bmcs_server, control_server).await;
-            served?;
-            controlled?;
-        }
-        None => control_server.await?,
-    }
+    control::serve(bmcs, cli.first_index, control).await;
     Ok(())
 }

@@ -1,6 +1,6 @@
-//! The Redfish side of the simulated BMCs: one HTTP listener per BMC (the
-//! request's local address says which BMC it reached), serving the service
-//! root, `Systems/1` (power, `Reset`, boot override), `Managers/BMC` with a
+//! The Redfish side of the simulated BMCs: one HTTP listener per BMC, each
+//! served by its own accept loop (axum on hyper: a request costs the same
+//! with ten or ten thousand BMCs), serving the service root, `Systems/1` (power, `Reset`, boot override), `Managers/BMC` with a
 //! virtual CD (`InsertMedia`/`EjectMedia`) and the `SessionService`, as
 //! sushy and Ferric's `redfish` driver use them. Authentication: HTTP basic
 //! or a session token (`X-Auth-Token`); only the service root is public.
@@ -9,41 +9,46 @@
 //! injected errors and hanging apply to all alike); a refused request
 //! changes nothing; errors carry a Redfish `error` body.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse as _, Response};
+use axum::routing::{get, post};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::fleet::{Bmc, Verdict};
 
-/// Every BMC by the address it listens on.
-pub struct Fleet {
-    pub by_address: HashMap<SocketAddr, Arc<Bmc>>,
-    /// Open sessions (id, token) per BMC index.
-    sessions: std::sync::Mutex<HashMap<usize, Vec<(u64, String)>>>,
-    next_session: std::sync::atomic::AtomicU64,
+/// One BMC's Redfish service: the machine and its open sessions.
+#[derive(Clone)]
+pub struct Service {
+    bmc: Arc<Bmc>,
+    /// Open sessions: (id, token).
+    sessions: Arc<Mutex<Vec<(u64, String)>>>,
+    next_session: Arc<AtomicU64>,
 }
 
-impl Fleet {
-    pub fn new(bmcs: &[Arc<Bmc>]) -> Fleet {
-        Fleet {
-            by_address: bmcs.iter().map(|b| (b.address, b.clone())).collect(),
-            sessions: std::sync::Mutex::new(HashMap::new()),
-            next_session: std::sync::atomic::AtomicU64::new(1),
-        }
-    }
-
-    fn sessions<T>(&self, f: impl FnOnce(&mut HashMap<usize, Vec<(u64, String)>>) -> T) -> T {
+impl Service {
+    fn sessions<T>(&self, f: impl FnOnce(&mut Vec<(u64, String)>) -> T) -> T {
         let mut guard = match self.sessions.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
         f(&mut guard)
     }
+}
+
+/// Serves `bmc`'s Redfish API on `listener` until the process ends.
+pub async fn serve(bmc: Arc<Bmc>, listener: tokio::net::TcpListener) {
+    let service = Service {
+        bmc,
+        sessions: Arc::default(),
+        next_session: Arc::new(AtomicU64::new(1)),
+    };
+    let _ = axum::serve(listener, routes().with_state(service)).await;
 }
 
 const SYSTEM: &str = "/redfish/v1/Systems/1";
@@ -64,48 +69,56 @@ const RESET_TYPES: [&str; 7] = [
 ];
 
 /// The routes of every BMC.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/redfish/v1", web::get().to(service_root))
-        .route("/redfish/v1/", web::get().to(service_root))
-        .route("/redfish/v1/Systems", web::get().to(systems))
-        .route(SYSTEM, web::get().to(system))
-        .route(SYSTEM, web::patch().to(patch_system))
+fn routes() -> axum::Router<Service> {
+    axum::Router::new()
+        .route("/redfish/v1", get(service_root))
+        .route("/redfish/v1/", get(service_root))
+        .route("/redfish/v1/Systems", get(systems))
+        .route(SYSTEM, get(system).patch(patch_system))
         .route(
             "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset",
-            web::post().to(reset),
+            post(reset),
         )
-        .route("/redfish/v1/Managers", web::get().to(managers))
-        .route(MANAGER, web::get().to(manager))
+        .route("/redfish/v1/Managers", get(managers))
+        .route(MANAGER, get(manager))
         .route(
             "/redfish/v1/Managers/BMC/VirtualMedia",
-            web::get().to(media_collection),
+            get(media_collection),
         )
-        .route(CD, web::get().to(cd))
+        .route(CD, get(cd))
         .route(
             "/redfish/v1/Managers/BMC/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia",
-            web::post().to(insert_media),
+            post(insert_media),
         )
         .route(
             "/redfish/v1/Managers/BMC/VirtualMedia/Cd/Actions/VirtualMedia.EjectMedia",
-            web::post().to(eject_media),
+            post(eject_media),
         )
-        .route("/redfish/v1/SessionService", web::get().to(session_service))
-        .route(SESSIONS, web::get().to(session_list))
-        .route(SESSIONS, web::post().to(log_in))
+        .route("/redfish/v1/SessionService", get(session_service))
+        .route(SESSIONS, get(session_list).post(log_in))
         .route(
             "/redfish/v1/SessionService/Sessions/{id}",
-            web::delete().to(log_out),
+            axum::routing::delete(log_out),
         )
-        .default_service(web::to(not_found));
+        .fallback(not_found)
 }
 
 /// A Redfish error answer.
-fn error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(json!({"error": {
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({"error": {
         "code": format!("Base.1.8.{code}"),
         "message": message,
         "@Message.ExtendedInfo": [{"MessageId": format!("Base.1.8.{code}"), "Message": message}],
-    }}))
+    }});
+    (status, Json(body)).into_response()
+}
+
+fn ok(body: Value) -> Response {
+    Json(body).into_response()
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// A request refused: its status and Redfish message.
@@ -124,22 +137,19 @@ impl Refusal {
         }
     }
 
-    fn answer(self) -> HttpResponse {
+    fn answer(self) -> Response {
         error(self.status, self.code, &self.message)
     }
 }
 
-/// The BMC the request reached, its faults applied; `Err` with the answer
-/// to give instead. `authenticated`: whether credentials are required.
-async fn admit(req: &HttpRequest, fleet: &Fleet, authenticated: bool) -> Result<Arc<Bmc>, Refusal> {
-    let local = req.app_config().local_addr();
-    let Some(bmc) = fleet.by_address.get(&local).cloned() else {
-        return Err(Refusal::new(
-            StatusCode::NOT_FOUND,
-            "ResourceMissingAtURI",
-            "no BMC listens here",
-        ));
-    };
+/// The BMC with its faults applied; `Err` with the answer to give
+/// instead. `authenticated`: whether credentials are required.
+async fn admit(
+    service: &Service,
+    headers: &HeaderMap,
+    authenticated: bool,
+) -> Result<Arc<Bmc>, Refusal> {
+    let bmc = service.bmc.clone();
     match bmc.admit() {
         Verdict::Hang => {
             std::future::pending::<()>().await;
@@ -158,8 +168,10 @@ async fn admit(req: &HttpRequest, fleet: &Fleet, authenticated: bool) -> Result<
             ))
         }
         Verdict::Serve { delay } => {
-            tokio::time::sleep(delay).await;
-            if authenticated && !authorised(req, fleet, &bmc) {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if authenticated && !authorised(headers, service) {
                 return Err(Refusal::new(
                     StatusCode::UNAUTHORIZED,
                     "InsufficientPrivilege",
@@ -172,13 +184,10 @@ async fn admit(req: &HttpRequest, fleet: &Fleet, authenticated: bool) -> Result<
 }
 
 /// Basic credentials of the BMC, or one of its session tokens.
-fn authorised(req: &HttpRequest, fleet: &Fleet, bmc: &Bmc) -> bool {
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+fn authorised(headers: &HeaderMap, service: &Service) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(token) = header("X-Auth-Token") {
-        return fleet.sessions(|s| {
-            s.get(&bmc.index)
-                .is_some_and(|open| open.iter().any(|(_, t)| t == token))
-        });
+        return service.sessions(|open| open.iter().any(|(_, t)| t == token));
     }
     let Some(basic) = header("Authorization").and_then(|h| h.strip_prefix("Basic ")) else {
         return false;
@@ -186,6 +195,7 @@ fn authorised(req: &HttpRequest, fleet: &Fleet, bmc: &Bmc) -> bool {
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(basic.trim()) else {
         return false;
     };
+    let bmc = &service.bmc;
     decoded == format!("{}:{}", bmc.username, bmc.password).as_bytes()
 }
 
@@ -193,12 +203,12 @@ fn link(path: &str) -> Value {
     json!({"@odata.id": path})
 }
 
-async fn service_root(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
-    let bmc = match admit(&req, &fleet, false).await {
+async fn service_root(State(service): State<Service>, headers: HeaderMap) -> Response {
+    let bmc = match admit(&service, &headers, false).await {
         Ok(bmc) => bmc,
         Err(refused) => return refused.answer(),
     };
-    HttpResponse::Ok().json(json!({
+    ok(json!({
         "@odata.type": "#ServiceRoot.v1_11_0.ServiceRoot",
         "@odata.id": "/redfish/v1/",
         "Id": "RootService",
@@ -218,9 +228,9 @@ fn uuid_of(index: usize, kind: u8) -> String {
     format!("5f2c1d3e-0000-4000-8{kind:03x}-{index:012x}")
 }
 
-fn collection(id: &str, name: &str, members: &[&str]) -> HttpResponse {
+fn collection(id: &str, name: &str, members: &[&str]) -> Response {
     let members: Vec<Value> = members.iter().map(|m| link(m)).collect();
-    HttpResponse::Ok().json(json!({
+    ok(json!({
         "@odata.id": id,
         "Name": name,
         "Members@odata.count": members.len(),
@@ -228,8 +238,8 @@ fn collection(id: &str, name: &str, members: &[&str]) -> HttpResponse {
     }))
 }
 
-async fn systems(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
-    match admit(&req, &fleet, true).await {
+async fn systems(State(service): State<Service>, headers: HeaderMap) -> Response {
+    match admit(&service, &headers, true).await {
         Ok(_) => collection(
             "/redfish/v1/Systems",
             "Computer System Collection",
@@ -239,13 +249,13 @@ async fn systems(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
     }
 }
 
-async fn system(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
-    let bmc = match admit(&req, &fleet, true).await {
+async fn system(State(service): State<Service>, headers: HeaderMap) -> Response {
+    let bmc = match admit(&service, &headers, true).await {
         Ok(bmc) => bmc,
         Err(refused) => return refused.answer(),
     };
     let s = bmc.with(|s| s.clone());
-    HttpResponse::Ok().json(json!({
+    ok(json!({
         "@odata.type": "#ComputerSystem.v1_13_0.ComputerSystem",
         "@odata.id": SYSTEM,
         "Id": "1",
@@ -289,11 +299,11 @@ fn boot_value(boot: &Value, key: &str, allowed: &[&str]) -> Result<Option<String
 }
 
 async fn patch_system(
-    req: HttpRequest,
-    fleet: web::Data<Fleet>,
-    body: web::Json<Value>,
-) -> HttpResponse {
-    let bmc = match admit(&req, &fleet, true).await {
+    State(service): State<Service>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let bmc = match admit(&service, &headers, true).await {
         Ok(bmc) => bmc,
         Err(refused) => return refused.answer(),
     };
@@ -326,11 +336,15 @@ async fn patch_system(
             s.boot_mode = m;
         }
     });
-    HttpResponse::NoContent().finish()
+    no_content()
 }
 
-async fn reset(req: HttpRequest, fleet: web::Data<Fleet>, body: web::Json<Value>) -> HttpResponse {
-    let bmc = match admit(&req, &fleet, true).await {
+async fn reset(
+    State(service): State<Service>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let bmc = match admit(&service, &headers, true).await {
         Ok(bmc) => bmc,
         Err(refused) => return refused.answer(),
     };
@@ -355,22 +369,22 @@ async fn reset(req: HttpRequest, fleet: web::Data<Fleet>, body: web::Json<Value>
             );
         }
     }
-    HttpResponse::NoContent().finish()
+    no_content()
 }
 
-async fn managers(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
-    match admit(&req, &fleet, true).await {
+async fn managers(State(service): State<Service>, headers: HeaderMap) -> Response {
+    match admit(&service, &headers, true).await {
         Ok(_) => collection("/redfish/v1/Managers", "Manager Collection", &[MANAGER]),
         Err(refused) => refused.answer(),
     }
 }
 
-async fn manager(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
-    let bmc = match admit(&req, &fleet, true).await {
+async fn manager(State(service): State<Service>, headers: HeaderMap) -> Response {
+    let bmc = match admit(&service, &headers, true).await {
         Ok(bmc) => bmc,
         Err(refused) => return refused.answer(),
     };
-    HttpResponse::Ok().json(json!({
+    ok(json!({
         "@odata.type": "#Manager.v1_10_0.Manager",
         "@odata.id": MANAGER,
         "Id": "BMC",
@@ -382,8 +396,8 @@ async fn manager(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
     }))
 }
 
-async fn media_collection(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
-    match admit(&req, &fleet, true).await {
+async fn media_collection(State(service): State<Service>, headers: HeaderMap) -> Response {
+    match admit(&service, &headers, true).await {
         Ok(_) => collection(
             "/redfish/v1/Managers/BMC/VirtualMedia",
             "Virtual Media Services",
@@ -393,13 +407,13 @@ async fn media_collection(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResp
     }
 }
 
-async fn cd(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
-    let bmc = match admit(&req, &fleet, true).await {
+async fn cd(State(service): State<Service>, headers: HeaderMap) -> Response {
+    let bmc = match admit(&service, &headers, true).await {
         Ok(bmc) => bmc,
         Err(refused) => return refused.answer(),
     };
     let media = bmc.with(|s| s.media.clone());
-    HttpResponse::Ok().json(json!({
+    ok(json!({
         "@odata.type": "#VirtualMedia.v1_4_0.VirtualMedia",
         "@odata.id": CD,
         "Id": "Cd",
@@ -419,11 +433,11 @@ async fn cd(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
 }
 
 async fn insert_media(
-    req: HttpRequest,
-    fleet: web::Data<Fleet>,
-    body: web::Json<Value>,
-) -> HttpResponse {
-    let bmc = match admit(&req, &fleet, true).await {
+    State(service): State<Service>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let bmc = match admit(&service, &headers, true).await {
         Ok(bmc) => bmc,
         Err(refused) => return refused.answer(),
     };
@@ -442,21 +456,21 @@ async fn insert_media(
         );
     }
     bmc.with(|s| s.media = Some(image.to_owned()));
-    HttpResponse::NoContent().finish()
+    no_content()
 }
 
-async fn eject_media(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
-    let bmc = match admit(&req, &fleet, true).await {
+async fn eject_media(State(service): State<Service>, headers: HeaderMap) -> Response {
+    let bmc = match admit(&service, &headers, true).await {
         Ok(bmc) => bmc,
         Err(refused) => return refused.answer(),
     };
     bmc.with(|s| s.media = None);
-    HttpResponse::NoContent().finish()
+    no_content()
 }
 
-async fn session_service(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
-    match admit(&req, &fleet, true).await {
-        Ok(_) => HttpResponse::Ok().json(json!({
+async fn session_service(State(service): State<Service>, headers: HeaderMap) -> Response {
+    match admit(&service, &headers, true).await {
+        Ok(_) => ok(json!({
             "@odata.id": "/redfish/v1/SessionService",
             "Id": "SessionService",
             "Name": "Session Service",
@@ -468,26 +482,25 @@ async fn session_service(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpRespo
     }
 }
 
-async fn session_list(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
-    let bmc = match admit(&req, &fleet, true).await {
-        Ok(bmc) => bmc,
-        Err(refused) => return refused.answer(),
-    };
-    let ids: Vec<String> = fleet.sessions(|s| {
-        s.get(&bmc.index)
-            .map(|open| {
-                open.iter()
-                    .map(|(id, _)| format!("{SESSIONS}/{id}"))
-                    .collect()
-            })
-            .unwrap_or_default()
+async fn session_list(State(service): State<Service>, headers: HeaderMap) -> Response {
+    if let Err(refused) = admit(&service, &headers, true).await {
+        return refused.answer();
+    }
+    let ids: Vec<String> = service.sessions(|open| {
+        open.iter()
+            .map(|(id, _)| format!("{SESSIONS}/{id}"))
+            .collect()
     });
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     collection(SESSIONS, "Session Collection", &ids)
 }
 
-async fn log_in(req: HttpRequest, fleet: web::Data<Fleet>, body: web::Json<Value>) -> HttpResponse {
-    let bmc = match admit(&req, &fleet, false).await {
+async fn log_in(
+    State(service): State<Service>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let bmc = match admit(&service, &headers, false).await {
         Ok(bmc) => bmc,
         Err(refused) => return refused.answer(),
     };
@@ -499,48 +512,47 @@ async fn log_in(req: HttpRequest, fleet: web::Data<Fleet>, body: web::Json<Value
         );
     }
     let token = uuid::Uuid::new_v4().simple().to_string();
-    let id = fleet
-        .next_session
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    fleet.sessions(|s| s.entry(bmc.index).or_default().push((id, token.clone())));
+    let id = service.next_session.fetch_add(1, Ordering::Relaxed);
+    service.sessions(|open| open.push((id, token.clone())));
     let location = format!("{SESSIONS}/{id}");
-    HttpResponse::Created()
-        .insert_header(("X-Auth-Token", token))
-        .insert_header(("Location", location.clone()))
-        .json(json!({"@odata.id": location, "Id": id.to_string(), "UserName": bmc.username}))
+    let body = json!({"@odata.id": location, "Id": id.to_string(), "UserName": bmc.username});
+    (
+        StatusCode::CREATED,
+        [("X-Auth-Token", token), ("Location", location)],
+        Json(body),
+    )
+        .into_response()
 }
 
-async fn log_out(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
-    let bmc = match admit(&req, &fleet, true).await {
-        Ok(bmc) => bmc,
-        Err(refused) => return refused.answer(),
-    };
-    let id: Option<u64> = req.match_info().get("id").and_then(|id| id.parse().ok());
-    let closed = fleet.sessions(|s| {
-        s.get_mut(&bmc.index).is_some_and(|open| {
-            let before = open.len();
-            open.retain(|(sid, _)| Some(*sid) != id);
-            open.len() < before
-        })
-    });
-    if closed {
-        HttpResponse::NoContent().finish()
-    } else {
-        error(
-            StatusCode::NOT_FOUND,
-            "ResourceMissingAtURI",
-            &format!("The resource at the URI {} was not found.", req.path()),
-        )
+async fn log_out(
+    State(service): State<Service>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Response {
+    if let Err(refused) = admit(&service, &headers, true).await {
+        return refused.answer();
     }
+    let id: Option<u64> = id.parse().ok();
+    let closed = service.sessions(|open| {
+        let before = open.len();
+        open.retain(|(sid, _)| Some(*sid) != id);
+        open.len() < before
+    });
+    if closed { no_content() } else { missing(&uri) }
 }
 
-async fn not_found(req: HttpRequest, fleet: web::Data<Fleet>) -> HttpResponse {
-    match admit(&req, &fleet, true).await {
-        Ok(_) => error(
-            StatusCode::NOT_FOUND,
-            "ResourceMissingAtURI",
-            &format!("The resource at the URI {} was not found.", req.path()),
-        ),
+fn missing(uri: &Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "ResourceMissingAtURI",
+        &format!("The resource at the URI {} was not found.", uri.path()),
+    )
+}
+
+async fn not_found(State(service): State<Service>, headers: HeaderMap, uri: Uri) -> Response {
+    match admit(&service, &headers, true).await {
+        Ok(_) => missing(&uri),
         Err(refused) => refused.answer(),
     }
 }
