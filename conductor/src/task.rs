@@ -200,6 +200,15 @@ impl Task {
         }
     }
 
+    /// Whether the node's cleaning runs a runbook's steps in order, as a
+    /// manual clean's (`driver_internal_info` `declarative_cleaning`, set by
+    /// automated cleaning by runbook).
+    pub fn cleaning_by_runbook(&self) -> bool {
+        self.node
+            .driver_internal_info_map()
+            .is_ok_and(|info| info.get("declarative_cleaning") == Some(&Value::Bool(true)))
+    }
+
     /// The node's provision state.
     ///
     /// # Errors

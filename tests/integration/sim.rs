@@ -75,19 +75,9 @@ async fn enroll(app: &TestApp, sim: &Sim, i: usize) -> String {
     created.json()["uuid"].as_str().unwrap().to_owned()
 }
 
-/// Fifty simulated machines powered on at once through Ferric, every BMC
-/// on; a boot device lands on its BMC; a BMC that fails every request and
-/// one that hangs each give their node a clear `last_error` and change
-/// nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ferric_powers_a_simulated_fleet_and_reports_its_faults() {
-    const N: usize = 50;
-    let sim = Sim::start(N);
-    let app = redfish_app().await;
-    let mut nodes = Vec::new();
-    for i in 0..N {
-        nodes.push(enroll(&app, &sim, i).await);
-    }
+/// Powers every node on at once through the API and waits until all are
+/// on without an error; the simulator then has every BMC on.
+async fn power_on_all(app: &TestApp, sim: &Sim, nodes: &[String]) {
     let paths: Vec<String> = nodes
         .iter()
         .map(|uuid| format!("/v1/nodes/{uuid}/states/power"))
@@ -116,12 +106,16 @@ async fn ferric_powers_a_simulated_fleet_and_reports_its_faults() {
             .then_some(())
     })
     .await;
-    assert_eq!(sim.stats().await["powered_on"], N);
+    assert_eq!(sim.stats().await["powered_on"], nodes.len());
+}
 
+/// Sets `node`'s boot device to PXE through the API; BMC 0 then boots PXE
+/// `enabled` (`Once` or `Continuous`).
+async fn boot_pxe_lands(app: &TestApp, sim: &Sim, node: &str, persistent: bool, enabled: &str) {
     let set = app
         .put(
-            &format!("/v1/nodes/{}/management/boot_device", nodes[0]),
-            json!({"boot_device": "pxe", "persistent": false}),
+            &format!("/v1/nodes/{node}/management/boot_device"),
+            json!({"boot_device": "pxe", "persistent": persistent}),
         )
         .await;
     assert_eq!(set.status, StatusCode::NO_CONTENT, "{}", set.text);
@@ -131,9 +125,27 @@ async fn ferric_powers_a_simulated_fleet_and_reports_its_faults() {
             state["boot_target"].as_str(),
             state["boot_enabled"].as_str()
         ),
-        (Some("Pxe"), Some("Once")),
+        (Some("Pxe"), Some(enabled)),
         "{state}"
     );
+}
+
+/// Fifty simulated machines powered on at once through Ferric, every BMC
+/// on; a boot device lands on its BMC; a BMC that fails every request and
+/// one that hangs each give their node a clear `last_error` and change
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferric_powers_a_simulated_fleet_and_reports_its_faults() {
+    const N: usize = 50;
+    let sim = Sim::start(N);
+    let app = redfish_app().await;
+    let mut nodes = Vec::new();
+    for i in 0..N {
+        nodes.push(enroll(&app, &sim, i).await);
+    }
+    power_on_all(&app, &sim, &nodes).await;
+
+    boot_pxe_lands(&app, &sim, &nodes[0], false, "Once").await;
 
     // A BMC answering 500 to everything.
     sim.set(1, json!({"error_rate": 1.0})).await;
@@ -271,52 +283,9 @@ async fn ferric_powers_simulated_ipmi_machines() {
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
         nodes.push(created.json()["uuid"].as_str().unwrap().to_owned());
     }
-    let paths: Vec<String> = nodes
-        .iter()
-        .map(|uuid| format!("/v1/nodes/{uuid}/states/power"))
-        .collect();
-    let accepted = join_all(
-        paths
-            .iter()
-            .map(|path| app.put(path, json!({"target": "power on"}))),
-    )
-    .await;
-    assert!(accepted.iter().all(|r| r.status == StatusCode::ACCEPTED));
-    wait_until(Duration::from_secs(60), "every node on", || async {
-        let list = app
-            .get("/v1/nodes?fields=power_state,target_power_state,last_error&limit=100")
-            .await
-            .json();
-        let nodes = list["nodes"].as_array().cloned().unwrap_or_default();
-        let failed: Vec<&Value> = nodes
-            .iter()
-            .filter(|n| !n["last_error"].is_null())
-            .collect();
-        assert!(failed.is_empty(), "{failed:?}");
-        nodes
-            .iter()
-            .all(|n| n["power_state"] == "power on" && n["target_power_state"].is_null())
-            .then_some(())
-    })
-    .await;
-    assert_eq!(sim.stats().await["powered_on"], N);
+    power_on_all(&app, &sim, &nodes).await;
 
-    let set = app
-        .put(
-            &format!("/v1/nodes/{}/management/boot_device", nodes[0]),
-            json!({"boot_device": "pxe", "persistent": true}),
-        )
-        .await;
-    assert_eq!(set.status, StatusCode::NO_CONTENT, "{}", set.text);
-    let state = sim.state(0).await;
-    assert_eq!(
-        (
-            state["boot_target"].as_str(),
-            state["boot_enabled"].as_str()
-        ),
-        (Some("Pxe"), Some("Continuous")),
-        "{state}"
-    );
+    boot_pxe_lands(&app, &sim, &nodes[0], true, "Continuous").await;
 
     sim.set(1, json!({"error_rate": 1.0})).await;
     let failed = app.power(&nodes[1], "power off", 30).await;

@@ -9,7 +9,7 @@
 //!    `erase_devices_metadata_priority`, or `[conductor]
 //!    clean_step_priority_override` — is not 0, highest first; a
 //!    manual clean, or an automated one by runbook
-//!    ([`crate::tasks::clean_runbook`]), runs the `deploy` steps it named,
+//!    ([`Task::cleaning_by_runbook`]), runs the `deploy` steps it named,
 //!    in its order, each of which the agent must offer. The plan is `driver_internal_info`
 //!    `clean_steps` with `clean_step_index`, the running step `clean_step`.
 //! 3. Each step starts with `clean.execute_clean_step` (the whole node, its
@@ -93,7 +93,7 @@ fn offered(steps: &Value) -> Vec<Value> {
 /// else the automated plan.
 fn plan(task: &Task, offered: &[Value]) -> Result<Vec<Value>, String> {
     let settings = &task.ctx().settings;
-    if manual(task) || crate::tasks::clean_runbook::is_declarative(&task.node) {
+    if manual(task) || task.cleaning_by_runbook() {
         let info = task.node.driver_internal_info_map().unwrap_or_default();
         let requested = info
             .get("clean_steps")

@@ -154,13 +154,6 @@ pub async fn declare(task: &mut Task) -> Result<Result<Declared, String>, TaskEr
     }))
 }
 
-/// Whether the node's cleaning runs a runbook's steps in order
-/// (`declarative_cleaning`).
-pub fn is_declarative(node: &Node) -> bool {
-    node.driver_internal_info_map()
-        .is_ok_and(|info| info.get("declarative_cleaning") == Some(&Value::Bool(true)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -399,7 +399,7 @@ fn agent_cleans(task: &Task) -> Result<bool, TaskError> {
     }
     let internal = node.driver_internal_info_map()?;
     let requested = internal.get("clean_steps").and_then(Value::as_array);
-    if manual_cleaning(node) || clean_runbook::is_declarative(node) {
+    if manual_cleaning(node) || task.cleaning_by_runbook() {
         let no_ramdisk = internal.get("cleaning_disable_ramdisk") == Some(&Value::Bool(true));
         return Ok(!no_ramdisk
             && requested.is_some_and(|steps| steps.iter().any(|s| s["interface"] == "deploy")));

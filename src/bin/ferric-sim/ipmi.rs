@@ -435,88 +435,77 @@ pub async fn serve(bmc: Arc<Bmc>, socket: UdpSocket) {
 mod tests {
     use super::*;
 
-    /// A remote console's side of the exchange, as IPMI 2.0 specifies it.
-    #[test]
-    fn a_console_opens_a_session_and_powers_the_machine_on() {
-        let bmc = Arc::new(Bmc::new(
-            3,
-            "127.0.0.1:623".parse().unwrap(),
-            "admin",
-            "s3cret",
-        ));
-        let mut responder = Responder::new(bmc.clone());
-        let console_id = 0xA1A2_A3A4_u32;
+    /// An Open Session Request for cipher suite 3 but `confidentiality`.
+    fn open_request(console_id: u32, confidentiality: u8) -> Vec<u8> {
         let mut open = vec![0x01, 0x04, 0, 0];
         open.extend_from_slice(&console_id.to_le_bytes());
         open.extend_from_slice(&[0x00, 0, 0, 0x08, 0x01, 0, 0, 0]);
         open.extend_from_slice(&[0x01, 0, 0, 0x08, 0x01, 0, 0, 0]);
-        open.extend_from_slice(&[0x02, 0, 0, 0x08, 0x01, 0, 0, 0]);
-        let answer = responder
-            .answer(&rmcp::v20(
-                payload::OPEN_SESSION_REQUEST,
-                0,
-                0,
-                &open,
-                false,
-                None,
-            ))
-            .unwrap();
-        let Some(Packet::V20(opened)) = rmcp::parse(&answer) else {
-            panic!()
-        };
-        assert_eq!(opened.payload[1], 0, "status");
-        let bmc_id = u32::from_le_bytes(opened.payload[8..12].try_into().unwrap());
+        open.extend_from_slice(&[0x02, 0, 0, 0x08, confidentiality, 0, 0, 0]);
+        open
+    }
 
-        let rm = [0x11; 16];
+    /// Sends an unauthenticated RMCP+ message; the answer's payload.
+    fn exchange(responder: &mut Responder, kind: u8, payload: &[u8]) -> Vec<u8> {
+        let answer = responder
+            .answer(&rmcp::v20(kind, 0, 0, payload, false, None))
+            .unwrap();
+        let Some(Packet::V20(message)) = rmcp::parse(&answer) else {
+            panic!("not RMCP+")
+        };
+        message.payload.to_vec()
+    }
+
+    /// A RAKP 1 for `user` with role byte `role`.
+    fn rakp_1(bmc_id: u32, rm: [u8; 16], role: u8, user: &[u8]) -> Vec<u8> {
         let mut rakp1 = vec![0x02, 0, 0, 0];
         rakp1.extend_from_slice(&bmc_id.to_le_bytes());
         rakp1.extend_from_slice(&rm);
-        rakp1.extend_from_slice(&[0x14, 0, 0, 5]);
-        rakp1.extend_from_slice(b"admin");
-        let answer = responder
-            .answer(&rmcp::v20(payload::RAKP_1, 0, 0, &rakp1, false, None))
-            .unwrap();
-        let Some(Packet::V20(rakp2)) = rmcp::parse(&answer) else {
-            panic!()
-        };
-        assert_eq!(rakp2.payload[1], 0, "status");
-        let rc: [u8; 16] = rakp2.payload[8..24].try_into().unwrap();
-        let guid: [u8; 16] = rakp2.payload[24..40].try_into().unwrap();
+        rakp1.extend_from_slice(&[role, 0, 0, u8::try_from(user.len()).unwrap()]);
+        rakp1.extend_from_slice(user);
+        rakp1
+    }
+
+    /// A remote console's side of the exchange, as IPMI 2.0 specifies it.
+    #[test]
+    fn a_console_opens_a_session_and_powers_the_machine_on() {
+        let address = "127.0.0.1:623".parse().unwrap();
+        let bmc = Arc::new(Bmc::new(3, address, "admin", "s3cret"));
+        let mut responder = Responder::new(bmc.clone());
+        let console_id = 0xA1A2_A3A4_u32;
+        let opened = exchange(
+            &mut responder,
+            payload::OPEN_SESSION_REQUEST,
+            &open_request(console_id, 1),
+        );
+        assert_eq!(opened[1], 0, "status");
+        let bmc_id = u32::from_le_bytes(opened[8..12].try_into().unwrap());
+
+        let rm = [0x11; 16];
+        let rakp2 = exchange(
+            &mut responder,
+            payload::RAKP_1,
+            &rakp_1(bmc_id, rm, 0x14, b"admin"),
+        );
+        assert_eq!(rakp2[1], 0, "status");
+        let rc: [u8; 16] = rakp2[8..24].try_into().unwrap();
+        let guid: [u8; 16] = rakp2[24..40].try_into().unwrap();
+        let ids = [console_id.to_le_bytes(), bmc_id.to_le_bytes()];
         let expected = rmcp::hmac_sha1(
             b"s3cret",
-            &[
-                &console_id.to_le_bytes(),
-                &bmc_id.to_le_bytes(),
-                &rm,
-                &rc,
-                &guid,
-                &[0x14, 5],
-                b"admin",
-            ],
+            &[&ids[0], &ids[1], &rm, &rc, &guid, &[0x14, 5], b"admin"],
         );
-        assert_eq!(
-            rakp2.payload[40..60],
-            expected,
-            "the BMC proves the password"
-        );
+        assert_eq!(rakp2[40..60], expected, "the BMC proves the password");
 
-        let proof = rmcp::hmac_sha1(
-            b"s3cret",
-            &[&rc, &console_id.to_le_bytes(), &[0x14, 5], b"admin"],
-        );
+        let proof = rmcp::hmac_sha1(b"s3cret", &[&rc, &ids[0], &[0x14, 5], b"admin"]);
         let mut rakp3 = vec![0x03, 0, 0, 0];
-        rakp3.extend_from_slice(&bmc_id.to_le_bytes());
+        rakp3.extend_from_slice(&ids[1]);
         rakp3.extend_from_slice(&proof);
-        let answer = responder
-            .answer(&rmcp::v20(payload::RAKP_3, 0, 0, &rakp3, false, None))
-            .unwrap();
-        let Some(Packet::V20(rakp4)) = rmcp::parse(&answer) else {
-            panic!()
-        };
-        assert_eq!(rakp4.payload[1], 0, "status");
+        let rakp4 = exchange(&mut responder, payload::RAKP_3, &rakp3);
+        assert_eq!(rakp4[1], 0, "status");
         let sik = rmcp::hmac_sha1(b"s3cret", &[&rm, &rc, &[0x14, 5], b"admin"]);
-        let icv = rmcp::hmac_sha1(&sik, &[&rm, &bmc_id.to_le_bytes(), &guid]);
-        assert_eq!(rakp4.payload[8..20], icv[..12]);
+        let icv = rmcp::hmac_sha1(&sik, &[&rm, &ids[1], &guid]);
+        assert_eq!(rakp4[8..20], icv[..12]);
 
         // Chassis Control: power up, inside the session.
         let keys = Keys::from_sik(&sik);
@@ -528,7 +517,7 @@ mod tests {
         let packet = rmcp::v20(payload::IPMI, bmc_id, 1, &sealed, true, Some(&keys));
         let answer = responder.answer(&packet).unwrap();
         let Some(Packet::V20(reply)) = rmcp::parse(&answer) else {
-            panic!()
+            panic!("not RMCP+")
         };
         assert_eq!(reply.session_id, console_id);
         assert!(rmcp::verify(&keys, &reply));
@@ -536,68 +525,28 @@ mod tests {
         assert_eq!(plain[6], 0, "completion code");
         assert!(bmc.with(|s| s.power_on));
 
-        // The same packet signed with another key is dropped unanswered.
+        // The same message signed with another key is dropped unanswered.
         let wrong = Keys::from_sik(&[0; 20]);
-        let forged = rmcp::v20(
-            payload::IPMI,
-            bmc_id,
-            2,
-            &rmcp::encrypt(&wrong, [5; 16], &message),
-            true,
-            Some(&wrong),
-        );
+        let sealed = rmcp::encrypt(&wrong, [5; 16], &message);
+        let forged = rmcp::v20(payload::IPMI, bmc_id, 2, &sealed, true, Some(&wrong));
         assert!(responder.answer(&forged).is_none());
     }
 
     #[test]
-    fn a_wrong_user_or_password_opens_no_session() {
-        let bmc = Arc::new(Bmc::new(0, "127.0.0.1:623".parse().unwrap(), "admin", "pw"));
-        let mut responder = Responder::new(bmc);
-        let mut open = vec![0x01, 0x04, 0, 0, 1, 0, 0, 0];
-        open.extend_from_slice(&[0x00, 0, 0, 0x08, 0x01, 0, 0, 0]);
-        open.extend_from_slice(&[0x01, 0, 0, 0x08, 0x01, 0, 0, 0]);
-        open.extend_from_slice(&[0x02, 0, 0, 0x08, 0x00, 0, 0, 0]);
-        let answer = responder
-            .answer(&rmcp::v20(
-                payload::OPEN_SESSION_REQUEST,
-                0,
-                0,
-                &open,
-                false,
-                None,
-            ))
-            .unwrap();
-        let Some(Packet::V20(refused)) = rmcp::parse(&answer) else {
-            panic!()
-        };
-        assert_eq!(refused.payload[1], 0x12, "no confidentiality: not suite 3");
-        open[28] = 0x01;
-        let answer = responder
-            .answer(&rmcp::v20(
-                payload::OPEN_SESSION_REQUEST,
-                0,
-                0,
-                &open,
-                false,
-                None,
-            ))
-            .unwrap();
-        let Some(Packet::V20(opened)) = rmcp::parse(&answer) else {
-            panic!()
-        };
-        let bmc_id = u32::from_le_bytes(opened.payload[8..12].try_into().unwrap());
-        let mut rakp1 = vec![0x02, 0, 0, 0];
-        rakp1.extend_from_slice(&bmc_id.to_le_bytes());
-        rakp1.extend_from_slice(&[0; 16]);
-        rakp1.extend_from_slice(&[0x04, 0, 0, 4]);
-        rakp1.extend_from_slice(b"root");
-        let answer = responder
-            .answer(&rmcp::v20(payload::RAKP_1, 0, 0, &rakp1, false, None))
-            .unwrap();
-        let Some(Packet::V20(rakp2)) = rmcp::parse(&answer) else {
-            panic!()
-        };
-        assert_eq!(rakp2.payload[1], 0x0D, "unauthorized name");
+    fn a_wrong_user_or_cipher_suite_opens_no_session() {
+        let address = "127.0.0.1:623".parse().unwrap();
+        let mut responder = Responder::new(Arc::new(Bmc::new(0, address, "admin", "pw")));
+        let open = |confidentiality| open_request(1, confidentiality);
+        let refused = exchange(&mut responder, payload::OPEN_SESSION_REQUEST, &open(0));
+        assert_eq!(refused[1], 0x12, "no confidentiality: not suite 3");
+        let opened = exchange(&mut responder, payload::OPEN_SESSION_REQUEST, &open(1));
+        let bmc_id = u32::from_le_bytes(opened[8..12].try_into().unwrap());
+        let rakp2 = exchange(
+            &mut responder,
+            payload::RAKP_1,
+            &rakp_1(bmc_id, [0; 16], 0x04, b"root"),
+        );
+        assert_eq!(rakp2[1], 0x0D, "unauthorized name");
         assert!(responder.sessions.is_empty());
     }
 }
