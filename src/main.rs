@@ -67,6 +67,16 @@ enum DbCommand {
     Version,
 }
 
+/// Raises the soft open-file limit to the hard one: a conductor keeps a
+/// connection to every Redfish BMC it syncs (10,000 BMCs, 10,000 sockets),
+/// and the usual soft limit of 1,024 would refuse them long before.
+fn raise_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -81,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
     };
     // Flushes the span exporter when main returns.
     let _telemetry = ferric_common::telemetry::init("info", format, service);
+    raise_file_limit();
     let settings = Settings::load(cli.config.as_deref())?;
     // The serving commands listen for signals before their start-up, so a
     // SIGTERM in the middle of it still shuts down cleanly.

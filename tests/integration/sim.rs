@@ -297,3 +297,48 @@ async fn ferric_powers_simulated_ipmi_machines() {
     assert_eq!(sim.state(1).await["power_on"], true);
     app.stop().await;
 }
+
+/// A conductor keeps a connection per Redfish BMC: started with a soft
+/// open-file limit of 256 (`prlimit`), the real binary raises it to the
+/// hard limit before it serves.
+#[tokio::test]
+async fn the_ferric_binary_raises_its_open_file_limit_to_the_hard_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::helpers::process::free_port();
+    let hard = std::fs::read_to_string("/proc/self/limits")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4).map(str::to_owned))
+        .unwrap();
+    let mut child = tokio::process::Command::new("prlimit")
+        .arg("--nofile=256:")
+        .arg(env!("CARGO_BIN_EXE_ferric"))
+        .env_clear()
+        .env("FERRIC_DATA_DIR", dir.path())
+        .env("FERRIC_API__PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    wait_until(Duration::from_secs(30), "ferric to answer", || {
+        let request = client.get(format!("http://127.0.0.1:{port}/v1")).send();
+        async move { request.await.ok().map(|_| ()) }
+    })
+    .await;
+    // prlimit execs the binary: the same process.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id().unwrap())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        (fields[3], fields[4]),
+        (hard.as_str(), hard.as_str()),
+        "{line}"
+    );
+    child.kill().await.unwrap();
+}
