@@ -44,7 +44,7 @@ pub struct State {
 }
 
 /// The faults a BMC shows.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Faults {
     /// Added before every answer.
     pub latency_ms: u64,

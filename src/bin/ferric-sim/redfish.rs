@@ -113,12 +113,17 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
-fn ok(body: Value) -> Response {
-    Json(body).into_response()
+fn ok(body: Value) -> Answer {
+    Ok(Json(body).into_response())
 }
 
-fn no_content() -> Response {
-    StatusCode::NO_CONTENT.into_response()
+fn no_content() -> Answer {
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A refusal to answer with.
+fn refuse(status: StatusCode, code: &'static str, message: &str) -> Answer {
+    Err(Refusal::new(status, code, message))
 }
 
 /// A request refused: its status and Redfish message.
@@ -136,11 +141,16 @@ impl Refusal {
             message: message.to_owned(),
         }
     }
+}
 
-    fn answer(self) -> Response {
+impl axum::response::IntoResponse for Refusal {
+    fn into_response(self) -> Response {
         error(self.status, self.code, &self.message)
     }
 }
+
+/// What a handler answers: the resource, or the BMC's refusal.
+type Answer = Result<Response, Refusal>;
 
 /// The BMC with its faults applied; `Err` with the answer to give
 /// instead. `authenticated`: whether credentials are required.
@@ -203,11 +213,8 @@ fn link(path: &str) -> Value {
     json!({"@odata.id": path})
 }
 
-async fn service_root(State(service): State<Service>, headers: HeaderMap) -> Response {
-    let bmc = match admit(&service, &headers, false).await {
-        Ok(bmc) => bmc,
-        Err(refused) => return refused.answer(),
-    };
+async fn service_root(State(service): State<Service>, headers: HeaderMap) -> Answer {
+    let bmc = admit(&service, &headers, false).await?;
     ok(json!({
         "@odata.type": "#ServiceRoot.v1_11_0.ServiceRoot",
         "@odata.id": "/redfish/v1/",
@@ -228,7 +235,7 @@ fn uuid_of(index: usize, kind: u8) -> String {
     format!("5f2c1d3e-0000-4000-8{kind:03x}-{index:012x}")
 }
 
-fn collection(id: &str, name: &str, members: &[&str]) -> Response {
+fn collection(id: &str, name: &str, members: &[&str]) -> Answer {
     let members: Vec<Value> = members.iter().map(|m| link(m)).collect();
     ok(json!({
         "@odata.id": id,
@@ -238,22 +245,17 @@ fn collection(id: &str, name: &str, members: &[&str]) -> Response {
     }))
 }
 
-async fn systems(State(service): State<Service>, headers: HeaderMap) -> Response {
-    match admit(&service, &headers, true).await {
-        Ok(_) => collection(
-            "/redfish/v1/Systems",
-            "Computer System Collection",
-            &[SYSTEM],
-        ),
-        Err(refused) => refused.answer(),
-    }
+async fn systems(State(service): State<Service>, headers: HeaderMap) -> Answer {
+    admit(&service, &headers, true).await?;
+    collection(
+        "/redfish/v1/Systems",
+        "Computer System Collection",
+        &[SYSTEM],
+    )
 }
 
-async fn system(State(service): State<Service>, headers: HeaderMap) -> Response {
-    let bmc = match admit(&service, &headers, true).await {
-        Ok(bmc) => bmc,
-        Err(refused) => return refused.answer(),
-    };
+async fn system(State(service): State<Service>, headers: HeaderMap) -> Answer {
+    let bmc = admit(&service, &headers, true).await?;
     let s = bmc.with(|s| s.clone());
     ok(json!({
         "@odata.type": "#ComputerSystem.v1_13_0.ComputerSystem",
@@ -302,29 +304,19 @@ async fn patch_system(
     State(service): State<Service>,
     headers: HeaderMap,
     Json(body): Json<Value>,
-) -> Response {
-    let bmc = match admit(&service, &headers, true).await {
-        Ok(bmc) => bmc,
-        Err(refused) => return refused.answer(),
-    };
+) -> Answer {
+    let bmc = admit(&service, &headers, true).await?;
     let Some(boot) = body.get("Boot").filter(|b| b.is_object()) else {
-        return error(
+        return refuse(
             StatusCode::BAD_REQUEST,
             "PropertyMissing",
             "Only Boot can be changed on this system.",
         );
     };
-    let values = (
-        boot_value(boot, "BootSourceOverrideTarget", &BOOT_TARGETS),
-        boot_value(boot, "BootSourceOverrideEnabled", &BOOT_ENABLED),
-        boot_value(boot, "BootSourceOverrideMode", &BOOT_MODES),
-    );
-    let (target, enabled, mode) = match values {
-        (Ok(t), Ok(e), Ok(m)) => (t, e, m),
-        (Err(refused), _, _) | (_, Err(refused), _) | (_, _, Err(refused)) => {
-            return refused.answer();
-        }
-    };
+    // Every value is checked before any is set.
+    let target = boot_value(boot, "BootSourceOverrideTarget", &BOOT_TARGETS)?;
+    let enabled = boot_value(boot, "BootSourceOverrideEnabled", &BOOT_ENABLED)?;
+    let mode = boot_value(boot, "BootSourceOverrideMode", &BOOT_MODES)?;
     bmc.with(|s| {
         if let Some(t) = target {
             s.boot_target = t;
@@ -343,11 +335,8 @@ async fn reset(
     State(service): State<Service>,
     headers: HeaderMap,
     Json(body): Json<Value>,
-) -> Response {
-    let bmc = match admit(&service, &headers, true).await {
-        Ok(bmc) => bmc,
-        Err(refused) => return refused.answer(),
-    };
+) -> Answer {
+    let bmc = admit(&service, &headers, true).await?;
     let kind = body["ResetType"].as_str().unwrap_or_default();
     match kind {
         "On" => bmc.set_power(true),
@@ -362,7 +351,7 @@ async fn reset(
         }
         "Nmi" => {}
         _ => {
-            return error(
+            return refuse(
                 StatusCode::BAD_REQUEST,
                 "ActionParameterNotSupported",
                 &format!("The parameter ResetType with value {kind:?} is not supported."),
@@ -372,18 +361,13 @@ async fn reset(
     no_content()
 }
 
-async fn managers(State(service): State<Service>, headers: HeaderMap) -> Response {
-    match admit(&service, &headers, true).await {
-        Ok(_) => collection("/redfish/v1/Managers", "Manager Collection", &[MANAGER]),
-        Err(refused) => refused.answer(),
-    }
+async fn managers(State(service): State<Service>, headers: HeaderMap) -> Answer {
+    admit(&service, &headers, true).await?;
+    collection("/redfish/v1/Managers", "Manager Collection", &[MANAGER])
 }
 
-async fn manager(State(service): State<Service>, headers: HeaderMap) -> Response {
-    let bmc = match admit(&service, &headers, true).await {
-        Ok(bmc) => bmc,
-        Err(refused) => return refused.answer(),
-    };
+async fn manager(State(service): State<Service>, headers: HeaderMap) -> Answer {
+    let bmc = admit(&service, &headers, true).await?;
     ok(json!({
         "@odata.type": "#Manager.v1_10_0.Manager",
         "@odata.id": MANAGER,
@@ -396,22 +380,17 @@ async fn manager(State(service): State<Service>, headers: HeaderMap) -> Response
     }))
 }
 
-async fn media_collection(State(service): State<Service>, headers: HeaderMap) -> Response {
-    match admit(&service, &headers, true).await {
-        Ok(_) => collection(
-            "/redfish/v1/Managers/BMC/VirtualMedia",
-            "Virtual Media Services",
-            &[CD],
-        ),
-        Err(refused) => refused.answer(),
-    }
+async fn media_collection(State(service): State<Service>, headers: HeaderMap) -> Answer {
+    admit(&service, &headers, true).await?;
+    collection(
+        "/redfish/v1/Managers/BMC/VirtualMedia",
+        "Virtual Media Services",
+        &[CD],
+    )
 }
 
-async fn cd(State(service): State<Service>, headers: HeaderMap) -> Response {
-    let bmc = match admit(&service, &headers, true).await {
-        Ok(bmc) => bmc,
-        Err(refused) => return refused.answer(),
-    };
+async fn cd(State(service): State<Service>, headers: HeaderMap) -> Answer {
+    let bmc = admit(&service, &headers, true).await?;
     let media = bmc.with(|s| s.media.clone());
     ok(json!({
         "@odata.type": "#VirtualMedia.v1_4_0.VirtualMedia",
@@ -436,20 +415,17 @@ async fn insert_media(
     State(service): State<Service>,
     headers: HeaderMap,
     Json(body): Json<Value>,
-) -> Response {
-    let bmc = match admit(&service, &headers, true).await {
-        Ok(bmc) => bmc,
-        Err(refused) => return refused.answer(),
-    };
+) -> Answer {
+    let bmc = admit(&service, &headers, true).await?;
     let Some(image) = body["Image"].as_str().filter(|i| !i.is_empty()) else {
-        return error(
+        return refuse(
             StatusCode::BAD_REQUEST,
             "ActionParameterMissing",
             "The action InsertMedia requires the parameter Image to be present in the request body.",
         );
     };
     if bmc.with(|s| s.media.is_some()) {
-        return error(
+        return refuse(
             StatusCode::CONFLICT,
             "ResourceInUse",
             "The change to the requested resource failed because the resource is in use or in transition.",
@@ -459,33 +435,26 @@ async fn insert_media(
     no_content()
 }
 
-async fn eject_media(State(service): State<Service>, headers: HeaderMap) -> Response {
-    let bmc = match admit(&service, &headers, true).await {
-        Ok(bmc) => bmc,
-        Err(refused) => return refused.answer(),
-    };
+async fn eject_media(State(service): State<Service>, headers: HeaderMap) -> Answer {
+    let bmc = admit(&service, &headers, true).await?;
     bmc.with(|s| s.media = None);
     no_content()
 }
 
-async fn session_service(State(service): State<Service>, headers: HeaderMap) -> Response {
-    match admit(&service, &headers, true).await {
-        Ok(_) => ok(json!({
-            "@odata.id": "/redfish/v1/SessionService",
-            "Id": "SessionService",
-            "Name": "Session Service",
-            "ServiceEnabled": true,
-            "SessionTimeout": 1800,
-            "Sessions": link(SESSIONS),
-        })),
-        Err(refused) => refused.answer(),
-    }
+async fn session_service(State(service): State<Service>, headers: HeaderMap) -> Answer {
+    admit(&service, &headers, true).await?;
+    ok(json!({
+        "@odata.id": "/redfish/v1/SessionService",
+        "Id": "SessionService",
+        "Name": "Session Service",
+        "ServiceEnabled": true,
+        "SessionTimeout": 1800,
+        "Sessions": link(SESSIONS),
+    }))
 }
 
-async fn session_list(State(service): State<Service>, headers: HeaderMap) -> Response {
-    if let Err(refused) = admit(&service, &headers, true).await {
-        return refused.answer();
-    }
+async fn session_list(State(service): State<Service>, headers: HeaderMap) -> Answer {
+    admit(&service, &headers, true).await?;
     let ids: Vec<String> = service.sessions(|open| {
         open.iter()
             .map(|(id, _)| format!("{SESSIONS}/{id}"))
@@ -499,13 +468,10 @@ async fn log_in(
     State(service): State<Service>,
     headers: HeaderMap,
     Json(body): Json<Value>,
-) -> Response {
-    let bmc = match admit(&service, &headers, false).await {
-        Ok(bmc) => bmc,
-        Err(refused) => return refused.answer(),
-    };
+) -> Answer {
+    let bmc = admit(&service, &headers, false).await?;
     if body["UserName"] != bmc.username.as_str() || body["Password"] != bmc.password.as_str() {
-        return error(
+        return refuse(
             StatusCode::UNAUTHORIZED,
             "NoValidSession",
             "There is no valid session established with the implementation.",
@@ -516,12 +482,12 @@ async fn log_in(
     service.sessions(|open| open.push((id, token.clone())));
     let location = format!("{SESSIONS}/{id}");
     let body = json!({"@odata.id": location, "Id": id.to_string(), "UserName": bmc.username});
-    (
+    Ok((
         StatusCode::CREATED,
         [("X-Auth-Token", token), ("Location", location)],
         Json(body),
     )
-        .into_response()
+        .into_response())
 }
 
 async fn log_out(
@@ -529,10 +495,8 @@ async fn log_out(
     headers: HeaderMap,
     Path(id): Path<String>,
     uri: Uri,
-) -> Response {
-    if let Err(refused) = admit(&service, &headers, true).await {
-        return refused.answer();
-    }
+) -> Answer {
+    admit(&service, &headers, true).await?;
     let id: Option<u64> = id.parse().ok();
     let closed = service.sessions(|open| {
         let before = open.len();
@@ -542,17 +506,15 @@ async fn log_out(
     if closed { no_content() } else { missing(&uri) }
 }
 
-fn missing(uri: &Uri) -> Response {
-    error(
+fn missing(uri: &Uri) -> Answer {
+    refuse(
         StatusCode::NOT_FOUND,
         "ResourceMissingAtURI",
         &format!("The resource at the URI {} was not found.", uri.path()),
     )
 }
 
-async fn not_found(State(service): State<Service>, headers: HeaderMap, uri: Uri) -> Response {
-    match admit(&service, &headers, true).await {
-        Ok(_) => missing(&uri),
-        Err(refused) => refused.answer(),
-    }
+async fn not_found(State(service): State<Service>, headers: HeaderMap, uri: Uri) -> Answer {
+    admit(&service, &headers, true).await?;
+    missing(&uri)
 }
