@@ -7,6 +7,7 @@
 //! number of series stays bounded; recording never fails and never blocks.
 
 use std::sync::OnceLock;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -43,6 +44,13 @@ pub struct PublishLabels {
     pub outcome: String,
 }
 
+/// A message sent to the broker besides a task: `reply`,
+/// `notification`, `dead_letter` or `reroute`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageLabels {
+    pub kind: String,
+}
+
 /// One BMC call and its result (`ok` or `error`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BmcLabels {
@@ -75,10 +83,14 @@ pub struct Metrics {
     pub api_requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
     pub tasks: Family<TaskLabels, Histogram, fn() -> Histogram>,
     pub queue_publishes: Family<PublishLabels, Counter>,
+    pub messages_sent: Family<MessageLabels, Counter>,
     pub bmc_calls: Family<BmcLabels, Histogram, fn() -> Histogram>,
     pub nodes: Family<NodeStateLabels, Gauge>,
     pub ring_members: Family<ConductorLabels, Gauge>,
     pub deploy_image_bytes: Counter,
+    pub power_sync_sweeps: Histogram,
+    pub power_sync_last_sweep_seconds: Gauge<f64, AtomicU64>,
+    pub power_sync_last_sweep_nodes: Gauge,
 }
 
 impl Metrics {
@@ -88,9 +100,33 @@ impl Metrics {
         let tasks = Family::new_with_constructor(latency as fn() -> Histogram);
         let bmc_calls = Family::new_with_constructor(latency as fn() -> Histogram);
         let queue_publishes = Family::default();
+        let messages_sent = Family::default();
+        registry.register(
+            "amqp_messages_sent",
+            "Messages other than tasks sent to the broker, by kind (reply, notification, dead_letter, reroute)",
+            messages_sent.clone(),
+        );
         let nodes = Family::default();
         let ring_members = Family::default();
         let deploy_image_bytes = Counter::default();
+        let power_sync_sweeps = Histogram::new(exponential_buckets(0.01, 2.0, 16));
+        let power_sync_last_sweep_seconds = Gauge::<f64, AtomicU64>::default();
+        let power_sync_last_sweep_nodes = Gauge::default();
+        registry.register(
+            "power_sync_sweep_duration_seconds",
+            "Power-state sync sweeps of this conductor, with their duration",
+            power_sync_sweeps.clone(),
+        );
+        registry.register(
+            "power_sync_last_sweep_seconds",
+            "How long this conductor's last power-state sync sweep took",
+            power_sync_last_sweep_seconds.clone(),
+        );
+        registry.register(
+            "power_sync_last_sweep_nodes",
+            "Nodes whose power state this conductor's last sweep read",
+            power_sync_last_sweep_nodes.clone(),
+        );
         registry.register(
             "api_request_duration_seconds",
             "API requests by method, route and status, with their latency",
@@ -128,10 +164,14 @@ impl Metrics {
         );
         Metrics {
             deploy_image_bytes,
+            power_sync_sweeps,
+            power_sync_last_sweep_seconds,
+            power_sync_last_sweep_nodes,
             registry,
             api_requests,
             tasks,
             queue_publishes,
+            messages_sent,
             bmc_calls,
             nodes,
             ring_members,
@@ -170,6 +210,22 @@ impl Metrics {
     /// Bytes an agent wrote since its last report.
     pub fn deploy_image_bytes(&self, delta: u64) {
         self.deploy_image_bytes.inc_by(delta);
+    }
+
+    /// One power-state sync sweep over `nodes` nodes.
+    pub fn power_sync_sweep(&self, nodes: usize, took: Duration) {
+        self.power_sync_sweeps.observe(took.as_secs_f64());
+        self.power_sync_last_sweep_seconds.set(took.as_secs_f64());
+        self.power_sync_last_sweep_nodes
+            .set(i64::try_from(nodes).unwrap_or(i64::MAX));
+    }
+
+    /// A message other than a task sent to the broker.
+    pub fn message_sent(&self, kind: &'static str) {
+        let labels = MessageLabels {
+            kind: kind.to_owned(),
+        };
+        self.messages_sent.get_or_create(&labels).inc();
     }
 
     pub fn publish(&self, outcome: &str) {

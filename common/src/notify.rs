@@ -364,6 +364,7 @@ async fn publish_loop(broker: Broker, exchange: String, mut rx: mpsc::Receiver<V
                 tracing::warn!(error = %e, %routing_key, "notification lost: the broker went away");
                 continue 'connect;
             }
+            crate::metrics::global().message_sent("notification");
         }
         return;
     }

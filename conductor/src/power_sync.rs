@@ -172,6 +172,7 @@ impl PowerSync {
             }
         }
         report.elapsed = started.elapsed();
+        ferric_common::metrics::global().power_sync_sweep(report.checked, report.elapsed);
         Ok(report)
     }
 

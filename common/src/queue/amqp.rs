@@ -648,8 +648,9 @@ impl Settle for AmqpSettle {
                             .with_correlation_id(id),
                     )
                     .await;
-                if let Err(e) = published {
-                    tracing::warn!(error = %e, "could not send a task reply");
+                match published {
+                    Ok(_) => crate::metrics::global().message_sent("reply"),
+                    Err(e) => tracing::warn!(error = %e, "could not send a task reply"),
                 }
             }
             if let Err(e) = self.delivery.acker.ack(BasicAckOptions::default()).await {

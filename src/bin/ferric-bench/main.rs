@@ -16,6 +16,7 @@ mod phases;
 mod procstat;
 mod progress;
 mod report;
+mod scale;
 mod stats;
 
 use std::path::PathBuf;
@@ -37,6 +38,10 @@ struct Cli {
 enum Command {
     /// Runs the benchmark against one server and prints its figures.
     Run(RunArgs),
+    /// A simulated fleet (ferric-sim: Redfish and IPMI BMCs, agents) enrolled,
+    /// swept, managed, provided and deployed through Ferric, embedded and
+    /// distributed; prints the figures, fails when anything failed.
+    Scale(scale::ScaleArgs),
     /// Prints each figure of OTHER reports next to BASELINE's, with the ratio.
     Compare {
         /// The report the others are compared with (e.g. Ironic's).
@@ -125,6 +130,17 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(failed) = report.failed {
                 anyhow::bail!("the run stopped early: {failed}");
+            }
+        }
+        Command::Scale(args) => {
+            let report = runtime.block_on(scale::run(&args))?;
+            println!("{}", report.table());
+            if let Some(path) = &args.json {
+                std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+            }
+            let errors: u64 = report.runs.iter().map(|r| r.errors).sum();
+            if errors > 0 {
+                anyhow::bail!("{errors} errors during the scale run");
             }
         }
         Command::Compare { baseline, others } => {

@@ -1,7 +1,8 @@
 //! The simulator's own HTTP API, for tests and rehearsals: read a BMC's
 //! state (`GET /bmcs/{index}`), set its faults or power (`PATCH
 //! /bmcs/{index}`, or every BMC with `PATCH /bmcs`), and the fleet's totals
-//! (`GET /stats`).
+//! (`GET /stats`, the agents' too); the simulated agents' command API
+//! is served here as well ([`crate::agents`]).
 //!
 //! Invariant: a PATCH with anything but the known keys, or a value out of
 //! range, is refused with 400 and changes nothing.
@@ -16,10 +17,11 @@ use axum::routing::{get, patch};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::agents::Agents;
 use crate::fleet::{Bmc, Faults};
 
-/// The BMCs, and the index of the first.
-type Bmcs = Arc<(Vec<Arc<Bmc>>, usize)>;
+/// The BMCs, the index of the first, and the agents when they run.
+type Bmcs = Arc<(Vec<Arc<Bmc>>, usize, Option<Arc<Agents>>)>;
 
 fn bmc(bmcs: &Bmcs, index: usize) -> Option<&Arc<Bmc>> {
     bmcs.0.get(index.checked_sub(bmcs.1)?)
@@ -37,12 +39,20 @@ struct Change {
 }
 
 /// Serves the control API on `listener` until the process ends.
-pub async fn serve(bmcs: Vec<Arc<Bmc>>, first_index: usize, listener: tokio::net::TcpListener) {
-    let routes = axum::Router::new()
+pub async fn serve(
+    bmcs: Vec<Arc<Bmc>>,
+    first_index: usize,
+    agents: Option<Arc<Agents>>,
+    listener: tokio::net::TcpListener,
+) {
+    let mut routes = axum::Router::new()
         .route("/bmcs/{index}", get(show).patch(change_one))
         .route("/bmcs", patch(change_all))
         .route("/stats", get(stats))
-        .with_state(Arc::new((bmcs, first_index)));
+        .with_state(Arc::new((bmcs, first_index, agents.clone())));
+    if let Some(agents) = agents {
+        routes = routes.merge(agents.routes());
+    }
     let _ = axum::serve(listener, routes).await;
 }
 
@@ -145,6 +155,7 @@ async fn stats(State(bmcs): State<Bmcs>) -> Response {
             "requests": requests,
             "injected_errors": errors,
             "powered_on": on,
+            "agents": bmcs.2.as_ref().map(|a| a.stats()),
         }),
     )
 }

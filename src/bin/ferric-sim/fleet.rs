@@ -2,13 +2,20 @@
 //! boot override, virtual media, and the faults it is told to show
 //! (latency, an error rate, hanging), plus what it was asked.
 //!
+//! A machine powered on (off → on) boots: a one-time boot override is
+//! spent, and when it boots from the network the machine's PXE boot is
+//! announced (to the simulated agents, when there are any).
+//!
 //! Invariants: a BMC's state changes only under its own lock, held for no
 //! await; the error rate is exact and repeatable (request n fails when
-//! `floor((n + 1) · rate)` passes an integer), not random.
+//! `floor((n + 1) · rate)` passes an integer), not random; each boot has
+//! its own number, so whatever ran in an earlier boot can tell it is gone.
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -19,7 +26,18 @@ pub struct Bmc {
     pub address: SocketAddr,
     pub username: String,
     pub password: String,
+    /// The machine's NIC (what an agent looks its node up by).
+    pub mac: String,
     state: Mutex<State>,
+    /// Where a boot from the network is announced: (index, boot number).
+    pxe_boots: OnceLock<UnboundedSender<(usize, u64)>>,
+}
+
+/// The NIC address of machine `index`: locally administered, unique for
+/// 16 million machines.
+pub fn mac_of(index: usize) -> String {
+    let b = (index as u32).to_be_bytes();
+    format!("02:fe:51:{:02x}:{:02x}:{:02x}", b[1], b[2], b[3])
 }
 
 /// What a BMC holds and reports.
@@ -36,6 +54,8 @@ pub struct State {
     pub media: Option<String>,
     /// Power transitions so far (on→off and off→on).
     pub power_changes: u64,
+    /// Boots so far (off→on transitions); the current boot's number.
+    pub boots: u64,
     pub faults: Faults,
     /// Requests answered (any outcome).
     pub requests: u64,
@@ -83,6 +103,8 @@ impl Bmc {
             address,
             username: username.to_owned(),
             password: password.to_owned(),
+            mac: mac_of(index),
+            pxe_boots: OnceLock::new(),
             state: Mutex::new(State {
                 power_on: false,
                 boot_target: "None".into(),
@@ -90,6 +112,7 @@ impl Bmc {
                 boot_mode: "UEFI".into(),
                 media: None,
                 power_changes: 0,
+                boots: 0,
                 faults: Faults::default(),
                 requests: 0,
                 injected_errors: 0,
@@ -125,14 +148,38 @@ impl Bmc {
         })
     }
 
-    /// Sets the power, counting a change.
+    /// Announces this machine's boots from the network on `to`.
+    pub fn announce_pxe_boots(&self, to: UnboundedSender<(usize, u64)>) {
+        let _ = self.pxe_boots.set(to);
+    }
+
+    /// Sets the power, counting a change; off → on boots the machine.
     pub fn set_power(&self, on: bool) {
-        self.with(|s| {
-            if s.power_on != on {
-                s.power_changes += 1;
+        let pxe_boot = self.with(|s| {
+            if s.power_on == on {
+                return None;
             }
+            s.power_changes += 1;
             s.power_on = on;
+            if !on {
+                return None;
+            }
+            s.boots += 1;
+            let from_network = s.boot_enabled != "Disabled" && s.boot_target == "Pxe";
+            if s.boot_enabled == "Once" {
+                s.boot_enabled = "Disabled".into();
+                s.boot_target = "None".into();
+            }
+            from_network.then_some(s.boots)
         });
+        if let (Some(boot), Some(to)) = (pxe_boot, self.pxe_boots.get()) {
+            let _ = to.send((self.index, boot));
+        }
+    }
+
+    /// Whether the machine is still in boot `boot`.
+    pub fn in_boot(&self, boot: u64) -> bool {
+        self.with(|s| s.power_on && s.boots == boot)
     }
 
     /// The state and faults, for the control API.
@@ -193,5 +240,38 @@ mod tests {
         bmc.set_power(true);
         bmc.set_power(true);
         assert_eq!(bmc.with(|s| s.power_changes), 1);
+    }
+
+    #[test]
+    fn a_boot_spends_a_one_time_override_and_announces_a_network_boot() {
+        let bmc = Bmc::new(7, "127.0.0.1:1".parse().unwrap(), "admin", "pw");
+        let (to, mut boots) = tokio::sync::mpsc::unbounded_channel();
+        bmc.announce_pxe_boots(to);
+        bmc.with(|s| {
+            s.boot_target = "Pxe".into();
+            s.boot_enabled = "Once".into();
+        });
+        bmc.set_power(true);
+        assert_eq!(boots.try_recv().unwrap(), (7, 1));
+        assert!(bmc.in_boot(1));
+        assert_eq!(
+            bmc.with(|s| (s.boot_target.clone(), s.boot_enabled.clone())),
+            ("None".to_owned(), "Disabled".to_owned())
+        );
+        // The override was spent: the next boot is from disk.
+        bmc.set_power(false);
+        assert!(!bmc.in_boot(1));
+        bmc.set_power(true);
+        assert!(boots.try_recv().is_err());
+        // A continuous PXE override boots from the network every time.
+        bmc.with(|s| {
+            s.boot_target = "Pxe".into();
+            s.boot_enabled = "Continuous".into();
+        });
+        bmc.set_power(false);
+        bmc.set_power(true);
+        assert_eq!(boots.try_recv().unwrap(), (7, 3));
+        assert_eq!(mac_of(7), "02:fe:51:00:00:07");
+        assert_eq!(mac_of(70_000), "02:fe:51:01:11:70");
     }
 }

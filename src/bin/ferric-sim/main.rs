@@ -3,12 +3,16 @@
 //! Redfish (HTTP) or IPMI 2.0 (RMCP+ over UDP, cipher suite 3), each on its
 //! own loopback address and port, with its own credentials, power state,
 //! boot override and virtual CD, and faults on demand (latency, an error
-//! rate, hanging), steered through a small control API.
+//! rate, hanging), steered through a small control API. With
+//! `--agents-api`, a machine that boots from the network runs a simulated
+//! deploy agent against that Ironic-compatible API ([`agents`]).
 //!
 //! Invariants: it listens on loopback addresses only (checked before any
-//! socket is opened) and never connects anywhere; the manifest it writes
-//! lists every BMC it serves, and only once all of them listen.
+//! socket is opened) and connects only to loopback addresses (the agents'
+//! API and image URLs); the manifest it writes lists every BMC it serves,
+//! and only once all of them listen.
 
+mod agents;
 mod control;
 mod fleet;
 mod ipmi;
@@ -77,6 +81,45 @@ struct Cli {
     /// within its own open-file limit.
     #[arg(long, default_value_t = 0)]
     first_index: usize,
+    /// The Ironic-compatible API simulated agents look their nodes up at
+    /// and heartbeat to (loopback only); without it, no agents run.
+    #[arg(long)]
+    agents_api: Option<String>,
+    /// Seconds from a network boot to its agent's first lookup.
+    #[arg(long, default_value_t = 1.0)]
+    agent_boot_secs: f64,
+    /// The shortest time a `write_image` takes, in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    agent_write_secs: f64,
+    /// Seconds each clean step takes.
+    #[arg(long, default_value_t = 1.0)]
+    agent_clean_step_secs: f64,
+    /// Seconds between heartbeats (default: the API's heartbeat timeout ×
+    /// 0.3–0.6, as ironic-python-agent).
+    #[arg(long)]
+    agent_heartbeat_secs: Option<f64>,
+    /// Seconds between lookups while no node waits for the machine.
+    #[arg(long, default_value_t = 1.0)]
+    agent_lookup_interval_secs: f64,
+}
+
+fn seconds(name: &str, value: f64) -> anyhow::Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(value)
+        .map_err(|_| anyhow::anyhow!("--{name} must be a number of seconds ≥ 0, not {value}"))
+}
+
+/// The agents' timing from the command line.
+fn timing(cli: &Cli) -> anyhow::Result<agents::Timing> {
+    Ok(agents::Timing {
+        boot: seconds("agent-boot-secs", cli.agent_boot_secs)?,
+        write: seconds("agent-write-secs", cli.agent_write_secs)?,
+        clean_step: seconds("agent-clean-step-secs", cli.agent_clean_step_secs)?,
+        lookup_interval: seconds("agent-lookup-interval-secs", cli.agent_lookup_interval_secs)?,
+        heartbeat: cli
+            .agent_heartbeat_secs
+            .map(|s| seconds("agent-heartbeat-secs", s))
+            .transpose()?,
+    })
 }
 
 /// The address of the `index`th BMC of a kind: with `spread`, its own
@@ -109,6 +152,12 @@ fn check(cli: &Cli) -> anyhow::Result<()> {
     if cli.redfish + cli.ipmi == 0 {
         bail!("no BMCs: give --redfish N and/or --ipmi N");
     }
+    if let Some(api) = &cli.agents_api
+        && !agents::is_loopback_url(api)
+    {
+        bail!("--agents-api must be an http URL with a loopback IP address, not {api}");
+    }
+    timing(cli)?;
     Ok(())
 }
 
@@ -206,6 +255,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 json!({
                     "index": b.index,
+                    "mac": b.mac,
                     "protocol": protocol,
                     "address": address,
                     "port": b.address.port(),
@@ -226,6 +276,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     {
         println!("{ready}");
     }
-    control::serve(bmcs, cli.first_index, control).await;
+    let agents = match &cli.agents_api {
+        Some(api) => {
+            let agents = agents::Agents::new(
+                api,
+                control_addr,
+                bmcs.clone(),
+                cli.first_index,
+                timing(&cli)?,
+            )?;
+            let (to, boots) = tokio::sync::mpsc::unbounded_channel();
+            for bmc in &bmcs {
+                bmc.announce_pxe_boots(to.clone());
+            }
+            tokio::spawn(agents.clone().run(boots));
+            Some(agents)
+        }
+        None => None,
+    };
+    control::serve(bmcs, cli.first_index, agents, control).await;
     Ok(())
 }
