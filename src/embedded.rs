@@ -31,6 +31,15 @@ pub struct Embedded {
     conductor: ConductorHandle,
 }
 
+/// The pool connections the conductor may hold at once: all but a quarter
+/// (at least one), which stay for the API — a burst of conductor work
+/// (10,000 deploys at once) would otherwise queue every connection ahead
+/// of the API's reads.
+fn conductor_connections(pool_size: u32) -> usize {
+    let pool = pool_size as usize;
+    pool.saturating_sub((pool / 4).max(1)).max(1)
+}
+
 impl Embedded {
     /// Migrates the database, starts the conductor, binds the API.
     ///
@@ -60,7 +69,8 @@ impl Embedded {
             settings.conductor_host(),
             db.clone()
                 .with_checkout_timeout(settings.database.connection_timeout())
-                .riding_out(settings.database.outage_tolerance()),
+                .riding_out(settings.database.outage_tolerance())
+                .sharing_at_most(conductor_connections(settings.database.pool_size)),
             queue.clone(),
             feed.clone(),
         )

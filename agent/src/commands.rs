@@ -109,7 +109,20 @@ pub enum Refusal {
 #[derive(Clone, Default)]
 pub struct Commands {
     results: Arc<Mutex<Vec<CommandResult>>>,
+    /// Woken when an asynchronous command ends: as IPA, the agent then
+    /// heartbeats at once, so the conductor carries on without waiting for
+    /// the next periodic heartbeat.
+    ended: Arc<tokio::sync::Notify>,
 }
+
+/// The commands that run in the background (IPA's `async_command`s); the
+/// others answer with their result.
+const ASYNC: [&str; 4] = [
+    "deploy.execute_deploy_step",
+    "clean.execute_clean_step",
+    "standby.prepare_image",
+    "image.install_bootloader",
+];
 
 /// The commands this agent implements.
 const KNOWN: [&str; 10] = [
@@ -156,6 +169,11 @@ impl Commands {
 
     pub fn all(&self) -> Vec<CommandResult> {
         self.lock().clone()
+    }
+
+    /// Wakes when an asynchronous command has ended.
+    pub fn ended(&self) -> Arc<tokio::sync::Notify> {
+        self.ended.clone()
     }
 
     pub fn get(&self, id: &str) -> Option<CommandResult> {
@@ -220,6 +238,9 @@ impl Commands {
         let handle = tokio::spawn(async move {
             let outcome = run(&machine, &name, params).await;
             commands.finish(&id, outcome);
+            if ASYNC.contains(&name.as_str()) {
+                commands.ended.notify_one();
+            }
         });
         Ok((result, handle))
     }

@@ -238,7 +238,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Looks the node up, hands the token to the command API, then heartbeats
-/// forever; returns only when lookup gives up.
+/// forever (at once whenever an asynchronous command ends); returns only
+/// when lookup gives up.
 async fn look_up_and_heartbeat(
     api: ironic::Api,
     macs: Vec<String>,
@@ -264,6 +265,7 @@ async fn look_up_and_heartbeat(
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = found.image_policy.clone();
     let progress = agent.machine.progress.clone();
+    let ended = agent.commands.ended();
     loop {
         match api
             .heartbeat(
@@ -281,12 +283,16 @@ async fn look_up_and_heartbeat(
             Some(secs) => Duration::from_secs(secs),
             None => found.heartbeat_timeout.mul_f64(ids::jitter(0.3, 0.6)),
         };
-        // While an image is written, the progress goes out more often.
+        // While an image is written, the progress goes out more often; a
+        // command that ended goes out at once (as IPA's force_heartbeat).
         let next = tokio::time::Instant::now() + interval;
         let mut waited = Duration::ZERO;
         while tokio::time::Instant::now() < next {
             let step = (next - tokio::time::Instant::now()).min(Duration::from_secs(1));
-            tokio::time::sleep(step).await;
+            tokio::select! {
+                () = tokio::time::sleep(step) => {}
+                () = ended.notified() => break,
+            }
             waited += step;
             if progress.is_active() && waited >= PROGRESS_HEARTBEAT {
                 break;

@@ -24,6 +24,7 @@ mod partitions;
 mod pxe;
 mod redfish;
 mod rolling;
+mod scale;
 mod security;
 mod service_tls;
 mod sim;

@@ -259,6 +259,11 @@ pub struct Db {
     /// One permit per pooled connection: [`Db::run`] waits here, on no
     /// thread, until a connection can be had at once.
     permits: Arc<tokio::sync::Semaphore>,
+    /// This handle's own cap on the pool's connections, taken before a
+    /// pool permit (`None`: the whole pool): a process whose API and
+    /// conductor share a pool caps the conductor, so its bursts never
+    /// queue every connection ahead of the API's reads.
+    share: Option<Arc<tokio::sync::Semaphore>>,
     sqlite: bool,
     /// How long one checkout waits for a connection.
     checkout_timeout: Duration,
@@ -398,11 +403,20 @@ impl Db {
         Ok(Db {
             pool,
             permits,
+            share: None,
             sqlite,
             checkout_timeout,
             ride_out: None,
             health: Arc::default(),
         })
+    }
+
+    /// This handle using at most `connections` of the pool's connections at
+    /// once (at least one); other handles of the pool are not limited by it.
+    #[must_use]
+    pub fn sharing_at_most(mut self, connections: usize) -> Db {
+        self.share = Some(Arc::new(tokio::sync::Semaphore::new(connections.max(1))));
+        self
     }
 
     /// This handle's checkouts wait at most `timeout` for a connection
@@ -488,16 +502,23 @@ impl Db {
     {
         // A blocking thread only once a connection is free: without the
         // permit, 256 concurrent requests parked 256 threads in `pool.get()`.
-        let acquire = self.permits.clone().acquire_owned();
-        let permit = match deadline {
-            None => acquire.await,
-            Some(deadline) => tokio::time::timeout_at(deadline.into(), acquire)
-                .await
-                .map_err(|_| {
-                    DbError::Unavailable("timed out waiting for a database connection".into())
-                })?,
-        }
-        .map_err(|e| DbError::Task(e.to_string()))?;
+        let wait = |semaphore: Arc<tokio::sync::Semaphore>| async move {
+            let acquire = semaphore.acquire_owned();
+            match deadline {
+                None => acquire.await,
+                Some(deadline) => tokio::time::timeout_at(deadline.into(), acquire)
+                    .await
+                    .map_err(|_| {
+                        DbError::Unavailable("timed out waiting for a database connection".into())
+                    })?,
+            }
+            .map_err(|e| DbError::Task(e.to_string()))
+        };
+        let share = match &self.share {
+            Some(share) => Some(wait(share.clone()).await?),
+            None => None,
+        };
+        let permit = wait(self.permits.clone()).await?;
         // Known down (read once the permit is ours: the calls before us may
         // just have found out): a fail-fast call takes a connection only if
         // the pool has one at hand (r2d2 keeps reconnecting in the background).
@@ -523,6 +544,7 @@ impl Db {
                 _ => health.succeeded(),
             }
             drop(permit);
+            drop(share);
             result
         })
         .await

@@ -31,7 +31,7 @@ use rand::RngCore as _;
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq as _;
 
-use crate::task::Task;
+use crate::task::{Acquired, Task};
 use crate::tasks::{Context, TaskError, accepted, node_locked, node_not_found, refused};
 
 /// What a repeated lookup gets instead of the token.
@@ -257,28 +257,43 @@ pub async fn heartbeat(
         Ok(_) => {}
     }
     tracing::debug!(node.uuid = %node.uuid, "agent heartbeat recorded");
-    if [ProvisionState::DeployWait, ProvisionState::CleanWait]
+    let waiting = [ProvisionState::DeployWait, ProvisionState::CleanWait]
         .iter()
-        .any(|s| node.provision_state == s.as_str())
-    {
+        .any(|s| node.provision_state == s.as_str());
+    if waiting {
         // A heartbeat keeps the callback timeout away, as Ironic's
         // `touch_provisioning`.
         let id = node.id;
         ctx.db
             .run(move |conn| Node::touch_provisioning(conn, id))
             .await?;
+    }
+    // Also while the node is still on its way into the wait (the task that
+    // booted the ramdisk has not let go yet): a ramdisk that boots fast
+    // heartbeats first, and dropping that heartbeat, as Ironic does, would
+    // stall the deploy until the agent's next one, minutes later.
+    let arriving = [ProvisionState::Deploying, ProvisionState::Cleaning]
+        .iter()
+        .any(|s| node.provision_state == s.as_str());
+    if waiting || arriving {
         ctx.tracker.spawn(continue_deploy(ctx.clone(), node));
     }
     Ok(accepted())
 }
 
 /// What a heartbeat does in the background: the node's deploy interface
-/// carries the deploy on, under the node's lock. Another heartbeat holding
-/// the lock, or a node no longer waiting, makes it do nothing.
+/// carries the deploy on, under the node's lock, waited for as any task
+/// waits (`node_locked_retry_attempts`). A lock still held after that, or
+/// a node not (or no longer) waiting for its agent, makes it do nothing:
+/// the agent's next heartbeat tries again.
 async fn continue_deploy(ctx: Context, node: Node) {
-    let mut task = match Task::try_exclusive(&ctx, &node).await {
-        Ok(Some(task)) => task,
-        Ok(None) => return,
+    let mut task = match Task::exclusive(&ctx, &node.uuid).await {
+        Ok(Acquired::Locked(task)) => *task,
+        Ok(Acquired::NotFound) => return,
+        Ok(Acquired::HeldBy(holder)) => {
+            tracing::info!(node.uuid = %node.uuid, %holder, "node busy; its agent's next heartbeat continues the deploy");
+            return;
+        }
         Err(e) => {
             tracing::warn!(node.uuid = %node.uuid, error = %e, "could not take the node to continue its deploy");
             return;

@@ -145,6 +145,8 @@ pub struct Phase {
     pub nodes_per_s: f64,
     pub conductor_cpu_s: f64,
     pub api_cpu_s: Option<f64>,
+    /// The conducting processes' resident memory at the phase's end.
+    pub conductor_rss_mib: f64,
 }
 
 /// Everything one mode measured.
@@ -325,7 +327,7 @@ impl<'p> Clock<'p> {
     /// Ends a phase named `name`, recorded in `phases`, and starts the next.
     fn end(&mut self, name: &str, phases: &mut Vec<Phase>) {
         let secs = self.started.elapsed().as_secs_f64();
-        let (c1, a1) = (usage(self.conductors).0, usage(self.api).0);
+        let ((c1, rss), a1) = (usage(self.conductors), usage(self.api).0);
         log(&format!("{:?}: {name}: {secs:.2} s", self.mode));
         phases.push(Phase {
             name: name.to_owned(),
@@ -333,6 +335,7 @@ impl<'p> Clock<'p> {
             nodes_per_s: round(self.nodes as f64 / secs.max(1e-9), 1),
             conductor_cpu_s: round(c1 - self.cpu.0, 2),
             api_cpu_s: (!self.api.is_empty()).then(|| round(a1 - self.cpu.1, 2)),
+            conductor_rss_mib: round(rss, 1),
         });
         self.restart();
     }
