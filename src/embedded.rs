@@ -151,3 +151,18 @@ impl Embedded {
         self.shutdown().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::conductor_connections;
+
+    #[test]
+    fn the_conductor_leaves_a_quarter_of_the_pool_to_the_api() {
+        assert_eq!(conductor_connections(8), 6);
+        assert_eq!(conductor_connections(4), 3);
+        assert_eq!(conductor_connections(2), 1);
+        // A pool of one is shared: the conductor still gets its connection.
+        assert_eq!(conductor_connections(1), 1);
+        assert_eq!(conductor_connections(32), 24);
+    }
+}

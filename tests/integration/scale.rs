@@ -91,7 +91,12 @@ async fn five_hundred_machines_deploy_through_both_modes_without_an_error() {
     assert_eq!(distributed["conductors"], 3);
     // Each deploy went through the broker and the database.
     assert!(distributed["amqp_messages_per_deploy"].as_f64().unwrap() >= 1.0);
-    assert!(distributed["db_per_deploy"]["transactions"].as_f64().unwrap() >= 1.0);
+    assert!(
+        distributed["db_per_deploy"]["transactions"]
+            .as_f64()
+            .unwrap()
+            >= 1.0
+    );
     assert!(runs[0]["amqp_messages_per_deploy"].is_null());
     assert!(printed.contains("errors: 0"), "{printed}");
 }

@@ -678,4 +678,45 @@ mod tests {
         assert!(!DbError::Migration("bad".into()).is_transient());
         assert!(!DbError::Task("panicked".into()).is_transient());
     }
+    #[tokio::test]
+    async fn a_capped_handle_leaves_the_rest_of_the_pool_to_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("cap.sqlite").display());
+        let db = Db::connect(&url, 3, Duration::from_secs(5)).unwrap();
+        let capped = db.clone().sharing_at_most(1);
+        // Two calls of the capped handle that each hold their connection
+        // until told to let go.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Arc::new(Mutex::new(held));
+        let mut calls = Vec::new();
+        for _ in 0..2 {
+            let (capped, held) = (capped.clone(), held.clone());
+            calls.push(tokio::spawn(async move {
+                capped
+                    .run(move |_| {
+                        let _ = held.lock().map(|rx| rx.recv());
+                        Ok(())
+                    })
+                    .await
+            }));
+        }
+        // Both have run as far as they can: one holds a pool permit, the
+        // other waits for the handle's own.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(db.permits.available_permits(), 2, "the cap was passed");
+        // The uncapped handle still gets connections at once.
+        for _ in 0..2 {
+            tokio::time::timeout(Duration::from_secs(5), db.run(|_| Ok(())))
+                .await
+                .expect("the rest of the pool is free")
+                .unwrap();
+        }
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+    }
 }

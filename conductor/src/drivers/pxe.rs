@@ -244,8 +244,13 @@ pub fn prepare_ramdisk(
         write_atomic(&config, contents.as_bytes())?;
         written.push(config);
         if kind == BootKind::Ipxe {
+            // Shared by every node: written only when it changes (as
+            // Ironic), not once per deploy.
             let script = boot.http_root.join("boot.ipxe");
-            write_atomic(&script, boot_script(boot).as_bytes())?;
+            let wanted = boot_script(boot);
+            if std::fs::read(&script).ok().as_deref() != Some(wanted.as_bytes()) {
+                write_atomic(&script, wanted.as_bytes())?;
+            }
         }
         for mac in macs {
             for (link, target) in mac_links(boot, kind, node_uuid, mac) {

@@ -22,7 +22,9 @@ fn client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .connect_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(30))
+        // Below the server's keep-alive (Ferric's and most servers' 5 s):
+        // a connection the server is closing just then is never reused.
+        .pool_idle_timeout(Duration::from_secs(4))
         .tcp_nodelay(true)
         .build()?)
 }

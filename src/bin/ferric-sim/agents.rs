@@ -288,20 +288,23 @@ impl Agents {
     }
 
     /// The agent of machine `index` when it runs and `token` is its token.
-    fn admit(&self, index: usize, token: Option<&str>) -> Result<(usize, u64), Response> {
+    fn admit(&self, index: usize, token: Option<&str>) -> Result<(usize, u64), Refused> {
         let Some(position) = self.position(index) else {
-            return Err(fault(StatusCode::NOT_FOUND, format!("no machine {index}")));
+            return Err(Refused(
+                StatusCode::NOT_FOUND,
+                format!("no machine {index}"),
+            ));
         };
         let (boot, known) = self.slot(position, |s| (s.boot, s.token.clone()));
         if boot == 0 || !self.bmcs[position].in_boot(boot) {
-            return Err(fault(
+            return Err(Refused(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ferric-sim: no agent runs on this machine".into(),
             ));
         }
         match (known, token) {
             (Some(known), Some(offered)) if known == offered => Ok((position, boot)),
-            _ => Err(fault(
+            _ => Err(Refused(
                 StatusCode::UNAUTHORIZED,
                 "Received unauthorized request: the agent_token is missing or invalid.".into(),
             )),
@@ -342,6 +345,15 @@ fn fault(status: StatusCode, message: String) -> Response {
     (status, Json(json!({"faultstring": message}))).into_response()
 }
 
+/// A command API request refused: its status and fault string.
+struct Refused(StatusCode, String);
+
+impl axum::response::IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        fault(self.0, self.1)
+    }
+}
+
 #[derive(Deserialize)]
 struct CommandQuery {
     agent_token: Option<String>,
@@ -376,7 +388,7 @@ async fn list(
             let commands = agents.slot(position, |s| s.commands.clone());
             (StatusCode::OK, Json(json!({"commands": commands}))).into_response()
         }
-        Err(refused) => refused,
+        Err(refused) => refused.into_response(),
     }
 }
 
@@ -388,7 +400,7 @@ async fn command(
 ) -> Response {
     let (position, boot) = match agents.admit(index, query.agent_token.as_deref()) {
         Ok(admitted) => admitted,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     agents.counters.commands.fetch_add(1, Ordering::Relaxed);
     let running = agents.slot(position, |s| {

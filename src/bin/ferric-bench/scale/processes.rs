@@ -299,15 +299,14 @@ impl Ferric {
                 .status()
                 .await;
         }
-        if let Some((url, name)) = self.database.take() {
-            if let Err(e) = psql(
+        if let Some((url, name)) = self.database.take()
+            && let Err(e) = psql(
                 &url,
                 &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
             )
             .await
-            {
-                super::log(&format!("could not drop database {name}: {e:#}"));
-            }
+        {
+            super::log(&format!("could not drop database {name}: {e:#}"));
         }
     }
 }
