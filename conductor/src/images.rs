@@ -207,14 +207,15 @@ pub enum ImageError {
     },
 }
 
-enum Hasher {
+/// A running image checksum of any [`Algo`].
+pub enum Hasher {
     Md5(md5::Md5),
     Sha256(sha2::Sha256),
     Sha512(sha2::Sha512),
 }
 
 impl Hasher {
-    fn new(algo: Algo) -> Hasher {
+    pub fn new(algo: Algo) -> Hasher {
         match algo {
             Algo::Md5 => Hasher::Md5(md5::Md5::new()),
             Algo::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
@@ -222,7 +223,7 @@ impl Hasher {
         }
     }
 
-    fn update(&mut self, data: &[u8]) {
+    pub fn update(&mut self, data: &[u8]) {
         match self {
             Hasher::Md5(h) => h.update(data),
             Hasher::Sha256(h) => h.update(data),
@@ -230,7 +231,8 @@ impl Hasher {
         }
     }
 
-    fn finish(self) -> String {
+    /// The checksum, lowercase hex.
+    pub fn finish(self) -> String {
         match self {
             Hasher::Md5(h) => hex::encode(h.finalize()),
             Hasher::Sha256(h) => hex::encode(h.finalize()),

@@ -27,8 +27,9 @@ use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::Digest as _;
 use tokio::sync::Notify;
+
+use ferric_conductor::images::{Algo, Hasher};
 
 use crate::fleet::Bmc;
 
@@ -518,7 +519,9 @@ impl Agents {
                 None => return Err("image_info has no checksum".into()),
             },
         };
-        let mut hasher = Hasher::new(&algo)?;
+        let mut hasher = Algo::parse(&algo)
+            .map(Hasher::new)
+            .ok_or_else(|| format!("Unsupported image hash algorithm {algo}"))?;
         let mut response = self
             .http
             .get(&url)
@@ -549,40 +552,6 @@ impl Agents {
     }
 }
 
-/// The hashes images are checked with.
-enum Hasher {
-    Md5(md5::Md5),
-    Sha256(sha2::Sha256),
-    Sha512(sha2::Sha512),
-}
-
-impl Hasher {
-    fn new(algo: &str) -> Result<Hasher, String> {
-        match algo {
-            "md5" => Ok(Hasher::Md5(md5::Md5::new())),
-            "sha256" => Ok(Hasher::Sha256(sha2::Sha256::new())),
-            "sha512" => Ok(Hasher::Sha512(sha2::Sha512::new())),
-            other => Err(format!("Unsupported image hash algorithm {other}")),
-        }
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Hasher::Md5(h) => h.update(bytes),
-            Hasher::Sha256(h) => h.update(bytes),
-            Hasher::Sha512(h) => h.update(bytes),
-        }
-    }
-
-    fn finish(self) -> String {
-        match self {
-            Hasher::Md5(h) => hex::encode(h.finalize()),
-            Hasher::Sha256(h) => hex::encode(h.finalize()),
-            Hasher::Sha512(h) => hex::encode(h.finalize()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -595,19 +564,5 @@ mod tests {
         assert!(!is_loopback_url("http://10.0.0.1/x"));
         assert!(!is_loopback_url("http://localhost/x"));
         assert!(!is_loopback_url("not a url"));
-    }
-
-    #[test]
-    fn images_are_hashed_with_the_declared_algorithm() {
-        let mut h = Hasher::new("sha256").unwrap();
-        h.update(b"abc");
-        assert_eq!(
-            h.finish(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        let mut h = Hasher::new("md5").unwrap();
-        h.update(b"abc");
-        assert_eq!(h.finish(), "900150983cd24fb0d6963f7d28e17f72");
-        assert!(Hasher::new("crc32").is_err());
     }
 }
