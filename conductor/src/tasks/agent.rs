@@ -257,36 +257,33 @@ pub async fn heartbeat(
         Ok(_) => {}
     }
     tracing::debug!(node.uuid = %node.uuid, "agent heartbeat recorded");
-    let waiting = [ProvisionState::DeployWait, ProvisionState::CleanWait]
+    if [ProvisionState::DeployWait, ProvisionState::CleanWait]
         .iter()
-        .any(|s| node.provision_state == s.as_str());
-    if waiting {
+        .any(|s| node.provision_state == s.as_str())
+    {
         // A heartbeat keeps the callback timeout away, as Ironic's
         // `touch_provisioning`.
         let id = node.id;
         ctx.db
             .run(move |conn| Node::touch_provisioning(conn, id))
             .await?;
-    }
-    // Also while the node is still on its way into the wait (the task that
-    // booted the ramdisk has not let go yet): a ramdisk that boots fast
-    // heartbeats first, and dropping that heartbeat, as Ironic does, would
-    // stall the deploy until the agent's next one, minutes later.
-    let arriving = [ProvisionState::Deploying, ProvisionState::Cleaning]
-        .iter()
-        .any(|s| node.provision_state == s.as_str());
-    if waiting || arriving {
-        ctx.tracker.spawn(continue_deploy(ctx.clone(), node));
+        ctx.tracker
+            .spawn(continue_deploy(ctx.clone(), node, beat.agent_token.clone()));
     }
     Ok(accepted())
 }
 
 /// What a heartbeat does in the background: the node's deploy interface
 /// carries the deploy on, under the node's lock, waited for as any task
-/// waits (`node_locked_retry_attempts`). A lock still held after that, or
-/// a node not (or no longer) waiting for its agent, makes it do nothing:
-/// the agent's next heartbeat tries again.
-async fn continue_deploy(ctx: Context, node: Node) {
+/// waits (`node_locked_retry_attempts`): a ramdisk that boots fast looks
+/// up and heartbeats before the task that booted it has let the node go,
+/// and dropping that heartbeat (as Ironic does) stalled the deploy until
+/// the agent's next one, minutes later. A lock still held after the wait,
+/// a node no longer waiting for its agent, or no longer holding the token
+/// the heartbeat carried (the node was undeployed, or booted another
+/// ramdisk, while the heartbeat waited) makes it do nothing: the agent's
+/// next heartbeat tries again.
+async fn continue_deploy(ctx: Context, node: Node, token: Option<String>) {
     let mut task = match Task::exclusive(&ctx, &node.uuid).await {
         Ok(Acquired::Locked(task)) => *task,
         Ok(Acquired::NotFound) => return,
@@ -299,10 +296,10 @@ async fn continue_deploy(ctx: Context, node: Node) {
             return;
         }
     };
-    if [ProvisionState::DeployWait, ProvisionState::CleanWait]
+    let waiting = [ProvisionState::DeployWait, ProvisionState::CleanWait]
         .iter()
-        .any(|s| task.node.provision_state == s.as_str())
-    {
+        .any(|s| task.node.provision_state == s.as_str());
+    if waiting && token_valid(&task.node, token.as_deref()) {
         let deploy = task.driver.deploy;
         if let Err(e) = deploy.heartbeat(&mut task).await {
             tracing::error!(node.uuid = %node.uuid, error = %e, "could not continue the deploy or cleaning");
