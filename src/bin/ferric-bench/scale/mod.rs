@@ -718,18 +718,19 @@ impl ScaleReport {
             );
             let _ = writeln!(
                 out,
-                "{:<38} {:>9} {:>9} {:>12} {:>9}",
-                "phase", "s", "nodes/s", "cond. CPU-s", "API CPU-s"
+                "{:<36} {:>8} {:>8} {:>11} {:>9} {:>13}",
+                "phase", "s", "nodes/s", "cond. CPU-s", "API CPU-s", "cond. RSS MiB"
             );
             for p in &run.phases {
                 let _ = writeln!(
                     out,
-                    "{:<38} {:>9.2} {:>9.1} {:>12.2} {:>9}",
+                    "{:<36} {:>8.2} {:>8.1} {:>11.2} {:>9} {:>13.1}",
                     p.name,
                     p.secs,
                     p.nodes_per_s,
                     p.conductor_cpu_s,
-                    p.api_cpu_s.map_or("-".into(), |c| format!("{c:.2}"))
+                    p.api_cpu_s.map_or("-".into(), |c| format!("{c:.2}")),
+                    p.conductor_rss_mib
                 );
             }
             for (i, (secs, nodes)) in run.sweeps.iter().enumerate() {
