@@ -73,11 +73,7 @@ impl Samples {
             return None;
         }
         self.micros.sort_unstable();
-        let at = |q: f64| {
-            let n = self.micros.len();
-            let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
-            self.micros[rank - 1] as f64 / 1000.0
-        };
+        let at = |q: f64| nearest_rank(&self.micros, q) as f64 / 1000.0;
         Some(Latency {
             p50_ms: at(0.50),
             p99_ms: at(0.99),
@@ -85,6 +81,14 @@ impl Samples {
             max_ms: at(1.0),
         })
     }
+}
+
+/// The `q` quantile (0–1) of non-empty `sorted` by the nearest-rank method.
+pub fn nearest_rank<T: Copy>(sorted: &[T], q: f64) -> T {
+    let n = sorted.len();
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+    sorted[rank - 1]
 }
 
 /// Seconds as a float, rounded to the microsecond.

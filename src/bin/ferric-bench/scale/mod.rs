@@ -122,12 +122,7 @@ pub struct Spread {
 
 impl Spread {
     fn of(sorted: &[f64]) -> Option<Spread> {
-        let at = |q: f64| {
-            let n = sorted.len();
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
-            (sorted[rank - 1] * 1000.0).round() / 1000.0
-        };
+        let at = |q: f64| round(crate::stats::nearest_rank(sorted, q), 3);
         (!sorted.is_empty()).then(|| Spread {
             p50: at(0.5),
             p90: at(0.9),
